@@ -1,0 +1,35 @@
+//! `rbuild`: daemonless Dockerfile builds, OCI images, registries and containers in one binary.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod commands;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// rbuild: build, store, move and run OCI container images without a daemon.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rbuild",
+    version,
+    about = "Daemonless Dockerfile builds, OCI images, registries and containers",
+    long_about = None,
+    propagate_version = true,
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: commands::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.run() {
+        Ok(code) => code,
+        Err(err) => {
+            report::print_error(&err);
+            ExitCode::from(report::exit_code(&err))
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Error rendering: `error: …` followed by one `caused by: …` line per source,
+//! and a `hint: …` line where the error carries one.
+
+use std::fmt;
+
+/// A hint attached to an error with `anyhow::Context`-style wrapping; printed after the causes.
+#[derive(Debug)]
+pub struct Hint(pub String);
+
+impl fmt::Display for Hint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Hint {}
+
+/// An exit status chosen by a command for its failure (docker's 125/126/127 conventions).
+#[derive(Debug)]
+pub struct ExitStatus(pub u8);
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitStatus {}
+
+/// Print an error chain to stderr in rbuild's format.
+pub fn print_error(err: &anyhow::Error) {
+    let mut hints = Vec::new();
+    let mut first = true;
+    for cause in err.chain() {
+        if let Some(h) = cause.downcast_ref::<Hint>() {
+            hints.push(h.0.clone());
+            continue;
+        }
+        if cause.downcast_ref::<ExitStatus>().is_some() {
+            continue;
+        }
+        if first {
+            eprintln!("error: {cause}");
+            first = false;
+        } else {
+            eprintln!("  caused by: {cause}");
+        }
+    }
+    for h in hints {
+        eprintln!("  hint: {h}");
+    }
+}
+
+/// The process exit code for an error: the one it carries, or 1.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|c| c.downcast_ref::<ExitStatus>().map(|s| s.0))
+        .unwrap_or(1)
+}

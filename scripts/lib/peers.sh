@@ -1,0 +1,103 @@
+# Shared by scripts/test and bench/: install and run the real peers rbuild is tested against.
+# Every function is idempotent; peers_stop undoes everything peers_start did.
+
+# Debian packages the tests and benchmarks use, as "command:package".
+RBUILD_PEER_PACKAGES=(
+  busybox:busybox-static
+  dockerd:docker.io
+  skopeo:skopeo
+  docker-registry:docker-registry
+  runc:runc
+  buildah:buildah
+)
+
+peers_install() {
+  local missing=() entry cmd pkg
+  for entry in "${RBUILD_PEER_PACKAGES[@]}"; do
+    cmd=${entry%%:*} pkg=${entry#*:}
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+    return 1
+  fi
+  echo "installing: ${missing[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+peers_start() {
+  RBUILD_PEER_DIR=$(mktemp -d /tmp/rbuild-peers.XXXXXX)
+  export RBUILD_PEER_DIR
+  export RBUILD_BUSYBOX=${RBUILD_BUSYBOX:-$(command -v busybox)}
+
+  # dockerd: no bridge, no iptables, its own data root and socket, so nothing else is touched.
+  if [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null; then
+    local sock="$RBUILD_PEER_DIR/docker.sock"
+    dockerd --bridge=none --iptables=false --ip-masq=false --ip-forward=false \
+      --data-root "$RBUILD_PEER_DIR/docker" --exec-root "$RBUILD_PEER_DIR/docker-exec" \
+      --pidfile "$RBUILD_PEER_DIR/docker.pid" --host "unix://$sock" \
+      >"$RBUILD_PEER_DIR/dockerd.log" 2>&1 &
+    echo $! >"$RBUILD_PEER_DIR/dockerd.launcher"
+    export DOCKER_HOST="unix://$sock"
+    local i
+    for i in $(seq 100); do
+      docker version >/dev/null 2>&1 && break
+      sleep 0.2
+    done
+    docker version >/dev/null 2>&1 || { echo "dockerd did not start:" >&2; tail -20 "$RBUILD_PEER_DIR/dockerd.log" >&2; return 1; }
+  fi
+
+  # docker-registry: open, on a free loopback port, storage in the temp dir.
+  if command -v docker-registry >/dev/null; then
+    local port; port=$(free_port)
+    mkdir -p "$RBUILD_PEER_DIR/registry"
+    cat >"$RBUILD_PEER_DIR/registry.yml" <<YML
+version: 0.1
+log: { level: error }
+storage:
+  filesystem: { rootdirectory: $RBUILD_PEER_DIR/registry }
+  delete: { enabled: true }
+http:
+  addr: 127.0.0.1:$port
+YML
+    docker-registry serve "$RBUILD_PEER_DIR/registry.yml" >"$RBUILD_PEER_DIR/registry.log" 2>&1 &
+    echo $! >"$RBUILD_PEER_DIR/registry.pid"
+    export RBUILD_TEST_REGISTRY="127.0.0.1:$port"
+    local i
+    for i in $(seq 100); do
+      python3 - "$port" <<'PY' && break
+import socket, sys
+s = socket.socket()
+try:
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+PY
+      sleep 0.1
+    done
+  fi
+}
+
+peers_stop() {
+  [ -n "${RBUILD_PEER_DIR:-}" ] && [ -d "$RBUILD_PEER_DIR" ] || return 0
+  local f pid
+  for f in registry.pid docker.pid; do
+    [ -f "$RBUILD_PEER_DIR/$f" ] || continue
+    pid=$(cat "$RBUILD_PEER_DIR/$f")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  # dockerd may leave its own mounts (overlay, netns) behind under its roots.
+  grep -o " $RBUILD_PEER_DIR[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf "$RBUILD_PEER_DIR"
+}
