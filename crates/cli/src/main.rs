@@ -19,13 +19,15 @@ use clap::Parser;
     arg_required_else_help = true
 )]
 struct Cli {
+    #[command(flatten)]
+    globals: commands::Globals,
     #[command(subcommand)]
     command: commands::Command,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.run() {
+    match cli.command.run(&cli.globals) {
         Ok(code) => code,
         Err(err) => {
             report::print_error(&err);

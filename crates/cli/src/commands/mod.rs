@@ -2,9 +2,20 @@
 
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
 
 mod parse;
+
+/// Options every subcommand accepts.
+#[derive(Debug, Args)]
+pub struct Globals {
+    /// Root directory of the image and container store
+    /// [default: /var/lib/rbuild for root, $XDG_DATA_HOME/rbuild otherwise]
+    #[arg(long, global = true, env = "RBUILD_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
 
 /// Every `rbuild` subcommand.
 #[derive(Debug, Subcommand)]
@@ -15,7 +26,8 @@ pub enum Command {
 
 impl Command {
     /// Run the chosen subcommand.
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub fn run(self, globals: &Globals) -> anyhow::Result<ExitCode> {
+        let _ = globals;
         match self {
             Command::Parse(args) => parse::run(args),
         }
