@@ -8,5 +8,6 @@
 
 pub mod ast;
 mod error;
+pub mod instructions;
 
 pub use error::{ErrorKind, ParseError};
