@@ -5,3 +5,5 @@
 //!   printable in BuildKit's `result` format with [`ast::Node::dump`];
 //! - [`instructions`]: one typed struct per instruction, grouped into build stages;
 //! - [`shell`]: BuildKit's word expansion (`$VAR`, `${VAR:-w}`, `${VAR#pat}`, ...).
+
+pub mod shell;
