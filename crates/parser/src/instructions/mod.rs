@@ -15,6 +15,7 @@ mod convert;
 mod duration;
 mod flags;
 mod mount;
+mod scope;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use serde::{Serialize, Serializer};
 
 pub use convert::{instruction_from_node, parse_dockerfile};
 pub use mount::{CacheSharing, Mount, MountType, parse_mount};
+pub use scope::{MetaScope, PROXY_ARGS, Platforms, StageScope, unused_build_args};
 
 use crate::ast::{Directives, Heredoc, Warning};
 
