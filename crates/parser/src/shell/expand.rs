@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::categories::{is_digit, is_letter};
 use super::error::ShellError;
 use super::pattern;
 use super::split::Splitter;
@@ -317,6 +318,10 @@ impl<'a> Expander<'a> {
             (false, Some(first))
         };
         let raw_escapes = matches!(op, Some('#' | '%'));
+        if null_is_unset && raw_escapes {
+            // BuildKit rejects `${VAR:#pat}` and `${VAR:%pat}` before reading the pattern.
+            return Err(ShellError::UnsupportedModifier { modifier, offset });
+        }
         let mut word = self
             .process_until(Some('}'), raw_escapes, None)
             .map_err(|err| self.at_end(err, offset))?;
@@ -410,25 +415,5 @@ impl<'a> Expander<'a> {
         } else {
             err
         }
-    }
-}
-
-/// Go's `unicode.IsDigit` (decimal digits). For non-ASCII, Rust's `is_numeric` is used, which
-/// also accepts a few other numerals (`²`, `Ⅻ`); no Dockerfile is known to care.
-fn is_digit(c: char) -> bool {
-    if c.is_ascii() {
-        c.is_ascii_digit()
-    } else {
-        c.is_numeric()
-    }
-}
-
-/// Go's `unicode.IsLetter`. For non-ASCII, Rust's `is_alphabetic` is used, which also accepts
-/// letter-like numerals and some combining vowel signs.
-fn is_letter(c: char) -> bool {
-    if c.is_ascii() {
-        c.is_ascii_alphabetic()
-    } else {
-        c.is_alphabetic()
     }
 }
