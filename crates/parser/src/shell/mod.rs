@@ -122,7 +122,12 @@ impl Lexer {
     }
 
     /// Expands `input`, then splits it into words: text from an unquoted `$VAR` splits at
-    /// whitespace, quoted text and escaped characters never split, empty quotes make no word.
+    /// whitespace, quoted text and escaped characters never split, empty quotes make no word,
+    /// and `<<` keeps the blanks after it (`<< EOF` is one word).
+    ///
+    /// BuildKit quirk, reproduced: expanding a `${VAR<op>...}` form (anything but `$VAR` and
+    /// `${VAR}`) drops the text of the word being built before it, so `a${B:-c} d` gives
+    /// `["c", "d"]` (the unsplit value is still `ac d`).
     pub fn process_words(
         &self,
         input: &str,
