@@ -10,4 +10,9 @@
 //!
 //! The builder never prints: progress goes through a reporter the CLI implements.
 
+pub mod checksum;
+pub mod context;
+mod error;
 pub mod ignore;
+
+pub use error::BuildError;
