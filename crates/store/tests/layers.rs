@@ -1,4 +1,5 @@
 //! Layer creation (changeset rules, determinism) and application (whiteouts, metadata).
+#![allow(clippy::print_stderr)] // tests print why they skip
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
