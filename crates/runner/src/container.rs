@@ -150,7 +150,8 @@ fn clone_flags(spec: &Spec) -> Result<(libc::c_int, bool, bool), Error> {
     Ok((flags, net, cgroupns))
 }
 
-fn overlay_supported() -> bool {
+/// Whether the kernel offers overlayfs (otherwise layers are copied).
+pub fn overlay_supported() -> bool {
     fs::read_to_string("/proc/filesystems")
         .is_ok_and(|t| t.lines().any(|l| l.ends_with("\toverlay")))
 }

@@ -37,6 +37,7 @@ mod child;
 pub mod container;
 pub mod error;
 pub mod etc;
+pub mod image;
 pub mod plan;
 pub mod process;
 pub mod rootfs;
@@ -46,7 +47,8 @@ pub mod syscall;
 pub mod user;
 
 pub use container::{
-    ContainerConfig, ExitStatus, Notes, Outcome, Rootfs, Running, Stdio, run, spawn,
+    ContainerConfig, ExitStatus, Notes, Outcome, Rootfs, Running, Stdio, overlay_supported, run,
+    spawn,
 };
 pub use error::Error;
 pub use spec::{Network, RunOptions, docker_spec};

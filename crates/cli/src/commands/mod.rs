@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 mod parse;
+mod run;
 
 /// Options every subcommand accepts.
 #[derive(Debug, Args)]
@@ -22,6 +23,8 @@ pub struct Globals {
 pub enum Command {
     /// Parse a Dockerfile and print its parse tree or typed instructions
     Parse(parse::ParseArgs),
+    /// Run a command in a new container
+    Run(Box<run::RunArgs>),
 }
 
 impl Command {
@@ -30,6 +33,7 @@ impl Command {
         let _ = globals;
         match self {
             Command::Parse(args) => parse::run(args),
+            Command::Run(args) => run::run(*args, globals),
         }
     }
 }
