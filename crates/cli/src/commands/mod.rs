@@ -17,6 +17,7 @@ mod parse;
 mod rmi;
 mod save;
 mod tag;
+mod run;
 
 /// Options every subcommand accepts.
 #[derive(Debug, Args)]
@@ -50,6 +51,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Manage images
     Image(image::ImageArgs),
+    /// Run a command in a new container
+    Run(Box<run::RunArgs>),
 }
 
 impl Command {
@@ -66,6 +69,7 @@ impl Command {
             Command::Load(args) => load::run(args, globals),
             Command::Import(args) => import::run(args, globals),
             Command::Image(args) => image::run(args, globals),
+            Command::Run(args) => run::run(*args, globals),
         }
     }
 }
