@@ -17,4 +17,7 @@ pub mod ignore;
 
 pub use error::BuildError;
 pub mod cache_key;
+pub mod config;
 pub mod graph;
+pub mod lower;
+pub mod reporter;
