@@ -11,7 +11,8 @@ source bench/lib.sh
 source scripts/lib/peers.sh
 
 runs=${RUNS:-3}
-cargo build --release -q -p rbuild-cli -p rbuild-store --example layer
+cargo build --release -q -p rbuild-cli
+cargo build --release -q -p rbuild-store --example layer
 R=$PWD/target/release/rbuild
 L=$PWD/target/release/examples/layer
 
@@ -53,7 +54,7 @@ docker cp "$work/data" rbuild-bench-c:/more >/dev/null
 
 hf() { # NAME CMD... → json
   local name=$1; shift
-  hyperfine --style none --runs "$runs" --export-json "$work/$name.json" "$@" >&2
+  hyperfine --shell bash --style none --runs "$runs" --export-json "$work/$name.json" "$@" >&2
 }
 hf save \
   --prepare "rm -f $work/out.tar" -n "rbuild save" "$R --root $work/store save -o $work/out.tar bench:big" \

@@ -16,7 +16,7 @@ pub struct HistoryArgs {
     /// Only show image IDs
     #[arg(short, long)]
     pub quiet: bool,
-    /// Print sizes and dates in machine-readable form
+    /// Print sizes and dates in human readable format (`-H=false` for raw values)
     #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
     pub human: bool,
     /// The image
