@@ -20,7 +20,7 @@ work=$(mktemp -d /var/tmp/rbuild-bench-store.XXXXXX)
 own_peers=0
 cleanup() {
   docker rm -f rbuild-bench-c >/dev/null 2>&1 || true
-  docker rmi -f bench:big bench:committed bench:imported >/dev/null 2>&1 || true
+  docker rmi -f bench:big bench:committed bench:imported bench:tiny >/dev/null 2>&1 || true
   [ $own_peers = 1 ] && peers_stop
   rm -rf "$work"
 }
@@ -49,29 +49,32 @@ tar -C "$work/data" -cf "$work/layer.tar" .
 "$R" --root "$work/store" save -o "$work/rbuild.tar" bench:big
 docker load -q -i "$work/rbuild.tar" >/dev/null
 # docker's equivalent of creating a layer from a directory: commit a container holding the data.
-docker create --name rbuild-bench-c --network none bench:big true >/dev/null
-docker cp "$work/data" rbuild-bench-c:/more >/dev/null
+# (The container uses its own tiny image, so `docker rmi bench:big` really deletes the layers.)
+mkdir -p "$work/tiny/etc" && tar -C "$work/tiny" -cf "$work/tiny.tar" .
+docker import "$work/tiny.tar" bench:tiny >/dev/null
+docker create --name rbuild-bench-c --network none bench:tiny true >/dev/null
+docker cp "$work/data" rbuild-bench-c:/data >/dev/null
 
 hf() { # NAME CMD... → json
   local name=$1; shift
   hyperfine --shell bash --style none --runs "$runs" --export-json "$work/$name.json" "$@" >&2
 }
 hf save \
-  --prepare "rm -f $work/out.tar" -n "rbuild save" "$R --root $work/store save -o $work/out.tar bench:big" \
-  --prepare "rm -f $work/out.tar" -n "docker save" "docker save -o $work/out.tar bench:big" \
-  --prepare "rm -f $work/out.tar" -n "tar | sha256sum" "tar -C $work/data -cf - . | sha256sum"
+  --prepare "rm -f $work/out.tar" "$R --root $work/store save -o $work/out.tar bench:big" \
+  --prepare "rm -f $work/out.tar" "docker save -o $work/out.tar bench:big" \
+  --prepare "rm -f $work/out.tar" "tar -C $work/data -cf - . | sha256sum"
 hf load \
-  --prepare "rm -rf $work/fresh" -n "rbuild load" "$R --root $work/fresh load -q -i $work/rbuild.tar" \
-  --prepare "docker rmi -f bench:big >/dev/null 2>&1 || true" -n "docker load" "docker load -q -i $work/rbuild.tar" \
-  --prepare "rm -f $work/out.tar" -n "tar | sha256sum" "cat $work/rbuild.tar | tee $work/out.tar | sha256sum"
+  --prepare "rm -rf $work/fresh" "$R --root $work/fresh load -q -i $work/rbuild.tar" \
+  --prepare "docker rmi -f bench:big >/dev/null 2>&1 || true" "docker load -q -i $work/rbuild.tar" \
+  --prepare "rm -f $work/out.tar" "cat $work/rbuild.tar | tee $work/out.tar | sha256sum"
 hf create \
-  --prepare "rm -rf $work/lstore" -n "rbuild layer create" "$L create $work/lstore $work/data" \
-  --prepare "docker rmi -f bench:committed >/dev/null 2>&1 || true" -n "docker commit" "docker commit rbuild-bench-c bench:committed" \
-  --prepare "rm -f $work/out.tar" -n "tar | sha256sum" "tar -C $work/data -cf - . | tee $work/out.tar | sha256sum"
+  --prepare "rm -rf $work/lstore" "$L create $work/lstore $work/data" \
+  --prepare "docker rmi -f bench:committed >/dev/null 2>&1 || true" "docker commit rbuild-bench-c bench:committed" \
+  --prepare "rm -f $work/out.tar" "tar -C $work/data -cf - . | tee $work/out.tar | sha256sum"
 hf apply \
-  --prepare "rm -rf $work/target" -n "rbuild layer apply" "$L apply $work/layer.tar $work/target" \
-  --prepare "docker rmi -f bench:imported >/dev/null 2>&1 || true" -n "docker import" "docker import $work/layer.tar bench:imported" \
-  --prepare "rm -rf $work/target; mkdir -p $work/target" -n "tar | sha256sum" "tee <$work/layer.tar >(sha256sum >/dev/null) | tar -C $work/target -xf -"
+  --prepare "rm -rf $work/target" "$L apply $work/layer.tar $work/target" \
+  --prepare "docker rmi -f bench:imported >/dev/null 2>&1 || true" "docker import $work/layer.tar bench:imported" \
+  --prepare "rm -rf $work/target; mkdir -p $work/target" "tee <$work/layer.tar >(sha256sum >/dev/null) | tar -C $work/target -xf -"
 
 size_mb=$(( $(stat -c %s "$work/layer.tar") / 1000000 ))
 body=$work/section.md
@@ -99,8 +102,8 @@ print()
 print("Commands:")
 print()
 for label, f in rows:
-    for r in json.load(open(f"{work}/{f}.json"))["results"]:
-        print(f"- {label}, {r['command']}")
+    for who, r in zip(["rbuild", "docker", "limit"], json.load(open(f"{work}/{f}.json"))["results"]):
+        print(f"- {label}, {who}: `{r['command']}`")
 PY
 } >"$body"
 sed -i "s|$work|\$WORK|g; s|$R|rbuild|g; s|$L|layer|g" "$body"
