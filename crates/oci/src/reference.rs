@@ -461,4 +461,18 @@ mod tests {
                 .is_ok()
         );
     }
+
+    proptest::proptest! {
+        /// Any string: an error or a reference, never a panic; a parsed reference re-parses to
+        /// itself (normalization is idempotent), and so does its familiar form.
+        #[test]
+        fn parsing_never_panics_and_normalization_is_idempotent(s in "[a-zA-Z0-9._:/@-]{0,80}") {
+            if let Ok(r) = s.parse::<Reference>() {
+                let again: Reference = r.to_string().parse().unwrap();
+                proptest::prop_assert_eq!(&again, &r);
+                let familiar: Reference = r.familiar().parse().unwrap();
+                proptest::prop_assert_eq!(&familiar, &r);
+            }
+        }
+    }
 }
