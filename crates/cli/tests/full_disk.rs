@@ -121,3 +121,27 @@ fn full_disk_load_and_import_fail_cleanly_and_keep_the_store() {
     // Still usable once there is room again.
     assert!(rbuild_ok(&store, &["images"]).contains("small"));
 }
+
+#[test]
+fn reloading_an_archive_of_blobs_the_store_has_needs_no_room() {
+    let Some(fs) = Tmpfs::mount("3m") else { return };
+    let work = tempfile::tempdir().unwrap();
+    let mid = tarball(work.path(), "mid", 2 << 20);
+    let store = fs.path().join("store");
+    rbuild_ok(&store, &["import", mid.to_str().unwrap(), "mid:1"]);
+    let archive = work.path().join("mid-oci.tar");
+    rbuild_ok(
+        &store,
+        &[
+            "save",
+            "--format",
+            "oci",
+            "-o",
+            archive.to_str().unwrap(),
+            "mid:1",
+        ],
+    );
+    // Staging the 2 MiB layer again would not fit beside the stored one.
+    let out = rbuild_ok(&store, &["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out, "Loaded image: mid:1\n");
+}

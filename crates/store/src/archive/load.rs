@@ -153,7 +153,7 @@ pub fn load(store: &Store, source: LoadSource<'_>) -> Result<Vec<Loaded>> {
         .tempdir_in(store.tmp_dir())
         .at("creating staging directory in", store.tmp_dir())?;
     let archive = match source {
-        LoadSource::Stream { reader, name } => stage(reader, &name, staging.path())?,
+        LoadSource::Stream { reader, name } => stage(reader, &name, staging.path(), store)?,
         LoadSource::Dir(dir) => scan_dir(&dir)?,
     };
     let plan = if archive.get("index.json").is_some() {
@@ -200,7 +200,7 @@ pub fn load(store: &Store, source: LoadSource<'_>) -> Result<Vec<Loaded>> {
     Ok(loaded)
 }
 
-fn stage(reader: Box<dyn Read + '_>, name: &str, dir: &Path) -> Result<Archive> {
+fn stage(reader: Box<dyn Read + '_>, name: &str, dir: &Path, store: &Store) -> Result<Archive> {
     let err = |e: io::Error| StoreError::BadArchive {
         archive: name.to_string(),
         problem: format!("corrupt or truncated: {e}"),
@@ -221,6 +221,25 @@ fn stage(reader: Box<dyn Read + '_>, name: &str, dir: &Path) -> Result<Archive> 
         };
         match e.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
+                // A blob the store already has (verified when it entered) is not staged again.
+                if let Some(d) = blob_digest(&path)
+                    && store.blobs().contains(&d)
+                {
+                    let stored = store.blobs().path(&d);
+                    let size = fs::metadata(&stored).at("reading", &stored)?.len();
+                    io::copy(&mut e, &mut io::sink()).map_err(err)?;
+                    let sha256 = (d.algorithm() == Algorithm::Sha256).then_some(d);
+                    archive.files.insert(
+                        path,
+                        Member {
+                            path: stored,
+                            sha256,
+                            size,
+                            staged: false,
+                        },
+                    );
+                    continue;
+                }
                 n += 1;
                 let file = dir.join(format!("{n}"));
                 let mut out = io::BufWriter::with_capacity(
@@ -273,6 +292,13 @@ fn stage(reader: Box<dyn Read + '_>, name: &str, dir: &Path) -> Result<Archive> 
         }
     }
     Ok(archive)
+}
+
+/// The digest an OCI layout path `blobs/<alg>/<hex>` names.
+fn blob_digest(path: &str) -> Option<Digest> {
+    let rest = path.strip_prefix("blobs/")?;
+    let (alg, hex) = rest.split_once('/')?;
+    format!("{alg}:{hex}").parse().ok()
 }
 
 fn scan_dir(dir: &Path) -> Result<Archive> {
