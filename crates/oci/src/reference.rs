@@ -24,7 +24,7 @@ pub enum ReferenceError {
     /// Uppercase letters in the repository path.
     #[error("invalid reference {0:?}: repository name must be lowercase")]
     Uppercase(String),
-    /// The name is longer than [`NAME_MAX`].
+    /// The name (domain and path) is longer than 255 characters.
     #[error(
         "invalid reference {reference:?}: repository name must not be more than {NAME_MAX} characters (has {len})"
     )]

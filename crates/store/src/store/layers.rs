@@ -194,18 +194,11 @@ impl Store {
             .prefix("snapshot-")
             .tempdir_in(self.tmp_dir())
             .at("creating snapshot in", self.tmp_dir())?;
-        let reader = self.layer_reader(diff_id)?;
         let opts = ApplyOptions {
             whiteouts: Whiteouts::Overlay,
             ..ApplyOptions::default()
         };
-        layer::apply_layer(
-            reader,
-            tmp.path(),
-            &opts,
-            &diff_id.to_string(),
-            &self.tmp_dir(),
-        )?;
+        self.apply(diff_id, tmp.path(), &opts)?;
         let staged = tmp.keep();
         match fs::rename(&staged, &dest) {
             Ok(()) => Ok(dest),
@@ -224,15 +217,25 @@ impl Store {
     /// Apply every layer of `image` onto `target` with whiteouts deleting (a flat rootfs).
     pub fn unpack(&self, image: &Image, target: &Path) -> Result<()> {
         for d in image.diff_ids()? {
-            let r = self.layer_reader(&d)?;
-            layer::apply_layer(
-                r,
-                target,
-                &ApplyOptions::default(),
-                &d.to_string(),
-                &self.tmp_dir(),
-            )?;
+            self.apply(&d, target, &ApplyOptions::default())?;
         }
         Ok(())
+    }
+
+    /// Apply layer `diff_id` onto `target`: straight from its uncompressed blob when the store
+    /// has one (no copy), else decompressed through a spool file in `tmp/`.
+    pub fn apply(&self, diff_id: &Digest, target: &Path, opts: &ApplyOptions) -> Result<()> {
+        let name = diff_id.to_string();
+        let rec = self.layer_record(diff_id)?;
+        let plain = rec
+            .blobs
+            .get(Compression::None.as_str())
+            .map_or(diff_id, |b| &b.digest);
+        if self.blobs.contains(plain) {
+            let mut f = self.blobs.open(plain)?;
+            return layer::apply_layer_file(&mut f, target, opts, &name);
+        }
+        let r = self.layer_reader(diff_id)?;
+        layer::apply_layer(r, target, opts, &name, &self.tmp_dir())
     }
 }
