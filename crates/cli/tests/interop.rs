@@ -50,6 +50,7 @@ fn rbuild_save_loads_into_docker_with_the_same_id_layers_and_config() {
     assert_eq!(d["Id"], id.as_str());
     assert_eq!(d["RootFS"]["Layers"], ours["RootFS"]["Layers"]);
     assert_eq!(d["Config"]["Cmd"], ours["Config"]["Cmd"]);
+    assert_eq!(d["Size"], ours["Size"]);
     // And docker can run it.
     let hello = run(
         "docker",
@@ -113,6 +114,7 @@ fn docker_save_archive_loads_into_rbuild() {
     assert_eq!(ours["Id"], d["Id"]);
     assert_eq!(ours["RootFS"]["Layers"], d["RootFS"]["Layers"]);
     assert_eq!(ours["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+    assert_eq!(ours["Size"], d["Size"], "sizes computed as docker does");
     // And back: rbuild's save of docker's image loads into docker again unchanged.
     let again = r.join("again.tar");
     rbuild_ok(r, &["save", "-o", again.to_str().unwrap(), name]);

@@ -38,7 +38,7 @@ pub fn run(args: HistoryArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         } else {
             layer_iter
                 .next()
-                .and_then(|d| store.layer_size(d))
+                .and_then(|d| store.layer_content_size(d).ok())
                 .unwrap_or(0)
         };
         let created = h.created().as_deref().and_then(parse_rfc3339);

@@ -63,10 +63,44 @@ impl Store {
         self.layer_record(diff_id).ok()?.size
     }
 
-    /// An image's size as docker reports it: the sum of its uncompressed layers.
+    /// A layer's size as docker reports it: the bytes of file content it holds (file sizes plus
+    /// symlink target lengths, whiteouts excluded). Computed from the tar headers once, then remembered.
+    pub fn layer_content_size(&self, diff_id: &Digest) -> Result<u64> {
+        let rec = self.layer_record(diff_id)?;
+        if let Some(n) = rec.content_size {
+            return Ok(n);
+        }
+        let mut total = 0u64;
+        let mut ar = tar::Archive::new(self.layer_reader(diff_id)?);
+        let what = || format!("layer {diff_id}");
+        for e in ar.entries().at("reading", what())? {
+            let e = e.at("reading", what())?;
+            let is_whiteout = e
+                .path_bytes()
+                .rsplit(|b| *b == b'/')
+                .find(|c| !c.is_empty())
+                .is_some_and(|name| name.starts_with(crate::layer::WHITEOUT_PREFIX.as_bytes()));
+            // Docker sums what `lstat` reports for files and symlinks (a symlink's size is its
+            // target's length); directories, hardlinks and whiteouts count nothing.
+            if !is_whiteout {
+                total += match e.header().entry_type() {
+                    tar::EntryType::Symlink => e.link_name_bytes().map_or(0, |l| l.len() as u64),
+                    _ => e.header().size().unwrap_or(0),
+                };
+            }
+        }
+        let _lock = Lock::exclusive(&self.root.join("locks/index"))?;
+        let mut rec = self.layer_record(diff_id)?;
+        rec.content_size = Some(total);
+        let bytes = serde_json::to_vec(&rec).expect("a layer record serializes");
+        write_atomic(&self.tmp_dir(), &self.layer_record_path(diff_id), &bytes)?;
+        Ok(total)
+    }
+
+    /// An image's size as docker reports it: the file content of its layers.
     pub fn image_size(&self, image: &Image) -> u64 {
         let layers = image.diff_ids().unwrap_or_default();
-        let known: Option<u64> = layers.iter().map(|d| self.layer_size(d)).sum();
+        let known: Option<u64> = layers.iter().map(|d| self.layer_content_size(d).ok()).sum();
         known.unwrap_or_else(|| image.size())
     }
 

@@ -45,6 +45,9 @@ pub struct Store {
 pub(crate) struct LayerRecord {
     /// Uncompressed size, when known.
     pub(crate) size: Option<u64>,
+    /// Bytes of file content in the layer (what docker reports as a layer's size), when computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) content_size: Option<u64>,
     /// Compression (`none`, `gzip`, `zstd`) → blob.
     pub(crate) blobs: BTreeMap<String, BlobRef>,
 }
