@@ -137,6 +137,10 @@ impl<W: Write> Encoder for ParallelGzip<W> {
     }
 }
 
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// A writer compressing into `out` with `kind` (gzip and zstd use every core).
 pub fn encoder<'a, W: Write + 'a + 'static>(
     kind: Compression,
@@ -144,23 +148,13 @@ pub fn encoder<'a, W: Write + 'a + 'static>(
 ) -> io::Result<Box<dyn Encoder + 'a>> {
     Ok(match kind {
         Compression::None => Box::new(Plain(out)),
-        Compression::Gzip => {
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            if threads > 1 {
-                Box::new(ParallelGzip::new(out, threads, 4 << 20))
-            } else {
-                Box::new(flate2::write::GzEncoder::new(
-                    out,
-                    flate2::Compression::default(),
-                ))
-            }
-        }
+        // Always the chunked encoders, whatever the core count, so a layer compresses to the
+        // same bytes (and digest) on every machine.
+        Compression::Gzip => Box::new(ParallelGzip::new(out, threads(), 4 << 20)),
         Compression::Zstd => {
+            // zstd's multi-threaded mode gives identical output for any worker count >= 1.
             let mut e = zstd::stream::write::Encoder::new(out, 3)?;
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-            if threads > 1 {
-                e.multithread(threads)?;
-            }
+            e.multithread(threads() as u32)?;
             Box::new(e)
         }
     })
@@ -222,6 +216,29 @@ mod tests {
             .read_to_end(&mut back)
             .unwrap();
         assert!(back.is_empty() && !out.is_empty());
+    }
+
+    #[test]
+    fn compressed_bytes_do_not_depend_on_the_core_count() {
+        let data: Vec<u8> = (0..2_000_000u32)
+            .map(|i| ((i % 251) ^ (i / 977)) as u8)
+            .collect();
+        let gz = |threads| {
+            let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let mut e: Box<dyn Encoder> =
+                Box::new(ParallelGzip::new(SharedVec(buf.clone()), threads, 100_000));
+            e.write_all(&data).unwrap();
+            e.finish().unwrap();
+            buf.lock().unwrap().clone()
+        };
+        assert_eq!(gz(1), gz(4));
+        let zst = |workers| {
+            let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+            e.multithread(workers).unwrap();
+            e.write_all(&data).unwrap();
+            e.finish().unwrap()
+        };
+        assert_eq!(zst(1), zst(3));
     }
 
     struct SharedVec(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
