@@ -96,6 +96,7 @@ peers_stop() {
     kill -9 "$pid" 2>/dev/null || true
   done
   # dockerd may leave its own mounts (overlay, netns) behind under its roots.
+  # (grep finds nothing in the usual case; under `set -eo pipefail` that must not abort the trap.)
   { grep -o " $RBUILD_PEER_DIR[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null || true
   done

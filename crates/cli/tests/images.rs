@@ -17,11 +17,11 @@ fn import_images_tag_inspect_history_rmi() {
     let listing = rbuild_ok(r, &["images"]);
     let lines: Vec<&str> = listing.lines().collect();
     assert!(
-        lines[0].starts_with("REPOSITORY   TAG    IMAGE ID       CREATED"),
+        lines[0].starts_with("REPOSITORY   TAG       IMAGE ID       CREATED"),
         "{listing}"
     );
     assert!(
-        lines[1].starts_with("busybox      test   ") && lines[1].contains(&id[7..19]),
+        lines[1].starts_with("busybox      test      ") && lines[1].contains(&id[7..19]),
         "{listing}"
     );
 

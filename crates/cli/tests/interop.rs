@@ -19,6 +19,34 @@ fn run(cmd: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Two docker-style tables are the same: identical cells, and identical bytes when the relative
+/// times (the only cells that may differ by the second) have the same width.
+fn assert_same_table(theirs: &str, mine: &str) {
+    let ago = |s: &str| {
+        let mut out = String::new();
+        for line in s.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            out.push_str(&words.join(" "));
+            out.push('\n');
+        }
+        out.replace("About a minute ago", "N ago")
+            .split(' ')
+            .map(|w| {
+                if w.chars().all(|c| c.is_ascii_digit()) {
+                    "N"
+                } else {
+                    w
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(ago(theirs), ago(mine), "docker:\n{theirs}\nrbuild:\n{mine}");
+    if theirs.len() == mine.len() {
+        assert_eq!(theirs, mine, "same layout, byte for byte");
+    }
+}
+
 fn docker_inspect(name: &str) -> Value {
     serde_json::from_str::<Value>(&run("docker", &["image", "inspect", name])).unwrap()[0].clone()
 }
@@ -50,6 +78,13 @@ fn rbuild_save_loads_into_docker_with_the_same_id_layers_and_config() {
     assert_eq!(d["Id"], id.as_str());
     assert_eq!(d["RootFS"]["Layers"], ours["RootFS"]["Layers"]);
     assert_eq!(d["Config"]["Cmd"], ours["Config"]["Cmd"]);
+    assert_eq!(d["Size"], ours["Size"]);
+    // `images` and `history` print what docker prints for the same image.
+    for args in [vec!["images", name], vec!["history", name]] {
+        let theirs = run("docker", &args);
+        let mine = rbuild_ok(r, &args);
+        assert_same_table(&theirs, &mine);
+    }
     // And docker can run it.
     let hello = run(
         "docker",
@@ -113,6 +148,7 @@ fn docker_save_archive_loads_into_rbuild() {
     assert_eq!(ours["Id"], d["Id"]);
     assert_eq!(ours["RootFS"]["Layers"], d["RootFS"]["Layers"]);
     assert_eq!(ours["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+    assert_eq!(ours["Size"], d["Size"], "sizes computed as docker does");
     // And back: rbuild's save of docker's image loads into docker again unchanged.
     let again = r.join("again.tar");
     rbuild_ok(r, &["save", "-o", again.to_str().unwrap(), name]);

@@ -24,7 +24,7 @@ pub enum ReferenceError {
     /// Uppercase letters in the repository path.
     #[error("invalid reference {0:?}: repository name must be lowercase")]
     Uppercase(String),
-    /// The name is longer than [`NAME_MAX`].
+    /// The name (domain and path) is longer than 255 characters.
     #[error(
         "invalid reference {reference:?}: repository name must not be more than {NAME_MAX} characters (has {len})"
     )]
@@ -460,5 +460,19 @@ mod tests {
                 .parse::<Reference>()
                 .is_ok()
         );
+    }
+
+    proptest::proptest! {
+        /// Any string: an error or a reference, never a panic; a parsed reference re-parses to
+        /// itself (normalization is idempotent), and so does its familiar form.
+        #[test]
+        fn parsing_never_panics_and_normalization_is_idempotent(s in "[a-zA-Z0-9._:/@-]{0,80}") {
+            if let Ok(r) = s.parse::<Reference>() {
+                let again: Reference = r.to_string().parse().unwrap();
+                proptest::prop_assert_eq!(&again, &r);
+                let familiar: Reference = r.familiar().parse().unwrap();
+                proptest::prop_assert_eq!(&familiar, &r);
+            }
+        }
     }
 }

@@ -25,7 +25,14 @@
 //!   [`Store::commit_image`] writes config + manifest and names the image;
 //! - [`Store::hold`]: keep `prune` away while adding content across several calls;
 //! - [`Store::compressed_layer`]: the gzip/zstd form of a layer for pushing, made once and
-//!   remembered; [`Store::layer_reader`]: the uncompressed tar of a layer.
+//!   remembered; [`Store::layer_reader`]: the uncompressed tar of a layer;
+//! - [`Store::unpack`] / [`Store::apply`]: a flat rootfs (whiteouts deleting) in any directory;
+//! - [`Store::name_image`], [`Store::tag`], [`Store::remove`], [`Store::prune`]: the index.
+//!
+//! Snapshots are created by whoever asks first and are shared afterwards; they are removed by
+//! `rmi`/`prune` once no image refers to their layer, so a caller that keeps using one after
+//! removing its image must hold [`Store::hold`]. Creating snapshots needs root (whiteouts are
+//! device nodes, opaque markers `trusted.*` xattrs).
 //!
 //! Archives: [`archive::save`] (docker-archive or OCI) and [`archive::load`] (both, gzip'd or
 //! not, from a stream or an OCI layout directory). Layers: [`layer::write_layer`] and

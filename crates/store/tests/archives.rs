@@ -258,3 +258,74 @@ fn rmi_and_prune_remove_unreferenced_blobs_and_snapshots() {
     assert_eq!(pruned, vec![two.id.clone()]);
     assert!(!store.blobs().contains(&two.manifest_digest));
 }
+
+#[test]
+fn oci_archive_with_sha512_blobs_loads_and_verifies() {
+    let a = tempfile::tempdir().unwrap();
+    let src = Store::open(a.path()).unwrap();
+    let img = common::make_image(&src, "five12:1", &[&[("f", "data")]]);
+    let bytes = saved(&src, "five12:1", ArchiveFormat::Oci);
+    let layout = tempfile::tempdir().unwrap();
+    tar::Archive::new(&bytes[..]).unpack(layout.path()).unwrap();
+    let sha512 = |b: &[u8]| {
+        let mut h = rbuild_oci::Hasher::new(rbuild_oci::Algorithm::Sha512);
+        h.update(b);
+        h.finish()
+    };
+    // Move config and layer to blobs/sha512 and rewrite the manifest and index to match.
+    fs::create_dir_all(layout.path().join("blobs/sha512")).unwrap();
+    let man_path = layout
+        .path()
+        .join("blobs/sha256")
+        .join(img.manifest_digest.hex());
+    let mut manifest = fs::read_to_string(&man_path).unwrap();
+    let old_len = manifest.len();
+    let layer = rbuild_oci::manifest::descriptor_digest(&img.manifest.layers()[0]).unwrap();
+    for d in [img.id.clone(), layer] {
+        let content = fs::read(layout.path().join("blobs/sha256").join(d.hex())).unwrap();
+        let d512 = sha512(&content);
+        fs::write(
+            layout.path().join("blobs/sha512").join(d512.hex()),
+            &content,
+        )
+        .unwrap();
+        manifest = manifest.replace(&d.to_string(), &d512.to_string());
+    }
+    fs::remove_file(&man_path).unwrap();
+    let m512 = sha512(manifest.as_bytes());
+    fs::write(
+        layout.path().join("blobs/sha512").join(m512.hex()),
+        &manifest,
+    )
+    .unwrap();
+    let index = fs::read_to_string(layout.path().join("index.json"))
+        .unwrap()
+        .replace(&img.manifest_digest.to_string(), &m512.to_string())
+        .replace(
+            &format!("\"size\":{old_len}"),
+            &format!("\"size\":{}", manifest.len()),
+        );
+    fs::write(layout.path().join("index.json"), index).unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let dst = Store::open(b.path()).unwrap();
+    let loaded = load(&dst, LoadSource::Dir(layout.path().into())).unwrap();
+    assert_eq!(loaded[0].manifest_digest, m512);
+    let back = dst.resolve("five12:1").unwrap();
+    assert_eq!(back.diff_ids().unwrap(), img.diff_ids().unwrap());
+    let root = tempfile::tempdir().unwrap();
+    dst.unpack(&back, root.path()).unwrap();
+    assert_eq!(fs::read_to_string(root.path().join("f")).unwrap(), "data");
+    // A corrupted sha512 blob is caught.
+    let c = tempfile::tempdir().unwrap();
+    let dst2 = Store::open(c.path()).unwrap();
+    let blob = layout
+        .path()
+        .join("blobs/sha512")
+        .join(sha512(&img.config_bytes).hex());
+    fs::write(&blob, b"{\"tampered\":true}").unwrap();
+    let err = load(&dst2, LoadSource::Dir(layout.path().into())).unwrap_err();
+    assert!(
+        err.to_string().contains("digest mismatch") || err.to_string().contains("size mismatch"),
+        "{err}"
+    );
+}

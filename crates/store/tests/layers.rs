@@ -303,3 +303,62 @@ fn overlay_upper_whiteouts_and_opaque_dirs_are_converted_both_ways() {
     );
     assert!(!snap.path().join("opaque/.wh..wh..opq").exists());
 }
+
+/// Type, permission bits, content or link target of every entry under `dir`.
+fn listing(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+        let e = e.unwrap();
+        let md = fs::symlink_metadata(e.path()).unwrap();
+        let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+        let what = if md.file_type().is_symlink() {
+            format!("link {}", fs::read_link(e.path()).unwrap().display())
+        } else if md.is_dir() {
+            format!("dir {:o}", md.mode() & 0o7777)
+        } else {
+            format!(
+                "file {:o} {:?}",
+                md.mode() & 0o7777,
+                fs::read(e.path()).unwrap()
+            )
+        };
+        out.push((rel, what));
+    }
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Any small tree survives create → apply unchanged, and creating twice gives the same bytes.
+    #[test]
+    fn random_trees_round_trip(
+        entries in proptest::collection::vec(
+            ("[a-c]{1,2}(/[a-c]{1,2}){0,2}", 0u8..3, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 0o400u32..0o777),
+            1..12,
+        )
+    ) {
+        let src = tempfile::tempdir().unwrap();
+        for (path, kind, data, mode) in &entries {
+            let p = src.path().join(path);
+            if fs::symlink_metadata(&p).is_ok() || p.ancestors().skip(1).any(|a| a.is_file() || a.is_symlink()) {
+                continue;
+            }
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            match kind {
+                0 => {
+                    fs::write(&p, data).unwrap();
+                    fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).unwrap();
+                }
+                1 => fs::create_dir(&p).unwrap(),
+                _ => std::os::unix::fs::symlink(format!("target-{}", data.len()), &p).unwrap(),
+            }
+        }
+        let source = LayerSource::Tree(src.path().into());
+        let tar = tar_of(&source, &CreateOptions::default());
+        proptest::prop_assert_eq!(&tar, &tar_of(&source, &CreateOptions::default()));
+        let dst = tempfile::tempdir().unwrap();
+        apply(&tar, dst.path(), Whiteouts::Delete).unwrap();
+        proptest::prop_assert_eq!(listing(src.path()), listing(dst.path()));
+    }
+}

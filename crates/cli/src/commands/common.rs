@@ -153,7 +153,8 @@ pub fn since(secs: i64) -> String {
     format!("{s} ago")
 }
 
-/// Print rows as docker's tabwriter does: columns padded to the widest cell plus 3 spaces.
+/// Print rows as docker's tabwriter does (`tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`): every
+/// column but the last padded to its widest cell plus 3 spaces, and to at least 10.
 pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
@@ -162,7 +163,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
                 .filter_map(|r| r.get(c))
                 .map(|s| s.chars().count())
                 .max()
-                .unwrap_or(0)
+                .map_or(10, |w| (w + 3).max(10))
         })
         .collect();
     let mut out = String::new();
@@ -171,10 +172,10 @@ pub fn table(rows: &[Vec<String>]) -> String {
         for (i, cell) in r.iter().enumerate() {
             line.push_str(cell);
             if i + 1 < r.len() {
-                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
+                line.push_str(&" ".repeat(widths[i] - cell.chars().count()));
             }
         }
-        out.push_str(line.trim_end());
+        out.push_str(&line);
         out.push('\n');
     }
     out

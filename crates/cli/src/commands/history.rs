@@ -16,7 +16,7 @@ pub struct HistoryArgs {
     /// Only show image IDs
     #[arg(short, long)]
     pub quiet: bool,
-    /// Print sizes and dates in machine-readable form
+    /// Print sizes and dates in human readable format (`-H=false` for raw values)
     #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
     pub human: bool,
     /// The image
@@ -38,7 +38,7 @@ pub fn run(args: HistoryArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         } else {
             layer_iter
                 .next()
-                .and_then(|d| store.layer_size(d))
+                .and_then(|d| store.layer_content_size(d).ok())
                 .unwrap_or(0)
         };
         let created = h.created().as_deref().and_then(parse_rfc3339);

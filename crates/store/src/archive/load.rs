@@ -7,15 +7,13 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
-use rbuild_oci::manifest::{self, Descriptor};
-use rbuild_oci::{Algorithm, Compression, Digest, Hasher, MediaType, Platform, Reference};
+use rbuild_oci::{Algorithm, Digest, Hasher, Reference};
 
-use crate::archive::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
 use crate::error::{IoContext, Result, StoreError};
-use crate::store::{Store, manifest_for};
+use crate::store::Store;
 
 /// Where an archive comes from.
 pub enum LoadSource<'a> {
@@ -43,28 +41,28 @@ pub struct Loaded {
 
 /// A file of the archive: where its bytes are, and (for staged files) their sha256.
 #[derive(Debug, Clone)]
-struct Member {
-    path: PathBuf,
-    sha256: Option<Digest>,
-    size: u64,
-    staged: bool,
+pub(super) struct Member {
+    pub(super) path: PathBuf,
+    pub(super) sha256: Option<Digest>,
+    pub(super) size: u64,
+    pub(super) staged: bool,
 }
 
-struct Archive {
-    name: String,
+pub(super) struct Archive {
+    pub(super) name: String,
     files: HashMap<String, Member>,
     links: HashMap<String, String>,
 }
 
 impl Archive {
-    fn bad(&self, problem: impl Into<String>) -> StoreError {
+    pub(super) fn bad(&self, problem: impl Into<String>) -> StoreError {
         StoreError::BadArchive {
             archive: self.name.clone(),
             problem: problem.into(),
         }
     }
 
-    fn get(&self, path: &str) -> Option<&Member> {
+    pub(super) fn get(&self, path: &str) -> Option<&Member> {
         let mut p = normalize(path)?;
         for _ in 0..16 {
             if let Some(m) = self.files.get(&p) {
@@ -76,7 +74,7 @@ impl Archive {
         None
     }
 
-    fn read(&self, path: &str) -> Result<Vec<u8>> {
+    pub(super) fn read(&self, path: &str) -> Result<Vec<u8>> {
         let m = self
             .get(path)
             .ok_or_else(|| self.bad(format!("{path} is missing")))?;
@@ -84,7 +82,7 @@ impl Archive {
     }
 
     /// The member for `d`, checked against its digest (and size when given).
-    fn blob(&self, d: &Digest, size: Option<u64>) -> Result<Member> {
+    pub(super) fn blob(&self, d: &Digest, size: Option<u64>) -> Result<Member> {
         let path = format!("blobs/{}/{}", d.algorithm(), d.hex());
         let m = self
             .get(&path)
@@ -106,7 +104,7 @@ impl Archive {
         Ok(m)
     }
 
-    fn verify(&self, m: &Member, d: &Digest, what: &str) -> Result<()> {
+    pub(super) fn verify(&self, m: &Member, d: &Digest, what: &str) -> Result<()> {
         let actual = match (&m.sha256, d.algorithm()) {
             (Some(h), Algorithm::Sha256) => h.clone(),
             _ => hash_file(&m.path, d.algorithm())?,
@@ -122,7 +120,7 @@ impl Archive {
     }
 }
 
-fn hash_file(path: &Path, alg: Algorithm) -> Result<Digest> {
+pub(super) fn hash_file(path: &Path, alg: Algorithm) -> Result<Digest> {
     let mut h = Hasher::new(alg);
     let mut f = File::open(path).at("reading", path)?;
     crate::blobs::copy(&mut f, &mut h).at("reading", path)?;
@@ -153,13 +151,13 @@ pub fn load(store: &Store, source: LoadSource<'_>) -> Result<Vec<Loaded>> {
         .tempdir_in(store.tmp_dir())
         .at("creating staging directory in", store.tmp_dir())?;
     let archive = match source {
-        LoadSource::Stream { reader, name } => stage(reader, &name, staging.path())?,
+        LoadSource::Stream { reader, name } => stage(reader, &name, staging.path(), store)?,
         LoadSource::Dir(dir) => scan_dir(&dir)?,
     };
     let plan = if archive.get("index.json").is_some() {
-        plan_oci(&archive)?
+        super::plan::plan_oci(&archive)?
     } else if archive.get("manifest.json").is_some() {
-        plan_docker(&archive, store)?
+        super::plan::plan_docker(&archive)?
     } else {
         return Err(archive.bad("neither manifest.json (docker-archive) nor index.json (OCI layout) found; not an image archive, or truncated"));
     };
@@ -200,7 +198,7 @@ pub fn load(store: &Store, source: LoadSource<'_>) -> Result<Vec<Loaded>> {
     Ok(loaded)
 }
 
-fn stage(reader: Box<dyn Read + '_>, name: &str, dir: &Path) -> Result<Archive> {
+fn stage(reader: Box<dyn Read + '_>, name: &str, dir: &Path, store: &Store) -> Result<Archive> {
     let err = |e: io::Error| StoreError::BadArchive {
         archive: name.to_string(),
         problem: format!("corrupt or truncated: {e}"),
@@ -221,6 +219,25 @@ fn stage(reader: Box<dyn Read + '_>, name: &str, dir: &Path) -> Result<Archive> 
         };
         match e.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
+                // A blob the store already has (verified when it entered) is not staged again.
+                if let Some(d) = blob_digest(&path)
+                    && store.blobs().contains(&d)
+                {
+                    let stored = store.blobs().path(&d);
+                    let size = fs::metadata(&stored).at("reading", &stored)?.len();
+                    io::copy(&mut e, &mut io::sink()).map_err(err)?;
+                    let sha256 = (d.algorithm() == Algorithm::Sha256).then_some(d);
+                    archive.files.insert(
+                        path,
+                        Member {
+                            path: stored,
+                            sha256,
+                            size,
+                            staged: false,
+                        },
+                    );
+                    continue;
+                }
                 n += 1;
                 let file = dir.join(format!("{n}"));
                 let mut out = io::BufWriter::with_capacity(
@@ -275,6 +292,13 @@ fn stage(reader: Box<dyn Read + '_>, name: &str, dir: &Path) -> Result<Archive> 
     Ok(archive)
 }
 
+/// The digest an OCI layout path `blobs/<alg>/<hex>` names.
+fn blob_digest(path: &str) -> Option<Digest> {
+    let rest = path.strip_prefix("blobs/")?;
+    let (alg, hex) = rest.split_once('/')?;
+    format!("{alg}:{hex}").parse().ok()
+}
+
 fn scan_dir(dir: &Path) -> Result<Archive> {
     let mut archive = Archive {
         name: dir.display().to_string(),
@@ -308,299 +332,4 @@ fn scan_dir(dir: &Path) -> Result<Archive> {
         );
     }
     Ok(archive)
-}
-
-/// A verified image ready to publish.
-struct Planned {
-    manifest_digest: Digest,
-    manifest_bytes: Vec<u8>,
-    id: Digest,
-    names: Vec<Reference>,
-    blobs: Vec<(Member, Digest)>,
-    layers: Vec<PlannedLayer>,
-}
-
-struct PlannedLayer {
-    diff_id: Digest,
-    blob: Digest,
-    compression: Compression,
-    size: u64,
-    uncompressed: u64,
-}
-
-/// Check a layer file against its diffID; returns its compression and uncompressed size.
-fn check_layer(
-    archive: &Archive,
-    m: &Member,
-    diff_id: &Digest,
-    what: &str,
-) -> Result<(Compression, u64)> {
-    let mut f = BufReader::with_capacity(1 << 20, File::open(&m.path).at("reading", &m.path)?);
-    let head = io::BufRead::fill_buf(&mut f).at("reading", &m.path)?;
-    let kind = Compression::sniff(head);
-    if kind == Compression::None && diff_id.algorithm() == Algorithm::Sha256 && m.sha256.is_some() {
-        archive.verify(m, diff_id, &format!("{what} (diffID)"))?;
-        return Ok((kind, m.size));
-    }
-    let mut r = crate::compress::decoder(kind, f).at("reading", &m.path)?;
-    let mut h = Hasher::new(diff_id.algorithm());
-    let n = crate::blobs::copy(&mut r, &mut h)
-        .map_err(|e| archive.bad(format!("{what}: corrupt {} layer: {e}", kind.as_str())))?;
-    let actual = h.finish();
-    if actual != *diff_id {
-        return Err(StoreError::DigestMismatch {
-            what: format!("{what} (diffID)"),
-            expected: diff_id.clone(),
-            actual,
-        });
-    }
-    Ok((kind, n))
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct DockerManifestEntry {
-    config: String,
-    #[serde(default)]
-    repo_tags: Option<Vec<String>>,
-    layers: Vec<String>,
-}
-
-fn plan_docker(archive: &Archive, _store: &Store) -> Result<Vec<Planned>> {
-    let bytes = archive.read("manifest.json")?;
-    let entries: Vec<DockerManifestEntry> =
-        serde_json::from_slice(&bytes).map_err(|e| archive.bad(format!("manifest.json: {e}")))?;
-    let mut out = Vec::new();
-    for entry in entries {
-        let cm = archive
-            .get(&entry.config)
-            .cloned()
-            .ok_or_else(|| archive.bad(format!("config {} is missing", entry.config)))?;
-        let config_bytes = fs::read(&cm.path).at("reading", &cm.path)?;
-        let id = Digest::sha256_of(&config_bytes);
-        // Docker names configs by their digest; a mismatch means the file was altered.
-        let stem = Path::new(&entry.config)
-            .file_name()
-            .map(|f| f.to_string_lossy().trim_end_matches(".json").to_string())
-            .unwrap_or_default();
-        if stem.len() == 64 && stem != id.hex() {
-            let expected: Digest =
-                format!("sha256:{stem}")
-                    .parse()
-                    .map_err(|source| StoreError::Digest {
-                        what: entry.config.clone(),
-                        source,
-                    })?;
-            return Err(StoreError::DigestMismatch {
-                what: format!("{}:{}", archive.name, entry.config),
-                expected,
-                actual: id,
-            });
-        }
-        let config =
-            manifest::decode_config(&config_bytes).map_err(|source| StoreError::Manifest {
-                what: format!("{}:{}", archive.name, entry.config),
-                source,
-            })?;
-        let diff_ids = manifest::diff_ids(&config).map_err(|source| StoreError::Digest {
-            what: entry.config.clone(),
-            source,
-        })?;
-        if diff_ids.len() != entry.layers.len() {
-            return Err(archive.bad(format!(
-                "{} lists {} layers but config {} has {} diff_ids",
-                "manifest.json",
-                entry.layers.len(),
-                entry.config,
-                diff_ids.len()
-            )));
-        }
-        let mut blobs = vec![(cm, id.clone())];
-        let mut layers = Vec::new();
-        let mut descs = Vec::new();
-        for (path, diff_id) in entry.layers.iter().zip(&diff_ids) {
-            let m = archive
-                .get(path)
-                .cloned()
-                .ok_or_else(|| StoreError::MissingBlob {
-                    digest: diff_id.clone(),
-                    in_archive: Some(format!("{}:{path}", archive.name)),
-                })?;
-            let what = format!("{}:{path}", archive.name);
-            let (kind, uncompressed) = check_layer(archive, &m, diff_id, &what)?;
-            let blob = match (&m.sha256, kind) {
-                (_, Compression::None) => diff_id.clone(),
-                (Some(d), _) => d.clone(),
-                (None, _) => hash_file(&m.path, Algorithm::Sha256)?,
-            };
-            descs.push(manifest::descriptor(
-                MediaType::oci_layer(kind),
-                &blob,
-                m.size,
-            ));
-            layers.push(PlannedLayer {
-                diff_id: diff_id.clone(),
-                blob: blob.clone(),
-                compression: kind,
-                size: m.size,
-                uncompressed,
-            });
-            blobs.push((m, blob));
-        }
-        let man = manifest_for(
-            manifest::descriptor(MediaType::OciConfig, &id, config_bytes.len() as u64),
-            descs,
-        );
-        let manifest_bytes = serde_json::to_vec(&man).expect("a manifest serializes");
-        let names = entry
-            .repo_tags
-            .unwrap_or_default()
-            .iter()
-            .map(|t| t.parse::<Reference>())
-            .collect::<Result<Vec<_>, _>>()?;
-        out.push(Planned {
-            manifest_digest: Digest::sha256_of(&manifest_bytes),
-            manifest_bytes,
-            id,
-            names,
-            blobs,
-            layers,
-        });
-    }
-    Ok(out)
-}
-
-fn plan_oci(archive: &Archive) -> Result<Vec<Planned>> {
-    let bytes = archive.read("index.json")?;
-    let index = manifest::decode_index(&bytes).map_err(|source| StoreError::Manifest {
-        what: format!("{}:index.json", archive.name),
-        source,
-    })?;
-    let mut out: Vec<Planned> = Vec::new();
-    for d in index.manifests() {
-        let names = names_of(d, archive)?;
-        let mut planned = plan_oci_manifest(archive, d, 0)?;
-        if let Some(existing) = out
-            .iter_mut()
-            .find(|p| p.manifest_digest == planned.manifest_digest)
-        {
-            existing.names.extend(names);
-            continue;
-        }
-        planned.names = names;
-        out.push(planned);
-    }
-    if out.is_empty() {
-        return Err(archive.bad("index.json lists no images"));
-    }
-    Ok(out)
-}
-
-/// Names from an index entry's annotations: the full containerd name, else a ref.name that is a
-/// whole reference (a bare tag names nothing without a repository).
-fn names_of(d: &Descriptor, archive: &Archive) -> Result<Vec<Reference>> {
-    let Some(ann) = d.annotations() else {
-        return Ok(vec![]);
-    };
-    if let Some(n) = ann.get(ANNOTATION_IMAGE_NAME) {
-        return Ok(vec![n.parse().map_err(|e| {
-            archive.bad(format!(
-                "index.json: annotation {ANNOTATION_IMAGE_NAME}: {e}"
-            ))
-        })?]);
-    }
-    if let Some(n) = ann.get(ANNOTATION_REF_NAME)
-        && (n.contains('/') || n.contains(':'))
-        && let Ok(r) = n.parse::<Reference>()
-    {
-        return Ok(vec![r]);
-    }
-    Ok(vec![])
-}
-
-fn plan_oci_manifest(archive: &Archive, d: &Descriptor, depth: usize) -> Result<Planned> {
-    let digest = manifest::descriptor_digest(d).map_err(|source| StoreError::Digest {
-        what: format!("{}:index.json", archive.name),
-        source,
-    })?;
-    let m = archive.blob(&digest, Some(d.size()))?;
-    let bytes = fs::read(&m.path).at("reading", &m.path)?;
-    let what = format!(
-        "{}:blobs/{}/{}",
-        archive.name,
-        digest.algorithm(),
-        digest.hex()
-    );
-    let media: Option<MediaType> = manifest::descriptor_media_type(d);
-    if media.is_some_and(MediaType::is_index) {
-        if depth > 2 {
-            return Err(archive.bad("nested indexes are too deep"));
-        }
-        let idx = manifest::decode_index(&bytes).map_err(|source| StoreError::Manifest {
-            what: what.clone(),
-            source,
-        })?;
-        let host = Platform::host();
-        let chosen = manifest::select_platform(&idx, &host)
-            .ok_or_else(|| archive.bad(format!("{what}: no image for platform {host}")))?;
-        return plan_oci_manifest(archive, chosen, depth + 1);
-    }
-    if media.is_none() {
-        return Err(archive.bad(format!(
-            "index.json: unknown media type {:?}",
-            d.media_type().to_string()
-        )));
-    }
-    let man = manifest::decode_manifest(&bytes).map_err(|source| StoreError::Manifest {
-        what: what.clone(),
-        source,
-    })?;
-    let id = manifest::descriptor_digest(man.config()).map_err(|source| StoreError::Digest {
-        what: what.clone(),
-        source,
-    })?;
-    let cm = archive.blob(&id, Some(man.config().size()))?;
-    let config_bytes = fs::read(&cm.path).at("reading", &cm.path)?;
-    let config = manifest::decode_config(&config_bytes).map_err(|source| StoreError::Manifest {
-        what: format!("config {id}"),
-        source,
-    })?;
-    let diff_ids = manifest::diff_ids(&config).map_err(|source| StoreError::Digest {
-        what: format!("config {id}"),
-        source,
-    })?;
-    if diff_ids.len() != man.layers().len() {
-        return Err(archive.bad(format!(
-            "{what}: {} layers but config has {} diff_ids",
-            man.layers().len(),
-            diff_ids.len()
-        )));
-    }
-    let mut blobs = vec![(m, digest.clone()), (cm, id.clone())];
-    let mut layers = Vec::new();
-    for (l, diff_id) in man.layers().iter().zip(&diff_ids) {
-        let ld = manifest::descriptor_digest(l).map_err(|source| StoreError::Digest {
-            what: what.clone(),
-            source,
-        })?;
-        let lm = archive.blob(&ld, Some(l.size()))?;
-        let lwhat = format!("{}:blobs/{}/{}", archive.name, ld.algorithm(), ld.hex());
-        let (kind, uncompressed) = check_layer(archive, &lm, diff_id, &lwhat)?;
-        layers.push(PlannedLayer {
-            diff_id: diff_id.clone(),
-            blob: ld.clone(),
-            compression: kind,
-            size: l.size(),
-            uncompressed,
-        });
-        blobs.push((lm, ld));
-    }
-    Ok(Planned {
-        manifest_digest: digest,
-        manifest_bytes: bytes,
-        id,
-        names: vec![],
-        blobs,
-        layers,
-    })
 }

@@ -2,6 +2,7 @@
 //! tar or a directory), written by [`save`] and read by [`load`].
 
 mod load;
+mod plan;
 mod save;
 
 pub use load::{LoadSource, Loaded, load};

@@ -69,10 +69,21 @@ pub fn apply_layer(
         path: PathBuf::from(layer),
         source,
     })?;
-    io::Seek::rewind(&mut spool).at("rewinding", scratch)?;
+    apply_layer_file(&mut spool, target, opts, layer)
+}
+
+/// Apply an uncompressed layer tar that is a seekable file (no spooling): checked in a first
+/// pass, applied in a second; see [`apply_layer`].
+pub fn apply_layer_file(
+    file: &mut fs::File,
+    target: &Path,
+    opts: &ApplyOptions,
+    layer: &str,
+) -> Result<()> {
+    io::Seek::rewind(file).at("rewinding", layer)?;
     // Pass 1: check every entry name and the whole stream, without touching the target.
-    check(&mut spool, layer)?;
-    io::Seek::rewind(&mut spool).at("rewinding", scratch)?;
+    check(file, layer)?;
+    io::Seek::rewind(file).at("rewinding", layer)?;
     // Pass 2: apply.
     Applier {
         root: target.to_path_buf(),
@@ -81,7 +92,7 @@ pub fn apply_layer(
         written: HashSet::new(),
         dirs: Vec::new(),
     }
-    .run(&mut spool)
+    .run(file)
 }
 
 fn bad(layer: &str, entry: &str, problem: impl Into<String>) -> StoreError {

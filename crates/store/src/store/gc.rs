@@ -1,0 +1,105 @@
+//! Garbage collection: dangling images, then blobs, layer records, snapshots and staging
+//! files no image refers to.
+
+use std::collections::HashSet;
+use std::fs;
+
+use rbuild_oci::Digest;
+use rbuild_oci::manifest;
+
+use super::{Store, remove_path};
+use crate::error::Result;
+use crate::lock::Lock;
+
+impl Store {
+    /// `rbuild image prune`: delete dangling (unnamed) images, then everything no image refers
+    /// to (blobs, layer records, snapshots, stale staging files). Returns the deleted image IDs.
+    pub fn prune(&self) -> Result<Vec<Digest>> {
+        let dangling = self.update_table(|t| {
+            let gone: Vec<Digest> = t
+                .images
+                .iter()
+                .filter(|(_, e)| e.names.is_empty())
+                .map(|(d, _)| d.clone())
+                .collect();
+            for d in &gone {
+                t.images.remove(d);
+            }
+            Ok(gone)
+        })?;
+        let ids = dangling
+            .iter()
+            .filter_map(|m| self.blobs.read(m).ok())
+            .filter_map(|b| manifest::decode_manifest(&b).ok())
+            .filter_map(|m| manifest::descriptor_digest(m.config()).ok())
+            .collect();
+        self.collect_garbage()?;
+        Ok(ids)
+    }
+
+    /// Delete blobs, layer records and snapshots no image refers to. Waits for writers
+    /// holding [`Store::hold`].
+    pub fn collect_garbage(&self) -> Result<()> {
+        let _gc = Lock::exclusive(&self.root.join("locks/gc"))?;
+        let table = self.table()?;
+        let mut keep_blobs: HashSet<Digest> = HashSet::new();
+        let mut keep_layers: HashSet<Digest> = HashSet::new();
+        for m in table.images.keys() {
+            keep_blobs.insert(m.clone());
+            let Ok(bytes) = self.blobs.read(m) else {
+                continue;
+            };
+            let Ok(man) = manifest::decode_manifest(&bytes) else {
+                continue;
+            };
+            for d in std::iter::once(man.config()).chain(man.layers()) {
+                if let Ok(d) = manifest::descriptor_digest(d) {
+                    keep_blobs.insert(d);
+                }
+            }
+            if let Ok(cfg) = manifest::descriptor_digest(man.config())
+                .ok()
+                .and_then(|c| self.blobs.read(&c).ok())
+                .ok_or(())
+                .and_then(|b| manifest::decode_config(&b).map_err(|_| ()))
+            {
+                keep_layers.extend(manifest::diff_ids(&cfg).unwrap_or_default());
+            }
+        }
+        // Every remembered form of a kept layer stays (a later push or save reuses it).
+        for l in &keep_layers {
+            if let Ok(rec) = self.layer_record(l) {
+                keep_blobs.extend(rec.blobs.values().map(|b| b.digest.clone()));
+            }
+        }
+        for b in self.blobs.list()? {
+            if !keep_blobs.contains(&b) {
+                self.blobs.remove(&b)?;
+            }
+        }
+        for alg in ["sha256", "sha512"] {
+            for (dir, suffix) in [("layers", ".json"), ("snapshots", "")] {
+                let d = self.root.join(dir).join(alg);
+                let Ok(rd) = fs::read_dir(&d) else { continue };
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let hex = name.strip_suffix(suffix).unwrap_or(&name);
+                    let keep = format!("{alg}:{hex}")
+                        .parse::<Digest>()
+                        .is_ok_and(|dg| keep_layers.contains(&dg));
+                    if !keep {
+                        remove_path(&e.path())?;
+                    }
+                }
+            }
+        }
+        // No writer holds the gc lock now, so staging files are leftovers of dead processes.
+        let tmp = self.tmp_dir();
+        if let Ok(rd) = fs::read_dir(&tmp) {
+            for e in rd.flatten() {
+                remove_path(&e.path())?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,275 @@
+//! Layers in the store: per-layer records (every compressed form remembered), readers,
+//! compression on demand, adding layers, committing images, snapshots.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rbuild_oci::manifest;
+use rbuild_oci::{Algorithm, Compression, Digest, MediaType, Reference};
+
+use super::{BlobRef, LayerRecord, SharedWriter, Store, TeeHash, manifest_for, write_atomic};
+use crate::error::{IoContext, Result, StoreError};
+use crate::image::Image;
+use crate::layer::{self, ApplyOptions, CreateOptions, LayerInfo, LayerSource, Whiteouts};
+use crate::lock::Lock;
+
+impl Store {
+    fn layer_record_path(&self, diff_id: &Digest) -> PathBuf {
+        self.root
+            .join("layers")
+            .join(diff_id.algorithm().as_str())
+            .join(format!("{}.json", diff_id.hex()))
+    }
+
+    pub(crate) fn layer_record(&self, diff_id: &Digest) -> Result<LayerRecord> {
+        let path = self.layer_record_path(diff_id);
+        match fs::read(&path) {
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|source| StoreError::Corrupt { path, source })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LayerRecord::default()),
+            Err(e) => Err(e).at("reading", path),
+        }
+    }
+
+    /// Remember that blob `digest` holds layer `diff_id` in `compression`.
+    pub fn record_layer_blob(
+        &self,
+        diff_id: &Digest,
+        compression: Compression,
+        digest: &Digest,
+        size: u64,
+        uncompressed: Option<u64>,
+    ) -> Result<()> {
+        let _lock = Lock::exclusive(&self.root.join("locks/index"))?;
+        let mut rec = self.layer_record(diff_id)?;
+        rec.blobs.insert(
+            compression.as_str().to_string(),
+            BlobRef {
+                digest: digest.clone(),
+                size,
+            },
+        );
+        if uncompressed.is_some() {
+            rec.size = uncompressed;
+        }
+        let bytes = serde_json::to_vec(&rec).expect("a layer record serializes");
+        write_atomic(&self.tmp_dir(), &self.layer_record_path(diff_id), &bytes)
+    }
+
+    /// The uncompressed size of a layer, when the store knows it.
+    pub fn layer_size(&self, diff_id: &Digest) -> Option<u64> {
+        self.layer_record(diff_id).ok()?.size
+    }
+
+    /// A layer's size as docker reports it: the bytes of file content it holds (file sizes plus
+    /// symlink target lengths, whiteouts excluded). Computed from the tar headers once, then remembered.
+    pub fn layer_content_size(&self, diff_id: &Digest) -> Result<u64> {
+        let rec = self.layer_record(diff_id)?;
+        if let Some(n) = rec.content_size {
+            return Ok(n);
+        }
+        let mut total = 0u64;
+        let mut ar = tar::Archive::new(self.layer_reader(diff_id)?);
+        let what = || format!("layer {diff_id}");
+        for e in ar.entries().at("reading", what())? {
+            let e = e.at("reading", what())?;
+            let is_whiteout = e
+                .path_bytes()
+                .rsplit(|b| *b == b'/')
+                .find(|c| !c.is_empty())
+                .is_some_and(|name| name.starts_with(crate::layer::WHITEOUT_PREFIX.as_bytes()));
+            // Docker sums what `lstat` reports for files and symlinks (a symlink's size is its
+            // target's length); directories, hardlinks and whiteouts count nothing.
+            if !is_whiteout {
+                total += match e.header().entry_type() {
+                    tar::EntryType::Symlink => e.link_name_bytes().map_or(0, |l| l.len() as u64),
+                    _ => e.header().size().unwrap_or(0),
+                };
+            }
+        }
+        let _lock = Lock::exclusive(&self.root.join("locks/index"))?;
+        let mut rec = self.layer_record(diff_id)?;
+        rec.content_size = Some(total);
+        let bytes = serde_json::to_vec(&rec).expect("a layer record serializes");
+        write_atomic(&self.tmp_dir(), &self.layer_record_path(diff_id), &bytes)?;
+        Ok(total)
+    }
+
+    /// An image's size as docker reports it: the file content of its layers.
+    pub fn image_size(&self, image: &Image) -> u64 {
+        let layers = image.diff_ids().unwrap_or_default();
+        let known: Option<u64> = layers.iter().map(|d| self.layer_content_size(d).ok()).sum();
+        known.unwrap_or_else(|| image.size())
+    }
+
+    /// The uncompressed tar of a layer, from whichever form the store holds.
+    pub fn layer_reader(&self, diff_id: &Digest) -> Result<Box<dyn Read>> {
+        let rec = self.layer_record(diff_id)?;
+        for c in [Compression::None, Compression::Zstd, Compression::Gzip] {
+            if let Some(b) = rec.blobs.get(c.as_str())
+                && self.blobs.contains(&b.digest)
+            {
+                let f = self.blobs.open(&b.digest)?;
+                let r = crate::compress::decoder(c, std::io::BufReader::with_capacity(1 << 20, f))
+                    .at("opening", self.blobs.path(&b.digest))?;
+                return Ok(r);
+            }
+        }
+        // An uncompressed layer blob is its own diffID.
+        if self.blobs.contains(diff_id) {
+            return Ok(Box::new(self.blobs.open(diff_id)?));
+        }
+        Err(StoreError::MissingBlob {
+            digest: diff_id.clone(),
+            in_archive: None,
+        })
+    }
+
+    /// The blob holding layer `diff_id` in `compression`, creating and remembering it if needed
+    /// (so a second push or save never compresses twice). Returns digest and size.
+    pub fn compressed_layer(
+        &self,
+        diff_id: &Digest,
+        compression: Compression,
+    ) -> Result<(Digest, u64)> {
+        let _hold = self.hold()?;
+        let rec = self.layer_record(diff_id)?;
+        if let Some(b) = rec.blobs.get(compression.as_str())
+            && self.blobs.contains(&b.digest)
+        {
+            return Ok((b.digest.clone(), b.size));
+        }
+        if compression == Compression::None && self.blobs.contains(diff_id) {
+            let size = self.blobs.size(diff_id)?;
+            return Ok((diff_id.clone(), size));
+        }
+        let mut src = self.layer_reader(diff_id)?;
+        let writer = self.blobs.writer(Algorithm::Sha256)?;
+        let shared = SharedWriter(std::rc::Rc::new(std::cell::RefCell::new(Some(writer))));
+        let mut enc = crate::compress::encoder(compression, shared.clone())
+            .at("compressing layer", diff_id.to_string())?;
+        let mut hasher = rbuild_oci::Hasher::new(diff_id.algorithm());
+        let usize_ = crate::blobs::copy(&mut src, &mut TeeHash(&mut enc, &mut hasher))
+            .at("compressing layer", diff_id.to_string())?;
+        enc.finish().at("compressing layer", diff_id.to_string())?;
+        let actual = hasher.finish();
+        if actual != *diff_id {
+            return Err(StoreError::DigestMismatch {
+                what: format!("layer {diff_id}"),
+                expected: diff_id.clone(),
+                actual,
+            });
+        }
+        let writer = shared.0.borrow_mut().take().expect("writer present");
+        let (digest, size) = writer.commit(None, "compressed layer")?;
+        self.record_layer_blob(diff_id, compression, &digest, size, Some(usize_))?;
+        Ok((digest, size))
+    }
+
+    /// Create a layer from a directory diff and store it uncompressed. Hold [`Store::hold`]
+    /// until the image using it is committed.
+    pub fn add_layer(&self, source: &LayerSource, opts: &CreateOptions) -> Result<LayerInfo> {
+        let mut w = self.blobs.writer(Algorithm::Sha256)?;
+        layer::write_layer(source, &mut w, opts)?;
+        let (diff_id, size) = w.commit(None, "layer")?;
+        self.record_layer_blob(&diff_id, Compression::None, &diff_id, size, Some(size))?;
+        Ok(LayerInfo { diff_id, size })
+    }
+
+    /// Store an uncompressed layer tar from a stream (`rbuild import`).
+    pub fn add_layer_tar(&self, tar: impl Read, what: &str) -> Result<LayerInfo> {
+        let (diff_id, size) = self.blobs.ingest(tar, None, what)?;
+        self.record_layer_blob(&diff_id, Compression::None, &diff_id, size, Some(size))?;
+        Ok(LayerInfo { diff_id, size })
+    }
+
+    /// Write `config` and a manifest of `layers` (uncompressed, in order) and name the image.
+    /// The config's `rootfs.diff_ids` must list the same layers.
+    pub fn commit_image(&self, config: &[u8], names: &[Reference]) -> Result<Image> {
+        let cfg = manifest::decode_config(config).map_err(|source| StoreError::Manifest {
+            what: "new image config".into(),
+            source,
+        })?;
+        let diff_ids = manifest::diff_ids(&cfg).map_err(|source| StoreError::Digest {
+            what: "new image config".into(),
+            source,
+        })?;
+        let mut layers = Vec::new();
+        for d in &diff_ids {
+            let (digest, size) = self.compressed_layer(d, Compression::None)?;
+            layers.push(manifest::descriptor(MediaType::OciLayer, &digest, size));
+        }
+        let config_digest = self.blobs.put(config, None)?;
+        let man = manifest_for(
+            manifest::descriptor(MediaType::OciConfig, &config_digest, config.len() as u64),
+            layers,
+        );
+        let man_bytes = serde_json::to_vec(&man).expect("a manifest serializes");
+        let man_digest = self.blobs.put(&man_bytes, None)?;
+        self.name_image(&man_digest, names)?;
+        self.image(&man_digest)
+    }
+
+    /// The unpacked snapshot directory of layer `diff_id`, unpacked on first use. Its whiteouts
+    /// are in overlay form, so it can serve directly as an overlay lower directory.
+    pub fn snapshot(&self, diff_id: &Digest) -> Result<PathBuf> {
+        let dest = self
+            .root
+            .join("snapshots")
+            .join(diff_id.algorithm().as_str())
+            .join(diff_id.hex());
+        if dest.is_dir() {
+            return Ok(dest);
+        }
+        let _hold = self.hold()?;
+        let tmp = tempfile::Builder::new()
+            .prefix("snapshot-")
+            .tempdir_in(self.tmp_dir())
+            .at("creating snapshot in", self.tmp_dir())?;
+        let opts = ApplyOptions {
+            whiteouts: Whiteouts::Overlay,
+            ..ApplyOptions::default()
+        };
+        self.apply(diff_id, tmp.path(), &opts)?;
+        let staged = tmp.keep();
+        match fs::rename(&staged, &dest) {
+            Ok(()) => Ok(dest),
+            // Another process unpacked it first: use theirs.
+            Err(_) if dest.is_dir() => {
+                let _ = fs::remove_dir_all(&staged);
+                Ok(dest)
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staged);
+                Err(e).at("renaming snapshot into", dest)
+            }
+        }
+    }
+
+    /// Apply every layer of `image` onto `target` with whiteouts deleting (a flat rootfs).
+    pub fn unpack(&self, image: &Image, target: &Path) -> Result<()> {
+        for d in image.diff_ids()? {
+            self.apply(&d, target, &ApplyOptions::default())?;
+        }
+        Ok(())
+    }
+
+    /// Apply layer `diff_id` onto `target`: straight from its uncompressed blob when the store
+    /// has one (no copy), else decompressed through a spool file in `tmp/`.
+    pub fn apply(&self, diff_id: &Digest, target: &Path, opts: &ApplyOptions) -> Result<()> {
+        let name = diff_id.to_string();
+        let rec = self.layer_record(diff_id)?;
+        let plain = rec
+            .blobs
+            .get(Compression::None.as_str())
+            .map_or(diff_id, |b| &b.digest);
+        if self.blobs.contains(plain) {
+            let mut f = self.blobs.open(plain)?;
+            return layer::apply_layer_file(&mut f, target, opts, &name);
+        }
+        let r = self.layer_reader(diff_id)?;
+        layer::apply_layer(r, target, opts, &name, &self.tmp_dir())
+    }
+}
