@@ -174,18 +174,6 @@ fn random_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn default_root() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/var/lib/rbuild");
-    }
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share")
-        });
-    data.join("rbuild")
-}
-
 /// What the image contributes: its config's process defaults and its layers.
 struct ImageParts {
     config: Option<oci_spec::image::Config>,
@@ -206,7 +194,7 @@ fn image_parts(args: &RunArgs, root: &Path) -> anyhow::Result<ImageParts> {
         });
     }
     let image = args.image.as_deref().unwrap_or_default();
-    crate::images::resolve(root, image).map(|(config, layers)| ImageParts {
+    crate::image_layers::resolve(root, image).map(|(config, layers)| ImageParts {
         config,
         rootfs: Rootfs::Layers(layers.clone()),
         layers,
@@ -252,7 +240,10 @@ fn security(args: &RunArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
 
 /// Run `rbuild run`.
 pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let root = globals.root.clone().unwrap_or_else(default_root);
+    let root = globals
+        .root
+        .clone()
+        .unwrap_or_else(rbuild_store::default_root);
     let prepared = prepare(&args, &root).map_err(fail)?;
     let (config, opts_memory) = prepared;
     let tty = args.tty;
