@@ -16,3 +16,5 @@ mod error;
 pub mod ignore;
 
 pub use error::BuildError;
+pub mod cache_key;
+pub mod graph;

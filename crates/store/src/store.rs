@@ -423,6 +423,18 @@ impl Store {
         write_atomic(&self.tmp_dir(), &self.layer_record_path(diff_id), &bytes)
     }
 
+    /// The uncompressed size of a layer, when the store knows it.
+    pub fn layer_size(&self, diff_id: &Digest) -> Option<u64> {
+        self.layer_record(diff_id).ok()?.size
+    }
+
+    /// An image's size as docker reports it: the sum of its uncompressed layers.
+    pub fn image_size(&self, image: &Image) -> u64 {
+        let layers = image.diff_ids().unwrap_or_default();
+        let known: Option<u64> = layers.iter().map(|d| self.layer_size(d)).sum();
+        known.unwrap_or_else(|| image.size())
+    }
+
     /// The uncompressed tar of a layer, from whichever form the store holds.
     pub fn layer_reader(&self, diff_id: &Digest) -> Result<Box<dyn Read>> {
         let rec = self.layer_record(diff_id)?;
