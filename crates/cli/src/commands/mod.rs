@@ -15,9 +15,9 @@ mod inspect;
 mod load;
 mod parse;
 mod rmi;
+mod run;
 mod save;
 mod tag;
-mod run;
 
 /// Options every subcommand accepts.
 #[derive(Debug, Args)]
