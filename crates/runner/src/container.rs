@@ -30,6 +30,9 @@ pub enum Rootfs {
     Layers(Vec<PathBuf>),
     /// A ready root filesystem directory, used in place (changes land in it).
     Directory(PathBuf),
+    /// Unpacked layer directories, bottom first, copied into the container's directory
+    /// (what [`Rootfs::Layers`] falls back to without overlayfs).
+    Copy(Vec<PathBuf>),
 }
 
 /// The container's standard streams; `None` inherits the caller's.
@@ -156,26 +159,6 @@ pub fn overlay_supported() -> bool {
         .is_ok_and(|t| t.lines().any(|l| l.ends_with("\toverlay")))
 }
 
-/// Copy layers into one directory, bottom first (the fallback without overlayfs).
-fn copy_layers(layers: &[PathBuf], dest: &Path) -> Result<(), Error> {
-    fs::create_dir_all(dest).map_err(Error::io(dest))?;
-    for layer in layers {
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/.", layer.display()))
-            .arg(dest)
-            .status()
-            .map_err(Error::io(layer))?;
-        if !status.success() {
-            return Err(Error::Io {
-                path: layer.clone(),
-                source: std::io::Error::other(format!("copying the layer failed: cp {status}")),
-            });
-        }
-    }
-    Ok(())
-}
-
 struct Prepared {
     ops: Vec<Op>,
     notes: Notes,
@@ -197,8 +180,8 @@ fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Erro
                 work: dir.join("work"),
             }
         }
-        Rootfs::Layers(layers) => {
-            copy_layers(layers, &dir.join("rootfs"))?;
+        Rootfs::Layers(layers) | Rootfs::Copy(layers) => {
+            crate::copy::copy_layers(layers, &dir.join("rootfs"))?;
             notes.rootfs_copied = true;
             RootfsSource::Directory(dir.join("rootfs"))
         }
@@ -384,6 +367,9 @@ fn start(
         if let Some(cg) = cgroup_slot.as_ref() {
             cg.add(pid)?;
         }
+        if flags & libc::CLONE_NEWUSER != 0 {
+            write_id_maps(pid, &config.spec)?;
+        }
         nix::unistd::write(&sync_w, &[1]).map_err(|errno| Error::Sys {
             call: "write",
             errno,
@@ -407,6 +393,31 @@ fn start(
             Err(e)
         }
     }
+}
+
+/// Write the user namespace's uid and gid maps (the child waits for them before its setup).
+fn write_id_maps(pid: libc::pid_t, spec: &Spec) -> Result<(), Error> {
+    let linux = spec.linux().clone().unwrap_or_default();
+    let render = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+        maps.iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect()
+    };
+    for (file, maps) in [
+        ("uid_map", linux.uid_mappings()),
+        ("gid_map", linux.gid_mappings()),
+    ] {
+        let text = render(maps);
+        if text.is_empty() {
+            return Err(Error::InvalidSpec(format!(
+                "a user namespace needs {file} entries (linux.uidMappings/gidMappings)"
+            )));
+        }
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        fs::write(&path, text).map_err(Error::io(&path))?;
+    }
+    Ok(())
 }
 
 fn read_report(fd: RawFd) -> Result<Option<Report>, Error> {

@@ -35,6 +35,7 @@ pub mod caps;
 pub mod cgroup;
 mod child;
 pub mod container;
+pub mod copy;
 pub mod error;
 pub mod etc;
 pub mod image;

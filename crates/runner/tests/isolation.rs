@@ -324,3 +324,80 @@ fn a_directory_rootfs_is_used_in_place() {
     );
     let _ = RunOptions::default();
 }
+
+#[test]
+fn a_user_namespace_gets_its_id_maps() {
+    if !can_run("user namespace") {
+        return;
+    }
+    let mut opts =
+        sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; readlink /proc/self/ns/user");
+    opts.user_namespace = true;
+    let ran = run(
+        Rootfs::Layers(vec![busybox().to_path_buf()]),
+        opts,
+        false,
+        true,
+    );
+    assert_eq!(
+        ran.result.unwrap().status,
+        ExitStatus::Exited(0),
+        "{}",
+        ran.stderr
+    );
+    let mut lines = ran.stdout.lines();
+    let fields = |l: Option<&str>| {
+        l.unwrap()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fields(lines.next()), ["0", "0", "65536"]);
+    assert_eq!(fields(lines.next()), ["0", "0", "65536"]);
+    assert_eq!(lines.next(), Some("0"));
+    let host_ns = std::fs::read_link("/proc/self/ns/user").unwrap();
+    assert_ne!(
+        lines.next().unwrap(),
+        host_ns.to_string_lossy(),
+        "not a new user namespace"
+    );
+}
+
+#[test]
+fn without_overlayfs_layers_are_copied_with_their_whiteouts_applied() {
+    if !can_run("copy fallback") {
+        return;
+    }
+    let top = tempfile::tempdir().unwrap();
+    let t = top.path();
+    std::fs::create_dir_all(t.join("etc")).unwrap();
+    std::fs::create_dir_all(t.join("home")).unwrap();
+    std::fs::write(t.join("etc/added"), "added\n").unwrap();
+    std::fs::write(t.join("home/only"), "").unwrap();
+    nix::sys::stat::mknod(
+        &t.join("etc/group"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::empty(),
+        0,
+    )
+    .unwrap();
+    // busybox-rootfs gives /home a `user` directory; an opaque /home hides it.
+    xattr::set(t.join("home"), "trusted.overlay.opaque", b"y").unwrap();
+    let layers = vec![busybox().to_path_buf(), t.to_path_buf()];
+    let ran = run(
+        Rootfs::Copy(layers),
+        sh(
+            "ls /home; test -e /etc/group || echo group-gone; cat /etc/added; test -x /bin/sh && echo base-kept",
+        ),
+        false,
+        true,
+    );
+    assert_eq!(
+        ran.result.unwrap().status,
+        ExitStatus::Exited(0),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.stdout, "only\ngroup-gone\nadded\nbase-kept\n");
+    assert!(busybox().join("etc/group").exists() && busybox().join("home/user").exists());
+}
