@@ -1,16 +1,16 @@
-//! `rbuild run -t`: a pseudo-terminal for the container. Its slave side becomes the
-//! container's standard streams and controlling terminal; this process puts its own terminal
-//! in raw mode, copies bytes both ways, and passes window size changes on (SIGWINCH).
+//! `rbuild run -t`: a pseudo-terminal allocated inside the container (its own `/dev/pts`), as
+//! its standard streams and controlling terminal; this process puts its own terminal in raw
+//! mode, copies bytes both ways, and passes window size changes on (SIGWINCH).
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::libc;
-use nix::pty::{Winsize, openpty};
+use nix::pty::Winsize;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::termios::{self, SetArg, Termios};
-use rbuild_runner::{ContainerConfig, Outcome, Stdio};
+use rbuild_runner::{ConsoleSize, ContainerConfig, Outcome, Stdio};
 
 use crate::signals;
 
@@ -78,20 +78,20 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd, rbuild_runner::Error> {
     })
 }
 
-/// Run the container attached to a new pseudo-terminal.
+/// Run the container attached to a new pseudo-terminal, allocated in its own `/dev/pts`.
 pub fn run_with_pty(mut config: ContainerConfig) -> Result<Outcome, rbuild_runner::Error> {
     let size = window_size(std::io::stdin().as_fd());
-    let pty = openpty(size.as_ref(), None).map_err(|errno| rbuild_runner::Error::Sys {
-        call: "openpty",
-        errno,
-    })?;
     config.stdio = Stdio {
-        stdin: Some(dup(&pty.slave)?),
-        stdout: Some(dup(&pty.slave)?),
-        stderr: Some(pty.slave),
-        tty: true,
+        console: Some(ConsoleSize {
+            rows: size.map_or(0, |s| s.ws_row),
+            cols: size.map_or(0, |s| s.ws_col),
+        }),
+        ..Stdio::default()
     };
-    let master = pty.master;
+    let mut running = rbuild_runner::spawn(config)?;
+    let Some(master) = running.take_console() else {
+        return running.wait();
+    };
     MASTER.store(master.as_raw_fd(), Ordering::SeqCst);
     let winch = SigAction::new(
         SigHandler::Handler(resize),
@@ -100,7 +100,6 @@ pub fn run_with_pty(mut config: ContainerConfig) -> Result<Outcome, rbuild_runne
     );
     // SAFETY: the handler only makes ioctls on descriptors.
     let _ = unsafe { sigaction(Signal::SIGWINCH, &winch) };
-    let running = rbuild_runner::spawn(config)?;
     let _forward = signals::forward_to(running.pid());
     let raw = RawMode::enter();
     let mut to_container = std::fs::File::from(dup(&master)?);

@@ -173,3 +173,58 @@ fn stdin_env_user_workdir_and_volumes() {
     assert_eq!(text(&out.stdout), "refused\n");
     assert!(host.path().join("f").exists() && !host.path().join("g").exists());
 }
+
+#[test]
+fn dash_t_gives_the_container_its_own_terminal() {
+    if !can_run("rbuild run -t") {
+        return;
+    }
+    use std::io::{Read, Write};
+    let root = tempfile::tempdir().unwrap();
+    let ws = nix::pty::Winsize {
+        ws_row: 33,
+        ws_col: 101,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&ws), None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["run", "--rm", "-t", "--rootfs"])
+        .arg(busybox())
+        .args([
+            "sh",
+            "-c",
+            "tty; stty size; read line; echo got:$line; exit 5",
+        ])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    master.write_all(b"typed\r").unwrap();
+    let status = child.wait().unwrap();
+    // rbuild has exited, so its copies of our slave are closed: drain what it printed.
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    nix::fcntl::fcntl(
+        &master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(status.code(), Some(5), "{text}");
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(text.contains("33 101"), "{text}");
+    assert!(text.contains("got:typed"), "{text}");
+}

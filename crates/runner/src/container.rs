@@ -46,6 +46,19 @@ pub struct Stdio {
     pub stderr: Option<OwnedFd>,
     /// The streams are a terminal: make it the controlling terminal.
     pub tty: bool,
+    /// Allocate a terminal inside the container (in its own `/dev/pts`) as its standard
+    /// streams and controlling terminal; [`Running::take_console`] gives its master side.
+    /// The other fields are then ignored.
+    pub console: Option<ConsoleSize>,
+}
+
+/// The initial size of a container's terminal (0×0: leave it to the kernel's default).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleSize {
+    /// Rows.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
 }
 
 /// Everything needed to run one container.
@@ -110,6 +123,7 @@ pub struct Running {
     dir: PathBuf,
     remove: bool,
     notes: Notes,
+    console: Option<OwnedFd>,
     waited: bool,
 }
 
@@ -162,6 +176,8 @@ pub fn overlay_supported() -> bool {
 struct Prepared {
     ops: Vec<Op>,
     notes: Notes,
+    /// Where the rootfs steps end and the process steps begin.
+    rootfs_end: usize,
 }
 
 fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Error> {
@@ -207,6 +223,7 @@ fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Erro
             .unwrap_or(false),
         own_network: own_net,
     })?;
+    let rootfs_end = ops.len();
     let filter = linux
         .seccomp()
         .as_ref()
@@ -218,7 +235,11 @@ fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Erro
         last_cap: caps::last_cap(),
         seccomp: filter.as_deref(),
     })?);
-    Ok(Prepared { ops, notes })
+    Ok(Prepared {
+        ops,
+        notes,
+        rootfs_end,
+    })
 }
 
 /// The paths `execve` is tried with, inside the container.
@@ -271,12 +292,13 @@ pub fn spawn(mut config: ContainerConfig) -> Result<Running, Error> {
     let mut cgroup = None;
     let result = start(&mut config, flags, own_net, cgroupns, &mut cgroup);
     match result {
-        Ok((pid, notes)) => Ok(Running {
+        Ok((pid, notes, console)) => Ok(Running {
             pid,
             cgroup,
             dir: config.dir,
             remove: config.remove,
             notes,
+            console,
             waited: false,
         }),
         Err(e) => {
@@ -297,8 +319,46 @@ fn start(
     own_net: bool,
     cgroupns: bool,
     cgroup_slot: &mut Option<Cgroup>,
-) -> Result<(libc::pid_t, Notes), Error> {
-    let Prepared { mut ops, notes } = prepare(config, own_net)?;
+) -> Result<(libc::pid_t, Notes, Option<OwnedFd>), Error> {
+    let Prepared {
+        mut ops,
+        notes,
+        rootfs_end,
+    } = prepare(config, own_net)?;
+    // The terminal is opened after pivot_root (in the container's devpts), before the
+    // process steps drop privileges.
+    let console = match config.stdio.console {
+        Some(size) => {
+            let (parent_end, child_end) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|errno| Error::Sys {
+                call: "socketpair",
+                errno,
+            })?;
+            let user = config
+                .spec
+                .process()
+                .as_ref()
+                .map(|p| (p.user().uid(), p.user().gid()))
+                .unwrap_or_default();
+            ops.insert(
+                rootfs_end,
+                Op::Console {
+                    socket: child_end.as_raw_fd(),
+                    uid: user.0,
+                    gid: user.1,
+                    rows: size.rows,
+                    cols: size.cols,
+                },
+            );
+            Some((parent_end, child_end))
+        }
+        None => None,
+    };
     if own_net {
         ops.insert(0, Op::LoopbackUp);
     }
@@ -344,7 +404,7 @@ fn start(
             fd(&config.stdio.stderr),
         ],
         init: config.init,
-        tty: config.stdio.tty,
+        tty: config.stdio.tty || console.is_some(),
     };
     // SAFETY: a fork-like clone (no CLONE_VM, no new stack); the child only runs child_main,
     // which makes raw system calls on the context prepared above and never returns.
@@ -363,6 +423,10 @@ fn start(
     drop(sync_r);
     drop(err_w);
     config.stdio = Stdio::default();
+    let console = console.map(|(parent_end, child_end)| {
+        drop(child_end);
+        parent_end
+    });
     let go = (|| {
         if let Some(cg) = cgroup_slot.as_ref() {
             cg.add(pid)?;
@@ -378,9 +442,13 @@ fn start(
     })();
     drop(sync_w);
     let report = go.and_then(|()| read_report(err_r.as_raw_fd()));
+    let report = report.and_then(|r| match (r, &console) {
+        (None, Some(sock)) => receive_console(sock).map(|m| (None, Some(m))),
+        (r, _) => Ok((r, None)),
+    });
     match report {
-        Ok(None) => Ok((pid, notes)),
-        Ok(Some(r)) => {
+        Ok((None, master)) => Ok((pid, notes, master)),
+        Ok((Some(r), _)) => {
             reap(pid);
             Err(report_error(&r, &ctx, arg0))
         }
@@ -393,6 +461,40 @@ fn start(
             Err(e)
         }
     }
+}
+
+/// Receive the terminal's master side the child sent before exec.
+fn receive_console(sock: &OwnedFd) -> Result<OwnedFd, Error> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::FromRawFd;
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!(std::os::fd::RawFd);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|errno| Error::Sys {
+        call: "recvmsg (console)",
+        errno,
+    })?;
+    for cmsg in msg.cmsgs().map_err(|errno| Error::Sys {
+        call: "recvmsg (console)",
+        errno,
+    })? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg
+            && let Some(fd) = fds.first()
+        {
+            // SAFETY: the kernel just installed this descriptor for us.
+            return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+        }
+    }
+    Err(Error::Sys {
+        call: "recvmsg (console)",
+        errno: Errno::EBADMSG,
+    })
 }
 
 /// Write the user namespace's uid and gid maps (the child waits for them before its setup).
@@ -503,6 +605,11 @@ impl Running {
     /// The container's first process as seen from the host.
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// The master side of the container's terminal (with [`Stdio::console`]), once.
+    pub fn take_console(&mut self) -> Option<OwnedFd> {
+        self.console.take()
     }
 
     /// How the container was set up.

@@ -48,8 +48,8 @@ pub mod syscall;
 pub mod user;
 
 pub use container::{
-    ContainerConfig, ExitStatus, Notes, Outcome, Rootfs, Running, Stdio, overlay_supported, run,
-    spawn,
+    ConsoleSize, ContainerConfig, ExitStatus, Notes, Outcome, Rootfs, Running, Stdio,
+    overlay_supported, run, spawn,
 };
 pub use error::Error;
 pub use spec::{Network, RunOptions, docker_spec};
