@@ -401,3 +401,31 @@ fn without_overlayfs_layers_are_copied_with_their_whiteouts_applied() {
     assert_eq!(ran.stdout, "only\ngroup-gone\nadded\nbase-kept\n");
     assert!(busybox().join("etc/group").exists() && busybox().join("home/user").exists());
 }
+
+#[test]
+fn a_symlink_in_the_image_cannot_redirect_a_mount_to_the_host() {
+    if !can_run("symlink escape") {
+        return;
+    }
+    let host = tempfile::tempdir().unwrap();
+    let layer = tempfile::tempdir().unwrap();
+    // The image links /escape to a host path; the tmpfs must land inside the container.
+    std::os::unix::fs::symlink(host.path(), layer.path().join("escape")).unwrap();
+    let mut opts = sh("echo inside > /escape/file && echo ok");
+    opts.mounts = vec![rbuild_runner::spec::tmpfs_mount("/escape")];
+    let layers = vec![busybox().to_path_buf(), layer.path().to_path_buf()];
+    let ran = run(Rootfs::Layers(layers), opts, false, true);
+    assert_eq!(
+        ran.result.unwrap().status,
+        ExitStatus::Exited(0),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.stdout, "ok\n");
+    assert_eq!(
+        std::fs::read_dir(host.path()).unwrap().count(),
+        0,
+        "the host directory was written"
+    );
+    assert!(mounts_mentioning(host.path()).is_empty());
+}
