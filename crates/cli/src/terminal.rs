@@ -79,7 +79,10 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd, rbuild_runner::Error> {
 }
 
 /// Run the container attached to a new pseudo-terminal, allocated in its own `/dev/pts`.
-pub fn run_with_pty(mut config: ContainerConfig) -> Result<Outcome, rbuild_runner::Error> {
+pub fn run_with_pty(
+    mut config: ContainerConfig,
+    forwarding: &signals::Forwarding,
+) -> Result<Outcome, rbuild_runner::Error> {
     let size = window_size(std::io::stdin().as_fd());
     config.stdio = Stdio {
         console: Some(ConsoleSize {
@@ -100,7 +103,7 @@ pub fn run_with_pty(mut config: ContainerConfig) -> Result<Outcome, rbuild_runne
     );
     // SAFETY: the handler only makes ioctls on descriptors.
     let _ = unsafe { sigaction(Signal::SIGWINCH, &winch) };
-    let _forward = signals::forward_to(running.pid());
+    forwarding.target(running.pid());
     let raw = RawMode::enter();
     let mut to_container = std::fs::File::from(dup(&master)?);
     // Keyboard → container; this thread may stay blocked in read until we exit.

@@ -228,3 +228,62 @@ fn dash_t_gives_the_container_its_own_terminal() {
     assert!(text.contains("33 101"), "{text}");
     assert!(text.contains("got:typed"), "{text}");
 }
+
+#[test]
+fn signals_to_rbuild_reach_the_container() {
+    if !can_run("rbuild run signal forwarding") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let run = |init: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbuild"));
+        cmd.arg("--root")
+            .arg(root.path())
+            .args(["run", "--rm", "--rootfs"])
+            .arg(busybox());
+        if init {
+            cmd.arg("--init");
+        }
+        // Without init the shell is PID 1 and needs a handler to react to SIGTERM.
+        let script = "trap 'echo got-term; exit 9' TERM; echo ready; while :; do sleep 0.1; done";
+        let mut child = cmd
+            .args([
+                "sh",
+                "-c",
+                if init {
+                    "echo ready; sleep 100"
+                } else {
+                    script
+                },
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 6];
+        std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+        assert_eq!(&first, b"ready\n");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = child.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        (status.code(), rest)
+    };
+    assert_eq!(
+        run(true),
+        (Some(143), String::new()),
+        "init forwards SIGTERM to sleep"
+    );
+    assert_eq!(run(false), (Some(9), "got-term\n".to_owned()));
+    assert_eq!(
+        std::fs::read_dir(root.path().join("containers"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

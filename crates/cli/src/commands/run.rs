@@ -247,18 +247,16 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let prepared = prepare(&args, &root).map_err(fail)?;
     let (config, opts_memory) = prepared;
     let tty = args.tty;
+    let forwarding = signals::catch();
     let outcome = if tty {
-        terminal::run_with_pty(config)
+        terminal::run_with_pty(config, &forwarding)
     } else {
-        let running = rbuild_runner::spawn(config);
-        match running {
-            Ok(r) => {
-                let _guard = signals::forward_to(r.pid());
-                r.wait()
-            }
-            Err(e) => Err(e),
-        }
+        rbuild_runner::spawn(config).and_then(|r| {
+            forwarding.target(r.pid());
+            r.wait()
+        })
     };
+    drop(forwarding);
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
