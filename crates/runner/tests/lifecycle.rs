@@ -167,6 +167,8 @@ fn a_container_killed_mid_run_is_cleaned_up() {
     let id = dir.file_name().unwrap().to_string_lossy().into_owned();
     let mut opts = sh("sleep 100");
     opts.memory = Some(64 << 20);
+    opts.cpus = Some(0.5);
+    opts.pids_limit = Some(10);
     let config = rbuild_runner::ContainerConfig {
         id: id.clone(),
         dir: dir.clone(),
@@ -179,6 +181,33 @@ fn a_container_killed_mid_run_is_cleaned_up() {
     let running = rbuild_runner::spawn(config).unwrap();
     assert_eq!(cgroups_named(&id).len(), running.cgroup_paths().len());
     assert!(!running.cgroup_paths().is_empty());
+    // The limits are in the kernel's files while the container runs.
+    let value = |file: &str| {
+        let dir = running
+            .cgroup_paths()
+            .into_iter()
+            .find(|d| d.join(file).exists());
+        std::fs::read_to_string(
+            dir.unwrap_or_else(|| panic!("no cgroup has {file}"))
+                .join(file),
+        )
+        .unwrap()
+        .trim()
+        .to_owned()
+    };
+    if rbuild_runner::cgroup::detect() == rbuild_runner::cgroup::Version::V1 {
+        assert_eq!(value("memory.limit_in_bytes"), (64u64 << 20).to_string());
+        assert_eq!(value("cpu.cfs_quota_us"), "50000");
+    } else {
+        assert_eq!(value("memory.max"), (64u64 << 20).to_string());
+        assert_eq!(value("cpu.max"), "50000 100000");
+    }
+    assert_eq!(value("pids.max"), "10");
+    let procs = value("cgroup.procs");
+    assert!(
+        procs.lines().any(|p| p == running.pid().to_string()),
+        "{procs}"
+    );
     running.signal(9).unwrap();
     let outcome = running.wait().unwrap();
     assert_eq!(outcome.status, ExitStatus::Signaled(9));

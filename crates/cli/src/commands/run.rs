@@ -277,6 +277,9 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(137));
     }
+    if outcome.status == rbuild_runner::ExitStatus::Signaled(9) {
+        eprintln!("rbuild: the container was killed (SIGKILL)");
+    }
     Ok(ExitCode::from(outcome.status.code().clamp(0, 255) as u8))
 }
 
