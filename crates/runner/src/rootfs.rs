@@ -166,6 +166,15 @@ pub fn resolve_in_rootfs(source: &RootfsSource, dest: &Path) -> Result<PathBuf, 
     Ok(Path::new("/").join(resolved))
 }
 
+/// The directory all `paths` are directly in, if they share one.
+fn common_parent(paths: &[PathBuf]) -> Option<PathBuf> {
+    let first = paths.first()?.parent()?;
+    paths
+        .iter()
+        .all(|p| p.parent() == Some(first))
+        .then(|| first.to_path_buf())
+}
+
 /// `mkdir` for every component of `path` below `base`.
 fn mkdir_chain(base: &Path, path: &Path, ops: &mut Vec<Op>) -> Result<(), Error> {
     let rel = path.strip_prefix(base).unwrap_or(path);
@@ -260,18 +269,34 @@ pub fn rootfs_ops(spec: &RootfsSpec<'_>) -> Result<Vec<Op>, Error> {
             upper,
             work,
         } => {
-            let lowerdir: Vec<String> = lowers
-                .iter()
-                .rev()
-                .map(|p| p.display().to_string())
-                .collect();
-            let data = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lowerdir.join(":"),
-                upper.display(),
-                work.display()
-            );
-            // The kernel copies mount data into one page.
+            let render = |base: Option<&Path>| -> String {
+                let lowerdir: Vec<String> = lowers
+                    .iter()
+                    .rev()
+                    .map(|p| match base.and_then(|b| p.strip_prefix(b).ok()) {
+                        Some(rel) => rel.display().to_string(),
+                        None => p.display().to_string(),
+                    })
+                    .collect();
+                format!(
+                    "lowerdir={},upperdir={},workdir={}",
+                    lowerdir.join(":"),
+                    upper.display(),
+                    work.display()
+                )
+            };
+            let mut data = render(None);
+            // The kernel copies mount data into one page. Layers from the store share a
+            // parent directory: name them relative to it (the child changes into it first),
+            // which fits about 60 layers instead of about 40.
+            if data.len() >= 4096
+                && let Some(base) = common_parent(lowers)
+            {
+                data = render(Some(&base));
+                ops.push(Op::Chdir {
+                    path: cpath(&base)?,
+                });
+            }
             if data.len() >= 4096 {
                 return Err(Error::InvalidSpec(format!(
                     "overlay options are {} bytes for {} layers, over the kernel's 4096",
@@ -502,6 +527,52 @@ mod tests {
             calls.last().unwrap(),
             "mount /proc/sys /proc/sys none 0x502f none"
         );
+    }
+
+    #[test]
+    fn many_layers_are_named_relative_to_their_shared_directory() {
+        let dir = "/var/lib/rbuild/snapshots/sha256";
+        let lowers: Vec<PathBuf> = (0..50)
+            .map(|i| PathBuf::from(format!("{dir}/{i:064x}")))
+            .collect();
+        let source = RootfsSource::Overlay {
+            lowers: lowers.clone(),
+            upper: "/c/u".into(),
+            work: "/c/w".into(),
+        };
+        let spec = RootfsSpec {
+            merged: Path::new("/c/m"),
+            source: &source,
+            mounts: &[],
+            masked_paths: &[],
+            readonly_paths: &[],
+            readonly_root: false,
+            own_network: true,
+        };
+        let calls = record(&spec);
+        assert_eq!(calls[1], format!("chdir {dir}"));
+        let lowerdir = format!("lowerdir={:064x}:{:064x}:", 49, 48);
+        assert!(
+            calls[2].starts_with(&format!("mount overlay /c/m overlay 0x0 {lowerdir}")),
+            "{}",
+            calls[2]
+        );
+        // Far too many layers is an error that says why.
+        let many: Vec<PathBuf> = (0..80)
+            .map(|i| PathBuf::from(format!("{dir}/{i:064x}")))
+            .collect();
+        let source = RootfsSource::Overlay {
+            lowers: many,
+            upper: "/c/u".into(),
+            work: "/c/w".into(),
+        };
+        let err = rootfs_ops(&RootfsSpec {
+            source: &source,
+            ..spec
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("80 layers"), "{err}");
     }
 
     #[test]

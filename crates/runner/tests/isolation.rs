@@ -429,3 +429,39 @@ fn a_symlink_in_the_image_cannot_redirect_a_mount_to_the_host() {
     );
     assert!(mounts_mentioning(host.path()).is_empty());
 }
+
+#[test]
+fn fifty_layers_stack_in_one_overlay() {
+    if !can_run("many layers") {
+        return;
+    }
+    let snapshots = tempfile::tempdir().unwrap();
+    let mut layers = Vec::new();
+    for i in 0..50u32 {
+        let dir = snapshots.path().join(format!("{i:064x}"));
+        if i == 0 {
+            let status = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(busybox())
+                .arg(&dir)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        } else {
+            std::fs::create_dir_all(dir.join("layers")).unwrap();
+            std::fs::write(dir.join("layers").join(i.to_string()), "").unwrap();
+        }
+        layers.push(dir);
+    }
+    let (code, out, err) = {
+        let ran = run(
+            Rootfs::Layers(layers),
+            sh("ls /layers | wc -l"),
+            false,
+            true,
+        );
+        (ran.result.unwrap().status.code(), ran.stdout, ran.stderr)
+    };
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "49");
+}
