@@ -287,3 +287,59 @@ fn signals_to_rbuild_reach_the_container() {
         0
     );
 }
+
+#[test]
+fn security_opt_seccomp_profiles_and_caps() {
+    if !can_run("rbuild run --security-opt") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let profile = root.path().join("deny-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let denied = rbuild(
+        root.path(),
+        &[
+            "--security-opt",
+            &opt,
+            "sh",
+            "-c",
+            "mkdir /x || echo denied",
+        ],
+        None,
+    );
+    assert_eq!(text(&denied.stdout), "denied\n", "{}", text(&denied.stderr));
+    let caps = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["grep", "CapBnd", "/proc/self/status"]);
+        text(&rbuild(root.path(), &a, None).stdout)
+    };
+    assert_eq!(caps(&[]), "CapBnd:\t00000000a80425fb\n");
+    assert_eq!(
+        caps(&["--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE"]),
+        "CapBnd:\t0000000000000400\n"
+    );
+    // Privileged gets every capability rbuild itself has.
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let own = own.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+    assert_eq!(caps(&["--privileged"]), format!("{own}\n"));
+    // Unconfined and privileged containers have no filter; the default has docker's.
+    let seccomp = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["grep", "^Seccomp:", "/proc/self/status"]);
+        text(&rbuild(root.path(), &a, None).stdout)
+    };
+    assert_eq!(seccomp(&[]), "Seccomp:\t2\n");
+    assert_eq!(
+        seccomp(&["--security-opt", "seccomp=unconfined"]),
+        "Seccomp:\t0\n"
+    );
+    assert_eq!(seccomp(&["--privileged"]), "Seccomp:\t0\n");
+    let bad = rbuild(root.path(), &["--security-opt", "apparmor=x", "true"], None);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(text(&bad.stderr).contains("apparmor=x"));
+}

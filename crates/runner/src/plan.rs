@@ -302,7 +302,9 @@ impl Op {
             Op::Gid(g) => format!("set group id {g}"),
             Op::Uid(u) => format!("set user id {u}"),
             Op::DropBounding(c) => format!("drop capability {c} from the bounding set"),
-            Op::Capabilities { .. } => "set capabilities".to_owned(),
+            Op::Capabilities { .. } => {
+                "set capabilities (each must be in rbuild's own bounding set)".to_owned()
+            }
             Op::Ambient(c) => format!("raise ambient capability {c}"),
             Op::NoNewPrivs => "set no_new_privs".to_owned(),
             Op::Seccomp(_) => "load the seccomp filter".to_owned(),
