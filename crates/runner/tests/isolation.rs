@@ -465,3 +465,48 @@ fn fifty_layers_stack_in_one_overlay() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "49");
 }
+
+#[test]
+fn a_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
+    if !can_run("cgroup namespace") {
+        return;
+    }
+    let mut opts = sh("cat /proc/self/cgroup");
+    opts.cgroup_namespace = true;
+    opts.memory = Some(64 << 20);
+    let ran = run(
+        Rootfs::Layers(vec![busybox().to_path_buf()]),
+        opts,
+        false,
+        true,
+    );
+    assert_eq!(
+        ran.result.unwrap().status,
+        ExitStatus::Exited(0),
+        "{}",
+        ran.stderr
+    );
+    let memory = ran
+        .stdout
+        .lines()
+        .find(|l| l.contains(":memory:"))
+        .expect("a memory line");
+    assert!(
+        memory.ends_with(":/"),
+        "the container's own cgroup is its root: {}",
+        ran.stdout
+    );
+    // Without the namespace the container sees where rbuild put it.
+    let ran = run(
+        Rootfs::Layers(vec![busybox().to_path_buf()]),
+        sh("cat /proc/self/cgroup"),
+        false,
+        true,
+    );
+    let memory = ran
+        .stdout
+        .lines()
+        .find(|l| l.contains(":memory:"))
+        .expect("a memory line");
+    assert!(memory.contains("/rbuild-"), "{}", ran.stdout);
+}
