@@ -79,9 +79,12 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd, rbuild_runner::Error> {
 }
 
 /// Run the container attached to a new pseudo-terminal, allocated in its own `/dev/pts`.
+/// With `interactive` (`-i`), the keyboard goes to it too, in raw mode, as `docker run -it`;
+/// otherwise only its output is shown.
 pub fn run_with_pty(
     mut config: ContainerConfig,
     forwarding: &signals::Forwarding,
+    interactive: bool,
 ) -> Result<Outcome, rbuild_runner::Error> {
     let size = window_size(std::io::stdin().as_fd());
     config.stdio = Stdio {
@@ -104,18 +107,20 @@ pub fn run_with_pty(
     // SAFETY: the handler only makes ioctls on descriptors.
     let _ = unsafe { sigaction(Signal::SIGWINCH, &winch) };
     forwarding.target(running.pid());
-    let raw = RawMode::enter();
-    let mut to_container = std::fs::File::from(dup(&master)?);
-    // Keyboard → container; this thread may stay blocked in read until we exit.
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        let mut stdin = std::io::stdin().lock();
-        while let Ok(n) = stdin.read(&mut buf) {
-            if n == 0 || to_container.write_all(&buf[..n]).is_err() {
-                break;
+    let raw = interactive.then(RawMode::enter);
+    if interactive {
+        let mut to_container = std::fs::File::from(dup(&master)?);
+        // Keyboard → container; this thread may stay blocked in read until we exit.
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin().lock();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || to_container.write_all(&buf[..n]).is_err() {
+                    break;
+                }
             }
-        }
-    });
+        });
+    }
     // Container → screen, until every holder of the slave side is gone (EIO).
     let mut from_container = std::fs::File::from(master);
     let mut out = std::io::stdout().lock();

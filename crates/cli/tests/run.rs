@@ -192,7 +192,7 @@ fn dash_t_gives_the_container_its_own_terminal() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
         .arg("--root")
         .arg(root.path())
-        .args(["run", "--rm", "-t", "--rootfs"])
+        .args(["run", "--rm", "-it", "--rootfs"])
         .arg(busybox())
         .args([
             "sh",
@@ -342,4 +342,41 @@ fn security_opt_seccomp_profiles_and_caps() {
     let bad = rbuild(root.path(), &["--security-opt", "apparmor=x", "true"], None);
     assert_eq!(bad.status.code(), Some(125));
     assert!(text(&bad.stderr).contains("apparmor=x"));
+}
+
+#[test]
+fn dash_t_without_i_shows_output_only() {
+    if !can_run("rbuild run -t") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let status = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["run", "--rm", "-t", "--rootfs"])
+        .arg(busybox())
+        .args(["sh", "-c", "tty; exit 4"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(4));
+    let mut master = std::fs::File::from(pty.master);
+    nix::fcntl::fcntl(
+        &master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = std::io::Read::read(&mut master, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(String::from_utf8_lossy(&out).trim(), "/dev/pts/0");
 }

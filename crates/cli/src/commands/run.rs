@@ -249,7 +249,7 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let tty = args.tty;
     let forwarding = signals::catch();
     let outcome = if tty {
-        terminal::run_with_pty(config, &forwarding)
+        terminal::run_with_pty(config, &forwarding, args.interactive)
     } else {
         rbuild_runner::spawn(config).and_then(|r| {
             forwarding.target(r.pid());
