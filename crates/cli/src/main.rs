@@ -2,7 +2,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod commands;
-mod images;
+mod image_layers;
 mod report;
 mod signals;
 mod terminal;

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
 static TARGET: AtomicI32 = AtomicI32::new(0);
+/// A signal that arrived before the container's PID was known (0: none).
+static PENDING: AtomicI32 = AtomicI32::new(0);
 
 const FORWARDED: [Signal; 7] = [
     Signal::SIGINT,
@@ -22,25 +24,41 @@ extern "C" fn forward(sig: i32) {
     if pid > 0 {
         // SAFETY: kill is async-signal-safe.
         unsafe { nix::libc::kill(pid, sig) };
+    } else {
+        PENDING.store(sig, Ordering::SeqCst);
     }
 }
 
 /// Restores the default handlers when dropped.
 pub struct Forwarding(());
 
-/// Forward the usual termination and user signals to `pid` until the guard is dropped.
-pub fn forward_to(pid: i32) -> Forwarding {
-    TARGET.store(pid, Ordering::SeqCst);
+/// Catch the usual termination and user signals from now on (so one arriving while the
+/// container starts is not fatal to rbuild); [`Forwarding::target`] names where they go.
+pub fn catch() -> Forwarding {
+    TARGET.store(0, Ordering::SeqCst);
+    PENDING.store(0, Ordering::SeqCst);
     let action = SigAction::new(
         SigHandler::Handler(forward),
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
     for sig in FORWARDED {
-        // SAFETY: the handler only reads an atomic and calls kill.
+        // SAFETY: the handler only touches atomics and calls kill.
         let _ = unsafe { sigaction(sig, &action) };
     }
     Forwarding(())
+}
+
+impl Forwarding {
+    /// Forward to `pid` from now on, delivering a signal caught before it was known.
+    pub fn target(&self, pid: i32) {
+        TARGET.store(pid, Ordering::SeqCst);
+        let pending = PENDING.swap(0, Ordering::SeqCst);
+        if pending > 0 {
+            // SAFETY: kill with a signal number the kernel gave us.
+            unsafe { nix::libc::kill(pid, pending) };
+        }
+    }
 }
 
 impl Drop for Forwarding {

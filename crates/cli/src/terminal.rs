@@ -1,16 +1,16 @@
-//! `rbuild run -t`: a pseudo-terminal for the container. Its slave side becomes the
-//! container's standard streams and controlling terminal; this process puts its own terminal
-//! in raw mode, copies bytes both ways, and passes window size changes on (SIGWINCH).
+//! `rbuild run -t`: a pseudo-terminal allocated inside the container (its own `/dev/pts`), as
+//! its standard streams and controlling terminal; this process puts its own terminal in raw
+//! mode, copies bytes both ways, and passes window size changes on (SIGWINCH).
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::libc;
-use nix::pty::{Winsize, openpty};
+use nix::pty::Winsize;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::termios::{self, SetArg, Termios};
-use rbuild_runner::{ContainerConfig, Outcome, Stdio};
+use rbuild_runner::{ConsoleSize, ContainerConfig, Outcome, Stdio};
 
 use crate::signals;
 
@@ -78,20 +78,26 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd, rbuild_runner::Error> {
     })
 }
 
-/// Run the container attached to a new pseudo-terminal.
-pub fn run_with_pty(mut config: ContainerConfig) -> Result<Outcome, rbuild_runner::Error> {
+/// Run the container attached to a new pseudo-terminal, allocated in its own `/dev/pts`.
+/// With `interactive` (`-i`), the keyboard goes to it too, in raw mode, as `docker run -it`;
+/// otherwise only its output is shown.
+pub fn run_with_pty(
+    mut config: ContainerConfig,
+    forwarding: &signals::Forwarding,
+    interactive: bool,
+) -> Result<Outcome, rbuild_runner::Error> {
     let size = window_size(std::io::stdin().as_fd());
-    let pty = openpty(size.as_ref(), None).map_err(|errno| rbuild_runner::Error::Sys {
-        call: "openpty",
-        errno,
-    })?;
     config.stdio = Stdio {
-        stdin: Some(dup(&pty.slave)?),
-        stdout: Some(dup(&pty.slave)?),
-        stderr: Some(pty.slave),
-        tty: true,
+        console: Some(ConsoleSize {
+            rows: size.map_or(0, |s| s.ws_row),
+            cols: size.map_or(0, |s| s.ws_col),
+        }),
+        ..Stdio::default()
     };
-    let master = pty.master;
+    let mut running = rbuild_runner::spawn(config)?;
+    let Some(master) = running.take_console() else {
+        return running.wait();
+    };
     MASTER.store(master.as_raw_fd(), Ordering::SeqCst);
     let winch = SigAction::new(
         SigHandler::Handler(resize),
@@ -100,20 +106,21 @@ pub fn run_with_pty(mut config: ContainerConfig) -> Result<Outcome, rbuild_runne
     );
     // SAFETY: the handler only makes ioctls on descriptors.
     let _ = unsafe { sigaction(Signal::SIGWINCH, &winch) };
-    let running = rbuild_runner::spawn(config)?;
-    let _forward = signals::forward_to(running.pid());
-    let raw = RawMode::enter();
-    let mut to_container = std::fs::File::from(dup(&master)?);
-    // Keyboard → container; this thread may stay blocked in read until we exit.
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        let mut stdin = std::io::stdin().lock();
-        while let Ok(n) = stdin.read(&mut buf) {
-            if n == 0 || to_container.write_all(&buf[..n]).is_err() {
-                break;
+    forwarding.target(running.pid());
+    let raw = interactive.then(RawMode::enter);
+    if interactive {
+        let mut to_container = std::fs::File::from(dup(&master)?);
+        // Keyboard → container; this thread may stay blocked in read until we exit.
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin().lock();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || to_container.write_all(&buf[..n]).is_err() {
+                    break;
+                }
             }
-        }
-    });
+        });
+    }
     // Container → screen, until every holder of the slave side is gone (EIO).
     let mut from_container = std::fs::File::from(master);
     let mut out = std::io::stdout().lock();

@@ -173,3 +173,210 @@ fn stdin_env_user_workdir_and_volumes() {
     assert_eq!(text(&out.stdout), "refused\n");
     assert!(host.path().join("f").exists() && !host.path().join("g").exists());
 }
+
+#[test]
+fn dash_t_gives_the_container_its_own_terminal() {
+    if !can_run("rbuild run -t") {
+        return;
+    }
+    use std::io::{Read, Write};
+    let root = tempfile::tempdir().unwrap();
+    let ws = nix::pty::Winsize {
+        ws_row: 33,
+        ws_col: 101,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&ws), None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["run", "--rm", "-it", "--rootfs"])
+        .arg(busybox())
+        .args([
+            "sh",
+            "-c",
+            "tty; stty size; read line; echo got:$line; exit 5",
+        ])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    master.write_all(b"typed\r").unwrap();
+    let status = child.wait().unwrap();
+    // rbuild has exited, so its copies of our slave are closed: drain what it printed.
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    nix::fcntl::fcntl(
+        &master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(status.code(), Some(5), "{text}");
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(text.contains("33 101"), "{text}");
+    assert!(text.contains("got:typed"), "{text}");
+}
+
+#[test]
+fn signals_to_rbuild_reach_the_container() {
+    if !can_run("rbuild run signal forwarding") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let run = |init: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbuild"));
+        cmd.arg("--root")
+            .arg(root.path())
+            .args(["run", "--rm", "--rootfs"])
+            .arg(busybox());
+        if init {
+            cmd.arg("--init");
+        }
+        // Without init the shell is PID 1 and needs a handler to react to SIGTERM.
+        let script = "trap 'echo got-term; exit 9' TERM; echo ready; while :; do sleep 0.1; done";
+        let mut child = cmd
+            .args([
+                "sh",
+                "-c",
+                if init {
+                    "echo ready; sleep 100"
+                } else {
+                    script
+                },
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 6];
+        std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+        assert_eq!(&first, b"ready\n");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = child.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        (status.code(), rest)
+    };
+    assert_eq!(
+        run(true),
+        (Some(143), String::new()),
+        "init forwards SIGTERM to sleep"
+    );
+    assert_eq!(run(false), (Some(9), "got-term\n".to_owned()));
+    assert_eq!(
+        std::fs::read_dir(root.path().join("containers"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn security_opt_seccomp_profiles_and_caps() {
+    if !can_run("rbuild run --security-opt") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let profile = root.path().join("deny-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let denied = rbuild(
+        root.path(),
+        &[
+            "--security-opt",
+            &opt,
+            "sh",
+            "-c",
+            "mkdir /x || echo denied",
+        ],
+        None,
+    );
+    assert_eq!(text(&denied.stdout), "denied\n", "{}", text(&denied.stderr));
+    let caps = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["grep", "CapBnd", "/proc/self/status"]);
+        text(&rbuild(root.path(), &a, None).stdout)
+    };
+    assert_eq!(caps(&[]), "CapBnd:\t00000000a80425fb\n");
+    assert_eq!(
+        caps(&["--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE"]),
+        "CapBnd:\t0000000000000400\n"
+    );
+    // Privileged gets every capability rbuild itself has.
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let own = own.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+    assert_eq!(caps(&["--privileged"]), format!("{own}\n"));
+    // Unconfined and privileged containers have no filter; the default has docker's.
+    let seccomp = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["grep", "^Seccomp:", "/proc/self/status"]);
+        text(&rbuild(root.path(), &a, None).stdout)
+    };
+    assert_eq!(seccomp(&[]), "Seccomp:\t2\n");
+    assert_eq!(
+        seccomp(&["--security-opt", "seccomp=unconfined"]),
+        "Seccomp:\t0\n"
+    );
+    assert_eq!(seccomp(&["--privileged"]), "Seccomp:\t0\n");
+    let bad = rbuild(root.path(), &["--security-opt", "apparmor=x", "true"], None);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(text(&bad.stderr).contains("apparmor=x"));
+}
+
+#[test]
+fn dash_t_without_i_shows_output_only() {
+    if !can_run("rbuild run -t") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let status = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["run", "--rm", "-t", "--rootfs"])
+        .arg(busybox())
+        .args(["sh", "-c", "tty; exit 4"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(4));
+    let mut master = std::fs::File::from(pty.master);
+    nix::fcntl::fcntl(
+        &master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = std::io::Read::read(&mut master, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(String::from_utf8_lossy(&out).trim(), "/dev/pts/0");
+}

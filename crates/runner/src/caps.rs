@@ -111,9 +111,28 @@ pub fn docker_default() -> Capabilities {
         .collect()
 }
 
-/// Every capability this crate knows (for `--privileged`).
+/// Every capability this process can hand on (for `--privileged` and `--cap-add ALL`): the
+/// kernel's, less any missing from rbuild's own bounding set (a capset would fail on them).
 pub fn all() -> Capabilities {
-    NAMES.iter().filter_map(|n| parse(n).ok()).collect()
+    let bounding = own_bounding();
+    NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bounding & (1 << i) != 0)
+        .filter_map(|(_, n)| parse(n).ok())
+        .collect()
+}
+
+/// This process's bounding set, from `/proc/self/status` (every bit set if unreadable).
+pub fn own_bounding() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// The highest capability number of the running kernel.

@@ -41,10 +41,9 @@ pub struct Cgroup {
     dirs: Vec<(&'static str, PathBuf)>,
 }
 
-/// The current process's cgroup path for a v1 controller (or v2 when `controller` is empty),
-/// from `/proc/self/cgroup`.
-fn own_path(controller: &str) -> String {
-    let text = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+/// A process's cgroup path for a v1 controller (or v2 when `controller` is empty), from the
+/// text of `/proc/PID/cgroup`.
+fn own_path(text: &str, controller: &str) -> String {
     for line in text.lines() {
         let mut f = line.splitn(3, ':');
         let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
@@ -68,9 +67,21 @@ fn write(path: &Path, value: &str) -> Result<(), Error> {
 }
 
 impl Cgroup {
-    /// Create the cgroup `rbuild-<id>` and apply the spec's limits.
+    /// Create the cgroup `rbuild-<id>` below this process's own and apply the spec's limits.
     pub fn create(id: &str, resources: Option<&LinuxResources>) -> Result<Cgroup, Error> {
-        let version = detect();
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        Cgroup::create_at(Path::new(ROOT), detect(), &own, id, resources)
+    }
+
+    /// [`Cgroup::create`] with the hierarchy's mount point, layout and the creating process's
+    /// `/proc/self/cgroup` text given.
+    pub fn create_at(
+        root: &Path,
+        version: Version,
+        own: &str,
+        id: &str,
+        resources: Option<&LinuxResources>,
+    ) -> Result<Cgroup, Error> {
         let name = format!("rbuild-{id}");
         let mut cg = Cgroup {
             version,
@@ -78,7 +89,7 @@ impl Cgroup {
         };
         let made = match version {
             Version::V2 => {
-                let parent = Path::new(ROOT).join(own_path(""));
+                let parent = root.join(own_path(own, ""));
                 let wanted = ["memory", "cpu", "pids"];
                 let available =
                     fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
@@ -88,16 +99,19 @@ impl Cgroup {
                     .map(|c| format!("+{c}"))
                     .collect();
                 if !enable.is_empty() {
-                    write(&parent.join("cgroup.subtree_control"), &enable.join(" "))?;
+                    // Refused when the parent has processes of its own (v2's no-internal-
+                    // processes rule); a limit that needs the controller then fails naming
+                    // its file, and a container without limits still runs.
+                    let _ = write(&parent.join("cgroup.subtree_control"), &enable.join(" "));
                 }
                 cg.mkdir("", parent.join(&name))
             }
             Version::V1 => V1_CONTROLLERS.iter().try_for_each(|c| {
-                let base = Path::new(ROOT).join(c);
+                let base = root.join(c);
                 if !base.join("cgroup.procs").exists() {
                     return Ok(());
                 }
-                cg.mkdir(c, base.join(own_path(c)).join(&name))
+                cg.mkdir(c, base.join(own_path(own, c)).join(&name))
             }),
         };
         let applied = made.and_then(|()| match resources {
@@ -248,4 +262,127 @@ fn remove_dir(dir: &Path) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{
+        LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
+    };
+
+    const HYBRID: &str = "4:memory:/session/a\n8:pids:/\n1:cpu,cpuacct:/x\n0::/unified/y\n";
+
+    fn resources() -> LinuxResources {
+        LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(64i64 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .cpu(
+                LinuxCpuBuilder::default()
+                    .quota(50_000i64)
+                    .period(100_000u64)
+                    .build()
+                    .unwrap(),
+            )
+            .pids(LinuxPidsBuilder::default().limit(20i64).build().unwrap())
+            .build()
+            .unwrap()
+    }
+
+    fn read(p: &Path) -> String {
+        fs::read_to_string(p).unwrap()
+    }
+
+    #[test]
+    fn own_paths_come_from_proc_self_cgroup() {
+        assert_eq!(own_path(HYBRID, "memory"), "session/a");
+        assert_eq!(own_path(HYBRID, "cpu"), "x");
+        assert_eq!(own_path(HYBRID, "pids"), "");
+        assert_eq!(own_path(HYBRID, ""), "unified/y");
+        assert_eq!(own_path(HYBRID, "blkio"), "");
+    }
+
+    #[test]
+    fn v2_limits_are_written_to_the_unified_files() {
+        let root = tempfile::tempdir().unwrap();
+        let parent = root.path().join("user.slice");
+        fs::create_dir_all(&parent).unwrap();
+        fs::write(
+            parent.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        let cg = Cgroup::create_at(
+            root.path(),
+            Version::V2,
+            "0::/user.slice\n",
+            "c1",
+            Some(&resources()),
+        )
+        .unwrap();
+        assert_eq!(
+            read(&parent.join("cgroup.subtree_control")),
+            "+memory +cpu +pids"
+        );
+        let dir = parent.join("rbuild-c1");
+        assert_eq!(cg.paths().collect::<Vec<_>>(), [dir.as_path()]);
+        assert_eq!(read(&dir.join("memory.max")), (64u64 << 20).to_string());
+        assert_eq!(read(&dir.join("cpu.max")), "50000 100000");
+        assert_eq!(read(&dir.join("pids.max")), "20");
+        assert!(!cg.oom_killed());
+        fs::write(
+            dir.join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        assert!(cg.oom_killed());
+    }
+
+    #[test]
+    fn v1_limits_go_to_each_controllers_hierarchy() {
+        let root = tempfile::tempdir().unwrap();
+        for c in V1_CONTROLLERS {
+            fs::create_dir_all(root.path().join(c)).unwrap();
+            fs::write(root.path().join(c).join("cgroup.procs"), "").unwrap();
+        }
+        fs::create_dir_all(root.path().join("memory/session/a")).unwrap();
+        fs::create_dir_all(root.path().join("cpu/x")).unwrap();
+        let cg =
+            Cgroup::create_at(root.path(), Version::V1, HYBRID, "c2", Some(&resources())).unwrap();
+        let mem = root.path().join("memory/session/a/rbuild-c2");
+        assert_eq!(
+            read(&mem.join("memory.limit_in_bytes")),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(
+            read(&root.path().join("cpu/x/rbuild-c2/cpu.cfs_quota_us")),
+            "50000"
+        );
+        assert_eq!(
+            read(&root.path().join("cpu/x/rbuild-c2/cpu.cfs_period_us")),
+            "100000"
+        );
+        assert_eq!(read(&root.path().join("pids/rbuild-c2/pids.max")), "20");
+        fs::write(
+            mem.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+        )
+        .unwrap();
+        assert!(!cg.oom_killed());
+    }
+
+    #[test]
+    fn a_missing_controller_is_an_error_naming_it_and_nothing_is_left() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("pids")).unwrap();
+        fs::write(root.path().join("pids/cgroup.procs"), "").unwrap();
+        let err =
+            Cgroup::create_at(root.path(), Version::V1, "", "c3", Some(&resources())).unwrap_err();
+        assert!(err.to_string().contains("memory"), "{err}");
+        assert!(!root.path().join("pids/rbuild-c3").exists());
+    }
 }

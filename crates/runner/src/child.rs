@@ -74,6 +74,16 @@ pub(crate) unsafe fn child_main(ctx: &ChildContext) -> ! {
     unsafe {
         libc::close(ctx.sync_write);
         libc::close(ctx.error_read);
+        // The container does not outlive the thread that started it (rbuild is daemonless:
+        // nothing else would wait for it and remove its cgroup).
+        // (If the parent died before this, the read below sees EOF and we exit.)
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
         // Wait until the parent has put us in our cgroup (and written id maps).
         let mut byte = 0u8;
         loop {
@@ -101,6 +111,14 @@ pub(crate) unsafe fn child_main(ctx: &ChildContext) -> ! {
         if let Err(f) = plan::apply(&ctx.ops, &mut LinuxSyscall) {
             report(ctx.error_write, STAGE_SETUP, f.index as u32, f.errno as i32);
         }
+        // Changing credentials cleared the parent-death signal: set it again.
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
         if !ctx.init {
             exec(ctx);
         }

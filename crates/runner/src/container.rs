@@ -4,7 +4,7 @@
 
 use std::ffi::{CString, c_char};
 use std::fs;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -12,8 +12,9 @@ use nix::libc;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::cgroup::Cgroup;
-use crate::child::{self, ChildContext, Report};
+use crate::child::{self, ChildContext};
 use crate::error::Error;
+use crate::handshake::{read_report, reap, receive_console, report_error, write_id_maps};
 use crate::plan::Op;
 use crate::process::{ProcessSpec, process_ops};
 use crate::rootfs::{RootfsSource, RootfsSpec, rootfs_ops};
@@ -30,6 +31,9 @@ pub enum Rootfs {
     Layers(Vec<PathBuf>),
     /// A ready root filesystem directory, used in place (changes land in it).
     Directory(PathBuf),
+    /// Unpacked layer directories, bottom first, copied into the container's directory
+    /// (what [`Rootfs::Layers`] falls back to without overlayfs).
+    Copy(Vec<PathBuf>),
 }
 
 /// The container's standard streams; `None` inherits the caller's.
@@ -43,6 +47,19 @@ pub struct Stdio {
     pub stderr: Option<OwnedFd>,
     /// The streams are a terminal: make it the controlling terminal.
     pub tty: bool,
+    /// Allocate a terminal inside the container (in its own `/dev/pts`) as its standard
+    /// streams and controlling terminal; [`Running::take_console`] gives its master side.
+    /// The other fields are then ignored.
+    pub console: Option<ConsoleSize>,
+}
+
+/// The initial size of a container's terminal (0×0: leave it to the kernel's default).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleSize {
+    /// Rows.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
 }
 
 /// Everything needed to run one container.
@@ -107,6 +124,7 @@ pub struct Running {
     dir: PathBuf,
     remove: bool,
     notes: Notes,
+    console: Option<OwnedFd>,
     waited: bool,
 }
 
@@ -156,29 +174,11 @@ pub fn overlay_supported() -> bool {
         .is_ok_and(|t| t.lines().any(|l| l.ends_with("\toverlay")))
 }
 
-/// Copy layers into one directory, bottom first (the fallback without overlayfs).
-fn copy_layers(layers: &[PathBuf], dest: &Path) -> Result<(), Error> {
-    fs::create_dir_all(dest).map_err(Error::io(dest))?;
-    for layer in layers {
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/.", layer.display()))
-            .arg(dest)
-            .status()
-            .map_err(Error::io(layer))?;
-        if !status.success() {
-            return Err(Error::Io {
-                path: layer.clone(),
-                source: std::io::Error::other(format!("copying the layer failed: cp {status}")),
-            });
-        }
-    }
-    Ok(())
-}
-
 struct Prepared {
     ops: Vec<Op>,
     notes: Notes,
+    /// Where the rootfs steps end and the process steps begin.
+    rootfs_end: usize,
 }
 
 fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Error> {
@@ -197,8 +197,8 @@ fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Erro
                 work: dir.join("work"),
             }
         }
-        Rootfs::Layers(layers) => {
-            copy_layers(layers, &dir.join("rootfs"))?;
+        Rootfs::Layers(layers) | Rootfs::Copy(layers) => {
+            crate::copy::copy_layers(layers, &dir.join("rootfs"))?;
             notes.rootfs_copied = true;
             RootfsSource::Directory(dir.join("rootfs"))
         }
@@ -224,6 +224,7 @@ fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Erro
             .unwrap_or(false),
         own_network: own_net,
     })?;
+    let rootfs_end = ops.len();
     let filter = linux
         .seccomp()
         .as_ref()
@@ -235,7 +236,11 @@ fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Erro
         last_cap: caps::last_cap(),
         seccomp: filter.as_deref(),
     })?);
-    Ok(Prepared { ops, notes })
+    Ok(Prepared {
+        ops,
+        notes,
+        rootfs_end,
+    })
 }
 
 /// The paths `execve` is tried with, inside the container.
@@ -288,12 +293,13 @@ pub fn spawn(mut config: ContainerConfig) -> Result<Running, Error> {
     let mut cgroup = None;
     let result = start(&mut config, flags, own_net, cgroupns, &mut cgroup);
     match result {
-        Ok((pid, notes)) => Ok(Running {
+        Ok((pid, notes, console)) => Ok(Running {
             pid,
             cgroup,
             dir: config.dir,
             remove: config.remove,
             notes,
+            console,
             waited: false,
         }),
         Err(e) => {
@@ -314,8 +320,46 @@ fn start(
     own_net: bool,
     cgroupns: bool,
     cgroup_slot: &mut Option<Cgroup>,
-) -> Result<(libc::pid_t, Notes), Error> {
-    let Prepared { mut ops, notes } = prepare(config, own_net)?;
+) -> Result<(libc::pid_t, Notes, Option<OwnedFd>), Error> {
+    let Prepared {
+        mut ops,
+        notes,
+        rootfs_end,
+    } = prepare(config, own_net)?;
+    // The terminal is opened after pivot_root (in the container's devpts), before the
+    // process steps drop privileges.
+    let console = match config.stdio.console {
+        Some(size) => {
+            let (parent_end, child_end) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|errno| Error::Sys {
+                call: "socketpair",
+                errno,
+            })?;
+            let user = config
+                .spec
+                .process()
+                .as_ref()
+                .map(|p| (p.user().uid(), p.user().gid()))
+                .unwrap_or_default();
+            ops.insert(
+                rootfs_end,
+                Op::Console {
+                    socket: child_end.as_raw_fd(),
+                    uid: user.0,
+                    gid: user.1,
+                    rows: size.rows,
+                    cols: size.cols,
+                },
+            );
+            Some((parent_end, child_end))
+        }
+        None => None,
+    };
     if own_net {
         ops.insert(0, Op::LoopbackUp);
     }
@@ -361,7 +405,7 @@ fn start(
             fd(&config.stdio.stderr),
         ],
         init: config.init,
-        tty: config.stdio.tty,
+        tty: config.stdio.tty || console.is_some(),
     };
     // SAFETY: a fork-like clone (no CLONE_VM, no new stack); the child only runs child_main,
     // which makes raw system calls on the context prepared above and never returns.
@@ -380,9 +424,16 @@ fn start(
     drop(sync_r);
     drop(err_w);
     config.stdio = Stdio::default();
+    let console = console.map(|(parent_end, child_end)| {
+        drop(child_end);
+        parent_end
+    });
     let go = (|| {
         if let Some(cg) = cgroup_slot.as_ref() {
             cg.add(pid)?;
+        }
+        if flags & libc::CLONE_NEWUSER != 0 {
+            write_id_maps(pid, &config.spec)?;
         }
         nix::unistd::write(&sync_w, &[1]).map_err(|errno| Error::Sys {
             call: "write",
@@ -392,9 +443,13 @@ fn start(
     })();
     drop(sync_w);
     let report = go.and_then(|()| read_report(err_r.as_raw_fd()));
+    let report = report.and_then(|r| match (r, &console) {
+        (None, Some(sock)) => receive_console(sock).map(|m| (None, Some(m))),
+        (r, _) => Ok((r, None)),
+    });
     match report {
-        Ok(None) => Ok((pid, notes)),
-        Ok(Some(r)) => {
+        Ok((None, master)) => Ok((pid, notes, master)),
+        Ok((Some(r), _)) => {
             reap(pid);
             Err(report_error(&r, &ctx, arg0))
         }
@@ -409,89 +464,15 @@ fn start(
     }
 }
 
-fn read_report(fd: RawFd) -> Result<Option<Report>, Error> {
-    let mut r = Report::default();
-    let size = std::mem::size_of::<Report>();
-    loop {
-        // SAFETY: reading at most size_of::<Report>() bytes into a repr(C) plain struct.
-        let n = unsafe { libc::read(fd, (&mut r as *mut Report).cast(), size) };
-        if n < 0 && Errno::last() == Errno::EINTR {
-            continue;
-        }
-        return match n {
-            0 => Ok(None),
-            n if n as usize == size => Ok(Some(r)),
-            n if n < 0 => Err(Error::Sys {
-                call: "read",
-                errno: Errno::last(),
-            }),
-            _ => Err(Error::Sys {
-                call: "read",
-                errno: Errno::EIO,
-            }),
-        };
-    }
-}
-
-fn report_error(r: &Report, ctx: &ChildContext, arg0: &str) -> Error {
-    let errno = Errno::from_raw(r.errno);
-    match r.stage {
-        child::STAGE_SETUP => Error::Setup {
-            step: ctx
-                .ops
-                .get(r.index as usize)
-                .map_or_else(|| "unknown step".into(), Op::describe),
-            errno,
-        },
-        child::STAGE_EXEC if errno == Errno::ENOENT || errno == Errno::ENOTDIR => {
-            Error::CommandNotFound {
-                command: arg0.to_owned(),
-                searched: ctx
-                    .candidates
-                    .iter()
-                    .map(|c| c.to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }
-        }
-        child::STAGE_EXEC => Error::NotExecutable {
-            command: arg0.to_owned(),
-            errno,
-        },
-        child::STAGE_STDIO => Error::Setup {
-            step: format!("set up standard stream {}", r.index),
-            errno,
-        },
-        _ => Error::Setup {
-            step: "start the init process".into(),
-            errno,
-        },
-    }
-}
-
-fn reap(pid: libc::pid_t) -> Option<ExitStatus> {
-    loop {
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r < 0 {
-            if Errno::last() == Errno::EINTR {
-                continue;
-            }
-            return None;
-        }
-        return Some(if libc::WIFEXITED(status) {
-            ExitStatus::Exited(libc::WEXITSTATUS(status))
-        } else {
-            ExitStatus::Signaled(libc::WTERMSIG(status))
-        });
-    }
-}
-
 impl Running {
     /// The container's first process as seen from the host.
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// The master side of the container's terminal (with [`Stdio::console`]), once.
+    pub fn take_console(&mut self) -> Option<OwnedFd> {
+        self.console.take()
     }
 
     /// How the container was set up.

@@ -30,16 +30,45 @@
 //!   container's directory are removed by [`Running::wait`] (or on drop).
 //!
 //! [`spec::docker_spec`] builds a spec with docker's defaults from `docker run`-like options.
+//!
+//! # Example: a build step
+//!
+//! ```no_run
+//! use rbuild_runner::{ContainerConfig, Network, Rootfs, RunOptions, Stdio, docker_spec, run};
+//!
+//! # fn main() -> Result<(), rbuild_runner::Error> {
+//! let layers = vec!["/var/lib/rbuild/snapshots/sha256/<diffid>".into()]; // bottom first
+//! let opts = RunOptions {
+//!     args: vec!["/bin/sh".into(), "-c".into(), "make install".into()],
+//!     network: Network::Host, // RUN steps usually need the network
+//!     ..Default::default()
+//! };
+//! let outcome = run(ContainerConfig {
+//!     id: "step-1".into(),
+//!     dir: "/var/lib/rbuild/containers/step-1".into(), // its `upper` dir is the step's diff
+//!     spec: docker_spec(&opts)?,
+//!     rootfs: Rootfs::Layers(layers),
+//!     init: true,
+//!     stdio: Stdio::default(),
+//!     remove: false,
+//! })?;
+//! assert_eq!(outcome.status.code(), 0);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod caps;
 pub mod cgroup;
 mod child;
 pub mod container;
+pub mod copy;
 pub mod error;
 pub mod etc;
+mod handshake;
 pub mod image;
 pub mod plan;
 pub mod process;
+pub mod resolve;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
@@ -47,8 +76,8 @@ pub mod syscall;
 pub mod user;
 
 pub use container::{
-    ContainerConfig, ExitStatus, Notes, Outcome, Rootfs, Running, Stdio, overlay_supported, run,
-    spawn,
+    ConsoleSize, ContainerConfig, ExitStatus, Notes, Outcome, Rootfs, Running, Stdio,
+    overlay_supported, run, spawn,
 };
 pub use error::Error;
 pub use spec::{Network, RunOptions, docker_spec};

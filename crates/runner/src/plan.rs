@@ -127,6 +127,20 @@ pub enum Op {
     Umask(u32),
     /// Bring up `lo` in the container's own network namespace.
     LoopbackUp,
+    /// Allocate the container's terminal in its own `/dev/pts` and send the master side to
+    /// the parent over a socket.
+    Console {
+        /// The child's end of the socket pair.
+        socket: c_int,
+        /// Owner of the terminal (the process's user).
+        uid: u32,
+        /// Group of the terminal.
+        gid: u32,
+        /// Initial rows.
+        rows: u16,
+        /// Initial columns.
+        cols: u16,
+    },
 }
 
 /// The index of the failed operation and the kernel's answer.
@@ -237,6 +251,13 @@ fn apply_one<S: Syscall>(op: &Op, sys: &mut S) -> Result<(), Errno> {
             Ok(())
         }
         Op::LoopbackUp => sys.loopback_up(),
+        Op::Console {
+            socket,
+            uid,
+            gid,
+            rows,
+            cols,
+        } => sys.console(*socket, *uid, *gid, *rows, *cols),
     }
 }
 
@@ -281,12 +302,15 @@ impl Op {
             Op::Gid(g) => format!("set group id {g}"),
             Op::Uid(u) => format!("set user id {u}"),
             Op::DropBounding(c) => format!("drop capability {c} from the bounding set"),
-            Op::Capabilities { .. } => "set capabilities".to_owned(),
+            Op::Capabilities { .. } => {
+                "set capabilities (each must be in rbuild's own bounding set)".to_owned()
+            }
             Op::Ambient(c) => format!("raise ambient capability {c}"),
             Op::NoNewPrivs => "set no_new_privs".to_owned(),
             Op::Seccomp(_) => "load the seccomp filter".to_owned(),
             Op::Umask(m) => format!("set umask {m:o}"),
             Op::LoopbackUp => "bring the loopback interface up".to_owned(),
+            Op::Console { .. } => "allocate the container's terminal".to_owned(),
         }
     }
 }

@@ -10,6 +10,7 @@ use oci_spec::runtime::Mount;
 
 use crate::error::Error;
 use crate::plan::Op;
+use crate::resolve::resolve_in_rootfs;
 
 /// Where the container's root filesystem comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +96,15 @@ pub fn container_path(merged: &Path, dest: &Path) -> Result<PathBuf, Error> {
         }
     }
     Ok(out)
+}
+
+/// The directory all `paths` are directly in, if they share one.
+fn common_parent(paths: &[PathBuf]) -> Option<PathBuf> {
+    let first = paths.first()?.parent()?;
+    paths
+        .iter()
+        .all(|p| p.parent() == Some(first))
+        .then(|| first.to_path_buf())
 }
 
 /// `mkdir` for every component of `path` below `base`.
@@ -191,18 +201,34 @@ pub fn rootfs_ops(spec: &RootfsSpec<'_>) -> Result<Vec<Op>, Error> {
             upper,
             work,
         } => {
-            let lowerdir: Vec<String> = lowers
-                .iter()
-                .rev()
-                .map(|p| p.display().to_string())
-                .collect();
-            let data = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lowerdir.join(":"),
-                upper.display(),
-                work.display()
-            );
-            // The kernel copies mount data into one page.
+            let render = |base: Option<&Path>| -> String {
+                let lowerdir: Vec<String> = lowers
+                    .iter()
+                    .rev()
+                    .map(|p| match base.and_then(|b| p.strip_prefix(b).ok()) {
+                        Some(rel) => rel.display().to_string(),
+                        None => p.display().to_string(),
+                    })
+                    .collect();
+                format!(
+                    "lowerdir={},upperdir={},workdir={}",
+                    lowerdir.join(":"),
+                    upper.display(),
+                    work.display()
+                )
+            };
+            let mut data = render(None);
+            // The kernel copies mount data into one page. Layers from the store share a
+            // parent directory: name them relative to it (the child changes into it first),
+            // which fits about 60 layers instead of about 40.
+            if data.len() >= 4096
+                && let Some(base) = common_parent(lowers)
+            {
+                data = render(Some(&base));
+                ops.push(Op::Chdir {
+                    path: cpath(&base)?,
+                });
+            }
             if data.len() >= 4096 {
                 return Err(Error::InvalidSpec(format!(
                     "overlay options are {} bytes for {} layers, over the kernel's 4096",
@@ -277,7 +303,8 @@ pub fn rootfs_ops(spec: &RootfsSpec<'_>) -> Result<Vec<Op>, Error> {
 }
 
 fn mount_ops(spec: &RootfsSpec<'_>, m: &Mount, ops: &mut Vec<Op>) -> Result<(), Error> {
-    let target = container_path(spec.merged, m.destination())?;
+    let inside = resolve_in_rootfs(spec.source, m.destination())?;
+    let target = container_path(spec.merged, &inside)?;
     let mut typ = m.typ().clone().unwrap_or_default();
     let mut options = parse_options(m.options().as_deref().unwrap_or_default());
     let mut source = m.source().clone();
@@ -432,6 +459,52 @@ mod tests {
             calls.last().unwrap(),
             "mount /proc/sys /proc/sys none 0x502f none"
         );
+    }
+
+    #[test]
+    fn many_layers_are_named_relative_to_their_shared_directory() {
+        let dir = "/var/lib/rbuild/snapshots/sha256";
+        let lowers: Vec<PathBuf> = (0..50)
+            .map(|i| PathBuf::from(format!("{dir}/{i:064x}")))
+            .collect();
+        let source = RootfsSource::Overlay {
+            lowers: lowers.clone(),
+            upper: "/c/u".into(),
+            work: "/c/w".into(),
+        };
+        let spec = RootfsSpec {
+            merged: Path::new("/c/m"),
+            source: &source,
+            mounts: &[],
+            masked_paths: &[],
+            readonly_paths: &[],
+            readonly_root: false,
+            own_network: true,
+        };
+        let calls = record(&spec);
+        assert_eq!(calls[1], format!("chdir {dir}"));
+        let lowerdir = format!("lowerdir={:064x}:{:064x}:", 49, 48);
+        assert!(
+            calls[2].starts_with(&format!("mount overlay /c/m overlay 0x0 {lowerdir}")),
+            "{}",
+            calls[2]
+        );
+        // Far too many layers is an error that says why.
+        let many: Vec<PathBuf> = (0..80)
+            .map(|i| PathBuf::from(format!("{dir}/{i:064x}")))
+            .collect();
+        let source = RootfsSource::Overlay {
+            lowers: many,
+            upper: "/c/u".into(),
+            work: "/c/w".into(),
+        };
+        let err = rootfs_ops(&RootfsSpec {
+            source: &source,
+            ..spec
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("80 layers"), "{err}");
     }
 
     #[test]

@@ -168,24 +168,27 @@ pub fn tmpfs_mount(container: &str) -> Mount {
 }
 
 fn capabilities(o: &RunOptions) -> Result<oci_spec::runtime::Capabilities, Error> {
-    let mut set = if o.privileged {
-        caps::all()
-    } else {
-        caps::docker_default()
+    let all = |v: &[String]| v.iter().any(|n| n.eq_ignore_ascii_case("ALL"));
+    let named = |v: &[String]| -> Result<Vec<_>, Error> {
+        v.iter()
+            .filter(|n| !n.eq_ignore_ascii_case("ALL"))
+            .map(|n| caps::parse(n))
+            .collect()
     };
-    for name in &o.cap_add {
-        if name.eq_ignore_ascii_case("ALL") {
-            set = caps::all();
-        } else {
-            set.insert(caps::parse(name)?);
-        }
-    }
-    for name in &o.cap_drop {
-        if name.eq_ignore_ascii_case("ALL") {
-            set.clear();
-        } else {
-            set.remove(&caps::parse(name)?);
-        }
+    let (add, drop) = (named(&o.cap_add)?, named(&o.cap_drop)?);
+    // moby's rules: --cap-add ALL keeps everything but the drops; --cap-drop ALL keeps only
+    // the adds; otherwise the default set plus the adds minus the drops.
+    let mut set = if o.privileged || all(&o.cap_add) {
+        caps::all()
+    } else if all(&o.cap_drop) {
+        return Ok(add.into_iter().collect());
+    } else {
+        let mut s = caps::docker_default();
+        s.extend(add);
+        s
+    };
+    for c in &drop {
+        set.remove(c);
     }
     Ok(set)
 }

@@ -76,6 +76,16 @@ pub trait Syscall {
     fn umask(&mut self, mask: u32);
     /// Bring the loopback interface of the current network namespace up.
     fn loopback_up(&mut self) -> Result<(), Errno>;
+    /// Allocate a terminal in the container's `/dev/pts`: its slave side (owned by `uid:gid`,
+    /// `rows`×`cols`) becomes fds 0, 1 and 2; its master side is sent over `socket`.
+    fn console(
+        &mut self,
+        socket: c_int,
+        uid: u32,
+        gid: u32,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), Errno>;
 }
 
 /// The real kernel, through raw libc calls (no allocation, safe after `clone`).
@@ -346,6 +356,83 @@ impl Syscall for LinuxSyscall {
             if ret < 0 { Err(err) } else { Ok(()) }
         }
     }
+
+    fn console(
+        &mut self,
+        socket: c_int,
+        uid: u32,
+        gid: u32,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), Errno> {
+        // SAFETY: open/ioctl/sendmsg/dup2 on descriptors we own; the control buffer is a
+        // suitably aligned stack array large enough for one descriptor.
+        unsafe {
+            let master = libc::open(
+                c"/dev/ptmx".as_ptr(),
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            );
+            if master < 0 {
+                return Err(Errno::last());
+            }
+            let fail = |master: c_int| {
+                let e = Errno::last();
+                libc::close(master);
+                Err(e)
+            };
+            let unlock: c_int = 0;
+            if libc::ioctl(master, libc::TIOCSPTLCK, &unlock) < 0 {
+                return fail(master);
+            }
+            let slave = libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY);
+            if slave < 0 {
+                return fail(master);
+            }
+            if libc::fchown(slave, uid, gid) < 0 {
+                libc::close(slave);
+                return fail(master);
+            }
+            if rows > 0 && cols > 0 {
+                let ws = libc::winsize {
+                    ws_row: rows,
+                    ws_col: cols,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                libc::ioctl(master, libc::TIOCSWINSZ, &ws);
+            }
+            #[repr(C, align(8))]
+            struct Control([u8; 64]);
+            let mut control = Control([0; 64]);
+            let mut byte = 0u8;
+            let mut iov = libc::iovec {
+                iov_base: (&mut byte as *mut u8).cast(),
+                iov_len: 1,
+            };
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.0.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as usize;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>(), master);
+            if libc::sendmsg(socket, &msg, 0) < 0 {
+                libc::close(slave);
+                return fail(master);
+            }
+            libc::close(master);
+            for target in 0..3 {
+                if libc::dup2(slave, target) < 0 {
+                    return Err(Errno::last());
+                }
+            }
+            libc::close(slave);
+            Ok(())
+        }
+    }
 }
 
 /// Records every call as a line of text and answers from a table of simulated results,
@@ -511,6 +598,18 @@ impl Syscall for RecordingSyscall {
     }
     fn loopback_up(&mut self) -> Result<(), Errno> {
         self.calls.push("loopback_up".to_owned());
+        Ok(())
+    }
+    fn console(
+        &mut self,
+        socket: c_int,
+        uid: u32,
+        gid: u32,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), Errno> {
+        self.calls
+            .push(format!("console {socket} {uid}:{gid} {rows}x{cols}"));
         Ok(())
     }
 }

@@ -324,3 +324,189 @@ fn a_directory_rootfs_is_used_in_place() {
     );
     let _ = RunOptions::default();
 }
+
+#[test]
+fn a_user_namespace_gets_its_id_maps() {
+    if !can_run("user namespace") {
+        return;
+    }
+    let mut opts =
+        sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; readlink /proc/self/ns/user");
+    opts.user_namespace = true;
+    let ran = run(
+        Rootfs::Layers(vec![busybox().to_path_buf()]),
+        opts,
+        false,
+        true,
+    );
+    assert_eq!(
+        ran.result.unwrap().status,
+        ExitStatus::Exited(0),
+        "{}",
+        ran.stderr
+    );
+    let mut lines = ran.stdout.lines();
+    let fields = |l: Option<&str>| {
+        l.unwrap()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fields(lines.next()), ["0", "0", "65536"]);
+    assert_eq!(fields(lines.next()), ["0", "0", "65536"]);
+    assert_eq!(lines.next(), Some("0"));
+    let host_ns = std::fs::read_link("/proc/self/ns/user").unwrap();
+    assert_ne!(
+        lines.next().unwrap(),
+        host_ns.to_string_lossy(),
+        "not a new user namespace"
+    );
+}
+
+#[test]
+fn without_overlayfs_layers_are_copied_with_their_whiteouts_applied() {
+    if !can_run("copy fallback") {
+        return;
+    }
+    let top = tempfile::tempdir().unwrap();
+    let t = top.path();
+    std::fs::create_dir_all(t.join("etc")).unwrap();
+    std::fs::create_dir_all(t.join("home")).unwrap();
+    std::fs::write(t.join("etc/added"), "added\n").unwrap();
+    std::fs::write(t.join("home/only"), "").unwrap();
+    nix::sys::stat::mknod(
+        &t.join("etc/group"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::empty(),
+        0,
+    )
+    .unwrap();
+    // busybox-rootfs gives /home a `user` directory; an opaque /home hides it.
+    xattr::set(t.join("home"), "trusted.overlay.opaque", b"y").unwrap();
+    let layers = vec![busybox().to_path_buf(), t.to_path_buf()];
+    let ran = run(
+        Rootfs::Copy(layers),
+        sh(
+            "ls /home; test -e /etc/group || echo group-gone; cat /etc/added; test -x /bin/sh && echo base-kept",
+        ),
+        false,
+        true,
+    );
+    assert_eq!(
+        ran.result.unwrap().status,
+        ExitStatus::Exited(0),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.stdout, "only\ngroup-gone\nadded\nbase-kept\n");
+    assert!(busybox().join("etc/group").exists() && busybox().join("home/user").exists());
+}
+
+#[test]
+fn a_symlink_in_the_image_cannot_redirect_a_mount_to_the_host() {
+    if !can_run("symlink escape") {
+        return;
+    }
+    let host = tempfile::tempdir().unwrap();
+    let layer = tempfile::tempdir().unwrap();
+    // The image links /escape to a host path; the tmpfs must land inside the container.
+    std::os::unix::fs::symlink(host.path(), layer.path().join("escape")).unwrap();
+    let mut opts = sh("echo inside > /escape/file && echo ok");
+    opts.mounts = vec![rbuild_runner::spec::tmpfs_mount("/escape")];
+    let layers = vec![busybox().to_path_buf(), layer.path().to_path_buf()];
+    let ran = run(Rootfs::Layers(layers), opts, false, true);
+    assert_eq!(
+        ran.result.unwrap().status,
+        ExitStatus::Exited(0),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.stdout, "ok\n");
+    assert_eq!(
+        std::fs::read_dir(host.path()).unwrap().count(),
+        0,
+        "the host directory was written"
+    );
+    assert!(mounts_mentioning(host.path()).is_empty());
+}
+
+#[test]
+fn fifty_layers_stack_in_one_overlay() {
+    if !can_run("many layers") {
+        return;
+    }
+    let snapshots = tempfile::tempdir().unwrap();
+    let mut layers = Vec::new();
+    for i in 0..50u32 {
+        let dir = snapshots.path().join(format!("{i:064x}"));
+        if i == 0 {
+            let status = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(busybox())
+                .arg(&dir)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        } else {
+            std::fs::create_dir_all(dir.join("layers")).unwrap();
+            std::fs::write(dir.join("layers").join(i.to_string()), "").unwrap();
+        }
+        layers.push(dir);
+    }
+    let (code, out, err) = {
+        let ran = run(
+            Rootfs::Layers(layers),
+            sh("ls /layers | wc -l"),
+            false,
+            true,
+        );
+        (ran.result.unwrap().status.code(), ran.stdout, ran.stderr)
+    };
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "49");
+}
+
+#[test]
+fn a_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
+    if !can_run("cgroup namespace") {
+        return;
+    }
+    let mut opts = sh("cat /proc/self/cgroup");
+    opts.cgroup_namespace = true;
+    opts.memory = Some(64 << 20);
+    let ran = run(
+        Rootfs::Layers(vec![busybox().to_path_buf()]),
+        opts,
+        false,
+        true,
+    );
+    assert_eq!(
+        ran.result.unwrap().status,
+        ExitStatus::Exited(0),
+        "{}",
+        ran.stderr
+    );
+    let memory = ran
+        .stdout
+        .lines()
+        .find(|l| l.contains(":memory:"))
+        .expect("a memory line");
+    assert!(
+        memory.ends_with(":/"),
+        "the container's own cgroup is its root: {}",
+        ran.stdout
+    );
+    // Without the namespace the container sees where rbuild put it.
+    let ran = run(
+        Rootfs::Layers(vec![busybox().to_path_buf()]),
+        sh("cat /proc/self/cgroup"),
+        false,
+        true,
+    );
+    let memory = ran
+        .stdout
+        .lines()
+        .find(|l| l.contains(":memory:"))
+        .expect("a memory line");
+    assert!(memory.contains("/rbuild-"), "{}", ran.stdout);
+}

@@ -167,6 +167,8 @@ fn a_container_killed_mid_run_is_cleaned_up() {
     let id = dir.file_name().unwrap().to_string_lossy().into_owned();
     let mut opts = sh("sleep 100");
     opts.memory = Some(64 << 20);
+    opts.cpus = Some(0.5);
+    opts.pids_limit = Some(10);
     let config = rbuild_runner::ContainerConfig {
         id: id.clone(),
         dir: dir.clone(),
@@ -179,10 +181,77 @@ fn a_container_killed_mid_run_is_cleaned_up() {
     let running = rbuild_runner::spawn(config).unwrap();
     assert_eq!(cgroups_named(&id).len(), running.cgroup_paths().len());
     assert!(!running.cgroup_paths().is_empty());
+    // The limits are in the kernel's files while the container runs.
+    let value = |file: &str| {
+        let dir = running
+            .cgroup_paths()
+            .into_iter()
+            .find(|d| d.join(file).exists());
+        std::fs::read_to_string(
+            dir.unwrap_or_else(|| panic!("no cgroup has {file}"))
+                .join(file),
+        )
+        .unwrap()
+        .trim()
+        .to_owned()
+    };
+    if rbuild_runner::cgroup::detect() == rbuild_runner::cgroup::Version::V1 {
+        assert_eq!(value("memory.limit_in_bytes"), (64u64 << 20).to_string());
+        assert_eq!(value("cpu.cfs_quota_us"), "50000");
+    } else {
+        assert_eq!(value("memory.max"), (64u64 << 20).to_string());
+        assert_eq!(value("cpu.max"), "50000 100000");
+    }
+    assert_eq!(value("pids.max"), "10");
+    let procs = value("cgroup.procs");
+    assert!(
+        procs.lines().any(|p| p == running.pid().to_string()),
+        "{procs}"
+    );
     running.signal(9).unwrap();
     let outcome = running.wait().unwrap();
     assert_eq!(outcome.status, ExitStatus::Signaled(9));
     assert!(cgroups_named(&id).is_empty());
     assert!(mounts_mentioning(&dir).is_empty());
     assert!(!dir.exists());
+}
+
+#[test]
+fn a_console_is_a_terminal_in_the_containers_own_devpts() {
+    if !can_run("console") {
+        return;
+    }
+    let dir = container_dir();
+    let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let opts = sh("tty; stty size; stat -c %u $(tty); ls -1 /dev/pts");
+    let mut spec_opts = opts.clone();
+    spec_opts.user = Some(rbuild_runner::Identity {
+        uid: 1000,
+        gid: 1000,
+        additional_gids: vec![],
+        home: "/".into(),
+    });
+    let config = rbuild_runner::ContainerConfig {
+        id: id.clone(),
+        dir: dir.clone(),
+        spec: rbuild_runner::docker_spec(&spec_opts).unwrap(),
+        rootfs: layers(),
+        init: false,
+        stdio: rbuild_runner::Stdio {
+            console: Some(rbuild_runner::ConsoleSize { rows: 24, cols: 80 }),
+            ..Default::default()
+        },
+        remove: true,
+    };
+    let mut running = rbuild_runner::spawn(config).unwrap();
+    let master = running.take_console().expect("the console's master side");
+    let mut out = Vec::new();
+    let mut f = std::fs::File::from(master);
+    // Reading ends with EIO once the container's side is closed.
+    let _ = std::io::Read::read_to_end(&mut f, &mut out);
+    let outcome = running.wait().unwrap();
+    assert_eq!(outcome.status, ExitStatus::Exited(0));
+    let text = String::from_utf8_lossy(&out).replace("\r\n", "\n");
+    assert_eq!(text, "/dev/pts/0\n24 80\n1000\n0\nptmx\n");
+    assert!(mounts_mentioning(&dir).is_empty() && cgroups_named(&id).is_empty());
 }

@@ -174,18 +174,6 @@ fn random_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn default_root() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/var/lib/rbuild");
-    }
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share")
-        });
-    data.join("rbuild")
-}
-
 /// What the image contributes: its config's process defaults and its layers.
 struct ImageParts {
     config: Option<oci_spec::image::Config>,
@@ -206,7 +194,7 @@ fn image_parts(args: &RunArgs, root: &Path) -> anyhow::Result<ImageParts> {
         });
     }
     let image = args.image.as_deref().unwrap_or_default();
-    crate::images::resolve(root, image).map(|(config, layers)| ImageParts {
+    crate::image_layers::resolve(root, image).map(|(config, layers)| ImageParts {
         config,
         rootfs: Rootfs::Layers(layers.clone()),
         layers,
@@ -252,22 +240,23 @@ fn security(args: &RunArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
 
 /// Run `rbuild run`.
 pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let root = globals.root.clone().unwrap_or_else(default_root);
+    let root = globals
+        .root
+        .clone()
+        .unwrap_or_else(rbuild_store::default_root);
     let prepared = prepare(&args, &root).map_err(fail)?;
     let (config, opts_memory) = prepared;
     let tty = args.tty;
+    let forwarding = signals::catch();
     let outcome = if tty {
-        terminal::run_with_pty(config)
+        terminal::run_with_pty(config, &forwarding, args.interactive)
     } else {
-        let running = rbuild_runner::spawn(config);
-        match running {
-            Ok(r) => {
-                let _guard = signals::forward_to(r.pid());
-                r.wait()
-            }
-            Err(e) => Err(e),
-        }
+        rbuild_runner::spawn(config).and_then(|r| {
+            forwarding.target(r.pid());
+            r.wait()
+        })
     };
+    drop(forwarding);
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
@@ -287,6 +276,9 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             "rbuild: the container ran out of memory: the memory limit{limit} was reached and the kernel killed it"
         );
         return Ok(ExitCode::from(137));
+    }
+    if outcome.status == rbuild_runner::ExitStatus::Signaled(9) {
+        eprintln!("rbuild: the container was killed (SIGKILL)");
     }
     Ok(ExitCode::from(outcome.status.code().clamp(0, 255) as u8))
 }

@@ -127,6 +127,7 @@ pub fn run(rootfs: Rootfs, opts: RunOptions, init: bool, remove: bool) -> Ran {
             stdout: Some(OwnedFd::from(out.try_clone().unwrap())),
             stderr: Some(OwnedFd::from(err.try_clone().unwrap())),
             tty: false,
+            console: None,
         },
         remove,
     };

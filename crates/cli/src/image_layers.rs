@@ -1,0 +1,36 @@
+//! An image's process defaults and unpacked layers, from the store, for `rbuild run`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rbuild_store::{Store, StoreError};
+
+use crate::report::Hint;
+
+/// The image's config (`None` if it has no `config` section) and its layer directories,
+/// bottom first, ready as overlay lower dirs.
+pub fn resolve(
+    root: &Path,
+    image: &str,
+) -> anyhow::Result<(Option<oci_spec::image::Config>, Vec<PathBuf>)> {
+    let store = Store::open(root)
+        .with_context(|| format!("opening the image store at {}", root.display()))?;
+    let img = match store.resolve(image) {
+        Ok(img) => img,
+        Err(e @ StoreError::ImageNotFound(_)) => {
+            return Err(anyhow::Error::new(e).context(format!("unable to find image {image:?} in {}", root.display())).context(
+                Hint("images come from `rbuild load`, `rbuild import` or `rbuild build`; `rbuild images` lists them".into()),
+            ));
+        }
+        Err(e) => return Err(e).with_context(|| format!("image {image:?}")),
+    };
+    let mut layers = Vec::new();
+    for diff_id in img.diff_ids()? {
+        layers.push(
+            store
+                .snapshot(&diff_id)
+                .with_context(|| format!("unpacking layer {diff_id} of {image}"))?,
+        );
+    }
+    Ok((img.config.config().clone(), layers))
+}

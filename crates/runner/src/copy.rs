@@ -1,0 +1,86 @@
+//! The root filesystem without overlayfs: the image's layers (in overlay form, as the store
+//! unpacks them) copied into one directory, bottom first, applying each layer's whiteouts
+//! (character devices 0/0 delete what is below) and opaque directories
+//! (`trusted.overlay.opaque=y` hides what is below) as overlayfs would.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+
+const OPAQUE: &str = "trusted.overlay.opaque";
+
+fn is_whiteout(meta: &fs::Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+fn remove_any(path: &Path) -> Result<(), Error> {
+    let res = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(_) => return Ok(()),
+    };
+    res.map_err(Error::io(path))
+}
+
+/// Copy `layers` (bottom first) into `dest`, which is created.
+pub fn copy_layers(layers: &[PathBuf], dest: &Path) -> Result<(), Error> {
+    fs::create_dir_all(dest).map_err(Error::io(dest))?;
+    for layer in layers {
+        let mut whiteouts = Vec::new();
+        // Deletions and type changes first, so the copy below never meets a conflict.
+        for entry in walkdir::WalkDir::new(layer).min_depth(1) {
+            let entry = entry.map_err(|e| Error::Io {
+                path: e.path().unwrap_or(layer).to_path_buf(),
+                source: e.into(),
+            })?;
+            let rel = entry
+                .path()
+                .strip_prefix(layer)
+                .expect("walkdir stays below its root");
+            let target = dest.join(rel);
+            let meta = entry
+                .path()
+                .symlink_metadata()
+                .map_err(Error::io(entry.path()))?;
+            let below = fs::symlink_metadata(&target).ok();
+            if is_whiteout(&meta) {
+                remove_any(&target)?;
+                whiteouts.push(target);
+            } else if meta.is_dir() {
+                let opaque = xattr::get(entry.path(), OPAQUE)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| v == b"y");
+                if opaque || below.as_ref().is_some_and(|b| !b.is_dir()) {
+                    remove_any(&target)?;
+                }
+            } else if below.is_some_and(|b| b.is_dir()) {
+                remove_any(&target)?;
+            }
+        }
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", layer.display()))
+            .arg(dest)
+            .status()
+            .map_err(Error::io(layer))?;
+        if !status.success() {
+            return Err(Error::Io {
+                path: layer.clone(),
+                source: std::io::Error::other(format!("copying the layer failed: cp {status}")),
+            });
+        }
+        for w in whiteouts {
+            remove_any(&w)?;
+        }
+    }
+    // The markers have done their job; the copy is a plain tree.
+    for entry in walkdir::WalkDir::new(dest).into_iter().flatten() {
+        if entry.file_type().is_dir() {
+            let _ = xattr::remove(entry.path(), OPAQUE);
+        }
+    }
+    Ok(())
+}
