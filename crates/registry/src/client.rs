@@ -1,0 +1,618 @@
+//! The HTTP side: one [`Client`] with its options, one [`Registry`] per host holding the
+//! connection pool, scheme (HTTPS, or HTTP where allowed), auth challenge and tokens. Every
+//! request goes through [`Registry::send`], which authorizes, retries transient failures with
+//! backoff (honouring `Retry-After`) and refreshes tokens on 401.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+
+use crate::auth::{Challenge, Credential, Scope, TokenCache, TokenResponse, parse_challenge};
+use crate::error::{RegistryError, Result};
+
+/// Where credentials come from (docker's `config.json`, a helper, a test).
+pub trait CredentialProvider: Send + Sync {
+    /// The credential for `registry` (a host as in references, e.g. `docker.io`), if any.
+    fn credential(&self, registry: &str) -> Result<Option<Credential>>;
+}
+
+/// No credentials at all: anonymous access only.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Anonymous;
+
+impl CredentialProvider for Anonymous {
+    fn credential(&self, _: &str) -> Result<Option<Credential>> {
+        Ok(None)
+    }
+}
+
+/// Fixed credentials for one registry (tests, `rbuild login` checking a password).
+#[derive(Debug, Clone)]
+pub struct StaticCredential {
+    /// Registry host the credential is for.
+    pub registry: String,
+    /// The credential.
+    pub credential: Credential,
+}
+
+impl CredentialProvider for StaticCredential {
+    fn credential(&self, registry: &str) -> Result<Option<Credential>> {
+        Ok((registry == self.registry).then(|| self.credential.clone()))
+    }
+}
+
+/// How a [`Client`] behaves.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// Hosts (`host[:port]`) that may be reached over plain HTTP besides loopback ones.
+    pub insecure_registries: Vec<String>,
+    /// Directories holding `HOST/*.crt` extra CA certificates (default `/etc/rbuild/certs.d`).
+    pub cert_dirs: Vec<PathBuf>,
+    /// Where credentials come from.
+    pub credentials: Arc<dyn CredentialProvider>,
+    /// Retries of a transient failure before giving up.
+    pub retries: u32,
+    /// First backoff delay; doubled on each retry, capped at 10 s.
+    pub backoff: Duration,
+    /// Blobs transferred at once.
+    pub concurrency: usize,
+    /// Blobs up to this size are uploaded in one request after the POST.
+    pub monolithic_max: u64,
+    /// Size of each PATCH of a chunked upload; `None` streams the whole blob in one PATCH.
+    pub chunk_size: Option<u64>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("insecure_registries", &self.insecure_registries)
+            .field("cert_dirs", &self.cert_dirs)
+            .field("retries", &self.retries)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            insecure_registries: Vec::new(),
+            cert_dirs: vec![PathBuf::from("/etc/rbuild/certs.d")],
+            credentials: Arc::new(Anonymous),
+            retries: 5,
+            backoff: Duration::from_millis(200),
+            concurrency: 4,
+            monolithic_max: 4 << 20,
+            chunk_size: None,
+        }
+    }
+}
+
+/// A registry client: hands out one [`Registry`] per host, pinged and authenticated once.
+pub struct Client {
+    opts: Arc<ClientOptions>,
+    registries: Mutex<HashMap<String, Arc<Registry>>>,
+}
+
+impl Client {
+    /// A client with `opts`.
+    pub fn new(opts: ClientOptions) -> Client {
+        Client {
+            opts: Arc::new(opts),
+            registries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    /// The registry `host` (as in references: `docker.io`, `localhost:5000`), connected.
+    pub async fn registry(&self, host: &str) -> Result<Arc<Registry>> {
+        if let Some(r) = self.lock().get(host) {
+            return Ok(Arc::clone(r));
+        }
+        let reg = Arc::new(Registry::connect(host, Arc::clone(&self.opts)).await?);
+        self.lock().insert(host.to_string(), Arc::clone(&reg));
+        Ok(reg)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Registry>>> {
+        self.registries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether `host[:port]` is loopback (`localhost`, `127.0.0.0/8`, `::1`).
+pub fn is_loopback(host: &str) -> bool {
+    let name = strip_port(host);
+    name == "localhost" || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    }
+}
+
+/// The HTTP endpoint of a registry named in a reference (`docker.io` is served elsewhere).
+fn endpoint(host: &str) -> &str {
+    if host == "docker.io" {
+        "registry-1.docker.io"
+    } else {
+        host
+    }
+}
+
+/// One registry host: connection pool, base URL, credential, challenge and tokens.
+pub struct Registry {
+    host: String,
+    base: String,
+    http: reqwest::Client,
+    opts: Arc<ClientOptions>,
+    credential: Option<Credential>,
+    challenge: Mutex<Option<Challenge>>,
+    tokens: TokenCache,
+    /// Held while fetching a token, so concurrent transfers share one request.
+    token_fetch: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("host", &self.host)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    async fn connect(host: &str, opts: Arc<ClientOptions>) -> Result<Registry> {
+        let http = http_client(host, &opts)?;
+        let credential = opts.credentials.credential(host)?;
+        let plain_ok = is_loopback(host) || opts.insecure_registries.iter().any(|h| h == host);
+        let mut reg = Registry {
+            host: host.to_string(),
+            base: format!("https://{}", endpoint(host)),
+            http,
+            opts,
+            credential,
+            challenge: Mutex::new(None),
+            tokens: TokenCache::default(),
+            token_fetch: tokio::sync::Mutex::new(()),
+        };
+        match reg.ping().await {
+            Err(RegistryError::Transport { .. }) if plain_ok => {
+                reg.base = format!("http://{}", endpoint(host));
+                reg.ping().await?;
+            }
+            other => other?,
+        }
+        Ok(reg)
+    }
+
+    /// `GET /v2/`: learn whether and how the registry wants authentication.
+    async fn ping(&self) -> Result<()> {
+        let url = format!("{}/v2/", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| transport("GET", &url, e))?;
+        match resp.status() {
+            s if s.is_success() => Ok(()),
+            StatusCode::UNAUTHORIZED => {
+                let challenge =
+                    challenge_of(resp.headers()).ok_or_else(|| RegistryError::Protocol {
+                        registry: self.host.clone(),
+                        detail: "401 without a usable WWW-Authenticate challenge".into(),
+                    })?;
+                *self.challenge.lock().unwrap_or_else(|e| e.into_inner()) = Some(challenge);
+                Ok(())
+            }
+            _ => Err(status_error("GET", &url, resp).await),
+        }
+    }
+
+    /// The host as named in references.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// `scheme://endpoint`, e.g. `http://127.0.0.1:5000`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The client options.
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    /// Whether a credential is configured for this registry.
+    pub fn has_credential(&self) -> bool {
+        self.credential.is_some()
+    }
+
+    /// The underlying HTTP client (for requests outside the API, e.g. following redirects).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `base/v2/<path>`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}/v2/{}", self.base, path)
+    }
+
+    /// A `Location` header made absolute against the registry.
+    pub(crate) fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else if location.starts_with('/') {
+            format!("{}{}", self.base, location)
+        } else {
+            format!("{}/{}", self.base, location)
+        }
+    }
+
+    /// Check that the configured credential is accepted for `scope` (used by `login`).
+    pub async fn check_login(&self, scope: &Scope) -> Result<()> {
+        let challenge = self.current_challenge();
+        if challenge.is_none() {
+            return Ok(());
+        }
+        if self.credential.is_none() {
+            return Err(RegistryError::Unauthorized {
+                registry: self.host.clone(),
+                detail: ": no credentials given".into(),
+            });
+        }
+        let resp = self.send(Method::GET, &self.url(""), scope, |r| r).await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(status_error("GET", &self.url(""), resp).await)
+        }
+    }
+
+    fn current_challenge(&self) -> Option<Challenge> {
+        self.challenge
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The `Authorization` value for `scope`, fetching a token when needed.
+    async fn authorization(&self, scope: &Scope, fresh: bool) -> Result<Option<String>> {
+        match self.current_challenge() {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(self.credential.as_ref().map(Credential::basic_header)),
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let key = scope.key();
+                if !fresh && let Some(t) = self.tokens.get(&key) {
+                    return Ok(Some(format!("Bearer {t}")));
+                }
+                let _fetching = self.token_fetch.lock().await;
+                if !fresh && let Some(t) = self.tokens.get(&key) {
+                    return Ok(Some(format!("Bearer {t}")));
+                }
+                let token = self.fetch_token(&realm, service.as_deref(), scope).await?;
+                self.tokens.insert(&key, token.0.clone(), token.1);
+                Ok(Some(format!("Bearer {}", token.0)))
+            }
+        }
+    }
+
+    /// Ask the token endpoint for a token; returns the token and its lifetime in seconds.
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &Scope,
+    ) -> Result<(String, u64)> {
+        let mut url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Protocol {
+            registry: self.host.clone(),
+            detail: format!("token realm {realm:?} is not a URL: {e}"),
+        })?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            for s in scope.items() {
+                q.append_pair("scope", s);
+            }
+        }
+        let shown = realm.to_string();
+        let mut last = None;
+        for attempt in 0..=self.opts.retries {
+            let mut req = self.http.get(url.clone());
+            if let Some(c) = &self.credential {
+                req = req.header(AUTHORIZATION, c.basic_header());
+            }
+            match req.send().await {
+                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
+                    return Err(RegistryError::Unauthorized {
+                        registry: self.host.clone(),
+                        detail: if self.credential.is_some() {
+                            ": the token service rejected the username or password".into()
+                        } else {
+                            ": the token service requires credentials (none configured)".into()
+                        },
+                    });
+                }
+                Ok(resp) if resp.status().is_success() => {
+                    let body: TokenResponse =
+                        resp.json().await.map_err(|e| transport("GET", &shown, e))?;
+                    let token = body.token.or(body.access_token).ok_or_else(|| {
+                        RegistryError::Protocol {
+                            registry: self.host.clone(),
+                            detail: "token response has neither token nor access_token".into(),
+                        }
+                    })?;
+                    return Ok((token, body.expires_in.unwrap_or(60)));
+                }
+                Ok(resp) => {
+                    let err = status_error("GET", &shown, resp).await;
+                    if !err.is_transient() || attempt == self.opts.retries {
+                        return Err(err);
+                    }
+                    last = Some(err);
+                }
+                Err(e) => {
+                    let err = transport("GET", &shown, e);
+                    if !err.is_transient() || attempt == self.opts.retries {
+                        return Err(err);
+                    }
+                    last = Some(err);
+                }
+            }
+            tokio::time::sleep(self.backoff(attempt, None)).await;
+        }
+        Err(last.unwrap_or_else(|| RegistryError::Config("no attempts made".into())))
+    }
+
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self
+            .opts
+            .backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(Duration::from_secs(10));
+        retry_after.map_or(exp, |r| r.min(Duration::from_secs(60)))
+    }
+
+    /// Send a request built by `build` (called again for each attempt), authorized for `scope`.
+    /// Retries transport failures, 5xx and 429; on 401 refreshes the challenge and token once.
+    /// Any other status is returned for the caller to judge.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        scope: &Scope,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response> {
+        let mut refreshed = false;
+        let mut fresh = false;
+        let mut attempt = 0;
+        loop {
+            let auth = self
+                .authorization(scope, std::mem::take(&mut fresh))
+                .await?;
+            let mut req = build(self.http.request(method.clone(), url));
+            if let Some(a) = auth {
+                req = req.header(AUTHORIZATION, a);
+            }
+            let (err, retry_after) = match req.send().await {
+                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
+                    if !refreshed && let Some(c) = challenge_of(resp.headers()) {
+                        refreshed = true;
+                        fresh = true;
+                        self.tokens.remove(&scope.key());
+                        *self.challenge.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
+                        if self.credential.is_some()
+                            || matches!(self.current_challenge(), Some(Challenge::Bearer { .. }))
+                        {
+                            continue;
+                        }
+                    }
+                    return Err(self.unauthorized(resp).await);
+                }
+                Ok(resp) if is_transient_status(resp.status()) => {
+                    let ra = retry_after(resp.headers());
+                    (status_error(method.as_str(), url, resp).await, ra)
+                }
+                Ok(resp) => return Ok(resp),
+                Err(e) => (transport(method.as_str(), url, e), None),
+            };
+            if !err.is_transient() || attempt >= self.opts.retries {
+                return Err(err);
+            }
+            tokio::time::sleep(self.backoff(attempt, retry_after)).await;
+            attempt += 1;
+        }
+    }
+
+    /// Send once, without retries (streamed bodies that cannot be rebuilt); still authorized.
+    pub(crate) async fn send_once(&self, scope: &Scope, req: RequestBuilder) -> Result<Response> {
+        let auth = self.authorization(scope, false).await?;
+        let req = match auth {
+            Some(a) => req.header(AUTHORIZATION, a),
+            None => req,
+        };
+        let built = req.build().map_err(|e| transport("?", "?", e))?;
+        let (method, url) = (built.method().to_string(), built.url().to_string());
+        let resp = self
+            .http
+            .execute(built)
+            .await
+            .map_err(|e| transport(&method, &url, e))?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            self.tokens.remove(&scope.key());
+            return Err(self.unauthorized(resp).await);
+        }
+        Ok(resp)
+    }
+
+    async fn unauthorized(&self, resp: Response) -> RegistryError {
+        let detail = spec_error_detail(resp).await;
+        let why = if self.credential.is_some() {
+            "credentials rejected"
+        } else {
+            "authentication required and no credentials configured (try `rbuild login`)"
+        };
+        RegistryError::Unauthorized {
+            registry: self.host.clone(),
+            detail: format!(": {why}{detail}"),
+        }
+    }
+}
+
+fn http_client(host: &str, opts: &ClientOptions) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("rbuild/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(32);
+    for dir in &opts.cert_dirs {
+        let dir = dir.join(host);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "crt") {
+                let pem = std::fs::read(&path).map_err(|source| RegistryError::File {
+                    path: path.clone(),
+                    source,
+                })?;
+                let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                    RegistryError::Config(format!("{}: not a PEM certificate: {e}", path.display()))
+                })?;
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| RegistryError::Config(format!("cannot set up HTTP client: {e}")))
+}
+
+fn challenge_of(headers: &HeaderMap) -> Option<Challenge> {
+    headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(parse_challenge)
+        .max_by_key(|c| matches!(c, Challenge::Bearer { .. }))
+}
+
+fn is_transient_status(s: StatusCode) -> bool {
+    s == StatusCode::TOO_MANY_REQUESTS
+        || matches!(
+            s,
+            StatusCode::INTERNAL_SERVER_ERROR
+                | StatusCode::BAD_GATEWAY
+                | StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::GATEWAY_TIMEOUT
+        )
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// A transport error, its URL shown without query (which may carry upload state).
+pub(crate) fn transport(method: &str, url: &str, source: reqwest::Error) -> RegistryError {
+    RegistryError::Transport {
+        method: method.to_string(),
+        url: url.split('?').next().unwrap_or(url).to_string(),
+        source: source.without_url(),
+    }
+}
+
+/// A status error with the distribution-spec error body, if any.
+pub(crate) async fn status_error(method: &str, url: &str, resp: Response) -> RegistryError {
+    let status = resp.status();
+    let detail = spec_error_detail(resp).await;
+    RegistryError::Status {
+        method: method.to_string(),
+        url: url.split('?').next().unwrap_or(url).to_string(),
+        status,
+        detail,
+    }
+}
+
+/// `: CODE: message; CODE: message` from a `{"errors":[…]}` body, or empty.
+async fn spec_error_detail(resp: Response) -> String {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    let Ok(bytes) = resp.bytes().await else {
+        return String::new();
+    };
+    match serde_json::from_slice::<Body>(&bytes) {
+        Ok(b) if !b.errors.is_empty() => {
+            let parts: Vec<String> = b
+                .errors
+                .iter()
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .collect();
+            format!(": {}", parts.join("; "))
+        }
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:80",
+            "127.3.4.5",
+            "[::1]:5000",
+            "::1",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in [
+            "example.com",
+            "10.0.0.1:5000",
+            "localhost.example.com",
+            "[::2]:1",
+        ] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn docker_hub_endpoint() {
+        assert_eq!(endpoint("docker.io"), "registry-1.docker.io");
+        assert_eq!(endpoint("ghcr.io"), "ghcr.io");
+    }
+}

@@ -1,0 +1,88 @@
+//! A TCP proxy in front of a registry that cuts one connection once it has carried more than a
+//! set number of bytes in one direction: a registry dropping the line mid-blob.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Which direction's byte count triggers the cut.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Registry → client (downloads).
+    Download,
+    /// Client → registry (uploads).
+    Upload,
+}
+
+/// A running proxy.
+pub struct DroppingProxy {
+    /// `127.0.0.1:PORT` to use instead of the registry.
+    pub addr: String,
+    /// How many connections were cut (0 or 1).
+    pub cuts: Arc<AtomicUsize>,
+}
+
+impl DroppingProxy {
+    /// Forward to `upstream`; cut the first connection that carries more than `after` bytes in
+    /// `direction`.
+    pub fn start(upstream: &str, direction: Direction, after: usize) -> DroppingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let upstream = upstream.to_string();
+        let armed = Arc::new(AtomicBool::new(true));
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let c = Arc::clone(&cuts);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (armed, cuts) = (Arc::clone(&armed), Arc::clone(&c));
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (a2, k2) = (Arc::clone(&armed), Arc::clone(&cuts));
+                let up = direction == Direction::Upload;
+                std::thread::spawn(move || pump(client, server, up, after, &armed, &cuts));
+                std::thread::spawn(move || pump(s2, c2, !up, after, &a2, &k2));
+            }
+        });
+        DroppingProxy { addr, cuts }
+    }
+}
+
+/// Copy `from` → `to`; if `counting`, cut both after `after` bytes (once, while armed).
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    counting: bool,
+    after: usize,
+    armed: &AtomicBool,
+    cuts: &AtomicUsize,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0usize;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut n = n;
+        if counting && armed.load(Ordering::SeqCst) && total + n > after {
+            // Send up to the limit, then drop the connection in both directions.
+            n = after.saturating_sub(total);
+            if armed.swap(false, Ordering::SeqCst) {
+                let _ = to.write_all(&buf[..n]);
+                cuts.fetch_add(1, Ordering::SeqCst);
+                let _ = to.shutdown(Shutdown::Both);
+                let _ = from.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+        total += n;
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
