@@ -2,7 +2,10 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod commands;
+mod images;
 mod report;
+mod signals;
+mod terminal;
 
 use std::process::ExitCode;
 

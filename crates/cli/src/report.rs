@@ -31,12 +31,21 @@ impl std::error::Error for ExitStatus {}
 pub fn print_error(err: &anyhow::Error) {
     let mut hints = Vec::new();
     let mut first = true;
+    // Attached with `.context(...)`, a hint or status is only reachable through the error
+    // itself (anyhow's chain shows context layers as plain messages): skip those lines.
+    let context_hint = err.downcast_ref::<Hint>().map(|h| h.0.clone());
+    let context_status = err.downcast_ref::<ExitStatus>().map(ToString::to_string);
+    hints.extend(context_hint.clone());
     for cause in err.chain() {
         if let Some(h) = cause.downcast_ref::<Hint>() {
             hints.push(h.0.clone());
             continue;
         }
         if cause.downcast_ref::<ExitStatus>().is_some() {
+            continue;
+        }
+        let text = cause.to_string();
+        if Some(&text) == context_hint.as_ref() || Some(&text) == context_status.as_ref() {
             continue;
         }
         if first {
@@ -53,6 +62,9 @@ pub fn print_error(err: &anyhow::Error) {
 
 /// The process exit code for an error: the one it carries, or 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(s) = err.downcast_ref::<ExitStatus>() {
+        return s.0;
+    }
     err.chain()
         .find_map(|c| c.downcast_ref::<ExitStatus>().map(|s| s.0))
         .unwrap_or(1)

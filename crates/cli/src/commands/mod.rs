@@ -6,7 +6,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+mod common;
+mod history;
+mod image;
+mod images;
+mod import;
+mod inspect;
+mod load;
 mod parse;
+mod rmi;
+mod save;
+mod tag;
+mod run;
 
 /// Options every subcommand accepts.
 #[derive(Debug, Args)]
@@ -22,14 +33,43 @@ pub struct Globals {
 pub enum Command {
     /// Parse a Dockerfile and print its parse tree or typed instructions
     Parse(parse::ParseArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Give an image another name
+    Tag(tag::TagArgs),
+    /// Remove images
+    Rmi(rmi::RmiArgs),
+    /// Show low-level information on objects as JSON
+    Inspect(inspect::InspectArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Save images to a docker-archive or OCI archive
+    Save(save::SaveArgs),
+    /// Load images from a docker-archive or OCI archive
+    Load(load::LoadArgs),
+    /// Import a rootfs tarball as a single-layer image
+    Import(import::ImportArgs),
+    /// Manage images
+    Image(image::ImageArgs),
+    /// Run a command in a new container
+    Run(Box<run::RunArgs>),
 }
 
 impl Command {
     /// Run the chosen subcommand.
     pub fn run(self, globals: &Globals) -> anyhow::Result<ExitCode> {
-        let _ = globals;
         match self {
             Command::Parse(args) => parse::run(args),
+            Command::Images(args) => images::run(args, globals),
+            Command::Tag(args) => tag::run(args, globals),
+            Command::Rmi(args) => rmi::run(args, globals),
+            Command::Inspect(args) => inspect::run(args, globals),
+            Command::History(args) => history::run(args, globals),
+            Command::Save(args) => save::run(args, globals),
+            Command::Load(args) => load::run(args, globals),
+            Command::Import(args) => import::run(args, globals),
+            Command::Image(args) => image::run(args, globals),
+            Command::Run(args) => run::run(*args, globals),
         }
     }
 }

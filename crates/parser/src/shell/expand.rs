@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::categories::{is_digit, is_letter};
 use super::error::ShellError;
 use super::pattern;
 use super::split::Splitter;
@@ -26,6 +27,8 @@ pub(crate) struct Expander<'a> {
     src: &'a str,
     pos: usize,
     depth: usize,
+    /// Word splitting of the top-level word, when asked for.
+    splitter: Option<Splitter>,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
 }
@@ -44,6 +47,7 @@ impl<'a> Expander<'a> {
             src,
             pos,
             depth: 0,
+            splitter: None,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
         }
@@ -51,11 +55,11 @@ impl<'a> Expander<'a> {
 
     /// Expands the whole word; with `split`, also splits it into words.
     pub(crate) fn run(mut self, split: bool) -> Result<Outcome, ShellError> {
-        let mut splitter = split.then(Splitter::default);
-        let value = self.process_until(None, self.lexer.raw_escapes, splitter.as_mut())?;
+        self.splitter = split.then(Splitter::default);
+        let value = self.process_until(None, self.lexer.raw_escapes)?;
         Ok(Outcome {
             value,
-            words: splitter.map(Splitter::finish),
+            words: self.splitter.map(Splitter::finish),
             matched: self.matched,
             unmatched: self.unmatched,
         })
@@ -84,14 +88,41 @@ impl<'a> Expander<'a> {
         value
     }
 
-    /// Processes characters up to `stop` (consumed) or, with `stop` `None`, to the end.
-    /// `raw_escapes` keeps escape characters in the output (BuildKit does this for patterns).
+    /// Processes characters up to `stop` (consumed) or, with `stop` `None`, the whole word (the
+    /// top level, the only one whose words are kept). `raw_escapes` keeps escape characters in
+    /// the output (BuildKit does this for patterns).
     fn process_until(
         &mut self,
         stop: Option<char>,
         raw_escapes: bool,
-        mut words: Option<&mut Splitter>,
     ) -> Result<String, ShellError> {
+        // BuildKit's lexer shares one buffer for the word being split between all levels and
+        // every nested word starts by resetting it: the top-level text since the last word break
+        // is lost whenever a `${VAR<op>...}` is expanded (`a${B:-c}` splits to `c`).
+        // Reproduced because it decides what `EXPOSE` sees.
+        if stop.is_some()
+            && let Some(splitter) = self.splitter.as_mut()
+        {
+            splitter.discard_partial_word();
+        }
+        self.process_chars(stop, raw_escapes)
+    }
+
+    /// The splitter to feed: only the top level's text is split.
+    fn words(&mut self, top_level: bool) -> Option<&mut Splitter> {
+        if top_level {
+            self.splitter.as_mut()
+        } else {
+            None
+        }
+    }
+
+    fn process_chars(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> Result<String, ShellError> {
+        let top = stop.is_none();
         let mut result = String::new();
         let quotes = !self.lexer.skip_process_quotes;
         while let Some(ch) = self.peek() {
@@ -102,8 +133,15 @@ impl<'a> Expander<'a> {
             match ch {
                 '$' => {
                     let text = self.process_dollar()?;
-                    if let Some(w) = words.as_deref_mut() {
+                    if let Some(w) = self.words(top) {
                         w.push_expanded(&text);
+                    }
+                    result.push_str(&text);
+                }
+                '<' => {
+                    let text = self.process_possible_heredoc();
+                    if let Some(w) = self.words(top) {
+                        w.push_raw_str(&text);
                     }
                     result.push_str(&text);
                 }
@@ -113,7 +151,7 @@ impl<'a> Expander<'a> {
                     } else {
                         self.process_double_quote(raw_escapes)?
                     };
-                    if let Some(w) = words.as_deref_mut() {
+                    if let Some(w) = self.words(top) {
                         w.push_raw_str(&text);
                     }
                     result.push_str(&text);
@@ -122,19 +160,19 @@ impl<'a> Expander<'a> {
                     self.bump();
                     if ch == self.lexer.escape {
                         if raw_escapes {
-                            if let Some(w) = words.as_deref_mut() {
+                            if let Some(w) = self.words(top) {
                                 w.push_raw_char(ch);
                             }
                             result.push(ch);
                         }
                         // An escape character at the very end is dropped.
                         let Some(escaped) = self.bump() else { break };
-                        if let Some(w) = words.as_deref_mut() {
+                        if let Some(w) = self.words(top) {
                             w.push_raw_char(escaped);
                         }
                         result.push(escaped);
                     } else {
-                        if let Some(w) = words.as_deref_mut() {
+                        if let Some(w) = self.words(top) {
                             w.push_char(ch);
                         }
                         result.push(ch);
@@ -149,6 +187,19 @@ impl<'a> Expander<'a> {
             }),
             None => Ok(result),
         }
+    }
+
+    /// `<`, or `<<` and the blanks after it, which stay with the heredoc name in one word.
+    fn process_possible_heredoc(&mut self) -> String {
+        let start = self.pos;
+        self.bump();
+        if self.peek() == Some('<') {
+            self.bump();
+            while matches!(self.peek(), Some('\t' | '\r' | ' ')) {
+                self.bump();
+            }
+        }
+        self.src[start..self.pos].to_owned()
     }
 
     /// `'...'`: everything literal up to the next `'`; nothing escapes.
@@ -317,8 +368,12 @@ impl<'a> Expander<'a> {
             (false, Some(first))
         };
         let raw_escapes = matches!(op, Some('#' | '%'));
+        if null_is_unset && raw_escapes {
+            // BuildKit rejects `${VAR:#pat}` and `${VAR:%pat}` before reading the pattern.
+            return Err(ShellError::UnsupportedModifier { modifier, offset });
+        }
         let mut word = self
-            .process_until(Some('}'), raw_escapes, None)
+            .process_until(Some('}'), raw_escapes)
             .map_err(|err| self.at_end(err, offset))?;
         let value = self.lookup(name);
         let Some(op) = op else {
@@ -379,7 +434,7 @@ impl<'a> Expander<'a> {
         if all {
             self.bump();
         }
-        let pattern = self.process_until(Some('/'), true, None).map_err(|err| {
+        let pattern = self.process_until(Some('/'), true).map_err(|err| {
             if self.peek().is_none() {
                 ShellError::MissingSlash { offset }
             } else {
@@ -387,7 +442,7 @@ impl<'a> Expander<'a> {
             }
         })?;
         let replacement = self
-            .process_until(Some('}'), true, None)
+            .process_until(Some('}'), true)
             .map_err(|err| self.at_end(err, offset))?;
         let value = self.lookup(name);
         if value.is_none() && self.lexer.skip_unset_env {
@@ -410,25 +465,5 @@ impl<'a> Expander<'a> {
         } else {
             err
         }
-    }
-}
-
-/// Go's `unicode.IsDigit` (decimal digits). For non-ASCII, Rust's `is_numeric` is used, which
-/// also accepts a few other numerals (`²`, `Ⅻ`); no Dockerfile is known to care.
-fn is_digit(c: char) -> bool {
-    if c.is_ascii() {
-        c.is_ascii_digit()
-    } else {
-        c.is_numeric()
-    }
-}
-
-/// Go's `unicode.IsLetter`. For non-ASCII, Rust's `is_alphabetic` is used, which also accepts
-/// letter-like numerals and some combining vowel signs.
-fn is_letter(c: char) -> bool {
-    if c.is_ascii() {
-        c.is_ascii_alphabetic()
-    } else {
-        c.is_alphabetic()
     }
 }

@@ -1,22 +1,19 @@
 //! Word expansion exactly as BuildKit's Dockerfile frontend does it (`frontend/dockerfile/shell`).
 //!
 //! [`Lexer::process_word`] expands one word without splitting (what `ENV`, `ARG`, `WORKDIR`,
-//! `USER`, ... use); [`Lexer::process_words`] also splits the result into words (what `COPY`
-//! and `ADD` sources use); [`Lexer::process_word_with_matches`] also reports which variables
-//! were referenced, and which of those were unset, so a builder can warn about unused build
-//! arguments.
+//! `USER`, `COPY`, ... use); [`Lexer::process_words`] also splits the result into words (what
+//! BuildKit uses for `EXPOSE`, so that `EXPOSE $PORTS` can expose several ports);
+//! [`Lexer::process_word_with_matches`] also reports which variables were referenced, and which
+//! of those were unset, so a builder can warn about unused build arguments.
 //!
 //! Supported, with BuildKit's semantics: `$VAR`, `${VAR}`, `${VAR:-w}`, `${VAR-w}`,
 //! `${VAR:+w}`, `${VAR+w}`, `${VAR:?msg}`, `${VAR?msg}`, `${VAR#pat}`, `${VAR##pat}`,
-//! `${VAR%pat}`, `${VAR%%pat}`, `${VAR/pat/rep}`, `${VAR//pat/rep}` (see the
-//! glob rules in the `pattern` module), nesting inside the words, `'...'`, `"..."`, the escape character (`\` or the
-//! `` ` `` chosen by `# escape=`), and positional and special parameters (`$1`, `$@`, `$$`,
-//! ...), which are never set.
-//!
-//! Known deviation: for non-ASCII characters, "letter" and "digit" in variable names use
-//! Rust's Unicode properties (`Alphabetic`, `Numeric`) where Go uses the general categories
-//! L and Nd; they differ only for rare characters such as `²` or combining vowel signs.
+//! `${VAR%pat}`, `${VAR%%pat}`, `${VAR/pat/rep}`, `${VAR//pat/rep}` (glob rules: see the
+//! `pattern` module), nesting inside the words, `'...'`, `"..."`, the escape character (`\`
+//! or the `` ` `` chosen by `# escape=`), and positional and special parameters (`$1`, `$@`,
+//! `$$`, ...), which are never set.
 
+mod categories;
 mod error;
 mod expand;
 mod lookup;
@@ -83,13 +80,54 @@ impl Lexer {
         self.escape
     }
 
+    /// This lexer with [`Lexer::raw_quotes`] set to `on`.
+    #[must_use]
+    pub fn with_raw_quotes(self, on: bool) -> Self {
+        Self {
+            raw_quotes: on,
+            ..self
+        }
+    }
+
+    /// This lexer with [`Lexer::raw_escapes`] set to `on`.
+    #[must_use]
+    pub fn with_raw_escapes(self, on: bool) -> Self {
+        Self {
+            raw_escapes: on,
+            ..self
+        }
+    }
+
+    /// This lexer with [`Lexer::skip_unset_env`] set to `on`.
+    #[must_use]
+    pub fn with_skip_unset_env(self, on: bool) -> Self {
+        Self {
+            skip_unset_env: on,
+            ..self
+        }
+    }
+
+    /// This lexer with [`Lexer::skip_process_quotes`] set to `on`.
+    #[must_use]
+    pub fn with_skip_process_quotes(self, on: bool) -> Self {
+        Self {
+            skip_process_quotes: on,
+            ..self
+        }
+    }
+
     /// Expands `input` as one word: whitespace is kept, nothing is split.
     pub fn process_word(&self, input: &str, env: &dyn VarLookup) -> Result<String, ShellError> {
         Ok(Expander::new(self, env, input).run(false)?.value)
     }
 
     /// Expands `input`, then splits it into words: text from an unquoted `$VAR` splits at
-    /// whitespace, quoted text and escaped characters never split, empty quotes make no word.
+    /// whitespace, quoted text and escaped characters never split, empty quotes make no word,
+    /// and `<<` keeps the blanks after it (`<< EOF` is one word).
+    ///
+    /// BuildKit quirk, reproduced: expanding a `${VAR<op>...}` form (anything but `$VAR` and
+    /// `${VAR}`) drops the text of the word being built before it, so `a${B:-c} d` gives
+    /// `["c", "d"]` (the unsplit value is still `ac d`).
     pub fn process_words(
         &self,
         input: &str,

@@ -44,6 +44,12 @@ impl Splitter {
         self.in_word = true;
     }
 
+    /// Drops the text of the word being built, but not the fact that one was started (BuildKit's
+    /// shared word buffer being reset by a nested expansion).
+    pub(crate) fn discard_partial_word(&mut self) {
+        self.word.clear();
+    }
+
     /// The finished list of words.
     pub(crate) fn finish(mut self) -> Vec<String> {
         if !self.word.is_empty() {

@@ -163,6 +163,40 @@ fn words_split_only_unquoted_expansions() {
 }
 
 #[test]
+fn words_drop_the_partial_word_before_an_operator_like_buildkit() {
+    let lexer = Lexer::default();
+    let vars = env(&[("B", "1 2")]);
+    assert_eq!(
+        lexer.process_words("a${X:-c} d", &vars).unwrap(),
+        vec!["c", "d"]
+    );
+    assert_eq!(lexer.process_word("a${X:-c} d", &vars).unwrap(), "ac d");
+    assert_eq!(
+        lexer.process_words("x$B${X:-y}z", &vars).unwrap(),
+        vec!["x1", "yz"]
+    );
+    // `$VAR` and `${VAR}` do not reset anything.
+    assert_eq!(
+        lexer.process_words("a${B}c", &vars).unwrap(),
+        vec!["a1", "2c"]
+    );
+}
+
+#[test]
+fn heredoc_marker_keeps_its_blanks_in_one_word() {
+    let lexer = Lexer::default();
+    let vars = env(&[]);
+    assert_eq!(
+        lexer.process_words("cat << \tEOF >x", &vars).unwrap(),
+        vec!["cat", "<< \tEOF", ">x"]
+    );
+    assert_eq!(
+        lexer.process_words("a<b <", &vars).unwrap(),
+        vec!["a<b", "<"]
+    );
+}
+
+#[test]
 fn options() {
     let vars = env(&[("SET", "v")]);
     let lexer = Lexer {

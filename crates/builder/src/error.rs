@@ -1,0 +1,73 @@
+//! The builder's error type.
+
+use std::path::PathBuf;
+
+/// What can go wrong while preparing or running a build.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// An I/O error on a path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A `.dockerignore` pattern does not compile.
+    #[error("{file}: {source}")]
+    Ignore {
+        /// The ignore file.
+        file: PathBuf,
+        /// The bad pattern.
+        #[source]
+        source: crate::ignore::PatternError,
+    },
+    /// A COPY/ADD source leaves the build context.
+    #[error("{path:?}: forbidden path outside the build context")]
+    OutsideContext {
+        /// The source as written.
+        path: String,
+    },
+    /// A COPY/ADD source matches nothing in the build context.
+    #[error("{path:?}: not found in the build context{}", if *.ignored { " (it is excluded by .dockerignore)" } else { "" })]
+    SourceNotFound {
+        /// The source as written.
+        path: String,
+        /// True when the path exists but `.dockerignore` excludes it.
+        ignored: bool,
+    },
+    /// Several sources need a directory destination.
+    #[error(
+        "when using {keyword} with more than one source file, the destination must be a directory and end with a /"
+    )]
+    DestinationNotDirectory {
+        /// COPY or ADD.
+        keyword: String,
+    },
+    /// A stage reference names no stage, or a later one.
+    #[error("stage {reference:?}: {reason}")]
+    BadStageReference {
+        /// The reference as written (`--from=…`, `FROM …`).
+        reference: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `--target` names no stage.
+    #[error("target stage {0:?} could not be found")]
+    UnknownTarget(String),
+    /// The Dockerfile is malformed.
+    #[error(transparent)]
+    Parse(#[from] rbuild_parser::ParseError),
+}
+
+impl BuildError {
+    /// Wrap an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        BuildError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! rbuild's builder: Dockerfile stages → step graph → image.
+//!
+//! - [`ignore`]: `.dockerignore` patterns with moby's exact matching rules;
+//! - [`context`]: the build context: walking it with the ignore rules, resolving COPY/ADD
+//!   sources (wildcards, directories, refusing paths outside the context);
+//! - [`checksum`]: content digests of context files, with a stat-keyed cache so a no-op
+//!   rebuild never hashes unchanged files again;
+//! - [`graph`]: which stages a target needs and which can run in parallel;
+//! - [`cache_key`]: the cache key contract of every step.
+//!
+//! The builder never prints: progress goes through a reporter the CLI implements.
+
+pub mod checksum;
+pub mod context;
+mod error;
+pub mod ignore;
+
+pub use error::BuildError;
+pub mod cache_key;
+pub mod graph;

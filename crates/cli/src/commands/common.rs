@@ -1,0 +1,204 @@
+//! Helpers shared by the image commands: opening the store, docker-style sizes and times.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use rbuild_store::Store;
+
+use super::Globals;
+
+/// The store root: `--root` / `RBUILD_ROOT`, else the default for this user.
+pub fn store_root(globals: &Globals) -> PathBuf {
+    globals
+        .root
+        .clone()
+        .unwrap_or_else(rbuild_store::default_root)
+}
+
+/// Open the store the command works on.
+pub fn open_store(globals: &Globals) -> anyhow::Result<Store> {
+    let root = store_root(globals);
+    Store::open(&root).with_context(|| format!("opening the image store at {}", root.display()))
+}
+
+/// Docker's `units.HumanSizeWithPrecision(size, 3)`: `5.59MB`, `512B`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut size = bytes as f64;
+    let mut i = 0;
+    while size >= 1000.0 && i < UNITS.len() - 1 {
+        size /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", format_g3(size), UNITS[i])
+}
+
+/// `%.3g` as Go formats it (no trailing zeros, no exponent for these magnitudes).
+fn format_g3(v: f64) -> String {
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{v:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    // Rounding may reach the next power of ten (999.5 → 1000): still 3 significant digits.
+    s
+}
+
+/// Seconds since the epoch of an RFC 3339 timestamp (`2024-01-02T03:04:05.123Z`, `+01:00`).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    if let Some(r) = rest.strip_prefix('.') {
+        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        r if r.len() == 6 => {
+            let sign = if r.starts_with('-') { -1 } else { 1 };
+            sign * (r[1..3].parse::<i64>().ok()? * 3600 + r[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    Some(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719468;
+    let era = if z >= 0 { z } else { z - 146096 } / 146097;
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `2006-01-02T15:04:05Z` for a Unix time.
+pub fn rfc3339(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86400));
+    let t = secs.rem_euclid(86400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
+}
+
+/// Docker's `CreatedAt` form: `2006-01-02 15:04:05 +0000 UTC`.
+pub fn docker_time(secs: i64) -> String {
+    let s = rfc3339(secs);
+    format!("{} {} +0000 UTC", &s[..10], &s[11..19])
+}
+
+/// Now, in seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Docker's `units.HumanDuration` + " ago".
+pub fn since(secs: i64) -> String {
+    let d = (now() - secs).max(0);
+    let hours = (d as f64 / 3600.0).round() as i64;
+    let s = if d < 1 {
+        "Less than a second".to_string()
+    } else if d == 1 {
+        "1 second".to_string()
+    } else if d < 60 {
+        format!("{d} seconds")
+    } else if d / 60 == 1 {
+        "About a minute".to_string()
+    } else if d / 60 < 60 {
+        format!("{} minutes", d / 60)
+    } else if hours == 1 {
+        "About an hour".to_string()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", hours / 24 / 365)
+    };
+    format!("{s} ago")
+}
+
+/// Print rows as docker's tabwriter does: columns padded to the widest cell plus 3 spaces.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < r.len() {
+                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(5_591_000), "5.59MB");
+        assert_eq!(human_size(12_345), "12.3kB");
+        assert_eq!(human_size(123_456_789), "123MB");
+    }
+
+    #[test]
+    fn times_round_trip() {
+        let t = parse_rfc3339("2024-02-29T12:34:56.789Z").unwrap();
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56Z");
+        assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(docker_time(0), "1970-01-01 00:00:00 +0000 UTC");
+        assert!(parse_rfc3339("yesterday").is_none());
+    }
+}

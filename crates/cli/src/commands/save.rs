@@ -1,0 +1,91 @@
+//! `rbuild save [-o FILE] [--format docker|oci] IMAGE...`: write images to an archive.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use rbuild_store::archive::{self, ArchiveFormat};
+
+use super::Globals;
+use super::common::open_store;
+
+/// Archive formats on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// docker-archive, loadable by `docker load`
+    Docker,
+    /// OCI image layout in a tar (`skopeo … oci-archive:`)
+    Oci,
+}
+
+/// Arguments of `rbuild save`.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to this file instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Archive format
+    #[arg(long, value_enum, default_value = "docker")]
+    pub format: Format,
+    /// Images: names, IDs or digests
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// Run `rbuild save`.
+pub fn run(args: SaveArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let store = open_store(globals)?;
+    // Group the arguments by image; a name argument puts that name in the archive.
+    let mut images: Vec<(rbuild_store::Image, Vec<rbuild_oci::Reference>)> = Vec::new();
+    for what in &args.images {
+        let img = store.resolve(what)?;
+        let name = what
+            .parse::<rbuild_oci::Reference>()
+            .ok()
+            .filter(|r| img.names.contains(r));
+        match images
+            .iter_mut()
+            .find(|(i, _)| i.manifest_digest == img.manifest_digest)
+        {
+            Some((_, names)) => names.extend(name),
+            None => images.push((img, name.into_iter().collect())),
+        }
+    }
+    let format = match args.format {
+        Format::Docker => ArchiveFormat::Docker,
+        Format::Oci => ArchiveFormat::Oci,
+    };
+    match &args.output {
+        Some(path) => {
+            // Written beside the target and renamed: a failed save leaves no partial archive.
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("creating {}", path.display()))?;
+            archive::save(&store, &images, format, &mut tmp)
+                .with_context(|| format!("saving to {}", path.display()))?;
+            tmp.as_file()
+                .sync_all()
+                .with_context(|| format!("writing {}", path.display()))?;
+            tmp.persist(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            if stdout.is_terminal() {
+                anyhow::bail!(
+                    "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+                );
+            }
+            let mut lock = stdout.lock();
+            archive::save(&store, &images, format, &mut lock)
+                .context("saving to standard output")?;
+            lock.flush().context("writing standard output")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

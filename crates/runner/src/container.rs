@@ -1,0 +1,578 @@
+//! Starting a container and waiting for it: prepare the directories and the plan in the
+//! parent, `clone` into new namespaces, let the child set itself up (see `child`), then wait,
+//! collect the exit status and OOM verdict, and remove the cgroup and directories.
+
+use std::ffi::{CString, c_char};
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::libc;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::cgroup::Cgroup;
+use crate::child::{self, ChildContext, Report};
+use crate::error::Error;
+use crate::plan::Op;
+use crate::process::{ProcessSpec, process_ops};
+use crate::rootfs::{RootfsSource, RootfsSpec, rootfs_ops};
+use crate::{caps, etc, seccomp};
+
+/// Docker's default `PATH`, used to find the command when the environment has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The image's filesystem for a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rootfs {
+    /// Unpacked layer directories, bottom layer first: an overlayfs with a per-container
+    /// upper dir (or, without overlayfs, a copy).
+    Layers(Vec<PathBuf>),
+    /// A ready root filesystem directory, used in place (changes land in it).
+    Directory(PathBuf),
+}
+
+/// The container's standard streams; `None` inherits the caller's.
+#[derive(Debug, Default)]
+pub struct Stdio {
+    /// Standard input.
+    pub stdin: Option<OwnedFd>,
+    /// Standard output.
+    pub stdout: Option<OwnedFd>,
+    /// Standard error.
+    pub stderr: Option<OwnedFd>,
+    /// The streams are a terminal: make it the controlling terminal.
+    pub tty: bool,
+}
+
+/// Everything needed to run one container.
+#[derive(Debug)]
+pub struct ContainerConfig {
+    /// Unique id (names the cgroup).
+    pub id: String,
+    /// The container's own directory (upper/work dirs, /etc files), created if missing.
+    pub dir: PathBuf,
+    /// The OCI runtime spec: process, mounts, namespaces, resources, seccomp.
+    pub spec: Spec,
+    /// The root filesystem.
+    pub rootfs: Rootfs,
+    /// Run a minimal init as PID 1 that reaps zombies and forwards signals.
+    pub init: bool,
+    /// Standard streams.
+    pub stdio: Stdio,
+    /// Remove `dir` when the container ends.
+    pub remove: bool,
+}
+
+/// How a container's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Exited(i32),
+    /// It was killed by this signal.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The shell's view: the code, or 128 + the signal.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// The end of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// How the process ended.
+    pub status: ExitStatus,
+    /// The memory limit's OOM killer killed a process of the container.
+    pub oom_killed: bool,
+}
+
+/// What the caller may want to know about how the container was set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Notes {
+    /// overlayfs was unavailable, so the layers were copied into the container's directory.
+    pub rootfs_copied: bool,
+}
+
+/// A started container.
+#[derive(Debug)]
+pub struct Running {
+    pid: libc::pid_t,
+    cgroup: Option<Cgroup>,
+    dir: PathBuf,
+    remove: bool,
+    notes: Notes,
+    waited: bool,
+}
+
+fn clone_flags(spec: &Spec) -> Result<(libc::c_int, bool, bool), Error> {
+    let mut flags = 0;
+    let (mut net, mut cgroupns) = (false, false);
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    for ns in &namespaces {
+        if ns.path().is_some() {
+            return Err(Error::InvalidSpec(format!(
+                "joining an existing {:?} namespace is not supported",
+                ns.typ()
+            )));
+        }
+        flags |= match ns.typ() {
+            LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+            LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+            LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+            LinuxNamespaceType::Network => {
+                net = true;
+                libc::CLONE_NEWNET
+            }
+            LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+            LinuxNamespaceType::Cgroup => {
+                cgroupns = true;
+                0
+            }
+            LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+        };
+    }
+    if flags & libc::CLONE_NEWNS == 0 {
+        return Err(Error::InvalidSpec(
+            "a container needs its own mount namespace".into(),
+        ));
+    }
+    Ok((flags, net, cgroupns))
+}
+
+/// Whether the kernel offers overlayfs (otherwise layers are copied).
+pub fn overlay_supported() -> bool {
+    fs::read_to_string("/proc/filesystems")
+        .is_ok_and(|t| t.lines().any(|l| l.ends_with("\toverlay")))
+}
+
+/// Copy layers into one directory, bottom first (the fallback without overlayfs).
+fn copy_layers(layers: &[PathBuf], dest: &Path) -> Result<(), Error> {
+    fs::create_dir_all(dest).map_err(Error::io(dest))?;
+    for layer in layers {
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", layer.display()))
+            .arg(dest)
+            .status()
+            .map_err(Error::io(layer))?;
+        if !status.success() {
+            return Err(Error::Io {
+                path: layer.clone(),
+                source: std::io::Error::other(format!("copying the layer failed: cp {status}")),
+            });
+        }
+    }
+    Ok(())
+}
+
+struct Prepared {
+    ops: Vec<Op>,
+    notes: Notes,
+}
+
+fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Error> {
+    let dir = config.dir.clone();
+    let mut notes = Notes::default();
+    let merged = dir.join("merged");
+    let source = match &config.rootfs {
+        Rootfs::Directory(d) => RootfsSource::Directory(d.clone()),
+        Rootfs::Layers(layers) if overlay_supported() => {
+            for d in ["upper", "work", "merged"] {
+                fs::create_dir_all(dir.join(d)).map_err(Error::io(dir.join(d)))?;
+            }
+            RootfsSource::Overlay {
+                lowers: layers.clone(),
+                upper: dir.join("upper"),
+                work: dir.join("work"),
+            }
+        }
+        Rootfs::Layers(layers) => {
+            copy_layers(layers, &dir.join("rootfs"))?;
+            notes.rootfs_copied = true;
+            RootfsSource::Directory(dir.join("rootfs"))
+        }
+    };
+    fs::create_dir_all(&merged).map_err(Error::io(&merged))?;
+    etc::provide(&mut config.spec, &dir, own_net)?;
+    let spec = &config.spec;
+    let linux = spec.linux().clone().unwrap_or_default();
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::InvalidSpec("the spec has no process".into()))?;
+    let mut ops = rootfs_ops(&RootfsSpec {
+        merged: &merged,
+        source: &source,
+        mounts: spec.mounts().as_deref().unwrap_or_default(),
+        masked_paths: linux.masked_paths().as_deref().unwrap_or_default(),
+        readonly_paths: linux.readonly_paths().as_deref().unwrap_or_default(),
+        readonly_root: spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false),
+        own_network: own_net,
+    })?;
+    let filter = linux
+        .seccomp()
+        .as_ref()
+        .map(|s| seccomp::compile(s, process))
+        .transpose()?;
+    ops.extend(process_ops(&ProcessSpec {
+        process,
+        hostname: spec.hostname().as_deref(),
+        last_cap: caps::last_cap(),
+        seccomp: filter.as_deref(),
+    })?);
+    Ok(Prepared { ops, notes })
+}
+
+/// The paths `execve` is tried with, inside the container.
+fn exec_candidates(arg0: &str, env: &[String]) -> Result<Vec<CString>, Error> {
+    let c = |s: String| {
+        CString::new(s).map_err(|_| Error::InvalidSpec("command contains a NUL byte".into()))
+    };
+    if arg0.contains('/') {
+        return Ok(vec![c(arg0.to_owned())?]);
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    path.split(':')
+        .map(|d| if d.is_empty() { "." } else { d })
+        .map(|d| c(format!("{}/{arg0}", d.trim_end_matches('/'))))
+        .collect()
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| Error::Sys {
+        call: "pipe2",
+        errno,
+    })
+}
+
+fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>, Error> {
+    v.iter()
+        .map(|s| {
+            CString::new(s.as_bytes())
+                .map_err(|_| Error::InvalidSpec(format!("{what} contains a NUL byte")))
+        })
+        .collect()
+}
+
+fn pointers(v: &[CString]) -> Vec<*const c_char> {
+    v.iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// Start a container; the returned handle must be waited for.
+pub fn spawn(mut config: ContainerConfig) -> Result<Running, Error> {
+    let (flags, own_net, cgroupns) = clone_flags(&config.spec)?;
+    let created_dir = !config.dir.exists();
+    fs::create_dir_all(&config.dir).map_err(Error::io(&config.dir))?;
+    let mut cgroup = None;
+    let result = start(&mut config, flags, own_net, cgroupns, &mut cgroup);
+    match result {
+        Ok((pid, notes)) => Ok(Running {
+            pid,
+            cgroup,
+            dir: config.dir,
+            remove: config.remove,
+            notes,
+            waited: false,
+        }),
+        Err(e) => {
+            if let Some(mut cg) = cgroup {
+                let _ = cg.remove();
+            }
+            if created_dir || config.remove {
+                let _ = fs::remove_dir_all(&config.dir);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn start(
+    config: &mut ContainerConfig,
+    flags: libc::c_int,
+    own_net: bool,
+    cgroupns: bool,
+    cgroup_slot: &mut Option<Cgroup>,
+) -> Result<(libc::pid_t, Notes), Error> {
+    let Prepared { mut ops, notes } = prepare(config, own_net)?;
+    if own_net {
+        ops.insert(0, Op::LoopbackUp);
+    }
+    if cgroupns {
+        // After the parent has placed us in our cgroup, so it becomes the namespace's root.
+        ops.insert(
+            0,
+            Op::Unshare {
+                flags: libc::CLONE_NEWCGROUP,
+            },
+        );
+    }
+    let process = config.spec.process().clone().unwrap_or_default();
+    let args = process.args().clone().unwrap_or_default();
+    let arg0 = args
+        .first()
+        .ok_or_else(|| Error::InvalidSpec("the process has no command".into()))?;
+    let env = process.env().clone().unwrap_or_default();
+    let candidates = exec_candidates(arg0, &env)?;
+    let argv_c = cstrings(&args, "an argument")?;
+    let env_c = cstrings(&env, "an environment variable")?;
+    let resources = config
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone());
+    *cgroup_slot = Some(Cgroup::create(&config.id, resources.as_ref())?);
+    let (sync_r, sync_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let fd = |o: &Option<OwnedFd>| o.as_ref().map_or(-1, |f| f.as_raw_fd());
+    let ctx = ChildContext {
+        ops,
+        candidates,
+        argv: pointers(&argv_c),
+        envp: pointers(&env_c),
+        sync_read: sync_r.as_raw_fd(),
+        sync_write: sync_w.as_raw_fd(),
+        error_read: err_r.as_raw_fd(),
+        error_write: err_w.as_raw_fd(),
+        stdio: [
+            fd(&config.stdio.stdin),
+            fd(&config.stdio.stdout),
+            fd(&config.stdio.stderr),
+        ],
+        init: config.init,
+        tty: config.stdio.tty,
+    };
+    // SAFETY: a fork-like clone (no CLONE_VM, no new stack); the child only runs child_main,
+    // which makes raw system calls on the context prepared above and never returns.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD, 0, 0, 0, 0) };
+    if pid < 0 {
+        return Err(Error::Sys {
+            call: "clone",
+            errno: Errno::last(),
+        });
+    }
+    if pid == 0 {
+        // SAFETY: we are the freshly cloned child.
+        unsafe { child::child_main(&ctx) }
+    }
+    let pid = pid as libc::pid_t;
+    drop(sync_r);
+    drop(err_w);
+    config.stdio = Stdio::default();
+    let go = (|| {
+        if let Some(cg) = cgroup_slot.as_ref() {
+            cg.add(pid)?;
+        }
+        nix::unistd::write(&sync_w, &[1]).map_err(|errno| Error::Sys {
+            call: "write",
+            errno,
+        })?;
+        Ok::<(), Error>(())
+    })();
+    drop(sync_w);
+    let report = go.and_then(|()| read_report(err_r.as_raw_fd()));
+    match report {
+        Ok(None) => Ok((pid, notes)),
+        Ok(Some(r)) => {
+            reap(pid);
+            Err(report_error(&r, &ctx, arg0))
+        }
+        Err(e) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            reap(pid);
+            Err(e)
+        }
+    }
+}
+
+fn read_report(fd: RawFd) -> Result<Option<Report>, Error> {
+    let mut r = Report::default();
+    let size = std::mem::size_of::<Report>();
+    loop {
+        // SAFETY: reading at most size_of::<Report>() bytes into a repr(C) plain struct.
+        let n = unsafe { libc::read(fd, (&mut r as *mut Report).cast(), size) };
+        if n < 0 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        return match n {
+            0 => Ok(None),
+            n if n as usize == size => Ok(Some(r)),
+            n if n < 0 => Err(Error::Sys {
+                call: "read",
+                errno: Errno::last(),
+            }),
+            _ => Err(Error::Sys {
+                call: "read",
+                errno: Errno::EIO,
+            }),
+        };
+    }
+}
+
+fn report_error(r: &Report, ctx: &ChildContext, arg0: &str) -> Error {
+    let errno = Errno::from_raw(r.errno);
+    match r.stage {
+        child::STAGE_SETUP => Error::Setup {
+            step: ctx
+                .ops
+                .get(r.index as usize)
+                .map_or_else(|| "unknown step".into(), Op::describe),
+            errno,
+        },
+        child::STAGE_EXEC if errno == Errno::ENOENT || errno == Errno::ENOTDIR => {
+            Error::CommandNotFound {
+                command: arg0.to_owned(),
+                searched: ctx
+                    .candidates
+                    .iter()
+                    .map(|c| c.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        }
+        child::STAGE_EXEC => Error::NotExecutable {
+            command: arg0.to_owned(),
+            errno,
+        },
+        child::STAGE_STDIO => Error::Setup {
+            step: format!("set up standard stream {}", r.index),
+            errno,
+        },
+        _ => Error::Setup {
+            step: "start the init process".into(),
+            errno,
+        },
+    }
+}
+
+fn reap(pid: libc::pid_t) -> Option<ExitStatus> {
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            return None;
+        }
+        return Some(if libc::WIFEXITED(status) {
+            ExitStatus::Exited(libc::WEXITSTATUS(status))
+        } else {
+            ExitStatus::Signaled(libc::WTERMSIG(status))
+        });
+    }
+}
+
+impl Running {
+    /// The container's first process as seen from the host.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// How the container was set up.
+    pub fn notes(&self) -> Notes {
+        self.notes
+    }
+
+    /// The container's cgroup directories.
+    pub fn cgroup_paths(&self) -> Vec<PathBuf> {
+        self.cgroup
+            .iter()
+            .flat_map(|c| c.paths().map(Path::to_path_buf))
+            .collect()
+    }
+
+    /// Send a signal to the container's first process.
+    pub fn signal(&self, signal: i32) -> Result<(), Error> {
+        // SAFETY: kill with a pid we own and have not reaped yet.
+        if unsafe { libc::kill(self.pid, signal) } < 0 {
+            return Err(Error::Sys {
+                call: "kill",
+                errno: Errno::last(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Wait for the container to end, then remove its cgroup (and directory if asked).
+    pub fn wait(mut self) -> Result<Outcome, Error> {
+        self.waited = true;
+        let status = reap(self.pid).ok_or(Error::Sys {
+            call: "waitpid",
+            errno: Errno::ECHILD,
+        })?;
+        let oom_killed = self.cgroup.as_ref().is_some_and(Cgroup::oom_killed);
+        self.cleanup()?;
+        Ok(Outcome { status, oom_killed })
+    }
+
+    fn cleanup(&mut self) -> Result<(), Error> {
+        let cg = match self.cgroup.take() {
+            Some(mut cg) => cg.remove(),
+            None => Ok(()),
+        };
+        if self.remove {
+            fs::remove_dir_all(&self.dir).map_err(Error::io(&self.dir))?;
+        }
+        cg
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.waited {
+            let _ = self.signal(libc::SIGKILL);
+            reap(self.pid);
+            let _ = self.cleanup();
+        }
+    }
+}
+
+/// Run a container to its end.
+pub fn run(config: ContainerConfig) -> Result<Outcome, Error> {
+    spawn(config)?.wait()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_searched_in_the_containers_path() {
+        let env = vec!["PATH=/opt/bin:/bin".to_owned()];
+        let c = exec_candidates("sh", &env).unwrap();
+        assert_eq!(c, [c"/opt/bin/sh".to_owned(), c"/bin/sh".to_owned()]);
+        let d = exec_candidates("ls", &[]).unwrap();
+        assert_eq!(d.len(), 6);
+        assert_eq!(d[0], c"/usr/local/sbin/ls".to_owned());
+        assert_eq!(
+            exec_candidates("./run", &env).unwrap(),
+            [c"./run".to_owned()]
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! rbuild's container runner: given a root filesystem (an image's unpacked layers, or a
+//! directory) and an OCI runtime spec, run the spec's process in a real Linux container and
+//! return its exit status.
+//!
+//! # Architecture
+//!
+//! * **Plan, then apply.** Everything the container's first process does to itself between
+//!   `clone` and `exec` — mounts, `pivot_root`, masked and read-only paths, hostname, rlimits,
+//!   bounding set, ids, capabilities, `no_new_privs`, seccomp — is first built in the parent as
+//!   an ordered list of [`plan::Op`]s ([`rootfs::rootfs_ops`], [`process::process_ops`]), then
+//!   applied in the child by [`plan::apply`] through the [`Syscall`] seam. Unit tests apply
+//!   plans to a [`RecordingSyscall`] and check the order without root; the integration tests
+//!   in `tests/` prove the real thing as root.
+//! * **clone without re-exec.** The parent may be multithreaded (tokio), so the child must do
+//!   nothing after `clone` that could need a lock another thread held: it only makes raw
+//!   system calls on memory prepared before the clone (C strings, pointer arrays, the plan,
+//!   the compiled BPF filter) and reports failures as a fixed-size record on a close-on-exec
+//!   pipe. This is the async-signal-safe discipline `posix_spawn` follows; it avoids runc's
+//!   re-exec of `/proc/self/exe` (and its cost: a second binary start per container) and
+//!   works from any binary, including test harnesses. The child is created by the raw
+//!   `clone` system call with the namespace flags, so it is PID 1 of its PID namespace.
+//! * **Minimal init.** With [`ContainerConfig::init`], PID 1 blocks all signals, starts the
+//!   command as its child, forwards every signal to it with `sigwaitinfo` + `kill`, reaps
+//!   every zombie, and exits with the command's status (128 + signal if it was killed).
+//! * **Synchronisation.** The child waits on a pipe until the parent has put it into its
+//!   cgroup, so no instruction of the command runs unlimited. A close-on-exec error pipe
+//!   tells the parent either "exec happened" (EOF) or which plan step failed with which errno.
+//! * **Cleanup.** Mounts live only in the container's mount namespace (the child first makes
+//!   every mount private), so they vanish with it; the cgroup and, with `remove`, the
+//!   container's directory are removed by [`Running::wait`] (or on drop).
+//!
+//! [`spec::docker_spec`] builds a spec with docker's defaults from `docker run`-like options.
+
+pub mod caps;
+pub mod cgroup;
+mod child;
+pub mod container;
+pub mod error;
+pub mod etc;
+pub mod image;
+pub mod plan;
+pub mod process;
+pub mod rootfs;
+pub mod seccomp;
+pub mod spec;
+pub mod syscall;
+pub mod user;
+
+pub use container::{
+    ContainerConfig, ExitStatus, Notes, Outcome, Rootfs, Running, Stdio, overlay_supported, run,
+    spawn,
+};
+pub use error::Error;
+pub use spec::{Network, RunOptions, docker_spec};
+pub use syscall::{LinuxSyscall, RecordingSyscall, Syscall};
+pub use user::{Identity, resolve as resolve_user};

@@ -1,0 +1,234 @@
+//! Content-addressed blobs: `blobs/<algorithm>/<hex>`, written to a temporary file, fsync'd,
+//! verified and only then renamed into place, so a crash never leaves a partial blob visible.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use rbuild_oci::{Algorithm, Digest, Hasher};
+
+use crate::error::{IoContext, Result, StoreError};
+
+/// The blob directory of a store.
+#[derive(Debug, Clone)]
+pub struct Blobs {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Blobs {
+    /// Blobs under `dir`, staging files under `tmp` (same filesystem).
+    pub(crate) fn new(dir: PathBuf, tmp: PathBuf) -> Blobs {
+        Blobs { dir, tmp }
+    }
+
+    /// Where the blob `digest` lives (whether or not it exists).
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir
+            .join(digest.algorithm().as_str())
+            .join(digest.hex())
+    }
+
+    /// Whether the blob is present.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Open a blob for reading.
+    pub fn open(&self, digest: &Digest) -> Result<File> {
+        let path = self.path(digest);
+        File::open(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::MissingBlob {
+                    digest: digest.clone(),
+                    in_archive: None,
+                }
+            } else {
+                StoreError::Io {
+                    op: "opening blob",
+                    path,
+                    source: e,
+                }
+            }
+        })
+    }
+
+    /// Read a whole (small) blob.
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.open(digest)?
+            .read_to_end(&mut buf)
+            .at("reading blob", self.path(digest))?;
+        Ok(buf)
+    }
+
+    /// The size of a blob in bytes.
+    pub fn size(&self, digest: &Digest) -> Result<u64> {
+        Ok(self
+            .open(digest)?
+            .metadata()
+            .at("reading blob", self.path(digest))?
+            .len())
+    }
+
+    /// Start writing a new blob hashed with `algorithm`.
+    pub fn writer(&self, algorithm: Algorithm) -> Result<BlobWriter> {
+        let file = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&self.tmp)
+            .at("creating temporary blob in", &self.tmp)?;
+        Ok(BlobWriter {
+            out: BufWriter::with_capacity(1 << 20, file),
+            hasher: Hasher::new(algorithm),
+            size: 0,
+            blobs: self.clone(),
+        })
+    }
+
+    /// Store `bytes`, verifying them against `expected` when given.
+    pub fn put(&self, bytes: &[u8], expected: Option<&Digest>) -> Result<Digest> {
+        let alg = expected.map_or(Algorithm::Sha256, Digest::algorithm);
+        let mut w = self.writer(alg)?;
+        w.write_all(bytes).at("writing blob", &self.tmp)?;
+        Ok(w.commit(expected, "blob")?.0)
+    }
+
+    /// Copy a stream into the store, verifying it against `expected` when given.
+    pub fn ingest(
+        &self,
+        mut reader: impl Read,
+        expected: Option<&Digest>,
+        what: &str,
+    ) -> Result<(Digest, u64)> {
+        let alg = expected.map_or(Algorithm::Sha256, Digest::algorithm);
+        let mut w = self.writer(alg)?;
+        copy(&mut reader, &mut w).map_err(|source| StoreError::Io {
+            op: "copying",
+            path: PathBuf::from(what),
+            source,
+        })?;
+        w.commit(expected, what)
+    }
+
+    /// Move an already verified file (on the store's filesystem) in as blob `digest`.
+    pub(crate) fn adopt(&self, file: &Path, digest: &Digest) -> Result<()> {
+        let dest = self.path(digest);
+        if dest.exists() {
+            return Ok(());
+        }
+        File::open(file)
+            .and_then(|f| f.sync_all())
+            .at("syncing", file)?;
+        publish(file, &dest)
+    }
+
+    /// Delete a blob (missing is fine).
+    pub(crate) fn remove(&self, digest: &Digest) -> Result<()> {
+        let path = self.path(digest);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).at("removing blob", path),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every blob present.
+    pub fn list(&self) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        for alg in ["sha256", "sha512"] {
+            let dir = self.dir.join(alg);
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
+            for e in rd {
+                let e = e.at("listing", &dir)?;
+                if let Ok(d) = format!("{alg}:{}", e.file_name().to_string_lossy()).parse() {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A blob being written: hashed as it goes, invisible until [`BlobWriter::commit`].
+pub struct BlobWriter {
+    out: BufWriter<tempfile::NamedTempFile>,
+    hasher: Hasher,
+    size: u64,
+    blobs: Blobs,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Fsync, verify against `expected` (when given) and publish; returns digest and size.
+    /// On any error the temporary file is deleted and nothing becomes visible.
+    pub fn commit(self, expected: Option<&Digest>, what: &str) -> Result<(Digest, u64)> {
+        let tmp_path = self.out.get_ref().path().to_path_buf();
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .at("writing", &tmp_path)?;
+        file.as_file().sync_all().at("syncing", &tmp_path)?;
+        let digest = self.hasher.finish();
+        if let Some(exp) = expected
+            && *exp != digest
+        {
+            return Err(StoreError::DigestMismatch {
+                what: what.to_string(),
+                expected: exp.clone(),
+                actual: digest,
+            });
+        }
+        let dest = self.blobs.path(&digest);
+        if !dest.exists() {
+            let (_, path) = file.keep().map_err(|e| e.error).at("keeping", &tmp_path)?;
+            if let Err(e) = publish(&path, &dest) {
+                let _ = fs::remove_file(&path);
+                return Err(e);
+            }
+        }
+        Ok((digest, self.size))
+    }
+}
+
+/// Rename `from` to `to` (creating the parent) and fsync the directory.
+pub(crate) fn publish(from: &Path, to: &Path) -> Result<()> {
+    let parent = to.parent().expect("blob path has a parent");
+    fs::create_dir_all(parent).at("creating", parent)?;
+    fs::rename(from, to).at("renaming into", to)?;
+    File::open(parent)
+        .and_then(|d| d.sync_all())
+        .at("syncing", parent)
+}
+
+/// `io::copy` with a large buffer (fewer syscalls on multi-hundred-MB layers).
+pub(crate) fn copy(r: &mut impl Read, w: &mut impl Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}

@@ -1,0 +1,26 @@
+//! Layers: creating a changeset tar from a directory diff, applying one safely, whiteouts.
+
+mod apply;
+mod create;
+
+pub use apply::{ApplyOptions, Whiteouts, apply_layer};
+pub use create::{CreateOptions, LayerSource, write_layer};
+
+/// Prefix of a whiteout entry: `.wh.name` deletes `name`.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// An opaque-directory marker: hides everything below from lower layers.
+pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+
+/// Extended attributes overlayfs uses for itself; never copied in or out of a layer.
+pub(crate) fn is_overlay_xattr(name: &str) -> bool {
+    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
+}
+
+/// A layer known to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// Digest of the uncompressed tar (what image configs list in `rootfs.diff_ids`).
+    pub diff_id: rbuild_oci::Digest,
+    /// Size of the uncompressed tar in bytes.
+    pub size: u64,
+}
