@@ -53,6 +53,8 @@ pub struct ClientOptions {
     pub insecure_registries: Vec<String>,
     /// Directories holding `HOST/*.crt` extra CA certificates (default `/etc/rbuild/certs.d`).
     pub cert_dirs: Vec<PathBuf>,
+    /// A directory whose `*.crt` CA certificates are trusted for every host (`--cert-dir`).
+    pub cert_dir: Option<PathBuf>,
     /// Where credentials come from.
     pub credentials: Arc<dyn CredentialProvider>,
     /// Retries of a transient failure before giving up.
@@ -72,6 +74,7 @@ impl std::fmt::Debug for ClientOptions {
         f.debug_struct("ClientOptions")
             .field("insecure_registries", &self.insecure_registries)
             .field("cert_dirs", &self.cert_dirs)
+            .field("cert_dir", &self.cert_dir)
             .field("retries", &self.retries)
             .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
@@ -83,6 +86,7 @@ impl Default for ClientOptions {
         ClientOptions {
             insecure_registries: Vec::new(),
             cert_dirs: vec![PathBuf::from("/etc/rbuild/certs.d")],
+            cert_dir: None,
             credentials: Arc::new(Anonymous),
             retries: 5,
             backoff: Duration::from_millis(200),
@@ -485,8 +489,12 @@ fn http_client(host: &str, opts: &ClientOptions) -> Result<reqwest::Client> {
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(32);
-    for dir in &opts.cert_dirs {
-        let dir = dir.join(host);
+    let dirs = opts
+        .cert_dirs
+        .iter()
+        .map(|d| d.join(host))
+        .chain(opts.cert_dir.clone());
+    for dir in dirs {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };

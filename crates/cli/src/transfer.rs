@@ -1,0 +1,150 @@
+//! Moving images between the local store and registries: pull into the store (recording each
+//! layer's blob so snapshots can be unpacked, naming the image), push from the store (giving
+//! uncompressed layers a gzip form once, remembered by the store).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use rbuild_oci::manifest::{self, descriptor_digest, descriptor_media_type};
+use rbuild_oci::{Compression, Digest, MediaType, Platform, Reference};
+use rbuild_registry::{Client, PullOptions, PushOptions, Reporter};
+use rbuild_store::{Image, Store};
+
+use crate::store_blobs::StoreBlobs;
+
+/// Pull `reference` into `store` and name it; returns the manifest digest now named.
+pub async fn pull_to_store(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+    opts: &PullOptions,
+    reporter: Arc<dyn Reporter>,
+) -> anyhow::Result<Digest> {
+    let _hold = store.hold().context("locking the store against pruning")?;
+    let sink = Arc::new(StoreBlobs(store.clone()));
+    let pulled = rbuild_registry::pull(client, reference, sink, opts, reporter)
+        .await
+        .with_context(|| format!("pulling {reference}"))?;
+    let mut named = pulled.images[0].digest.clone();
+    for img in &pulled.images {
+        record_layers(store, &img.digest)?;
+        if opts.all_platforms && image_platform(store, &img.digest)? == Some(opts.platform.clone())
+        {
+            named = img.digest.clone();
+        }
+    }
+    if !opts.all_platforms {
+        named = pulled.digest.clone();
+    }
+    // A digest reference is found by digest; a tag becomes the image's name.
+    let names: Vec<Reference> = match reference.digest() {
+        Some(_) => Vec::new(),
+        None => vec![reference.clone()],
+    };
+    for img in &pulled.images {
+        let n: &[Reference] = if img.digest == named { &names } else { &[] };
+        store
+            .name_image(&img.digest, n)
+            .with_context(|| format!("recording {reference} in the store"))?;
+    }
+    Ok(named)
+}
+
+/// The platform an image's config declares.
+fn image_platform(store: &Store, manifest_digest: &Digest) -> anyhow::Result<Option<Platform>> {
+    let img = store.image(manifest_digest)?;
+    let c = &img.config;
+    Ok(Some(Platform {
+        os: c.os().to_string(),
+        architecture: c.architecture().to_string(),
+        variant: c.variant().clone(),
+    }))
+}
+
+/// Tell the store which blob holds each layer of a pulled image (by diffID).
+fn record_layers(store: &Store, manifest_digest: &Digest) -> anyhow::Result<()> {
+    let img = store
+        .image(manifest_digest)
+        .with_context(|| format!("reading pulled manifest {manifest_digest}"))?;
+    let diff_ids = img.diff_ids()?;
+    let layers = img.manifest.layers();
+    if diff_ids.len() != layers.len() {
+        anyhow::bail!(
+            "image {manifest_digest}: config lists {} layers but the manifest {}",
+            diff_ids.len(),
+            layers.len()
+        );
+    }
+    for (diff_id, layer) in diff_ids.iter().zip(layers) {
+        let compression = descriptor_media_type(layer)
+            .and_then(MediaType::layer_compression)
+            .unwrap_or(Compression::Gzip);
+        let digest = descriptor_digest(layer)?;
+        store.record_layer_blob(diff_id, compression, &digest, layer.size(), None)?;
+    }
+    Ok(())
+}
+
+/// The manifest to push for a stored image: its own when every layer is compressed, else a new
+/// one (stored as a blob) whose uncompressed layers are replaced by their gzip form.
+pub fn pushable_manifest(store: &Store, image: &Image) -> anyhow::Result<Digest> {
+    let layers = image.manifest.layers();
+    let uncompressed = layers.iter().any(|l| {
+        descriptor_media_type(l).and_then(MediaType::layer_compression) == Some(Compression::None)
+    });
+    if !uncompressed {
+        return Ok(image.manifest_digest.clone());
+    }
+    let diff_ids = image.diff_ids()?;
+    let mut new_layers = Vec::new();
+    for (diff_id, layer) in diff_ids.iter().zip(layers) {
+        let kind = descriptor_media_type(layer);
+        if kind.and_then(MediaType::layer_compression) == Some(Compression::None) {
+            let (digest, size) = store
+                .compressed_layer(diff_id, Compression::Gzip)
+                .with_context(|| format!("compressing layer {diff_id}"))?;
+            let mt = if kind == Some(MediaType::DockerLayer) {
+                MediaType::DockerLayerGzip
+            } else {
+                MediaType::OciLayerGzip
+            };
+            new_layers.push(manifest::descriptor(mt, &digest, size));
+        } else {
+            new_layers.push(layer.clone());
+        }
+    }
+    let mut m = image.manifest.clone();
+    m.set_layers(new_layers);
+    let bytes = serde_json::to_vec(&m)?;
+    let digest = store.blobs().put(&bytes, None)?;
+    Ok(digest)
+}
+
+/// Push a stored image to `dest`; returns the pushed manifest digest.
+pub async fn push_from_store(
+    client: &Client,
+    store: &Store,
+    image: &Image,
+    dest: &Reference,
+    reporter: Arc<dyn Reporter>,
+) -> anyhow::Result<Digest> {
+    let _hold = store.hold().context("locking the store against pruning")?;
+    let manifest = pushable_manifest(store, image)?;
+    // Repositories on the same registry this image is known under may lend their blobs.
+    let mount_from: Vec<String> = image
+        .names
+        .iter()
+        .filter(|n| n.domain() == dest.domain() && n.path() != dest.path())
+        .map(|n| n.path().to_string())
+        .collect();
+    rbuild_registry::push(
+        client,
+        dest,
+        &manifest,
+        Arc::new(StoreBlobs(store.clone())),
+        &PushOptions { mount_from },
+        reporter,
+    )
+    .await
+    .with_context(|| format!("pushing {dest}"))
+}
