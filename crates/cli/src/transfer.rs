@@ -96,21 +96,64 @@ pub fn pushable_manifest(store: &Store, image: &Image) -> anyhow::Result<Digest>
         return Ok(image.manifest_digest.clone());
     }
     let diff_ids = image.diff_ids()?;
+    // Compress the uncompressed layers on every core at once (each is one gzip stream).
+    let todo: Vec<&Digest> = diff_ids
+        .iter()
+        .zip(layers)
+        .filter(|(_, l)| {
+            descriptor_media_type(l).and_then(MediaType::layer_compression)
+                == Some(Compression::None)
+        })
+        .map(|(d, _)| d)
+        .collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(todo.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<anyhow::Result<(Digest, (Digest, u64))>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(diff_id) = todo.get(i) else {
+                            return out;
+                        };
+                        let r = store
+                            .compressed_layer(diff_id, Compression::Gzip)
+                            .with_context(|| format!("compressing layer {diff_id}"))
+                            .map(|c| ((*diff_id).clone(), c));
+                        out.push(r);
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut compressed = std::collections::HashMap::new();
+    for r in results {
+        let (diff_id, c) = r?;
+        compressed.insert(diff_id, c);
+    }
     let mut new_layers = Vec::new();
     for (diff_id, layer) in diff_ids.iter().zip(layers) {
         let kind = descriptor_media_type(layer);
-        if kind.and_then(MediaType::layer_compression) == Some(Compression::None) {
-            let (digest, size) = store
-                .compressed_layer(diff_id, Compression::Gzip)
-                .with_context(|| format!("compressing layer {diff_id}"))?;
-            let mt = if kind == Some(MediaType::DockerLayer) {
-                MediaType::DockerLayerGzip
-            } else {
-                MediaType::OciLayerGzip
-            };
-            new_layers.push(manifest::descriptor(mt, &digest, size));
-        } else {
-            new_layers.push(layer.clone());
+        match compressed.get(diff_id) {
+            Some((digest, size))
+                if kind.and_then(MediaType::layer_compression) == Some(Compression::None) =>
+            {
+                let mt = if kind == Some(MediaType::DockerLayer) {
+                    MediaType::DockerLayerGzip
+                } else {
+                    MediaType::OciLayerGzip
+                };
+                new_layers.push(manifest::descriptor(mt, digest, *size));
+            }
+            _ => new_layers.push(layer.clone()),
         }
     }
     let mut m = image.manifest.clone();

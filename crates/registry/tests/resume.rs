@@ -125,3 +125,81 @@ async fn upload_survives_a_dropped_connection() {
     .unwrap();
     assert_eq!(sink.get(&img.layers[0]), img.blobs.get(&img.layers[0]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_and_server_errors_are_retried() {
+    use support::proxy::FlakyProxy;
+    let Some(reg) = RegistryProcess::start(Auth::Open, "rate_limits_retried") else {
+        return;
+    };
+    let img = test_image(23, &[100_000, 10], false);
+    // Two 503s on the manifest PUT: the push still lands.
+    let flaky = FlakyProxy::start(
+        &reg.addr,
+        "PUT /v2/retry/me/manifests/",
+        2,
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+    );
+    let r: Reference = format!("{}/retry/me:1", flaky.addr).parse().unwrap();
+    push(
+        &client(1 << 20),
+        &r,
+        &img.manifest,
+        Arc::new(img.blobs.clone()),
+        &PushOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+    assert_eq!(flaky.injected.load(Ordering::SeqCst), 2);
+
+    // 429 with Retry-After: 1 on a blob: the pull waits as told, then succeeds.
+    let limited = FlakyProxy::start(
+        &reg.addr,
+        "GET /v2/retry/me/blobs/",
+        1,
+        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n",
+    );
+    let r: Reference = format!("{}/retry/me:1", limited.addr).parse().unwrap();
+    let sink = MemoryBlobs::new();
+    let started = std::time::Instant::now();
+    pull(
+        &client(1 << 20),
+        &r,
+        Arc::new(sink.clone()),
+        &PullOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+    assert_eq!(limited.injected.load(Ordering::SeqCst), 1);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    assert_eq!(sink.get(&img.layers[0]), img.blobs.get(&img.layers[0]));
+
+    // A registry that keeps failing: the error names the status after the retries.
+    let broken = FlakyProxy::start(
+        &reg.addr,
+        "GET /v2/retry/me/manifests/",
+        100,
+        "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n",
+    );
+    let r: Reference = format!("{}/retry/me:1", broken.addr).parse().unwrap();
+    let e = pull(
+        &client(1 << 20),
+        &r,
+        Arc::new(MemoryBlobs::new()),
+        &PullOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("502"), "{e}");
+    assert_eq!(
+        broken.injected.load(Ordering::SeqCst),
+        6,
+        "1 try + 5 retries"
+    );
+}

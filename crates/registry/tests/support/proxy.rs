@@ -86,3 +86,105 @@ fn pump(
     }
     let _ = to.shutdown(Shutdown::Write);
 }
+
+/// An HTTP proxy in front of a registry that answers the first `n` requests whose request line
+/// contains a pattern with a canned error response (503, 429 with `Retry-After`), and forwards
+/// everything else (one upstream connection per request; bodies by `Content-Length`).
+pub struct FlakyProxy {
+    /// `127.0.0.1:PORT` to use instead of the registry.
+    pub addr: String,
+    /// How many canned errors were sent.
+    pub injected: Arc<AtomicUsize>,
+}
+
+impl FlakyProxy {
+    /// Start; `response` is a full HTTP response head without body, e.g.
+    /// `"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"`.
+    pub fn start(
+        upstream: &str,
+        pattern: &'static str,
+        n: usize,
+        response: &'static str,
+    ) -> FlakyProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let upstream = upstream.to_string();
+        let injected = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&injected);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let (upstream, count) = (upstream.clone(), Arc::clone(&count));
+                std::thread::spawn(move || {
+                    let _ = serve_flaky(client, &upstream, pattern, n, response, &count);
+                });
+            }
+        });
+        FlakyProxy { addr, injected }
+    }
+}
+
+fn serve_flaky(
+    client: TcpStream,
+    upstream: &str,
+    pattern: &str,
+    n: usize,
+    response: &str,
+    count: &AtomicUsize,
+) -> std::io::Result<()> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(client.try_clone()?);
+    let mut client = client;
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let end = line == "\r\n";
+            head.push(line);
+            if end {
+                break;
+            }
+        }
+        let length: usize = head
+            .iter()
+            .find_map(|h| {
+                let (k, v) = h.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body)?;
+        if head[0].contains(pattern)
+            && count
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                    (c < n).then_some(c + 1)
+                })
+                .is_ok()
+        {
+            client.write_all(response.as_bytes())?;
+            continue;
+        }
+        let mut up = TcpStream::connect(upstream)?;
+        let mut out = String::new();
+        for h in &head {
+            if h.to_ascii_lowercase().starts_with("connection:") {
+                continue;
+            }
+            if h == "\r\n" {
+                out.push_str("Connection: close\r\n");
+            }
+            out.push_str(h);
+        }
+        up.write_all(out.as_bytes())?;
+        up.write_all(&body)?;
+        let mut resp = Vec::new();
+        up.read_to_end(&mut resp)?;
+        client.write_all(&resp)?;
+        // The registry closed after its answer (we asked it to); so does this connection.
+        return Ok(());
+    }
+}
