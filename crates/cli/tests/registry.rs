@@ -395,3 +395,97 @@ fn login_logout_and_a_clear_401() {
     assert!(!denied.status.success());
     assert!(text(&denied).contains("401"), "{}", text(&denied));
 }
+
+#[test]
+fn tampered_blob_is_refused_by_the_store_and_nothing_is_kept() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "cli tampered pull") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    if busybox_image(root.path(), "bb:1").is_none() {
+        return;
+    }
+    let dest = format!("{}/tamper/bb:1", reg.addr);
+    rbuild_ok(root.path(), &["push", "-q", "bb:1", &dest]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&rbuild_ok(root.path(), &["manifest", "inspect", &dest])).unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = reg.blob_file(layer.strip_prefix("sha256:").unwrap());
+    let mut data = std::fs::read(&file).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0x55;
+    std::fs::write(&file, data).unwrap();
+
+    let other = tempfile::tempdir().unwrap();
+    let out = rbuild(other.path(), &["pull", &dest]);
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(msg.contains(&layer) && msg.contains("digest"), "{msg}");
+    let blob = other
+        .path()
+        .join("blobs/sha256")
+        .join(layer.strip_prefix("sha256:").unwrap());
+    assert!(!blob.exists(), "the bad blob was not kept");
+    let tmp: Vec<_> = std::fs::read_dir(other.path().join("tmp"))
+        .unwrap()
+        .collect();
+    assert!(tmp.is_empty(), "no staging leftovers: {tmp:?}");
+    assert_eq!(rbuild_ok(other.path(), &["images", "-q"]), "");
+}
+
+#[test]
+fn incompressible_layers_round_trip_through_push_and_pull() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "cli incompressible layer") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let tree = root.path().join("tree");
+    std::fs::create_dir_all(tree.join("data")).unwrap();
+    let random = support::image::random_bytes(99, 6 << 20);
+    std::fs::write(tree.join("data/random.bin"), &random).unwrap();
+    std::fs::write(
+        tree.join("data/text.txt"),
+        "compressible text\n".repeat(100_000),
+    )
+    .unwrap();
+    let tarball = root.path().join("layer.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&tree)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    rbuild_ok(
+        root.path(),
+        &["import", tarball.to_str().unwrap(), "mixed:1"],
+    );
+    let dest = format!("{}/mixed/img:1", reg.addr);
+    rbuild_ok(root.path(), &["push", "-q", "mixed:1", &dest]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&rbuild_ok(root.path(), &["manifest", "inspect", &dest])).unwrap();
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+
+    let other = tempfile::tempdir().unwrap();
+    rbuild_ok(other.path(), &["pull", "-q", &dest]);
+    let store = rbuild_store::Store::open(other.path()).unwrap();
+    let image = store.resolve(&dest).unwrap();
+    let out = other.path().join("unpacked");
+    std::fs::create_dir_all(&out).unwrap();
+    store.unpack(&image, &out).unwrap();
+    assert_eq!(std::fs::read(out.join("data/random.bin")).unwrap(), random);
+    assert_eq!(
+        std::fs::read_to_string(out.join("data/text.txt"))
+            .unwrap()
+            .len(),
+        18 * 100_000
+    );
+}

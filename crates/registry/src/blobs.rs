@@ -17,6 +17,14 @@ pub trait BlobSink: Send + Sync {
     /// must discard everything written.
     fn begin(&self, digest: &Digest) -> io::Result<Box<dyn BlobWriter>>;
 
+    /// Whether this sink's writers hash what they are given and refuse, on
+    /// [`BlobWriter::commit`], content that does not match the digest passed to
+    /// [`BlobSink::begin`]. The registry client then leaves the hashing to them instead of
+    /// hashing every byte twice. Default: `false` (the client verifies).
+    fn verifies_digests(&self) -> bool {
+        false
+    }
+
     /// Store a small blob that is already in memory (manifests, configs).
     fn put(&self, digest: &Digest, data: &[u8]) -> io::Result<()> {
         let mut w = self.begin(digest)?;

@@ -59,58 +59,53 @@ impl Registry {
     pub async fn blob_bytes(&self, repository: &str, digest: &Digest, max: u64) -> Result<Vec<u8>> {
         let mut sink = VecWriter(Vec::new());
         let what = format!("blob {digest} from {}/{repository}", self.host());
-        self.stream_blob(
-            repository,
-            digest,
-            None,
+        let check = Check {
+            size: None,
             max,
-            &mut sink,
-            &what,
-            &crate::Silent,
-        )
-        .await?;
+            hash: true,
+        };
+        self.stream_blob(repository, digest, check, &mut sink, &what, &crate::Silent)
+            .await?;
         Ok(sink.0)
     }
 
-    /// Fetch blob `digest` of `size` bytes into `writer`, verifying digest and size, and commit
-    /// it. On any failure the writer is dropped uncommitted, so nothing of the blob stays.
+    /// Fetch blob `digest` of `size` bytes into `writer`, verifying size and digest (the digest
+    /// left to the writer when `writer_verifies`), and commit it. On any failure the writer is
+    /// dropped uncommitted, so nothing of the blob stays.
     pub async fn fetch_blob(
         &self,
         repository: &str,
         digest: &Digest,
         size: u64,
         mut writer: Box<dyn BlobWriter>,
+        writer_verifies: bool,
         reporter: &dyn Reporter,
     ) -> Result<()> {
         let what = format!("blob {digest} from {}/{repository}", self.host());
-        self.stream_blob(
-            repository,
-            digest,
-            Some(size),
-            size,
-            writer.as_mut(),
-            &what,
-            reporter,
-        )
-        .await?;
+        let check = Check {
+            size: Some(size),
+            max: size,
+            hash: !writer_verifies,
+        };
+        self.stream_blob(repository, digest, check, writer.as_mut(), &what, reporter)
+            .await?;
         writer.commit().map_err(|source| RegistryError::Local {
             what: format!("storing {what}"),
             source,
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn stream_blob(
         &self,
         repository: &str,
         digest: &Digest,
-        size: Option<u64>,
-        max: u64,
+        check: Check,
         writer: &mut dyn BlobWriter,
         what: &str,
         reporter: &dyn Reporter,
     ) -> Result<()> {
-        let mut hasher = Hasher::new(digest.algorithm());
+        let Check { size, max, hash } = check;
+        let mut hasher = hash.then(|| Hasher::new(digest.algorithm()));
         let mut written: u64 = 0;
         let mut failures = 0;
         loop {
@@ -155,7 +150,9 @@ impl Registry {
                                 actual: written,
                             });
                         }
-                        hasher.update(data);
+                        if let Some(h) = hasher.as_mut() {
+                            h.update(data);
+                        }
                         writer.write(data).map_err(|source| RegistryError::Local {
                             what: format!("storing {what}"),
                             source,
@@ -187,6 +184,9 @@ impl Registry {
                 actual: written,
             });
         }
+        let Some(hasher) = hasher else {
+            return Ok(());
+        };
         let actual = hasher.finish();
         if &actual != digest {
             return Err(RegistryError::DigestMismatch {
@@ -197,6 +197,16 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// What to check while streaming a blob.
+struct Check {
+    /// The exact size expected, if known.
+    size: Option<u64>,
+    /// Refuse more than this many bytes.
+    max: u64,
+    /// Hash and compare with the digest (off when the writer does it).
+    hash: bool,
 }
 
 /// The first byte of `bytes START-END/TOTAL`.

@@ -116,7 +116,8 @@ pub async fn pull(
                 what: format!("storing blob {digest}"),
                 source,
             })?;
-            reg.fetch_blob(&repo, &digest, size, writer, reporter.as_ref())
+            let verifies = sink.verifies_digests();
+            reg.fetch_blob(&repo, &digest, size, writer, verifies, reporter.as_ref())
                 .await?;
             reporter.on_done(&digest, Outcome::Transferred);
             Ok(())
