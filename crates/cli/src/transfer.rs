@@ -8,7 +8,7 @@ use std::io::Read;
 
 use anyhow::Context;
 use rbuild_oci::manifest::{self, descriptor_digest, descriptor_media_type};
-use rbuild_oci::{Compression, Digest, MediaType, Platform, Reference};
+use rbuild_oci::{Compression, Digest, MediaType, Reference};
 use rbuild_registry::{Client, PullOptions, PushOptions, Reporter};
 use rbuild_store::{Image, Store};
 
@@ -27,17 +27,19 @@ pub async fn pull_to_store(
     let pulled = rbuild_registry::pull(client, reference, sink, opts, reporter)
         .await
         .with_context(|| format!("pulling {reference}"))?;
-    let mut named = pulled.images[0].digest.clone();
     for img in &pulled.images {
         record_layers(store, &img.digest)?;
-        if opts.all_platforms && image_platform(store, &img.digest)? == Some(opts.platform.clone())
-        {
-            named = img.digest.clone();
-        }
     }
-    if !opts.all_platforms {
-        named = pulled.digest.clone();
-    }
+    // The store names image manifests: with every platform kept, the name goes to the one the
+    // index lists for the wanted platform (the others are found by digest).
+    let named = match &pulled.index {
+        Some(index) if opts.all_platforms => manifest::decode_index(&index.bytes)
+            .ok()
+            .and_then(|i| manifest::select_platform(&i, &opts.platform).cloned())
+            .and_then(|d| descriptor_digest(&d).ok())
+            .unwrap_or_else(|| pulled.images[0].digest.clone()),
+        _ => pulled.digest.clone(),
+    };
     // A digest reference is found by digest; a tag becomes the image's name.
     let names: Vec<Reference> = match reference.digest() {
         Some(_) => Vec::new(),
@@ -50,17 +52,6 @@ pub async fn pull_to_store(
             .with_context(|| format!("recording {reference} in the store"))?;
     }
     Ok(named)
-}
-
-/// The platform an image's config declares.
-fn image_platform(store: &Store, manifest_digest: &Digest) -> anyhow::Result<Option<Platform>> {
-    let img = store.image(manifest_digest)?;
-    let c = &img.config;
-    Ok(Some(Platform {
-        os: c.os().to_string(),
-        architecture: c.architecture().to_string(),
-        variant: c.variant().clone(),
-    }))
 }
 
 /// Tell the store which blob holds each layer of a pulled image (by diffID).

@@ -489,3 +489,103 @@ fn incompressible_layers_round_trip_through_push_and_pull() {
         18 * 100_000
     );
 }
+
+/// Push an index of two random images (amd64, arm64) with the library; returns the manifest
+/// digests (amd64, arm64) and the index digest.
+fn push_two_platform_index(addr: &str, repo: &str) -> (String, String, String) {
+    use std::sync::Arc;
+    let amd = support::image::test_image(31, &[1000], false);
+    let arm = support::image::test_image(32, &[2000], false);
+    let blobs = rbuild_registry::MemoryBlobs::new();
+    for img in [&amd, &arm] {
+        for d in img.layers.iter().chain([&img.config, &img.manifest]) {
+            blobs.insert(img.blobs.get(d).unwrap());
+        }
+    }
+    let entry = |img: &support::image::TestImage, arch: &str| {
+        format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"{arch}"}}}}"#,
+            img.manifest,
+            img.manifest_bytes.len()
+        )
+    };
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{},{}]}}"#,
+        entry(&amd, "amd64"),
+        entry(&arm, "arm64")
+    );
+    let index_digest = blobs.insert(index.into_bytes());
+    let client = rbuild_registry::Client::new(rbuild_registry::ClientOptions::default());
+    let r = format!("{addr}/{repo}").parse().unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(rbuild_registry::push(
+            &client,
+            &r,
+            &index_digest,
+            Arc::new(blobs),
+            &rbuild_registry::PushOptions::default(),
+            Arc::new(rbuild_registry::Silent),
+        ))
+        .unwrap();
+    (
+        amd.manifest.to_string(),
+        arm.manifest.to_string(),
+        index_digest.to_string(),
+    )
+}
+
+#[test]
+fn pull_picks_a_platform_or_keeps_them_all() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "cli multi-platform pull") else {
+        return;
+    };
+    let (amd, arm, index) = push_two_platform_index(&reg.addr, "multi/img:1");
+    let r = format!("{}/multi/img:1", reg.addr);
+
+    let root = tempfile::tempdir().unwrap();
+    let out = rbuild(root.path(), &["pull", "--platform", "linux/arm64", &r]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("Digest: {arm}")),
+        "{}",
+        text(&out)
+    );
+    let store = rbuild_store::Store::open(root.path()).unwrap();
+    assert_eq!(store.resolve(&r).unwrap().manifest_digest.to_string(), arm);
+    assert!(
+        !store.blobs().contains(&index.parse().unwrap()),
+        "index not kept"
+    );
+
+    let all = tempfile::tempdir().unwrap();
+    let out = rbuild(
+        all.path(),
+        &["pull", "--all-platforms", "--platform", "linux/amd64", &r],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let store = rbuild_store::Store::open(all.path()).unwrap();
+    assert_eq!(store.resolve(&r).unwrap().manifest_digest.to_string(), amd);
+    assert!(
+        store.blobs().contains(&index.parse().unwrap()),
+        "index kept"
+    );
+    // Both images are in the store; the other one is found by its digest.
+    let by_digest = format!("{}/multi/img@{arm}", reg.addr);
+    assert_eq!(
+        store
+            .resolve(&by_digest)
+            .unwrap()
+            .manifest_digest
+            .to_string(),
+        arm
+    );
+
+    let none = rbuild(root.path(), &["pull", "--platform", "linux/s390x", &r]);
+    assert!(!none.status.success());
+    assert!(
+        text(&none).contains("no image for platform linux/s390x"),
+        "{}",
+        text(&none)
+    );
+}

@@ -170,7 +170,13 @@ impl Registry {
                     if failures > self.options().retries {
                         return Err(err);
                     }
-                    reporter.on_retry(digest, &format!("{err}; resuming at byte {written}"));
+                    reporter.on_retry(
+                        digest,
+                        &format!(
+                            "{}; resuming at byte {written}",
+                            crate::error::one_line(&err)
+                        ),
+                    );
                     tokio::time::sleep(self.options().backoff * failures).await;
                 }
             }

@@ -9,7 +9,7 @@ use rbuild_oci::{Digest, ManifestError};
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The request could not be sent or its response not read (DNS, refused, reset, TLS).
-    #[error("{method} {url}: {source}")]
+    #[error("{method} {url}")]
     Transport {
         /// HTTP method.
         method: String,
@@ -69,7 +69,7 @@ pub enum RegistryError {
         actual: u64,
     },
     /// A manifest or index from the registry or a source is malformed.
-    #[error("{what}: {source}")]
+    #[error("{what} is malformed")]
     Manifest {
         /// Which manifest.
         what: String,
@@ -85,7 +85,7 @@ pub enum RegistryError {
         detail: String,
     },
     /// Reading from a blob source or writing to a blob sink failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Local {
         /// The blob or operation, e.g. `storing blob sha256:…`.
         what: String,
@@ -93,7 +93,7 @@ pub enum RegistryError {
         source: std::io::Error,
     },
     /// A file (config, certificate) could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     File {
         /// The file.
         path: PathBuf,
@@ -147,4 +147,19 @@ impl RegistryError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, RegistryError::NotFound { .. })
     }
+}
+
+/// An error and its causes on one line (`a: b: c`), for progress messages.
+pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !out.ends_with(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = c.source();
+    }
+    out
 }

@@ -233,7 +233,10 @@ async fn stream_between(
             Ok(()) => return Ok(()),
             Err(e) if e.is_transient() && attempt < dst.options().retries => {
                 attempt += 1;
-                reporter.on_retry(digest, &format!("{e}; restarting the blob"));
+                reporter.on_retry(
+                    digest,
+                    &format!("{}; restarting the blob", crate::error::one_line(&e)),
+                );
                 tokio::time::sleep(dst.options().backoff * attempt).await;
             }
             Err(e) => return Err(e),

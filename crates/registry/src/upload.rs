@@ -153,7 +153,10 @@ impl Registry {
                     tokio::time::sleep(self.options().backoff * failures).await;
                     match self.upload_status(repository, &loc).await {
                         Ok((l, o)) => {
-                            reporter.on_retry(digest, &format!("{err}; resuming at byte {o}"));
+                            reporter.on_retry(
+                                digest,
+                                &format!("{}; resuming at byte {o}", crate::error::one_line(&err)),
+                            );
                             loc = l;
                             offset = o;
                         }
@@ -162,7 +165,10 @@ impl Registry {
                         Err(status) if !status.is_transient() => {
                             reporter.on_retry(
                                 digest,
-                                &format!("{err}; upload session lost, restarting the blob"),
+                                &format!(
+                                    "{}; upload session lost, restarting the blob",
+                                    crate::error::one_line(&err)
+                                ),
                             );
                             loc = self.start_upload(repository).await?;
                             offset = 0;
