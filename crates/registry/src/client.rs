@@ -197,9 +197,12 @@ impl Registry {
             token_fetch: tokio::sync::Mutex::new(()),
         };
         match reg.ping().await {
-            Err(RegistryError::Transport { .. }) if plain_ok => {
+            Err(https_error @ RegistryError::Transport { .. }) if plain_ok => {
                 reg.base = format!("http://{}", endpoint(host));
-                reg.ping().await?;
+                if reg.ping().await.is_err() {
+                    // Neither spoke: the HTTPS failure (often a certificate) is the useful one.
+                    return Err(https_error);
+                }
             }
             other => other?,
         }

@@ -80,6 +80,15 @@ pub struct RegistryProcess {
 impl RegistryProcess {
     /// Start a registry, or `None` (after a skip message) when `docker-registry` is missing.
     pub fn start(auth: Auth, test: &str) -> Option<RegistryProcess> {
+        RegistryProcess::start_with(auth, None, test)
+    }
+
+    /// Start a registry serving HTTPS with `tls` = (certificate PEM, key PEM).
+    pub fn start_tls(cert_pem: &str, key_pem: &str, test: &str) -> Option<RegistryProcess> {
+        RegistryProcess::start_with(Auth::Open, Some((cert_pem, key_pem)), test)
+    }
+
+    fn start_with(auth: Auth, tls: Option<(&str, &str)>, test: &str) -> Option<RegistryProcess> {
         if !have("docker-registry", test) {
             return None;
         }
@@ -112,11 +121,24 @@ impl RegistryProcess {
                 )
             }
         };
+        let tls_yaml = match tls {
+            None => String::new(),
+            Some((cert, key)) => {
+                let (c, k) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+                std::fs::write(&c, cert).unwrap();
+                std::fs::write(&k, key).unwrap();
+                format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    c.display(),
+                    k.display()
+                )
+            }
+        };
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_yaml}",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{tls_yaml}{auth_yaml}",
                 data.display()
             ),
         )
