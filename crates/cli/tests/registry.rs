@@ -589,3 +589,72 @@ fn pull_picks_a_platform_or_keeps_them_all() {
         text(&none)
     );
 }
+
+#[test]
+fn insecure_registries_from_flag_env_and_config_file() {
+    use std::net::ToSocketAddrs;
+    let Some(reg) = RegistryProcess::start(Auth::Open, "cli insecure registries") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    if busybox_image(root.path(), "bb:1").is_none() {
+        return;
+    }
+    rbuild_ok(
+        root.path(),
+        &["push", "-q", "bb:1", &format!("{}/ins/bb:1", reg.addr)],
+    );
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let port = reg.addr.rsplit(':').next().unwrap();
+    let named = format!("{}:{port}", host.trim());
+    if !named
+        .to_socket_addrs()
+        .is_ok_and(|mut a| a.any(|a| a.ip().is_loopback()))
+        || host.trim() == "localhost"
+    {
+        eprintln!("skipped: hostname does not resolve to loopback");
+        return;
+    }
+    let repo = format!("{named}/ins/bb");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rbuild"));
+        c.arg("--root").arg(root.path()).args(args);
+        c.env("RBUILD_REGISTRIES_CONF", root.path().join("absent.json"));
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let refused = run(&["tags", &repo], &[]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("https://"), "{}", text(&refused));
+    let flag = run(&["tags", "--insecure-registry", &named, &repo], &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&flag.stdout),
+        "1\n",
+        "{}",
+        text(&flag)
+    );
+    let env = run(
+        &["tags", &repo],
+        &[("RBUILD_INSECURE_REGISTRIES", &format!("other:1,{named}"))],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&env.stdout),
+        "1\n",
+        "{}",
+        text(&env)
+    );
+    let conf = root.path().join("registries.json");
+    std::fs::write(&conf, format!(r#"{{"insecure-registries": ["{named}"]}}"#)).unwrap();
+    let file = run(
+        &["tags", &repo],
+        &[("RBUILD_REGISTRIES_CONF", conf.to_str().unwrap())],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&file.stdout),
+        "1\n",
+        "{}",
+        text(&file)
+    );
+}
