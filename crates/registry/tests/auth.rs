@@ -173,3 +173,36 @@ async fn token_auth_with_jwt_endpoint() {
     .unwrap_err();
     assert_clear_401(&e, "rejected the username or password");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_tokens_are_refreshed_on_401() {
+    if !support::have("docker-registry", "expired_tokens") {
+        return;
+    }
+    // The first token arrives already expired: the registry answers 401 to it, and the client
+    // must fetch a fresh one once and carry on.
+    let tokens = TokenServer::start_expiring("dan", SECRET, 300, 1);
+    let Some(reg) = RegistryProcess::start(
+        Auth::Token {
+            realm: tokens.realm.clone(),
+            cert_pem: tokens.cert_pem.clone(),
+        },
+        "expired_tokens",
+    ) else {
+        return;
+    };
+    let client = client_with(&reg.addr, "dan", SECRET);
+    let r = client.registry(&reg.addr).await.unwrap();
+    assert_eq!(r.catalog().await.unwrap(), Vec::<String>::new());
+    assert_eq!(
+        tokens.issued.load(Ordering::SeqCst),
+        2,
+        "stale token replaced once"
+    );
+    assert_eq!(r.catalog().await.unwrap(), Vec::<String>::new());
+    assert_eq!(
+        tokens.issued.load(Ordering::SeqCst),
+        2,
+        "fresh token reused"
+    );
+}

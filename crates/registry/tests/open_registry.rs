@@ -435,3 +435,31 @@ async fn tampered_blob_is_rejected_and_nothing_is_kept() {
         "no manifest without its blobs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chunked_uploads_send_ranges_in_order() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "chunked_uploads") else {
+        return;
+    };
+    let img = test_image(9, &[(3 << 20) + 12345, 70_000], false);
+    let chunked = Client::new(ClientOptions {
+        monolithic_max: 64 << 10,
+        chunk_size: Some(1 << 20),
+        ..ClientOptions::default()
+    });
+    let r = reference(&reg.addr, "chunked/img:1");
+    push_image(&chunked, &r, &img, Arc::new(rbuild_registry::Silent)).await;
+    let sink = MemoryBlobs::new();
+    pull(
+        &client(),
+        &r,
+        Arc::new(sink.clone()),
+        &PullOptions::default(),
+        Arc::new(rbuild_registry::Silent),
+    )
+    .await
+    .unwrap();
+    for l in &img.layers {
+        assert_eq!(sink.get(l), img.blobs.get(l), "layer {l}");
+    }
+}

@@ -28,6 +28,8 @@ pub struct TokenServer {
 }
 
 struct Signing {
+    /// The first this-many tokens are issued already expired (beyond the registry's leeway).
+    expired_first: usize,
     key: PKey<Private>,
     cert_der: Vec<u8>,
     user: String,
@@ -38,6 +40,16 @@ struct Signing {
 impl TokenServer {
     /// Start serving tokens to `user`/`password`, each valid `lifetime` seconds.
     pub fn start(user: &str, password: &str, lifetime: u64) -> TokenServer {
+        TokenServer::start_expiring(user, password, lifetime, 0)
+    }
+
+    /// Like [`TokenServer::start`], but the first `expired_first` tokens are stale on arrival.
+    pub fn start_expiring(
+        user: &str,
+        password: &str,
+        lifetime: u64,
+        expired_first: usize,
+    ) -> TokenServer {
         let rsa = Rsa::generate(2048).unwrap();
         let key = PKey::from_rsa(rsa).unwrap();
         let mut name = X509NameBuilder::new().unwrap();
@@ -61,6 +73,7 @@ impl TokenServer {
         b.sign(&key, MessageDigest::sha256()).unwrap();
         let cert = b.build();
         let signing = Arc::new(Signing {
+            expired_first,
             key,
             cert_der: cert.to_der().unwrap(),
             user: user.to_string(),
@@ -122,8 +135,8 @@ fn serve(conn: std::net::TcpStream, s: &Signing, counter: &AtomicUsize) -> std::
                 r#"{"details":"bad credentials"}"#.to_string(),
             )
         } else {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let token = sign(s, &scopes(&target));
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let token = sign(s, &scopes(&target), n < s.expired_first);
             (
                 "200 OK",
                 format!(r#"{{"token":"{token}","expires_in":{}}}"#, s.lifetime),
@@ -170,11 +183,13 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-fn sign(s: &Signing, scopes: &[String]) -> String {
-    let now = std::time::SystemTime::now()
+fn sign(s: &Signing, scopes: &[String], expired: bool) -> String {
+    let real_now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    // Distribution allows 60 s of clock skew: a stale token is dated well before that.
+    let now = if expired { real_now - 600 } else { real_now };
     let access: Vec<serde_json::Value> = scopes
         .iter()
         .filter_map(|sc| {
