@@ -209,15 +209,25 @@ impl Registry {
         Ok(reg)
     }
 
-    /// `GET /v2/`: learn whether and how the registry wants authentication.
+    /// `GET /v2/`: learn whether and how the registry wants authentication. A 5xx or 429 is
+    /// retried; a connection failure is not (the caller may try plain HTTP next).
     async fn ping(&self) -> Result<()> {
         let url = format!("{}/v2/", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| transport("GET", &url, e))?;
+        let mut attempt = 0;
+        let resp = loop {
+            let resp = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| transport("GET", &url, e))?;
+            if !is_transient_status(resp.status()) || attempt >= self.opts.retries {
+                break resp;
+            }
+            let wait = self.backoff(attempt, retry_after(resp.headers()));
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        };
         match resp.status() {
             s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED => {

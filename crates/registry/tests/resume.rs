@@ -179,6 +179,18 @@ async fn rate_limits_and_server_errors_are_retried() {
     );
     assert_eq!(sink.get(&img.layers[0]), img.blobs.get(&img.layers[0]));
 
+    // Even the first contact (`GET /v2/`) rides out a busy registry.
+    let busy = FlakyProxy::start(
+        &reg.addr,
+        "GET /v2/ HTTP",
+        2,
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+    );
+    let c = client(1 << 20);
+    let handle = c.registry(&busy.addr).await.unwrap();
+    assert!(handle.base_url().starts_with("http://"));
+    assert_eq!(busy.injected.load(Ordering::SeqCst), 2);
+
     // A registry that keeps failing: the error names the status after the retries.
     let broken = FlakyProxy::start(
         &reg.addr,

@@ -99,7 +99,9 @@ impl RegistryProcess {
         let auth_yaml = match &auth {
             Auth::Open => String::new(),
             Auth::Htpasswd { user, password } => {
-                assert!(have("htpasswd", test), "htpasswd (apache2-utils) is needed");
+                if !have("htpasswd", test) {
+                    return None;
+                }
                 let out = Command::new("htpasswd")
                     .args(["-Bbn", user, password])
                     .output()

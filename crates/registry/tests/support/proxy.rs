@@ -136,6 +136,11 @@ fn serve_flaky(
     let mut reader = std::io::BufReader::new(client.try_clone()?);
     let mut client = client;
     loop {
+        // Not HTTP (a TLS ClientHello from an HTTPS attempt): hang up at once.
+        match reader.fill_buf()?.first() {
+            Some(b) if b.is_ascii_uppercase() => {}
+            _ => return Ok(()),
+        }
         let mut head = Vec::new();
         loop {
             let mut line = String::new();
