@@ -89,7 +89,14 @@ impl Registry {
         };
         self.stream_blob(repository, digest, check, writer.as_mut(), &what, reporter)
             .await?;
-        writer.commit().map_err(|source| RegistryError::Local {
+        // Committing may fsync a large file: off the async workers, so other transfers go on.
+        let committed = tokio::task::spawn_blocking(move || writer.commit())
+            .await
+            .map_err(|e| RegistryError::Local {
+                what: format!("storing {what}"),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        committed.map_err(|source| RegistryError::Local {
             what: format!("storing {what}"),
             source,
         })
