@@ -101,6 +101,21 @@ impl Default for ClientOptions {
 pub struct Client {
     opts: Arc<ClientOptions>,
     registries: Mutex<HashMap<String, Arc<Registry>>>,
+    http: SharedHttp,
+}
+
+/// The HTTP client for hosts without extra certificates, made on first use.
+#[derive(Default)]
+struct SharedHttp(std::sync::OnceLock<reqwest::Client>);
+
+impl SharedHttp {
+    fn get(&self) -> Result<reqwest::Client> {
+        if let Some(c) = self.0.get() {
+            return Ok(c.clone());
+        }
+        let c = http_client(&[])?;
+        Ok(self.0.get_or_init(|| c).clone())
+    }
 }
 
 impl Client {
@@ -109,6 +124,7 @@ impl Client {
         Client {
             opts: Arc::new(opts),
             registries: Mutex::new(HashMap::new()),
+            http: SharedHttp::default(),
         }
     }
 
@@ -122,7 +138,7 @@ impl Client {
         if let Some(r) = self.lock().get(host) {
             return Ok(Arc::clone(r));
         }
-        let reg = Arc::new(Registry::connect(host, Arc::clone(&self.opts)).await?);
+        let reg = Arc::new(Registry::connect(host, Arc::clone(&self.opts), &self.http).await?);
         self.lock().insert(host.to_string(), Arc::clone(&reg));
         Ok(reg)
     }
@@ -182,8 +198,19 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    async fn connect(host: &str, opts: Arc<ClientOptions>) -> Result<Registry> {
-        let http = http_client(host, &opts)?;
+    async fn connect(
+        host: &str,
+        opts: Arc<ClientOptions>,
+        shared: &SharedHttp,
+    ) -> Result<Registry> {
+        // Setting up TLS loads the system roots (tens of ms): one client serves every host
+        // without extra certificates.
+        let certs = extra_certs(host, &opts);
+        let http = if certs.is_empty() {
+            shared.get()?
+        } else {
+            http_client(&certs)?
+        };
         let credential = opts.credentials.credential(host)?;
         let plain_ok = is_loopback(host) || opts.insecure_registries.iter().any(|h| h == host);
         let mut reg = Registry {
@@ -496,34 +523,45 @@ impl Registry {
     }
 }
 
-fn http_client(host: &str, opts: &ClientOptions) -> Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("rbuild/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(30))
-        .read_timeout(Duration::from_secs(120))
-        .pool_max_idle_per_host(32);
+/// The extra CA certificates (PEM files) that apply to `host`.
+fn extra_certs(host: &str, opts: &ClientOptions) -> Vec<PathBuf> {
     let dirs = opts
         .cert_dirs
         .iter()
         .map(|d| d.join(host))
         .chain(opts.cert_dir.clone());
+    let mut out = Vec::new();
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "crt") {
-                let pem = std::fs::read(&path).map_err(|source| RegistryError::File {
-                    path: path.clone(),
-                    source,
-                })?;
-                let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                    RegistryError::Config(format!("{}: not a PEM certificate: {e}", path.display()))
-                })?;
-                builder = builder.add_root_certificate(cert);
-            }
-        }
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "crt"))
+            .collect();
+        found.sort();
+        out.extend(found);
+    }
+    out
+}
+
+/// An HTTP client trusting the system roots plus `certs`.
+fn http_client(certs: &[PathBuf]) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("rbuild/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(32);
+    for path in certs {
+        let pem = std::fs::read(path).map_err(|source| RegistryError::File {
+            path: path.clone(),
+            source,
+        })?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+            RegistryError::Config(format!("{}: not a PEM certificate: {e}", path.display()))
+        })?;
+        builder = builder.add_root_certificate(cert);
     }
     builder
         .build()
