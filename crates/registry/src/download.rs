@@ -8,9 +8,10 @@ use rbuild_oci::{Digest, Hasher};
 
 use crate::auth::Scope;
 use crate::blobs::BlobWriter;
-use crate::client::{Registry, status_error, transport};
+use crate::client::Registry;
 use crate::error::{RegistryError, Result};
 use crate::progress::Reporter;
+use crate::transport::{status_error, transport};
 
 impl Registry {
     /// HEAD a blob: its size when present, `None` when absent.

@@ -28,6 +28,7 @@ mod progress;
 mod pull;
 mod push;
 mod tasks;
+mod transport;
 mod upload;
 
 pub use auth::{Challenge, Credential, Scope, parse_challenge};

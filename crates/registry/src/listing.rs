@@ -7,8 +7,9 @@ use reqwest::{Method, StatusCode};
 use rbuild_oci::Digest;
 
 use crate::auth::Scope;
-use crate::client::{Registry, status_error, transport};
+use crate::client::Registry;
 use crate::error::Result;
+use crate::transport::{status_error, transport};
 
 /// Entries asked for per page.
 const PAGE: usize = 1000;

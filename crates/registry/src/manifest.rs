@@ -7,8 +7,9 @@ use reqwest::{Method, StatusCode};
 use rbuild_oci::{Digest, MediaType};
 
 use crate::auth::Scope;
-use crate::client::{Registry, status_error, transport};
+use crate::client::Registry;
 use crate::error::{RegistryError, Result};
+use crate::transport::{status_error, transport};
 
 /// Every manifest type rbuild reads, in the `Accept` header of manifest requests.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \

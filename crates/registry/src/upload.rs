@@ -13,9 +13,10 @@ use rbuild_oci::Digest;
 
 use crate::auth::Scope;
 use crate::blobs::BlobSource;
-use crate::client::{Registry, status_error};
+use crate::client::Registry;
 use crate::error::{RegistryError, Result};
 use crate::progress::Reporter;
+use crate::transport::status_error;
 
 /// Bytes read from a source per body chunk.
 const READ_CHUNK: usize = 1 << 20;
