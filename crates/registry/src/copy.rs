@@ -26,7 +26,10 @@ pub async fn copy(
     let src_repo = src.path().to_string();
     let dst_repo = dst.path().to_string();
     let top = src_reg.manifest(&src_repo, &reference_target(src)).await?;
-    let (index, images) = resolve_images(&src_reg, &src_repo, src, top, opts).await?;
+    if opts.all_platforms && top.kind().is_some_and(rbuild_oci::MediaType::is_index) {
+        return copy_index(&src_reg, &src_repo, &dst_reg, &dst_repo, dst, top, reporter).await;
+    }
+    let (_, images) = resolve_images(&src_reg, &src_repo, src, top, opts).await?;
     let mount_from = if src_reg.host() == dst_reg.host() && src_repo != dst_repo {
         vec![src_repo.clone()]
     } else {
@@ -34,35 +37,66 @@ pub async fn copy(
     };
     let origin = Origin::Remote(Arc::clone(&src_reg), src_repo.clone());
     let target = reference_target(dst);
-    match index {
-        Some(index) if opts.all_platforms => {
-            for img in &images {
-                send_image(
-                    &dst_reg,
-                    &dst_repo,
-                    &img.bytes,
-                    &img.digest.to_string(),
-                    &origin,
-                    &mount_from,
-                    &reporter,
-                )
-                .await?;
-            }
-            dst_reg
-                .put_manifest(&dst_repo, &target, &index.bytes, &index.media_type)
-                .await
+    send_image(
+        &dst_reg,
+        &dst_repo,
+        &images[0].bytes,
+        &target,
+        &origin,
+        &mount_from,
+        &reporter,
+    )
+    .await
+}
+
+/// Copy a whole index: every entry (images, attestations, artifacts) by digest, then the index.
+async fn copy_index(
+    src_reg: &Arc<crate::Registry>,
+    src_repo: &str,
+    dst_reg: &Arc<crate::Registry>,
+    dst_repo: &str,
+    dst: &Reference,
+    index: crate::RemoteManifest,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Digest> {
+    let decoded = rbuild_oci::manifest::decode_index(&index.bytes).map_err(|source| {
+        crate::RegistryError::Manifest {
+            what: format!("index {}", index.digest),
+            source,
         }
-        _ => {
-            send_image(
-                &dst_reg,
-                &dst_repo,
-                &images[0].bytes,
-                &target,
-                &origin,
-                &mount_from,
-                &reporter,
-            )
-            .await
+    })?;
+    let mount_from = if src_reg.host() == dst_reg.host() && src_repo != dst_repo {
+        vec![src_repo.to_string()]
+    } else {
+        Vec::new()
+    };
+    let origin = Origin::Remote(Arc::clone(src_reg), src_repo.to_string());
+    for d in decoded.manifests() {
+        let digest = d.digest().to_string();
+        let child = src_reg.manifest(src_repo, &digest).await?;
+        if child.kind().is_some_and(rbuild_oci::MediaType::is_index) {
+            return Err(src_reg.protocol(format!(
+                "index {} nests index {digest}; nested indexes are not copied",
+                index.digest
+            )));
         }
+        send_image(
+            dst_reg,
+            dst_repo,
+            &child.bytes,
+            &digest,
+            &origin,
+            &mount_from,
+            &reporter,
+        )
+        .await?;
     }
+    dst_reg
+        .put_manifest(
+            dst_repo,
+            &reference_target(dst),
+            &index.bytes,
+            &index.media_type,
+        )
+        .await
 }

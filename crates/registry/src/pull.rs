@@ -168,6 +168,12 @@ pub(crate) async fn resolve_images(
                         rbuild_oci::manifest::descriptor_media_type(d)
                             .is_some_and(MediaType::is_manifest)
                     })
+                    // Attestations ride along as `unknown/unknown` entries; they are not images.
+                    .filter(|d| {
+                        d.platform()
+                            .as_ref()
+                            .is_none_or(|p| p.os().to_string() != "unknown")
+                    })
                     .filter_map(|d| descriptor_digest(d).ok())
                     .collect()
             } else {

@@ -15,7 +15,7 @@ use crate::client::{Client, Registry};
 use crate::error::{RegistryError, Result};
 use crate::manifest::media_type_of;
 use crate::progress::{Outcome, Reporter};
-use crate::pull::{manifest_blobs, manifest_error, reference_target};
+use crate::pull::{manifest_error, reference_target};
 use crate::tasks::run_bounded;
 
 /// How to push.
@@ -143,7 +143,8 @@ pub(crate) async fn send_image(
 ) -> Result<Digest> {
     let media_type = media_type_of(bytes)
         .ok_or_else(|| reg.protocol(format!("manifest for {repo}:{target} has no media type")))?;
-    let blobs = manifest_blobs(&format!("manifest for {repo}:{target}"), bytes)?;
+    let blobs = referenced_blobs(bytes)
+        .ok_or_else(|| reg.protocol(format!("manifest for {repo}:{target} is not a manifest")))?;
     // Layers first and concurrently; the config (first entry) too — it is small.
     run_bounded(blobs, reg.options().concurrency, |(digest, size)| {
         let reg = Arc::clone(reg);
@@ -155,6 +156,30 @@ pub(crate) async fn send_image(
     })
     .await?;
     reg.put_manifest(repo, target, bytes, &media_type).await
+}
+
+/// The blobs a manifest references (`config`, `layers`), whatever their media types: sending
+/// content on needs no understanding of it (attestations, artifacts), unlike storing it.
+pub(crate) fn referenced_blobs(bytes: &[u8]) -> Option<Vec<(Digest, u64)>> {
+    #[derive(serde::Deserialize)]
+    struct Desc {
+        digest: Digest,
+        size: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        config: Option<Desc>,
+        #[serde(default)]
+        layers: Vec<Desc>,
+    }
+    let doc: Doc = serde_json::from_slice(bytes).ok()?;
+    let mut out: Vec<(Digest, u64)> = Vec::new();
+    for d in doc.config.into_iter().chain(doc.layers) {
+        if !out.iter().any(|(x, _)| *x == d.digest) {
+            out.push((d.digest, d.size));
+        }
+    }
+    Some(out)
 }
 
 /// Make blob `digest` exist in `repo`: already there, mounted, or uploaded.

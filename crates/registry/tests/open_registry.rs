@@ -463,3 +463,82 @@ async fn chunked_uploads_send_ranges_in_order() {
         assert_eq!(sink.get(l), img.blobs.get(l), "layer {l}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn index_with_an_attestation_copies_whole_and_pulls_images_only() {
+    let Some(a) = RegistryProcess::start(Auth::Open, "index_with_attestation") else {
+        return;
+    };
+    let b = RegistryProcess::start(Auth::Open, "index_with_attestation").unwrap();
+    let img = test_image(51, &[3000], false);
+    let blobs = img.blobs.clone();
+    // A buildx-style attestation: an OCI manifest whose layer is in-toto JSON, not a tar.
+    let statement_bytes = br#"{"_type":"https://in-toto.io/Statement/v0.1"}"#;
+    let statement_len = statement_bytes.len();
+    let statement = blobs.insert(statement_bytes.to_vec());
+    let empty = blobs.insert(b"{}".to_vec());
+    let att = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"application/vnd.in-toto+json","digest":"{statement}","size":{statement_len}}}]}}"#
+    );
+    let att_len = att.len();
+    let att_digest = blobs.insert(att.into_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{att_digest}","size":{att_len},"platform":{{"os":"unknown","architecture":"unknown"}},"annotations":{{"vnd.docker.reference.type":"attestation-manifest","vnd.docker.reference.digest":"{}"}}}}]}}"#,
+        img.manifest,
+        img.manifest_bytes.len(),
+        img.manifest
+    );
+    let index_digest = blobs.insert(index.clone().into_bytes());
+    let client = client();
+    let src = reference(&a.addr, "att/img:1");
+    push(
+        &client,
+        &src,
+        &index_digest,
+        Arc::new(blobs),
+        &PushOptions::default(),
+        Arc::new(rbuild_registry::Silent),
+    )
+    .await
+    .unwrap();
+
+    let all = PullOptions {
+        all_platforms: true,
+        ..PullOptions::default()
+    };
+    let dst = reference(&b.addr, "att/copy:1");
+    let d = copy(&client, &src, &dst, &all, Arc::new(rbuild_registry::Silent))
+        .await
+        .unwrap();
+    assert_eq!(d, index_digest);
+    let rb = client.registry(&b.addr).await.unwrap();
+    assert_eq!(
+        rb.manifest("att/copy", "1").await.unwrap().bytes,
+        index.as_bytes()
+    );
+    assert!(
+        rb.manifest_info("att/copy", &att_digest.to_string())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        rb.blob_size("att/copy", &statement).await.unwrap(),
+        Some(statement_len as u64)
+    );
+
+    // Pulling every platform takes the images, not the attestation.
+    let sink = MemoryBlobs::new();
+    let p = pull(
+        &client,
+        &dst,
+        Arc::new(sink.clone()),
+        &all,
+        Arc::new(rbuild_registry::Silent),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.images.len(), 1);
+    assert_eq!(p.images[0].digest, img.manifest);
+    assert!(!sink.contains(&statement));
+}
