@@ -59,6 +59,10 @@ impl Registry {
             for s in scope.items() {
                 q.append_pair("scope", s);
             }
+            // Docker names the account it authenticates as; some token services want it.
+            if let Some(c) = self.credential.as_ref().filter(|c| !c.username.is_empty()) {
+                q.append_pair("account", &c.username);
+            }
         }
         let shown = realm.to_string();
         let mut last = None;
