@@ -372,8 +372,14 @@ async fn tags_catalog_inspect_and_delete() {
     );
     let all = ["list/me", "other/repo", "z/1", "z/2"];
     assert_eq!(r.catalog().await.unwrap(), all);
-    // One per page: four pages chained by `Link` headers.
-    assert_eq!(r.catalog_paged(1).await.unwrap(), all);
+    // One per page: four pages chained by `Link` headers (counted through a proxy).
+    let counting = support::proxy::FlakyProxy::start(&reg.addr, "GET /v2/_catalog", 0, "");
+    let via = client.registry(&counting.addr).await.unwrap();
+    assert_eq!(via.catalog_paged(1).await.unwrap(), all);
+    assert!(
+        counting.forwarded.load(std::sync::atomic::Ordering::SeqCst) >= 4,
+        "paginated"
+    );
     let e = r.tags("no/such").await.unwrap_err();
     assert!(e.is_not_found(), "{e}");
 

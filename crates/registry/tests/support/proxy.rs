@@ -95,6 +95,8 @@ pub struct FlakyProxy {
     pub addr: String,
     /// How many canned errors were sent.
     pub injected: Arc<AtomicUsize>,
+    /// How many requests matching the pattern were forwarded.
+    pub forwarded: Arc<AtomicUsize>,
 }
 
 impl FlakyProxy {
@@ -110,17 +112,24 @@ impl FlakyProxy {
         let addr = listener.local_addr().unwrap().to_string();
         let upstream = upstream.to_string();
         let injected = Arc::new(AtomicUsize::new(0));
-        let count = Arc::clone(&injected);
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let (count, passed) = (Arc::clone(&injected), Arc::clone(&forwarded));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
-                let (upstream, count) = (upstream.clone(), Arc::clone(&count));
+                let (upstream, count, passed) =
+                    (upstream.clone(), Arc::clone(&count), Arc::clone(&passed));
                 std::thread::spawn(move || {
-                    let _ = serve_flaky(client, &upstream, pattern, n, response, &count);
+                    let counters = (&*count, &*passed);
+                    let _ = serve_flaky(client, &upstream, pattern, n, response, counters);
                 });
             }
         });
-        FlakyProxy { addr, injected }
+        FlakyProxy {
+            addr,
+            injected,
+            forwarded,
+        }
     }
 }
 
@@ -130,7 +139,7 @@ fn serve_flaky(
     pattern: &str,
     n: usize,
     response: &str,
-    count: &AtomicUsize,
+    (count, passed): (&AtomicUsize, &AtomicUsize),
 ) -> std::io::Result<()> {
     use std::io::BufRead;
     let mut reader = std::io::BufReader::new(client.try_clone()?);
@@ -172,6 +181,9 @@ fn serve_flaky(
         {
             client.write_all(response.as_bytes())?;
             continue;
+        }
+        if head[0].contains(pattern) {
+            passed.fetch_add(1, Ordering::SeqCst);
         }
         let mut up = TcpStream::connect(upstream)?;
         let mut out = String::new();
