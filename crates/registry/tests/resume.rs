@@ -215,3 +215,56 @@ async fn rate_limits_and_server_errors_are_retried() {
         "1 try + 5 retries"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blob_redirects_are_followed() {
+    use support::proxy::FlakyProxy;
+    let Some(reg) = RegistryProcess::start(Auth::Open, "blob_redirects") else {
+        return;
+    };
+    let img = test_image(24, &[200_000], false);
+    let direct: Reference = format!("{}/redir/me:1", reg.addr).parse().unwrap();
+    push(
+        &client(1 << 20),
+        &direct,
+        &img.manifest,
+        Arc::new(img.blobs.clone()),
+        &PushOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+    // Like an S3-backed registry: the blob GET answers 307 to another address.
+    let path = format!("/v2/redir/me/blobs/{}", img.layers[0]);
+    let pattern: &'static str = Box::leak(format!("GET {path}").into_boxed_str());
+    let response: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{}{path}\r\nContent-Length: 0\r\n\r\n",
+            reg.addr
+        )
+        .into_boxed_str(),
+    );
+    let redirecting = FlakyProxy::start(&reg.addr, pattern, 1, response);
+    let via: Reference = format!("{}/redir/me:1", redirecting.addr).parse().unwrap();
+    let sink = MemoryBlobs::new();
+    pull(
+        &client(1 << 20),
+        &via,
+        Arc::new(sink.clone()),
+        &PullOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        redirecting.injected.load(Ordering::SeqCst),
+        1,
+        "redirected once"
+    );
+    assert_eq!(
+        redirecting.forwarded.load(Ordering::SeqCst),
+        0,
+        "blob fetched elsewhere"
+    );
+    assert_eq!(sink.get(&img.layers[0]), img.blobs.get(&img.layers[0]));
+}
