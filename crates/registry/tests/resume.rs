@@ -268,3 +268,39 @@ async fn blob_redirects_are_followed() {
     );
     assert_eq!(sink.get(&img.layers[0]), img.blobs.get(&img.layers[0]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_copes_with_a_server_that_ignores_range() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "resume_without_range") else {
+        return;
+    };
+    let img = test_image(25, &[3 << 20], false);
+    let direct: Reference = format!("{}/norange/me:1", reg.addr).parse().unwrap();
+    push(
+        &client(1 << 20),
+        &direct,
+        &img.manifest,
+        Arc::new(img.blobs.clone()),
+        &PushOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+    let proxy = DroppingProxy::start_with(&reg.addr, Direction::Download, 1 << 20, true);
+    let via: Reference = format!("{}/norange/me:1", proxy.addr).parse().unwrap();
+    let sink = MemoryBlobs::new();
+    let retries = Arc::new(Retries::default());
+    pull(
+        &client(1 << 20),
+        &via,
+        Arc::new(sink.clone()),
+        &PullOptions::default(),
+        retries.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1);
+    assert_eq!(retries.0.lock().unwrap().len(), 1);
+    // The whole body came again; the bytes already held were skipped, not written twice.
+    assert_eq!(sink.get(&img.layers[0]), img.blobs.get(&img.layers[0]));
+}

@@ -27,6 +27,17 @@ impl DroppingProxy {
     /// Forward to `upstream`; cut the first connection that carries more than `after` bytes in
     /// `direction`.
     pub fn start(upstream: &str, direction: Direction, after: usize) -> DroppingProxy {
+        DroppingProxy::start_with(upstream, direction, after, false)
+    }
+
+    /// Like [`DroppingProxy::start`]; with `hide_range`, requests' `Range` headers are renamed
+    /// so the registry ignores them (a server without range support).
+    pub fn start_with(
+        upstream: &str,
+        direction: Direction,
+        after: usize,
+        hide_range: bool,
+    ) -> DroppingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let upstream = upstream.to_string();
@@ -43,8 +54,10 @@ impl DroppingProxy {
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let (a2, k2) = (Arc::clone(&armed), Arc::clone(&cuts));
                 let up = direction == Direction::Upload;
-                std::thread::spawn(move || pump(client, server, up, after, &armed, &cuts));
-                std::thread::spawn(move || pump(s2, c2, !up, after, &a2, &k2));
+                std::thread::spawn(move || {
+                    pump(client, server, up, after, &armed, &cuts, hide_range)
+                });
+                std::thread::spawn(move || pump(s2, c2, !up, after, &a2, &k2, false));
             }
         });
         DroppingProxy { addr, cuts }
@@ -59,6 +72,7 @@ fn pump(
     after: usize,
     armed: &AtomicBool,
     cuts: &AtomicUsize,
+    hide_range: bool,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0usize;
@@ -67,6 +81,17 @@ fn pump(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if hide_range {
+            // Same length, so the request stays well-formed: `range:` → `x-rng:`.
+            let data = &mut buf[..n];
+            for i in 0..data.len().saturating_sub(6) {
+                if data[i..i + 6].eq_ignore_ascii_case(b"range:")
+                    && (i == 0 || data[i - 1] == b'\n')
+                {
+                    data[i..i + 6].copy_from_slice(b"x-rng:");
+                }
+            }
+        }
         let mut n = n;
         if counting && armed.load(Ordering::SeqCst) && total + n > after {
             // Send up to the limit, then drop the connection in both directions.
