@@ -270,6 +270,14 @@ fn helper_get(helper: &str, registry: &str, key: &str) -> Result<Option<Credenti
         #[serde(rename = "Secret", default)]
         secret: String,
     }
+    // A helper named in the config but not installed (a config copied from another machine)
+    // holds nothing here: go on anonymously rather than fail every pull.
+    let program = format!("docker-credential-{helper}");
+    let installed = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(&program).is_file()));
+    if !installed {
+        return Ok(None);
+    }
     let out = match run_helper(helper, "get", registry, key) {
         Ok(out) => out,
         Err(RegistryError::Credentials { detail, .. })

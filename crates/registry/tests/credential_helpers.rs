@@ -50,6 +50,24 @@ fn credential_helpers_are_asked_and_told() {
     assert!(!file.contains("never-in-file"), "{file}");
     assert!(file.contains("new.example"), "{file}");
     assert!(c.erase("new.example").unwrap());
+    // A helper that is not installed: no credentials (anonymous), but storing fails clearly.
+    std::fs::write(&path, r#"{"credsStore":"not-installed-here"}"#).unwrap();
+    let mut c = DockerConfig::load(&path).unwrap();
+    assert_eq!(c.get("reg.example:5000").unwrap(), None);
+    let e = c
+        .store(
+            "reg.example:5000",
+            &Credential {
+                username: "u".into(),
+                secret: "p".into(),
+            },
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("docker-credential-not-installed-here"),
+        "{e}"
+    );
     let logged = std::fs::read_to_string(&log).unwrap();
     assert_eq!(logged, "store \"Username\":\"nu\"\nerase new.example\n");
 }
