@@ -658,3 +658,70 @@ fn insecure_registries_from_flag_env_and_config_file() {
         text(&file)
     );
 }
+
+#[test]
+fn interrupted_pull_leaves_nothing_behind() {
+    use support::proxy::{Direction, DroppingProxy};
+    let Some(reg) = RegistryProcess::start(Auth::Open, "cli interrupted pull") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let tree = root.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(
+        tree.join("big.bin"),
+        support::image::random_bytes(7, 8 << 20),
+    )
+    .unwrap();
+    let tarball = root.path().join("layer.tar");
+    assert!(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&tree)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
+    rbuild_ok(root.path(), &["import", tarball.to_str().unwrap(), "big:1"]);
+    rbuild_ok(
+        root.path(),
+        &["push", "-q", "big:1", &format!("{}/big/img:1", reg.addr)],
+    );
+
+    // The registry hangs after 2 MB of the layer; the user presses Ctrl-C.
+    let proxy = DroppingProxy::start_stalling(&reg.addr, Direction::Download, 2 << 20);
+    let other = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(other.path())
+        .args(["pull", &format!("{}/big/img:1", proxy.addr)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pull never reached the stall"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(text(&out).contains("interrupted"), "{}", text(&out));
+    let leftovers: Vec<_> = std::fs::read_dir(other.path().join("tmp"))
+        .unwrap()
+        .collect();
+    assert!(leftovers.is_empty(), "staging files left: {leftovers:?}");
+    assert_eq!(rbuild_ok(other.path(), &["images", "-q"]), "");
+}

@@ -17,7 +17,7 @@ use rbuild_store::{Image, Store};
 
 use super::Globals;
 use super::common::open_store;
-use super::registry_opts::{RegistryArgs, runtime};
+use super::registry_opts::{RegistryArgs, run_interruptible, runtime};
 use crate::progress::{Direction, Progress};
 use crate::report::Hint;
 use crate::transfer::{pull_to_store, push_from_store};
@@ -135,9 +135,11 @@ pub fn run(args: CopyArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     if let (Location::Docker(s), Location::Docker(d)) = (&src, &dst) {
         let progress = Arc::new(Progress::new(Direction::Push, args.quiet));
-        let digest = rt
-            .block_on(rbuild_registry::copy(&client, s, d, &opts, progress))
-            .with_context(|| format!("copying {s} to {d}"))?;
+        let digest = run_interruptible(&rt, async {
+            rbuild_registry::copy(&client, s, d, &opts, progress)
+                .await
+                .with_context(|| format!("copying {s} to {d}"))
+        })?;
         println!("{digest}");
         return Ok(ExitCode::SUCCESS);
     }
@@ -156,8 +158,8 @@ pub fn run(args: CopyArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("creating a temporary store in {}", base.display()))?;
         (Store::open(tmp.path())?, Some(tmp))
     };
-    let image = rt.block_on(bring_in(&client, &store, &src, &opts, args.quiet))?;
-    let digest = rt.block_on(send_out(&client, &store, &image, &dst, args.quiet))?;
+    let image = run_interruptible(&rt, bring_in(&client, &store, &src, &opts, args.quiet))?;
+    let digest = run_interruptible(&rt, send_out(&client, &store, &image, &dst, args.quiet))?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }

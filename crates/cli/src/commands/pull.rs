@@ -10,7 +10,7 @@ use rbuild_registry::PullOptions;
 
 use super::Globals;
 use super::common::open_store;
-use super::registry_opts::{RegistryArgs, runtime};
+use super::registry_opts::{RegistryArgs, run_interruptible, runtime};
 use crate::progress::{Direction, Progress};
 use crate::transfer::pull_to_store;
 
@@ -47,13 +47,10 @@ pub fn run(args: PullArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     };
     let progress = Arc::new(Progress::new(Direction::Pull, args.quiet));
     let rt = runtime()?;
-    let digest = rt.block_on(pull_to_store(
-        &client,
-        &store,
-        &reference,
-        &opts,
-        progress.clone(),
-    ))?;
+    let digest = run_interruptible(
+        &rt,
+        pull_to_store(&client, &store, &reference, &opts, progress.clone()),
+    )?;
     progress.line(&format!("Digest: {digest}"));
     println!("{reference}");
     Ok(ExitCode::SUCCESS)

@@ -9,7 +9,7 @@ use rbuild_oci::Reference;
 
 use super::Globals;
 use super::common::open_store;
-use super::registry_opts::{RegistryArgs, runtime};
+use super::registry_opts::{RegistryArgs, run_interruptible, runtime};
 use crate::progress::{Direction, Progress};
 use crate::transfer::push_from_store;
 
@@ -42,13 +42,10 @@ pub fn run(args: PushArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let client = args.registry.client()?;
     let progress = Arc::new(Progress::new(Direction::Push, args.quiet));
     let rt = runtime()?;
-    let digest = rt.block_on(push_from_store(
-        &client,
-        &store,
-        &image,
-        &dest,
-        progress.clone(),
-    ))?;
+    let digest = run_interruptible(
+        &rt,
+        push_from_store(&client, &store, &image, &dest, progress.clone()),
+    )?;
     if args.quiet {
         println!("{digest}");
     } else {

@@ -86,6 +86,28 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Run a transfer to its end, or until SIGINT/SIGTERM: then the transfer is dropped (its
+/// unfinished blobs are discarded, nothing half-written stays) and the command exits 130.
+pub fn run_interruptible<T>(
+    rt: &tokio::runtime::Runtime,
+    transfer: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("watching SIGTERM")?;
+        tokio::select! {
+            r = transfer => r,
+            _ = tokio::signal::ctrl_c() => Err(interrupted()),
+            _ = term.recv() => Err(interrupted()),
+        }
+    })
+}
+
+fn interrupted() -> anyhow::Error {
+    anyhow::anyhow!("interrupted; the unfinished transfer was discarded")
+        .context(crate::report::ExitStatus(130))
+}
+
 /// A registry host as users write it for login/logout/catalog: `https://index.docker.io/v1/`
 /// and `docker.io` → `docker.io`; `http://h:5000/` → `h:5000`.
 pub fn normalize_host(input: &str) -> String {

@@ -38,6 +38,22 @@ impl DroppingProxy {
         after: usize,
         hide_range: bool,
     ) -> DroppingProxy {
+        DroppingProxy::start_full(upstream, direction, after, hide_range, false)
+    }
+
+    /// A proxy that, instead of cutting, stops forwarding after `after` bytes and holds the
+    /// connection open: a registry that hangs mid-blob.
+    pub fn start_stalling(upstream: &str, direction: Direction, after: usize) -> DroppingProxy {
+        DroppingProxy::start_full(upstream, direction, after, false, true)
+    }
+
+    fn start_full(
+        upstream: &str,
+        direction: Direction,
+        after: usize,
+        hide_range: bool,
+        stall: bool,
+    ) -> DroppingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let upstream = upstream.to_string();
@@ -55,16 +71,18 @@ impl DroppingProxy {
                 let (a2, k2) = (Arc::clone(&armed), Arc::clone(&cuts));
                 let up = direction == Direction::Upload;
                 std::thread::spawn(move || {
-                    pump(client, server, up, after, &armed, &cuts, hide_range)
+                    pump(client, server, up, after, &armed, &cuts, hide_range, stall)
                 });
-                std::thread::spawn(move || pump(s2, c2, !up, after, &a2, &k2, false));
+                std::thread::spawn(move || pump(s2, c2, !up, after, &a2, &k2, false, stall));
             }
         });
         DroppingProxy { addr, cuts }
     }
 }
 
-/// Copy `from` → `to`; if `counting`, cut both after `after` bytes (once, while armed).
+/// Copy `from` → `to`; if `counting`, cut both (or stall) after `after` bytes (once, while
+/// armed).
+#[allow(clippy::too_many_arguments)]
 fn pump(
     mut from: TcpStream,
     mut to: TcpStream,
@@ -73,6 +91,7 @@ fn pump(
     armed: &AtomicBool,
     cuts: &AtomicUsize,
     hide_range: bool,
+    stall: bool,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0usize;
@@ -99,6 +118,12 @@ fn pump(
             if armed.swap(false, Ordering::SeqCst) {
                 let _ = to.write_all(&buf[..n]);
                 cuts.fetch_add(1, Ordering::SeqCst);
+                if stall {
+                    // Hold both sockets open, sending nothing more, until the client gives up.
+                    let mut sink = [0u8; 1];
+                    let _ = to.read(&mut sink);
+                    return;
+                }
                 let _ = to.shutdown(Shutdown::Both);
                 let _ = from.shutdown(Shutdown::Both);
                 return;
