@@ -9,6 +9,7 @@ RBUILD_PEER_PACKAGES=(
   docker-registry:docker-registry
   runc:runc
   buildah:buildah
+  htpasswd:apache2-utils
 )
 
 peers_install() {

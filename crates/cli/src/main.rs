@@ -3,9 +3,12 @@
 
 mod commands;
 mod image_layers;
+mod progress;
 mod report;
 mod signals;
+mod store_blobs;
 mod terminal;
+mod transfer;
 
 use std::process::ExitCode;
 

@@ -6,18 +6,25 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-mod common;
+pub mod common;
+mod copy;
 mod history;
 mod image;
 mod images;
 mod import;
 mod inspect;
 mod load;
+mod login;
+mod manifest;
 mod parse;
+mod pull;
+mod push;
+mod registry_opts;
 mod rmi;
 mod run;
 mod save;
 mod tag;
+mod tags;
 
 /// Options every subcommand accepts.
 #[derive(Debug, Args)]
@@ -53,6 +60,22 @@ pub enum Command {
     Image(image::ImageArgs),
     /// Run a command in a new container
     Run(Box<run::RunArgs>),
+    /// Download an image from a registry into the store
+    Pull(pull::PullArgs),
+    /// Upload a stored image to a registry
+    Push(push::PushArgs),
+    /// Copy an image between registries, OCI layouts, archives and the store
+    Copy(copy::CopyArgs),
+    /// Log in to a registry (credentials go to docker's config.json)
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    Logout(login::LogoutArgs),
+    /// List the tags of a registry repository
+    Tags(tags::TagsArgs),
+    /// List the repositories of a registry
+    Catalog(tags::CatalogArgs),
+    /// Inspect or delete manifests on a registry
+    Manifest(manifest::ManifestArgs),
 }
 
 impl Command {
@@ -70,6 +93,14 @@ impl Command {
             Command::Import(args) => import::run(args, globals),
             Command::Image(args) => image::run(args, globals),
             Command::Run(args) => run::run(*args, globals),
+            Command::Pull(args) => pull::run(args, globals),
+            Command::Push(args) => push::run(args, globals),
+            Command::Copy(args) => copy::run(args, globals),
+            Command::Login(args) => login::run_login(args),
+            Command::Logout(args) => login::run_logout(args),
+            Command::Tags(args) => tags::run_tags(args),
+            Command::Catalog(args) => tags::run_catalog(args),
+            Command::Manifest(args) => manifest::run(args),
         }
     }
 }

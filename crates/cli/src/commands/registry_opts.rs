@@ -1,0 +1,125 @@
+//! Options shared by the commands that talk to registries, and the client they build:
+//! credentials from docker's config.json, insecure hosts from flags, `RBUILD_INSECURE_REGISTRIES`
+//! and `/etc/rbuild/registries.json`, extra CA certificates, concurrency.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use rbuild_registry::credentials::DockerConfig;
+use rbuild_registry::{Client, ClientOptions};
+
+/// Where the registry configuration file lives unless `RBUILD_REGISTRIES_CONF` says.
+pub const REGISTRIES_CONF: &str = "/etc/rbuild/registries.json";
+
+/// Registry connection options.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Allow plain HTTP to this registry (host[:port]); repeatable. Loopback is always allowed
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST",
+        env = "RBUILD_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
+    /// Trust the *.crt CA certificates in DIR (besides /etc/rbuild/certs.d/HOST/)
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Credentials file [default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json]
+    #[arg(long, value_name = "FILE", env = "RBUILD_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+    /// How many blobs to transfer at once
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub max_concurrent: usize,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct RegistriesConf {
+    #[serde(rename = "insecure-registries", default)]
+    insecure_registries: Vec<String>,
+}
+
+impl RegistryArgs {
+    /// The credentials file these options name.
+    pub fn docker_config(&self) -> anyhow::Result<DockerConfig> {
+        let path = self
+            .authfile
+            .clone()
+            .unwrap_or_else(rbuild_registry::credentials::default_path);
+        DockerConfig::load(&path)
+            .with_context(|| format!("reading credentials from {}", path.display()))
+    }
+
+    /// A registry client configured from these options.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let conf_path = std::env::var_os("RBUILD_REGISTRIES_CONF")
+            .map_or_else(|| PathBuf::from(REGISTRIES_CONF), PathBuf::from);
+        let conf: RegistriesConf = match std::fs::read(&conf_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!("{}: not a registries configuration", conf_path.display())
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RegistriesConf::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", conf_path.display())),
+        };
+        let mut insecure = self.insecure_registries.clone();
+        insecure.extend(conf.insecure_registries);
+        if self.max_concurrent == 0 {
+            anyhow::bail!("--max-concurrent must be at least 1");
+        }
+        Ok(Client::new(ClientOptions {
+            insecure_registries: insecure,
+            cert_dir: self.cert_dir.clone(),
+            credentials: Arc::new(self.docker_config()?),
+            concurrency: self.max_concurrent,
+            ..ClientOptions::default()
+        }))
+    }
+}
+
+/// A runtime for one command's transfers.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Run a transfer to its end, or until SIGINT/SIGTERM: then the transfer is dropped (its
+/// unfinished blobs are discarded, nothing half-written stays) and the command exits 130.
+pub fn run_interruptible<T>(
+    rt: &tokio::runtime::Runtime,
+    transfer: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("watching SIGTERM")?;
+        tokio::select! {
+            r = transfer => r,
+            _ = tokio::signal::ctrl_c() => Err(interrupted()),
+            _ = term.recv() => Err(interrupted()),
+        }
+    })
+}
+
+fn interrupted() -> anyhow::Error {
+    anyhow::anyhow!("interrupted; the unfinished transfer was discarded")
+        .context(crate::report::ExitStatus(130))
+}
+
+/// A registry host as users write it for login/logout/catalog: `https://index.docker.io/v1/`
+/// and `docker.io` → `docker.io`; `http://h:5000/` → `h:5000`.
+pub fn normalize_host(input: &str) -> String {
+    let s = input
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let host = s.split('/').next().unwrap_or(s);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".to_string()
+        }
+        h => h.to_string(),
+    }
+}

@@ -1,0 +1,306 @@
+//! A registry that drops the connection mid-blob (a proxy cutting the line) is survived: the
+//! download resumes with `Range`; the upload asks the registry for its offset and resumes, or,
+//! as with Distribution (which invalidates a session whose PATCH broke off), starts over.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rbuild_oci::{Digest, Reference};
+use rbuild_registry::{
+    Client, ClientOptions, MemoryBlobs, PullOptions, PushOptions, Reporter, Silent, pull, push,
+};
+use support::image::test_image;
+use support::proxy::{Direction, DroppingProxy};
+use support::{Auth, RegistryProcess};
+
+#[derive(Default)]
+struct Retries(Mutex<Vec<String>>);
+
+impl Reporter for Retries {
+    fn on_retry(&self, _: &Digest, message: &str) {
+        self.0.lock().unwrap().push(message.to_string());
+    }
+}
+
+fn client(monolithic_max: u64) -> Client {
+    Client::new(ClientOptions {
+        backoff: Duration::from_millis(20),
+        monolithic_max,
+        ..ClientOptions::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn download_resumes_after_a_dropped_connection() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "download_resumes") else {
+        return;
+    };
+    let img = test_image(21, &[4 << 20], false);
+    let direct: Reference = format!("{}/resume/down:1", reg.addr).parse().unwrap();
+    push(
+        &client(1 << 20),
+        &direct,
+        &img.manifest,
+        Arc::new(img.blobs.clone()),
+        &PushOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+
+    let proxy = DroppingProxy::start(&reg.addr, Direction::Download, 1 << 20);
+    let via: Reference = format!("{}/resume/down:1", proxy.addr).parse().unwrap();
+    let sink = MemoryBlobs::new();
+    let retries = Arc::new(Retries::default());
+    pull(
+        &client(1 << 20),
+        &via,
+        Arc::new(sink.clone()),
+        &PullOptions::default(),
+        retries.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        proxy.cuts.load(Ordering::SeqCst),
+        1,
+        "the proxy cut a connection"
+    );
+    let msgs = retries.0.lock().unwrap().clone();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(msgs[0].contains("resuming at byte"), "{msgs:?}");
+    assert!(
+        !msgs[0].contains("resuming at byte 0;"),
+        "resumed mid-blob: {msgs:?}"
+    );
+    assert_eq!(sink.get(&img.layers[0]), img.blobs.get(&img.layers[0]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_survives_a_dropped_connection() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "upload_resumes") else {
+        return;
+    };
+    let img = test_image(22, &[6 << 20], false);
+    let proxy = DroppingProxy::start(&reg.addr, Direction::Upload, 2 << 20);
+    let via: Reference = format!("{}/resume/up:1", proxy.addr).parse().unwrap();
+    let retries = Arc::new(Retries::default());
+    let d = push(
+        &client(1 << 20),
+        &via,
+        &img.manifest,
+        Arc::new(img.blobs.clone()),
+        &PushOptions::default(),
+        retries.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d, img.manifest);
+    assert_eq!(
+        proxy.cuts.load(Ordering::SeqCst),
+        1,
+        "the proxy cut a connection"
+    );
+    let msgs = retries.0.lock().unwrap().clone();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(
+        msgs[0].contains("resuming at byte") || msgs[0].contains("restarting the blob"),
+        "{msgs:?}"
+    );
+
+    // What arrived is the blob, byte for byte.
+    let sink = MemoryBlobs::new();
+    let direct: Reference = format!("{}/resume/up:1", reg.addr).parse().unwrap();
+    pull(
+        &client(1 << 20),
+        &direct,
+        Arc::new(sink.clone()),
+        &PullOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sink.get(&img.layers[0]), img.blobs.get(&img.layers[0]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_and_server_errors_are_retried() {
+    use support::proxy::FlakyProxy;
+    let Some(reg) = RegistryProcess::start(Auth::Open, "rate_limits_retried") else {
+        return;
+    };
+    let img = test_image(23, &[100_000, 10], false);
+    // Two 503s on the manifest PUT: the push still lands.
+    let flaky = FlakyProxy::start(
+        &reg.addr,
+        "PUT /v2/retry/me/manifests/",
+        2,
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+    );
+    let r: Reference = format!("{}/retry/me:1", flaky.addr).parse().unwrap();
+    push(
+        &client(1 << 20),
+        &r,
+        &img.manifest,
+        Arc::new(img.blobs.clone()),
+        &PushOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+    assert_eq!(flaky.injected.load(Ordering::SeqCst), 2);
+
+    // 429 with Retry-After: 1 on a blob: the pull waits as told, then succeeds.
+    let limited = FlakyProxy::start(
+        &reg.addr,
+        "GET /v2/retry/me/blobs/",
+        1,
+        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n",
+    );
+    let r: Reference = format!("{}/retry/me:1", limited.addr).parse().unwrap();
+    let sink = MemoryBlobs::new();
+    let started = std::time::Instant::now();
+    pull(
+        &client(1 << 20),
+        &r,
+        Arc::new(sink.clone()),
+        &PullOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+    assert_eq!(limited.injected.load(Ordering::SeqCst), 1);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    assert_eq!(sink.get(&img.layers[0]), img.blobs.get(&img.layers[0]));
+
+    // Even the first contact (`GET /v2/`) rides out a busy registry.
+    let busy = FlakyProxy::start(
+        &reg.addr,
+        "GET /v2/ HTTP",
+        2,
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+    );
+    let c = client(1 << 20);
+    let handle = c.registry(&busy.addr).await.unwrap();
+    assert!(handle.base_url().starts_with("http://"));
+    assert_eq!(busy.injected.load(Ordering::SeqCst), 2);
+
+    // A registry that keeps failing: the error names the status after the retries.
+    let broken = FlakyProxy::start(
+        &reg.addr,
+        "GET /v2/retry/me/manifests/",
+        100,
+        "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n",
+    );
+    let r: Reference = format!("{}/retry/me:1", broken.addr).parse().unwrap();
+    let e = pull(
+        &client(1 << 20),
+        &r,
+        Arc::new(MemoryBlobs::new()),
+        &PullOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("502"), "{e}");
+    assert_eq!(
+        broken.injected.load(Ordering::SeqCst),
+        6,
+        "1 try + 5 retries"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blob_redirects_are_followed() {
+    use support::proxy::FlakyProxy;
+    let Some(reg) = RegistryProcess::start(Auth::Open, "blob_redirects") else {
+        return;
+    };
+    let img = test_image(24, &[200_000], false);
+    let direct: Reference = format!("{}/redir/me:1", reg.addr).parse().unwrap();
+    push(
+        &client(1 << 20),
+        &direct,
+        &img.manifest,
+        Arc::new(img.blobs.clone()),
+        &PushOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+    // Like an S3-backed registry: the blob GET answers 307 to another address.
+    let path = format!("/v2/redir/me/blobs/{}", img.layers[0]);
+    let pattern: &'static str = Box::leak(format!("GET {path}").into_boxed_str());
+    let response: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{}{path}\r\nContent-Length: 0\r\n\r\n",
+            reg.addr
+        )
+        .into_boxed_str(),
+    );
+    let redirecting = FlakyProxy::start(&reg.addr, pattern, 1, response);
+    let via: Reference = format!("{}/redir/me:1", redirecting.addr).parse().unwrap();
+    let sink = MemoryBlobs::new();
+    pull(
+        &client(1 << 20),
+        &via,
+        Arc::new(sink.clone()),
+        &PullOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        redirecting.injected.load(Ordering::SeqCst),
+        1,
+        "redirected once"
+    );
+    assert_eq!(
+        redirecting.forwarded.load(Ordering::SeqCst),
+        0,
+        "blob fetched elsewhere"
+    );
+    assert_eq!(sink.get(&img.layers[0]), img.blobs.get(&img.layers[0]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_copes_with_a_server_that_ignores_range() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "resume_without_range") else {
+        return;
+    };
+    let img = test_image(25, &[3 << 20], false);
+    let direct: Reference = format!("{}/norange/me:1", reg.addr).parse().unwrap();
+    push(
+        &client(1 << 20),
+        &direct,
+        &img.manifest,
+        Arc::new(img.blobs.clone()),
+        &PushOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+    let proxy = DroppingProxy::start_with(&reg.addr, Direction::Download, 1 << 20, true);
+    let via: Reference = format!("{}/norange/me:1", proxy.addr).parse().unwrap();
+    let sink = MemoryBlobs::new();
+    let retries = Arc::new(Retries::default());
+    pull(
+        &client(1 << 20),
+        &via,
+        Arc::new(sink.clone()),
+        &PullOptions::default(),
+        retries.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1);
+    assert_eq!(retries.0.lock().unwrap().len(), 1);
+    // The whole body came again; the bytes already held were skipped, not written twice.
+    assert_eq!(sink.get(&img.layers[0]), img.blobs.get(&img.layers[0]));
+}
