@@ -111,47 +111,75 @@ fn check_tar(
     Ok(())
 }
 
-// NOTE(parser): `--change` is parsed here by a small local function while the parser crate is
-// written; switch to `rbuild_parser` instructions once it is merged.
-/// Apply one Dockerfile config instruction to a docker config object.
+/// Apply one Dockerfile config instruction (`--change`) to a docker config object. The
+/// instruction is parsed and its words expanded by the Dockerfile parser, against the
+/// environment the config already has.
 pub fn apply_change(config: &mut Map<String, Value>, change: &str) -> anyhow::Result<()> {
-    let change = change.trim();
-    let (keyword, rest) = change
-        .split_once(char::is_whitespace)
-        .unwrap_or((change, ""));
-    let rest = rest.trim();
-    if rest.is_empty() {
-        bail!("{keyword} needs an argument");
+    use rbuild_parser::instructions::{Instruction, MetaScope, Platforms, StageScope};
+
+    let text = format!("FROM scratch\n{}\n", change.trim());
+    let df = rbuild_parser::instructions::parse_dockerfile(&text)
+        .map_err(|e| anyhow::anyhow!("{}", e.kind))?;
+    let Some(located) = df.stages.first().and_then(|s| s.instructions.first()) else {
+        bail!("no instruction given");
+    };
+    if change.split_whitespace().nth(1).is_none() {
+        bail!("{} needs an argument", located.instruction.keyword());
     }
-    match keyword.to_ascii_uppercase().as_str() {
-        "CMD" => {
-            config.insert("Cmd".into(), json!(command_form(rest)?));
+    let env: Vec<(String, String)> = config
+        .get("Env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            e.as_str()?
+                .split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    let no_args = Default::default();
+    let meta = MetaScope::resolve(&df, &no_args, &Platforms::host())?;
+    let mut scope = StageScope::new(&df, &meta, &no_args, env);
+    let shell = ["/bin/sh".to_string(), "-c".to_string()];
+    let argv = |c: &rbuild_parser::instructions::CommandLine| {
+        json!(rbuild_builder::config::argv(c, &shell))
+    };
+    match scope.expand(located)? {
+        Instruction::Cmd(c) => {
+            config.insert("Cmd".into(), argv(&c.command));
         }
-        "ENTRYPOINT" => {
-            config.insert("Entrypoint".into(), json!(command_form(rest)?));
+        Instruction::Entrypoint(e) => {
+            config.insert("Entrypoint".into(), argv(&e.command));
         }
-        "ENV" => {
-            let env = config.entry("Env").or_insert_with(|| json!([]));
-            let list = env.as_array_mut().expect("Env is a list");
-            for (k, v) in key_values(rest)? {
-                list.retain(|e| {
-                    e.as_str()
+        Instruction::Env(e) => {
+            let list = config.entry("Env").or_insert_with(|| json!([]));
+            if !list.is_array() {
+                *list = json!([]);
+            }
+            let list = list.as_array_mut().expect("Env is a list");
+            for kv in e.vars {
+                let entry = json!(format!("{}={}", kv.key, kv.value));
+                let same = |v: &Value| {
+                    v.as_str()
                         .and_then(|s| s.split_once('='))
-                        .is_none_or(|(ek, _)| ek != k)
-                });
-                list.push(json!(format!("{k}={v}")));
+                        .is_some_and(|(k, _)| k == kv.key)
+                };
+                match list.iter_mut().find(|v| same(v)) {
+                    Some(slot) => *slot = entry,
+                    None => list.push(entry),
+                }
             }
         }
-        "LABEL" => {
+        Instruction::Label(l) => {
             let labels = config.entry("Labels").or_insert_with(|| json!({}));
-            for (k, v) in key_values(rest)? {
-                labels[k] = json!(v);
+            for kv in l.labels {
+                labels[kv.key] = json!(kv.value);
             }
         }
-        "EXPOSE" => {
+        Instruction::Expose(e) => {
             let ports = config.entry("ExposedPorts").or_insert_with(|| json!({}));
-            for p in rest.split_whitespace() {
-                let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            for p in e.ports {
+                let (port, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
                 let ok = port.split('-').all(|n| n.parse::<u16>().is_ok())
                     && matches!(proto, "tcp" | "udp" | "sctp");
                 if !ok {
@@ -160,122 +188,43 @@ pub fn apply_change(config: &mut Map<String, Value>, change: &str) -> anyhow::Re
                 ports[format!("{port}/{proto}")] = json!({});
             }
         }
-        "VOLUME" => {
+        Instruction::Volume(v) => {
             let vols = config.entry("Volumes").or_insert_with(|| json!({}));
-            let list: Vec<String> = if rest.starts_with('[') {
-                serde_json::from_str(rest).context("VOLUME JSON array")?
-            } else {
-                rest.split_whitespace().map(String::from).collect()
-            };
-            for v in list {
-                vols[v] = json!({});
+            for path in v.paths {
+                vols[path] = json!({});
             }
         }
-        "USER" => {
-            config.insert("User".into(), json!(rest));
+        Instruction::User(u) => {
+            config.insert("User".into(), json!(u.user));
         }
-        "WORKDIR" => {
+        Instruction::Workdir(w) => {
             let current = config
                 .get("WorkingDir")
                 .and_then(Value::as_str)
                 .unwrap_or("/")
                 .to_string();
-            let dir = if rest.starts_with('/') {
-                rest.to_string()
+            let dir = if w.path.starts_with('/') {
+                w.path
             } else {
-                format!("{}/{rest}", current.trim_end_matches('/'))
+                format!("{}/{}", current.trim_end_matches('/'), w.path)
             };
             config.insert("WorkingDir".into(), json!(dir));
         }
-        "STOPSIGNAL" => {
-            config.insert("StopSignal".into(), json!(rest));
+        Instruction::Stopsignal(s) => {
+            config.insert("StopSignal".into(), json!(s.signal));
         }
-        "ONBUILD" => {
-            let first = rest
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_ascii_uppercase();
-            if matches!(first.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
-                bail!("{first} isn't allowed as an ONBUILD trigger");
-            }
+        Instruction::Onbuild(o) => {
             let list = config.entry("OnBuild").or_insert_with(|| json!([]));
             list.as_array_mut()
-                .expect("OnBuild is a list")
-                .push(json!(rest));
+                .context("OnBuild is not a list")?
+                .push(json!(o.expression));
         }
         other => bail!(
-            "{other} is not a valid change command (allowed: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL)"
+            "{} is not a valid change command (allowed: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL)",
+            other.keyword()
         ),
     }
     Ok(())
-}
-
-/// JSON exec form `["a","b"]`, else shell form `/bin/sh -c …`.
-fn command_form(rest: &str) -> anyhow::Result<Vec<String>> {
-    if rest.starts_with('[')
-        && let Ok(v) = serde_json::from_str::<Vec<String>>(rest)
-    {
-        return Ok(v);
-    }
-    Ok(vec!["/bin/sh".into(), "-c".into(), rest.into()])
-}
-
-/// `k=v k2="v 2"` pairs, or the legacy single `KEY value` form.
-fn key_values(rest: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let words = split_words(rest)?;
-    if !words.first().is_some_and(|w| w.contains('=')) {
-        let (k, v) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-        return Ok(vec![(k.to_string(), v.trim().to_string())]);
-    }
-    words
-        .into_iter()
-        .map(|w| match w.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => bail!("{w:?} is not KEY=VALUE"),
-        })
-        .collect()
-}
-
-/// Split on whitespace, honouring double and single quotes and backslash escapes.
-fn split_words(s: &str) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut chars = s.chars();
-    let mut in_word = false;
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (Some(q), c) if c == q => quote = None,
-            (q, '\\') if q != Some('\'') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-                in_word = true;
-            }
-            (_, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        bail!("unterminated quote");
-    }
-    if in_word {
-        out.push(cur);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -308,7 +257,11 @@ mod tests {
         ]);
         assert_eq!(c["Cmd"], json!(["/bin/sh", "-c", "echo hi"]));
         assert_eq!(c["Entrypoint"], json!(["/bin/sh", "-c", "/init"]));
-        assert_eq!(c["Env"], json!(["B=two words", "A=3"]));
+        assert_eq!(
+            c["Env"],
+            json!(["A=3", "B=two words"]),
+            "replaced in place, as docker does"
+        );
         assert_eq!(c["Labels"], json!({"org.x": "y"}));
         assert_eq!(c["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
         assert_eq!(c["Volumes"], json!({"/data": {}}));
@@ -316,6 +269,12 @@ mod tests {
         assert_eq!(c["WorkingDir"], json!("/srv/app"));
         assert_eq!(c["StopSignal"], json!("SIGINT"));
         assert_eq!(c["OnBuild"], json!(["RUN make"]));
+        let c = cfg(&["ENV A=1", "ENV B=${A}2", "WORKDIR /x/$B"]);
+        assert_eq!(
+            c["WorkingDir"],
+            json!("/x/12"),
+            "words expand against the config's env"
+        );
     }
 
     #[test]
@@ -326,5 +285,6 @@ mod tests {
         assert!(apply_change(&mut m, "ONBUILD FROM x").is_err());
         assert!(apply_change(&mut m, "CMD").is_err());
         assert!(apply_change(&mut m, "ENV A=\"x").is_err());
+        assert!(apply_change(&mut m, "FORM x").is_err());
     }
 }
