@@ -6,7 +6,11 @@
 //! - [`checksum`]: content digests of context files, with a stat-keyed cache so a no-op
 //!   rebuild never hashes unchanged files again;
 //! - [`graph`]: which stages a target needs and which can run in parallel;
-//! - [`cache_key`]: the cache key contract of every step.
+//! - [`cache_key`]: the cache key contract of every step;
+//! - [`copy`]: writing a COPY/ADD selection into the step's layer tree;
+//! - [`config`]: the docker-compatible image config being built;
+//! - [`lower`]: reading a stage's filesystem from its snapshot layers;
+//! - [`reporter`]: the progress callbacks the CLI implements.
 //!
 //! The builder never prints: progress goes through a reporter the CLI implements.
 
@@ -18,6 +22,7 @@ pub mod ignore;
 pub use error::BuildError;
 pub mod cache_key;
 pub mod config;
+pub mod copy;
 pub mod graph;
 pub mod lower;
 pub mod reporter;
