@@ -57,6 +57,9 @@ pub enum BuildError {
     /// `--target` names no stage.
     #[error("target stage {0:?} could not be found")]
     UnknownTarget(String),
+    /// The container of a RUN step could not be set up or waited for.
+    #[error("running the step's container: {0}")]
+    Container(String),
     /// The Dockerfile is malformed.
     #[error(transparent)]
     Parse(#[from] rbuild_parser::ParseError),

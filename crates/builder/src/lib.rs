@@ -10,6 +10,7 @@
 //! - [`copy`]: writing a COPY/ADD selection into the step's layer tree;
 //! - [`config`]: the docker-compatible image config being built;
 //! - [`lower`]: reading a stage's filesystem from its snapshot layers;
+//! - [`run`]: a RUN step in a real container, its changes left in the upper dir;
 //! - [`reporter`]: the progress callbacks the CLI implements.
 //!
 //! The builder never prints: progress goes through a reporter the CLI implements.
@@ -26,3 +27,4 @@ pub mod copy;
 pub mod graph;
 pub mod lower;
 pub mod reporter;
+pub mod run;

@@ -1,0 +1,149 @@
+//! Executing a RUN step: the stage's snapshot layers become an overlay's lower dirs, the
+//! command runs in a real container (the runner), its output streams to a callback, and the
+//! container's upper directory — what the command changed — is left for the store to turn
+//! into the step's layer. Mount-point stubs the runtime had to create (`/etc/hosts`, `/proc`
+//! …) are removed from it when the stage did not have them, so they never leak into layers.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use rbuild_runner::{ContainerConfig, Network, Rootfs, RunOptions, Stdio};
+
+use crate::error::BuildError;
+use crate::lower;
+
+/// What a RUN step executes, fully resolved.
+#[derive(Debug, Clone)]
+pub struct RunStep {
+    /// Unique id for the container (names its cgroup).
+    pub id: String,
+    /// The stage's layers, bottom first.
+    pub lower: Vec<PathBuf>,
+    /// argv (shell form already wrapped in the stage's SHELL).
+    pub args: Vec<String>,
+    /// `KEY=VALUE` environment.
+    pub env: Vec<String>,
+    /// Working directory (created if missing).
+    pub cwd: String,
+    /// Who runs it.
+    pub user: Option<rbuild_runner::Identity>,
+    /// Host network (the build default) or none.
+    pub network: Network,
+    /// Extra mounts (`RUN --mount`).
+    pub mounts: Vec<oci_spec::runtime::Mount>,
+}
+
+/// Run `step` in a container whose directory is `dir`. Output chunks go to `output` as they
+/// come. On success returns the upper directory (`dir/upper`); on failure the exit code.
+pub fn run_step(
+    step: &RunStep,
+    dir: &Path,
+    mut output: impl FnMut(&[u8]),
+) -> Result<Result<PathBuf, i32>, BuildError> {
+    let caps = rbuild_runner::caps::docker_default();
+    let seccomp = rbuild_runner::seccomp::docker_default(&caps).map_err(runner_err)?;
+    let opts = RunOptions {
+        args: step.args.clone(),
+        env: step.env.clone(),
+        cwd: step.cwd.clone(),
+        user: step.user.clone(),
+        hostname: "buildkitsandbox".into(),
+        network: step.network,
+        mounts: step.mounts.clone(),
+        seccomp: Some(seccomp),
+        ..Default::default()
+    };
+    let spec = rbuild_runner::docker_spec(&opts).map_err(runner_err)?;
+    let mount_points: Vec<String> = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .map(|m| m.destination().to_string_lossy().to_string())
+        .chain(["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"].map(String::from))
+        .collect();
+    let (read_end, write_end) = nix::unistd::pipe().map_err(|e| BuildError::io(dir, e.into()))?;
+    let stderr: OwnedFd = write_end.try_clone().map_err(|e| BuildError::io(dir, e))?;
+    let stdin: OwnedFd = std::fs::File::open("/dev/null")
+        .map_err(|e| BuildError::io("/dev/null", e))?
+        .into();
+    let config = ContainerConfig {
+        id: step.id.clone(),
+        dir: dir.to_path_buf(),
+        spec,
+        rootfs: Rootfs::Layers(step.lower.clone()),
+        init: true,
+        stdio: Stdio {
+            stdin: Some(stdin),
+            stdout: Some(write_end),
+            stderr: Some(stderr),
+            tty: false,
+            ..Default::default()
+        },
+        remove: false,
+    };
+    let running = rbuild_runner::spawn(config).map_err(runner_err)?;
+    if running.notes().rootfs_copied {
+        let _ = running.wait();
+        return Err(BuildError::io(
+            dir,
+            std::io::Error::other("RUN steps need overlayfs, which this kernel lacks"),
+        ));
+    }
+    let mut reader = std::fs::File::from(read_end);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => output(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(BuildError::io(dir, e)),
+        }
+    }
+    let outcome = running.wait().map_err(runner_err)?;
+    let code = outcome.status.code();
+    if code != 0 {
+        return Ok(Err(code));
+    }
+    let upper = dir.join("upper");
+    remove_mount_stubs(&upper, &step.lower, &mount_points);
+    Ok(Ok(upper))
+}
+
+/// Remove empty files and directories the runtime created in `upper` as mount points, where
+/// the stage had nothing, and then their parents that became empty the same way.
+fn remove_mount_stubs(upper: &Path, lower: &[PathBuf], mount_points: &[String]) {
+    for dest in mount_points {
+        let mut path = dest.trim_end_matches('/').to_string();
+        while !path.is_empty() && path != "/" {
+            let full = upper.join(path.trim_start_matches('/'));
+            let Ok(meta) = full.symlink_metadata() else {
+                break;
+            };
+            let empty = if meta.is_dir() {
+                std::fs::read_dir(&full).is_ok_and(|mut d| d.next().is_none())
+            } else {
+                meta.is_file() && meta.len() == 0
+            };
+            if !empty || lower::lookup(lower, &path).is_some() {
+                break;
+            }
+            let removed = if meta.is_dir() {
+                std::fs::remove_dir(&full)
+            } else {
+                std::fs::remove_file(&full)
+            };
+            if removed.is_err() {
+                break;
+            }
+            path = Path::new(&path)
+                .parent()
+                .map(|p| p.to_string_lossy().to_string())
+                .unwrap_or_default();
+        }
+    }
+}
+
+fn runner_err(e: rbuild_runner::Error) -> BuildError {
+    BuildError::Container(e.to_string())
+}
