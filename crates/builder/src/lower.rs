@@ -37,30 +37,13 @@ fn hidden_by_opaque_parent(layer: &Path, rel: &str) -> bool {
             if meta.file_type().is_char_device() && meta.rdev() == 0 {
                 return true;
             }
-            if meta.is_dir() && is_opaque(&full) {
+            if meta.is_dir() && rbuild_store::layer::is_opaque(&full) {
                 return true;
             }
         }
         dir = d.parent();
     }
     false
-}
-
-fn is_opaque(dir: &Path) -> bool {
-    let mut buf = [0u8; 4];
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: c and buf are valid for the duration of the call.
-    let n = unsafe {
-        nix::libc::lgetxattr(
-            c.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    n == 1 && buf[0] == b'y'
 }
 
 /// The content of a regular file as the stage sees it (symlinks inside the stage are not

@@ -232,7 +232,8 @@ fn collect(source: &LayerSource) -> Result<BTreeMap<OsString, Change>> {
     Ok(out)
 }
 
-fn is_opaque(dir: &Path) -> bool {
+/// Whether `dir` is an overlayfs opaque directory (`trusted.` or `user.overlay.opaque=y`).
+pub fn is_opaque(dir: &Path) -> bool {
     ["trusted.overlay.opaque", "user.overlay.opaque"]
         .iter()
         .any(|n| matches!(xattr::get(dir, n), Ok(Some(v)) if v == b"y"))

@@ -4,7 +4,7 @@ mod apply;
 mod create;
 
 pub use apply::{ApplyOptions, Whiteouts, apply_layer, apply_layer_file};
-pub use create::{CreateOptions, LayerSource, write_layer};
+pub use create::{CreateOptions, LayerSource, is_opaque, write_layer};
 
 /// Prefix of a whiteout entry: `.wh.name` deletes `name`.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
