@@ -301,3 +301,71 @@ proptest! {
         sb.assert_outside_untouched();
     }
 }
+
+/// The archive rules (`ADD` of a local tar): names are rooted at the target instead of
+/// refused, absolute symlinks resolve against it, whiteouts are plain files, and what would
+/// still leave the target is refused.
+mod rooted {
+    use super::*;
+    use rbuild_store::layer::{Paths, Whiteouts, apply_stream};
+
+    fn opts() -> ApplyOptions {
+        ApplyOptions {
+            whiteouts: Whiteouts::Keep,
+            paths: Paths::Rooted,
+            ..ApplyOptions::default()
+        }
+    }
+
+    #[test]
+    fn rooted_names_and_symlinks_stay_inside() {
+        let sb = Sandbox::new();
+        fs::write(sb.target.join("old"), "kept").unwrap();
+        let outside = sb.outside.to_str().unwrap().to_string();
+        let tar = evil_tar(&[
+            E::File("/abs", b"a"),
+            E::File("x/../dotdot", b"d"),
+            E::Symlink("esc", &outside),
+            E::File("esc/victim", b"inside"),
+            E::File(".wh.old", b"w"),
+            E::Dir("d"),
+            E::File("d/.wh..wh..opq", b"o"),
+            E::Hardlink("/h", "/abs"),
+        ]);
+        apply_stream(&tar[..], &sb.target, &opts(), "a.tar").unwrap();
+        sb.assert_outside_untouched();
+        let t = &sb.target;
+        assert_eq!(fs::read_to_string(t.join("abs")).unwrap(), "a");
+        assert_eq!(fs::read_to_string(t.join("dotdot")).unwrap(), "d");
+        let inner = t.join(outside.trim_start_matches('/')).join("victim");
+        assert_eq!(fs::read_to_string(inner).unwrap(), "inside");
+        assert_eq!(fs::read_to_string(t.join("old")).unwrap(), "kept");
+        assert_eq!(fs::read_to_string(t.join(".wh.old")).unwrap(), "w");
+        assert_eq!(fs::read_to_string(t.join("d/.wh..wh..opq")).unwrap(), "o");
+        assert_eq!(fs::read_to_string(t.join("h")).unwrap(), "a");
+    }
+
+    #[test]
+    fn rooted_escapes_are_refused() {
+        for (entries, why) in [
+            (
+                vec![E::File("../outside/victim", b"p")],
+                "`..` leads outside",
+            ),
+            (
+                vec![E::Symlink("up", ".."), E::File("up/outside/victim", b"p")],
+                "leads outside the target directory",
+            ),
+            (
+                vec![E::Hardlink("h", "../outside/victim")],
+                "`..` leads outside",
+            ),
+        ] {
+            let sb = Sandbox::new();
+            let err = apply_stream(&evil_tar(&entries)[..], &sb.target, &opts(), "evil.tar")
+                .expect_err("refused");
+            assert!(err.to_string().contains(why), "{err}");
+            sb.assert_outside_untouched();
+        }
+    }
+}

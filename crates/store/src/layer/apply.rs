@@ -1,4 +1,6 @@
 //! Safe layer application: a changeset tar onto a directory, never writing outside it.
+//! The same engine extracts the archives of a Dockerfile `ADD` ([`Paths::Rooted`],
+//! [`Whiteouts::Keep`], [`apply_stream`]), where docker's looser but still confined rules apply.
 //!
 //! The rule is simple and strict: an entry is rejected when a host `tar -x` of it could touch
 //! anything outside the target — an absolute path or `..` in a name or hardlink target, or a
@@ -26,6 +28,9 @@ use crate::layer::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX, is_overlay_xattr};
 /// How whiteout entries are honoured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Whiteouts {
+    /// Not at all: `.wh.*` entries are written as the plain files they are named, as docker's
+    /// `ADD` of a local archive does (it is not a layer).
+    Keep,
     /// Delete what they name (flattening layers into one rootfs).
     Delete,
     /// Convert them to overlayfs form (char 0/0 devices, `trusted.overlay.opaque=y`), for a
@@ -33,13 +38,31 @@ pub enum Whiteouts {
     Overlay,
 }
 
-/// Options for [`apply_layer`].
+/// How entry names, and symlinks met on the way to an entry, are confined to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paths {
+    /// Layer rules: an absolute name, `..` anywhere in a name, or an absolute symlink on the
+    /// way is refused.
+    Strict,
+    /// Archive rules (docker's and BuildKit's `ADD`): the target acts as `/`. A leading `/` is
+    /// dropped, `..` is resolved by name and refused only when it climbs above the target, and
+    /// an absolute symlink on the way resolves against the target, as inside a chroot. A
+    /// relative symlink that climbs out is still refused.
+    Rooted,
+}
+
+/// Options for [`apply_layer`] and [`apply_stream`].
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyOptions {
     /// How whiteouts are honoured.
     pub whiteouts: Whiteouts,
     /// Set owners from the tar (needs root); otherwise files belong to the caller.
     pub preserve_owners: bool,
+    /// Own every entry by these ids instead of the tar's (`ADD --chown`); directories the tar
+    /// only implies belong to the caller. Takes precedence over `preserve_owners`.
+    pub owner: Option<(u32, u32)>,
+    /// How names and symlinks are confined.
+    pub paths: Paths,
 }
 
 impl Default for ApplyOptions {
@@ -47,6 +70,8 @@ impl Default for ApplyOptions {
         ApplyOptions {
             whiteouts: Whiteouts::Delete,
             preserve_owners: nix::unistd::geteuid().is_root(),
+            owner: None,
+            paths: Paths::Strict,
         }
     }
 }
@@ -82,17 +107,24 @@ pub fn apply_layer_file(
 ) -> Result<()> {
     io::Seek::rewind(file).at("rewinding", layer)?;
     // Pass 1: check every entry name and the whole stream, without touching the target.
-    check(file, layer)?;
+    check(file, layer, opts.paths)?;
     io::Seek::rewind(file).at("rewinding", layer)?;
     // Pass 2: apply.
-    Applier {
-        root: target.to_path_buf(),
-        opts: *opts,
-        layer: layer.to_string(),
-        written: HashSet::new(),
-        dirs: Vec::new(),
-    }
-    .run(file)
+    Applier::new(target, opts, layer).run(file)
+}
+
+/// Apply an uncompressed tar read from `reader` onto `target` in one pass, without buffering
+/// or checking it first: entries are written as they come, so an error (a dangerous entry, a
+/// truncated stream) can leave the entries before it written. For callers that discard the
+/// target on error (a build step's layer tree); the confinement rules are the same, so
+/// nothing outside `target` is ever touched.
+pub fn apply_stream(
+    reader: impl Read,
+    target: &Path,
+    opts: &ApplyOptions,
+    name: &str,
+) -> Result<()> {
+    Applier::new(target, opts, name).run(reader)
 }
 
 fn bad(layer: &str, entry: &str, problem: impl Into<String>) -> StoreError {
@@ -103,43 +135,54 @@ fn bad(layer: &str, entry: &str, problem: impl Into<String>) -> StoreError {
     }
 }
 
-/// Split an entry name into safe components, rejecting absolute paths and `..`.
-fn components(raw: &[u8], layer: &str) -> Result<Vec<OsString>> {
+/// Split an entry name into safe components: [`Paths::Strict`] rejects absolute paths and
+/// `..`; [`Paths::Rooted`] drops the leading `/` and resolves `..` by name, rejecting it only
+/// above the root.
+fn components(raw: &[u8], layer: &str, paths: Paths) -> Result<Vec<OsString>> {
     let shown = String::from_utf8_lossy(raw);
     let p = Path::new(OsStr::from_bytes(raw));
-    let mut out = Vec::new();
+    let mut out: Vec<OsString> = Vec::new();
     for c in p.components() {
-        match c {
-            Component::RootDir | Component::Prefix(_) => {
+        match (c, paths) {
+            (Component::RootDir | Component::Prefix(_), Paths::Strict) => {
                 return Err(bad(
                     layer,
                     &shown,
                     "absolute path is not allowed in a layer",
                 ));
             }
-            Component::ParentDir => {
+            (Component::ParentDir, Paths::Strict) => {
                 return Err(bad(layer, &shown, "`..` is not allowed in a layer path"));
             }
-            Component::CurDir => {}
-            Component::Normal(n) => out.push(n.to_owned()),
+            (Component::ParentDir, Paths::Rooted) => {
+                if out.pop().is_none() {
+                    return Err(bad(
+                        layer,
+                        &shown,
+                        "`..` leads outside the target directory",
+                    ));
+                }
+            }
+            (Component::RootDir | Component::Prefix(_) | Component::CurDir, _) => {}
+            (Component::Normal(n), _) => out.push(n.to_owned()),
         }
     }
     Ok(out)
 }
 
-fn check(spool: &mut fs::File, layer: &str) -> Result<()> {
+fn check(spool: &mut fs::File, layer: &str, paths: Paths) -> Result<()> {
     let mut ar = tar::Archive::new(spool);
     let entries = ar.entries().map_err(|e| bad(layer, "", e.to_string()))?;
     for e in entries {
         let mut e = e.map_err(|e| bad(layer, "", format!("corrupt or truncated tar: {e}")))?;
         let raw = e.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
-        components(&raw, layer)?;
+        components(&raw, layer, paths)?;
         if e.header().entry_type() == tar::EntryType::Link {
             let target = e
                 .link_name_bytes()
                 .ok_or_else(|| bad(layer, &shown, "hardlink without target"))?;
-            components(&target, layer)
+            components(&target, layer, paths)
                 .map_err(|_| bad(layer, &shown, "hardlink target leaves the layer"))?;
         }
         // Read the data so a truncated tar is caught before anything is written.
@@ -160,8 +203,18 @@ struct Applier {
 }
 
 impl Applier {
-    fn run(mut self, spool: &mut fs::File) -> Result<()> {
-        let mut ar = tar::Archive::new(spool);
+    fn new(target: &Path, opts: &ApplyOptions, layer: &str) -> Applier {
+        Applier {
+            root: target.to_path_buf(),
+            opts: *opts,
+            layer: layer.to_string(),
+            written: HashSet::new(),
+            dirs: Vec::new(),
+        }
+    }
+
+    fn run(mut self, reader: impl Read) -> Result<()> {
+        let mut ar = tar::Archive::new(reader);
         let entries = ar
             .entries()
             .map_err(|e| bad(&self.layer, "", e.to_string()))?;
@@ -175,20 +228,22 @@ impl Applier {
         Ok(())
     }
 
-    fn entry(&mut self, e: &mut tar::Entry<'_, &mut fs::File>) -> Result<()> {
+    fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw = e.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
-        let comps = components(&raw, &self.layer)?;
+        let comps = components(&raw, &self.layer, self.opts.paths)?;
         let Some((name, parents)) = comps.split_last() else {
             return Ok(()); // the root itself
         };
         let parent = self.resolve(parents, &shown, true)?;
         let name_bytes = name.as_bytes();
-        if name_bytes == OPAQUE_WHITEOUT.as_bytes() {
-            return self.opaque(&parent);
-        }
-        if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            return self.whiteout(&parent, OsStr::from_bytes(hidden));
+        if self.opts.whiteouts != Whiteouts::Keep {
+            if name_bytes == OPAQUE_WHITEOUT.as_bytes() {
+                return self.opaque(&parent);
+            }
+            if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+                return self.whiteout(&parent, OsStr::from_bytes(hidden));
+            }
         }
         let path = parent.join(name);
         let h = e.header().clone();
@@ -230,7 +285,7 @@ impl Applier {
                 let target = e
                     .link_name_bytes()
                     .ok_or_else(|| bad(&self.layer, &shown, "hardlink without target"))?;
-                let tcomps = components(&target, &self.layer)?;
+                let tcomps = components(&target, &self.layer, self.opts.paths)?;
                 let Some((tname, tparents)) = tcomps.split_last() else {
                     return Err(bad(&self.layer, &shown, "hardlink to the root"));
                 };
@@ -284,18 +339,21 @@ impl Applier {
         Ok(())
     }
 
-    fn metadata(
+    fn metadata<R: Read>(
         &mut self,
-        e: &mut tar::Entry<'_, &mut fs::File>,
+        e: &mut tar::Entry<'_, R>,
         path: &Path,
         kind: tar::EntryType,
         mode: u32,
     ) -> Result<()> {
         let h = e.header().clone();
         let is_link = kind == tar::EntryType::Symlink;
-        if self.opts.preserve_owners {
-            let uid = h.uid().unwrap_or(0) as u32;
-            let gid = h.gid().unwrap_or(0) as u32;
+        let owner = self.opts.owner.or_else(|| {
+            self.opts
+                .preserve_owners
+                .then(|| (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32))
+        });
+        if let Some((uid, gid)) = owner {
             std::os::unix::fs::lchown(path, Some(uid), Some(gid)).at("changing owner of", path)?;
         }
         if let Ok(Some(exts)) = e.pax_extensions() {
@@ -331,6 +389,7 @@ impl Applier {
     fn whiteout(&mut self, parent: &Path, hidden: &OsStr) -> Result<()> {
         let path = parent.join(hidden);
         match self.opts.whiteouts {
+            Whiteouts::Keep => Ok(()),
             Whiteouts::Delete => match fs::symlink_metadata(&path) {
                 Ok(md) if md.is_dir() => fs::remove_dir_all(&path).at("removing", &path),
                 Ok(_) => fs::remove_file(&path).at("removing", &path),
@@ -348,6 +407,7 @@ impl Applier {
 
     fn opaque(&mut self, dir: &Path) -> Result<()> {
         match self.opts.whiteouts {
+            Whiteouts::Keep => Ok(()),
             Whiteouts::Delete => {
                 for e in fs::read_dir(dir).at("reading", dir)? {
                     let p = e.at("reading", dir)?.path();
@@ -364,7 +424,8 @@ impl Applier {
     }
 
     /// Resolve parent components inside the root, following in-root symlinks, creating missing
-    /// directories when `create`. Errors when a symlink is absolute or climbs out of the root.
+    /// directories (0755) when `create`. Errors when a symlink climbs out of the root, or is
+    /// absolute under [`Paths::Strict`] (under [`Paths::Rooted`] it restarts from the root).
     fn resolve(&self, comps: &[OsString], entry: &str, create: bool) -> Result<PathBuf> {
         let mut resolved: Vec<OsString> = Vec::new();
         let mut queue: std::collections::VecDeque<OsString> = comps.iter().cloned().collect();
@@ -393,7 +454,9 @@ impl Applier {
                         return Err(bad(&self.layer, entry, "too many levels of symbolic links"));
                     }
                     let target = fs::read_link(&p).at("reading link", &p)?;
-                    if target.is_absolute() {
+                    if target.is_absolute() && self.opts.paths == Paths::Rooted {
+                        resolved.clear();
+                    } else if target.is_absolute() {
                         return Err(bad(
                             &self.layer,
                             entry,
@@ -406,6 +469,7 @@ impl Applier {
                     }
                     let mut next: Vec<OsString> = target
                         .components()
+                        .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
                         .map(|c| c.as_os_str().to_owned())
                         .collect();
                     next.extend(queue.drain(..));
@@ -421,6 +485,9 @@ impl Applier {
                 }
                 Err(_) if create => {
                     fs::create_dir(&p).at("creating directory", &p)?;
+                    // Implied directories are 0755 whatever the umask, as docker makes them.
+                    fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
+                        .at("changing mode of", &p)?;
                     resolved.push(c);
                 }
                 Err(_) => {

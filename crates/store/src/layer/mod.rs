@@ -3,7 +3,7 @@
 mod apply;
 mod create;
 
-pub use apply::{ApplyOptions, Whiteouts, apply_layer, apply_layer_file};
+pub use apply::{ApplyOptions, Paths, Whiteouts, apply_layer, apply_layer_file, apply_stream};
 pub use create::{CreateOptions, LayerSource, is_opaque, write_layer};
 
 /// Prefix of a whiteout entry: `.wh.name` deletes `name`.
