@@ -63,6 +63,42 @@ pub enum BuildError {
     /// The Dockerfile is malformed.
     #[error(transparent)]
     Parse(#[from] rbuild_parser::ParseError),
+    /// A local archive given to ADD could not be extracted.
+    #[error("extracting {}: {problem}", archive.display())]
+    Archive {
+        /// The archive file.
+        archive: PathBuf,
+        /// What is wrong (the entry concerned, the refused path, the I/O error).
+        problem: String,
+    },
+    /// An ADD URL could not be downloaded (connection, TLS, a body cut short).
+    #[error("{url}: {problem}")]
+    Download {
+        /// The URL as written.
+        url: String,
+        /// What went wrong.
+        problem: String,
+    },
+    /// The server answered an ADD URL with an error status.
+    #[error("{url}: invalid response status {status}")]
+    HttpStatus {
+        /// The URL as written.
+        url: String,
+        /// The status code and reason (`404 Not Found`).
+        status: String,
+    },
+    /// The content of an ADD URL does not match its `--checksum`.
+    #[error(
+        "{url}: digest mismatch: --checksum={expected} but the content downloaded hashes to {actual}"
+    )]
+    ChecksumMismatch {
+        /// The URL as written.
+        url: String,
+        /// The digest given with `--checksum`.
+        expected: rbuild_oci::Digest,
+        /// The digest of what was downloaded.
+        actual: rbuild_oci::Digest,
+    },
 }
 
 impl BuildError {

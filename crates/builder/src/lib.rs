@@ -8,6 +8,8 @@
 //! - [`graph`]: which stages a target needs and which can run in parallel;
 //! - [`cache_key`]: the cache key contract of every step;
 //! - [`copy`]: writing a COPY/ADD selection into the step's layer tree;
+//! - [`archive`]: ADD of a local tar archive: detection and safe extraction;
+//! - [`remote`]: ADD of an http(s) URL: download, `--checksum`, docker's file name and mtime;
 //! - [`config`]: the docker-compatible image config being built;
 //! - [`lower`]: reading a stage's filesystem from its snapshot layers;
 //! - [`run`]: a RUN step in a real container, its changes left in the upper dir;
@@ -21,10 +23,12 @@ mod error;
 pub mod ignore;
 
 pub use error::BuildError;
+pub mod archive;
 pub mod cache_key;
 pub mod config;
 pub mod copy;
 pub mod graph;
 pub mod lower;
+pub mod remote;
 pub mod reporter;
 pub mod run;
