@@ -248,6 +248,33 @@ impl Store {
         }
     }
 
+    /// Make `dir` the snapshot of layer `diff_id` by renaming it into place (same filesystem),
+    /// instead of unpacking the layer again: for a directory that holds exactly the layer's
+    /// content in overlay form, such as the upper directory the layer was made from. When the
+    /// snapshot already exists `dir` is removed and the existing one returned.
+    pub fn adopt_snapshot(&self, diff_id: &Digest, dir: &Path) -> Result<PathBuf> {
+        let dest = self
+            .root
+            .join("snapshots")
+            .join(diff_id.algorithm().as_str())
+            .join(diff_id.hex());
+        if dest.is_dir() {
+            let _ = fs::remove_dir_all(dir);
+            return Ok(dest);
+        }
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).at("creating", parent)?;
+        }
+        match fs::rename(dir, &dest) {
+            Ok(()) => Ok(dest),
+            Err(_) if dest.is_dir() => {
+                let _ = fs::remove_dir_all(dir);
+                Ok(dest)
+            }
+            Err(e) => Err(e).at("renaming snapshot into", dest),
+        }
+    }
+
     /// Apply every layer of `image` onto `target` with whiteouts deleting (a flat rootfs).
     pub fn unpack(&self, image: &Image, target: &Path) -> Result<()> {
         for d in image.diff_ids()? {
