@@ -80,18 +80,24 @@ impl Fixture {
     }
 }
 
-/// The count of `CACHED` steps and of steps in a plain build log.
-fn cached_steps(log: &str) -> (usize, usize) {
+/// The numbers of the summary line `(N steps, C cached, H files hashed)` of a plain build log.
+fn summary(log: &str) -> (usize, usize, usize) {
     let line = log
         .lines()
         .find(|l| l.starts_with("writing image"))
         .unwrap_or_else(|| panic!("no summary in:\n{log}"));
-    let nums: Vec<usize> = line
+    let tail = &line[line.rfind('(').expect("summary counts")..];
+    let nums: Vec<usize> = tail
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|n| n.parse().ok())
         .collect();
-    let n = nums.len();
-    (nums[n - 1], nums[n - 2])
+    (nums[0], nums[1], nums[2])
+}
+
+/// `(cached steps, steps)` of a plain build log.
+fn cached_steps(log: &str) -> (usize, usize) {
+    let (steps, cached, _) = summary(log);
+    (cached, steps)
 }
 
 fn image_id(f: &Fixture, name: &str) -> String {
@@ -279,9 +285,10 @@ fn cache_hits_after_touch_and_misses_after_a_change() {
     assert_eq!(cached_steps(&log), (0, 4), "{log}");
     let first = image_id(&f, "c:1");
 
-    // Nothing changed: every step cached, the same image.
+    // Nothing changed: every step cached, the same image, no file read again.
     let log = f.build_ok(&["-t", "c:1"]);
     assert_eq!(cached_steps(&log), (3, 4), "{log}");
+    assert_eq!(summary(&log).2, 0, "a no-op rebuild hashes nothing: {log}");
     assert_eq!(image_id(&f, "c:1"), first);
 
     // Touched, same content: still hits (content, not mtime, keys the cache).
@@ -293,6 +300,11 @@ fn cache_hits_after_touch_and_misses_after_a_change() {
     file.set_modified(later).unwrap();
     let log = f.build_ok(&["-t", "c:1"]);
     assert_eq!(cached_steps(&log), (3, 4), "{log}");
+    assert_eq!(
+        summary(&log).2,
+        1,
+        "only the touched file is hashed again: {log}"
+    );
 
     // A content change: COPY and what follows run again.
     f.write("src/b.txt", "changed\n");
@@ -741,4 +753,102 @@ CMD ["cat version"]
         only_docker.is_empty() && only_ours.is_empty(),
         "docker only: {only_docker:?}\nrbuild only: {only_ours:?}"
     );
+}
+
+#[test]
+fn concurrent_builds_share_one_store() {
+    let Some(f) = Fixture::new("concurrent") else {
+        return;
+    };
+    f.write("src/x", "x\n");
+    f.write(
+        "Dockerfile",
+        "FROM busybox:local\nCOPY src/ /src/\nRUN sleep 0.3 && cat /src/x > /y\n",
+    );
+    let spawn = |tag: &str| {
+        Command::new(env!("CARGO_BIN_EXE_rbuild"))
+            .arg("--root")
+            .arg(f.root())
+            .args(["build", "-q", "--no-cache", "-t", tag])
+            .arg(f.ctx())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children: Vec<_> = (0..3).map(|i| spawn(&format!("conc:{i}"))).collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for i in 0..3 {
+        let name = format!("conc:{i}");
+        assert_eq!(
+            rbuild_ok(&f.root(), &["run", "--rm", &name, "cat", "/y"]),
+            "x\n"
+        );
+    }
+    // And a later cached build of the same input reuses what they stored.
+    let log = f.build_ok(&["-t", "conc:after"]);
+    assert_eq!(cached_steps(&log), (2, 3), "{log}");
+}
+
+#[test]
+fn push_to_a_registry_and_build_from_it_in_another_store() {
+    let Ok(registry) = std::env::var("RBUILD_TEST_REGISTRY") else {
+        assert!(!common::peers_required(), "RBUILD_TEST_REGISTRY is not set");
+        eprintln!("skipped: no test registry (run scripts/test)");
+        return;
+    };
+    let Some(f) = Fixture::new("push") else {
+        return;
+    };
+    let name = format!("{registry}/rbuild-build-push/app:1");
+    f.write(
+        "Dockerfile",
+        "FROM busybox:local\nRUN echo pushed > /marker\n",
+    );
+    f.build_ok(&["-t", &name, "--push"]);
+    // A fresh store builds FROM the pushed image: the base is pulled.
+    let other = f.dir.path().join("store-other");
+    let ctx2 = f.dir.path().join("ctx2");
+    std::fs::create_dir_all(&ctx2).unwrap();
+    std::fs::write(
+        ctx2.join("Dockerfile"),
+        format!("FROM {name}\nRUN cat /marker > /copy\n"),
+    )
+    .unwrap();
+    let out = rbuild(
+        &other,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "derived:1",
+            ctx2.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        rbuild_ok(&other, &["run", "--rm", "derived:1", "cat", "/copy"]),
+        "pushed\n"
+    );
+    // A missing base names the image and the failure.
+    std::fs::write(
+        ctx2.join("Dockerfile"),
+        format!("FROM {registry}/rbuild-build-push/missing:1\n"),
+    )
+    .unwrap();
+    let out = rbuild(&other, &["build", ctx2.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
 }

@@ -116,6 +116,9 @@ pub struct BuildOutcome {
     pub steps: usize,
     /// Of those, how many came from the cache.
     pub cached: usize,
+    /// Context files whose content was read and hashed (0 on a no-op rebuild: the stat-keyed
+    /// digest cache answers for unchanged files).
+    pub files_hashed: u64,
 }
 
 /// What a finished stage hands to stages that use it.
@@ -261,13 +264,16 @@ pub fn build(
     let image = store
         .commit_image(&config_bytes, &opts.tags)
         .map_err(store_err)?;
+    let mut files_hashed = 0;
     if let Ok(mut d) = digests.lock() {
+        files_hashed = d.files_hashed();
         let _ = d.save();
     }
     Ok(BuildOutcome {
         image,
         steps: shared.steps.load(Ordering::Relaxed),
         cached: shared.cached.load(Ordering::Relaxed),
+        files_hashed,
     })
 }
 

@@ -361,8 +361,8 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     };
     let id = outcome.image.id.to_string();
     progress.line(&format!(
-        "writing image {id} done ({} steps, {} cached)",
-        outcome.steps, outcome.cached
+        "writing image {id} done ({} steps, {} cached, {} files hashed)",
+        outcome.steps, outcome.cached, outcome.files_hashed
     ));
     for t in &tags {
         progress.line(&format!("naming to {t} done"));
