@@ -82,15 +82,16 @@ results=$work/results
 mkdir -p "$results"
 # bench_case WORKLOAD SCENARIO RUNS: the three tools for one scenario.
 bench_case() {
-  local w=$1 scenario=$2 runs=$3 flags="" prepare="true"
+  # Every run starts with no dirty page cache (`sync`), so no tool pays for another's writeback.
+  local w=$1 scenario=$2 runs=$3 flags="" prepare="sync"
   case $scenario in
     cold) flags="--no-cache" ;;
     cached) ;;
     change)
       if [ "$w" = small ]; then
-        prepare="sh -c 'date +%s%N > $work/small/src/d07/f0700.txt'"
+        prepare="sh -c 'date +%s%N > $work/small/src/d07/f0700.txt; sync'"
       else
-        prepare="sh -c 'date +%s%N | dd of=$work/big/data/blob4 bs=1 seek=1000 conv=notrunc status=none'"
+        prepare="sh -c 'date +%s%N | dd of=$work/big/data/blob4 bs=1 seek=1000 conv=notrunc status=none; sync'"
       fi ;;
   esac
   # Warm every tool's cache once so "cached" and "change" start from a built image.
@@ -105,7 +106,7 @@ small_runs=${BENCH_RUNS_SMALL:-10}
 big_runs=${BENCH_RUNS_BIG:-5}
 for s in cold cached change; do bench_case small $s "$small_runs"; done
 for s in cold cached change; do bench_case big $s "$big_runs"; done
-hyperfine -N --runs "$big_runs" --warmup 1 --export-json "$results/raw.json" \
+hyperfine -N --runs "$big_runs" --warmup 1 --prepare sync --export-json "$results/raw.json" \
   -n "tar | sha256sum" "sh -c 'tar -C $work -cf - big/data gen200 | sha256sum'"
 
 python3 - "$results" "$work/section.md" "$(bench_machine)" "$small_runs" "$big_runs" \
@@ -120,7 +121,7 @@ def med(name):
 out = ["## Building images: `rbuild build` vs `docker build` vs `buildah build`", "",
        machine + f" hyperfine medians ({small_runs} runs for (a), {big_runs} for (b), one warm-up); "
        "every tool starts from the same busybox image in its own store; RUN steps use the host "
-       "network in all three.", "",
+       "network in all three; `sync` before every run.", "",
        "(a) 5 RUN steps, ENV/WORKDIR/LABEL/CMD and a COPY of 2,000 small files; "
        "(b) a COPY of 400 MB of incompressible files and a RUN writing 200 MB. "
        "*cold* = `--no-cache`; *cached* = nothing changed; *change* = one source file edited "
