@@ -72,10 +72,12 @@ impl State {
 pub(crate) fn build_stage(shared: &Shared<'_>, index: usize) -> Result<StageResult, BuildError> {
     let df = shared.dockerfile;
     let stage = &df.stages[index];
-    let stage_name = stage
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("stage-{index}"));
+    // BuildKit's labels: the stage's name, `stage-N` when unnamed, nothing for an unnamed last stage.
+    let stage_name = match &stage.name {
+        Some(n) => n.clone(),
+        None if index + 1 == df.stages.len() => String::new(),
+        None => format!("stage-{index}"),
+    };
     let from = shared.meta.expand_from(&stage.from)?;
 
     // The base image's ONBUILD triggers run first, as if written after FROM.
