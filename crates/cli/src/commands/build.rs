@@ -13,7 +13,7 @@ use rbuild_builder::BuildError;
 use rbuild_builder::build::{BuildOptions, ImageSource, NetworkMode, Secret, build};
 use rbuild_oci::{Platform, Reference};
 use rbuild_registry::PullOptions;
-use rbuild_store::archive::{self, ArchiveFormat};
+use rbuild_store::archive::ArchiveFormat;
 use rbuild_store::{Image, Store};
 
 use super::Globals;
@@ -370,7 +370,7 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     match &output {
         Output::Image => {}
         Output::Archive(format, dest) => {
-            write_archive(&store, &outcome.image, &tags, *format, dest)?;
+            super::copy::write_archive(&store, &outcome.image, tags.clone(), *format, dest)?;
             progress.line(&format!("exported to {}", dest.display()));
         }
         Output::Local(dir) => {
@@ -405,26 +405,6 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         println!("{id}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn write_archive(
-    store: &Store,
-    image: &Image,
-    tags: &[Reference],
-    format: ArchiveFormat,
-    dest: &Path,
-) -> anyhow::Result<()> {
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    archive::save(store, &[(image.clone(), tags.to_vec())], format, &mut tmp)
-        .with_context(|| format!("writing {}", dest.display()))?;
-    tmp.persist(dest)
-        .with_context(|| format!("writing {}", dest.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]

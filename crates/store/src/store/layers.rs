@@ -212,14 +212,17 @@ impl Store {
         self.image(&man_digest)
     }
 
+    fn snapshot_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.root
+            .join("snapshots")
+            .join(diff_id.algorithm().as_str())
+            .join(diff_id.hex())
+    }
+
     /// The unpacked snapshot directory of layer `diff_id`, unpacked on first use. Its whiteouts
     /// are in overlay form, so it can serve directly as an overlay lower directory.
     pub fn snapshot(&self, diff_id: &Digest) -> Result<PathBuf> {
-        let dest = self
-            .root
-            .join("snapshots")
-            .join(diff_id.algorithm().as_str())
-            .join(diff_id.hex());
+        let dest = self.snapshot_dir(diff_id);
         if dest.is_dir() {
             return Ok(dest);
         }
@@ -253,11 +256,7 @@ impl Store {
     /// content in overlay form, such as the upper directory the layer was made from. When the
     /// snapshot already exists `dir` is removed and the existing one returned.
     pub fn adopt_snapshot(&self, diff_id: &Digest, dir: &Path) -> Result<PathBuf> {
-        let dest = self
-            .root
-            .join("snapshots")
-            .join(diff_id.algorithm().as_str())
-            .join(diff_id.hex());
+        let dest = self.snapshot_dir(diff_id);
         if dest.is_dir() {
             let _ = fs::remove_dir_all(dir);
             return Ok(dest);
