@@ -138,6 +138,19 @@ impl ConfigBuilder {
         self.config().insert(key.into(), json!(value));
     }
 
+    /// `config.Shell`, when the image sets one.
+    pub fn shell(&self) -> Option<Vec<String>> {
+        self.config_ref()
+            .and_then(|c| c.get("Shell"))
+            .and_then(Value::as_array)
+            .map(|_| self.strings("Shell"))
+    }
+
+    /// Set `config.Shell` (`SHELL` instruction).
+    pub fn set_shell(&mut self, shell: &[String]) {
+        self.config().insert("Shell".into(), json!(shell));
+    }
+
     /// Set `Cmd` or `Entrypoint` from a command line, wrapping shell form in `shell`.
     pub fn set_command(&mut self, key: &str, command: &CommandLine, shell: &[String]) {
         let argv = argv(command, shell);

@@ -86,6 +86,17 @@ impl BuildContext {
         })
     }
 
+    /// A directory read without ignore rules: another stage's or an image's filesystem
+    /// (`COPY --from`).
+    pub fn plain(root: &Path) -> Result<Self, BuildError> {
+        let root = root.canonicalize().map_err(|e| BuildError::io(root, e))?;
+        Ok(BuildContext {
+            root,
+            ignore: Matcher::default(),
+            ignore_file: None,
+        })
+    }
+
     /// The context directory (canonical).
     pub fn root(&self) -> &Path {
         &self.root

@@ -60,6 +60,40 @@ pub enum BuildError {
     /// The container of a RUN step could not be set up or waited for.
     #[error("running the step's container: {0}")]
     Container(String),
+    /// A base or `--from` image is neither in the store nor fetchable.
+    #[error("image {reference:?}: {reason}")]
+    ImageNotFound {
+        /// The reference as written.
+        reference: String,
+        /// Why it could not be found.
+        reason: String,
+    },
+    /// A RUN step's command failed.
+    #[error("{step} (Dockerfile line {line}) did not complete successfully: exit code: {code}")]
+    StepFailed {
+        /// The step's label (`[build 3/5] RUN make`).
+        step: String,
+        /// Its line in the Dockerfile.
+        line: usize,
+        /// The command's exit code.
+        code: i32,
+        /// The last lines it printed.
+        output: Vec<String>,
+    },
+    /// An instruction's value is unusable (`--chmod`, `--chown`, `--network`, USER …).
+    #[error("Dockerfile:{line}: {message}")]
+    Invalid {
+        /// The instruction's line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `RUN --mount=type=secret,required` names a secret the build was not given.
+    #[error("secret {0:?} is required but was not provided (use --secret id={0},src=FILE)")]
+    SecretNotFound(String),
+    /// The image store failed.
+    #[error("image store: {0}")]
+    Store(String),
     /// The Dockerfile is malformed.
     #[error(transparent)]
     Parse(#[from] rbuild_parser::ParseError),

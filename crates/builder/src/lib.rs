@@ -13,6 +13,7 @@
 //! - [`config`]: the docker-compatible image config being built;
 //! - [`lower`]: reading a stage's filesystem from its snapshot layers;
 //! - [`run`]: a RUN step in a real container, its changes left in the upper dir;
+//! - [`build`]: the driver: stages in dependency batches, cached steps, the final image;
 //! - [`reporter`]: the progress callbacks the CLI implements.
 //!
 //! The builder never prints: progress goes through a reporter the CLI implements.
@@ -24,6 +25,7 @@ pub mod ignore;
 
 pub use error::BuildError;
 pub mod archive;
+pub mod build;
 pub mod cache_key;
 pub mod config;
 pub mod copy;

@@ -21,8 +21,12 @@ pub struct StepInfo {
 }
 
 impl StepInfo {
-    /// BuildKit-style label: `[build 2/7] RUN make`.
+    /// BuildKit-style label: `[build 2/7] RUN make`, or `[2/7] RUN make` for an unnamed
+    /// final stage (an empty `stage`).
     pub fn label(&self) -> String {
+        if self.stage.is_empty() {
+            return format!("[{}/{}] {}", self.index, self.total, self.text);
+        }
         format!(
             "[{} {}/{}] {}",
             self.stage, self.index, self.total, self.text

@@ -125,8 +125,21 @@ fn remove_mount_stubs(upper: &Path, lower: &[PathBuf], mount_points: &[String]) 
             } else {
                 meta.is_file() && meta.len() == 0
             };
-            if !empty || lower::lookup(lower, &path).is_some() {
+            if !empty {
                 break;
+            }
+            if let Some((_, below)) = lower::lookup(lower, &path) {
+                // Copied up only to hold a stub: drop it when nothing about it changed.
+                use std::os::unix::fs::MetadataExt;
+                let same = below.is_dir()
+                    && meta.is_dir()
+                    && below.mode() == meta.mode()
+                    && below.uid() == meta.uid()
+                    && below.gid() == meta.gid()
+                    && !rbuild_store::layer::is_opaque(&full);
+                if !same {
+                    break;
+                }
             }
             let removed = if meta.is_dir() {
                 std::fs::remove_dir(&full)

@@ -1,6 +1,7 @@
 //! `rbuild`: daemonless Dockerfile builds, OCI images, registries and containers in one binary.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod build_progress;
 mod commands;
 mod image_layers;
 mod progress;

@@ -349,7 +349,7 @@ fn tag_names(image: &Image, tag: Option<&str>) -> anyhow::Result<Vec<Reference>>
 }
 
 /// Save to `file` through a temporary file in the same directory, renamed when complete.
-fn write_archive(
+pub(crate) fn write_archive(
     store: &Store,
     image: &Image,
     names: Vec<Reference>,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+mod build;
 pub mod common;
 mod copy;
 mod history;
@@ -38,6 +39,8 @@ pub struct Globals {
 /// Every `rbuild` subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build an image from a Dockerfile
+    Build(Box<build::BuildArgs>),
     /// Parse a Dockerfile and print its parse tree or typed instructions
     Parse(parse::ParseArgs),
     /// List images
@@ -82,6 +85,7 @@ impl Command {
     /// Run the chosen subcommand.
     pub fn run(self, globals: &Globals) -> anyhow::Result<ExitCode> {
         match self {
+            Command::Build(args) => build::run(*args, globals),
             Command::Parse(args) => parse::run(args),
             Command::Images(args) => images::run(args, globals),
             Command::Tag(args) => tag::run(args, globals),

@@ -212,14 +212,17 @@ impl Store {
         self.image(&man_digest)
     }
 
+    fn snapshot_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.root
+            .join("snapshots")
+            .join(diff_id.algorithm().as_str())
+            .join(diff_id.hex())
+    }
+
     /// The unpacked snapshot directory of layer `diff_id`, unpacked on first use. Its whiteouts
     /// are in overlay form, so it can serve directly as an overlay lower directory.
     pub fn snapshot(&self, diff_id: &Digest) -> Result<PathBuf> {
-        let dest = self
-            .root
-            .join("snapshots")
-            .join(diff_id.algorithm().as_str())
-            .join(diff_id.hex());
+        let dest = self.snapshot_dir(diff_id);
         if dest.is_dir() {
             return Ok(dest);
         }
@@ -245,6 +248,29 @@ impl Store {
                 let _ = fs::remove_dir_all(&staged);
                 Err(e).at("renaming snapshot into", dest)
             }
+        }
+    }
+
+    /// Make `dir` the snapshot of layer `diff_id` by renaming it into place (same filesystem),
+    /// instead of unpacking the layer again: for a directory that holds exactly the layer's
+    /// content in overlay form, such as the upper directory the layer was made from. When the
+    /// snapshot already exists `dir` is removed and the existing one returned.
+    pub fn adopt_snapshot(&self, diff_id: &Digest, dir: &Path) -> Result<PathBuf> {
+        let dest = self.snapshot_dir(diff_id);
+        if dest.is_dir() {
+            let _ = fs::remove_dir_all(dir);
+            return Ok(dest);
+        }
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).at("creating", parent)?;
+        }
+        match fs::rename(dir, &dest) {
+            Ok(()) => Ok(dest),
+            Err(_) if dest.is_dir() => {
+                let _ = fs::remove_dir_all(dir);
+                Ok(dest)
+            }
+            Err(e) => Err(e).at("renaming snapshot into", dest),
         }
     }
 

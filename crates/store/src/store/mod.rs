@@ -139,9 +139,13 @@ impl Store {
     pub fn update_table<R>(&self, f: impl FnOnce(&mut ImageTable) -> Result<R>) -> Result<R> {
         let _lock = Lock::exclusive(&self.root.join("locks/index"))?;
         let mut table = self.table()?;
+        let before = serde_json::to_vec_pretty(&table).expect("the index serializes");
         let r = f(&mut table)?;
         let bytes = serde_json::to_vec_pretty(&table).expect("the index serializes");
-        write_atomic(&self.tmp_dir(), &self.index_path(), &bytes)?;
+        // Naming an image that already has the name (a cached rebuild) writes nothing.
+        if bytes != before {
+            write_atomic(&self.tmp_dir(), &self.index_path(), &bytes)?;
+        }
         Ok(r)
     }
 

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# `rbuild build` side by side with `docker build` (dockerd 20.10's legacy builder, as packaged
+# here) and `buildah build`, in one run, on the same contexts and the same busybox base image
+# (already in each tool's store):
+#   (a) small: 5 RUN steps, ENV/WORKDIR/LABEL/CMD and a COPY of 2,000 small files;
+#   (b) big:   a COPY of 400 MB of incompressible files plus a RUN writing 200 MB.
+# For each: a cold build (--no-cache), a fully cached rebuild, and a rebuild after one source
+# file changed. For (b) the machine's raw `tar | sha256sum` of the same 600 MB is measured too.
+# Records the tables in docs/BENCHMARKS.md (section build).
+#
+#   bench/build.sh            (as root; BENCH_RUNS_SMALL / BENCH_RUNS_BIG set the run counts)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+source scripts/lib/peers.sh
+[ "$(id -u)" -eq 0 ] || { echo "bench/build.sh: needs root" >&2; exit 1; }
+peers_install
+cargo build --release -q -p rbuild-cli
+rbuild=$PWD/target/release/rbuild
+
+work=$(mktemp -d /tmp/rbuild-bench-build.XXXXXX)
+cleanup() {
+  peers_stop || true
+  buildah --root "$work/buildah" --runroot "$work/buildah-run" rm --all >/dev/null 2>&1 || true
+  umount -R "$work/buildah" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+peers_start
+
+# The same busybox image in the three stores.
+scripts/busybox-rootfs "$work/rootfs"
+tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
+export RBUILD_ROOT=$work/store
+"$rbuild" import --change 'CMD ["sh"]' "$work/rootfs.tar" busybox:local >/dev/null
+"$rbuild" save -o "$work/busybox.tar" busybox:local
+docker load -i "$work/busybox.tar" >/dev/null
+buildah_cmd="buildah --root $work/buildah --runroot $work/buildah-run --storage-driver overlay"
+$buildah_cmd pull -q "docker-archive:$work/busybox.tar" >/dev/null
+$buildah_cmd tag docker.io/library/busybox:local busybox:local 2>/dev/null || true
+
+# (a) small context.
+mkdir -p "$work/small/src"
+python3 - "$work/small/src" <<'PY'
+import os, sys
+root = sys.argv[1]
+for i in range(2000):
+    d = os.path.join(root, f"d{i // 100:02d}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:04d}.txt"), "w") as f:
+        f.write(f"file {i}\n" * 40)
+PY
+cat >"$work/small/Dockerfile" <<'EOF'
+FROM busybox:local
+ENV APP=/app MODE=bench
+WORKDIR /app
+LABEL bench=small
+RUN echo one > /one
+RUN for i in $(seq 1 500); do echo $i; done > /numbers
+RUN mkdir -p /var/x && cp /numbers /var/x/
+COPY src/ /app/src/
+RUN find /app/src -type f | wc -l > /count
+RUN cat /app/src/d00/f0000.txt > /first
+CMD ["sh"]
+EOF
+
+# (b) big context: 4 x 100 MB incompressible files; the RUN writes 200 MB.
+mkdir -p "$work/big/data"
+for i in 1 2 3 4; do head -c 100M /dev/urandom >"$work/big/data/blob$i"; done
+cat >"$work/big/Dockerfile" <<'EOF'
+FROM busybox:local
+COPY data/ /data/
+RUN head -c 200m /dev/urandom > /generated
+EOF
+head -c 200M /dev/urandom >"$work/gen200"
+
+build_rbuild() { echo "$rbuild build -q --network host -t bench-$1 $2 $work/$1"; }
+build_docker() { echo "docker build -q --network host -t bench-$1 $2 $work/$1"; }
+build_buildah() { echo "$buildah_cmd build --quiet --layers --pull=never --runtime runc --isolation oci --network host -t bench-$1 $2 $work/$1"; }
+
+results=$work/results
+mkdir -p "$results"
+# bench_case WORKLOAD SCENARIO RUNS: the three tools for one scenario.
+bench_case() {
+  # Every run starts with no dirty page cache (`sync`), so no tool pays for another's writeback.
+  local w=$1 scenario=$2 runs=$3 flags="" prepare="sync"
+  case $scenario in
+    cold) flags="--no-cache" ;;
+    cached) ;;
+    change)
+      if [ "$w" = small ]; then
+        prepare="sh -c 'date +%s%N > $work/small/src/d07/f0700.txt; sync'"
+      else
+        prepare="sh -c 'date +%s%N | dd of=$work/big/data/blob4 bs=1 seek=1000 conv=notrunc status=none; sync'"
+      fi ;;
+  esac
+  # Warm every tool's cache once so "cached" and "change" start from a built image.
+  for t in rbuild docker buildah; do eval "$(build_$t "$w" "")" >/dev/null; done
+  hyperfine -N --runs "$runs" --warmup 1 --prepare "$prepare" --export-json "$results/$w-$scenario.json" \
+    -n rbuild "$(build_rbuild "$w" "$flags")" \
+    -n "docker build" "$(build_docker "$w" "$flags")" \
+    -n "buildah build" "$(build_buildah "$w" "$flags")"
+}
+
+small_runs=${BENCH_RUNS_SMALL:-10}
+big_runs=${BENCH_RUNS_BIG:-5}
+for s in cold cached change; do bench_case small $s "$small_runs"; done
+for s in cold cached change; do bench_case big $s "$big_runs"; done
+hyperfine -N --runs "$big_runs" --warmup 1 --prepare sync --export-json "$results/raw.json" \
+  -n "tar | sha256sum" "sh -c 'tar -C $work -cf - big/data gen200 | sha256sum'"
+
+python3 - "$results" "$work/section.md" "$(bench_machine)" "$small_runs" "$big_runs" \
+  "$(build_rbuild WORKLOAD '[--no-cache]')" "$(build_docker WORKLOAD '[--no-cache]')" \
+  "$(build_buildah WORKLOAD '[--no-cache]')" <<'PY'
+import json, os, sys
+res, out_path, machine, small_runs, big_runs = sys.argv[1:6]
+cmds = sys.argv[6:9]
+def med(name):
+    data = json.load(open(os.path.join(res, name + ".json")))["results"]
+    return {r["command"]: r["median"] for r in data}
+out = ["## Building images: `rbuild build` vs `docker build` vs `buildah build`", "",
+       machine + f" hyperfine medians ({small_runs} runs for (a), {big_runs} for (b), one warm-up); "
+       "every tool starts from the same busybox image in its own store; RUN steps use the host "
+       "network in all three; `sync` before every run.", "",
+       "(a) 5 RUN steps, ENV/WORKDIR/LABEL/CMD and a COPY of 2,000 small files; "
+       "(b) a COPY of 400 MB of incompressible files and a RUN writing 200 MB. "
+       "*cold* = `--no-cache`; *cached* = nothing changed; *change* = one source file edited "
+       "before each run.", "",
+       "| workload | scenario | rbuild | docker build | buildah build | rbuild vs docker | rbuild vs buildah |",
+       "|---|---|---:|---:|---:|---:|---:|"]
+fmt = lambda s: f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
+for w, label in (("small", "(a) small files"), ("big", "(b) 600 MB")):
+    for s in ("cold", "cached", "change"):
+        m = med(f"{w}-{s}")
+        r, d, b = m["rbuild"], m["docker build"], m["buildah build"]
+        out.append(f"| {label} | {s} | {fmt(r)} | {fmt(d)} | {fmt(b)} | {d / r:.1f}× faster | {b / r:.1f}× faster |")
+raw = med("raw")["tar | sha256sum"]
+big_cold = med("big-cold")["rbuild"]
+cached_small = med("small-cached")
+cached_big = med("big-cached")
+out += ["",
+        f"Raw limit for (b): `tar -cf - DATA GEN200 | sha256sum` of the same 600 MB takes {fmt(raw)}; "
+        f"rbuild's cold build of (b) takes {big_cold / raw:.2f}× that.",
+        f"Fully cached rebuilds take {100 * cached_small['rbuild'] / cached_small['docker build']:.1f}% (a) "
+        f"and {100 * cached_big['rbuild'] / cached_big['docker build']:.1f}% (b) of docker's time.", "",
+        "Command lines (WORKLOAD is the context; `--no-cache` only for cold):", "",
+        f"- `{cmds[0]}`", f"- `{cmds[1]}`", f"- `{cmds[2]}`"]
+open(out_path, "w").write("\n".join(out) + "\n")
+PY
+bench_record build "$work/section.md"
+cat "$work/section.md"

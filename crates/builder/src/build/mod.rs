@@ -1,0 +1,292 @@
+//! The build driver: a parsed Dockerfile, its build context and options in, an image in the
+//! store out. Stages are built in dependency batches (independent stages at the same time),
+//! each step keyed by [`crate::cache_key`] and looked up in the step cache before it runs; RUN
+//! steps run through the runner and COPY/ADD steps write a layer tree, and every new layer goes
+//! to the store, whose snapshots then serve as the next steps' lower directories.
+
+mod cache;
+mod mounts;
+mod stage;
+mod steps;
+mod view;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rbuild_oci::{Digest, Reference};
+use rbuild_parser::instructions::{MetaScope, Platforms, parse_dockerfile, unused_build_args};
+use rbuild_runner::Network;
+use rbuild_store::{Image, Store};
+
+pub use cache::{Record, Records};
+
+use crate::checksum::DigestCache;
+use crate::config::ConfigBuilder;
+use crate::context::BuildContext;
+use crate::error::BuildError;
+use crate::graph::StageGraph;
+use crate::reporter::Reporter;
+
+/// Where a `--secret` comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// A file on the host (`src=PATH`).
+    File(PathBuf),
+    /// A value (`env=VAR`, read by the CLI).
+    Value(Vec<u8>),
+}
+
+/// Finds the images a build starts from (`FROM image`, `COPY --from=image`).
+pub trait ImageSource: Sync {
+    /// The image `reference` for `platform`, from the store or fetched into it.
+    fn image(&self, reference: &str, platform: &str) -> Result<Image, BuildError>;
+}
+
+/// Images from the store only: a missing image is an error.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreImages<'a>(pub &'a Store);
+
+impl ImageSource for StoreImages<'_> {
+    fn image(&self, reference: &str, _platform: &str) -> Result<Image, BuildError> {
+        self.0
+            .resolve(reference)
+            .map_err(|e| BuildError::ImageNotFound {
+                reference: reference.to_string(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// What to build and how.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The build context directory.
+    pub context: PathBuf,
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    /// Where the Dockerfile is (for `<Dockerfile>.dockerignore`); `None` for stdin.
+    pub dockerfile_path: Option<PathBuf>,
+    /// `--build-arg` values.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`: the stage to build (default the last).
+    pub target: Option<String>,
+    /// `--no-cache`: run every step.
+    pub no_cache: bool,
+    /// The default network of RUN steps (`host` unless `--network none`).
+    pub network: NetworkMode,
+    /// `--label`s for the final image.
+    pub labels: Vec<(String, String)>,
+    /// `--platform` (default the host's).
+    pub platform: Option<String>,
+    /// `--secret`s by id.
+    pub secrets: BTreeMap<String, Secret>,
+    /// `SOURCE_DATE_EPOCH`: clamps every time written into new layers, config and history.
+    pub source_date_epoch: Option<i64>,
+    /// `-t` names for the image.
+    pub tags: Vec<Reference>,
+}
+
+/// A RUN step's default network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// The host's network (docker build's default).
+    #[default]
+    Host,
+    /// No network: only a loopback interface.
+    None,
+}
+
+impl NetworkMode {
+    fn runner(self) -> Network {
+        match self {
+            NetworkMode::Host => Network::Host,
+            NetworkMode::None => Network::None,
+        }
+    }
+}
+
+/// The result of a build.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    /// The image, committed to the store and named with every tag.
+    pub image: Image,
+    /// Steps that ran or were looked up (FROM, RUN, COPY, ADD, WORKDIR).
+    pub steps: usize,
+    /// Of those, how many came from the cache.
+    pub cached: usize,
+    /// Context files whose content was read and hashed (0 on a no-op rebuild: the stat-keyed
+    /// digest cache answers for unchanged files).
+    pub files_hashed: u64,
+}
+
+/// What a finished stage hands to stages that use it.
+#[derive(Debug, Clone)]
+pub(crate) struct StageResult {
+    /// Its layers, bottom first.
+    layers: Vec<Digest>,
+    /// Their snapshot directories, when known.
+    snapshots: Vec<PathBuf>,
+    /// Its config.
+    config: ConfigBuilder,
+    /// The key of its last step.
+    key: Digest,
+    /// The time of its newest layer.
+    created: String,
+}
+
+/// Everything stages share while a build runs.
+pub(crate) struct Shared<'a> {
+    store: &'a Store,
+    opts: &'a BuildOptions,
+    images: &'a dyn ImageSource,
+    reporter: &'a dyn Reporter,
+    dockerfile: &'a rbuild_parser::instructions::Dockerfile,
+    meta: &'a MetaScope,
+    graph: &'a StageGraph,
+    context: &'a BuildContext,
+    digests: &'a Mutex<DigestCache>,
+    records: Records,
+    work: &'a Path,
+    platform: String,
+    /// The platform string plus anything else every key must depend on.
+    key_platform: String,
+    step_ids: AtomicUsize,
+    steps: AtomicUsize,
+    cached: AtomicUsize,
+    results: Mutex<Vec<Option<Arc<StageResult>>>>,
+}
+
+/// Build `opts` into `store`: every stage the target needs, then the final image, committed
+/// and named. Progress goes to `reporter`; base images come from `images`.
+pub fn build(
+    store: &Store,
+    opts: &BuildOptions,
+    images: &dyn ImageSource,
+    reporter: &dyn Reporter,
+) -> Result<BuildOutcome, BuildError> {
+    let dockerfile = parse_dockerfile(&opts.dockerfile)?;
+    for w in &dockerfile.warnings {
+        reporter.warning(&format!("Dockerfile:{}: {}", w.line, w.message));
+    }
+    let mut platforms = Platforms::host();
+    if let Some(p) = &opts.platform {
+        platforms.target = p.clone();
+    }
+    let meta = MetaScope::resolve(&dockerfile, &opts.build_args, &platforms)?;
+    let graph = StageGraph::new(&dockerfile, &meta)?;
+    let target = match &opts.target {
+        Some(t) => {
+            dockerfile
+                .stage(t)
+                .ok_or_else(|| BuildError::UnknownTarget(t.clone()))?
+                .0
+        }
+        None => dockerfile.stages.len().saturating_sub(1),
+    };
+    let context = BuildContext::open(&opts.context, opts.dockerfile_path.as_deref())?;
+    let _hold = store.hold().map_err(store_err)?;
+    let tmp = store.tmp_dir();
+    std::fs::create_dir_all(&tmp).map_err(|e| BuildError::io(&tmp, e))?;
+    let work = tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(&tmp)
+        .map_err(|e| BuildError::io(&tmp, e))?;
+    let digest_file = digest_cache_file(store, context.root());
+    let digests = Mutex::new(DigestCache::load(&digest_file));
+    let mut key_platform = platforms.target.clone();
+    if let Some(sde) = opts.source_date_epoch {
+        key_platform.push_str(&format!(";source-date-epoch={sde}"));
+    }
+    let shared = Shared {
+        store,
+        opts,
+        images,
+        reporter,
+        dockerfile: &dockerfile,
+        meta: &meta,
+        graph: &graph,
+        context: &context,
+        digests: &digests,
+        records: Records::new(store),
+        work: work.path(),
+        platform: platforms.target.clone(),
+        key_platform,
+        step_ids: AtomicUsize::new(0),
+        steps: AtomicUsize::new(0),
+        cached: AtomicUsize::new(0),
+        results: Mutex::new(vec![None; dockerfile.stages.len()]),
+    };
+    for batch in graph.batches(target) {
+        if batch.len() == 1 {
+            let result = stage::build_stage(&shared, batch[0])?;
+            shared.results.lock().expect("results")[batch[0]] = Some(Arc::new(result));
+            continue;
+        }
+        let outcomes: Vec<(usize, Result<StageResult, BuildError>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|&i| {
+                    let shared = &shared;
+                    (i, s.spawn(move || stage::build_stage(shared, i)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(i, h)| {
+                    let r = h.join().unwrap_or_else(|_| {
+                        Err(BuildError::Container("a stage's thread panicked".into()))
+                    });
+                    (i, r)
+                })
+                .collect()
+        });
+        for (i, r) in outcomes {
+            shared.results.lock().expect("results")[i] = Some(Arc::new(r?));
+        }
+    }
+    let unused = unused_build_args(&dockerfile, &opts.build_args);
+    if !unused.is_empty() {
+        reporter.warning(&format!(
+            "One or more build-args [{}] were not consumed",
+            unused.join(" ")
+        ));
+    }
+    let last = shared.results.lock().expect("results")[target]
+        .clone()
+        .expect("the target stage was built");
+    let mut config = last.config.clone();
+    for (k, v) in &opts.labels {
+        config.set_label(k, v);
+    }
+    let config_bytes = config.finish(&last.created);
+    let image = store
+        .commit_image(&config_bytes, &opts.tags)
+        .map_err(store_err)?;
+    let mut files_hashed = 0;
+    if let Ok(mut d) = digests.lock() {
+        files_hashed = d.files_hashed();
+        let _ = d.save();
+    }
+    Ok(BuildOutcome {
+        image,
+        steps: shared.steps.load(Ordering::Relaxed),
+        cached: shared.cached.load(Ordering::Relaxed),
+        files_hashed,
+    })
+}
+
+/// The stat-keyed digest cache of one context directory.
+fn digest_cache_file(store: &Store, context: &Path) -> PathBuf {
+    let id = Digest::sha256_of(context.as_os_str().as_encoded_bytes());
+    store
+        .root()
+        .join("buildcache")
+        .join("context")
+        .join(format!("{}.json", &id.hex()[..32]))
+}
+
+pub(crate) fn store_err(e: rbuild_store::StoreError) -> BuildError {
+    BuildError::Store(e.to_string())
+}

@@ -1,0 +1,263 @@
+//! `RUN --mount`: cache directories kept across builds under the store root, secrets bound
+//! read-only (or passed as environment variables) and never part of a layer or key, tmpfs, and
+//! bind mounts from the context or another stage/image. Mount points the runtime creates are
+//! removed from the step's layer by [`crate::run::run_step`].
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use oci_spec::runtime::{Mount as OciMount, MountBuilder};
+use rbuild_oci::Digest;
+use rbuild_parser::instructions::{CacheSharing, Mount, MountType, Run};
+use rbuild_runner::spec::bind_mount;
+use rbuild_store::Lock;
+
+use super::steps::mount_from;
+use super::view::View;
+use super::{Secret, Shared};
+use crate::error::BuildError;
+
+/// The mounts of one RUN, ready for the runner; views and locks are released on drop.
+pub(crate) struct Prepared {
+    /// Mounts for the container.
+    pub mounts: Vec<OciMount>,
+    /// Variables from `type=secret,env=`.
+    pub env: Vec<(String, String)>,
+    _views: Vec<View>,
+    _overlays: Vec<Unmount>,
+    _locks: Vec<Lock>,
+}
+
+/// Unmounts a host-side mount on drop.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = umount2(&self.0, MntFlags::MNT_DETACH);
+    }
+}
+
+/// What the RUN's key depends on besides the instruction: the content of bind-mounted context
+/// paths and the identity of stages/images mounted `from=`.
+pub(crate) fn inputs(shared: &Shared<'_>, r: &Run) -> Result<Vec<Digest>, BuildError> {
+    let mut out = Vec::new();
+    for m in r.mounts.iter().filter(|m| m.kind == MountType::Bind) {
+        let source = m.source.clone().unwrap_or_else(|| ".".into());
+        match &m.from {
+            Some(from) => out.push(super::steps::from_identity(shared, from)?),
+            None => {
+                let sel = shared
+                    .context
+                    .select("RUN --mount", &[source], "/", &[], false)?;
+                let mut cache = shared.digests.lock().expect("digest cache");
+                out.push(crate::cache_key::selection_digest(&sel, &mut cache)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Set up every `--mount` of `r` for a container whose step directory is `dir`.
+pub(crate) fn prepare(shared: &Shared<'_>, r: &Run, dir: &Path) -> Result<Prepared, BuildError> {
+    let mut p = Prepared {
+        mounts: Vec::new(),
+        env: Vec::new(),
+        _views: Vec::new(),
+        _overlays: Vec::new(),
+        _locks: Vec::new(),
+    };
+    for (i, m) in r.mounts.iter().enumerate() {
+        let target = m.target.clone().unwrap_or_default();
+        match m.kind {
+            MountType::Cache => {
+                let id = m.id.clone().unwrap_or_else(|| target.clone());
+                let host = cache_dir(shared, &id);
+                if !host.is_dir() {
+                    create_owned(&host, m.mode.unwrap_or(0o755), m.uid, m.gid)?;
+                }
+                if m.sharing == CacheSharing::Locked {
+                    let lock =
+                        Lock::exclusive(&host.with_extension("lock")).map_err(super::store_err)?;
+                    p._locks.push(lock);
+                }
+                p.mounts.push(bind_mount(&host, &target, m.read_only));
+            }
+            MountType::Tmpfs => {
+                let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
+                if let Some(size) = m.size {
+                    opts.push(format!("size={size}"));
+                }
+                p.mounts.push(
+                    MountBuilder::default()
+                        .destination(&target)
+                        .typ("tmpfs")
+                        .source("tmpfs")
+                        .options(opts)
+                        .build()
+                        .map_err(|e| BuildError::Container(e.to_string()))?,
+                );
+            }
+            MountType::Secret => secret(shared, m, i, dir, &mut p)?,
+            MountType::Bind => {
+                let source = m.source.clone().unwrap_or_else(|| ".".into());
+                let root = match &m.from {
+                    Some(from) => {
+                        let (view, _) = mount_from(shared, from, &dir.join(format!("bind-{i}")))?;
+                        let root = view.path().to_path_buf();
+                        p._views.push(view);
+                        root
+                    }
+                    None => shared.context.root().to_path_buf(),
+                };
+                let host = inside(&root, &source)?;
+                let host = if m.read_only {
+                    host
+                } else {
+                    writable_copy(&host, &dir.join(format!("bind-rw-{i}")), &mut p)?
+                };
+                p.mounts.push(bind_mount(&host, &target, m.read_only));
+            }
+            MountType::Ssh => {
+                if m.required {
+                    return Err(BuildError::Invalid {
+                        line: 0,
+                        message: "RUN --mount=type=ssh: SSH agent forwarding is not supported"
+                            .into(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(p)
+}
+
+/// The persistent directory of cache mount `id`.
+fn cache_dir(shared: &Shared<'_>, id: &str) -> PathBuf {
+    let hex = Digest::sha256_of(id.as_bytes()).hex()[..32].to_string();
+    shared
+        .store
+        .root()
+        .join("buildcache")
+        .join("mounts")
+        .join(hex)
+}
+
+fn create_owned(
+    dir: &Path,
+    mode: u32,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = dir.parent().expect("cache dirs have a parent");
+    std::fs::create_dir_all(parent).map_err(|e| BuildError::io(parent, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".new-")
+        .tempdir_in(parent)
+        .map_err(|e| BuildError::io(parent, e))?;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+        .map_err(|e| BuildError::io(tmp.path(), e))?;
+    std::os::unix::fs::chown(tmp.path(), uid.or(Some(0)), gid.or(Some(0)))
+        .map_err(|e| BuildError::io(tmp.path(), e))?;
+    let kept = tmp.keep();
+    if std::fs::rename(&kept, dir).is_err() {
+        // Another build created it first.
+        let _ = std::fs::remove_dir_all(&kept);
+    }
+    Ok(())
+}
+
+fn secret(
+    shared: &Shared<'_>,
+    m: &Mount,
+    i: usize,
+    dir: &Path,
+    p: &mut Prepared,
+) -> Result<(), BuildError> {
+    let id = m.id.clone().unwrap_or_default();
+    let Some(value) = shared.opts.secrets.get(&id) else {
+        if m.required {
+            return Err(BuildError::SecretNotFound(id));
+        }
+        return Ok(());
+    };
+    if let Some(var) = &m.env {
+        let bytes = match value {
+            Secret::Value(v) => v.clone(),
+            Secret::File(f) => std::fs::read(f).map_err(|e| BuildError::io(f, e))?,
+        };
+        p.env
+            .push((var.clone(), String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    let Some(target) = &m.target else {
+        return Ok(());
+    };
+    // A private copy, so mode and owner can be set without touching the user's file.
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets).map_err(|e| BuildError::io(&secrets, e))?;
+    let file = secrets.join(i.to_string());
+    match value {
+        Secret::Value(v) => std::fs::write(&file, v),
+        Secret::File(f) => std::fs::copy(f, &file).map(|_| ()),
+    }
+    .map_err(|e| BuildError::io(&file, e))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        &file,
+        std::fs::Permissions::from_mode(m.mode.unwrap_or(0o400)),
+    )
+    .map_err(|e| BuildError::io(&file, e))?;
+    std::os::unix::fs::chown(&file, m.uid.or(Some(0)), m.gid.or(Some(0)))
+        .map_err(|e| BuildError::io(&file, e))?;
+    p.mounts.push(bind_mount(&file, target, true));
+    Ok(())
+}
+
+/// `source` under `root`, refusing paths (and symlinks) that leave it.
+fn inside(root: &Path, source: &str) -> Result<PathBuf, BuildError> {
+    let joined = root.join(source.trim_start_matches('/'));
+    let real = joined
+        .canonicalize()
+        .map_err(|_| BuildError::SourceNotFound {
+            path: source.to_string(),
+            ignored: false,
+        })?;
+    let root = root.canonicalize().map_err(|e| BuildError::io(root, e))?;
+    if !real.starts_with(&root) {
+        return Err(BuildError::OutsideContext {
+            path: source.to_string(),
+        });
+    }
+    Ok(real)
+}
+
+/// A writable stand-in for a `rw` bind: writes go to a scratch copy, never to the source.
+fn writable_copy(source: &Path, at: &Path, p: &mut Prepared) -> Result<PathBuf, BuildError> {
+    std::fs::create_dir_all(at).map_err(|e| BuildError::io(at, e))?;
+    if source.is_dir() {
+        let (upper, work, merged) = (at.join("upper"), at.join("work"), at.join("merged"));
+        for d in [&upper, &work, &merged] {
+            std::fs::create_dir_all(d).map_err(|e| BuildError::io(d, e))?;
+        }
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            source.display(),
+            upper.display(),
+            work.display()
+        );
+        mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .map_err(|e| BuildError::io(&merged, std::io::Error::other(e.to_string())))?;
+        p._overlays.push(Unmount(merged.clone()));
+        Ok(merged)
+    } else {
+        let copy = at.join("file");
+        std::fs::copy(source, &copy).map_err(|e| BuildError::io(&copy, e))?;
+        Ok(copy)
+    }
+}

@@ -1,0 +1,374 @@
+//! One stage: its base, then its instructions in order (ONBUILD triggers of the base first).
+//! Config instructions change the config; RUN, COPY, ADD and WORKDIR are steps with a cache
+//! key, looked up before they run.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use rbuild_oci::Digest;
+use rbuild_parser::instructions::{
+    Instruction, Located, PROXY_ARGS, StageScope, Workdir, parse_dockerfile,
+};
+
+use super::{Shared, StageResult, store_err};
+use crate::cache_key::{BaseIdentity, StepInputs, base_key, step_key};
+use crate::config::ConfigBuilder;
+use crate::error::BuildError;
+use crate::graph::Source;
+use crate::reporter::{StepInfo, StepOutcome};
+
+/// The state of a stage while its instructions run.
+pub(crate) struct State {
+    /// Layers so far, bottom first.
+    pub layers: Vec<Digest>,
+    /// Snapshot directories of a prefix of `layers` (filled on demand).
+    pub snapshots: Vec<std::path::PathBuf>,
+    pub config: ConfigBuilder,
+    /// The key of the last step (or of the base).
+    pub key: Digest,
+    /// The time of the newest layer (history entries of config steps use it).
+    pub created: String,
+    pub shell: Vec<String>,
+    /// Whether this stage set CMD (ENTRYPOINT then keeps it).
+    pub cmd_set: bool,
+}
+
+impl State {
+    /// Snapshot directories of every layer, bottom first, unpacking the missing ones.
+    pub fn lowers(&mut self, shared: &Shared<'_>) -> Result<Vec<std::path::PathBuf>, BuildError> {
+        while self.snapshots.len() < self.layers.len() {
+            let d = &self.layers[self.snapshots.len()];
+            let dir = shared.store.snapshot(d).map_err(store_err)?;
+            self.snapshots.push(dir);
+        }
+        Ok(self.snapshots.clone())
+    }
+
+    /// Record a new layer (or none) made by a step with `key` at `created`.
+    pub fn push_layer(
+        &mut self,
+        created_by: &str,
+        layer: Option<Digest>,
+        snapshot: Option<std::path::PathBuf>,
+        key: Digest,
+        created: String,
+    ) {
+        self.config.record(created_by, layer.as_ref(), &created);
+        if let Some(d) = layer {
+            if self.snapshots.len() == self.layers.len()
+                && let Some(s) = snapshot
+            {
+                self.snapshots.push(s);
+            }
+            self.layers.push(d);
+        }
+        self.key = key;
+        self.created = created;
+    }
+}
+
+/// Build stage `index` of the Dockerfile.
+pub(crate) fn build_stage(shared: &Shared<'_>, index: usize) -> Result<StageResult, BuildError> {
+    let df = shared.dockerfile;
+    let stage = &df.stages[index];
+    // BuildKit's labels: the stage's name, `stage-N` when unnamed, nothing for an unnamed last stage.
+    let stage_name = match &stage.name {
+        Some(n) => n.clone(),
+        None if index + 1 == df.stages.len() => String::new(),
+        None => format!("stage-{index}"),
+    };
+    let from = shared.meta.expand_from(&stage.from)?;
+
+    // The base image's ONBUILD triggers run first, as if written after FROM.
+    let started = Instant::now();
+    let mut state = base_state(shared, index, &from.image)?;
+    let triggers = state.config.onbuild();
+    let mut instructions: Vec<Located<Instruction>> = Vec::new();
+    if !triggers.is_empty() {
+        let text = format!("FROM scratch\n{}\n", triggers.join("\n"));
+        let parsed = parse_dockerfile(&text)?;
+        for mut ins in parsed.stages.into_iter().flat_map(|s| s.instructions) {
+            ins.start_line = stage.from.start_line;
+            ins.end_line = stage.from.end_line;
+            instructions.push(ins);
+        }
+        state.config.clear("OnBuild");
+    }
+    instructions.extend(stage.instructions.iter().cloned());
+
+    let total = 1 + instructions
+        .iter()
+        .filter(|i| is_step(&i.instruction))
+        .count();
+    let mut position = 1;
+    let from_step = StepInfo {
+        id: shared.step_ids.fetch_add(1, Ordering::Relaxed) + 1,
+        stage: stage_name.clone(),
+        index: 1,
+        total,
+        text: format!("FROM {}", from.image),
+        line: stage.from.start_line,
+    };
+    shared.reporter.step_started(&from_step);
+    shared.steps.fetch_add(1, Ordering::Relaxed);
+    shared
+        .reporter
+        .step_finished(&from_step, &StepOutcome::Done(started.elapsed()));
+
+    let image_env = state.config.env_pairs();
+    let mut scope = StageScope::new(df, shared.meta, &shared.opts.build_args, image_env);
+    for located in &instructions {
+        let ins = scope.expand(located)?;
+        scope.apply(&ins);
+        if is_step(&ins) {
+            position += 1;
+            let info = StepInfo {
+                id: shared.step_ids.fetch_add(1, Ordering::Relaxed) + 1,
+                stage: stage_name.clone(),
+                index: position,
+                total,
+                text: located.original.trim().to_string(),
+                line: located.start_line,
+            };
+            super::steps::run_step(shared, &mut state, &scope, &ins, &info)?;
+        } else {
+            apply_config(&mut state, &scope, &ins, located);
+        }
+    }
+    Ok(StageResult {
+        layers: state.layers,
+        snapshots: state.snapshots,
+        config: state.config,
+        key: state.key,
+        created: state.created,
+    })
+}
+
+/// Instructions shown and cached as steps.
+fn is_step(ins: &Instruction) -> bool {
+    matches!(
+        ins,
+        Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir(_)
+    )
+}
+
+/// The state a stage starts from: scratch, an earlier stage, or an image.
+fn base_state(shared: &Shared<'_>, index: usize, image: &str) -> Result<State, BuildError> {
+    let default_shell = vec!["/bin/sh".to_string(), "-c".to_string()];
+    match &shared.graph.bases[index] {
+        Source::Scratch => Ok(State {
+            layers: Vec::new(),
+            snapshots: Vec::new(),
+            config: ConfigBuilder::new(None, &shared.platform),
+            key: base_key(&BaseIdentity::Scratch, &shared.key_platform),
+            created: shared_time(shared, None),
+            shell: default_shell,
+            cmd_set: false,
+        }),
+        Source::Stage(j) => {
+            let r: Arc<StageResult> = shared.results.lock().expect("results")[*j]
+                .clone()
+                .expect("a stage's dependencies are built first");
+            let shell = shell_of(&r.config).unwrap_or(default_shell);
+            Ok(State {
+                layers: r.layers.clone(),
+                snapshots: r.snapshots.clone(),
+                config: r.config.clone(),
+                key: base_key(&BaseIdentity::Stage(r.key.clone()), &shared.key_platform),
+                created: r.created.clone(),
+                shell,
+                cmd_set: false,
+            })
+        }
+        Source::Image(_) => {
+            let img = shared.images.image(image, &shared.platform)?;
+            let layers = img.diff_ids().map_err(store_err)?;
+            let config = ConfigBuilder::new(Some(&img.config_bytes), &shared.platform);
+            let created = img
+                .config
+                .created()
+                .clone()
+                .unwrap_or_else(|| shared_time(shared, None));
+            let shell = shell_of(&config).unwrap_or(default_shell);
+            Ok(State {
+                layers,
+                snapshots: Vec::new(),
+                config,
+                key: base_key(&BaseIdentity::Image(img.id.clone()), &shared.key_platform),
+                created: shared_time(shared, Some(created)),
+                shell,
+                cmd_set: false,
+            })
+        }
+    }
+}
+
+/// The stage's SHELL from its config, when set.
+fn shell_of(config: &ConfigBuilder) -> Option<Vec<String>> {
+    config.shell().filter(|s| !s.is_empty())
+}
+
+/// A time for the build's records: `SOURCE_DATE_EPOCH` when set, else `known` or now.
+pub(crate) fn shared_time(shared: &Shared<'_>, known: Option<String>) -> String {
+    if let Some(sde) = shared.opts.source_date_epoch {
+        return crate::config::rfc3339(sde, 0);
+    }
+    known.unwrap_or_else(now)
+}
+
+/// The current time, RFC 3339 with nanoseconds.
+pub(crate) fn now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    crate::config::rfc3339(d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// The variables a step's key depends on: ENV and declared ARGs, without the proxy
+/// variables (which, as in BuildKit, never invalidate the cache).
+pub(crate) fn key_env(scope: &StageScope<'_>) -> Vec<(String, String)> {
+    scope
+        .run_env()
+        .into_iter()
+        .filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str()))
+        .collect()
+}
+
+/// The key of a step of `state`, with the step's own extra inputs.
+pub(crate) fn key_of(
+    state: &State,
+    scope: &StageScope<'_>,
+    ins: &Instruction,
+    content: Option<&Digest>,
+    inputs: &[Digest],
+) -> Digest {
+    let env = key_env(scope);
+    step_key(&StepInputs {
+        parent: &state.key,
+        instruction: ins,
+        env: &env,
+        shell: &state.shell,
+        user: &state.config.user(),
+        workdir: &state.config.workdir(),
+        content,
+        inputs,
+    })
+}
+
+/// Apply an instruction that only changes the config, and record it in the history.
+fn apply_config(
+    state: &mut State,
+    scope: &StageScope<'_>,
+    ins: &Instruction,
+    located: &Located<Instruction>,
+) {
+    let c = &mut state.config;
+    match ins {
+        Instruction::Env(_) => {
+            c.set_env(
+                scope
+                    .env()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            );
+        }
+        Instruction::Label(l) => {
+            for kv in &l.labels {
+                c.set_label(&kv.key, &kv.value);
+            }
+        }
+        Instruction::Maintainer(m) => c.set_top("author", serde_json::json!(m.name)),
+        Instruction::Expose(e) => {
+            for p in &e.ports {
+                let p = if p.contains('/') {
+                    p.to_ascii_lowercase()
+                } else {
+                    format!("{p}/tcp")
+                };
+                c.add_set_member("ExposedPorts", &p);
+            }
+        }
+        Instruction::Volume(v) => {
+            for p in &v.paths {
+                c.add_set_member("Volumes", p);
+            }
+        }
+        Instruction::User(u) => c.set_string("User", &u.user),
+        Instruction::Stopsignal(s) => c.set_string("StopSignal", &s.signal),
+        Instruction::Healthcheck(h) => c.set_healthcheck(h, &state.shell),
+        Instruction::Shell(s) => {
+            state.shell = s.shell.clone();
+            c.set_shell(&s.shell);
+        }
+        Instruction::Cmd(cmd) => {
+            c.set_command("Cmd", &cmd.command, &state.shell);
+            state.cmd_set = true;
+        }
+        Instruction::Entrypoint(e) => {
+            c.set_command("Entrypoint", &e.command, &state.shell);
+            if !state.cmd_set {
+                c.clear("Cmd");
+            }
+        }
+        Instruction::Onbuild(o) => c.add_onbuild(&o.expression),
+        Instruction::Arg(_) => {}
+        Instruction::Run(_)
+        | Instruction::Copy(_)
+        | Instruction::Add(_)
+        | Instruction::Workdir(Workdir { .. })
+        | Instruction::From(_) => {}
+    }
+    let created = state.created.clone();
+    state
+        .config
+        .record(&history_text(ins, located), None, &created);
+}
+
+/// The `created_by` of a config step's history entry, as BuildKit writes it.
+fn history_text(ins: &Instruction, located: &Located<Instruction>) -> String {
+    match ins {
+        Instruction::Env(e) => format!(
+            "ENV {}",
+            e.vars
+                .iter()
+                .map(|kv| format!("{}={}", kv.key, kv.value))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Instruction::Label(l) => format!(
+            "LABEL {}",
+            l.labels
+                .iter()
+                .map(|kv| format!("{}={}", kv.key, kv.value))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Instruction::Expose(e) => format!(
+            "EXPOSE map[{}]",
+            e.ports
+                .iter()
+                .map(|p| if p.contains('/') {
+                    format!("{p}:{{}}")
+                } else {
+                    format!("{p}/tcp:{{}}")
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Instruction::User(u) => format!("USER {}", u.user),
+        Instruction::Arg(a) => format!(
+            "ARG {}",
+            a.args
+                .iter()
+                .map(|d| match &d.default {
+                    Some(v) => format!("{}={v}", d.name),
+                    None => d.name.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        _ => located.original.trim().to_string(),
+    }
+}

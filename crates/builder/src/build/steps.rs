@@ -1,0 +1,709 @@
+//! The steps that change the filesystem: RUN, COPY, ADD and WORKDIR. Each computes its cache
+//! key, reuses the cached layer on a hit, and otherwise runs and commits its layer.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use rbuild_oci::Digest;
+use rbuild_parser::instructions::{Add, CommandLine, Copy, Instruction, Run, StageScope};
+use rbuild_store::LayerSource;
+use rbuild_store::layer::CreateOptions;
+
+use super::cache::Record;
+use super::stage::{State, key_of, shared_time};
+use super::view::View;
+use super::{Shared, mounts, store_err};
+use crate::context::{BuildContext, EntryKind, Selection, SourceEntry};
+use crate::copy::{CopyOptions, materialize};
+use crate::error::BuildError;
+use crate::lower;
+use crate::reporter::{StepInfo, StepOutcome};
+
+/// Run one filesystem step, reporting it.
+pub(crate) fn run_step(
+    shared: &Shared<'_>,
+    state: &mut State,
+    scope: &StageScope<'_>,
+    ins: &Instruction,
+    info: &StepInfo,
+) -> Result<(), BuildError> {
+    shared.reporter.step_started(info);
+    shared.steps.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let result = match ins {
+        Instruction::Run(r) => run(shared, state, scope, r, ins, info),
+        Instruction::Copy(c) => copy(shared, state, scope, c, ins, info),
+        Instruction::Add(a) => add(shared, state, scope, a, ins, info),
+        Instruction::Workdir(w) => workdir(shared, state, scope, &w.path, ins, info),
+        _ => Ok(false),
+    };
+    match result {
+        Ok(true) => {
+            shared.cached.fetch_add(1, Ordering::Relaxed);
+            shared.reporter.step_finished(info, &StepOutcome::Cached);
+            Ok(())
+        }
+        Ok(false) => {
+            let outcome = StepOutcome::Done(started.elapsed());
+            shared.reporter.step_finished(info, &outcome);
+            Ok(())
+        }
+        Err(e) => {
+            shared
+                .reporter
+                .step_finished(info, &StepOutcome::Failed(e.to_string()));
+            Err(e)
+        }
+    }
+}
+
+/// The cached result of `key`, unless `--no-cache`. On a hit the state takes the layer.
+fn cache_hit(shared: &Shared<'_>, state: &mut State, key: &Digest, created_by: &str) -> bool {
+    if shared.opts.no_cache {
+        return false;
+    }
+    match shared.records.get(shared.store, key) {
+        Some((record, diff_id)) => {
+            state.push_layer(created_by, diff_id, None, key.clone(), record.created);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Store the layer a step made from `source` (none when `dir` is empty), remember it in the
+/// cache, and add it to the stage. `dir` becomes the layer's snapshot when it can.
+fn commit_layer(
+    shared: &Shared<'_>,
+    state: &mut State,
+    created_by: &str,
+    source: LayerSource,
+    dir: &Path,
+    key: Digest,
+) -> Result<(), BuildError> {
+    let empty = std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true);
+    let created = shared_time(shared, None);
+    let sde = shared.opts.source_date_epoch;
+    let (diff_id, snapshot) = if empty {
+        (None, None)
+    } else {
+        let opts = CreateOptions {
+            source_date_epoch: sde.map(|s| s.max(0) as u64),
+        };
+        let info = shared.store.add_layer(&source, &opts).map_err(store_err)?;
+        // Clamped layers differ from the directory in their times: unpack those instead.
+        let snapshot = match sde {
+            None => shared.store.adopt_snapshot(&info.diff_id, dir).ok(),
+            Some(_) => None,
+        };
+        (Some(info.diff_id), snapshot)
+    };
+    let record = Record {
+        diff_id: diff_id.as_ref().map(Digest::to_string),
+        created: created.clone(),
+    };
+    shared.records.put(&key, &record)?;
+    state.push_layer(created_by, diff_id, snapshot, key, created);
+    Ok(())
+}
+
+fn step_dir(shared: &Shared<'_>, what: &str, info: &StepInfo) -> PathBuf {
+    shared.work.join(format!("{what}-{}", info.id))
+}
+
+fn run(
+    shared: &Shared<'_>,
+    state: &mut State,
+    scope: &StageScope<'_>,
+    r: &Run,
+    ins: &Instruction,
+    info: &StepInfo,
+) -> Result<bool, BuildError> {
+    let dir = step_dir(shared, "run", info);
+    let (args, script) = run_argv(r, &state.shell);
+    let created_by = format!("RUN {} # buildkit", args.join(" "));
+    let inputs = mounts::inputs(shared, r)?;
+    let key = key_of(state, scope, ins, None, &inputs);
+    if cache_hit(shared, state, &key, &created_by) {
+        return Ok(true);
+    }
+    let lowers = state.lowers(shared)?;
+    let mut prepared = mounts::prepare(shared, r, &dir)?;
+    if let Some((name, body)) = script {
+        let pipes = dir.join("pipes");
+        std::fs::create_dir_all(&pipes).map_err(|e| BuildError::io(&pipes, e))?;
+        let file = pipes.join(&name);
+        std::fs::write(&file, body).map_err(|e| BuildError::io(&file, e))?;
+        set_mode(&file, 0o755)?;
+        prepared
+            .mounts
+            .push(rbuild_runner::spec::bind_mount(&pipes, "/dev/pipes", true));
+    }
+    let user = state.config.user();
+    let user = if user.is_empty() {
+        None
+    } else {
+        let passwd = lower::read_file(&lowers, "/etc/passwd");
+        let group = lower::read_file(&lowers, "/etc/group");
+        Some(
+            rbuild_runner::resolve_user(&user, passwd.as_deref(), group.as_deref()).map_err(
+                |e| BuildError::Invalid {
+                    line: info.line,
+                    message: e.to_string(),
+                },
+            )?,
+        )
+    };
+    let network = match r.network.as_deref() {
+        None | Some("default") => shared.opts.network.runner(),
+        Some("host") => rbuild_runner::Network::Host,
+        Some("none") => rbuild_runner::Network::None,
+        Some(other) => {
+            return Err(BuildError::Invalid {
+                line: info.line,
+                message: format!("RUN --network={other}: expected default, none or host"),
+            });
+        }
+    };
+    let mut env: Vec<String> = scope
+        .run_env()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    env.extend(prepared.env.iter().map(|(k, v)| format!("{k}={v}")));
+    let step = crate::run::RunStep {
+        id: format!("rbuild-build-{}-{}", std::process::id(), info.id),
+        lower: lowers,
+        args,
+        env,
+        cwd: state.config.workdir(),
+        user,
+        network,
+        mounts: prepared.mounts.clone(),
+    };
+    let mut tail = Tail::default();
+    let outcome = crate::run::run_step(&step, &dir, |chunk| {
+        shared.reporter.step_output(info, chunk);
+        tail.push(chunk);
+    })?;
+    drop(prepared);
+    match outcome {
+        Ok(upper) => {
+            commit_layer(
+                shared,
+                state,
+                &created_by,
+                LayerSource::OverlayUpper(upper.clone()),
+                &upper,
+                key,
+            )?;
+            Ok(false)
+        }
+        Err(code) => Err(BuildError::StepFailed {
+            step: info.label(),
+            line: info.line,
+            code,
+            output: tail.lines(),
+        }),
+    }
+}
+
+/// The argv of a RUN, and for a lone heredoc starting with `#!` the script file to provide at
+/// `/dev/pipes/NAME` (BuildKit's rules for heredocs).
+fn run_argv(r: &Run, shell: &[String]) -> (Vec<String>, Option<(String, String)>) {
+    let with_shell = |cmd: String| {
+        let mut v = shell.to_vec();
+        v.push(cmd);
+        v
+    };
+    match &r.command {
+        CommandLine::Exec(v) => (v.clone(), None),
+        CommandLine::Shell(s) if r.heredocs.is_empty() => (with_shell(s.clone()), None),
+        CommandLine::Shell(s) => {
+            let first = &r.heredocs[0];
+            if r.heredocs.len() == 1 && is_lone_heredoc(s, &first.name) {
+                let body = first.body();
+                if body.starts_with("#!") {
+                    let path = format!("/dev/pipes/{}", first.name);
+                    return (vec![path], Some((first.name.clone(), body)));
+                }
+                return (with_shell(body), None);
+            }
+            let mut full = s.clone();
+            for h in &r.heredocs {
+                full.push('\n');
+                full.push_str(&h.content);
+                full.push_str(&h.name);
+            }
+            (with_shell(full), None)
+        }
+    }
+}
+
+/// Whether a RUN's command line is nothing but its heredoc (`<<EOF`, `<<-"EOF"`).
+fn is_lone_heredoc(line: &str, name: &str) -> bool {
+    let Some(rest) = line.trim().strip_prefix("<<") else {
+        return false;
+    };
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    let unquoted: String = rest.chars().filter(|c| *c != '"' && *c != '\'').collect();
+    unquoted == name
+}
+
+/// The last lines of a step's output, for the error message of a failed RUN.
+#[derive(Debug, Default)]
+struct Tail {
+    buf: Vec<u8>,
+}
+
+impl Tail {
+    const KEEP: usize = 64 * 1024;
+
+    fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+        if self.buf.len() > 2 * Self::KEEP {
+            self.buf.drain(..self.buf.len() - Self::KEEP);
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let text = String::from_utf8_lossy(&self.buf);
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(10);
+        lines[start..].iter().map(|l| l.to_string()).collect()
+    }
+}
+
+/// A COPY/ADD destination made absolute against the working directory (a trailing `/` kept).
+fn absolute_dest(dest: &str, workdir: &str) -> String {
+    if dest.starts_with('/') {
+        return dest.to_string();
+    }
+    let base = workdir.trim_end_matches('/');
+    let rel = dest.strip_prefix("./").unwrap_or(dest);
+    if rel == "." || rel.is_empty() {
+        return format!("{base}/");
+    }
+    format!("{base}/{rel}")
+}
+
+/// The sources of a COPY/ADD from the build context, heredocs included.
+fn select_sources(
+    context: &BuildContext,
+    keyword: &str,
+    c: &Copy,
+    dest: &str,
+    dir: &Path,
+) -> Result<Selection, BuildError> {
+    let (sources, heredocs) = (&c.sources, &c.heredocs);
+    let (docs, files): (Vec<&String>, Vec<&String>) = sources
+        .iter()
+        .partition(|s| s.starts_with("<<") && heredocs.iter().any(|h| is_lone_heredoc(s, &h.name)));
+    let files: Vec<String> = files.into_iter().cloned().collect();
+    let mut selection = if files.is_empty() {
+        Selection {
+            entries: Vec::new(),
+            dest_is_dir: dest.ends_with('/') || sources.len() > 1,
+        }
+    } else {
+        context.select(keyword, &files, dest, &c.exclude, c.parents)?
+    };
+    if !docs.is_empty() {
+        let hd = dir.join("heredocs");
+        std::fs::create_dir_all(&hd).map_err(|e| BuildError::io(&hd, e))?;
+        for s in docs {
+            let h = heredocs
+                .iter()
+                .find(|h| is_lone_heredoc(s, &h.name))
+                .expect("partitioned on this");
+            let path = hd.join(&h.name);
+            std::fs::write(&path, h.body()).map_err(|e| BuildError::io(&path, e))?;
+            set_mode(&path, 0o644)?;
+            selection.entries.push(SourceEntry {
+                path,
+                context_path: h.name.clone(),
+                dest_path: h.name.clone(),
+                kind: EntryKind::File,
+            });
+        }
+        selection.dest_is_dir |= sources.len() > 1;
+        selection
+            .entries
+            .sort_by(|a, b| a.dest_path.cmp(&b.dest_path));
+    }
+    Ok(selection)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| BuildError::io(path, e))
+}
+
+/// `--chown=user[:group]` as ids, names looked up in the stage's `/etc/passwd` and
+/// `/etc/group`; without a group the gid is the uid (docker's rule).
+fn owner(
+    spec: Option<&str>,
+    lowers: &[PathBuf],
+    line: usize,
+) -> Result<Option<(u32, u32)>, BuildError> {
+    let Some(spec) = spec.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let lookup = |file: &str, name: &str, what: &str| -> Result<u32, BuildError> {
+        if let Ok(n) = name.parse::<u32>() {
+            return Ok(n);
+        }
+        lower::read_file(lowers, file)
+            .and_then(|text| {
+                text.lines().find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() > 2 && f[0] == name).then(|| f[2].parse::<u32>().ok())?
+                })
+            })
+            .ok_or_else(|| BuildError::Invalid {
+                line,
+                message: format!("--chown={spec}: no {what} named {name:?} in {file}"),
+            })
+    };
+    let uid = lookup("/etc/passwd", u, "user")?;
+    let gid = match g {
+        Some(g) => lookup("/etc/group", g, "group")?,
+        None => uid,
+    };
+    Ok(Some((uid, gid)))
+}
+
+fn chmod(spec: Option<&str>, line: usize) -> Result<Option<u32>, BuildError> {
+    spec.map(|s| {
+        u32::from_str_radix(s, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| BuildError::Invalid {
+                line,
+                message: format!("--chmod={s}: expected an octal mode such as 0755"),
+            })
+    })
+    .transpose()
+}
+
+/// Where `--from=NAME` reads: a stage's result or an image, as layers plus an identity.
+fn from_source(
+    shared: &Shared<'_>,
+    name: &str,
+) -> Result<(Vec<Digest>, Vec<PathBuf>, Digest), BuildError> {
+    let df = shared.dockerfile;
+    if let Some((i, _)) = df.stage(name) {
+        let r = shared.results.lock().expect("results")[i]
+            .clone()
+            .ok_or_else(|| BuildError::BadStageReference {
+                reference: name.to_string(),
+                reason: "the stage is not built before this one".into(),
+            })?;
+        return Ok((r.layers.clone(), r.snapshots.clone(), r.key.clone()));
+    }
+    if name.eq_ignore_ascii_case("scratch") {
+        return Ok((Vec::new(), Vec::new(), Digest::sha256_of(b"scratch")));
+    }
+    let img = shared.images.image(name, &shared.platform)?;
+    let layers = img.diff_ids().map_err(store_err)?;
+    Ok((layers, Vec::new(), img.id.clone()))
+}
+
+/// The identity of `--from=NAME` for cache keys: a stage's key or an image's ID.
+pub(crate) fn from_identity(shared: &Shared<'_>, name: &str) -> Result<Digest, BuildError> {
+    Ok(from_source(shared, name)?.2)
+}
+
+/// Snapshot directories for `layers`, reusing the known prefix.
+pub(crate) fn snapshots(
+    shared: &Shared<'_>,
+    layers: &[Digest],
+    known: &[PathBuf],
+) -> Result<Vec<PathBuf>, BuildError> {
+    let mut out = known.to_vec();
+    for d in &layers[out.len().min(layers.len())..] {
+        out.push(shared.store.snapshot(d).map_err(store_err)?);
+    }
+    Ok(out)
+}
+
+/// A read-only view of `--from=NAME`'s filesystem at `at`.
+pub(crate) fn mount_from(
+    shared: &Shared<'_>,
+    name: &str,
+    at: &Path,
+) -> Result<(View, Digest), BuildError> {
+    let (layers, known, id) = from_source(shared, name)?;
+    let dirs = snapshots(shared, &layers, &known)?;
+    Ok((View::mount(&dirs, at)?, id))
+}
+
+fn copy_like(
+    shared: &Shared<'_>,
+    state: &mut State,
+    scope: &StageScope<'_>,
+    ins: &Instruction,
+    info: &StepInfo,
+    c: &Copy,
+) -> Result<bool, BuildError> {
+    let dir = step_dir(shared, "copy", info);
+    std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
+    let dest = absolute_dest(&c.dest, &state.config.workdir());
+    let created_by = format!("{} # buildkit", info.text);
+    let keyword = ins.keyword();
+    // From the context: the key holds the selected files' content. From a stage or image: its
+    // identity (the stage's key or the image ID) stands for the content.
+    let (selection, content, inputs, _view) = match &c.from {
+        None => {
+            let sel = select_sources(shared.context, keyword, c, &dest, &dir)?;
+            let digest = {
+                let mut cache = shared.digests.lock().expect("digest cache");
+                crate::cache_key::selection_digest(&sel, &mut cache)?
+            };
+            (Some(sel), Some(digest), Vec::new(), None)
+        }
+        Some(from) => {
+            let id = from_identity(shared, from)?;
+            (None, None, vec![id], None::<View>)
+        }
+    };
+    let key = key_of(state, scope, ins, content.as_ref(), &inputs);
+    if cache_hit(shared, state, &key, &created_by) {
+        return Ok(true);
+    }
+    let (selection, _view) = match (selection, &c.from) {
+        (Some(s), _) => (s, None),
+        (None, Some(from)) => {
+            let (view, _) = mount_from(shared, from, &dir.join("from"))?;
+            let ctx = BuildContext::plain(view.path())?;
+            let sel = ctx.select(keyword, &c.sources, &dest, &c.exclude, c.parents)?;
+            (sel, Some(view))
+        }
+        (None, None) => unreachable!("a selection exists without --from"),
+    };
+    let lowers = state.lowers(shared)?;
+    let owner = owner(c.chown.as_deref(), &lowers, info.line)?;
+    let mode = chmod(c.chmod.as_deref(), info.line)?;
+    let staging = dir.join("layer");
+    std::fs::create_dir_all(&staging).map_err(|e| BuildError::io(&staging, e))?;
+    materialize(
+        &selection,
+        &CopyOptions {
+            dest: &dest,
+            owner,
+            chmod: mode,
+            lower: &lowers,
+        },
+        &staging,
+    )?;
+    drop(_view);
+    commit_layer(
+        shared,
+        state,
+        &created_by,
+        LayerSource::Tree(staging.clone()),
+        &staging,
+        key,
+    )?;
+    Ok(false)
+}
+
+fn copy(
+    shared: &Shared<'_>,
+    state: &mut State,
+    scope: &StageScope<'_>,
+    c: &Copy,
+    ins: &Instruction,
+    info: &StepInfo,
+) -> Result<bool, BuildError> {
+    copy_like(shared, state, scope, ins, info, c)
+}
+
+fn add(
+    shared: &Shared<'_>,
+    state: &mut State,
+    scope: &StageScope<'_>,
+    a: &Add,
+    ins: &Instruction,
+    info: &StepInfo,
+) -> Result<bool, BuildError> {
+    if let Some(url) = a.sources.iter().find(|s| is_url(s)) {
+        return Err(BuildError::Invalid {
+            line: info.line,
+            message: format!("ADD {url}: remote sources are not supported yet"),
+        });
+    }
+    let c = Copy {
+        sources: a.sources.clone(),
+        dest: a.dest.clone(),
+        from: None,
+        chown: a.chown.clone(),
+        chmod: a.chmod.clone(),
+        link: a.link,
+        parents: false,
+        exclude: a.exclude.clone(),
+        heredocs: a.heredocs.clone(),
+    };
+    copy_like(shared, state, scope, ins, info, &c)
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+fn workdir(
+    shared: &Shared<'_>,
+    state: &mut State,
+    scope: &StageScope<'_>,
+    path: &str,
+    ins: &Instruction,
+    info: &StepInfo,
+) -> Result<bool, BuildError> {
+    let current = state.config.workdir();
+    let path = clean_path(&if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{}/{path}", current.trim_end_matches('/'))
+    });
+    let key = key_of(state, scope, ins, None, &[]);
+    state.config.set_string("WorkingDir", &path);
+    let created_by = format!("WORKDIR {path}");
+    if cache_hit(shared, state, &key, &created_by) {
+        return Ok(true);
+    }
+    let lowers = state.lowers(shared)?;
+    let staging = step_dir(shared, "workdir", info);
+    std::fs::create_dir_all(&staging).map_err(|e| BuildError::io(&staging, e))?;
+    if !lower::is_dir(&lowers, &path) {
+        let owner = owner(Some(&state.config.user()), &lowers, info.line)
+            .ok()
+            .flatten()
+            .map(|(u, _)| u);
+        let mut sofar = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            sofar.push('/');
+            sofar.push_str(part);
+            let out = staging.join(sofar.trim_start_matches('/'));
+            std::fs::create_dir(&out).map_err(|e| BuildError::io(&out, e))?;
+            match lower::lookup(&lowers, &sofar) {
+                Some((_, meta)) if meta.is_dir() => copy_dir_meta(&out, &meta)?,
+                _ => {
+                    set_mode(&out, 0o755)?;
+                    if let Some(uid) = owner {
+                        let gid = state_gid(&lowers, &state.config.user()).unwrap_or(uid);
+                        std::os::unix::fs::chown(&out, Some(uid), Some(gid))
+                            .map_err(|e| BuildError::io(&out, e))?;
+                    }
+                }
+            }
+        }
+    }
+    commit_layer(
+        shared,
+        state,
+        &created_by,
+        LayerSource::Tree(staging.clone()),
+        &staging,
+        key,
+    )?;
+    Ok(false)
+}
+
+/// The primary gid of the stage's USER, when it resolves.
+fn state_gid(lowers: &[PathBuf], user: &str) -> Option<u32> {
+    let passwd = lower::read_file(lowers, "/etc/passwd");
+    let group = lower::read_file(lowers, "/etc/group");
+    rbuild_runner::resolve_user(user, passwd.as_deref(), group.as_deref())
+        .ok()
+        .map(|i| i.gid)
+}
+
+fn copy_dir_meta(out: &Path, meta: &std::fs::Metadata) -> Result<(), BuildError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    set_mode(out, meta.permissions().mode() & 0o7777)?;
+    std::os::unix::fs::chown(out, Some(meta.uid()), Some(meta.gid()))
+        .map_err(|e| BuildError::io(out, e))?;
+    let times = [
+        nix::sys::time::TimeSpec::new(meta.atime(), meta.atime_nsec()),
+        nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec()),
+    ];
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        out,
+        &times[0],
+        &times[1],
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| BuildError::io(out, e.into()))
+}
+
+/// `path` with `.` and `..` components resolved (never above `/`).
+fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_resolve_against_workdir() {
+        assert_eq!(absolute_dest("/abs", "/w"), "/abs");
+        assert_eq!(absolute_dest("rel", "/w"), "/w/rel");
+        assert_eq!(absolute_dest("rel/", "/w/"), "/w/rel/");
+        assert_eq!(absolute_dest(".", "/w"), "/w/");
+        assert_eq!(absolute_dest("./x", "/"), "/x");
+    }
+
+    #[test]
+    fn paths_are_cleaned() {
+        assert_eq!(clean_path("/a/./b/../c/"), "/a/c");
+        assert_eq!(clean_path("/../.."), "/");
+    }
+
+    #[test]
+    fn lone_heredocs_are_recognised() {
+        assert!(is_lone_heredoc("<<EOF", "EOF"));
+        assert!(is_lone_heredoc("<<-\"EOF\"", "EOF"));
+        assert!(!is_lone_heredoc("cat <<EOF", "EOF"));
+        assert!(!is_lone_heredoc("<<EOF > file", "EOF"));
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        let mut t = Tail::default();
+        for i in 0..30 {
+            t.push(format!("line {i}\n").as_bytes());
+        }
+        let lines = t.lines();
+        assert_eq!(lines.len(), 10);
+        assert_eq!(lines[9], "line 29");
+        assert_eq!(lines[0], "line 20");
+    }
+
+    #[test]
+    fn chmod_must_be_octal() {
+        assert_eq!(chmod(Some("755"), 1).unwrap(), Some(0o755));
+        assert!(chmod(Some("9z"), 1).is_err());
+        assert!(chmod(Some("77777"), 1).is_err());
+        assert_eq!(chmod(None, 1).unwrap(), None);
+    }
+}

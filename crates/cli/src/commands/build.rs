@@ -1,0 +1,445 @@
+//! `rbuild build [OPTIONS] CONTEXT`: build an image from a Dockerfile, with docker build's
+//! and buildx's flags.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use clap::Args;
+use rbuild_builder::BuildError;
+use rbuild_builder::build::{BuildOptions, ImageSource, NetworkMode, Secret, build};
+use rbuild_oci::{Platform, Reference};
+use rbuild_registry::PullOptions;
+use rbuild_store::archive::ArchiveFormat;
+use rbuild_store::{Image, Store};
+
+use super::Globals;
+use super::common::open_store;
+use super::registry_opts::{RegistryArgs, runtime};
+use crate::build_progress::{BuildProgress, ProgressMode};
+use crate::progress::{Direction, Progress};
+use crate::transfer::{pull_to_store, push_from_store};
+
+/// Arguments of `rbuild build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag (name:tag); repeatable
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile [default: CONTEXT/Dockerfile]; `-` reads it from stdin
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Set a build-time variable (KEY=VALUE, or KEY to take it from the environment)
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// Build this stage and what it needs, not the last one
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Do not use the cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always look for a newer version of base images in their registry
+    #[arg(long)]
+    pub pull: bool,
+    /// Networking mode for RUN steps: host (default) or none
+    #[arg(long, value_name = "MODE", default_value = "host")]
+    pub network: String,
+    /// Set metadata on the image (KEY=VALUE); repeatable
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Target platform (only this machine's platform can run RUN steps)
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Progress output: auto, tty, plain or quiet
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+    /// Suppress the build output and print the image ID on success
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write the image ID to this file
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Output: type=image (default), type=docker|oci,dest=FILE, type=local,dest=DIR, or DIR
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub output: Option<String>,
+    /// Push the image to its registry after building (needs a -t name)
+    #[arg(long)]
+    pub push: bool,
+    /// Secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR
+    #[arg(long = "secret", value_name = "SPEC")]
+    pub secrets: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// The build context directory
+    #[arg(value_name = "CONTEXT")]
+    pub context: PathBuf,
+}
+
+/// Where the result goes besides the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Output {
+    Image,
+    Archive(ArchiveFormat, PathBuf),
+    Local(PathBuf),
+}
+
+fn parse_output(spec: &str) -> anyhow::Result<Output> {
+    if !spec.contains('=') {
+        return Ok(Output::Local(PathBuf::from(spec)));
+    }
+    let mut kind = None;
+    let mut dest = None;
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("type", v)) => kind = Some(v.to_string()),
+            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            Some((k, _)) if ["name", "push", "compression", "oci-mediatypes"].contains(&k) => {}
+            _ => anyhow::bail!("--output {spec:?}: unexpected field {field:?}"),
+        }
+    }
+    let need_dest = |what: &str| {
+        dest.clone()
+            .with_context(|| format!("--output {spec:?}: type={what} needs dest=PATH"))
+    };
+    match kind.as_deref() {
+        Some("image") | Some("registry") => Ok(Output::Image),
+        Some("docker") => Ok(Output::Archive(ArchiveFormat::Docker, need_dest("docker")?)),
+        Some("oci") => Ok(Output::Archive(ArchiveFormat::Oci, need_dest("oci")?)),
+        Some("local") => Ok(Output::Local(need_dest("local")?)),
+        Some(other) => anyhow::bail!(
+            "--output {spec:?}: unknown type {other:?} (expected image, docker, oci or local)"
+        ),
+        None => anyhow::bail!("--output {spec:?}: missing type="),
+    }
+}
+
+fn parse_secret(spec: &str) -> anyhow::Result<(String, Secret)> {
+    let mut id = None;
+    let mut src = None;
+    let mut env = None;
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_string()),
+            Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+            Some(("env", v)) => env = Some(v.to_string()),
+            Some(("type", "file" | "env")) => {}
+            _ => anyhow::bail!("--secret {spec:?}: unexpected field {field:?}"),
+        }
+    }
+    let id = id
+        .or_else(|| env.clone())
+        .with_context(|| format!("--secret {spec:?}: missing id="))?;
+    let secret = match (src, env) {
+        (Some(path), _) => {
+            if !path.is_file() {
+                anyhow::bail!(
+                    "--secret {spec:?}: {} is not a readable file",
+                    path.display()
+                );
+            }
+            Secret::File(path)
+        }
+        (None, Some(var)) => Secret::Value(
+            std::env::var(&var)
+                .with_context(|| format!("--secret {spec:?}: ${var} is not set"))?
+                .into_bytes(),
+        ),
+        (None, None) => {
+            let var = id.clone();
+            Secret::Value(
+                std::env::var(&var)
+                    .with_context(|| format!("--secret {spec:?}: needs src=FILE or env=VAR"))?
+                    .into_bytes(),
+            )
+        }
+    };
+    Ok((id, secret))
+}
+
+fn parse_build_args(args: &[String]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        match a.split_once('=') {
+            Some((k, v)) => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            // docker: `--build-arg KEY` takes the value from the environment, or is dropped.
+            None => {
+                if let Ok(v) = std::env::var(a) {
+                    out.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Base images from the store, pulled from their registry when missing (or always, `--pull`).
+struct RegistryImages<'a> {
+    store: &'a Store,
+    registry: &'a RegistryArgs,
+    always_pull: bool,
+    quiet: bool,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    /// References already pulled by this build (`--pull` pulls each once).
+    pulled: Mutex<BTreeMap<String, Image>>,
+}
+
+impl RegistryImages<'_> {
+    fn pull(&self, reference: &str, platform: &str) -> anyhow::Result<Image> {
+        let parsed: Reference = reference
+            .parse()
+            .with_context(|| format!("image reference {reference:?}"))?;
+        let client = self.registry.client()?;
+        let platform: Platform = platform
+            .parse()
+            .with_context(|| format!("platform {platform:?}"))?;
+        let opts = PullOptions {
+            platform,
+            all_platforms: false,
+        };
+        let progress = Arc::new(Progress::new(Direction::Pull, self.quiet));
+        let mut rt = self.runtime.lock().expect("runtime");
+        if rt.is_none() {
+            *rt = Some(runtime()?);
+        }
+        let rt = rt.as_ref().expect("runtime set");
+        let digest = rt.block_on(pull_to_store(&client, self.store, &parsed, &opts, progress))?;
+        Ok(self.store.image(&digest)?)
+    }
+}
+
+impl ImageSource for RegistryImages<'_> {
+    fn image(&self, reference: &str, platform: &str) -> Result<Image, BuildError> {
+        if let Some(img) = self.pulled.lock().expect("pulled").get(reference) {
+            return Ok(img.clone());
+        }
+        if !self.always_pull
+            && let Ok(img) = self.store.resolve(reference)
+        {
+            return Ok(img);
+        }
+        match self.pull(reference, platform) {
+            Ok(img) => {
+                self.pulled
+                    .lock()
+                    .expect("pulled")
+                    .insert(reference.to_string(), img.clone());
+                Ok(img)
+            }
+            Err(e) => Err(BuildError::ImageNotFound {
+                reference: reference.to_string(),
+                reason: format!("not in the store, and pulling failed: {e:#}"),
+            }),
+        }
+    }
+}
+
+/// Read the Dockerfile: `-` is stdin, else the file (default CONTEXT/Dockerfile).
+fn read_dockerfile(args: &BuildArgs) -> anyhow::Result<(String, Option<PathBuf>)> {
+    match &args.file {
+        Some(p) if p == Path::new("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the Dockerfile from stdin")?;
+            Ok((text, None))
+        }
+        other => {
+            let path = other
+                .clone()
+                .unwrap_or_else(|| args.context.join("Dockerfile"));
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("reading Dockerfile {}", path.display()))?;
+            Ok((String::from_utf8_lossy(&bytes).into_owned(), Some(path)))
+        }
+    }
+}
+
+/// Run `rbuild build`.
+pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    if !args.context.is_dir() {
+        anyhow::bail!("build context {}: not a directory", args.context.display());
+    }
+    let tags: Vec<Reference> = args
+        .tags
+        .iter()
+        .map(|t| {
+            t.parse()
+                .with_context(|| format!("-t {t:?}: invalid image reference"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if args.push && tags.is_empty() {
+        anyhow::bail!("--push needs an image name: add -t REGISTRY/NAME:TAG");
+    }
+    let output = args
+        .output
+        .as_deref()
+        .map(parse_output)
+        .transpose()?
+        .unwrap_or(Output::Image);
+    let network = match args.network.as_str() {
+        "host" | "default" => NetworkMode::Host,
+        "none" => NetworkMode::None,
+        other => anyhow::bail!("--network {other:?}: expected host or none"),
+    };
+    let labels = args
+        .labels
+        .iter()
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .unwrap_or_else(|| (l.clone(), String::new()))
+        })
+        .collect();
+    let secrets = args
+        .secrets
+        .iter()
+        .map(|s| parse_secret(s))
+        .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => Some(
+            v.trim()
+                .parse::<i64>()
+                .with_context(|| format!("SOURCE_DATE_EPOCH={v:?}: not a number of seconds"))?,
+        ),
+        _ => None,
+    };
+    let (dockerfile, dockerfile_path) = read_dockerfile(&args)?;
+    let opts = BuildOptions {
+        context: args.context.clone(),
+        dockerfile,
+        dockerfile_path,
+        build_args: parse_build_args(&args.build_args),
+        target: args.target.clone(),
+        no_cache: args.no_cache,
+        network,
+        labels,
+        platform: args.platform.clone(),
+        secrets,
+        source_date_epoch,
+        tags: tags.clone(),
+    };
+    let store = open_store(globals)?;
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        args.progress
+    };
+    let progress = BuildProgress::new(mode);
+    let images = RegistryImages {
+        store: &store,
+        registry: &args.registry,
+        always_pull: args.pull,
+        quiet: mode == ProgressMode::Quiet,
+        runtime: Mutex::new(None),
+        pulled: Mutex::new(BTreeMap::new()),
+    };
+    let outcome = match build(&store, &opts, &images, &progress) {
+        Ok(o) => o,
+        Err(BuildError::StepFailed {
+            step,
+            line,
+            code,
+            output,
+        }) => {
+            let mut msg = format!(
+                "{step} did not complete successfully: exit code: {code}\n  at Dockerfile:{line}"
+            );
+            if !output.is_empty() {
+                msg.push_str("\n  last output:");
+                for l in output {
+                    msg.push_str(&format!("\n    > {l}"));
+                }
+            }
+            anyhow::bail!(msg);
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("build failed")),
+    };
+    let id = outcome.image.id.to_string();
+    progress.line(&format!(
+        "writing image {id} done ({} steps, {} cached, {} files hashed)",
+        outcome.steps, outcome.cached, outcome.files_hashed
+    ));
+    for t in &tags {
+        progress.line(&format!("naming to {t} done"));
+    }
+    match &output {
+        Output::Image => {}
+        Output::Archive(format, dest) => {
+            super::copy::write_archive(&store, &outcome.image, tags.clone(), *format, dest)?;
+            progress.line(&format!("exported to {}", dest.display()));
+        }
+        Output::Local(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating output directory {}", dir.display()))?;
+            store
+                .unpack(&outcome.image, dir)
+                .with_context(|| format!("writing the image's files to {}", dir.display()))?;
+            progress.line(&format!("exported to {}", dir.display()));
+        }
+    }
+    if args.push {
+        let client = args.registry.client()?;
+        let rt = runtime()?;
+        for t in &tags {
+            let reporter = Arc::new(Progress::new(Direction::Push, args.quiet));
+            let digest = rt.block_on(push_from_store(
+                &client,
+                &store,
+                &outcome.image,
+                t,
+                reporter,
+            ))?;
+            progress.line(&format!("pushed {t}@{digest}"));
+        }
+    }
+    if let Some(file) = &args.iidfile {
+        std::fs::write(file, &id)
+            .with_context(|| format!("writing the image ID to {}", file.display()))?;
+    }
+    if args.quiet {
+        println!("{id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_parse_like_buildx() {
+        assert_eq!(parse_output("out").unwrap(), Output::Local("out".into()));
+        assert_eq!(
+            parse_output("type=local,dest=d").unwrap(),
+            Output::Local("d".into())
+        );
+        assert_eq!(
+            parse_output("type=oci,dest=x.tar").unwrap(),
+            Output::Archive(ArchiveFormat::Oci, "x.tar".into())
+        );
+        assert_eq!(parse_output("type=image").unwrap(), Output::Image);
+        assert!(parse_output("type=docker").is_err());
+        assert!(parse_output("type=bogus,dest=x").is_err());
+    }
+
+    #[test]
+    fn build_args_without_value_come_from_the_environment() {
+        let args = parse_build_args(&["A=1".into(), "PATH".into(), "NOPE_NOT_SET_X".into()]);
+        assert_eq!(args.get("A").map(String::as_str), Some("1"));
+        assert!(args.contains_key("PATH"));
+        assert!(!args.contains_key("NOPE_NOT_SET_X"));
+    }
+
+    #[test]
+    fn secrets_need_a_source() {
+        assert!(parse_secret("id=x,src=/definitely/not/here").is_err());
+        let (id, s) = parse_secret("id=x,src=/etc/hostname").unwrap();
+        assert_eq!(id, "x");
+        assert_eq!(s, Secret::File("/etc/hostname".into()));
+    }
+}
