@@ -93,6 +93,18 @@ pub fn materialize(
     Ok(written)
 }
 
+/// Create directory `dir` (an absolute image path) and its ancestors in `staging` as
+/// [`materialize`] does: directories the stage already has keep its metadata, new ones are
+/// 0755 and owned like the copied files (`opts.owner`).
+pub fn ensure_dir(staging: &Path, dir: &str, opts: &CopyOptions<'_>) -> Result<(), BuildError> {
+    let mut dirs = Vec::new();
+    ensure_parents(staging, dir, opts, &mut dirs)?;
+    for (d, meta) in dirs.iter().rev() {
+        set_times(d, meta)?;
+    }
+    Ok(())
+}
+
 /// Create `dir`'s ancestors (and itself) in `staging`, copying metadata from the stage when
 /// the directory already exists there.
 fn ensure_parents(

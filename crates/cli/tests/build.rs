@@ -852,3 +852,99 @@ fn push_to_a_registry_and_build_from_it_in_another_store() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
 }
+
+/// A one-shot HTTP server on 127.0.0.1 serving `body` for every request; returns its port.
+fn serve(body: Vec<u8>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Tue, 14 Nov 2023 22:13:20 GMT\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    port
+}
+
+#[test]
+fn add_unpacks_local_archives_and_fetches_urls() {
+    let Some(f) = Fixture::new("add") else {
+        return;
+    };
+    // A gzip'd tar in the context, a plain file, and one served over HTTP.
+    let tree = f.dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("pkg/bin")).unwrap();
+    std::fs::write(tree.join("pkg/bin/tool"), "tool\n").unwrap();
+    std::fs::write(tree.join("pkg/README"), "readme\n").unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C {} -czf {}/pkg.tar.gz pkg && cp {}/pkg.tar.gz {}/kept.tgz",
+            tree.display(),
+            f.ctx().display(),
+            f.ctx().display(),
+            f.ctx().display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    f.write("plain.txt", "plain\n");
+    let served = b"downloaded content\n".to_vec();
+    let sum = format!("sha256:{}", rbuild_oci::Digest::sha256_of(&served).hex());
+    let port = serve(served);
+    f.write(
+        "Dockerfile",
+        &format!(
+            "FROM busybox:local\nADD pkg.tar.gz /opt/\nADD --unpack=false kept.tgz /keep/\nADD plain.txt /plain/\nADD --checksum={sum} http://127.0.0.1:{port}/files/data.txt /dl/\n"
+        ),
+    );
+    let out = f.export(&["-t", "add:1"], "add");
+    assert_eq!(
+        std::fs::read_to_string(out.join("opt/pkg/bin/tool")).unwrap(),
+        "tool\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("opt/pkg/README")).unwrap(),
+        "readme\n"
+    );
+    assert!(
+        out.join("keep/kept.tgz").is_file(),
+        "--unpack=false keeps the archive"
+    );
+    assert!(!out.join("opt/pkg.tar.gz").exists());
+    assert_eq!(
+        std::fs::read_to_string(out.join("plain/plain.txt")).unwrap(),
+        "plain\n"
+    );
+    let dl = out.join("dl/data.txt");
+    assert_eq!(
+        std::fs::read_to_string(&dl).unwrap(),
+        "downloaded content\n"
+    );
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let m = std::fs::metadata(&dl).unwrap();
+    assert_eq!(m.permissions().mode() & 0o777, 0o600, "downloads are 0600");
+    assert_eq!(m.mtime(), 1_700_000_000, "mtime from Last-Modified");
+    // A cached rebuild with --checksum does not need the server's content again.
+    let log = f.build_ok(&["-t", "add:1"]);
+    assert_eq!(cached_steps(&log), (4, 5), "{log}");
+    // A wrong checksum fails and names the URL.
+    f.write(
+        "Dockerfile",
+        &format!(
+            "FROM busybox:local\nADD --checksum=sha256:{} http://127.0.0.1:{port}/x /x\n",
+            "0".repeat(64)
+        ),
+    );
+    let out = f.build(&[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}

@@ -15,10 +15,12 @@ use super::stage::{State, key_of, shared_time};
 use super::view::View;
 use super::{Shared, mounts, store_err};
 use crate::context::{BuildContext, EntryKind, Selection, SourceEntry};
-use crate::copy::{CopyOptions, materialize};
+use crate::context::{glob_match, has_wildcard};
+use crate::copy::{CopyOptions, ensure_dir, materialize};
 use crate::error::BuildError;
 use crate::lower;
 use crate::reporter::{StepInfo, StepOutcome};
+use crate::{archive, remote};
 
 /// Run one filesystem step, reporting it.
 pub(crate) fn run_step(
@@ -535,14 +537,27 @@ fn add(
     ins: &Instruction,
     info: &StepInfo,
 ) -> Result<bool, BuildError> {
-    if let Some(url) = a.sources.iter().find(|s| is_url(s)) {
-        return Err(BuildError::Invalid {
+    let dir = step_dir(shared, "add", info);
+    std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
+    let dest = absolute_dest(&a.dest, &state.config.workdir());
+    let created_by = format!("{} # buildkit", info.text);
+    let (urls, locals): (Vec<String>, Vec<String>) =
+        a.sources.iter().cloned().partition(|s| remote::is_url(s));
+    let checksum = match &a.checksum {
+        None => None,
+        Some(_) if urls.is_empty() => {
+            return Err(BuildError::Invalid {
+                line: info.line,
+                message: "ADD --checksum needs an http(s) source".into(),
+            });
+        }
+        Some(c) => Some(c.parse::<Digest>().map_err(|e| BuildError::Invalid {
             line: info.line,
-            message: format!("ADD {url}: remote sources are not supported yet"),
-        });
-    }
-    let c = Copy {
-        sources: a.sources.clone(),
+            message: format!("ADD --checksum={c}: {e}"),
+        })?),
+    };
+    let as_copy = Copy {
+        sources: locals.clone(),
         dest: a.dest.clone(),
         from: None,
         chown: a.chown.clone(),
@@ -552,11 +567,127 @@ fn add(
         exclude: a.exclude.clone(),
         heredocs: a.heredocs.clone(),
     };
-    copy_like(shared, state, scope, ins, info, &c)
-}
-
-fn is_url(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://")
+    let mut selection = if locals.is_empty() {
+        Selection {
+            entries: Vec::new(),
+            dest_is_dir: dest.ends_with('/'),
+        }
+    } else {
+        select_sources(shared.context, "ADD", &as_copy, &dest, &dir)?
+    };
+    if a.sources.len() > 1 {
+        if !dest.ends_with('/') {
+            return Err(BuildError::DestinationNotDirectory {
+                keyword: "ADD".into(),
+            });
+        }
+        selection.dest_is_dir = true;
+    }
+    // A URL with --checksum is keyed without downloading; otherwise by what it served.
+    let mut remote_keys = Vec::new();
+    let mut downloads: Vec<(String, String, Option<PathBuf>)> = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let name = remote::file_name(url);
+        match &checksum {
+            Some(c) => {
+                remote_keys.push(Digest::sha256_of(format!("{url}\n{c}").as_bytes()));
+                downloads.push((url.clone(), name, None));
+            }
+            None => {
+                let path = dir.join(format!("remote-{i}")).join(&name);
+                let got = remote::fetch(url, &remote::FetchOptions::default(), &path)?;
+                remote_keys.push(Digest::sha256_of(
+                    format!("{url}\n{}\n{:?}", got.digest, got.last_modified).as_bytes(),
+                ));
+                downloads.push((url.clone(), name, Some(path)));
+            }
+        }
+    }
+    let content = {
+        let mut cache = shared.digests.lock().expect("digest cache");
+        crate::cache_key::selection_digest(&selection, &mut cache)?
+    };
+    let key = key_of(state, scope, ins, Some(&content), &remote_keys);
+    if cache_hit(shared, state, &key, &created_by) {
+        return Ok(true);
+    }
+    for (i, (url, name, path)) in downloads.into_iter().enumerate() {
+        let path = match path {
+            Some(p) => p,
+            None => {
+                let p = dir.join(format!("remote-{i}")).join(&name);
+                let opts = remote::FetchOptions {
+                    checksum: checksum.clone(),
+                    ..Default::default()
+                };
+                remote::fetch(&url, &opts, &p)?;
+                p
+            }
+        };
+        selection.entries.push(SourceEntry {
+            path,
+            context_path: url,
+            dest_path: name,
+            kind: EntryKind::File,
+        });
+    }
+    // Local archives named at the top level are unpacked into the destination (unless
+    // --unpack=false); everything else is copied as COPY would.
+    let unpack = a.unpack.unwrap_or(true);
+    let top_level = |e: &SourceEntry| {
+        locals.iter().any(|s| {
+            let s = s.trim_start_matches("./").trim_start_matches('/');
+            e.context_path == s || (has_wildcard(s) && glob_match(s, &e.context_path))
+        })
+    };
+    let (archives, plain): (Vec<SourceEntry>, Vec<SourceEntry>) =
+        selection.entries.into_iter().partition(|e| {
+            unpack
+                && e.kind == EntryKind::File
+                && !remote::is_url(&e.context_path)
+                && top_level(e)
+                && archive::is_archive(&e.path)
+        });
+    let plain = Selection {
+        entries: plain,
+        dest_is_dir: selection.dest_is_dir,
+    };
+    let lowers = state.lowers(shared)?;
+    let owner = owner(a.chown.as_deref(), &lowers, info.line)?;
+    let mode = chmod(a.chmod.as_deref(), info.line)?;
+    let staging = dir.join("layer");
+    std::fs::create_dir_all(&staging).map_err(|e| BuildError::io(&staging, e))?;
+    let opts = CopyOptions {
+        dest: &dest,
+        owner,
+        chmod: mode,
+        lower: &lowers,
+    };
+    materialize(&plain, &opts, &staging)?;
+    if !archives.is_empty() {
+        let target = dest.trim_end_matches('/');
+        ensure_dir(&staging, target, &opts)?;
+        let into = staging.join(target.trim_start_matches('/'));
+        for e in &archives {
+            archive::extract(
+                &e.path,
+                &into,
+                &archive::ExtractOptions {
+                    owner,
+                    ..Default::default()
+                },
+            )?;
+        }
+    }
+    commit_layer(
+        shared,
+        state,
+        &created_by,
+        LayerSource::Tree(staging.clone()),
+        &staging,
+        key,
+    )?;
+    Ok(false)
 }
 
 fn workdir(
@@ -583,28 +714,23 @@ fn workdir(
     let staging = step_dir(shared, "workdir", info);
     std::fs::create_dir_all(&staging).map_err(|e| BuildError::io(&staging, e))?;
     if !lower::is_dir(&lowers, &path) {
-        let owner = owner(Some(&state.config.user()), &lowers, info.line)
-            .ok()
+        // New directories belong to the stage's USER, as BuildKit makes them.
+        let user = state.config.user();
+        let ids = (!user.is_empty())
+            .then(|| {
+                let passwd = lower::read_file(&lowers, "/etc/passwd");
+                let group = lower::read_file(&lowers, "/etc/group");
+                rbuild_runner::resolve_user(&user, passwd.as_deref(), group.as_deref()).ok()
+            })
             .flatten()
-            .map(|(u, _)| u);
-        let mut sofar = String::new();
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            sofar.push('/');
-            sofar.push_str(part);
-            let out = staging.join(sofar.trim_start_matches('/'));
-            std::fs::create_dir(&out).map_err(|e| BuildError::io(&out, e))?;
-            match lower::lookup(&lowers, &sofar) {
-                Some((_, meta)) if meta.is_dir() => copy_dir_meta(&out, &meta)?,
-                _ => {
-                    set_mode(&out, 0o755)?;
-                    if let Some(uid) = owner {
-                        let gid = state_gid(&lowers, &state.config.user()).unwrap_or(uid);
-                        std::os::unix::fs::chown(&out, Some(uid), Some(gid))
-                            .map_err(|e| BuildError::io(&out, e))?;
-                    }
-                }
-            }
-        }
+            .map(|i| (i.uid, i.gid));
+        let opts = CopyOptions {
+            dest: &path,
+            owner: ids,
+            chmod: None,
+            lower: &lowers,
+        };
+        ensure_dir(&staging, &path, &opts)?;
     }
     commit_layer(
         shared,
@@ -615,34 +741,6 @@ fn workdir(
         key,
     )?;
     Ok(false)
-}
-
-/// The primary gid of the stage's USER, when it resolves.
-fn state_gid(lowers: &[PathBuf], user: &str) -> Option<u32> {
-    let passwd = lower::read_file(lowers, "/etc/passwd");
-    let group = lower::read_file(lowers, "/etc/group");
-    rbuild_runner::resolve_user(user, passwd.as_deref(), group.as_deref())
-        .ok()
-        .map(|i| i.gid)
-}
-
-fn copy_dir_meta(out: &Path, meta: &std::fs::Metadata) -> Result<(), BuildError> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    set_mode(out, meta.permissions().mode() & 0o7777)?;
-    std::os::unix::fs::chown(out, Some(meta.uid()), Some(meta.gid()))
-        .map_err(|e| BuildError::io(out, e))?;
-    let times = [
-        nix::sys::time::TimeSpec::new(meta.atime(), meta.atime_nsec()),
-        nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec()),
-    ];
-    nix::sys::stat::utimensat(
-        nix::fcntl::AT_FDCWD,
-        out,
-        &times[0],
-        &times[1],
-        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-    )
-    .map_err(|e| BuildError::io(out, e.into()))
 }
 
 /// `path` with `.` and `..` components resolved (never above `/`).
