@@ -11,6 +11,11 @@ mod store_blobs;
 mod terminal;
 mod transfer;
 
+/// The registry test support (real `docker-registry` processes) for in-crate tests.
+#[cfg(test)]
+#[path = "../../registry/tests/support/mod.rs"]
+mod registry_support;
+
 use std::process::ExitCode;
 
 use clap::Parser;

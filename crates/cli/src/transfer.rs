@@ -1,6 +1,11 @@
 //! Moving images between the local store and registries: pull into the store (recording each
 //! layer's blob so snapshots can be unpacked, naming the image), push from the store (giving
 //! uncompressed layers a gzip form once, remembered by the store).
+//!
+//! Blocking entry points for synchronous callers: [`pull_blocking`] and [`push_blocking`] (what
+//! `rbuild pull`/`rbuild push` run), and for the build command [`pull_image_blocking`] (`FROM`)
+//! and [`push_image_blocking`] (`build --push`), which take the user's registry settings from
+//! the environment, config file and credentials store as a flagless `rbuild pull` does.
 
 use std::sync::Arc;
 
@@ -8,11 +13,108 @@ use std::io::Read;
 
 use anyhow::Context;
 use rbuild_oci::manifest::{self, descriptor_digest, descriptor_media_type};
-use rbuild_oci::{Compression, Digest, MediaType, Reference};
+use rbuild_oci::{Compression, Digest, MediaType, Platform, Reference};
 use rbuild_registry::{Client, PullOptions, PushOptions, Reporter};
 use rbuild_store::{Image, Store};
 
+use crate::commands::registry_opts::{RegistryArgs, run_interruptible, runtime};
+use crate::progress::{Direction, Progress};
 use crate::store_blobs::StoreBlobs;
+
+/// Pull `reference` into `store` with `registry`'s settings, drawing progress on stderr (none
+/// when `quiet`) and ending with docker's `Digest:` line; returns the digest now named. Blocks
+/// until done; SIGINT/SIGTERM discard the unfinished transfer (exit status 130).
+pub fn pull_blocking(
+    registry: &RegistryArgs,
+    store: &Store,
+    reference: &Reference,
+    opts: &PullOptions,
+    quiet: bool,
+) -> anyhow::Result<Digest> {
+    on_own_runtime(|| {
+        let client = registry.client()?;
+        let progress = Arc::new(Progress::new(Direction::Pull, quiet));
+        let rt = runtime()?;
+        let digest = run_interruptible(
+            &rt,
+            pull_to_store(&client, store, reference, opts, progress.clone()),
+        )?;
+        progress.line(&format!("Digest: {digest}"));
+        Ok(digest)
+    })
+}
+
+/// Push the stored `image` to `dest` with `registry`'s settings (progress as for
+/// [`pull_blocking`]); returns the pushed manifest digest. Blocks until done.
+pub fn push_blocking(
+    registry: &RegistryArgs,
+    store: &Store,
+    image: &Image,
+    dest: &Reference,
+    quiet: bool,
+) -> anyhow::Result<Digest> {
+    on_own_runtime(|| {
+        let client = registry.client()?;
+        let progress = Arc::new(Progress::new(Direction::Push, quiet));
+        let rt = runtime()?;
+        run_interruptible(
+            &rt,
+            push_from_store(&client, store, image, dest, progress.clone()),
+        )
+    })
+}
+
+/// For the build command's `FROM`: pull `reference` for `platform` into `store` with the
+/// user's registry settings (environment, `/etc/rbuild/registries.json`, docker credentials,
+/// as a flagless `rbuild pull`) and return the stored image. Always contacts the registry;
+/// whether to pull at all (absent base, `--pull`) is the caller's decision.
+// Called by the build command (FROM, --push), which lands with the builder (#5).
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn pull_image_blocking(
+    store: &Store,
+    reference: &Reference,
+    platform: &Platform,
+    quiet: bool,
+) -> anyhow::Result<Image> {
+    let opts = PullOptions {
+        platform: platform.clone(),
+        all_platforms: false,
+    };
+    let digest = pull_blocking(&RegistryArgs::from_env()?, store, reference, &opts, quiet)?;
+    store
+        .image(&digest)
+        .with_context(|| format!("reading pulled image {reference} from the store"))
+}
+
+/// For `build --push`: push the stored image named `image_ref` to the registry that name
+/// points at, with the user's registry settings (as [`pull_image_blocking`]); returns the
+/// pushed manifest digest.
+// Called by the build command (FROM, --push), which lands with the builder (#5).
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn push_image_blocking(
+    store: &Store,
+    image_ref: &Reference,
+    quiet: bool,
+) -> anyhow::Result<Digest> {
+    let name = image_ref.to_string();
+    let image = store
+        .resolve(&name)
+        .with_context(|| format!("finding image {name:?} in the store"))?;
+    push_blocking(&RegistryArgs::from_env()?, store, &image, image_ref, quiet)
+}
+
+/// Run `work` (which makes and blocks on its own tokio runtime) here, or on a thread of its
+/// own when the caller is itself inside a runtime, where blocking on another would panic.
+fn on_own_runtime<T: Send>(work: impl FnOnce() -> anyhow::Result<T> + Send) -> anyhow::Result<T> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work();
+    }
+    std::thread::scope(|s| {
+        s.spawn(work)
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the transfer thread panicked")))
+    })
+}
 
 /// Pull `reference` into `store` and name it; returns the manifest digest now named.
 pub async fn pull_to_store(
@@ -164,7 +266,7 @@ pub fn pushable_manifest(store: &Store, image: &Image) -> anyhow::Result<Digest>
 /// the default and any gzip reader takes it), verified against the diffID and recorded so the
 /// next push or save reuses it.
 fn gzip_layer(store: &Store, diff_id: &Digest) -> anyhow::Result<(Digest, u64)> {
-    if let Some(known) = recorded_gzip(store, diff_id) {
+    if let Some(known) = store.layer_blob(diff_id, Compression::Gzip)? {
         return Ok(known);
     }
     let _hold = store.hold()?;
@@ -223,30 +325,6 @@ fn compresses(sample: &[u8]) -> bool {
     }
 }
 
-/// The gzip blob the store's layer record (`layers/<alg>/<hex>.json`) names, if still present.
-fn recorded_gzip(store: &Store, diff_id: &Digest) -> Option<(Digest, u64)> {
-    #[derive(serde::Deserialize)]
-    struct Record {
-        blobs: std::collections::BTreeMap<String, BlobRef>,
-    }
-    #[derive(serde::Deserialize)]
-    struct BlobRef {
-        digest: Digest,
-        size: u64,
-    }
-    let path = store
-        .root()
-        .join("layers")
-        .join(diff_id.algorithm().as_str())
-        .join(format!("{}.json", diff_id.hex()));
-    let rec: Record = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    let b = rec.blobs.get(Compression::Gzip.as_str())?;
-    store
-        .blobs()
-        .contains(&b.digest)
-        .then(|| (b.digest.clone(), b.size))
-}
-
 /// Push a stored image to `dest`; returns the pushed manifest digest.
 pub async fn push_from_store(
     client: &Client,
@@ -279,6 +357,95 @@ pub async fn push_from_store(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry_support::{Auth, RegistryProcess};
+
+    /// A one-layer image made through the store API, named `name`; returns it and its layer tar.
+    fn stored_image(store: &Store, name: &Reference) -> (Image, Vec<u8>) {
+        let mut b = tar::Builder::new(Vec::new());
+        let body = b"made for the blocking transfer helpers\n".repeat(1000);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "etc/helpers.txt", &body[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let layer = store.add_layer_tar(&tar[..], "test layer").unwrap();
+        let host = Platform::host();
+        let config = serde_json::json!({
+            "architecture": host.architecture,
+            "os": host.os,
+            "config": {"Cmd": ["/bin/true"]},
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.to_string()]},
+        });
+        let image = store
+            .commit_image(
+                &serde_json::to_vec(&config).unwrap(),
+                std::slice::from_ref(name),
+            )
+            .unwrap();
+        (image, tar)
+    }
+
+    #[test]
+    fn build_helpers_push_and_pull_through_a_real_registry() {
+        let Some(reg) = RegistryProcess::start(Auth::Open, "transfer helpers") else {
+            return;
+        };
+        let src = tempfile::tempdir().unwrap();
+        let src = Store::open(src.path()).unwrap();
+        let name: Reference = format!("{}/helpers/img:1", reg.addr).parse().unwrap();
+        let (image, tar) = stored_image(&src, &name);
+
+        // build --push: the stored name says where to.
+        let pushed = push_image_blocking(&src, &name, true).unwrap();
+        // The uncompressed stored layer went out gzip'd: a new manifest, same image ID.
+        assert_ne!(pushed, image.manifest_digest);
+        assert_eq!(
+            push_image_blocking(&src, &name, true).unwrap(),
+            pushed,
+            "a second push reports the same manifest"
+        );
+
+        // FROM: a fresh store pulls it, named, with the same config and layer content.
+        let dst = tempfile::tempdir().unwrap();
+        let dst = Store::open(dst.path()).unwrap();
+        let pulled = pull_image_blocking(&dst, &name, &Platform::host(), true).unwrap();
+        assert_eq!(pulled.manifest_digest, pushed);
+        assert_eq!(pulled.id, image.id);
+        assert_eq!(pulled.names, vec![name.clone()]);
+        let diff_id = &pulled.diff_ids().unwrap()[0];
+        let mut content = Vec::new();
+        dst.layer_reader(diff_id)
+            .unwrap()
+            .read_to_end(&mut content)
+            .unwrap();
+        assert!(content == tar, "pulled layer differs from the one pushed");
+        assert_eq!(
+            dst.resolve(&name.to_string()).unwrap().manifest_digest,
+            pushed
+        );
+
+        // Called from async code (a runtime already running on this thread): still works.
+        let third = tempfile::tempdir().unwrap();
+        let third = Store::open(third.path()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let again = rt
+            .block_on(async { pull_image_blocking(&third, &name, &Platform::host(), true) })
+            .unwrap();
+        assert_eq!(again.manifest_digest, pushed);
+
+        // A tag the registry lacks: an error naming the reference, and nothing named.
+        let missing: Reference = format!("{}/helpers/img:nope", reg.addr).parse().unwrap();
+        let err = pull_image_blocking(&dst, &missing, &Platform::host(), true).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("helpers/img:nope"), "{msg}");
+        assert!(dst.resolve(&missing.to_string()).is_err());
+        // Pushing a name the store does not have says so.
+        let err = push_image_blocking(&dst, &missing, true).unwrap_err();
+        assert!(format!("{err:#}").contains("in the store"), "{err:#}");
+    }
 
     #[test]
     fn only_data_that_shrinks_is_deflated() {

@@ -202,8 +202,7 @@ impl Registry {
         opts: Arc<ClientOptions>,
         shared: &SharedHttp,
     ) -> Result<Registry> {
-        // Setting up TLS loads the system roots (tens of ms): one client serves every host
-        // without extra certificates.
+        // One client (one connection pool) serves every host without extra certificates.
         let certs = extra_certs(host, &opts);
         let http = if certs.is_empty() {
             shared.get()?
@@ -356,6 +355,9 @@ fn extra_certs(host: &str, opts: &ClientOptions) -> Vec<PathBuf> {
 
 /// An HTTP client trusting the system roots plus `certs`.
 fn http_client(certs: &[PathBuf]) -> Result<reqwest::Client> {
+    // rustls takes its cryptography from the process-wide provider: ring, installed once
+    // (an error only says one is installed already).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("rbuild/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(30))

@@ -129,6 +129,36 @@ fn compressed_forms_are_made_once_and_remembered() {
     }
 }
 
+#[test]
+fn layer_blob_only_looks_and_finds_recorded_forms() {
+    use rbuild_oci::Compression;
+    let a = tempfile::tempdir().unwrap();
+    let store = Store::open(a.path()).unwrap();
+    let img = common::make_image(&store, "l:1", &[&[("f", &"y".repeat(50_000))]]);
+    let diff_id = &img.diff_ids().unwrap()[0];
+    // Stored uncompressed: the diffID's own blob.
+    let plain = store.layer_blob(diff_id, Compression::None).unwrap();
+    assert_eq!(
+        plain,
+        Some((diff_id.clone(), store.blobs().size(diff_id).unwrap()))
+    );
+    // No gzip form yet, and asking does not make one.
+    let before = store.blobs().list().unwrap().len();
+    assert_eq!(store.layer_blob(diff_id, Compression::Gzip).unwrap(), None);
+    assert_eq!(store.blobs().list().unwrap().len(), before);
+    // Once made, it is found; once its blob is gone, it is not.
+    let made = store.compressed_layer(diff_id, Compression::Gzip).unwrap();
+    assert_eq!(
+        store.layer_blob(diff_id, Compression::Gzip).unwrap(),
+        Some(made.clone())
+    );
+    fs::remove_file(store.blobs().path(&made.0)).unwrap();
+    assert_eq!(store.layer_blob(diff_id, Compression::Gzip).unwrap(), None);
+    // A layer the store never saw.
+    let unknown = rbuild_oci::Digest::sha256_of(b"no such layer");
+    assert_eq!(store.layer_blob(&unknown, Compression::Zstd).unwrap(), None);
+}
+
 /// Apply `edit` to an unpacked OCI archive and expect load to fail with `expect` in the message,
 /// leaving the store as it was.
 fn bad_oci(edit: impl Fn(&std::path::Path, &rbuild_store::Image), expect: &str) {

@@ -20,7 +20,7 @@ mod manifest;
 mod parse;
 mod pull;
 mod push;
-mod registry_opts;
+pub mod registry_opts;
 mod rmi;
 mod run;
 mod save;

@@ -1,7 +1,6 @@
 //! `rbuild pull [--platform P] [--all-platforms] REF`: fetch an image into the local store.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -10,9 +9,8 @@ use rbuild_registry::PullOptions;
 
 use super::Globals;
 use super::common::open_store;
-use super::registry_opts::{RegistryArgs, run_interruptible, runtime};
-use crate::progress::{Direction, Progress};
-use crate::transfer::pull_to_store;
+use super::registry_opts::RegistryArgs;
+use crate::transfer::pull_blocking;
 
 /// Arguments of `rbuild pull`.
 #[derive(Debug, Args)]
@@ -40,18 +38,11 @@ pub fn run(args: PullArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         .parse()
         .with_context(|| format!("image reference {:?}", args.reference))?;
     let store = open_store(globals)?;
-    let client = args.registry.client()?;
     let opts = PullOptions {
         platform: args.platform.unwrap_or_else(Platform::host),
         all_platforms: args.all_platforms,
     };
-    let progress = Arc::new(Progress::new(Direction::Pull, args.quiet));
-    let rt = runtime()?;
-    let digest = run_interruptible(
-        &rt,
-        pull_to_store(&client, &store, &reference, &opts, progress.clone()),
-    )?;
-    progress.line(&format!("Digest: {digest}"));
+    pull_blocking(&args.registry, &store, &reference, &opts, args.quiet)?;
     println!("{reference}");
     Ok(ExitCode::SUCCESS)
 }

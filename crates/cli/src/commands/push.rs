@@ -1,7 +1,6 @@
 //! `rbuild push REF [DEST]`: send a stored image to a registry, under its own name or DEST.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -9,9 +8,8 @@ use rbuild_oci::Reference;
 
 use super::Globals;
 use super::common::open_store;
-use super::registry_opts::{RegistryArgs, run_interruptible, runtime};
-use crate::progress::{Direction, Progress};
-use crate::transfer::push_from_store;
+use super::registry_opts::RegistryArgs;
+use crate::transfer::push_blocking;
 
 /// Arguments of `rbuild push`.
 #[derive(Debug, Args)]
@@ -39,13 +37,7 @@ pub fn run(args: PushArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let dest: Reference = dest_text
         .parse()
         .with_context(|| format!("destination {dest_text:?}"))?;
-    let client = args.registry.client()?;
-    let progress = Arc::new(Progress::new(Direction::Push, args.quiet));
-    let rt = runtime()?;
-    let digest = run_interruptible(
-        &rt,
-        push_from_store(&client, &store, &image, &dest, progress.clone()),
-    )?;
+    let digest = push_blocking(&args.registry, &store, &image, &dest, args.quiet)?;
     if args.quiet {
         println!("{digest}");
     } else {

@@ -41,7 +41,26 @@ struct RegistriesConf {
     insecure_registries: Vec<String>,
 }
 
+/// Only the registry options, for parsing them from the environment alone.
+#[derive(Debug, clap::Parser)]
+#[command(name = "rbuild")]
+struct EnvOnly {
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
 impl RegistryArgs {
+    /// The options a registry command has when given no flags: what the environment
+    /// (`RBUILD_INSECURE_REGISTRIES`, `RBUILD_AUTH_FILE`) and the defaults say. Parsed by the
+    /// same clap definition, so a transfer the user did not start with flags (a build's `FROM`
+    /// or `--push`) behaves exactly as a flagless `rbuild pull`/`rbuild push`.
+    pub fn from_env() -> anyhow::Result<RegistryArgs> {
+        use clap::Parser;
+        EnvOnly::try_parse_from(["rbuild"])
+            .map(|e| e.registry)
+            .context("reading registry settings from the environment")
+    }
+
     /// The credentials file these options name.
     pub fn docker_config(&self) -> anyhow::Result<DockerConfig> {
         let path = self

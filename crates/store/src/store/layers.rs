@@ -58,6 +58,27 @@ impl Store {
         write_atomic(&self.tmp_dir(), &self.layer_record_path(diff_id), &bytes)
     }
 
+    /// The blob holding layer `diff_id` in `compression`, when the store has one: a form
+    /// recorded for the layer whose blob is still present, or for [`Compression::None`] the
+    /// uncompressed blob named by the diffID itself. Only looks; never compresses (that is
+    /// [`Store::compressed_layer`]). Returns digest and size.
+    pub fn layer_blob(
+        &self,
+        diff_id: &Digest,
+        compression: Compression,
+    ) -> Result<Option<(Digest, u64)>> {
+        let rec = self.layer_record(diff_id)?;
+        if let Some(b) = rec.blobs.get(compression.as_str())
+            && self.blobs.contains(&b.digest)
+        {
+            return Ok(Some((b.digest.clone(), b.size)));
+        }
+        if compression == Compression::None && self.blobs.contains(diff_id) {
+            return Ok(Some((diff_id.clone(), self.blobs.size(diff_id)?)));
+        }
+        Ok(None)
+    }
+
     /// The uncompressed size of a layer, when the store knows it.
     pub fn layer_size(&self, diff_id: &Digest) -> Option<u64> {
         self.layer_record(diff_id).ok()?.size
@@ -135,15 +156,8 @@ impl Store {
         compression: Compression,
     ) -> Result<(Digest, u64)> {
         let _hold = self.hold()?;
-        let rec = self.layer_record(diff_id)?;
-        if let Some(b) = rec.blobs.get(compression.as_str())
-            && self.blobs.contains(&b.digest)
-        {
-            return Ok((b.digest.clone(), b.size));
-        }
-        if compression == Compression::None && self.blobs.contains(diff_id) {
-            let size = self.blobs.size(diff_id)?;
-            return Ok((diff_id.clone(), size));
+        if let Some(known) = self.layer_blob(diff_id, compression)? {
+            return Ok(known);
         }
         let mut src = self.layer_reader(diff_id)?;
         let writer = self.blobs.writer(Algorithm::Sha256)?;
