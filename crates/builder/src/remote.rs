@@ -99,6 +99,9 @@ pub fn fetch(
         url: url.to_string(),
         problem,
     };
+    // rustls takes its cryptography from the process-wide provider (ring, as the registry
+    // client installs it); whoever builds a client first installs it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::blocking::Client::builder()
         .user_agent(concat!("rbuild/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(30))

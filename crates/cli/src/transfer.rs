@@ -4,8 +4,7 @@
 //!
 //! Blocking entry points for synchronous callers: [`pull_blocking`] and [`push_blocking`] (what
 //! `rbuild pull`/`rbuild push` run), and for the build command [`pull_image_blocking`] (`FROM`)
-//! and [`push_image_blocking`] (`build --push`), which take the user's registry settings from
-//! the environment, config file and credentials store as a flagless `rbuild pull` does.
+//! and [`push_image_blocking`] (`build --push`), with the build's registry options.
 
 use std::sync::Arc;
 
@@ -69,8 +68,8 @@ pub fn push_blocking(
 /// as a flagless `rbuild pull`) and return the stored image. Always contacts the registry;
 /// whether to pull at all (absent base, `--pull`) is the caller's decision.
 // Called by the build command (FROM, --push), which lands with the builder (#5).
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn pull_image_blocking(
+    registry: &RegistryArgs,
     store: &Store,
     reference: &Reference,
     platform: &Platform,
@@ -80,7 +79,7 @@ pub fn pull_image_blocking(
         platform: platform.clone(),
         all_platforms: false,
     };
-    let digest = pull_blocking(&RegistryArgs::from_env()?, store, reference, &opts, quiet)?;
+    let digest = pull_blocking(registry, store, reference, &opts, quiet)?;
     store
         .image(&digest)
         .with_context(|| format!("reading pulled image {reference} from the store"))
@@ -90,8 +89,8 @@ pub fn pull_image_blocking(
 /// points at, with the user's registry settings (as [`pull_image_blocking`]); returns the
 /// pushed manifest digest.
 // Called by the build command (FROM, --push), which lands with the builder (#5).
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn push_image_blocking(
+    registry: &RegistryArgs,
     store: &Store,
     image_ref: &Reference,
     quiet: bool,
@@ -100,7 +99,7 @@ pub fn push_image_blocking(
     let image = store
         .resolve(&name)
         .with_context(|| format!("finding image {name:?} in the store"))?;
-    push_blocking(&RegistryArgs::from_env()?, store, &image, image_ref, quiet)
+    push_blocking(registry, store, &image, image_ref, quiet)
 }
 
 /// Run `work` (which makes and blocks on its own tokio runtime) here, or on a thread of its
@@ -397,11 +396,12 @@ mod tests {
         let (image, tar) = stored_image(&src, &name);
 
         // build --push: the stored name says where to.
-        let pushed = push_image_blocking(&src, &name, true).unwrap();
+        let pushed =
+            push_image_blocking(&RegistryArgs::from_env().unwrap(), &src, &name, true).unwrap();
         // The uncompressed stored layer went out gzip'd: a new manifest, same image ID.
         assert_ne!(pushed, image.manifest_digest);
         assert_eq!(
-            push_image_blocking(&src, &name, true).unwrap(),
+            push_image_blocking(&RegistryArgs::from_env().unwrap(), &src, &name, true).unwrap(),
             pushed,
             "a second push reports the same manifest"
         );
@@ -409,7 +409,14 @@ mod tests {
         // FROM: a fresh store pulls it, named, with the same config and layer content.
         let dst = tempfile::tempdir().unwrap();
         let dst = Store::open(dst.path()).unwrap();
-        let pulled = pull_image_blocking(&dst, &name, &Platform::host(), true).unwrap();
+        let pulled = pull_image_blocking(
+            &RegistryArgs::from_env().unwrap(),
+            &dst,
+            &name,
+            &Platform::host(),
+            true,
+        )
+        .unwrap();
         assert_eq!(pulled.manifest_digest, pushed);
         assert_eq!(pulled.id, image.id);
         assert_eq!(pulled.names, vec![name.clone()]);
@@ -432,18 +439,34 @@ mod tests {
             .build()
             .unwrap();
         let again = rt
-            .block_on(async { pull_image_blocking(&third, &name, &Platform::host(), true) })
+            .block_on(async {
+                pull_image_blocking(
+                    &RegistryArgs::from_env().unwrap(),
+                    &third,
+                    &name,
+                    &Platform::host(),
+                    true,
+                )
+            })
             .unwrap();
         assert_eq!(again.manifest_digest, pushed);
 
         // A tag the registry lacks: an error naming the reference, and nothing named.
         let missing: Reference = format!("{}/helpers/img:nope", reg.addr).parse().unwrap();
-        let err = pull_image_blocking(&dst, &missing, &Platform::host(), true).unwrap_err();
+        let err = pull_image_blocking(
+            &RegistryArgs::from_env().unwrap(),
+            &dst,
+            &missing,
+            &Platform::host(),
+            true,
+        )
+        .unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("helpers/img:nope"), "{msg}");
         assert!(dst.resolve(&missing.to_string()).is_err());
         // Pushing a name the store does not have says so.
-        let err = push_image_blocking(&dst, &missing, true).unwrap_err();
+        let err = push_image_blocking(&RegistryArgs::from_env().unwrap(), &dst, &missing, true)
+            .unwrap_err();
         assert!(format!("{err:#}").contains("in the store"), "{err:#}");
     }
 

@@ -5,23 +5,21 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use anyhow::Context;
 use clap::Args;
 use rbuild_builder::BuildError;
 use rbuild_builder::build::{BuildOptions, ImageSource, NetworkMode, Secret, build};
 use rbuild_oci::{Platform, Reference};
-use rbuild_registry::PullOptions;
 use rbuild_store::archive::ArchiveFormat;
 use rbuild_store::{Image, Store};
 
 use super::Globals;
 use super::common::open_store;
-use super::registry_opts::{RegistryArgs, runtime};
+use super::registry_opts::RegistryArgs;
 use crate::build_progress::{BuildProgress, ProgressMode};
-use crate::progress::{Direction, Progress};
-use crate::transfer::{pull_to_store, push_from_store};
+use crate::transfer::{pull_image_blocking, push_image_blocking};
 
 /// Arguments of `rbuild build`.
 #[derive(Debug, Args)]
@@ -183,7 +181,6 @@ struct RegistryImages<'a> {
     registry: &'a RegistryArgs,
     always_pull: bool,
     quiet: bool,
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
     /// References already pulled by this build (`--pull` pulls each once).
     pulled: Mutex<BTreeMap<String, Image>>,
 }
@@ -193,22 +190,10 @@ impl RegistryImages<'_> {
         let parsed: Reference = reference
             .parse()
             .with_context(|| format!("image reference {reference:?}"))?;
-        let client = self.registry.client()?;
         let platform: Platform = platform
             .parse()
             .with_context(|| format!("platform {platform:?}"))?;
-        let opts = PullOptions {
-            platform,
-            all_platforms: false,
-        };
-        let progress = Arc::new(Progress::new(Direction::Pull, self.quiet));
-        let mut rt = self.runtime.lock().expect("runtime");
-        if rt.is_none() {
-            *rt = Some(runtime()?);
-        }
-        let rt = rt.as_ref().expect("runtime set");
-        let digest = rt.block_on(pull_to_store(&client, self.store, &parsed, &opts, progress))?;
-        Ok(self.store.image(&digest)?)
+        pull_image_blocking(self.registry, self.store, &parsed, &platform, self.quiet)
     }
 }
 
@@ -335,7 +320,6 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         registry: &args.registry,
         always_pull: args.pull,
         quiet: mode == ProgressMode::Quiet,
-        runtime: Mutex::new(None),
         pulled: Mutex::new(BTreeMap::new()),
     };
     let outcome = match build(&store, &opts, &images, &progress) {
@@ -383,17 +367,8 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
     }
     if args.push {
-        let client = args.registry.client()?;
-        let rt = runtime()?;
         for t in &tags {
-            let reporter = Arc::new(Progress::new(Direction::Push, args.quiet));
-            let digest = rt.block_on(push_from_store(
-                &client,
-                &store,
-                &outcome.image,
-                t,
-                reporter,
-            ))?;
+            let digest = push_image_blocking(&args.registry, &store, t, args.quiet)?;
             progress.line(&format!("pushed {t}@{digest}"));
         }
     }

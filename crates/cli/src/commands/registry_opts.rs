@@ -54,6 +54,7 @@ impl RegistryArgs {
     /// (`RBUILD_INSECURE_REGISTRIES`, `RBUILD_AUTH_FILE`) and the defaults say. Parsed by the
     /// same clap definition, so a transfer the user did not start with flags (a build's `FROM`
     /// or `--push`) behaves exactly as a flagless `rbuild pull`/`rbuild push`.
+    #[cfg(test)]
     pub fn from_env() -> anyhow::Result<RegistryArgs> {
         use clap::Parser;
         EnvOnly::try_parse_from(["rbuild"])
