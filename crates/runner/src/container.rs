@@ -24,7 +24,7 @@ use crate::{caps, etc, seccomp};
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The image's filesystem for a container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Rootfs {
     /// Unpacked layer directories, bottom layer first: an overlayfs with a per-container
     /// upper dir (or, without overlayfs, a copy).
@@ -498,6 +498,33 @@ impl Running {
             });
         }
         Ok(())
+    }
+
+    /// Block until the container's first process has ended, without reaping it (its PID
+    /// stays reserved until [`Running::wait`]).
+    pub fn wait_exit_ready(&self) -> Result<(), Error> {
+        loop {
+            // SAFETY: a zeroed siginfo is valid; waitid fills it.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waiting for our own child, leaving it waitable.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    self.pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                )
+            };
+            if r == 0 {
+                return Ok(());
+            }
+            if Errno::last() != Errno::EINTR {
+                return Err(Error::Sys {
+                    call: "waitid",
+                    errno: Errno::last(),
+                });
+            }
+        }
     }
 
     /// Wait for the container to end, then remove its cgroup (and directory if asked).

@@ -66,6 +66,7 @@ pub mod error;
 pub mod etc;
 mod handshake;
 pub mod image;
+pub mod lifecycle;
 pub mod plan;
 pub mod process;
 pub mod resolve;

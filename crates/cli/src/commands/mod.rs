@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 pub mod common;
+mod container;
+pub mod containers;
 mod copy;
+mod create;
 mod history;
 mod image;
 mod images;
@@ -15,16 +18,23 @@ mod import;
 mod inspect;
 mod load;
 mod login;
+mod logs;
 mod manifest;
 mod parse;
+mod pause;
+mod ps;
 mod pull;
 mod push;
 mod registry_opts;
+mod rm;
 mod rmi;
 mod run;
 mod save;
+mod start;
+mod stop;
 mod tag;
 mod tags;
+mod wait;
 
 /// Options every subcommand accepts.
 #[derive(Debug, Args)]
@@ -60,6 +70,33 @@ pub enum Command {
     Image(image::ImageArgs),
     /// Run a command in a new container
     Run(Box<run::RunArgs>),
+    /// Create a new container without starting it
+    Create(Box<run::RunArgs>),
+    /// List containers
+    Ps(ps::PsArgs),
+    /// Start stopped containers
+    Start(start::StartArgs),
+    /// Stop running containers (stop signal, then SIGKILL)
+    Stop(stop::StopArgs),
+    /// Kill running containers
+    Kill(stop::KillArgs),
+    /// Restart containers
+    Restart(stop::StopArgs),
+    /// Remove containers
+    Rm(rm::RmArgs),
+    /// Block until containers stop, then print their exit codes
+    Wait(wait::WaitArgs),
+    /// Fetch the logs of a container
+    Logs(logs::LogsArgs),
+    /// Pause all processes of containers
+    Pause(pause::PauseArgs),
+    /// Unpause all processes of containers
+    Unpause(pause::PauseArgs),
+    /// Manage containers
+    Container(container::ContainerArgs),
+    /// The monitor of a detached container (internal)
+    #[command(name = "container-monitor", hide = true)]
+    ContainerMonitor(start::MonitorArgs),
     /// Download an image from a registry into the store
     Pull(pull::PullArgs),
     /// Upload a stored image to a registry
@@ -93,6 +130,19 @@ impl Command {
             Command::Import(args) => import::run(args, globals),
             Command::Image(args) => image::run(args, globals),
             Command::Run(args) => run::run(*args, globals),
+            Command::Create(args) => create::run(*args, globals),
+            Command::Ps(args) => ps::run(args, globals),
+            Command::Start(args) => start::run(args, globals),
+            Command::Stop(args) => stop::run_stop(args, globals),
+            Command::Kill(args) => stop::run_kill(args, globals),
+            Command::Restart(args) => stop::run_restart(args, globals),
+            Command::Rm(args) => rm::run(args, globals),
+            Command::Wait(args) => wait::run(args, globals),
+            Command::Logs(args) => logs::run(args, globals),
+            Command::Pause(args) => pause::run_pause(args, globals),
+            Command::Unpause(args) => pause::run_unpause(args, globals),
+            Command::Container(args) => container::run(args, globals),
+            Command::ContainerMonitor(args) => start::monitor(args, globals),
             Command::Pull(args) => pull::run(args, globals),
             Command::Push(args) => push::run(args, globals),
             Command::Copy(args) => copy::run(args, globals),

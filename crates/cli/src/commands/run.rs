@@ -9,7 +9,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use rbuild_runner::{ContainerConfig, Network, Rootfs, RunOptions, Stdio, spec};
+use rbuild_runner::lifecycle::{
+    Container, ContainerRecord, Containers, LogLimits, MountRecord, RestartPolicy, monitor,
+};
+use rbuild_runner::{Network, Rootfs, RunOptions, Stdio, spec};
 
 use super::Globals;
 use crate::report::{ExitStatus, Hint};
@@ -22,12 +25,27 @@ pub struct RunArgs {
     /// Print help (`-h` is --hostname, as in docker)
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
-    /// Remove the container's directory when it exits
+    /// Run the container in the background and print its ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
-    /// Name of the container (its directory under the root's containers/)
+    /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped
+    #[arg(long, default_value = "no", value_name = "POLICY")]
+    pub restart: String,
+    /// Signal to stop the container [default: the image's STOPSIGNAL, else SIGTERM]
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds to wait for the stop signal before SIGKILL [default: 10]
+    #[arg(long = "stop-timeout", value_name = "SECONDS")]
+    pub stop_timeout: Option<u32>,
+    /// Log options: max-size=SIZE, max-file=N
+    #[arg(long = "log-opt", value_name = "OPT")]
+    pub log_opt: Vec<String>,
     /// Set an environment variable (KEY=VALUE, or KEY to copy it from this environment)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -165,17 +183,10 @@ fn parse_volume(v: &str) -> anyhow::Result<oci_spec::runtime::Mount> {
     Ok(spec::bind_mount(host, ctr, ro))
 }
 
-fn random_id() -> String {
-    let mut bytes = [0u8; 32];
-    if let Ok(mut f) = File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut bytes);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// What the image contributes: its config's process defaults and its layers.
 struct ImageParts {
+    /// The image ID, empty for `--rootfs`.
+    id: String,
     config: Option<oci_spec::image::Config>,
     rootfs: Rootfs,
     /// Layer directories to read `/etc/passwd` and `/etc/group` from.
@@ -188,16 +199,18 @@ fn image_parts(args: &RunArgs, root: &Path) -> anyhow::Result<ImageParts> {
             bail!("rootfs {} is not a directory", dir.display());
         }
         return Ok(ImageParts {
+            id: String::new(),
             config: None,
             rootfs: Rootfs::Directory(dir.clone()),
             layers: vec![dir.clone()],
         });
     }
     let image = args.image.as_deref().unwrap_or_default();
-    crate::image_layers::resolve(root, image).map(|(config, layers)| ImageParts {
-        config,
-        rootfs: Rootfs::Layers(layers.clone()),
-        layers,
+    crate::image_layers::resolve(root, image).map(|img| ImageParts {
+        id: img.id,
+        config: img.config,
+        rootfs: Rootfs::Layers(img.layers.clone()),
+        layers: img.layers,
     })
 }
 
@@ -244,34 +257,79 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         .root
         .clone()
         .unwrap_or_else(rbuild_store::default_root);
-    let prepared = prepare(&args, &root).map_err(fail)?;
-    let (config, opts_memory) = prepared;
-    let tty = args.tty;
+    let (container, memory) = create(&args, &root).map_err(fail)?;
+    if args.detach {
+        super::start::start_detached(&container, &root)?;
+        println!("{}", container.id());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if container.record.restart != RestartPolicy::No {
+        let _ = container.remove();
+        return Err(fail(anyhow::anyhow!(
+            "--restart {} needs a detached container (-d): rbuild has no daemon to restart a foreground one",
+            args.restart
+        )));
+    }
+    foreground(&args, &container, memory)
+}
+
+/// Run the container in the foreground, this process being its monitor.
+fn foreground(args: &RunArgs, c: &Container, memory: Option<i64>) -> anyhow::Result<ExitCode> {
+    let monitor = c
+        .claim_monitor()
+        .map_err(|e| fail(e.into()))?
+        .ok_or_else(|| fail(anyhow::anyhow!("container {} is already running", c.id())))?;
     let forwarding = signals::catch();
-    let outcome = if tty {
-        terminal::run_with_pty(config, &forwarding, args.interactive)
+    let start = |stdio: Stdio| -> Result<rbuild_runner::Running, rbuild_runner::Error> {
+        let lock = c.lock()?;
+        let running = match rbuild_runner::spawn(monitor::container_config(c, stdio)?) {
+            Ok(r) => r,
+            Err(e) => {
+                drop(lock);
+                let _ = monitor::record_start_failure(c, &e);
+                return Err(e);
+            }
+        };
+        monitor::record_start(c, &lock, &running)?;
+        forwarding.target(running.pid());
+        Ok(running)
+    };
+    let ran = if args.tty {
+        terminal::run_with_pty(start, args.interactive)
     } else {
-        rbuild_runner::spawn(config).and_then(|r| {
-            forwarding.target(r.pid());
-            r.wait()
+        let stdin = if args.interactive {
+            None
+        } else {
+            match File::open("/dev/null") {
+                Ok(f) => Some(OwnedFd::from(f)),
+                Err(e) => return Err(fail(anyhow::Error::new(e).context("opening /dev/null"))),
+            }
+        };
+        start(Stdio {
+            stdin,
+            ..Default::default()
         })
     };
+    let outcome = ran.and_then(|running| {
+        running.wait_exit_ready()?;
+        monitor::record_exit(c, running).map(|(_, o)| o)
+    });
     drop(forwarding);
+    drop(monitor);
+    if c.record.auto_remove {
+        c.remove()
+            .with_context(|| format!("removing container {}", c.id()))
+            .map_err(fail)?;
+    }
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            let code = match &e {
-                rbuild_runner::Error::CommandNotFound { .. } => 127,
-                rbuild_runner::Error::NotExecutable { .. } => 126,
-                _ => 125,
-            };
+            let code = monitor::start_failure_code(&e) as u8;
             return Err(anyhow::Error::new(e).context(ExitStatus(code)));
         }
     };
     if outcome.oom_killed {
-        let limit = opts_memory
-            .map(|m| format!(" of {m} bytes"))
-            .unwrap_or_default();
+        let limit = memory.map(|m| format!(" of {m} bytes")).unwrap_or_default();
         eprintln!(
             "rbuild: the container ran out of memory: the memory limit{limit} was reached and the kernel killed it"
         );
@@ -283,7 +341,44 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(outcome.status.code().clamp(0, 255) as u8))
 }
 
-fn prepare(args: &RunArgs, root: &Path) -> anyhow::Result<(ContainerConfig, Option<i64>)> {
+/// Create the container `args` describe (`rbuild create`, and the first half of `run`):
+/// its record and spec under the root; returns it and its memory limit.
+pub fn create(args: &RunArgs, root: &Path) -> anyhow::Result<(Container, Option<i64>)> {
+    let (record, spec, memory) = prepare(args, root)?;
+    let containers = Containers::new(root);
+    if matches!(record.rootfs, Rootfs::Layers(_)) && !rbuild_runner::overlay_supported() {
+        eprintln!(
+            "rbuild: note: overlayfs is not available here; copying the image's layers into {}",
+            containers.dir().join(&record.id).display()
+        );
+    }
+    let c = containers.create(record, &spec)?;
+    Ok((c, memory))
+}
+
+/// `max-size=10m`, `max-file=3`.
+fn log_limits(opts: &[String]) -> anyhow::Result<LogLimits> {
+    let mut l = LogLimits::default();
+    for o in opts {
+        match o.split_once('=') {
+            Some(("max-size", v)) => {
+                l.max_size = parse_size(v).context("--log-opt max-size")? as u64
+            }
+            Some(("max-file", v)) => {
+                l.max_files = v.parse().ok().filter(|n| *n > 0).with_context(|| {
+                    format!("invalid --log-opt max-file={v}: expected a positive number")
+                })?;
+            }
+            _ => bail!("unsupported --log-opt {o:?} (max-size=SIZE, max-file=N)"),
+        }
+    }
+    Ok(l)
+}
+
+fn prepare(
+    args: &RunArgs,
+    root: &Path,
+) -> anyhow::Result<(ContainerRecord, oci_spec::runtime::Spec, Option<i64>)> {
     let parts = image_parts(args, root)?;
     let cfg = parts.config.clone().unwrap_or_default();
     let none: Vec<String> = Vec::new();
@@ -319,20 +414,13 @@ fn prepare(args: &RunArgs, root: &Path) -> anyhow::Result<(ContainerConfig, Opti
     let passwd = rbuild_runner::image::read_file(&parts.layers, "/etc/passwd");
     let group = rbuild_runner::image::read_file(&parts.layers, "/etc/group");
     let user = rbuild_runner::resolve_user(&user_spec, passwd.as_deref(), group.as_deref())?;
-    let id = random_id();
-    let name = args.name.clone().unwrap_or_else(|| id[..12].to_owned());
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
-        bail!("invalid container name {name:?}");
-    }
-    let dir = root.join("containers").join(&name);
-    if dir.exists() {
-        return Err(anyhow::anyhow!(
-            "the container name {name:?} is already in use ({})",
-            dir.display()
-        )
-        .context(Hint(
-            "remove that directory, or choose another --name".into(),
-        )));
+    let id = rbuild_runner::lifecycle::new_id();
+    let restart: RestartPolicy = args
+        .restart
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    if args.rm && restart != RestartPolicy::No {
+        bail!("conflicting options: cannot specify both --restart and --rm");
     }
     let memory = args
         .memory
@@ -383,34 +471,79 @@ fn prepare(args: &RunArgs, root: &Path) -> anyhow::Result<(ContainerConfig, Opti
     }
     security(args, &mut opts)?;
     let spec = rbuild_runner::docker_spec(&opts)?;
-    std::fs::create_dir_all(root.join("containers"))
-        .with_context(|| format!("creating {}", root.join("containers").display()))?;
-    let stdin = if args.interactive || args.tty {
-        None
-    } else {
-        Some(OwnedFd::from(
-            File::open("/dev/null").context("opening /dev/null")?,
-        ))
-    };
-    if matches!(parts.rootfs, Rootfs::Layers(_)) && !rbuild_runner::overlay_supported() {
-        eprintln!(
-            "rbuild: note: overlayfs is not available here; copying the image's layers into {}",
-            dir.display()
-        );
+    let mut mount_records = Vec::new();
+    for m in spec
+        .mounts()
+        .iter()
+        .flatten()
+        .skip(spec::default_mounts(args.privileged).len())
+    {
+        let opts = m.options().clone().unwrap_or_default();
+        mount_records.push(MountRecord {
+            kind: m.typ().clone().unwrap_or_default(),
+            name: String::new(),
+            source: m.source().clone().unwrap_or_default(),
+            destination: m.destination().to_string_lossy().into_owned(),
+            rw: !opts.iter().any(|o| o == "ro"),
+            anonymous: false,
+        });
     }
-    let config = ContainerConfig {
-        id,
-        dir,
-        spec,
+    let stop_signal = args
+        .stop_signal
+        .clone()
+        .or_else(|| cfg.stop_signal().clone())
+        .unwrap_or_else(|| "SIGTERM".into());
+    crate::commands::containers::parse_signal(&stop_signal)?;
+    let record = ContainerRecord {
+        id: id.clone(),
+        name: args.name.clone().unwrap_or_default(),
+        created: rbuild_runner::lifecycle::time::now_ns(),
+        image: args
+            .image
+            .clone()
+            .filter(|_| args.rootfs.is_none())
+            .unwrap_or_default(),
+        image_id: parts.id.clone(),
         rootfs: parts.rootfs,
-        init: args.init,
-        stdio: Stdio {
-            stdin,
-            ..Default::default()
+        command: opts.args.clone(),
+        entrypoint: match &args.entrypoint {
+            Some(e) if e.is_empty() => vec![],
+            Some(e) => vec![e.clone()],
+            None => cfg.entrypoint().clone().unwrap_or_default(),
         },
-        remove: args.rm,
+        cmd: if command.is_empty() {
+            cfg.cmd().clone().unwrap_or_default()
+        } else {
+            command.clone()
+        },
+        env: spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().clone())
+            .unwrap_or_default(),
+        working_dir: opts.cwd.clone(),
+        user: user_spec.clone(),
+        hostname: opts.hostname.clone(),
+        labels: cfg
+            .labels()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        init: args.init,
+        tty: args.tty,
+        interactive: args.interactive,
+        restart,
+        auto_remove: args.rm,
+        stop_signal,
+        stop_timeout: args.stop_timeout,
+        ports: Vec::new(),
+        exposed_ports: cfg.exposed_ports().clone().unwrap_or_default(),
+        mounts: mount_records,
+        network: args.network.clone(),
+        log: log_limits(&args.log_opt)?,
     };
-    Ok((config, memory))
+    Ok((record, spec, memory))
 }
 
 #[cfg(test)]

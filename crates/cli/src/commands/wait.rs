@@ -1,0 +1,41 @@
+//! `rbuild wait CONTAINER...`: block until each container ends, print its exit code.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::Globals;
+use super::common::store_root;
+use super::containers::find;
+
+/// Arguments of `rbuild wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Containers (name, ID or ID prefix)
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// Run `rbuild wait`.
+pub fn run(args: WaitArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let root = store_root(globals);
+    let mut failed = false;
+    for name in &args.containers {
+        let waited = find(&root, name).and_then(|c| {
+            c.wait_monitor()?;
+            Ok(c.state()?.exit_code)
+        });
+        match waited {
+            Ok(code) => println!("{code}"),
+            Err(e) => {
+                crate::report::print_error(&e);
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
