@@ -151,11 +151,8 @@ pub struct MonitorArgs {
 
 /// Run the monitor of a detached container (started by [`start_detached`]).
 pub fn monitor(args: MonitorArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    use nix::sys::signal::{SigHandler, Signal, signal};
-    for s in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGPIPE] {
-        // SAFETY: ignoring signals.
-        let _ = unsafe { signal(s, SigHandler::SigIgn) };
-    }
+    // In its own session without a terminal, the monitor gets no terminal signals; it
+    // ignores none either (the container would inherit an ignored disposition).
     // SAFETY: the descriptor was handed over by `start_detached` and is ours alone.
     let claim = unsafe { OwnedFd::from_raw_fd(args.lock_fd) };
     // SAFETY: marking our own descriptor close-on-exec.

@@ -1,0 +1,566 @@
+//! Detached containers end to end, as root on a busybox image: `run -d`, `ps`, `logs`,
+//! `stop` (STOPSIGNAL and timeout), `kill`, `restart` policies, `wait`, `pause`, `rm`, a
+//! monitor killed with SIGKILL, names and ID prefixes, concurrent commands — and after each
+//! `rm`, no directory, cgroup, process or mount of the container is left.
+#![allow(clippy::print_stderr)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::busybox_image;
+
+fn can_run(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("RBUILD_TEST_PEERS").is_err(),
+        "{test}: needs root under scripts/test"
+    );
+    eprintln!("skipping {test}: needs root");
+    false
+}
+
+fn rbuild(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(root: &Path, args: &[&str]) -> String {
+    let o = rbuild(root, args);
+    assert!(
+        o.status.success(),
+        "rbuild {args:?}: {}{}",
+        text(&o.stderr),
+        text(&o.stdout)
+    );
+    text(&o.stdout)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Poll `cond` every 10 ms for up to `secs` seconds.
+fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn inspect(root: &Path, name: &str) -> serde_json::Value {
+    let out = ok(root, &["inspect", "--type", "container", name]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0].clone()
+}
+
+fn cgroups_of(id: &str) -> Vec<String> {
+    let out = Command::new("find")
+        .args([
+            "/sys/fs/cgroup",
+            "-maxdepth",
+            "6",
+            "-name",
+            &format!("rbuild-{id}"),
+        ])
+        .output()
+        .unwrap();
+    text(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+fn processes_naming(id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = text(&cmd).replace('\0', " ");
+        if cmd.contains(id) {
+            found.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// Nothing of container `id` is left: directory, name, cgroups, monitor, mounts.
+fn assert_gone(root: &Path, id: &str) {
+    assert!(
+        !root.join("containers").join(id).exists(),
+        "container directory left"
+    );
+    eventually(5, "the cgroups to go", || cgroups_of(id).is_empty());
+    eventually(5, "the monitor to go", || processes_naming(id).is_empty());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root_s = root.to_string_lossy();
+    assert!(
+        !mounts.contains(&*root_s),
+        "mounts under {root_s} left: {mounts}"
+    );
+    let names = std::fs::read_dir(root.join("container-names"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(names, 0, "a name link is left");
+}
+
+fn setup(test: &str, changes: &[&str]) -> Option<tempfile::TempDir> {
+    if !can_run(test) {
+        return None;
+    }
+    let root = tempfile::tempdir().unwrap();
+    busybox_image(root.path(), "bb:latest")?;
+    if !changes.is_empty() {
+        // A second image with extra config (STOPSIGNAL, EXPOSE, …) over the same layer.
+        let work = tempfile::tempdir().unwrap();
+        let rootfs = common::busybox_rootfs(work.path())?;
+        let tar = work.path().join("r.tar");
+        assert!(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&rootfs)
+                .arg("-cf")
+                .arg(&tar)
+                .arg(".")
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut args = vec!["import"];
+        for c in changes {
+            args.push("--change");
+            args.push(c);
+        }
+        let tar_s = tar.to_string_lossy().into_owned();
+        args.push(&tar_s);
+        args.push("bb:custom");
+        ok(root.path(), &args);
+    }
+    Some(root)
+}
+
+#[test]
+fn detached_container_runs_logs_stops_and_is_removed_without_leftovers() {
+    let Some(tmp) = setup("run -d", &["STOPSIGNAL SIGUSR1"]) else {
+        return;
+    };
+    let root = tmp.path();
+    let script = "echo started; echo oops >&2; trap 'echo got-usr1; exit 42' USR1; \
+                  i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.05; done";
+    let id = ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            "bb:custom",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let id = id.trim().to_owned();
+    assert_eq!(id.len(), 64, "run -d prints the ID: {id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let ps = ok(root, &["ps"]);
+    let lines: Vec<&str> = ps.lines().collect();
+    assert!(lines[0].starts_with("CONTAINER ID   IMAGE"), "{ps}");
+    assert!(lines[1].starts_with(&id[..12]), "{ps}");
+    assert!(lines[1].contains("Up "), "{ps}");
+    assert!(lines[1].ends_with("ticker"), "{ps}");
+    // Output reaches the log, each stream to its own side.
+    eventually(5, "ticks in the log", || {
+        text(&rbuild(root, &["logs", "ticker"]).stdout).contains("tick 3\n")
+    });
+    let logs = rbuild(root, &["logs", "ticker"]);
+    assert!(text(&logs.stdout).starts_with("started\ntick 1\n"));
+    assert_eq!(text(&logs.stderr), "oops\n");
+    let tail = ok(root, &["logs", "--tail", "1", "-t", &id[..8]]);
+    assert!(
+        tail.lines().count() == 1 && tail.contains("Z tick "),
+        "{tail}"
+    );
+    let log_file = root
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log_file)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["log"], "started\n");
+    assert_eq!(first["stream"], "stdout");
+    assert!(first["time"].as_str().unwrap().ends_with('Z'));
+    // logs -f follows until the container ends.
+    let follow = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(root)
+        .args(["logs", "-f", "ticker"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // `stop` sends the image's STOPSIGNAL (USR1): the trap answers, exit status 42.
+    let t = Instant::now();
+    assert_eq!(ok(root, &["stop", "ticker"]), "ticker\n");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let followed = follow.wait_with_output().unwrap();
+    let followed = text(&followed.stdout);
+    assert!(
+        followed.starts_with("started\n") && followed.ends_with("got-usr1\n"),
+        "logs -f printed everything up to the end: {followed}"
+    );
+    let st = inspect(root, "ticker");
+    assert_eq!(st["State"]["Status"], "exited");
+    assert_eq!(st["State"]["ExitCode"], 42);
+    assert_eq!(st["Config"]["StopSignal"], "SIGUSR1");
+    assert_eq!(st["Name"], "/ticker");
+    let ps = ok(root, &["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("ticker Exited (42) "), "{ps}");
+    assert_eq!(
+        ok(root, &["ps", "-q"]),
+        "",
+        "ps without -a shows running ones only"
+    );
+    assert_eq!(ok(root, &["wait", "ticker"]), "42\n");
+    assert_eq!(ok(root, &["rm", "ticker"]), "ticker\n");
+    assert_gone(root, &id);
+    let gone = rbuild(root, &["logs", "ticker"]);
+    assert!(!gone.status.success());
+    assert!(text(&gone.stderr).contains("No such container: ticker"));
+}
+
+#[test]
+fn stop_kills_after_the_timeout_and_kill_sends_signals() {
+    let Some(tmp) = setup("stop timeout", &[]) else {
+        return;
+    };
+    let root = tmp.path();
+    // Ignores SIGTERM (PID 1 without a handler ignores it anyway): stop must SIGKILL.
+    let id = ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "bb",
+            "sh",
+            "-c",
+            "trap '' TERM; while true; do sleep 0.05; done",
+        ],
+    );
+    let id = id.trim().to_owned();
+    let t = Instant::now();
+    ok(root, &["stop", "-t", "1", &id]);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "stop waited {took:?}"
+    );
+    let st = inspect(root, &id);
+    assert_eq!(st["State"]["ExitCode"], 137);
+    // kill: a custom signal to a running container; a stopped one is an error.
+    let id2 = ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "bb",
+            "sh",
+            "-c",
+            "trap 'exit 7' HUP; while true; do sleep 0.05; done",
+        ],
+    );
+    let id2 = id2.trim().to_owned();
+    ok(root, &["kill", "-s", "HUP", &id2[..10]]);
+    assert_eq!(ok(root, &["wait", &id2]), "7\n");
+    let again = rbuild(root, &["kill", &id2]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("is not running"),
+        "{}",
+        text(&again.stderr)
+    );
+    // rm refuses a running container unless forced.
+    let id3 = ok(root, &["run", "-d", "bb", "sleep", "100"])
+        .trim()
+        .to_owned();
+    let refused = rbuild(root, &["rm", &id3]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("container is running"));
+    let t = Instant::now();
+    ok(root, &["rm", "-f", &id3]);
+    assert!(t.elapsed() < Duration::from_secs(3), "rm -f kills at once");
+    for i in [&id, &id2] {
+        ok(root, &["rm", i]);
+    }
+    for i in [&id, &id2, &id3] {
+        assert_gone(root, i);
+    }
+}
+
+#[test]
+fn restart_on_failure_restarts_exactly_n_times() {
+    let Some(tmp) = setup("restart policy", &[]) else {
+        return;
+    };
+    let root = tmp.path();
+    let id = ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure:3",
+            "bb",
+            "sh",
+            "-c",
+            "echo run; exit 3",
+        ],
+    )
+    .trim()
+    .to_owned();
+    assert_eq!(ok(root, &["wait", &id]), "3\n");
+    let st = inspect(root, &id);
+    assert_eq!(st["RestartCount"], 3);
+    assert_eq!(st["State"]["Status"], "exited");
+    assert_eq!(
+        st["HostConfig"]["RestartPolicy"],
+        serde_json::json!({"Name": "on-failure", "MaximumRetryCount": 3})
+    );
+    assert_eq!(
+        ok(root, &["logs", &id]),
+        "run\n".repeat(4),
+        "1 run + 3 restarts"
+    );
+    // always: restarts after success too, until stopped by the user.
+    let id2 = ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "bb",
+            "sh",
+            "-c",
+            "echo up; sleep 0.05",
+        ],
+    )
+    .trim()
+    .to_owned();
+    eventually(10, "two restarts", || {
+        inspect(root, &id2)["RestartCount"].as_u64().unwrap_or(0) >= 2
+    });
+    ok(root, &["stop", "-t", "1", &id2]);
+    let st = inspect(root, &id2);
+    assert_ne!(st["State"]["Status"], "running");
+    let count = st["RestartCount"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        inspect(root, &id2)["RestartCount"].as_u64().unwrap(),
+        count,
+        "no restart after a user's stop"
+    );
+    let bad = rbuild(
+        root,
+        &["run", "-d", "--rm", "--restart", "always", "bb", "true"],
+    );
+    assert_eq!(bad.status.code(), Some(125));
+    ok(root, &["rm", &id, &id2]);
+    assert_gone(root, &id);
+    assert_gone(root, &id2);
+}
+
+#[test]
+fn a_monitor_killed_with_sigkill_is_reported_dead_and_swept() {
+    let Some(tmp) = setup("monitor SIGKILL", &[]) else {
+        return;
+    };
+    let root = tmp.path();
+    let id = ok(root, &["run", "-d", "bb", "sleep", "1000"])
+        .trim()
+        .to_owned();
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("containers").join(&id).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    let monitor = state["monitor_pid"].as_i64().unwrap() as i32;
+    let pid = state["pid"].as_i64().unwrap() as i32;
+    assert!(monitor > 0 && pid > 0);
+    assert!(!cgroups_of(&id).is_empty(), "the container has cgroups");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually(5, "the container to die with its monitor", || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    });
+    let ps = ok(
+        root,
+        &["ps", "-a", "--format", "{{.ID}} {{.State}} {{.Status}}"],
+    );
+    assert_eq!(ps, format!("{} dead Dead\n", &id[..12]));
+    let st = inspect(root, &id);
+    assert_eq!(st["State"]["Dead"], true);
+    assert!(
+        st["State"]["Error"].as_str().unwrap().contains("monitor"),
+        "{st}"
+    );
+    assert!(
+        cgroups_of(&id).is_empty(),
+        "ps swept the dead container's cgroups"
+    );
+    assert_eq!(ok(root, &["ps", "-q"]), "");
+    ok(root, &["rm", &id]);
+    assert_gone(root, &id);
+}
+
+#[test]
+fn names_are_unique_and_id_prefixes_resolve() {
+    let Some(tmp) = setup("names", &[]) else {
+        return;
+    };
+    let root = tmp.path();
+    let a = ok(root, &["create", "--name", "one", "bb", "true"])
+        .trim()
+        .to_owned();
+    let dup = rbuild(root, &["create", "--name", "one", "bb", "true"]);
+    assert_eq!(dup.status.code(), Some(125));
+    assert!(
+        text(&dup.stderr).contains("\"/one\" is already in use"),
+        "{}",
+        text(&dup.stderr)
+    );
+    let bad = rbuild(root, &["create", "--name=-x", "bb", "true"]);
+    assert!(text(&bad.stderr).contains("invalid container name"));
+    // Generated names look like docker's.
+    let b = ok(root, &["create", "bb", "true"]).trim().to_owned();
+    let name = inspect(root, &b)["Name"].as_str().unwrap().to_owned();
+    assert!(
+        name.starts_with('/') && name.contains('_'),
+        "generated name {name}"
+    );
+    // Unique prefixes find a container; a shared prefix is ambiguous.
+    let created = ok(
+        root,
+        &["ps", "-a", "--filter", "status=created", "-q", "--no-trunc"],
+    );
+    assert_eq!(created.lines().count(), 2);
+    assert_eq!(inspect(root, &a[..6])["Id"], a.as_str());
+    let common: usize = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+    if common > 0 {
+        let amb = rbuild(root, &["inspect", "--type", "container", &a[..common]]);
+        assert_eq!(amb.status.code(), Some(1));
+    }
+    let start = ok(root, &["start", "-a", "one"]);
+    assert_eq!(start, "");
+    assert_eq!(inspect(root, "one")["State"]["Status"], "exited");
+    // Foreground runs are containers too; --rm removes them.
+    let fg = rbuild(
+        root,
+        &["run", "--name", "fg", "bb", "sh", "-c", "echo hi; exit 5"],
+    );
+    assert_eq!(fg.status.code(), Some(5));
+    assert_eq!(text(&fg.stdout), "hi\n");
+    assert_eq!(inspect(root, "fg")["State"]["ExitCode"], 5);
+    let pruned = ok(root, &["container", "prune", "-f"]);
+    assert!(pruned.starts_with("Deleted Containers:\n"), "{pruned}");
+    assert_eq!(pruned.lines().filter(|l| l.len() == 64).count(), 3);
+    assert_eq!(ok(root, &["ps", "-aq"]), "");
+    assert_gone(root, &a);
+    assert_gone(root, &b);
+}
+
+#[test]
+fn pause_freezes_and_concurrent_commands_agree() {
+    let Some(tmp) = setup("pause", &[]) else {
+        return;
+    };
+    let root = tmp.path();
+    let id = ok(
+        root,
+        &[
+            "create",
+            "--name",
+            "pz",
+            "bb",
+            "sh",
+            "-c",
+            "while true; do echo x; sleep 0.02; done",
+        ],
+    )
+    .trim()
+    .to_owned();
+    // Two starts at once: one monitor, both succeed (docker's start of a running one is a no-op).
+    let spawn_start = || {
+        Command::new(env!("CARGO_BIN_EXE_rbuild"))
+            .arg("--root")
+            .arg(root)
+            .args(["start", "pz"])
+            .output()
+            .unwrap()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn_start);
+        let b = s.spawn(spawn_start);
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(a.status.success() && b.status.success());
+    let monitors = processes_naming(&id)
+        .iter()
+        .filter(|p| p.contains("container-monitor"))
+        .count();
+    assert_eq!(monitors, 1, "{:?}", processes_naming(&id));
+    ok(root, &["pause", "pz"]);
+    let freezer = cgroups_of(&id)
+        .into_iter()
+        .find(|d| d.contains("/freezer/"));
+    if let Some(f) = &freezer {
+        assert_eq!(
+            std::fs::read_to_string(Path::new(f).join("freezer.state"))
+                .unwrap()
+                .trim(),
+            "FROZEN"
+        );
+    }
+    assert!(ok(root, &["ps"]).contains("(Paused)"));
+    let lines = |r: &Path| text(&rbuild(r, &["logs", "pz"]).stdout).lines().count();
+    let before = lines(root);
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(lines(root), before, "a paused container prints nothing");
+    ok(root, &["unpause", "pz"]);
+    eventually(5, "output after unpause", || lines(root) > before);
+    // Two forced removals at once: both end, nothing is left.
+    let (a, b) = std::thread::scope(|s| {
+        let rm = || rbuild(root, &["rm", "-f", "pz"]);
+        let a = s.spawn(rm);
+        let b = s.spawn(rm);
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(
+        a.status.success() || b.status.success(),
+        "{}{}",
+        text(&a.stderr),
+        text(&b.stderr)
+    );
+    assert_gone(root, &id);
+}
