@@ -564,3 +564,76 @@ fn pause_freezes_and_concurrent_commands_agree() {
     );
     assert_gone(root, &id);
 }
+
+#[test]
+fn exec_joins_the_containers_namespaces_and_cgroups() {
+    let Some(tmp) = setup("exec", &[]) else {
+        return;
+    };
+    let root = tmp.path();
+    let id = ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ex",
+            "bb",
+            "sh",
+            "-c",
+            "echo data > /tmp/file; exec sleep 100",
+        ],
+    )
+    .trim()
+    .to_owned();
+    eventually(5, "the file", || {
+        rbuild(root, &["exec", "ex", "cat", "/tmp/file"]).stdout == b"data\n"
+    });
+    // Its processes (PID 1 is the container's), its host name, its cgroup.
+    let out = ok(
+        root,
+        &[
+            "exec",
+            "ex",
+            "sh",
+            "-c",
+            "ps -o pid,comm | awk '$1==1{print $2}'; hostname; grep pids /proc/self/cgroup",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "sleep", "{out}");
+    assert_eq!(lines[1], &id[..12]);
+    assert!(lines[2].ends_with(&format!("rbuild-{id}")), "{out}");
+    let o = rbuild(
+        root,
+        &[
+            "exec",
+            "-u",
+            "nobody",
+            "-w",
+            "/tmp",
+            "-e",
+            "FOO=bar",
+            "ex",
+            "sh",
+            "-c",
+            "id -un; pwd; echo $FOO; exit 4",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(text(&o.stdout), "nobody\n/tmp\nbar\n");
+    let missing = rbuild(root, &["exec", "ex", "no-such-command"]);
+    assert_eq!(missing.status.code(), Some(127));
+    let top = ok(root, &["top", "ex"]);
+    assert!(top.starts_with("UID"), "{top}");
+    assert!(
+        top.lines().nth(1).is_some_and(|l| l.ends_with("sleep 100")),
+        "{top}"
+    );
+    ok(root, &["stop", "-t", "0", "ex"]);
+    let stopped = rbuild(root, &["exec", "ex", "true"]);
+    assert_ne!(stopped.status.code(), Some(0));
+    assert!(text(&stopped.stderr).contains("is not running"));
+    ok(root, &["rm", "ex"]);
+    assert_gone(root, &id);
+}

@@ -244,7 +244,7 @@ fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Erro
 }
 
 /// The paths `execve` is tried with, inside the container.
-fn exec_candidates(arg0: &str, env: &[String]) -> Result<Vec<CString>, Error> {
+pub(crate) fn exec_candidates(arg0: &str, env: &[String]) -> Result<Vec<CString>, Error> {
     let c = |s: String| {
         CString::new(s).map_err(|_| Error::InvalidSpec("command contains a NUL byte".into()))
     };
@@ -262,14 +262,14 @@ fn exec_candidates(arg0: &str, env: &[String]) -> Result<Vec<CString>, Error> {
         .collect()
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| Error::Sys {
         call: "pipe2",
         errno,
     })
 }
 
-fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>, Error> {
+pub(crate) fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>, Error> {
     v.iter()
         .map(|s| {
             CString::new(s.as_bytes())
@@ -278,7 +278,7 @@ fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>, Error> {
         .collect()
 }
 
-fn pointers(v: &[CString]) -> Vec<*const c_char> {
+pub(crate) fn pointers(v: &[CString]) -> Vec<*const c_char> {
     v.iter()
         .map(|s| s.as_ptr())
         .chain(std::iter::once(std::ptr::null()))
@@ -465,6 +465,19 @@ fn start(
 }
 
 impl Running {
+    /// A process started in an existing container (no cgroup or directory of its own).
+    pub(crate) fn joined(pid: libc::pid_t, console: Option<OwnedFd>) -> Running {
+        Running {
+            pid,
+            cgroup: None,
+            dir: PathBuf::new(),
+            remove: false,
+            notes: Notes::default(),
+            console,
+            waited: false,
+        }
+    }
+
     /// The container's first process as seen from the host.
     pub fn pid(&self) -> i32 {
         self.pid

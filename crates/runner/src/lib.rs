@@ -64,6 +64,7 @@ pub mod container;
 pub mod copy;
 pub mod error;
 pub mod etc;
+pub mod exec;
 mod handshake;
 pub mod image;
 pub mod lifecycle;

@@ -11,6 +11,7 @@ mod container;
 pub mod containers;
 mod copy;
 mod create;
+mod exec;
 mod history;
 mod image;
 mod images;
@@ -34,6 +35,7 @@ mod start;
 mod stop;
 mod tag;
 mod tags;
+mod top;
 mod wait;
 
 /// Options every subcommand accepts.
@@ -92,6 +94,10 @@ pub enum Command {
     Pause(pause::PauseArgs),
     /// Unpause all processes of containers
     Unpause(pause::PauseArgs),
+    /// Run a command in a running container
+    Exec(exec::ExecArgs),
+    /// Display the running processes of a container
+    Top(top::TopArgs),
     /// Manage containers
     Container(container::ContainerArgs),
     /// The monitor of a detached container (internal)
@@ -141,6 +147,8 @@ impl Command {
             Command::Logs(args) => logs::run(args, globals),
             Command::Pause(args) => pause::run_pause(args, globals),
             Command::Unpause(args) => pause::run_unpause(args, globals),
+            Command::Exec(args) => exec::run(args, globals),
+            Command::Top(args) => top::run(args, globals),
             Command::Container(args) => container::run(args, globals),
             Command::ContainerMonitor(args) => start::monitor(args, globals),
             Command::Pull(args) => pull::run(args, globals),
