@@ -637,3 +637,114 @@ fn exec_joins_the_containers_namespaces_and_cgroups() {
     ok(root, &["rm", "ex"]);
     assert_gone(root, &id);
 }
+
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn published_ports_forward_http_into_the_container() {
+    let Some(tmp) = setup("ports", &["EXPOSE 8080"]) else {
+        return;
+    };
+    let root = tmp.path();
+    let www = tmp.path().join("www");
+    std::fs::create_dir(&www).unwrap();
+    let body = "x".repeat(100_000);
+    std::fs::write(www.join("big.html"), &body).unwrap();
+    std::fs::write(www.join("index.html"), "hello from the container\n").unwrap();
+    let vol = format!("{}:/www:ro", www.display());
+    let id = ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-P",
+            "-v",
+            &vol,
+            "bb:custom",
+            "httpd",
+            "-f",
+            "-p",
+            "8080",
+            "-h",
+            "/www",
+        ],
+    )
+    .trim()
+    .to_owned();
+    let port_line = ok(root, &["port", "web"]);
+    let port: u16 = port_line
+        .trim()
+        .strip_prefix("8080/tcp -> 127.0.0.1:")
+        .unwrap_or_else(|| panic!("{port_line}"))
+        .parse()
+        .unwrap();
+    assert_eq!(
+        ok(root, &["port", "web", "8080"]),
+        format!("127.0.0.1:{port}\n")
+    );
+    let ps = ok(root, &["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(ps, format!("127.0.0.1:{port}->8080/tcp\n"));
+    eventually(5, "httpd to answer", || {
+        http_get(port, "/index.html").is_ok_and(|r| r.contains("hello from the container"))
+    });
+    for _ in 0..100 {
+        let r = http_get(port, "/index.html").unwrap();
+        assert!(
+            r.starts_with("HTTP/1.") && r.ends_with("hello from the container\n"),
+            "{r}"
+        );
+    }
+    // Several at once, with bodies larger than one copy buffer.
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| {
+                    for _ in 0..5 {
+                        let r = http_get(port, "/big.html").unwrap();
+                        assert!(r.ends_with(&body), "a whole body");
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    let insp = inspect(root, "web");
+    assert_eq!(
+        insp["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"],
+        port.to_string()
+    );
+    // A taken port is refused at start.
+    let clash = rbuild(
+        root,
+        &[
+            "run",
+            "-d",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+            "bb",
+            "sleep",
+            "5",
+        ],
+    );
+    assert_eq!(clash.status.code(), Some(125), "{}", text(&clash.stderr));
+    assert!(text(&clash.stderr).contains(&port.to_string()));
+    ok(root, &["rm", "-f", "web"]);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the forwarder stops with the container"
+    );
+    ok(root, &["container", "prune", "-f"]);
+    assert_gone(root, &id);
+}

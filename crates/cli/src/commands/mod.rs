@@ -23,6 +23,7 @@ mod logs;
 mod manifest;
 mod parse;
 mod pause;
+mod port;
 mod ps;
 mod pull;
 mod push;
@@ -98,6 +99,8 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Display the running processes of a container
     Top(top::TopArgs),
+    /// List a container's published ports
+    Port(port::PortArgs),
     /// Manage containers
     Container(container::ContainerArgs),
     /// The monitor of a detached container (internal)
@@ -149,6 +152,7 @@ impl Command {
             Command::Unpause(args) => pause::run_unpause(args, globals),
             Command::Exec(args) => exec::run(args, globals),
             Command::Top(args) => top::run(args, globals),
+            Command::Port(args) => port::run(args, globals),
             Command::Container(args) => container::run(args, globals),
             Command::ContainerMonitor(args) => start::monitor(args, globals),
             Command::Pull(args) => pull::run(args, globals),

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use rbuild_runner::lifecycle::{
-    Container, ContainerRecord, Containers, LogLimits, MountRecord, RestartPolicy, monitor,
+    Container, ContainerRecord, Containers, LogLimits, MountRecord, PortBinding, RestartPolicy,
+    monitor, ports,
 };
 use rbuild_runner::{Network, Rootfs, RunOptions, Stdio, spec};
 
@@ -43,6 +44,13 @@ pub struct RunArgs {
     /// Seconds to wait for the stop signal before SIGKILL [default: 10]
     #[arg(long = "stop-timeout", value_name = "SECONDS")]
     pub stop_timeout: Option<u32>,
+    /// Publish a container port on the host: [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp]
+    /// (host IP 127.0.0.1 unless given; forwarded by rbuild into the container's loopback)
+    #[arg(short = 'p', long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
+    /// Publish every port the image EXPOSEs on a free host port
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Log options: max-size=SIZE, max-file=N
     #[arg(long = "log-opt", value_name = "OPT")]
     pub log_opt: Vec<String>,
@@ -279,6 +287,16 @@ fn foreground(args: &RunArgs, c: &Container, memory: Option<i64>) -> anyhow::Res
         .claim_monitor()
         .map_err(|e| fail(e.into()))?
         .ok_or_else(|| fail(anyhow::anyhow!("container {} is already running", c.id())))?;
+    let (target, bound) = match monitor::publish(c) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = monitor::record_start_failure(c, &e);
+            if c.record.auto_remove {
+                let _ = c.remove();
+            }
+            return Err(fail(e.into()));
+        }
+    };
     let forwarding = signals::catch();
     let start = |stdio: Stdio| -> Result<rbuild_runner::Running, rbuild_runner::Error> {
         let lock = c.lock()?;
@@ -290,7 +308,8 @@ fn foreground(args: &RunArgs, c: &Container, memory: Option<i64>) -> anyhow::Res
                 return Err(e);
             }
         };
-        monitor::record_start(c, &lock, &running)?;
+        monitor::record_start(c, &lock, &running, &bound)?;
+        target.set(running.pid());
         forwarding.target(running.pid());
         Ok(running)
     };
@@ -354,6 +373,30 @@ pub fn create(args: &RunArgs, root: &Path) -> anyhow::Result<(Container, Option<
     }
     let c = containers.create(record, &spec)?;
     Ok((c, memory))
+}
+
+/// The published ports: `-p` specs, and with `-P` every EXPOSEd port on a free host port.
+fn publish(args: &RunArgs, exposed: &[String]) -> anyhow::Result<Vec<PortBinding>> {
+    let mut out = Vec::new();
+    for p in &args.publish {
+        out.push(ports::parse_publish(p).map_err(|e| anyhow::anyhow!(e))?);
+    }
+    if args.publish_all {
+        for e in exposed {
+            let b = ports::parse_publish(e).map_err(|e| anyhow::anyhow!(e))?;
+            if !out
+                .iter()
+                .any(|o| o.container_port == b.container_port && o.protocol == b.protocol)
+            {
+                out.push(b);
+            }
+        }
+    }
+    if !out.is_empty() && args.network == "host" {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+        out.clear();
+    }
+    Ok(out)
 }
 
 /// `max-size=10m`, `max-file=3`.
@@ -537,7 +580,7 @@ fn prepare(
         auto_remove: args.rm,
         stop_signal,
         stop_timeout: args.stop_timeout,
-        ports: Vec::new(),
+        ports: publish(args, cfg.exposed_ports().as_deref().unwrap_or_default())?,
         exposed_ports: cfg.exposed_ports().clone().unwrap_or_default(),
         mounts: mount_records,
         network: args.network.clone(),

@@ -11,6 +11,7 @@ mod error;
 pub mod log;
 pub mod monitor;
 pub mod names;
+pub mod ports;
 mod record;
 mod store;
 pub mod time;

@@ -13,7 +13,8 @@ use std::time::Duration;
 use nix::libc;
 
 use super::log::{self, LogWriter};
-use super::record::{ContainerState, Status};
+use super::ports;
+use super::record::{ContainerState, PortBinding, Status};
 use super::store::Container;
 use super::time::now_ns;
 use crate::container::{ConsoleSize, ContainerConfig, ExitStatus, Outcome, Running, Stdio};
@@ -42,13 +43,28 @@ pub fn container_config(c: &Container, stdio: Stdio) -> Result<ContainerConfig, 
     })
 }
 
-/// Record that `running` is `c`'s process now (the caller holds the state lock).
+/// Listen on `c`'s published ports and forward connections to wherever the returned
+/// target points; returns the bindings with the host ports actually bound.
+pub fn publish(c: &Container) -> Result<(ports::Target, Vec<PortBinding>), Error> {
+    let target = ports::Target::default();
+    let mut actual = Vec::new();
+    for (listener, b) in ports::listen(&c.record.ports)? {
+        ports::serve(listener, b.container_port, target.clone());
+        actual.push(b);
+    }
+    Ok((target, actual))
+}
+
+/// Record that `running` is `c`'s process now, its published ports bound to `ports` (the
+/// caller holds the state lock).
 pub fn record_start(
     c: &Container,
     lock: &super::store::StateLock,
     running: &Running,
+    ports: &[PortBinding],
 ) -> Result<ContainerState, Error> {
     let mut st = c.stored_state()?;
+    st.ports = ports.to_vec();
     st.status = Status::Running;
     st.pid = running.pid();
     st.monitor_pid = std::process::id() as i32;
@@ -186,6 +202,16 @@ pub fn supervise(
 ) -> Result<ContainerState, Error> {
     let mut started = Some(started);
     let mut delay = Duration::ZERO;
+    let (target, bound) = match publish(c) {
+        Ok(p) => p,
+        Err(e) => {
+            record_start_failure(c, &e)?;
+            if let Some(tell) = started.take() {
+                tell(Err(&e));
+            }
+            return Err(e);
+        }
+    };
     let last = loop {
         let lock = c.lock()?;
         let begun = std::time::Instant::now();
@@ -200,9 +226,10 @@ pub fn supervise(
                 return Err(e);
             }
         };
-        let st = record_start(c, &lock, &running);
+        let st = record_start(c, &lock, &running, &bound);
         drop(lock);
         st?;
+        target.set(running.pid());
         if let Some(tell) = started.take() {
             tell(Ok(running.pid()));
         }
@@ -210,6 +237,7 @@ pub fn supervise(
         // The output ends with the container's processes (its PID namespace dies with
         // PID 1): all of it is in the log before the end is recorded.
         let _ = pump.join();
+        target.set(0);
         let (st, _) = record_exit(c, running)?;
         if st.status != Status::Restarting {
             break st;
