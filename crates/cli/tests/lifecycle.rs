@@ -748,3 +748,100 @@ fn published_ports_forward_http_into_the_container() {
     ok(root, &["container", "prune", "-f"]);
     assert_gone(root, &id);
 }
+
+#[test]
+fn volumes_outlive_containers_and_start_with_the_images_content() {
+    let Some(tmp) = setup("volumes", &["VOLUME /var/spool"]) else {
+        return;
+    };
+    let root = tmp.path();
+    // A named volume is made on first use, filled from the image's /etc, and keeps what
+    // a container wrote after that container is gone.
+    let o = ok(
+        root,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "conf:/etc",
+            "bb",
+            "sh",
+            "-c",
+            "cat /etc/passwd | head -1; echo kept > /etc/mine",
+        ],
+    );
+    assert!(o.starts_with("root:"), "{o}");
+    assert_eq!(ok(root, &["volume", "ls", "-q"]), "conf\n");
+    assert_eq!(
+        ok(
+            root,
+            &[
+                "run",
+                "--rm",
+                "--mount",
+                "type=volume,source=conf,target=/c,readonly",
+                "bb",
+                "sh",
+                "-c",
+                "cat /c/mine; touch /c/x 2>/dev/null || echo read-only"
+            ]
+        ),
+        "kept\nread-only\n"
+    );
+    let insp: serde_json::Value =
+        serde_json::from_str(&ok(root, &["volume", "inspect", "conf"])).unwrap();
+    let mountpoint = insp[0]["Mountpoint"].as_str().unwrap().to_owned();
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&mountpoint).join("mine")).unwrap(),
+        "kept\n"
+    );
+    // The image's VOLUME gets an anonymous volume; --volumes-from shares it; rm -v removes it.
+    let id = ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "owner",
+            "bb:custom",
+            "sh",
+            "-c",
+            "echo from-owner > /var/spool/f; exec sleep 100",
+        ],
+    )
+    .trim()
+    .to_owned();
+    let mounts = inspect(root, "owner")["Mounts"].clone();
+    assert_eq!(mounts[0]["Destination"], "/var/spool");
+    assert_eq!(mounts[0]["Type"], "volume");
+    let anon = mounts[0]["Name"].as_str().unwrap().to_owned();
+    assert_eq!(anon.len(), 64);
+    eventually(5, "the owner's write", || {
+        rbuild(
+            root,
+            &[
+                "run",
+                "--rm",
+                "--volumes-from",
+                "owner:ro",
+                "bb",
+                "cat",
+                "/var/spool/f",
+            ],
+        )
+        .stdout
+            == b"from-owner\n"
+    });
+    let in_use = rbuild(root, &["volume", "rm", &anon]);
+    assert_eq!(in_use.status.code(), Some(1));
+    assert!(text(&in_use.stderr).contains("in use"));
+    ok(root, &["rm", "-f", "-v", "owner"]);
+    assert_gone(root, &id);
+    assert_eq!(
+        ok(root, &["volume", "ls", "-q"]),
+        "conf\n",
+        "rm -v removed the anonymous volume"
+    );
+    ok(root, &["volume", "rm", "conf"]);
+    assert_eq!(ok(root, &["volume", "ls", "-q"]), "");
+}

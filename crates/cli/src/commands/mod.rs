@@ -21,6 +21,7 @@ mod load;
 mod login;
 mod logs;
 mod manifest;
+mod mounts;
 mod parse;
 mod pause;
 mod port;
@@ -37,6 +38,7 @@ mod stop;
 mod tag;
 mod tags;
 mod top;
+mod volume;
 mod wait;
 
 /// Options every subcommand accepts.
@@ -103,6 +105,8 @@ pub enum Command {
     Port(port::PortArgs),
     /// Manage containers
     Container(container::ContainerArgs),
+    /// Manage volumes
+    Volume(volume::VolumeArgs),
     /// The monitor of a detached container (internal)
     #[command(name = "container-monitor", hide = true)]
     ContainerMonitor(start::MonitorArgs),
@@ -154,6 +158,7 @@ impl Command {
             Command::Top(args) => top::run(args, globals),
             Command::Port(args) => port::run(args, globals),
             Command::Container(args) => container::run(args, globals),
+            Command::Volume(args) => volume::run(args, globals),
             Command::ContainerMonitor(args) => start::monitor(args, globals),
             Command::Pull(args) => pull::run(args, globals),
             Command::Push(args) => push::run(args, globals),

@@ -24,8 +24,8 @@ pub struct RmArgs {
     pub containers: Vec<String>,
 }
 
-/// Remove `c`, killing it first with `force`.
-pub fn remove(c: &Container, force: bool) -> anyhow::Result<()> {
+/// Remove `c`, killing it first with `force`; with `volumes`, its anonymous volumes too.
+pub fn remove(c: &Container, force: bool, volumes: bool) -> anyhow::Result<()> {
     let st = c.state()?;
     if st.status.is_active() {
         if !force {
@@ -47,6 +47,9 @@ pub fn remove(c: &Container, force: bool) -> anyhow::Result<()> {
         );
     }
     c.remove()?;
+    if volumes {
+        c.remove_anonymous_volumes()?;
+    }
     Ok(())
 }
 
@@ -55,7 +58,7 @@ pub fn run(args: RmArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let root = store_root(globals);
     let mut failed = false;
     for name in &args.containers {
-        match find(&root, name).and_then(|c| remove(&c, args.force)) {
+        match find(&root, name).and_then(|c| remove(&c, args.force, args.volumes)) {
             Ok(()) => println!("{name}"),
             Err(e) => {
                 crate::report::print_error(&e);
@@ -87,7 +90,7 @@ pub fn prune(args: PruneArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         if c.state()?.status.is_active() {
             continue;
         }
-        if remove(&c, false).is_ok() {
+        if remove(&c, false, false).is_ok() {
             deleted.push(c.id().to_owned());
         }
     }

@@ -13,9 +13,9 @@ use rbuild_runner::lifecycle::{
     Container, ContainerRecord, Containers, LogLimits, MountRecord, PortBinding, RestartPolicy,
     monitor, ports,
 };
-use rbuild_runner::{Network, Rootfs, RunOptions, Stdio, spec};
+use rbuild_runner::{Network, Rootfs, RunOptions, Stdio};
 
-use super::Globals;
+use super::{Globals, mounts};
 use crate::report::{ExitStatus, Hint};
 use crate::{signals, terminal};
 
@@ -72,11 +72,18 @@ pub struct RunArgs {
     /// Host name of the container [default: the first 12 characters of its ID]
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
-    /// Bind-mount a host path (HOST:CONTAINER[:ro])
-    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    /// Bind-mount a host path or mount a volume ([HOST_PATH|NAME:]CONTAINER_PATH[:ro]; a bare
+    /// path is an anonymous volume)
+    #[arg(short = 'v', long = "volume", value_name = "[SRC:]DST[:ro]")]
     pub volume: Vec<String>,
-    /// Mount a tmpfs at PATH
-    #[arg(long, value_name = "PATH")]
+    /// Attach a mount: type=bind|volume|tmpfs,source=…,target=…[,readonly]
+    #[arg(long, value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// Mount the volumes and binds of another container (CONTAINER[:ro|rw])
+    #[arg(long = "volumes-from", value_name = "CONTAINER")]
+    pub volumes_from: Vec<String>,
+    /// Mount a tmpfs at PATH (PATH[:size=64m,mode=1777])
+    #[arg(long, value_name = "PATH[:OPTS]")]
     pub tmpfs: Vec<String>,
     /// Mount the root filesystem read-only
     #[arg(long = "read-only")]
@@ -167,28 +174,6 @@ fn expand_env(kv: &str) -> Option<String> {
     } else {
         std::env::var(kv).ok().map(|v| format!("{kv}={v}"))
     }
-}
-
-fn parse_volume(v: &str) -> anyhow::Result<oci_spec::runtime::Mount> {
-    let parts: Vec<&str> = v.split(':').collect();
-    let (host, ctr, ro) = match parts.as_slice() {
-        [h, c] => (*h, *c, false),
-        [h, c, "ro"] => (*h, *c, true),
-        [h, c, "rw"] => (*h, *c, false),
-        _ => bail!("invalid volume {v:?}: expected HOST:CONTAINER[:ro]"),
-    };
-    if !host.starts_with('/') {
-        bail!(
-            "invalid volume {v:?}: the host path must be absolute (named volumes are not supported)"
-        );
-    }
-    if !ctr.starts_with('/') {
-        bail!("invalid volume {v:?}: the container path must be absolute");
-    }
-    if !Path::new(host).exists() {
-        bail!("invalid volume {v:?}: bind mount source {host} does not exist");
-    }
-    Ok(spec::bind_mount(host, ctr, ro))
 }
 
 /// What the image contributes: its config's process defaults and its layers.
@@ -337,6 +322,7 @@ fn foreground(args: &RunArgs, c: &Container, memory: Option<i64>) -> anyhow::Res
     drop(monitor);
     if c.record.auto_remove {
         c.remove()
+            .and_then(|()| c.remove_anonymous_volumes())
             .with_context(|| format!("removing container {}", c.id()))
             .map_err(fail)?;
     }
@@ -471,16 +457,31 @@ fn prepare(
         .map(parse_size)
         .transpose()
         .context("--memory")?;
-    let mut mounts = Vec::new();
+    let sources = mounts::Sources {
+        root,
+        layers: if args.rootfs.is_some() {
+            &[]
+        } else {
+            &parts.layers
+        },
+    };
+    let mut planned = Vec::new();
+    for v in &args.volumes_from {
+        planned.extend(mounts::volumes_from(root, v)?);
+    }
     for v in &args.volume {
-        mounts.push(parse_volume(v)?);
+        planned.push(mounts::parse_volume(&sources, v)?);
+    }
+    for m in &args.mount {
+        planned.push(mounts::parse_mount(&sources, m)?);
     }
     for t in &args.tmpfs {
-        if !t.starts_with('/') {
-            bail!("invalid --tmpfs {t:?}: the path must be absolute");
-        }
-        mounts.push(spec::tmpfs_mount(t));
+        planned.push(mounts::parse_tmpfs(t)?);
     }
+    let image_volumes: Vec<String> = cfg.volumes().clone().unwrap_or_default();
+    let anonymous = mounts::image_volumes(&sources, &image_volumes, &planned)?;
+    planned.extend(anonymous);
+    let mounts: Vec<_> = planned.iter().map(|(m, _)| m.clone()).collect();
     let mut opts = RunOptions {
         args: args_cmd,
         env,
@@ -514,23 +515,7 @@ fn prepare(
     }
     security(args, &mut opts)?;
     let spec = rbuild_runner::docker_spec(&opts)?;
-    let mut mount_records = Vec::new();
-    for m in spec
-        .mounts()
-        .iter()
-        .flatten()
-        .skip(spec::default_mounts(args.privileged).len())
-    {
-        let opts = m.options().clone().unwrap_or_default();
-        mount_records.push(MountRecord {
-            kind: m.typ().clone().unwrap_or_default(),
-            name: String::new(),
-            source: m.source().clone().unwrap_or_default(),
-            destination: m.destination().to_string_lossy().into_owned(),
-            rw: !opts.iter().any(|o| o == "ro"),
-            anonymous: false,
-        });
-    }
+    let mount_records: Vec<MountRecord> = planned.into_iter().map(|(_, r)| r).collect();
     let stop_signal = args
         .stop_signal
         .clone()
@@ -602,15 +587,5 @@ mod tests {
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert!(parse_size("lots").unwrap_err().to_string().contains("lots"));
         assert!(parse_size("-1m").is_err());
-    }
-
-    #[test]
-    fn volumes_need_absolute_existing_paths() {
-        assert!(parse_volume("/tmp:/data:ro").is_ok());
-        let e = parse_volume("named:/data").unwrap_err().to_string();
-        assert!(e.contains("absolute"), "{e}");
-        let e = parse_volume("/no/such/dir:/data").unwrap_err().to_string();
-        assert!(e.contains("/no/such/dir"), "{e}");
-        assert!(parse_volume("/tmp:/data:rx").is_err());
     }
 }

@@ -30,6 +30,17 @@ pub enum ContainerError {
         /// The decoding error.
         source: serde_json::Error,
     },
+    /// No volume has this name.
+    #[error("no such volume: {0}")]
+    NoSuchVolume(String),
+    /// A container's record mounts the volume.
+    #[error("remove {name}: volume is in use - [{id}]")]
+    VolumeInUse {
+        /// The volume.
+        name: String,
+        /// A container using it.
+        id: String,
+    },
     /// The operation needs a running container.
     #[error("container {0} is not running")]
     NotRunning(String),

@@ -15,6 +15,7 @@ pub mod ports;
 mod record;
 mod store;
 pub mod time;
+mod volumes;
 
 pub use error::ContainerError;
 pub use record::{
@@ -22,3 +23,4 @@ pub use record::{
     Status,
 };
 pub use store::{Container, Containers, StateLock, new_id};
+pub use volumes::{Volume, Volumes};

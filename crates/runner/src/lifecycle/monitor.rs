@@ -261,6 +261,7 @@ pub fn supervise(
     };
     if c.record.auto_remove {
         c.remove()?;
+        c.remove_anonymous_volumes()?;
     }
     drop(monitor);
     Ok(last)

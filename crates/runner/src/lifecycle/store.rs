@@ -268,6 +268,31 @@ impl Container {
         &self.dir
     }
 
+    /// The store root the container belongs to.
+    pub fn store_root(&self) -> &Path {
+        self.dir
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(&self.dir)
+    }
+
+    /// Remove the anonymous volumes the container was created with (`rm -v`, `--rm`).
+    pub fn remove_anonymous_volumes(&self) -> Result<(), Error> {
+        let vols = super::Volumes::new(self.store_root());
+        for m in self
+            .record
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume" && m.anonymous)
+        {
+            match vols.remove(&m.name) {
+                Ok(()) | Err(Error::Container(ContainerError::NoSuchVolume(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// The json-file log, `<dir>/<id>-json.log` (rotated files get `.1`, `.2`, …).
     pub fn log_path(&self) -> PathBuf {
         self.dir.join(format!("{}-json.log", self.record.id))
