@@ -845,3 +845,105 @@ fn volumes_outlive_containers_and_start_with_the_images_content() {
     ok(root, &["volume", "rm", "conf"]);
     assert_eq!(ok(root, &["volume", "ls", "-q"]), "");
 }
+
+#[test]
+fn commit_makes_a_layer_of_the_changes_and_export_a_whole_rootfs() {
+    let Some(tmp) = setup("commit", &[]) else {
+        return;
+    };
+    let root = tmp.path();
+    let id = ok(
+        root,
+        &[
+            "run",
+            "--name",
+            "cm",
+            "bb",
+            "sh",
+            "-c",
+            "echo committed > /root/note; rm /bin/ls",
+        ],
+    )
+    .trim()
+    .to_owned();
+    assert_eq!(id, "", "a foreground run prints the command's output only");
+    let image = ok(
+        root,
+        &[
+            "commit",
+            "-m",
+            "add note",
+            "-c",
+            "ENV X=1",
+            "cm",
+            "bb:committed",
+        ],
+    );
+    assert!(image.trim().starts_with("sha256:"), "{image}");
+    let layers: serde_json::Value =
+        serde_json::from_str(&ok(root, &["inspect", "--type", "image", "bb:committed"])).unwrap();
+    assert_eq!(
+        layers[0]["RootFS"]["Layers"].as_array().unwrap().len(),
+        2,
+        "one new layer"
+    );
+    assert_eq!(
+        ok(
+            root,
+            &[
+                "run",
+                "--rm",
+                "bb:committed",
+                "sh",
+                "-c",
+                "cat /root/note; test -e /bin/ls || echo no-ls; echo $X; test -s /etc/hosts && echo hosts"
+            ]
+        ),
+        "committed\nno-ls\n1\nhosts\n"
+    );
+    let history = ok(root, &["history", "bb:committed"]);
+    assert!(
+        history
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.ends_with("add note")),
+        "{history}"
+    );
+    let tar = tmp.path().join("export.tar");
+    ok(root, &["export", "-o", tar.to_str().unwrap(), "cm"]);
+    let list = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+    let list = text(&list.stdout);
+    assert!(list.lines().any(|l| l == "./root/note"), "{list}");
+    assert!(list.lines().any(|l| l == "./bin/busybox"));
+    assert!(
+        !list.lines().any(|l| l == "./bin/ls"),
+        "the deletion is applied"
+    );
+    // The export is a rootfs tarball docker imports (when the peer is there).
+    if common::have_peer("docker", &["version"]) {
+        let imported = Command::new("docker")
+            .args(["import", tar.to_str().unwrap(), "rbuild-test/exported:1"])
+            .output()
+            .unwrap();
+        assert!(imported.status.success(), "{}", text(&imported.stderr));
+        let out = Command::new("docker")
+            .args([
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "rbuild-test/exported:1",
+                "cat",
+                "/root/note",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(text(&out.stdout), "committed\n", "{}", text(&out.stderr));
+        let _ = Command::new("docker")
+            .args(["rmi", "rbuild-test/exported:1"])
+            .output();
+    }
+    let cid = inspect(root, "cm")["Id"].as_str().unwrap().to_owned();
+    ok(root, &["rm", "cm"]);
+    assert_gone(root, &cid);
+}

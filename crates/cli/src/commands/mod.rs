@@ -6,12 +6,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+mod commit;
 pub mod common;
 mod container;
 pub mod containers;
 mod copy;
 mod create;
 mod exec;
+mod export;
 mod history;
 mod image;
 mod images;
@@ -107,6 +109,10 @@ pub enum Command {
     Container(container::ContainerArgs),
     /// Manage volumes
     Volume(volume::VolumeArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(export::ExportArgs),
     /// The monitor of a detached container (internal)
     #[command(name = "container-monitor", hide = true)]
     ContainerMonitor(start::MonitorArgs),
@@ -159,6 +165,8 @@ impl Command {
             Command::Port(args) => port::run(args, globals),
             Command::Container(args) => container::run(args, globals),
             Command::Volume(args) => volume::run(args, globals),
+            Command::Commit(args) => commit::run(args, globals),
+            Command::Export(args) => export::run(args, globals),
             Command::ContainerMonitor(args) => start::monitor(args, globals),
             Command::Pull(args) => pull::run(args, globals),
             Command::Push(args) => push::run(args, globals),
