@@ -947,3 +947,72 @@ fn commit_makes_a_layer_of_the_changes_and_export_a_whole_rootfs() {
     ok(root, &["rm", "cm"]);
     assert_gone(root, &cid);
 }
+
+#[test]
+fn cp_copies_out_and_in_without_leaving_the_container() {
+    let Some(tmp) = setup("cp", &[]) else {
+        return;
+    };
+    let root = tmp.path();
+    let local = tmp.path().join("local.txt");
+    std::fs::write(&local, "from-host\n").unwrap();
+    let id = ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "cpc",
+            "bb",
+            "sh",
+            "-c",
+            "ln -s / /tmp/escape; echo inside > /tmp/in.txt; exec sleep 100",
+        ],
+    )
+    .trim()
+    .to_owned();
+    let out = tmp.path().join("out.txt");
+    eventually(5, "the file to copy", || {
+        rbuild(root, &["cp", "cpc:/tmp/in.txt", out.to_str().unwrap()])
+            .status
+            .success()
+    });
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "inside\n");
+    ok(root, &["cp", local.to_str().unwrap(), "cpc:/tmp/"]);
+    assert_eq!(
+        ok(root, &["exec", "cpc", "cat", "/tmp/local.txt"]),
+        "from-host\n"
+    );
+    // A link to / inside the container is the container's /, not the host's.
+    let marker = format!("rbuild-cp-test-{}", &id[..12]);
+    ok(
+        root,
+        &[
+            "cp",
+            local.to_str().unwrap(),
+            &format!("cpc:/tmp/escape/{marker}"),
+        ],
+    );
+    assert!(
+        !Path::new("/").join(&marker).exists(),
+        "cp escaped to the host"
+    );
+    assert_eq!(
+        ok(root, &["exec", "cpc", "cat", &format!("/{marker}")]),
+        "from-host\n"
+    );
+    // Stopped: read from the layers and the changes, write into the changes.
+    ok(root, &["stop", "-t", "0", "cpc"]);
+    ok(root, &["cp", local.to_str().unwrap(), "cpc:/etc/"]);
+    let etc = tmp.path().join("etc-out");
+    ok(root, &["cp", "cpc:/etc", etc.to_str().unwrap()]);
+    assert!(etc.join("passwd").is_file(), "the image's files");
+    assert_eq!(
+        std::fs::read_to_string(etc.join("local.txt")).unwrap(),
+        "from-host\n"
+    );
+    let missing = rbuild(root, &["cp", "cpc:/no/such", etc.to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(1));
+    ok(root, &["rm", "cpc"]);
+    assert_gone(root, &id);
+}

@@ -11,6 +11,7 @@ pub mod common;
 mod container;
 pub mod containers;
 mod copy;
+mod cp;
 mod create;
 mod exec;
 mod export;
@@ -113,6 +114,8 @@ pub enum Command {
     Commit(commit::CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(export::ExportArgs),
+    /// Copy files between a container and the local filesystem
+    Cp(cp::CpArgs),
     /// The monitor of a detached container (internal)
     #[command(name = "container-monitor", hide = true)]
     ContainerMonitor(start::MonitorArgs),
@@ -167,6 +170,7 @@ impl Command {
             Command::Volume(args) => volume::run(args, globals),
             Command::Commit(args) => commit::run(args, globals),
             Command::Export(args) => export::run(args, globals),
+            Command::Cp(args) => cp::run(args, globals),
             Command::ContainerMonitor(args) => start::monitor(args, globals),
             Command::Pull(args) => pull::run(args, globals),
             Command::Push(args) => push::run(args, globals),
