@@ -725,6 +725,39 @@ fn published_ports_forward_http_into_the_container() {
         insp["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"],
         port.to_string()
     );
+    // --network container:NAME shares the namespace: httpd is on that loopback.
+    assert_eq!(
+        ok(
+            root,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "container:web",
+                "bb",
+                "wget",
+                "-qO-",
+                "http://127.0.0.1:8080/index.html"
+            ]
+        ),
+        "hello from the container\n"
+    );
+    let own = rbuild(
+        root,
+        &[
+            "run",
+            "--rm",
+            "bb",
+            "wget",
+            "-qO-",
+            "http://127.0.0.1:8080/index.html",
+        ],
+    );
+    assert_eq!(
+        own.status.code(),
+        Some(1),
+        "another container has its own loopback"
+    );
     // A taken port is refused at start.
     let clash = rbuild(
         root,

@@ -128,20 +128,31 @@ pub struct Running {
     waited: bool,
 }
 
-fn clone_flags(spec: &Spec) -> Result<(libc::c_int, bool, bool), Error> {
+/// The clone flags for the spec's new namespaces, whether the container gets its own
+/// network and cgroup namespaces, and the existing namespaces it joins (by path: only a
+/// network namespace, for `--network container:NAME`).
+#[allow(clippy::type_complexity)]
+fn clone_flags(
+    spec: &Spec,
+) -> Result<(libc::c_int, bool, bool, Vec<(PathBuf, libc::c_int)>), Error> {
     let mut flags = 0;
     let (mut net, mut cgroupns) = (false, false);
+    let mut joins = Vec::new();
     let namespaces = spec
         .linux()
         .as_ref()
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
     for ns in &namespaces {
-        if ns.path().is_some() {
-            return Err(Error::InvalidSpec(format!(
-                "joining an existing {:?} namespace is not supported",
-                ns.typ()
-            )));
+        if let Some(path) = ns.path() {
+            if ns.typ() != LinuxNamespaceType::Network {
+                return Err(Error::InvalidSpec(format!(
+                    "joining an existing {:?} namespace is not supported",
+                    ns.typ()
+                )));
+            }
+            joins.push((path.clone(), libc::CLONE_NEWNET));
+            continue;
         }
         flags |= match ns.typ() {
             LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
@@ -165,7 +176,7 @@ fn clone_flags(spec: &Spec) -> Result<(libc::c_int, bool, bool), Error> {
             "a container needs its own mount namespace".into(),
         ));
     }
-    Ok((flags, net, cgroupns))
+    Ok((flags, net, cgroupns, joins))
 }
 
 /// Whether the kernel offers overlayfs (otherwise layers are copied).
@@ -287,11 +298,11 @@ pub(crate) fn pointers(v: &[CString]) -> Vec<*const c_char> {
 
 /// Start a container; the returned handle must be waited for.
 pub fn spawn(mut config: ContainerConfig) -> Result<Running, Error> {
-    let (flags, own_net, cgroupns) = clone_flags(&config.spec)?;
+    let (flags, own_net, cgroupns, joins) = clone_flags(&config.spec)?;
     let created_dir = !config.dir.exists();
     fs::create_dir_all(&config.dir).map_err(Error::io(&config.dir))?;
     let mut cgroup = None;
-    let result = start(&mut config, flags, own_net, cgroupns, &mut cgroup);
+    let result = start(&mut config, flags, own_net, cgroupns, &joins, &mut cgroup);
     match result {
         Ok((pid, notes, console)) => Ok(Running {
             pid,
@@ -319,13 +330,28 @@ fn start(
     flags: libc::c_int,
     own_net: bool,
     cgroupns: bool,
+    joins: &[(PathBuf, libc::c_int)],
     cgroup_slot: &mut Option<Cgroup>,
 ) -> Result<(libc::pid_t, Notes, Option<OwnedFd>), Error> {
     let Prepared {
         mut ops,
         notes,
         rootfs_end,
-    } = prepare(config, own_net)?;
+    } = prepare(config, own_net || !joins.is_empty())?;
+    // Namespaces joined by path are entered first (held open until the child reported).
+    let mut joined = Vec::new();
+    for (path, nstype) in joins {
+        let fd: OwnedFd = fs::File::open(path).map_err(Error::io(path))?.into();
+        ops.insert(
+            joined.len(),
+            Op::Setns {
+                fd: fd.as_raw_fd(),
+                nstype: *nstype,
+            },
+        );
+        joined.push(fd);
+    }
+    let rootfs_end = rootfs_end + joined.len();
     // The terminal is opened after pivot_root (in the container's devpts), before the
     // process steps drop privileges.
     let console = match config.stdio.console {

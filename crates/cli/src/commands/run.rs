@@ -88,8 +88,9 @@ pub struct RunArgs {
     /// Mount the root filesystem read-only
     #[arg(long = "read-only")]
     pub read_only: bool,
-    /// Network: none (own namespace, loopback only) or host
-    #[arg(long, default_value = "none", value_parser = ["none", "host"])]
+    /// Network: none (own namespace, loopback only), host, or container:NAME (share that
+    /// running container's network namespace)
+    #[arg(long, default_value = "none", value_name = "MODE")]
     pub network: String,
     /// Memory limit (bytes, or with a b/k/m/g suffix)
     #[arg(short = 'm', long, value_name = "SIZE")]
@@ -444,6 +445,23 @@ fn prepare(
     let group = rbuild_runner::image::read_file(&parts.layers, "/etc/group");
     let user = rbuild_runner::resolve_user(&user_spec, passwd.as_deref(), group.as_deref())?;
     let id = rbuild_runner::lifecycle::new_id();
+    let network = match args.network.as_str() {
+        "none" | "host" => args.network.clone(),
+        n => match n.strip_prefix("container:") {
+            Some(other) => {
+                if !args.publish.is_empty() || args.publish_all {
+                    bail!(
+                        "conflicting options: port publishing and the container type network mode"
+                    );
+                }
+                let target = Containers::new(root).get(other)?;
+                format!("container:{}", target.id())
+            }
+            None => bail!(
+                "invalid --network {n:?}: rbuild has none, host and container:NAME (no bridge networks)"
+            ),
+        },
+    };
     let restart: RestartPolicy = args
         .restart
         .parse()
@@ -568,7 +586,7 @@ fn prepare(
         ports: publish(args, cfg.exposed_ports().as_deref().unwrap_or_default())?,
         exposed_ports: cfg.exposed_ports().clone().unwrap_or_default(),
         mounts: mount_records,
-        network: args.network.clone(),
+        network,
         log: log_limits(&args.log_opt)?,
     };
     Ok((record, spec, memory))

@@ -30,12 +30,37 @@ pub fn start_failure_code(e: &Error) -> i32 {
     }
 }
 
+/// For `--network container:ID`: point the spec's network namespace at that container's,
+/// which must be running now.
+fn join_network(c: &Container, spec: &mut oci_spec::runtime::Spec) -> Result<(), Error> {
+    let Some(target) = c.record.network.strip_prefix("container:") else {
+        return Ok(());
+    };
+    let other = super::Containers::new(c.store_root()).get(target)?;
+    let st = other.state()?;
+    if !matches!(st.status, Status::Running | Status::Paused) || st.pid <= 0 {
+        return Err(super::ContainerError::NotRunning(other.id().to_owned()).into());
+    }
+    if let Some(linux) = spec.linux_mut().as_mut() {
+        let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+        for ns in &mut namespaces {
+            if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                ns.set_path(Some(format!("/proc/{}/ns/net", st.pid).into()));
+            }
+        }
+        linux.set_namespaces(Some(namespaces));
+    }
+    Ok(())
+}
+
 /// The runner configuration for one start of `c`, with the given streams.
 pub fn container_config(c: &Container, stdio: Stdio) -> Result<ContainerConfig, Error> {
+    let mut spec = c.spec()?;
+    join_network(c, &mut spec)?;
     Ok(ContainerConfig {
         id: c.id().to_owned(),
         dir: c.dir().to_owned(),
-        spec: c.spec()?,
+        spec,
         rootfs: c.record.rootfs.clone(),
         init: c.record.init,
         stdio,
