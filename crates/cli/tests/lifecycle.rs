@@ -471,6 +471,21 @@ fn names_are_unique_and_id_prefixes_resolve() {
         let amb = rbuild(root, &["inspect", "--type", "container", &a[..common]]);
         assert_eq!(amb.status.code(), Some(1));
     }
+    let late = ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "bb",
+            "sh",
+            "-c",
+            "sleep 0.3; echo late; exit 6",
+        ],
+    );
+    let attached = rbuild(root, &["attach", late.trim()]);
+    assert_eq!(attached.status.code(), Some(6));
+    assert_eq!(text(&attached.stdout), "late\n");
+    ok(root, &["rm", late.trim()]);
     let start = ok(root, &["start", "-a", "one"]);
     assert_eq!(start, "");
     assert_eq!(inspect(root, "one")["State"]["Status"], "exited");

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+mod attach;
 mod commit;
 pub mod common;
 mod container;
@@ -96,6 +97,8 @@ pub enum Command {
     Wait(wait::WaitArgs),
     /// Fetch the logs of a container
     Logs(logs::LogsArgs),
+    /// Show a running container's output until it ends
+    Attach(attach::AttachArgs),
     /// Pause all processes of containers
     Pause(pause::PauseArgs),
     /// Unpause all processes of containers
@@ -161,6 +164,7 @@ impl Command {
             Command::Rm(args) => rm::run(args, globals),
             Command::Wait(args) => wait::run(args, globals),
             Command::Logs(args) => logs::run(args, globals),
+            Command::Attach(args) => attach::run(args, globals),
             Command::Pause(args) => pause::run_pause(args, globals),
             Command::Unpause(args) => pause::run_unpause(args, globals),
             Command::Exec(args) => exec::run(args, globals),
