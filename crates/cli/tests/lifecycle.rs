@@ -450,6 +450,13 @@ fn names_are_unique_and_id_prefixes_resolve() {
         "{}",
         text(&dup.stderr)
     );
+    let rmi = rbuild(root, &["rmi", "bb"]);
+    assert_eq!(rmi.status.code(), Some(1));
+    assert!(
+        text(&rmi.stderr).contains("is using its referenced image"),
+        "{}",
+        text(&rmi.stderr)
+    );
     let bad = rbuild(root, &["create", "--name=-x", "bb", "true"]);
     assert!(text(&bad.stderr).contains("invalid container name"));
     // Generated names look like docker's.
