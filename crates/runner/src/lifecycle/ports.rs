@@ -5,24 +5,31 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
 
 use nix::libc;
 
 use super::record::{PortBinding, Protocol};
 use crate::error::Error;
 
-/// Where connections go: the container's first process (its network namespace), 0 while
-/// it is not running.
+/// Where connections go: the network namespace of the container's current run (none while
+/// it is not running), opened once per run.
 #[derive(Debug, Clone, Default)]
-pub struct Target(Arc<AtomicI32>);
+pub struct Target(Arc<Mutex<Option<Arc<OwnedFd>>>>);
 
 impl Target {
     /// Send new connections into `pid`'s network namespace (0: refuse them).
     pub fn set(&self, pid: i32) {
-        self.0.store(pid, Ordering::SeqCst);
+        let ns = (pid > 0)
+            .then(|| std::fs::File::open(format!("/proc/{pid}/ns/net")).ok())
+            .flatten()
+            .map(|f| Arc::new(OwnedFd::from(f)));
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = ns;
+    }
+
+    fn get(&self) -> Option<Arc<OwnedFd>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -108,20 +115,16 @@ pub fn serve(listener: TcpListener, container_port: u16, target: Target) {
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(client) = conn else { continue };
-            let pid = target.0.load(Ordering::SeqCst);
-            if pid <= 0 {
-                continue;
-            }
+            let Some(ns) = target.get() else { continue };
             std::thread::spawn(move || {
-                let _ = forward(client, pid, container_port);
+                let _ = forward(client, &ns, container_port);
             });
         }
     });
 }
 
-/// Join `pid`'s network namespace (this thread only) and connect to its loopback.
-fn connect_inside(pid: i32, port: u16) -> std::io::Result<TcpStream> {
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+/// Join the network namespace `ns` (this thread only) and connect to its loopback.
+fn connect_inside(ns: &OwnedFd, port: u16) -> std::io::Result<TcpStream> {
     // SAFETY: setns on an open namespace descriptor; it affects this thread only.
     if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
         return Err(std::io::Error::last_os_error());
@@ -129,31 +132,62 @@ fn connect_inside(pid: i32, port: u16) -> std::io::Result<TcpStream> {
     TcpStream::connect(("127.0.0.1", port))
 }
 
-fn copy(mut from: TcpStream, mut to: TcpStream) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
-    let _ = from.shutdown(Shutdown::Read);
-}
-
-fn forward(client: TcpStream, pid: i32, port: u16) -> std::io::Result<()> {
-    let inside = connect_inside(pid, port)?;
+/// Copy both ways on this one thread until both directions are closed.
+fn forward(mut client: TcpStream, ns: &OwnedFd, port: u16) -> std::io::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut inside = connect_inside(ns, port)?;
     let _ = client.set_nodelay(true);
     let _ = inside.set_nodelay(true);
-    let (c2, i2) = (client.try_clone()?, inside.try_clone()?);
-    let up = std::thread::spawn(move || copy(c2, i2));
-    copy(inside, client);
-    let _ = up.join();
+    let mut buf = vec![0u8; 64 * 1024];
+    // [client → inside open, inside → client open]
+    let mut open = [true, true];
+    while open[0] || open[1] {
+        let (c_ready, i_ready) = {
+            let mut fds = Vec::with_capacity(2);
+            if open[0] {
+                fds.push(PollFd::new(client.as_fd(), PollFlags::POLLIN));
+            }
+            if open[1] {
+                fds.push(PollFd::new(inside.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let ready = |p: &PollFd<'_>| p.revents().is_some_and(|r| !r.is_empty());
+            match (open[0], open[1]) {
+                (true, true) => (ready(&fds[0]), ready(&fds[1])),
+                (true, false) => (ready(&fds[0]), false),
+                _ => (false, ready(&fds[0])),
+            }
+        };
+        if c_ready && !pass(&mut client, &mut inside, &mut buf) {
+            open[0] = false;
+        }
+        if i_ready && !pass(&mut inside, &mut client, &mut buf) {
+            open[1] = false;
+        }
+    }
     Ok(())
+}
+
+/// Move what `from` has to `to`; false once `from` has ended (then `to` is told) or either
+/// side failed.
+fn pass(from: &mut TcpStream, to: &mut TcpStream, buf: &mut [u8]) -> bool {
+    match from.read(buf) {
+        Ok(0) | Err(_) => {
+            let _ = to.shutdown(Shutdown::Write);
+            false
+        }
+        Ok(n) => {
+            if to.write_all(&buf[..n]).is_err() {
+                let _ = from.shutdown(Shutdown::Read);
+                return false;
+            }
+            true
+        }
+    }
 }
 
 #[cfg(test)]
