@@ -1071,3 +1071,62 @@ fn cp_copies_out_and_in_without_leaving_the_container() {
     ok(root, &["rm", "cpc"]);
     assert_gone(root, &id);
 }
+
+#[test]
+fn published_udp_ports_relay_datagrams_both_ways() {
+    let Some(tmp) = setup("udp ports", &[]) else {
+        return;
+    };
+    let root = tmp.path();
+    let id = ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "-p",
+            "127.0.0.1:0:9999/udp",
+            "bb",
+            "sleep",
+            "100",
+        ],
+    )
+    .trim()
+    .to_owned();
+    let line = ok(root, &["port", &id]);
+    let port: u16 = line
+        .trim()
+        .strip_prefix("9999/udp -> 127.0.0.1:")
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    let pid = inspect(root, &id)["State"]["Pid"].as_i64().unwrap();
+    // An echo server in the container's network namespace (busybox has none for UDP).
+    let echo = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('127.0.0.1',9999))\nprint('up',flush=True)\nwhile True:\n d,a=s.recvfrom(65536)\n s.sendto(b'echo:'+d,a)\n";
+    let Ok(mut server) = Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["python3", "-c", echo])
+        .stdout(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("skipped the UDP relay: no nsenter/python3");
+        ok(root, &["rm", "-f", &id]);
+        return;
+    };
+    let mut up = [0u8; 3];
+    std::io::Read::read_exact(server.stdout.as_mut().unwrap(), &mut up).unwrap();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for i in 0..20 {
+        let msg = format!("ping {i}");
+        client.send_to(msg.as_bytes(), ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 64];
+        let n = client.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], format!("echo:{msg}").as_bytes());
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    ok(root, &["rm", "-f", &id]);
+    assert_gone(root, &id);
+}

@@ -1,10 +1,12 @@
 //! Published ports without a bridge: the monitor listens on the host (127.0.0.1 by default)
 //! and, for each TCP connection, opens a socket inside the container's network namespace —
 //! a thread `setns`es into it and connects to the container's loopback — then copies both
-//! ways. No veth, no address, no iptables; the listeners live as long as the monitor.
+//! ways; for UDP, each client address gets its own socket in the container, replies relayed
+//! back. No veth, no address, no iptables; the listeners live as long as the monitor.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
@@ -81,23 +83,41 @@ pub fn parse_publish(s: &str) -> Result<PortBinding, String> {
     })
 }
 
-/// Listen on every binding's host address (TCP; UDP is not forwarded yet); returns the
-/// bindings with the ports actually bound.
-pub fn listen(bindings: &[PortBinding]) -> Result<Vec<(TcpListener, PortBinding)>, Error> {
+/// A bound host socket for one published port.
+#[derive(Debug)]
+pub enum Listener {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A UDP socket.
+    Udp(UdpSocket),
+}
+
+/// Bind every binding's host address; returns the sockets with the bindings as actually
+/// bound (a host port 0 becomes the port the kernel chose).
+pub fn listen(bindings: &[PortBinding]) -> Result<Vec<(Listener, PortBinding)>, Error> {
     let mut out = Vec::new();
     for b in bindings {
-        if b.protocol != Protocol::Tcp {
-            return Err(Error::InvalidSpec(format!(
-                "publishing {}/udp: only TCP ports are forwarded",
-                b.container_port
-            )));
-        }
         let addr = format!("{}:{}", b.host_ip, b.host_port);
-        let l = TcpListener::bind(&addr).map_err(|e| Error::Io {
-            path: format!("Bind for {addr} failed (port is already allocated?)").into(),
+        let failed = |e: std::io::Error| Error::Io {
+            path: format!(
+                "Bind for {addr}/{} failed (port is already allocated?)",
+                b.protocol.as_str()
+            )
+            .into(),
             source: e,
-        })?;
-        let actual = l.local_addr().map_err(Error::io(&addr))?.port();
+        };
+        let (l, actual) = match b.protocol {
+            Protocol::Tcp => {
+                let l = TcpListener::bind(&addr).map_err(failed)?;
+                let port = l.local_addr().map_err(Error::io(&addr))?.port();
+                (Listener::Tcp(l), port)
+            }
+            Protocol::Udp => {
+                let u = UdpSocket::bind(&addr).map_err(failed)?;
+                let port = u.local_addr().map_err(Error::io(&addr))?.port();
+                (Listener::Udp(u), port)
+            }
+        };
         out.push((
             l,
             PortBinding {
@@ -109,9 +129,75 @@ pub fn listen(bindings: &[PortBinding]) -> Result<Vec<(TcpListener, PortBinding)
     Ok(out)
 }
 
-/// Accept connections on `listener` for the rest of the process's life, forwarding each to
+/// Forward what arrives on `listener` to `container_port` in `target`'s network namespace,
+/// for the rest of the process's life.
+pub fn serve(listener: Listener, container_port: u16, target: Target) {
+    match listener {
+        Listener::Tcp(l) => serve_tcp(l, container_port, target),
+        Listener::Udp(u) => serve_udp(u, container_port, target),
+    }
+}
+
+/// A UDP flow idle this long is forgotten (its socket in the container closed).
+const UDP_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Each client address gets its own socket inside the container (connected to the
+/// container's port), so replies find their way back; a thread per flow relays them.
+fn serve_udp(host: UdpSocket, port: u16, target: Target) {
+    let host = Arc::new(host);
+    let flows: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let Ok((n, client)) = host.recv_from(&mut buf) else {
+                continue;
+            };
+            let known = flows
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&client)
+                .cloned();
+            let inner = match known {
+                Some(s) => s,
+                None => {
+                    let Some(ns) = target.get() else { continue };
+                    // A short-lived thread enters the namespace and makes the socket there.
+                    let made = std::thread::spawn(move || -> std::io::Result<UdpSocket> {
+                        enter(&ns)?;
+                        let s = UdpSocket::bind(("127.0.0.1", 0))?;
+                        s.connect(("127.0.0.1", port))?;
+                        s.set_read_timeout(Some(UDP_IDLE))?;
+                        Ok(s)
+                    })
+                    .join();
+                    let Ok(Ok(s)) = made else { continue };
+                    let s = Arc::new(s);
+                    flows
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(client, s.clone());
+                    let (reply, back, flows) = (s.clone(), host.clone(), flows.clone());
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 65_536];
+                        while let Ok(n) = reply.recv(&mut buf) {
+                            let _ = back.send_to(&buf[..n], client);
+                        }
+                        flows
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&client);
+                    });
+                    s
+                }
+            };
+            let _ = inner.send(&buf[..n]);
+        }
+    });
+}
+
+/// Accept connections for the rest of the process's life, forwarding each to
 /// `container_port` on the loopback of `target`'s network namespace.
-pub fn serve(listener: TcpListener, container_port: u16, target: Target) {
+fn serve_tcp(listener: TcpListener, container_port: u16, target: Target) {
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(client) = conn else { continue };
@@ -123,12 +209,18 @@ pub fn serve(listener: TcpListener, container_port: u16, target: Target) {
     });
 }
 
-/// Join the network namespace `ns` (this thread only) and connect to its loopback.
-fn connect_inside(ns: &OwnedFd, port: u16) -> std::io::Result<TcpStream> {
+/// Enter the network namespace `ns` (this thread only).
+fn enter(ns: &OwnedFd) -> std::io::Result<()> {
     // SAFETY: setns on an open namespace descriptor; it affects this thread only.
     if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    Ok(())
+}
+
+/// Join the network namespace `ns` (this thread only) and connect to its loopback.
+fn connect_inside(ns: &OwnedFd, port: u16) -> std::io::Result<TcpStream> {
+    enter(ns)?;
     TcpStream::connect(("127.0.0.1", port))
 }
 
