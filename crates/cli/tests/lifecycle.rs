@@ -102,7 +102,16 @@ fn assert_gone(root: &Path, id: &str) {
         "container directory left"
     );
     eventually(5, "the cgroups to go", || cgroups_of(id).is_empty());
-    eventually(5, "the monitor to go", || processes_naming(id).is_empty());
+    eventually(5, "the monitor and the background removal to go", || {
+        processes_naming(id).is_empty()
+    });
+    assert!(
+        !root
+            .join("containers")
+            .join(format!(".removing-{id}"))
+            .exists(),
+        "the removed container's files are gone"
+    );
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let root_s = root.to_string_lossy();
     assert!(

@@ -46,7 +46,7 @@ pub fn remove(c: &Container, force: bool, volumes: bool) -> anyhow::Result<()> {
             c.name()
         );
     }
-    c.remove()?;
+    c.remove_in_background()?;
     if volumes {
         c.remove_anonymous_volumes()?;
     }

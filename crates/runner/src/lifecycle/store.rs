@@ -450,6 +450,35 @@ impl Container {
         }
     }
 
+    /// Like [`Container::remove`], but only the rename and the name are done now: the
+    /// files are deleted by an `rm -rf` left running in the background (removing a tree
+    /// costs a metadata write per file, which slow filesystems make the bulk of `rm`).
+    pub fn remove_in_background(&self) -> Result<(), Error> {
+        let doomed = self
+            .dir
+            .with_file_name(format!(".removing-{}", self.record.id));
+        match fs::rename(&self.dir, &doomed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&self.dir)(e)),
+        }
+        let link = self.names.join(&self.record.name);
+        if fs::read_link(&link).is_ok_and(|t| t.as_os_str() == self.record.id.as_str()) {
+            let _ = fs::remove_file(&link);
+        }
+        let spawned = std::process::Command::new("rm")
+            .arg("-rf")
+            .arg(&doomed)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if spawned.is_err() {
+            fs::remove_dir_all(&doomed).map_err(Error::io(&doomed))?;
+        }
+        Ok(())
+    }
+
     /// Remove the container's directory and name. The caller made sure it is not active.
     pub fn remove(&self) -> Result<(), Error> {
         let doomed = self
