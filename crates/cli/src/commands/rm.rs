@@ -85,6 +85,7 @@ pub struct PruneArgs {
 pub fn prune(args: PruneArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let _ = args.force;
     let containers = Containers::new(&store_root(globals));
+    containers.sweep();
     let mut deleted = Vec::new();
     for c in containers.list()? {
         if c.state()?.status.is_active() {

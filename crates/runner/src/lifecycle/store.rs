@@ -106,6 +106,25 @@ impl Containers {
         &self.dir
     }
 
+    /// Delete what interrupted creations and removals left (`.creating-*`, `.removing-*`
+    /// older than a minute: nothing is working on them any more).
+    pub fn sweep(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < minute_ago);
+            if stale && (name.starts_with(".creating-") || name.starts_with(".removing-")) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
     /// Record a new container. An empty `record.name` gets a generated one; the state
     /// starts as `created`.
     pub fn create(&self, mut record: ContainerRecord, spec: &Spec) -> Result<Container, Error> {
@@ -510,4 +529,98 @@ fn ofd_lock(f: &File, cmd: libc::c_int, typ: libc::c_int) -> Result<bool, Errno>
         return Err(Errno::last());
     }
     Ok(cmd == libc::F_OFD_GETLK && fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::record::RestartPolicy;
+
+    fn record(id: &str, name: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            created: now_ns(),
+            image: "bb".into(),
+            image_id: String::new(),
+            rootfs: crate::Rootfs::Directory("/nonexistent".into()),
+            command: vec!["true".into()],
+            entrypoint: vec![],
+            cmd: vec!["true".into()],
+            env: vec![],
+            working_dir: String::new(),
+            user: String::new(),
+            hostname: String::new(),
+            labels: Default::default(),
+            init: false,
+            tty: false,
+            interactive: false,
+            restart: RestartPolicy::No,
+            auto_remove: false,
+            stop_signal: "SIGTERM".into(),
+            stop_timeout: None,
+            ports: vec![],
+            exposed_ports: vec![],
+            mounts: vec![],
+            network: "none".into(),
+            log: Default::default(),
+        }
+    }
+
+    #[test]
+    fn names_ids_and_prefixes_resolve_as_dockers_do() {
+        let root = tempfile::tempdir().unwrap();
+        let cs = Containers::new(root.path());
+        let spec = Spec::default();
+        let a = "ab".repeat(32);
+        let b = format!("abc{}", "0".repeat(61));
+        cs.create(record(&a, "web"), &spec).unwrap();
+        let generated = cs.create(record(&b, ""), &spec).unwrap();
+        assert!(names::valid(generated.name()), "{}", generated.name());
+        assert_eq!(cs.get("web").unwrap().id(), a);
+        assert_eq!(cs.get("/web").unwrap().id(), a);
+        assert_eq!(cs.get(&a).unwrap().id(), a);
+        assert_eq!(cs.get("abc").unwrap().id(), b, "a unique prefix");
+        assert!(matches!(
+            cs.get("ab"),
+            Err(Error::Container(ContainerError::Ambiguous(_)))
+        ));
+        assert!(matches!(
+            cs.get("nope"),
+            Err(Error::Container(ContainerError::NotFound(_)))
+        ));
+        let taken = cs.create(record(&"cd".repeat(32), "web"), &spec);
+        assert!(matches!(
+            taken,
+            Err(Error::Container(ContainerError::NameInUse { .. }))
+        ));
+        assert!(
+            !cs.dir()
+                .join(".creating-".to_owned() + &"cd".repeat(32))
+                .exists()
+                && !cs.dir().join("cd".repeat(32)).exists(),
+            "a refused creation leaves nothing"
+        );
+        let c = cs.get("web").unwrap();
+        assert_eq!(
+            c.stored_state().unwrap().status,
+            super::super::Status::Created
+        );
+        c.update(|s| s.exit_code = 3).unwrap();
+        assert_eq!(c.state().unwrap().exit_code, 3);
+        assert!(!c.monitor_running());
+        let claim = c.claim_monitor().unwrap().expect("free");
+        assert!(c.monitor_running());
+        assert!(
+            c.claim_monitor().unwrap().is_none(),
+            "one monitor at a time"
+        );
+        drop(claim);
+        assert!(!c.monitor_running());
+        c.remove().unwrap();
+        assert!(cs.get("web").is_err());
+        // The name is free again.
+        cs.create(record(&"ef".repeat(32), "web"), &spec).unwrap();
+        assert_eq!(cs.list().unwrap().len(), 2);
+    }
 }
