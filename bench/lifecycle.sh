@@ -91,7 +91,8 @@ for i in $(seq 40); do curl -fs "http://127.0.0.1:$dport/" >/dev/null 2>&1 && { 
 docker_publish="docker run -p 127.0.0.1:$dport:8080 was accepted (network $(docker inspect -f '{{.HostConfig.NetworkMode}}' bench-web 2>/dev/null)) but nothing answered on 127.0.0.1:$dport"
 docker rm -f bench-web >/dev/null 2>&1 || true
 
-python3 - "$work" "$work/section.md" "$(bench_machine)" "$runs" "$rb_rps" "$direct_rps" "$docker_publish" "$docker_rps" <<'PY'
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+python3 - "$work" "$work/section.md" "$(bench_machine) Load average at the end: $load." "$runs" "$rb_rps" "$direct_rps" "$docker_publish" "$docker_rps" <<'PY'
 import json, sys
 work, out_path, machine, runs, rb_rps, direct_rps, docker_err, docker_rps = sys.argv[1:9]
 def med(name):
