@@ -487,6 +487,19 @@ fn names_are_unique_and_id_prefixes_resolve() {
         let amb = rbuild(root, &["inspect", "--type", "container", &a[..common]]);
         assert_eq!(amb.status.code(), Some(1));
     }
+    // A relative --root works for detached containers too (their monitor runs from /).
+    let rel = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .current_dir(root.parent().unwrap())
+        .arg("--root")
+        .arg(root.file_name().unwrap())
+        .args(["run", "-d", "bb", "sh", "-c", "echo relative"])
+        .output()
+        .unwrap();
+    assert!(rel.status.success(), "{}", text(&rel.stderr));
+    let rel_id = text(&rel.stdout).trim().to_owned();
+    assert_eq!(ok(root, &["wait", &rel_id]), "0\n");
+    assert_eq!(ok(root, &["logs", &rel_id]), "relative\n");
+    ok(root, &["rm", &rel_id]);
     let late = ok(
         root,
         &[

@@ -7,12 +7,14 @@ use rbuild_store::Store;
 
 use super::Globals;
 
-/// The store root: `--root` / `RBUILD_ROOT`, else the default for this user.
+/// The store root: `--root` / `RBUILD_ROOT`, else the default for this user; absolute, as
+/// containers record paths under it and their monitors run from `/`.
 pub fn store_root(globals: &Globals) -> PathBuf {
-    globals
+    let root = globals
         .root
         .clone()
-        .unwrap_or_else(rbuild_store::default_root)
+        .unwrap_or_else(rbuild_store::default_root);
+    std::path::absolute(&root).unwrap_or(root)
 }
 
 /// Open the store the command works on.

@@ -247,10 +247,7 @@ fn security(args: &RunArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
 
 /// Run `rbuild run`.
 pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let root = globals
-        .root
-        .clone()
-        .unwrap_or_else(rbuild_store::default_root);
+    let root = super::common::store_root(globals);
     let (container, memory) = create(&args, &root).map_err(fail)?;
     if args.detach {
         super::start::start_detached(&container, &root)?;

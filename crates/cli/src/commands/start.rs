@@ -88,9 +88,12 @@ pub fn start_detached(c: &Container, root: &Path) -> anyhow::Result<bool> {
         .open(c.dir().join("monitor.log"))
         .with_context(|| format!("opening {}", c.dir().join("monitor.log").display()))?;
     let fd = claim.as_raw_fd();
+    // The monitor works from /, so it holds no directory of the caller's busy.
+    let root =
+        std::path::absolute(root).with_context(|| format!("store root {}", root.display()))?;
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg("--root")
-        .arg(root)
+        .arg(&root)
         .arg("container-monitor")
         .arg(c.id())
         .stdin(Stdio::null())
@@ -100,6 +103,7 @@ pub fn start_detached(c: &Container, root: &Path) -> anyhow::Result<bool> {
     unsafe {
         cmd.pre_exec(move || {
             libc::setsid();
+            libc::chdir(c"/".as_ptr());
             if fd == 3 {
                 libc::fcntl(3, libc::F_SETFD, 0);
             } else if libc::dup2(fd, 3) < 0 {
