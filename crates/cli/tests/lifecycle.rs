@@ -386,6 +386,14 @@ fn restart_on_failure_restarts_exactly_n_times() {
         count,
         "no restart after a user's stop"
     );
+    // wait still tells the status of a container --rm removed at its end.
+    let gone = ok(
+        root,
+        &["run", "-d", "--rm", "bb", "sh", "-c", "sleep 0.2; exit 9"],
+    );
+    assert_eq!(ok(root, &["wait", gone.trim()]), "9\n");
+    let after = rbuild(root, &["inspect", "--type", "container", gone.trim()]);
+    assert_eq!(after.status.code(), Some(1), "--rm removed it");
     let bad = rbuild(
         root,
         &["run", "-d", "--rm", "--restart", "always", "bb", "true"],

@@ -23,7 +23,14 @@ pub fn run(args: WaitArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     for name in &args.containers {
         let waited = find(&root, name).and_then(|c| {
             c.wait_monitor()?;
-            Ok(c.state()?.exit_code)
+            match c.state() {
+                Ok(st) => Ok(st.exit_code),
+                // Removed at its end (--rm): the monitor left the code behind.
+                Err(e) => std::fs::read_to_string(c.exit_record())
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    .ok_or_else(|| e.into()),
+            }
         });
         match waited {
             Ok(code) => println!("{code}"),

@@ -285,6 +285,8 @@ pub fn supervise(
         }
     };
     if c.record.auto_remove {
+        // For `wait`, which may only look once the container is gone.
+        let _ = std::fs::write(c.exit_record(), last.exit_code.to_string());
         c.remove()?;
         c.remove_anonymous_volumes()?;
     }

@@ -107,7 +107,8 @@ impl Containers {
     }
 
     /// Delete what interrupted creations and removals left (`.creating-*`, `.removing-*`
-    /// older than a minute: nothing is working on them any more).
+    /// older than a minute: nothing is working on them any more) and old exit records of
+    /// removed containers (`.exit-*`).
     pub fn sweep(&self) {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
@@ -115,12 +116,20 @@ impl Containers {
         let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') {
+                continue;
+            }
             let stale = e
                 .metadata()
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t < minute_ago);
-            if stale && (name.starts_with(".creating-") || name.starts_with(".removing-")) {
+            if !stale {
+                continue;
+            }
+            if name.starts_with(".creating-") || name.starts_with(".removing-") {
                 let _ = fs::remove_dir_all(e.path());
+            } else if name.starts_with(".exit-") {
+                let _ = fs::remove_file(e.path());
             }
         }
     }
@@ -131,6 +140,7 @@ impl Containers {
         for d in [&self.dir, &self.names] {
             fs::create_dir_all(d).map_err(Error::io(d))?;
         }
+        self.sweep();
         record.name = record.name.trim_start_matches('/').to_owned();
         if record.name.is_empty() {
             let mut retry = 0;
@@ -310,6 +320,12 @@ impl Container {
             }
         }
         Ok(())
+    }
+
+    /// Where the exit code of a container removed by `--rm` is left for `wait` (swept a
+    /// minute later).
+    pub fn exit_record(&self) -> PathBuf {
+        self.dir.with_file_name(format!(".exit-{}", self.record.id))
     }
 
     /// The json-file log, `<dir>/<id>-json.log` (rotated files get `.1`, `.2`, …).
