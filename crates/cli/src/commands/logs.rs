@@ -148,7 +148,6 @@ impl Position {
 pub fn follow(c: &Container, from: Position, timestamps: bool) -> anyhow::Result<()> {
     let path = c.log_path();
     let mut pos = from;
-    let mut pending = String::new();
     loop {
         // Whether the monitor had ended before this read: then what we read is the rest.
         let ended = !c.monitor_running();
@@ -166,12 +165,11 @@ pub fn follow(c: &Container, from: Position, timestamps: bool) -> anyhow::Result
                 loop {
                     let mut line = String::new();
                     let n = r.read_line(&mut line)?;
+                    // A line still being written is read again, whole, next time.
                     if n == 0 || !line.ends_with('\n') {
-                        pending = line;
                         break;
                     }
                     pos.offset += n as u64;
-                    pending.clear();
                     if let Ok(e) = serde_json::from_str::<LogEntry>(&line) {
                         print(&e, timestamps);
                     }
@@ -179,7 +177,6 @@ pub fn follow(c: &Container, from: Position, timestamps: bool) -> anyhow::Result
             }
         }
         if ended || !c.dir().exists() {
-            let _ = pending;
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));

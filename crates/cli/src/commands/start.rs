@@ -124,8 +124,7 @@ pub fn start_detached(c: &Container, root: &Path) -> anyhow::Result<bool> {
     // The monitor lives on; it is reparented when we exit.
     std::mem::forget(child);
     let report = report.trim();
-    if let Some(pid) = report.strip_prefix("ok ") {
-        let _ = pid;
+    if report.starts_with("ok ") {
         return Ok(true);
     }
     let (code, message) = report
