@@ -305,6 +305,16 @@ fn stop_kills_after_the_timeout_and_kill_sends_signals() {
         "{}",
         text(&again.stderr)
     );
+    // -i keeps standard input open: a shell waits on it instead of ending at once.
+    let sh = ok(root, &["run", "-di", "bb", "sh"]).trim().to_owned();
+    let no_i = ok(root, &["run", "-d", "bb", "sh"]).trim().to_owned();
+    assert_eq!(
+        ok(root, &["wait", &no_i]),
+        "0\n",
+        "without -i, sh reads end-of-file"
+    );
+    assert_eq!(inspect(root, &sh)["State"]["Running"], true);
+    ok(root, &["rm", "-f", &sh, &no_i]);
     // rm refuses a running container unless forced.
     let id3 = ok(root, &["run", "-d", "bb", "sleep", "100"])
         .trim()

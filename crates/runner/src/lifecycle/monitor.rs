@@ -173,7 +173,15 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
 /// does.
 fn start_logged(c: &Container) -> Result<(Running, JoinHandle<Result<(), Error>>), Error> {
     let mut writer = LogWriter::open(&c.log_path(), c.record.log)?;
-    let devnull = std::fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
+    // With -i, standard input stays open (a pipe nobody writes to, held by the pump thread
+    // until the output ends) instead of reading end-of-file at once, as docker keeps it.
+    let (stdin, held_open): (OwnedFd, Option<OwnedFd>) = if c.record.interactive {
+        let (r, w) = pipe()?;
+        (r, Some(w))
+    } else {
+        let null = std::fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
+        (null.into(), None)
+    };
     let (stdio, pipes) = if c.record.tty {
         (
             Stdio {
@@ -187,7 +195,7 @@ fn start_logged(c: &Container) -> Result<(Running, JoinHandle<Result<(), Error>>
         let (err_r, err_w) = pipe()?;
         (
             Stdio {
-                stdin: Some(devnull.into()),
+                stdin: Some(stdin),
                 stdout: Some(out_w),
                 stderr: Some(err_w),
                 ..Stdio::default()
@@ -203,7 +211,11 @@ fn start_logged(c: &Container) -> Result<(Running, JoinHandle<Result<(), Error>>
             .map(|m| vec![("stdout", m)])
             .unwrap_or_default(),
     };
-    let pump = std::thread::spawn(move || log::pump(streams, &mut writer));
+    let pump = std::thread::spawn(move || {
+        let done = log::pump(streams, &mut writer);
+        drop(held_open);
+        done
+    });
     Ok((running, pump))
 }
 
