@@ -7,12 +7,18 @@ use rbuild_store::{Store, StoreError};
 
 use crate::report::Hint;
 
-/// The image's config (`None` if it has no `config` section) and its layer directories,
-/// bottom first, ready as overlay lower dirs.
-pub fn resolve(
-    root: &Path,
-    image: &str,
-) -> anyhow::Result<(Option<oci_spec::image::Config>, Vec<PathBuf>)> {
+/// An image ready to run.
+pub struct ImageLayers {
+    /// The image ID (`sha256:…`).
+    pub id: String,
+    /// Its config's process defaults (`None` if it has no `config` section).
+    pub config: Option<oci_spec::image::Config>,
+    /// Its layer directories, bottom first, ready as overlay lower dirs.
+    pub layers: Vec<PathBuf>,
+}
+
+/// Find `image` in the store at `root` and unpack its layers.
+pub fn resolve(root: &Path, image: &str) -> anyhow::Result<ImageLayers> {
     let store = Store::open(root)
         .with_context(|| format!("opening the image store at {}", root.display()))?;
     let img = match store.resolve(image) {
@@ -32,5 +38,9 @@ pub fn resolve(
                 .with_context(|| format!("unpacking layer {diff_id} of {image}"))?,
         );
     }
-    Ok((img.config.config().clone(), layers))
+    Ok(ImageLayers {
+        id: img.id.to_string(),
+        config: img.config.config().clone(),
+        layers,
+    })
 }

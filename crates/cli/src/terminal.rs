@@ -10,9 +10,7 @@ use nix::libc;
 use nix::pty::Winsize;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::termios::{self, SetArg, Termios};
-use rbuild_runner::{ConsoleSize, ContainerConfig, Outcome, Stdio};
-
-use crate::signals;
+use rbuild_runner::{ConsoleSize, Running, Stdio};
 
 static MASTER: AtomicI32 = AtomicI32::new(-1);
 
@@ -78,25 +76,24 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd, rbuild_runner::Error> {
     })
 }
 
-/// Run the container attached to a new pseudo-terminal, allocated in its own `/dev/pts`.
+/// Start the container with `start`, attached to a new pseudo-terminal allocated in its own
+/// `/dev/pts`, and copy its output here until it closes its terminal; returns it unwaited.
 /// With `interactive` (`-i`), the keyboard goes to it too, in raw mode, as `docker run -it`;
 /// otherwise only its output is shown.
 pub fn run_with_pty(
-    mut config: ContainerConfig,
-    forwarding: &signals::Forwarding,
+    start: impl FnOnce(Stdio) -> Result<Running, rbuild_runner::Error>,
     interactive: bool,
-) -> Result<Outcome, rbuild_runner::Error> {
+) -> Result<Running, rbuild_runner::Error> {
     let size = window_size(std::io::stdin().as_fd());
-    config.stdio = Stdio {
+    let mut running = start(Stdio {
         console: Some(ConsoleSize {
             rows: size.map_or(0, |s| s.ws_row),
             cols: size.map_or(0, |s| s.ws_col),
         }),
         ..Stdio::default()
-    };
-    let mut running = rbuild_runner::spawn(config)?;
+    })?;
     let Some(master) = running.take_console() else {
-        return running.wait();
+        return Ok(running);
     };
     MASTER.store(master.as_raw_fd(), Ordering::SeqCst);
     let winch = SigAction::new(
@@ -106,7 +103,6 @@ pub fn run_with_pty(
     );
     // SAFETY: the handler only makes ioctls on descriptors.
     let _ = unsafe { sigaction(Signal::SIGWINCH, &winch) };
-    forwarding.target(running.pid());
     let raw = interactive.then(RawMode::enter);
     if interactive {
         let mut to_container = std::fs::File::from(dup(&master)?);
@@ -133,5 +129,5 @@ pub fn run_with_pty(
     }
     MASTER.store(-1, Ordering::SeqCst);
     drop(raw);
-    running.wait()
+    Ok(running)
 }

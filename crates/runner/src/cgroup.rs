@@ -13,7 +13,7 @@ use crate::error::Error;
 
 const ROOT: &str = "/sys/fs/cgroup";
 /// The v1 controllers a container gets a cgroup in.
-const V1_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+const V1_CONTROLLERS: [&str; 4] = ["memory", "cpu", "pids", "freezer"];
 
 /// Which cgroup layout the host has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +230,52 @@ impl Cgroup {
     }
 }
 
+/// Freeze (or thaw) the processes of a container's cgroup, given its directories: v1's
+/// `freezer.state`, or v2's `cgroup.freeze`; returns once the kernel reports it done.
+pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<(), Error> {
+    let v1 = dirs.iter().find(|d| d.join("freezer.state").exists());
+    let v2 = dirs.iter().find(|d| d.join("cgroup.freeze").exists());
+    match (v1, v2) {
+        (Some(d), _) => {
+            let want = if frozen { "FROZEN" } else { "THAWED" };
+            write(&d.join("freezer.state"), want)?;
+            for _ in 0..1000 {
+                let now = fs::read_to_string(d.join("freezer.state")).unwrap_or_default();
+                if now.trim() == want {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(Error::Cgroup {
+                path: d.join("freezer.state"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the freezer did not settle",
+                ),
+            })
+        }
+        (None, Some(d)) => {
+            write(&d.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+            let want = if frozen { "frozen 1" } else { "frozen 0" };
+            for _ in 0..1000 {
+                let events = fs::read_to_string(d.join("cgroup.events")).unwrap_or_default();
+                if events.lines().any(|l| l == want) {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(Error::Cgroup {
+                path: d.join("cgroup.freeze"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the freezer did not settle",
+                ),
+            })
+        }
+        (None, None) => Err(missing("freezer")),
+    }
+}
+
 fn missing(controller: &str) -> Error {
     Error::Cgroup {
         path: Path::new(ROOT).join(controller),
@@ -238,7 +284,7 @@ fn missing(controller: &str) -> Error {
 }
 
 /// `rmdir` a cgroup, waiting for exiting processes and killing stragglers.
-fn remove_dir(dir: &Path) -> Result<(), Error> {
+pub(crate) fn remove_dir(dir: &Path) -> Result<(), Error> {
     for attempt in 0..200 {
         match fs::remove_dir(dir) {
             Ok(()) => return Ok(()),

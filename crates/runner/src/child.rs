@@ -72,6 +72,17 @@ fn errno() -> i32 {
 pub(crate) unsafe fn child_main(ctx: &ChildContext) -> ! {
     // SAFETY: plain system calls on descriptors and memory the parent prepared.
     unsafe {
+        // Signal dispositions are inherited, and an ignored signal stays ignored across
+        // exec (Rust ignores SIGPIPE; a monitor may ignore SIGHUP): a shell could then not
+        // even trap it. Start the container with every signal at its default, unblocked.
+        for sig in 1..65 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         libc::close(ctx.sync_write);
         libc::close(ctx.error_read);
         // The container does not outlive the thread that started it (rbuild is daemonless:

@@ -24,7 +24,7 @@ use crate::{caps, etc, seccomp};
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The image's filesystem for a container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Rootfs {
     /// Unpacked layer directories, bottom layer first: an overlayfs with a per-container
     /// upper dir (or, without overlayfs, a copy).
@@ -128,20 +128,31 @@ pub struct Running {
     waited: bool,
 }
 
-fn clone_flags(spec: &Spec) -> Result<(libc::c_int, bool, bool), Error> {
+/// The clone flags for the spec's new namespaces, whether the container gets its own
+/// network and cgroup namespaces, and the existing namespaces it joins (by path: only a
+/// network namespace, for `--network container:NAME`).
+#[allow(clippy::type_complexity)]
+fn clone_flags(
+    spec: &Spec,
+) -> Result<(libc::c_int, bool, bool, Vec<(PathBuf, libc::c_int)>), Error> {
     let mut flags = 0;
     let (mut net, mut cgroupns) = (false, false);
+    let mut joins = Vec::new();
     let namespaces = spec
         .linux()
         .as_ref()
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
     for ns in &namespaces {
-        if ns.path().is_some() {
-            return Err(Error::InvalidSpec(format!(
-                "joining an existing {:?} namespace is not supported",
-                ns.typ()
-            )));
+        if let Some(path) = ns.path() {
+            if ns.typ() != LinuxNamespaceType::Network {
+                return Err(Error::InvalidSpec(format!(
+                    "joining an existing {:?} namespace is not supported",
+                    ns.typ()
+                )));
+            }
+            joins.push((path.clone(), libc::CLONE_NEWNET));
+            continue;
         }
         flags |= match ns.typ() {
             LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
@@ -165,7 +176,7 @@ fn clone_flags(spec: &Spec) -> Result<(libc::c_int, bool, bool), Error> {
             "a container needs its own mount namespace".into(),
         ));
     }
-    Ok((flags, net, cgroupns))
+    Ok((flags, net, cgroupns, joins))
 }
 
 /// Whether the kernel offers overlayfs (otherwise layers are copied).
@@ -244,7 +255,7 @@ fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Erro
 }
 
 /// The paths `execve` is tried with, inside the container.
-fn exec_candidates(arg0: &str, env: &[String]) -> Result<Vec<CString>, Error> {
+pub(crate) fn exec_candidates(arg0: &str, env: &[String]) -> Result<Vec<CString>, Error> {
     let c = |s: String| {
         CString::new(s).map_err(|_| Error::InvalidSpec("command contains a NUL byte".into()))
     };
@@ -262,14 +273,14 @@ fn exec_candidates(arg0: &str, env: &[String]) -> Result<Vec<CString>, Error> {
         .collect()
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| Error::Sys {
         call: "pipe2",
         errno,
     })
 }
 
-fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>, Error> {
+pub(crate) fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>, Error> {
     v.iter()
         .map(|s| {
             CString::new(s.as_bytes())
@@ -278,7 +289,7 @@ fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>, Error> {
         .collect()
 }
 
-fn pointers(v: &[CString]) -> Vec<*const c_char> {
+pub(crate) fn pointers(v: &[CString]) -> Vec<*const c_char> {
     v.iter()
         .map(|s| s.as_ptr())
         .chain(std::iter::once(std::ptr::null()))
@@ -287,11 +298,11 @@ fn pointers(v: &[CString]) -> Vec<*const c_char> {
 
 /// Start a container; the returned handle must be waited for.
 pub fn spawn(mut config: ContainerConfig) -> Result<Running, Error> {
-    let (flags, own_net, cgroupns) = clone_flags(&config.spec)?;
+    let (flags, own_net, cgroupns, joins) = clone_flags(&config.spec)?;
     let created_dir = !config.dir.exists();
     fs::create_dir_all(&config.dir).map_err(Error::io(&config.dir))?;
     let mut cgroup = None;
-    let result = start(&mut config, flags, own_net, cgroupns, &mut cgroup);
+    let result = start(&mut config, flags, own_net, cgroupns, &joins, &mut cgroup);
     match result {
         Ok((pid, notes, console)) => Ok(Running {
             pid,
@@ -319,13 +330,28 @@ fn start(
     flags: libc::c_int,
     own_net: bool,
     cgroupns: bool,
+    joins: &[(PathBuf, libc::c_int)],
     cgroup_slot: &mut Option<Cgroup>,
 ) -> Result<(libc::pid_t, Notes, Option<OwnedFd>), Error> {
     let Prepared {
         mut ops,
         notes,
         rootfs_end,
-    } = prepare(config, own_net)?;
+    } = prepare(config, own_net || !joins.is_empty())?;
+    // Namespaces joined by path are entered first (held open until the child reported).
+    let mut joined = Vec::new();
+    for (path, nstype) in joins {
+        let fd: OwnedFd = fs::File::open(path).map_err(Error::io(path))?.into();
+        ops.insert(
+            joined.len(),
+            Op::Setns {
+                fd: fd.as_raw_fd(),
+                nstype: *nstype,
+            },
+        );
+        joined.push(fd);
+    }
+    let rootfs_end = rootfs_end + joined.len();
     // The terminal is opened after pivot_root (in the container's devpts), before the
     // process steps drop privileges.
     let console = match config.stdio.console {
@@ -465,6 +491,19 @@ fn start(
 }
 
 impl Running {
+    /// A process started in an existing container (no cgroup or directory of its own).
+    pub(crate) fn joined(pid: libc::pid_t, console: Option<OwnedFd>) -> Running {
+        Running {
+            pid,
+            cgroup: None,
+            dir: PathBuf::new(),
+            remove: false,
+            notes: Notes::default(),
+            console,
+            waited: false,
+        }
+    }
+
     /// The container's first process as seen from the host.
     pub fn pid(&self) -> i32 {
         self.pid
@@ -498,6 +537,33 @@ impl Running {
             });
         }
         Ok(())
+    }
+
+    /// Block until the container's first process has ended, without reaping it (its PID
+    /// stays reserved until [`Running::wait`]).
+    pub fn wait_exit_ready(&self) -> Result<(), Error> {
+        loop {
+            // SAFETY: a zeroed siginfo is valid; waitid fills it.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waiting for our own child, leaving it waitable.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    self.pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                )
+            };
+            if r == 0 {
+                return Ok(());
+            }
+            if Errno::last() != Errno::EINTR {
+                return Err(Error::Sys {
+                    call: "waitid",
+                    errno: Errno::last(),
+                });
+            }
+        }
     }
 
     /// Wait for the container to end, then remove its cgroup (and directory if asked).

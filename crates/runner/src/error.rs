@@ -72,6 +72,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A container record: lookup, name or state file.
+    #[error(transparent)]
+    Container(#[from] crate::lifecycle::ContainerError),
     /// A system call of the runner itself (clone, pipe, wait) failed.
     #[error("{call}: {errno}")]
     Sys {

@@ -89,6 +89,13 @@ pub enum Op {
         /// `CLONE_NEW*` flags.
         flags: c_int,
     },
+    /// `setns(2)`: join an existing namespace (for exec in a running container).
+    Setns {
+        /// An open `/proc/PID/ns/*` descriptor.
+        fd: c_int,
+        /// Its `CLONE_NEW*` type.
+        nstype: c_int,
+    },
     /// `setrlimit(2)`.
     Rlimit {
         /// `RLIMIT_*` resource.
@@ -228,6 +235,7 @@ fn apply_one<S: Syscall>(op: &Op, sys: &mut S) -> Result<(), Errno> {
         },
         Op::Hostname { name } => sys.sethostname(name),
         Op::Unshare { flags } => sys.unshare(*flags),
+        Op::Setns { fd, nstype } => sys.setns(*fd, *nstype),
         Op::Rlimit {
             resource,
             soft,
@@ -296,6 +304,7 @@ impl Op {
             Op::ReadOnly { path } => format!("make {} read-only", s(path)),
             Op::Hostname { name } => format!("set hostname {}", s(name)),
             Op::Unshare { flags } => format!("unshare namespaces {flags:#x}"),
+            Op::Setns { nstype, .. } => format!("join the container's namespace {nstype:#x}"),
             Op::Rlimit { resource, .. } => format!("set rlimit {resource}"),
             Op::KeepCaps(_) => "keep capabilities across setuid".to_owned(),
             Op::Groups(g) => format!("set supplementary groups {g:?}"),

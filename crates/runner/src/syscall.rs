@@ -52,6 +52,8 @@ pub trait Syscall {
     fn file_kind(&mut self, path: &CStr) -> Result<FileKind, Errno>;
     /// `unshare(2)`.
     fn unshare(&mut self, flags: c_int) -> Result<(), Errno>;
+    /// `setns(2)`.
+    fn setns(&mut self, fd: c_int, nstype: c_int) -> Result<(), Errno>;
     /// `setrlimit(2)`.
     fn setrlimit(&mut self, resource: u32, soft: u64, hard: u64) -> Result<(), Errno>;
     /// `setgroups(2)`.
@@ -203,6 +205,11 @@ impl Syscall for LinuxSyscall {
     fn unshare(&mut self, flags: c_int) -> Result<(), Errno> {
         // SAFETY: unshare takes plain flags.
         check(unsafe { libc::unshare(flags) })
+    }
+
+    fn setns(&mut self, fd: c_int, nstype: c_int) -> Result<(), Errno> {
+        // SAFETY: setns on a descriptor the parent opened.
+        check(unsafe { libc::setns(fd, nstype) })
     }
 
     fn setrlimit(&mut self, resource: u32, soft: u64, hard: u64) -> Result<(), Errno> {
@@ -547,6 +554,10 @@ impl Syscall for RecordingSyscall {
     }
     fn unshare(&mut self, flags: c_int) -> Result<(), Errno> {
         self.calls.push(format!("unshare {flags:#x}"));
+        Ok(())
+    }
+    fn setns(&mut self, fd: c_int, nstype: c_int) -> Result<(), Errno> {
+        self.calls.push(format!("setns {fd} {nstype:#x}"));
         Ok(())
     }
     fn setrlimit(&mut self, resource: u32, soft: u64, hard: u64) -> Result<(), Errno> {

@@ -7,12 +7,14 @@ use rbuild_store::Store;
 
 use super::Globals;
 
-/// The store root: `--root` / `RBUILD_ROOT`, else the default for this user.
+/// The store root: `--root` / `RBUILD_ROOT`, else the default for this user; absolute, as
+/// containers record paths under it and their monitors run from `/`.
 pub fn store_root(globals: &Globals) -> PathBuf {
-    globals
+    let root = globals
         .root
         .clone()
-        .unwrap_or_else(rbuild_store::default_root)
+        .unwrap_or_else(rbuild_store::default_root);
+    std::path::absolute(&root).unwrap_or(root)
 }
 
 /// Open the store the command works on.
@@ -105,9 +107,14 @@ pub fn now() -> i64 {
 
 /// Docker's `units.HumanDuration` + " ago".
 pub fn since(secs: i64) -> String {
-    let d = (now() - secs).max(0);
+    format!("{} ago", human_duration(now() - secs))
+}
+
+/// Docker's `units.HumanDuration` of `d` seconds: `Less than a second`, `3 minutes`, …
+pub fn human_duration(d: i64) -> String {
+    let d = d.max(0);
     let hours = (d as f64 / 3600.0).round() as i64;
-    let s = if d < 1 {
+    if d < 1 {
         "Less than a second".to_string()
     } else if d == 1 {
         "1 second".to_string()
@@ -129,8 +136,7 @@ pub fn since(secs: i64) -> String {
         format!("{} months", hours / 24 / 30)
     } else {
         format!("{} years", hours / 24 / 365)
-    };
-    format!("{s} ago")
+    }
 }
 
 /// Print rows as docker's tabwriter does (`tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`): every

@@ -1,7 +1,7 @@
 //! `rbuild inspect [--type image] NAME...`: docker-style JSON of objects.
 //!
-//! Structured by object kind: each kind resolves a name to a JSON value. Images are the only
-//! kind so far; containers slot in as another [`Kind`] variant and `lookup` arm.
+//! Structured by object kind: each kind resolves a name to a JSON value; without `--type`,
+//! containers are tried first, then images, as docker does.
 
 use std::process::ExitCode;
 
@@ -15,6 +15,8 @@ use super::common::{open_store, rfc3339};
 /// Object kinds `inspect` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Kind {
+    /// A container.
+    Container,
     /// An image in the local store.
     Image,
 }
@@ -54,8 +56,15 @@ pub fn run(args: InspectArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 }
 
 fn lookup(store: &Store, kind: Option<Kind>, name: &str) -> Option<Value> {
-    let kinds = kind.map_or_else(|| vec![Kind::Image], |k| vec![k]);
+    let kinds = kind.map_or_else(|| vec![Kind::Container, Kind::Image], |k| vec![k]);
     kinds.into_iter().find_map(|k| match k {
+        Kind::Container => {
+            let c = rbuild_runner::lifecycle::Containers::new(store.root())
+                .get(name)
+                .ok()?;
+            let st = c.state().ok()?;
+            Some(super::containers::container_json(&c, &st))
+        }
         Kind::Image => store.resolve(name).ok().map(|i| image_json(store, &i)),
     })
 }

@@ -6,9 +6,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+mod attach;
 mod build;
+mod commit;
 pub mod common;
+mod container;
+pub mod containers;
 mod copy;
+mod cp;
+mod create;
+mod exec;
+mod export;
 mod history;
 mod image;
 mod images;
@@ -16,16 +24,27 @@ mod import;
 mod inspect;
 mod load;
 mod login;
+mod logs;
 mod manifest;
+mod mounts;
 mod parse;
+mod pause;
+mod port;
+mod ps;
 mod pull;
 mod push;
 pub mod registry_opts;
+mod rm;
 mod rmi;
 mod run;
 mod save;
+mod start;
+mod stop;
 mod tag;
 mod tags;
+mod top;
+mod volume;
+mod wait;
 
 /// Options every subcommand accepts.
 #[derive(Debug, Args)]
@@ -63,6 +82,49 @@ pub enum Command {
     Image(image::ImageArgs),
     /// Run a command in a new container
     Run(Box<run::RunArgs>),
+    /// Create a new container without starting it
+    Create(Box<run::RunArgs>),
+    /// List containers
+    Ps(ps::PsArgs),
+    /// Start stopped containers
+    Start(start::StartArgs),
+    /// Stop running containers (stop signal, then SIGKILL)
+    Stop(stop::StopArgs),
+    /// Kill running containers
+    Kill(stop::KillArgs),
+    /// Restart containers
+    Restart(stop::StopArgs),
+    /// Remove containers
+    Rm(rm::RmArgs),
+    /// Block until containers stop, then print their exit codes
+    Wait(wait::WaitArgs),
+    /// Fetch the logs of a container
+    Logs(logs::LogsArgs),
+    /// Show a running container's output until it ends
+    Attach(attach::AttachArgs),
+    /// Pause all processes of containers
+    Pause(pause::PauseArgs),
+    /// Unpause all processes of containers
+    Unpause(pause::PauseArgs),
+    /// Run a command in a running container
+    Exec(exec::ExecArgs),
+    /// Display the running processes of a container
+    Top(top::TopArgs),
+    /// List a container's published ports
+    Port(port::PortArgs),
+    /// Manage containers
+    Container(container::ContainerArgs),
+    /// Manage volumes
+    Volume(volume::VolumeArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(export::ExportArgs),
+    /// Copy files between a container and the local filesystem
+    Cp(cp::CpArgs),
+    /// The monitor of a detached container (internal)
+    #[command(name = "container-monitor", hide = true)]
+    ContainerMonitor(start::MonitorArgs),
     /// Download an image from a registry into the store
     Pull(pull::PullArgs),
     /// Upload a stored image to a registry
@@ -97,6 +159,27 @@ impl Command {
             Command::Import(args) => import::run(args, globals),
             Command::Image(args) => image::run(args, globals),
             Command::Run(args) => run::run(*args, globals),
+            Command::Create(args) => create::run(*args, globals),
+            Command::Ps(args) => ps::run(args, globals),
+            Command::Start(args) => start::run(args, globals),
+            Command::Stop(args) => stop::run_stop(args, globals),
+            Command::Kill(args) => stop::run_kill(args, globals),
+            Command::Restart(args) => stop::run_restart(args, globals),
+            Command::Rm(args) => rm::run(args, globals),
+            Command::Wait(args) => wait::run(args, globals),
+            Command::Logs(args) => logs::run(args, globals),
+            Command::Attach(args) => attach::run(args, globals),
+            Command::Pause(args) => pause::run_pause(args, globals),
+            Command::Unpause(args) => pause::run_unpause(args, globals),
+            Command::Exec(args) => exec::run(args, globals),
+            Command::Top(args) => top::run(args, globals),
+            Command::Port(args) => port::run(args, globals),
+            Command::Container(args) => container::run(args, globals),
+            Command::Volume(args) => volume::run(args, globals),
+            Command::Commit(args) => commit::run(args, globals),
+            Command::Export(args) => export::run(args, globals),
+            Command::Cp(args) => cp::run(args, globals),
+            Command::ContainerMonitor(args) => start::monitor(args, globals),
             Command::Pull(args) => pull::run(args, globals),
             Command::Push(args) => push::run(args, globals),
             Command::Copy(args) => copy::run(args, globals),

@@ -22,8 +22,33 @@ pub struct RmiArgs {
 /// Run `rbuild rmi`. Every argument is tried; the exit status is 1 if any failed.
 pub fn run(args: RmiArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let store = open_store(globals)?;
+    let containers = rbuild_runner::lifecycle::Containers::new(store.root()).list()?;
     let mut failed = false;
     for what in &args.images {
+        // An image a container was created from stays while the container does (its layers
+        // are the container's lower dirs), unless only one of several names goes.
+        if let Ok(img) = store.resolve(what)
+            && let Some(user) = containers
+                .iter()
+                .find(|c| c.record.image_id == img.id.to_string())
+            && (img.names.len() <= 1
+                || !img
+                    .names
+                    .iter()
+                    .any(|n| n.familiar() == *what || n.to_string() == *what))
+        {
+            failed = true;
+            eprintln!(
+                "error: conflict: unable to remove {what:?}: container {} is using its referenced image {}",
+                &user.id()[..12],
+                img.id
+            );
+            eprintln!(
+                "  hint: remove the container first (rbuild rm {})",
+                user.name()
+            );
+            continue;
+        }
         match store.remove(what, args.force) {
             Ok(RemoveOutcome::Untagged(name)) => println!("Untagged: {}", name.familiar()),
             Ok(RemoveOutcome::Deleted { id, untagged }) => {

@@ -9,9 +9,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use rbuild_runner::{ContainerConfig, Network, Rootfs, RunOptions, Stdio, spec};
+use rbuild_runner::lifecycle::{
+    Container, ContainerRecord, Containers, LogLimits, MountRecord, PortBinding, RestartPolicy,
+    monitor, ports,
+};
+use rbuild_runner::{Network, Rootfs, RunOptions, Stdio};
 
-use super::Globals;
+use super::{Globals, mounts};
 use crate::report::{ExitStatus, Hint};
 use crate::{signals, terminal};
 
@@ -22,12 +26,34 @@ pub struct RunArgs {
     /// Print help (`-h` is --hostname, as in docker)
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
-    /// Remove the container's directory when it exits
+    /// Run the container in the background and print its ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
-    /// Name of the container (its directory under the root's containers/)
+    /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped
+    #[arg(long, default_value = "no", value_name = "POLICY")]
+    pub restart: String,
+    /// Signal to stop the container [default: the image's STOPSIGNAL, else SIGTERM]
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds to wait for the stop signal before SIGKILL [default: 10]
+    #[arg(long = "stop-timeout", value_name = "SECONDS")]
+    pub stop_timeout: Option<u32>,
+    /// Publish a container port on the host: [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp]
+    /// (host IP 127.0.0.1 unless given; forwarded by rbuild into the container's loopback)
+    #[arg(short = 'p', long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
+    /// Publish every port the image EXPOSEs on a free host port
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Log options: max-size=SIZE, max-file=N
+    #[arg(long = "log-opt", value_name = "OPT")]
+    pub log_opt: Vec<String>,
     /// Set an environment variable (KEY=VALUE, or KEY to copy it from this environment)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -46,17 +72,25 @@ pub struct RunArgs {
     /// Host name of the container [default: the first 12 characters of its ID]
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
-    /// Bind-mount a host path (HOST:CONTAINER[:ro])
-    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    /// Bind-mount a host path or mount a volume ([HOST_PATH|NAME:]CONTAINER_PATH[:ro]; a bare
+    /// path is an anonymous volume)
+    #[arg(short = 'v', long = "volume", value_name = "[SRC:]DST[:ro]")]
     pub volume: Vec<String>,
-    /// Mount a tmpfs at PATH
-    #[arg(long, value_name = "PATH")]
+    /// Attach a mount: type=bind|volume|tmpfs,source=…,target=…[,readonly]
+    #[arg(long, value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// Mount the volumes and binds of another container (CONTAINER[:ro|rw])
+    #[arg(long = "volumes-from", value_name = "CONTAINER")]
+    pub volumes_from: Vec<String>,
+    /// Mount a tmpfs at PATH (PATH[:size=64m,mode=1777])
+    #[arg(long, value_name = "PATH[:OPTS]")]
     pub tmpfs: Vec<String>,
     /// Mount the root filesystem read-only
     #[arg(long = "read-only")]
     pub read_only: bool,
-    /// Network: none (own namespace, loopback only) or host
-    #[arg(long, default_value = "none", value_parser = ["none", "host"])]
+    /// Network: none (own namespace, loopback only), host, or container:NAME (share that
+    /// running container's network namespace)
+    #[arg(long, default_value = "none", value_name = "MODE")]
     pub network: String,
     /// Memory limit (bytes, or with a b/k/m/g suffix)
     #[arg(short = 'm', long, value_name = "SIZE")]
@@ -143,39 +177,10 @@ fn expand_env(kv: &str) -> Option<String> {
     }
 }
 
-fn parse_volume(v: &str) -> anyhow::Result<oci_spec::runtime::Mount> {
-    let parts: Vec<&str> = v.split(':').collect();
-    let (host, ctr, ro) = match parts.as_slice() {
-        [h, c] => (*h, *c, false),
-        [h, c, "ro"] => (*h, *c, true),
-        [h, c, "rw"] => (*h, *c, false),
-        _ => bail!("invalid volume {v:?}: expected HOST:CONTAINER[:ro]"),
-    };
-    if !host.starts_with('/') {
-        bail!(
-            "invalid volume {v:?}: the host path must be absolute (named volumes are not supported)"
-        );
-    }
-    if !ctr.starts_with('/') {
-        bail!("invalid volume {v:?}: the container path must be absolute");
-    }
-    if !Path::new(host).exists() {
-        bail!("invalid volume {v:?}: bind mount source {host} does not exist");
-    }
-    Ok(spec::bind_mount(host, ctr, ro))
-}
-
-fn random_id() -> String {
-    let mut bytes = [0u8; 32];
-    if let Ok(mut f) = File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut bytes);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// What the image contributes: its config's process defaults and its layers.
 struct ImageParts {
+    /// The image ID, empty for `--rootfs`.
+    id: String,
     config: Option<oci_spec::image::Config>,
     rootfs: Rootfs,
     /// Layer directories to read `/etc/passwd` and `/etc/group` from.
@@ -188,16 +193,18 @@ fn image_parts(args: &RunArgs, root: &Path) -> anyhow::Result<ImageParts> {
             bail!("rootfs {} is not a directory", dir.display());
         }
         return Ok(ImageParts {
+            id: String::new(),
             config: None,
             rootfs: Rootfs::Directory(dir.clone()),
             layers: vec![dir.clone()],
         });
     }
     let image = args.image.as_deref().unwrap_or_default();
-    crate::image_layers::resolve(root, image).map(|(config, layers)| ImageParts {
-        config,
-        rootfs: Rootfs::Layers(layers.clone()),
-        layers,
+    crate::image_layers::resolve(root, image).map(|img| ImageParts {
+        id: img.id,
+        config: img.config,
+        rootfs: Rootfs::Layers(img.layers.clone()),
+        layers: img.layers,
     })
 }
 
@@ -240,38 +247,92 @@ fn security(args: &RunArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
 
 /// Run `rbuild run`.
 pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let root = globals
-        .root
-        .clone()
-        .unwrap_or_else(rbuild_store::default_root);
-    let prepared = prepare(&args, &root).map_err(fail)?;
-    let (config, opts_memory) = prepared;
-    let tty = args.tty;
+    let root = super::common::store_root(globals);
+    let (container, memory) = create(&args, &root).map_err(fail)?;
+    if args.detach {
+        super::start::start_detached(&container, &root)?;
+        println!("{}", container.id());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if container.record.restart != RestartPolicy::No {
+        let _ = container.remove();
+        return Err(fail(anyhow::anyhow!(
+            "--restart {} needs a detached container (-d): rbuild has no daemon to restart a foreground one",
+            args.restart
+        )));
+    }
+    foreground(&args, &container, memory)
+}
+
+/// Run the container in the foreground, this process being its monitor.
+fn foreground(args: &RunArgs, c: &Container, memory: Option<i64>) -> anyhow::Result<ExitCode> {
+    let monitor = c
+        .claim_monitor()
+        .map_err(|e| fail(e.into()))?
+        .ok_or_else(|| fail(anyhow::anyhow!("container {} is already running", c.id())))?;
+    let (target, bound) = match monitor::publish(c) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = monitor::record_start_failure(c, &e);
+            if c.record.auto_remove {
+                let _ = c.remove();
+            }
+            return Err(fail(e.into()));
+        }
+    };
     let forwarding = signals::catch();
-    let outcome = if tty {
-        terminal::run_with_pty(config, &forwarding, args.interactive)
+    let start = |stdio: Stdio| -> Result<rbuild_runner::Running, rbuild_runner::Error> {
+        let lock = c.lock()?;
+        let running = match rbuild_runner::spawn(monitor::container_config(c, stdio)?) {
+            Ok(r) => r,
+            Err(e) => {
+                drop(lock);
+                let _ = monitor::record_start_failure(c, &e);
+                return Err(e);
+            }
+        };
+        monitor::record_start(c, &lock, &running, &bound)?;
+        target.set(running.pid());
+        forwarding.target(running.pid());
+        Ok(running)
+    };
+    let ran = if args.tty {
+        terminal::run_with_pty(start, args.interactive)
     } else {
-        rbuild_runner::spawn(config).and_then(|r| {
-            forwarding.target(r.pid());
-            r.wait()
+        let stdin = if args.interactive {
+            None
+        } else {
+            match File::open("/dev/null") {
+                Ok(f) => Some(OwnedFd::from(f)),
+                Err(e) => return Err(fail(anyhow::Error::new(e).context("opening /dev/null"))),
+            }
+        };
+        start(Stdio {
+            stdin,
+            ..Default::default()
         })
     };
+    let outcome = ran.and_then(|running| {
+        running.wait_exit_ready()?;
+        monitor::record_exit(c, running).map(|(_, o)| o)
+    });
     drop(forwarding);
+    drop(monitor);
+    if c.record.auto_remove {
+        c.remove()
+            .and_then(|()| c.remove_anonymous_volumes())
+            .with_context(|| format!("removing container {}", c.id()))
+            .map_err(fail)?;
+    }
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            let code = match &e {
-                rbuild_runner::Error::CommandNotFound { .. } => 127,
-                rbuild_runner::Error::NotExecutable { .. } => 126,
-                _ => 125,
-            };
+            let code = monitor::start_failure_code(&e) as u8;
             return Err(anyhow::Error::new(e).context(ExitStatus(code)));
         }
     };
     if outcome.oom_killed {
-        let limit = opts_memory
-            .map(|m| format!(" of {m} bytes"))
-            .unwrap_or_default();
+        let limit = memory.map(|m| format!(" of {m} bytes")).unwrap_or_default();
         eprintln!(
             "rbuild: the container ran out of memory: the memory limit{limit} was reached and the kernel killed it"
         );
@@ -283,7 +344,68 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(outcome.status.code().clamp(0, 255) as u8))
 }
 
-fn prepare(args: &RunArgs, root: &Path) -> anyhow::Result<(ContainerConfig, Option<i64>)> {
+/// Create the container `args` describe (`rbuild create`, and the first half of `run`):
+/// its record and spec under the root; returns it and its memory limit.
+pub fn create(args: &RunArgs, root: &Path) -> anyhow::Result<(Container, Option<i64>)> {
+    let (record, spec, memory) = prepare(args, root)?;
+    let containers = Containers::new(root);
+    if matches!(record.rootfs, Rootfs::Layers(_)) && !rbuild_runner::overlay_supported() {
+        eprintln!(
+            "rbuild: note: overlayfs is not available here; copying the image's layers into {}",
+            containers.dir().join(&record.id).display()
+        );
+    }
+    let c = containers.create(record, &spec)?;
+    Ok((c, memory))
+}
+
+/// The published ports: `-p` specs, and with `-P` every EXPOSEd port on a free host port.
+fn publish(args: &RunArgs, exposed: &[String]) -> anyhow::Result<Vec<PortBinding>> {
+    let mut out = Vec::new();
+    for p in &args.publish {
+        out.push(ports::parse_publish(p).map_err(|e| anyhow::anyhow!(e))?);
+    }
+    if args.publish_all {
+        for e in exposed {
+            let b = ports::parse_publish(e).map_err(|e| anyhow::anyhow!(e))?;
+            if !out
+                .iter()
+                .any(|o| o.container_port == b.container_port && o.protocol == b.protocol)
+            {
+                out.push(b);
+            }
+        }
+    }
+    if !out.is_empty() && args.network == "host" {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+        out.clear();
+    }
+    Ok(out)
+}
+
+/// `max-size=10m`, `max-file=3`.
+fn log_limits(opts: &[String]) -> anyhow::Result<LogLimits> {
+    let mut l = LogLimits::default();
+    for o in opts {
+        match o.split_once('=') {
+            Some(("max-size", v)) => {
+                l.max_size = parse_size(v).context("--log-opt max-size")? as u64
+            }
+            Some(("max-file", v)) => {
+                l.max_files = v.parse().ok().filter(|n| *n > 0).with_context(|| {
+                    format!("invalid --log-opt max-file={v}: expected a positive number")
+                })?;
+            }
+            _ => bail!("unsupported --log-opt {o:?} (max-size=SIZE, max-file=N)"),
+        }
+    }
+    Ok(l)
+}
+
+fn prepare(
+    args: &RunArgs,
+    root: &Path,
+) -> anyhow::Result<(ContainerRecord, oci_spec::runtime::Spec, Option<i64>)> {
     let parts = image_parts(args, root)?;
     let cfg = parts.config.clone().unwrap_or_default();
     let none: Vec<String> = Vec::new();
@@ -319,20 +441,30 @@ fn prepare(args: &RunArgs, root: &Path) -> anyhow::Result<(ContainerConfig, Opti
     let passwd = rbuild_runner::image::read_file(&parts.layers, "/etc/passwd");
     let group = rbuild_runner::image::read_file(&parts.layers, "/etc/group");
     let user = rbuild_runner::resolve_user(&user_spec, passwd.as_deref(), group.as_deref())?;
-    let id = random_id();
-    let name = args.name.clone().unwrap_or_else(|| id[..12].to_owned());
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
-        bail!("invalid container name {name:?}");
-    }
-    let dir = root.join("containers").join(&name);
-    if dir.exists() {
-        return Err(anyhow::anyhow!(
-            "the container name {name:?} is already in use ({})",
-            dir.display()
-        )
-        .context(Hint(
-            "remove that directory, or choose another --name".into(),
-        )));
+    let id = rbuild_runner::lifecycle::new_id();
+    let network = match args.network.as_str() {
+        "none" | "host" => args.network.clone(),
+        n => match n.strip_prefix("container:") {
+            Some(other) => {
+                if !args.publish.is_empty() || args.publish_all {
+                    bail!(
+                        "conflicting options: port publishing and the container type network mode"
+                    );
+                }
+                let target = Containers::new(root).get(other)?;
+                format!("container:{}", target.id())
+            }
+            None => bail!(
+                "invalid --network {n:?}: rbuild has none, host and container:NAME (no bridge networks)"
+            ),
+        },
+    };
+    let restart: RestartPolicy = args
+        .restart
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    if args.rm && restart != RestartPolicy::No {
+        bail!("conflicting options: cannot specify both --restart and --rm");
     }
     let memory = args
         .memory
@@ -340,16 +472,31 @@ fn prepare(args: &RunArgs, root: &Path) -> anyhow::Result<(ContainerConfig, Opti
         .map(parse_size)
         .transpose()
         .context("--memory")?;
-    let mut mounts = Vec::new();
+    let sources = mounts::Sources {
+        root,
+        layers: if args.rootfs.is_some() {
+            &[]
+        } else {
+            &parts.layers
+        },
+    };
+    let mut planned = Vec::new();
+    for v in &args.volumes_from {
+        planned.extend(mounts::volumes_from(root, v)?);
+    }
     for v in &args.volume {
-        mounts.push(parse_volume(v)?);
+        planned.push(mounts::parse_volume(&sources, v)?);
+    }
+    for m in &args.mount {
+        planned.push(mounts::parse_mount(&sources, m)?);
     }
     for t in &args.tmpfs {
-        if !t.starts_with('/') {
-            bail!("invalid --tmpfs {t:?}: the path must be absolute");
-        }
-        mounts.push(spec::tmpfs_mount(t));
+        planned.push(mounts::parse_tmpfs(t)?);
     }
+    let image_volumes: Vec<String> = cfg.volumes().clone().unwrap_or_default();
+    let anonymous = mounts::image_volumes(&sources, &image_volumes, &planned)?;
+    planned.extend(anonymous);
+    let mounts: Vec<_> = planned.iter().map(|(m, _)| m.clone()).collect();
     let mut opts = RunOptions {
         args: args_cmd,
         env,
@@ -383,34 +530,63 @@ fn prepare(args: &RunArgs, root: &Path) -> anyhow::Result<(ContainerConfig, Opti
     }
     security(args, &mut opts)?;
     let spec = rbuild_runner::docker_spec(&opts)?;
-    std::fs::create_dir_all(root.join("containers"))
-        .with_context(|| format!("creating {}", root.join("containers").display()))?;
-    let stdin = if args.interactive || args.tty {
-        None
-    } else {
-        Some(OwnedFd::from(
-            File::open("/dev/null").context("opening /dev/null")?,
-        ))
-    };
-    if matches!(parts.rootfs, Rootfs::Layers(_)) && !rbuild_runner::overlay_supported() {
-        eprintln!(
-            "rbuild: note: overlayfs is not available here; copying the image's layers into {}",
-            dir.display()
-        );
-    }
-    let config = ContainerConfig {
-        id,
-        dir,
-        spec,
+    let mount_records: Vec<MountRecord> = planned.into_iter().map(|(_, r)| r).collect();
+    let stop_signal = args
+        .stop_signal
+        .clone()
+        .or_else(|| cfg.stop_signal().clone())
+        .unwrap_or_else(|| "SIGTERM".into());
+    crate::commands::containers::parse_signal(&stop_signal)?;
+    let record = ContainerRecord {
+        id: id.clone(),
+        name: args.name.clone().unwrap_or_default(),
+        created: rbuild_runner::lifecycle::time::now_ns(),
+        image: args
+            .image
+            .clone()
+            .filter(|_| args.rootfs.is_none())
+            .unwrap_or_default(),
+        image_id: parts.id.clone(),
         rootfs: parts.rootfs,
-        init: args.init,
-        stdio: Stdio {
-            stdin,
-            ..Default::default()
+        command: opts.args.clone(),
+        entrypoint: match &args.entrypoint {
+            Some(e) if e.is_empty() => vec![],
+            Some(e) => vec![e.clone()],
+            None => cfg.entrypoint().clone().unwrap_or_default(),
         },
-        remove: args.rm,
+        cmd: if command.is_empty() {
+            cfg.cmd().clone().unwrap_or_default()
+        } else {
+            command.clone()
+        },
+        env: spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().clone())
+            .unwrap_or_default(),
+        working_dir: opts.cwd.clone(),
+        user: user_spec.clone(),
+        hostname: opts.hostname.clone(),
+        labels: cfg
+            .labels()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        init: args.init,
+        tty: args.tty,
+        interactive: args.interactive,
+        restart,
+        auto_remove: args.rm,
+        stop_signal,
+        stop_timeout: args.stop_timeout,
+        ports: publish(args, cfg.exposed_ports().as_deref().unwrap_or_default())?,
+        exposed_ports: cfg.exposed_ports().clone().unwrap_or_default(),
+        mounts: mount_records,
+        network,
+        log: log_limits(&args.log_opt)?,
     };
-    Ok((config, memory))
+    Ok((record, spec, memory))
 }
 
 #[cfg(test)]
@@ -426,15 +602,5 @@ mod tests {
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert!(parse_size("lots").unwrap_err().to_string().contains("lots"));
         assert!(parse_size("-1m").is_err());
-    }
-
-    #[test]
-    fn volumes_need_absolute_existing_paths() {
-        assert!(parse_volume("/tmp:/data:ro").is_ok());
-        let e = parse_volume("named:/data").unwrap_err().to_string();
-        assert!(e.contains("absolute"), "{e}");
-        let e = parse_volume("/no/such/dir:/data").unwrap_err().to_string();
-        assert!(e.contains("/no/such/dir"), "{e}");
-        assert!(parse_volume("/tmp:/data:rx").is_err());
     }
 }

@@ -1,0 +1,179 @@
+//! `rbuild volume create|ls|inspect|rm|prune`.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use rbuild_runner::lifecycle::{Volume, Volumes};
+use serde_json::{Value, json};
+
+use super::Globals;
+use super::common::{store_root, table};
+use rbuild_runner::lifecycle::time::rfc3339_nano;
+
+/// Arguments of `rbuild volume`.
+#[derive(Debug, Args)]
+pub struct VolumeArgs {
+    #[command(subcommand)]
+    command: VolumeCommand,
+}
+
+/// `rbuild volume` subcommands.
+#[derive(Debug, Subcommand)]
+enum VolumeCommand {
+    /// Create a volume (named, or anonymous without a name)
+    Create {
+        /// Set metadata (KEY=VALUE)
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// Only the local driver exists
+        #[arg(short = 'd', long, default_value = "local")]
+        driver: String,
+        /// The volume's name
+        name: Option<String>,
+    },
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Only display volume names
+        #[arg(short, long)]
+        quiet: bool,
+        /// Output: table or json
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Display detailed information on volumes
+    Inspect {
+        /// Volume names
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Accepted for docker compatibility
+        #[arg(short, long)]
+        force: bool,
+        /// Volume names
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (all unused ones with -a)
+    Prune {
+        /// Remove unused named volumes too
+        #[arg(short, long)]
+        all: bool,
+        /// Accepted for docker compatibility; rbuild never prompts
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+fn volume_json(v: &Volume) -> Value {
+    json!({
+        "CreatedAt": rfc3339_nano(v.created),
+        "Driver": "local",
+        "Labels": v.labels,
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Options": null,
+        "Scope": "local",
+    })
+}
+
+/// Run `rbuild volume …`.
+pub fn run(args: VolumeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let vols = Volumes::new(&store_root(globals));
+    match args.command {
+        VolumeCommand::Create {
+            labels,
+            driver,
+            name,
+        } => {
+            if driver != "local" {
+                bail!("volume driver {driver:?} is not available (only local)");
+            }
+            let labels: BTreeMap<String, String> = labels
+                .iter()
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                    (k.to_owned(), v.to_owned())
+                })
+                .collect();
+            let (v, _) = vols.create(name.as_deref(), labels)?;
+            println!("{}", v.name);
+        }
+        VolumeCommand::Ls { quiet, format } => {
+            let all = vols.list()?;
+            if quiet {
+                for v in &all {
+                    println!("{}", v.name);
+                }
+            } else if format.as_deref() == Some("json") {
+                for v in &all {
+                    println!(
+                        "{}",
+                        json!({"Driver": "local", "Labels": "", "Mountpoint": v.mountpoint, "Name": v.name, "Scope": "local"})
+                    );
+                }
+            } else {
+                let mut rows = vec![vec!["DRIVER".to_owned(), "VOLUME NAME".to_owned()]];
+                rows.extend(all.iter().map(|v| vec!["local".to_owned(), v.name.clone()]));
+                print!("{}", table(&rows));
+            }
+        }
+        VolumeCommand::Inspect { names } => {
+            let mut out = Vec::new();
+            let mut failed = false;
+            for n in &names {
+                match vols.get(n) {
+                    Ok(v) => out.push(volume_json(&v)),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        VolumeCommand::Rm { force: _, names } => {
+            let mut failed = false;
+            for n in &names {
+                match vols.remove(n) {
+                    Ok(()) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        VolumeCommand::Prune { all, force: _ } => {
+            let mut deleted = Vec::new();
+            for v in vols.list()? {
+                if (all || v.anonymous)
+                    && vols.users(&v.name)?.is_empty()
+                    && vols.remove(&v.name).is_ok()
+                {
+                    deleted.push(v.name);
+                }
+            }
+            if !deleted.is_empty() {
+                println!("Deleted Volumes:");
+                for d in &deleted {
+                    println!("{d}");
+                }
+                println!();
+            }
+            println!("Total reclaimed space: 0B");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,329 @@
+//! The monitor: the process that owns a detached container, like conmon. It holds the
+//! container's `monitor.lock` for its whole life, starts the container with [`crate::spawn`],
+//! copies its output into the json-file log, reaps it, records how it ended, restarts it as
+//! its policy says, and removes its cgroups (and, with `--rm`, the container).
+//!
+//! The container's PID is only reaped while the state lock is held, so a command that reads
+//! `running` and a PID under that lock may signal it without racing PID reuse.
+
+use std::os::fd::OwnedFd;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::libc;
+
+use super::log::{self, LogWriter};
+use super::ports;
+use super::record::{ContainerState, PortBinding, Status};
+use super::store::Container;
+use super::time::now_ns;
+use crate::container::{ConsoleSize, ContainerConfig, ExitStatus, Outcome, Running, Stdio};
+use crate::error::Error;
+
+/// Docker's exit status for a container that could not start: 127 command not found, 126
+/// not executable, 125 anything else.
+pub fn start_failure_code(e: &Error) -> i32 {
+    match e {
+        Error::CommandNotFound { .. } => 127,
+        Error::NotExecutable { .. } => 126,
+        _ => 125,
+    }
+}
+
+/// For `--network container:ID`: point the spec's network namespace at that container's,
+/// which must be running now.
+fn join_network(c: &Container, spec: &mut oci_spec::runtime::Spec) -> Result<(), Error> {
+    let Some(target) = c.record.network.strip_prefix("container:") else {
+        return Ok(());
+    };
+    let other = super::Containers::new(c.store_root()).get(target)?;
+    let st = other.state()?;
+    if !matches!(st.status, Status::Running | Status::Paused) || st.pid <= 0 {
+        return Err(super::ContainerError::NotRunning(other.id().to_owned()).into());
+    }
+    if let Some(linux) = spec.linux_mut().as_mut() {
+        let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+        for ns in &mut namespaces {
+            if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                ns.set_path(Some(format!("/proc/{}/ns/net", st.pid).into()));
+            }
+        }
+        linux.set_namespaces(Some(namespaces));
+    }
+    Ok(())
+}
+
+/// The runner configuration for one start of `c`, with the given streams.
+pub fn container_config(c: &Container, stdio: Stdio) -> Result<ContainerConfig, Error> {
+    let mut spec = c.spec()?;
+    join_network(c, &mut spec)?;
+    Ok(ContainerConfig {
+        id: c.id().to_owned(),
+        dir: c.dir().to_owned(),
+        spec,
+        rootfs: c.record.rootfs.clone(),
+        init: c.record.init,
+        stdio,
+        remove: false,
+    })
+}
+
+/// Listen on `c`'s published ports and forward connections to wherever the returned
+/// target points; returns the bindings with the host ports actually bound.
+pub fn publish(c: &Container) -> Result<(ports::Target, Vec<PortBinding>), Error> {
+    let target = ports::Target::default();
+    let mut actual = Vec::new();
+    for (listener, b) in ports::listen(&c.record.ports)? {
+        ports::serve(listener, b.container_port, target.clone());
+        actual.push(b);
+    }
+    Ok((target, actual))
+}
+
+/// Record that `running` is `c`'s process now, its published ports bound to `ports` (the
+/// caller holds the state lock).
+pub fn record_start(
+    c: &Container,
+    lock: &super::store::StateLock,
+    running: &Running,
+    ports: &[PortBinding],
+) -> Result<ContainerState, Error> {
+    let mut st = c.stored_state()?;
+    st.ports = ports.to_vec();
+    st.status = Status::Running;
+    st.pid = running.pid();
+    st.monitor_pid = std::process::id() as i32;
+    st.started_at = now_ns();
+    st.error.clear();
+    st.signal = None;
+    st.oom_killed = false;
+    st.cgroups = running.cgroup_paths();
+    c.write_state(lock, &st)?;
+    Ok(st)
+}
+
+/// Record a start that failed (the container stays `created`, as docker's does).
+pub fn record_start_failure(c: &Container, e: &Error) -> Result<(), Error> {
+    c.update(|st| {
+        if st.started_at == 0 {
+            st.status = Status::Created;
+        } else {
+            st.status = Status::Exited;
+            st.finished_at = now_ns();
+        }
+        st.pid = 0;
+        st.monitor_pid = 0;
+        st.exit_code = start_failure_code(e);
+        st.error = e.to_string();
+        st.cgroups.clear();
+    })
+    .map(|_| ())
+}
+
+/// Reap `running` (its exit is ready), and record the end under the state lock; returns
+/// the state written. `restart` decides, from the state, whether the policy restarts it.
+pub fn record_exit(c: &Container, running: Running) -> Result<(ContainerState, Outcome), Error> {
+    let lock = c.lock()?;
+    let outcome = running.wait();
+    let mut st = c.stored_state()?;
+    st.pid = 0;
+    st.finished_at = now_ns();
+    st.cgroups.clear();
+    st.status = Status::Exited;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            st.error = e.to_string();
+            c.write_state(&lock, &st)?;
+            return Err(e);
+        }
+    };
+    st.exit_code = if outcome.oom_killed {
+        137
+    } else {
+        outcome.status.code()
+    };
+    st.signal = match outcome.status {
+        ExitStatus::Signaled(s) => Some(s),
+        ExitStatus::Exited(_) => None,
+    };
+    st.oom_killed = outcome.oom_killed;
+    let again =
+        c.record
+            .restart
+            .should_restart(st.exit_code, st.restart_count, st.manually_stopped);
+    if again {
+        st.status = Status::Restarting;
+        st.restart_count += 1;
+    } else {
+        st.monitor_pid = 0;
+    }
+    c.write_state(&lock, &st)?;
+    Ok((st, outcome))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| Error::Sys {
+        call: "pipe2",
+        errno,
+    })
+}
+
+/// Start `c` once with its output going to the log; the pump thread ends when the output
+/// does.
+fn start_logged(c: &Container) -> Result<(Running, JoinHandle<Result<(), Error>>), Error> {
+    let mut writer = LogWriter::open(&c.log_path(), c.record.log)?;
+    // With -i, standard input stays open (a pipe nobody writes to, held by the pump thread
+    // until the output ends) instead of reading end-of-file at once, as docker keeps it.
+    let (stdin, held_open): (OwnedFd, Option<OwnedFd>) = if c.record.interactive {
+        let (r, w) = pipe()?;
+        (r, Some(w))
+    } else {
+        let null = std::fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
+        (null.into(), None)
+    };
+    let (stdio, pipes) = if c.record.tty {
+        (
+            Stdio {
+                console: Some(ConsoleSize::default()),
+                ..Stdio::default()
+            },
+            None,
+        )
+    } else {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        (
+            Stdio {
+                stdin: Some(stdin),
+                stdout: Some(out_w),
+                stderr: Some(err_w),
+                ..Stdio::default()
+            },
+            Some((out_r, err_r)),
+        )
+    };
+    let mut running = crate::spawn(container_config(c, stdio)?)?;
+    let streams = match pipes {
+        Some((out, err)) => vec![("stdout", out), ("stderr", err)],
+        None => running
+            .take_console()
+            .map(|m| vec![("stdout", m)])
+            .unwrap_or_default(),
+    };
+    let pump = std::thread::spawn(move || {
+        let done = log::pump(streams, &mut writer);
+        drop(held_open);
+        done
+    });
+    Ok((running, pump))
+}
+
+/// Docker's restart delay: 100 ms, doubling after each restart, back to 100 ms once a run
+/// lasted 10 s; at most a minute.
+fn restart_delay(previous: Duration, ran: Duration) -> Duration {
+    if ran >= Duration::from_secs(10) || previous.is_zero() {
+        Duration::from_millis(100)
+    } else {
+        (previous * 2).min(Duration::from_secs(60))
+    }
+}
+
+/// Supervise `c` until it ends for good. `monitor` is the claimed `monitor.lock`
+/// ([`Container::claim_monitor`]), held until this returns. `started` is told once how the
+/// first start went (the container's PID, or the error, also recorded in its state).
+pub fn supervise(
+    c: &Container,
+    monitor: OwnedFd,
+    started: impl FnOnce(Result<i32, &Error>),
+) -> Result<ContainerState, Error> {
+    let mut started = Some(started);
+    let mut delay = Duration::ZERO;
+    let (target, bound) = match publish(c) {
+        Ok(p) => p,
+        Err(e) => {
+            record_start_failure(c, &e)?;
+            if let Some(tell) = started.take() {
+                tell(Err(&e));
+            }
+            return Err(e);
+        }
+    };
+    let last = loop {
+        let lock = c.lock()?;
+        let begun = std::time::Instant::now();
+        let (running, pump) = match start_logged(c) {
+            Ok(r) => r,
+            Err(e) => {
+                drop(lock);
+                record_start_failure(c, &e)?;
+                if let Some(tell) = started.take() {
+                    tell(Err(&e));
+                }
+                return Err(e);
+            }
+        };
+        let st = record_start(c, &lock, &running, &bound);
+        drop(lock);
+        st?;
+        target.set(running.pid());
+        if let Some(tell) = started.take() {
+            tell(Ok(running.pid()));
+        }
+        running.wait_exit_ready()?;
+        // The output ends with the container's processes (its PID namespace dies with
+        // PID 1): all of it is in the log before the end is recorded.
+        let _ = pump.join();
+        target.set(0);
+        let (st, _) = record_exit(c, running)?;
+        if st.status != Status::Restarting {
+            break st;
+        }
+        delay = restart_delay(delay, begun.elapsed());
+        let until = std::time::Instant::now() + delay;
+        let mut stopped = false;
+        while std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10).min(delay));
+            if c.stored_state()?.manually_stopped {
+                stopped = true;
+                break;
+            }
+        }
+        if stopped {
+            break c.update(|st| {
+                st.status = Status::Exited;
+                st.monitor_pid = 0;
+            })?;
+        }
+    };
+    if c.record.auto_remove {
+        // For `wait`, which may only look once the container is gone.
+        let _ = std::fs::write(c.exit_record(), last.exit_code.to_string());
+        c.remove()?;
+        c.remove_anonymous_volumes()?;
+    }
+    drop(monitor);
+    Ok(last)
+}
+
+/// Send `signal` to the container's first process if it runs; returns whether it did.
+/// Under the state lock, so the PID is still the container's.
+pub fn signal(c: &Container, signal: i32, manual_stop: bool) -> Result<bool, Error> {
+    let lock = c.lock()?;
+    let mut st = c.stored_state()?;
+    if manual_stop && st.status.is_active() {
+        st.manually_stopped = true;
+        c.write_state(&lock, &st)?;
+    }
+    if !matches!(st.status, Status::Running | Status::Paused) || st.pid <= 0 {
+        return Ok(false);
+    }
+    // SAFETY: kill(2) on the container's unreaped process.
+    if unsafe { libc::kill(st.pid, signal) } < 0 {
+        return Err(Error::Sys {
+            call: "kill",
+            errno: nix::errno::Errno::last(),
+        });
+    }
+    Ok(true)
+}
