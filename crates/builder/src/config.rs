@@ -301,43 +301,7 @@ pub fn argv(command: &CommandLine, shell: &[String]) -> Vec<String> {
     }
 }
 
-/// RFC 3339 UTC time as docker writes it (`2006-01-02T15:04:05Z`, with `.NNNNNNNNN` when
-/// `nanos` is not zero), for seconds since the epoch (negative before 1970).
-pub fn rfc3339(secs: i64, nanos: u32) -> String {
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    if nanos == 0 {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
-    } else {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{nanos:09}Z")
-    }
-}
-
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's civil-from-days).
-pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Days since 1970-01-01 of a (year, month, day) date, the inverse of [`civil_from_days`]
-/// (Howard Hinnant's days-from-civil).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+pub use rbuild_oci::time::{civil_from_days, days_from_civil, rfc3339};
 
 #[cfg(test)]
 mod tests {

@@ -111,8 +111,10 @@ pub fn run_step(
 }
 
 /// Remove empty files and directories the runtime created in `upper` as mount points, where
-/// the stage had nothing, and then their parents that became empty the same way.
-fn remove_mount_stubs(upper: &Path, lower: &[PathBuf], mount_points: &[String]) {
+/// the stage had nothing, and then their parents that became empty the same way (a parent
+/// the stage had is removed only when it was copied up unchanged). Used for RUN layers and
+/// for `rbuild commit`.
+pub fn remove_mount_stubs(upper: &Path, lower: &[PathBuf], mount_points: &[String]) {
     for dest in mount_points {
         let mut path = dest.trim_end_matches('/').to_string();
         while !path.is_empty() && path != "/" {

@@ -16,6 +16,7 @@ pub mod manifest;
 mod media_type;
 mod platform;
 mod reference;
+pub mod time;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use manifest::{Descriptor, ImageConfig, ImageIndex, ImageManifest, ManifestError};

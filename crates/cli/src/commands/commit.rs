@@ -3,7 +3,7 @@
 //! upper dir (the container is frozen meanwhile if it runs), its process config, and
 //! `--change` instructions applied as `rbuild import` does.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
@@ -36,42 +36,6 @@ pub struct CommitArgs {
     pub container: String,
     /// Name for the new image
     pub reference: Option<String>,
-}
-
-/// Empty files and directories the runtime made as mount points, which the image did not
-/// have: not part of the container's changes.
-fn remove_mount_stubs(upper: &Path, layers: &[PathBuf], mount_points: &[String]) {
-    for dest in mount_points {
-        let mut path = PathBuf::from(dest.trim_end_matches('/'));
-        while path.parent().is_some() {
-            let rel = path.strip_prefix("/").unwrap_or(&path).to_path_buf();
-            if rel.as_os_str().is_empty() {
-                break;
-            }
-            let full = upper.join(&rel);
-            let Ok(meta) = full.symlink_metadata() else {
-                break;
-            };
-            let empty = if meta.is_dir() {
-                std::fs::read_dir(&full).is_ok_and(|mut d| d.next().is_none())
-            } else {
-                meta.is_file() && meta.len() == 0
-            };
-            if !empty
-                || layers
-                    .iter()
-                    .any(|l| l.join(&rel).symlink_metadata().is_ok())
-            {
-                break;
-            }
-            let _ = if meta.is_dir() {
-                std::fs::remove_dir(&full)
-            } else {
-                std::fs::remove_file(&full)
-            };
-            path = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        }
-    }
 }
 
 /// A copy of the container's upper dir without runtime mount stubs, frozen while copied.
@@ -114,7 +78,7 @@ pub fn changes_copy(
         .map(|m| m.destination().to_string_lossy().into_owned())
         .collect();
     points.extend(["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"].map(String::from));
-    remove_mount_stubs(tmp.path(), layers, &points);
+    rbuild_builder::run::remove_mount_stubs(tmp.path(), layers, &points);
     Ok(tmp)
 }
 
