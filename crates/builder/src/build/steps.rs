@@ -35,7 +35,7 @@ pub(crate) fn run_step(
     let started = Instant::now();
     let result = match ins {
         Instruction::Run(r) => run(shared, state, scope, r, ins, info),
-        Instruction::Copy(c) => copy(shared, state, scope, c, ins, info),
+        Instruction::Copy(c) => copy_like(shared, state, scope, ins, info, c),
         Instruction::Add(a) => add(shared, state, scope, a, ins, info),
         Instruction::Workdir(w) => workdir(shared, state, scope, &w.path, ins, info),
         _ => Ok(false),
@@ -110,6 +110,18 @@ fn commit_layer(
     shared.records.put(&key, &record)?;
     state.push_layer(created_by, diff_id, snapshot, key, created);
     Ok(())
+}
+
+/// Commit a staging tree (COPY, ADD, WORKDIR) as the step's layer; it becomes the snapshot.
+fn commit_tree(
+    shared: &Shared<'_>,
+    state: &mut State,
+    created_by: &str,
+    staging: &Path,
+    key: Digest,
+) -> Result<(), BuildError> {
+    let source = LayerSource::Tree(staging.to_path_buf());
+    commit_layer(shared, state, created_by, source, staging, key)
 }
 
 fn step_dir(shared: &Shared<'_>, what: &str, info: &StepInfo) -> PathBuf {
@@ -507,26 +519,8 @@ fn copy_like(
         &staging,
     )?;
     drop(_view);
-    commit_layer(
-        shared,
-        state,
-        &created_by,
-        LayerSource::Tree(staging.clone()),
-        &staging,
-        key,
-    )?;
+    commit_tree(shared, state, &created_by, &staging, key)?;
     Ok(false)
-}
-
-fn copy(
-    shared: &Shared<'_>,
-    state: &mut State,
-    scope: &StageScope<'_>,
-    c: &Copy,
-    ins: &Instruction,
-    info: &StepInfo,
-) -> Result<bool, BuildError> {
-    copy_like(shared, state, scope, ins, info, c)
 }
 
 fn add(
@@ -679,14 +673,7 @@ fn add(
             )?;
         }
     }
-    commit_layer(
-        shared,
-        state,
-        &created_by,
-        LayerSource::Tree(staging.clone()),
-        &staging,
-        key,
-    )?;
+    commit_tree(shared, state, &created_by, &staging, key)?;
     Ok(false)
 }
 
@@ -732,14 +719,7 @@ fn workdir(
         };
         ensure_dir(&staging, &path, &opts)?;
     }
-    commit_layer(
-        shared,
-        state,
-        &created_by,
-        LayerSource::Tree(staging.clone()),
-        &staging,
-        key,
-    )?;
+    commit_tree(shared, state, &created_by, &staging, key)?;
     Ok(false)
 }
 
