@@ -37,11 +37,7 @@ pub(crate) struct State {
 impl State {
     /// Snapshot directories of every layer, bottom first, unpacking the missing ones.
     pub fn lowers(&mut self, shared: &Shared<'_>) -> Result<Vec<std::path::PathBuf>, BuildError> {
-        while self.snapshots.len() < self.layers.len() {
-            let d = &self.layers[self.snapshots.len()];
-            let dir = shared.store.snapshot(d).map_err(store_err)?;
-            self.snapshots.push(dir);
-        }
+        self.snapshots = super::steps::snapshots(shared, &self.layers, &self.snapshots)?;
         Ok(self.snapshots.clone())
     }
 

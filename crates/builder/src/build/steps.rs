@@ -160,16 +160,10 @@ fn run(
     let user = if user.is_empty() {
         None
     } else {
-        let passwd = lower::read_file(&lowers, "/etc/passwd");
-        let group = lower::read_file(&lowers, "/etc/group");
-        Some(
-            rbuild_runner::resolve_user(&user, passwd.as_deref(), group.as_deref()).map_err(
-                |e| BuildError::Invalid {
-                    line: info.line,
-                    message: e.to_string(),
-                },
-            )?,
-        )
+        Some(identity(&lowers, &user).map_err(|e| BuildError::Invalid {
+            line: info.line,
+            message: e.to_string(),
+        })?)
     };
     let network = match r.network.as_deref() {
         None | Some("default") => shared.opts.network.runner(),
@@ -357,6 +351,17 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), BuildError> {
         .map_err(|e| BuildError::io(path, e))
 }
 
+/// Resolve a user spec (`name`, `uid`, `name:group`, …) against the stage's `/etc/passwd` and
+/// `/etc/group`, as the runner resolves USER.
+fn identity(
+    lowers: &[PathBuf],
+    spec: &str,
+) -> Result<rbuild_runner::Identity, rbuild_runner::Error> {
+    let passwd = lower::read_file(lowers, "/etc/passwd");
+    let group = lower::read_file(lowers, "/etc/group");
+    rbuild_runner::resolve_user(spec, passwd.as_deref(), group.as_deref())
+}
+
 /// `--chown=user[:group]` as ids, names looked up in the stage's `/etc/passwd` and
 /// `/etc/group`; without a group the gid is the uid (docker's rule).
 fn owner(
@@ -367,32 +372,12 @@ fn owner(
     let Some(spec) = spec.filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
-    let (u, g) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let lookup = |file: &str, name: &str, what: &str| -> Result<u32, BuildError> {
-        if let Ok(n) = name.parse::<u32>() {
-            return Ok(n);
-        }
-        lower::read_file(lowers, file)
-            .and_then(|text| {
-                text.lines().find_map(|l| {
-                    let f: Vec<&str> = l.split(':').collect();
-                    (f.len() > 2 && f[0] == name).then(|| f[2].parse::<u32>().ok())?
-                })
-            })
-            .ok_or_else(|| BuildError::Invalid {
-                line,
-                message: format!("--chown={spec}: no {what} named {name:?} in {file}"),
-            })
-    };
-    let uid = lookup("/etc/passwd", u, "user")?;
-    let gid = match g {
-        Some(g) => lookup("/etc/group", g, "group")?,
-        None => uid,
-    };
-    Ok(Some((uid, gid)))
+    let id = identity(lowers, spec).map_err(|e| BuildError::Invalid {
+        line,
+        message: format!("--chown={spec}: {e}"),
+    })?;
+    let gid = if spec.contains(':') { id.gid } else { id.uid };
+    Ok(Some((id.uid, gid)))
 }
 
 fn chmod(spec: Option<&str>, line: usize) -> Result<Option<u32>, BuildError> {
@@ -475,19 +460,16 @@ fn copy_like(
     let keyword = ins.keyword();
     // From the context: the key holds the selected files' content. From a stage or image: its
     // identity (the stage's key or the image ID) stands for the content.
-    let (selection, content, inputs, _view) = match &c.from {
+    let (selection, content, inputs) = match &c.from {
         None => {
             let sel = select_sources(shared.context, keyword, c, &dest, &dir)?;
             let digest = {
                 let mut cache = shared.digests.lock().expect("digest cache");
                 crate::cache_key::selection_digest(&sel, &mut cache)?
             };
-            (Some(sel), Some(digest), Vec::new(), None)
+            (Some(sel), Some(digest), Vec::new())
         }
-        Some(from) => {
-            let id = from_identity(shared, from)?;
-            (None, None, vec![id], None::<View>)
-        }
+        Some(from) => (None, None, vec![from_identity(shared, from)?]),
     };
     let key = key_of(state, scope, ins, content.as_ref(), &inputs);
     if cache_hit(shared, state, &key, &created_by) {
@@ -704,11 +686,7 @@ fn workdir(
         // New directories belong to the stage's USER, as BuildKit makes them.
         let user = state.config.user();
         let ids = (!user.is_empty())
-            .then(|| {
-                let passwd = lower::read_file(&lowers, "/etc/passwd");
-                let group = lower::read_file(&lowers, "/etc/group");
-                rbuild_runner::resolve_user(&user, passwd.as_deref(), group.as_deref()).ok()
-            })
+            .then(|| identity(&lowers, &user).ok())
             .flatten()
             .map(|i| (i.uid, i.gid));
         let opts = CopyOptions {
