@@ -840,6 +840,8 @@ fn published_ports_forward_http_into_the_container() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the forwarder stops with the container"
     );
+    // Closed, not only refusing: the port is free for another listener at once.
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("the published port is free again");
     ok(root, &["container", "prune", "-f"]);
     assert_gone(root, &id);
 }
@@ -1168,5 +1170,7 @@ fn published_udp_ports_relay_datagrams_both_ways() {
     let _ = server.kill();
     let _ = server.wait();
     ok(root, &["rm", "-f", &id]);
+    // The relay (and its flow's socket) closed with the container: the port binds again.
+    std::net::UdpSocket::bind(("127.0.0.1", port)).expect("the published UDP port is free again");
     assert_gone(root, &id);
 }

@@ -270,7 +270,7 @@ fn foreground(args: &RunArgs, c: &Container, memory: Option<i64>) -> anyhow::Res
         .claim_monitor()
         .map_err(|e| fail(e.into()))?
         .ok_or_else(|| fail(anyhow::anyhow!("container {} is already running", c.id())))?;
-    let (target, bound) = match monitor::publish(c) {
+    let published = match monitor::publish(c) {
         Ok(p) => p,
         Err(e) => {
             let _ = monitor::record_start_failure(c, &e);
@@ -291,8 +291,8 @@ fn foreground(args: &RunArgs, c: &Container, memory: Option<i64>) -> anyhow::Res
                 return Err(e);
             }
         };
-        monitor::record_start(c, &lock, &running, &bound)?;
-        target.set(running.pid());
+        monitor::record_start(c, &lock, &running, &published.bound)?;
+        published.target.set(running.pid());
         forwarding.target(running.pid());
         Ok(running)
     };
@@ -317,6 +317,7 @@ fn foreground(args: &RunArgs, c: &Container, memory: Option<i64>) -> anyhow::Res
         monitor::record_exit(c, running).map(|(_, o)| o)
     });
     drop(forwarding);
+    drop(published);
     drop(monitor);
     if c.record.auto_remove {
         c.remove()

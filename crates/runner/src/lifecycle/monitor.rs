@@ -68,16 +68,31 @@ pub fn container_config(c: &Container, stdio: Stdio) -> Result<ContainerConfig, 
     })
 }
 
+/// A container's published ports being forwarded: dropping it closes them all.
+#[derive(Debug)]
+pub struct Published {
+    /// Where connections go; point it at each run's process.
+    pub target: ports::Target,
+    /// The bindings with the host ports actually bound.
+    pub bound: Vec<PortBinding>,
+    _serving: Vec<ports::Serving>,
+}
+
 /// Listen on `c`'s published ports and forward connections to wherever the returned
-/// target points; returns the bindings with the host ports actually bound.
-pub fn publish(c: &Container) -> Result<(ports::Target, Vec<PortBinding>), Error> {
+/// target points, until the [`Published`] is dropped.
+pub fn publish(c: &Container) -> Result<Published, Error> {
     let target = ports::Target::default();
-    let mut actual = Vec::new();
+    let mut bound = Vec::new();
+    let mut serving = Vec::new();
     for (listener, b) in ports::listen(&c.record.ports)? {
-        ports::serve(listener, b.container_port, target.clone());
-        actual.push(b);
+        serving.push(ports::serve(listener, b.container_port, target.clone()));
+        bound.push(b);
     }
-    Ok((target, actual))
+    Ok(Published {
+        target,
+        bound,
+        _serving: serving,
+    })
 }
 
 /// Record that `running` is `c`'s process now, its published ports bound to `ports` (the
@@ -239,7 +254,7 @@ pub fn supervise(
 ) -> Result<ContainerState, Error> {
     let mut started = Some(started);
     let mut delay = Duration::ZERO;
-    let (target, bound) = match publish(c) {
+    let published = match publish(c) {
         Ok(p) => p,
         Err(e) => {
             record_start_failure(c, &e)?;
@@ -263,10 +278,10 @@ pub fn supervise(
                 return Err(e);
             }
         };
-        let st = record_start(c, &lock, &running, &bound);
+        let st = record_start(c, &lock, &running, &published.bound);
         drop(lock);
         st?;
-        target.set(running.pid());
+        published.target.set(running.pid());
         if let Some(tell) = started.take() {
             tell(Ok(running.pid()));
         }
@@ -274,7 +289,7 @@ pub fn supervise(
         // The output ends with the container's processes (its PID namespace dies with
         // PID 1): all of it is in the log before the end is recorded.
         let _ = pump.join();
-        target.set(0);
+        published.target.set(0);
         let (st, _) = record_exit(c, running)?;
         if st.status != Status::Restarting {
             break st;
@@ -302,6 +317,8 @@ pub fn supervise(
         c.remove()?;
         c.remove_anonymous_volumes()?;
     }
+    // Nothing may listen on the container's ports once the monitor lock is free.
+    drop(published);
     drop(monitor);
     Ok(last)
 }

@@ -2,13 +2,15 @@
 //! and, for each TCP connection, opens a socket inside the container's network namespace —
 //! a thread `setns`es into it and connects to the container's loopback — then copies both
 //! ways; for UDP, each client address gets its own socket in the container, replies relayed
-//! back. No veth, no address, no iptables; the listeners live as long as the monitor.
+//! back. No veth, no address, no iptables; the listeners live until their [`Serving`] is dropped.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use nix::libc;
 
@@ -129,12 +131,63 @@ pub fn listen(bindings: &[PortBinding]) -> Result<Vec<(Listener, PortBinding)>, 
     Ok(out)
 }
 
+/// A forwarder for one published port, running on its own thread until stopped. Dropping
+/// it stops it: the host socket is shut down and closed, and its threads joined, before the
+/// drop returns — so once a container's monitor lets go of it, nothing listens any more.
+#[derive(Debug)]
+pub struct Serving {
+    socket: Shared,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        wake(match &self.socket {
+            Shared::Tcp(l) => l.as_fd(),
+            Shared::Udp(u) => u.as_fd(),
+        });
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The host socket, shared with the thread serving it.
+#[derive(Debug)]
+enum Shared {
+    Tcp(Arc<TcpListener>),
+    Udp(Arc<UdpSocket>),
+}
+
+/// Shut `socket` down both ways so a thread blocked on it returns (the error it returns is
+/// of no interest: the caller has set its stop flag).
+fn wake(socket: BorrowedFd<'_>) {
+    // SAFETY: shutdown on an open socket descriptor; it changes no memory.
+    unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_RDWR) };
+}
+
 /// Forward what arrives on `listener` to `container_port` in `target`'s network namespace,
-/// for the rest of the process's life.
-pub fn serve(listener: Listener, container_port: u16, target: Target) {
-    match listener {
-        Listener::Tcp(l) => serve_tcp(l, container_port, target),
-        Listener::Udp(u) => serve_udp(u, container_port, target),
+/// until the returned [`Serving`] is dropped.
+pub fn serve(listener: Listener, container_port: u16, target: Target) -> Serving {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (socket, thread) = match listener {
+        Listener::Tcp(l) => {
+            let l = Arc::new(l);
+            let t = serve_tcp(l.clone(), container_port, target, stop.clone());
+            (Shared::Tcp(l), t)
+        }
+        Listener::Udp(u) => {
+            let u = Arc::new(u);
+            let t = serve_udp(u.clone(), container_port, target, stop.clone());
+            (Shared::Udp(u), t)
+        }
+    };
+    Serving {
+        socket,
+        stop,
+        thread: Some(thread),
     }
 }
 
@@ -143,15 +196,23 @@ const UDP_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Each client address gets its own socket inside the container (connected to the
 /// container's port), so replies find their way back; a thread per flow relays them.
-fn serve_udp(host: UdpSocket, port: u16, target: Target) {
-    let host = Arc::new(host);
+fn serve_udp(
+    host: Arc<UdpSocket>,
+    port: u16,
+    target: Target,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
     let flows: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
     std::thread::spawn(move || {
+        let mut relays = Vec::new();
         let mut buf = vec![0u8; 65_536];
-        loop {
+        while !stop.load(Ordering::SeqCst) {
             let Ok((n, client)) = host.recv_from(&mut buf) else {
                 continue;
             };
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
             let known = flows
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -176,37 +237,56 @@ fn serve_udp(host: UdpSocket, port: u16, target: Target) {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(client, s.clone());
-                    let (reply, back, flows) = (s.clone(), host.clone(), flows.clone());
-                    std::thread::spawn(move || {
+                    let (reply, back, flows, stop) =
+                        (s.clone(), host.clone(), flows.clone(), stop.clone());
+                    relays.retain(|t: &JoinHandle<()>| !t.is_finished());
+                    relays.push(std::thread::spawn(move || {
                         let mut buf = vec![0u8; 65_536];
                         while let Ok(n) = reply.recv(&mut buf) {
+                            if stop.load(Ordering::SeqCst) {
+                                break;
+                            }
                             let _ = back.send_to(&buf[..n], client);
                         }
                         flows
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .remove(&client);
-                    });
+                    }));
                     s
                 }
             };
             let _ = inner.send(&buf[..n]);
         }
-    });
+        // Stopping: end every flow's relay before the host socket may close.
+        for s in flows.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            wake(s.as_fd());
+        }
+        for t in relays {
+            let _ = t.join();
+        }
+    })
 }
 
-/// Accept connections for the rest of the process's life, forwarding each to
-/// `container_port` on the loopback of `target`'s network namespace.
-fn serve_tcp(listener: TcpListener, container_port: u16, target: Target) {
+/// Accept connections until stopped, forwarding each to `container_port` on the loopback of
+/// `target`'s network namespace.
+fn serve_tcp(
+    listener: Arc<TcpListener>,
+    container_port: u16,
+    target: Target,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(client) = conn else { continue };
+        while !stop.load(Ordering::SeqCst) {
+            let Ok((client, _)) = listener.accept() else {
+                continue;
+            };
             let Some(ns) = target.get() else { continue };
             std::thread::spawn(move || {
                 let _ = forward(client, &ns, container_port);
             });
         }
-    });
+    })
 }
 
 /// Enter the network namespace `ns` (this thread only).
