@@ -17,7 +17,7 @@ fn io_error(e: rbuild_store::StoreError) -> io::Error {
 
 impl BlobSink for StoreBlobs {
     fn contains(&self, digest: &Digest) -> bool {
-        self.0.blobs().contains(digest)
+        self.0.has_blob(digest)
     }
 
     fn verifies_digests(&self) -> bool {
@@ -59,6 +59,12 @@ impl BlobWriter for StoreWriter {
 
 impl BlobSource for StoreBlobs {
     fn open(&self, digest: &Digest, offset: u64) -> io::Result<Box<dyn Read + Send>> {
+        if !self.0.blobs().contains(digest) {
+            // A layer kept as its snapshot: its tar is made again, so skip to `offset`.
+            let mut r = self.0.blob_reader(digest).map_err(io_error)?;
+            io::copy(&mut (&mut r).take(offset), &mut io::sink())?;
+            return Ok(r);
+        }
         let mut f = self.0.blobs().open(digest).map_err(io_error)?;
         if offset > 0 {
             f.seek(SeekFrom::Start(offset))?;

@@ -47,10 +47,7 @@ impl Records {
             None => Some((record, None)),
             Some(d) => {
                 let diff_id: Digest = d.parse().ok()?;
-                store
-                    .blobs()
-                    .contains(&diff_id)
-                    .then_some((record, Some(diff_id)))
+                store.has_blob(&diff_id).then_some((record, Some(diff_id)))
             }
         }
     }

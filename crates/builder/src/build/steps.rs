@@ -74,16 +74,18 @@ fn cache_hit(shared: &Shared<'_>, state: &mut State, key: &Digest, created_by: &
     }
 }
 
-/// Store the layer a step made from `source` (none when `dir` is empty), remember it in the
-/// cache, and add it to the stage. `dir` becomes the layer's snapshot when it can.
+/// Store the layer a step made in directory `source` (none when it is empty), remember it in
+/// the cache, and add it to the stage. The directory becomes the layer's snapshot when it can.
 fn commit_layer(
     shared: &Shared<'_>,
     state: &mut State,
     created_by: &str,
     source: LayerSource,
-    dir: &Path,
     key: Digest,
 ) -> Result<(), BuildError> {
+    let (LayerSource::Tree(dir) | LayerSource::OverlayUpper(dir)) = &source else {
+        unreachable!("steps commit directories")
+    };
     let empty = std::fs::read_dir(dir)
         .map(|mut d| d.next().is_none())
         .unwrap_or(true);
@@ -92,16 +94,26 @@ fn commit_layer(
     let (diff_id, snapshot) = if empty {
         (None, None)
     } else {
-        let opts = CreateOptions {
-            source_date_epoch: sde.map(|s| s.max(0) as u64),
-        };
-        let info = shared.store.add_layer(&source, &opts).map_err(store_err)?;
-        // Clamped layers differ from the directory in their times: unpack those instead.
-        let snapshot = match sde {
-            None => shared.store.adopt_snapshot(&info.diff_id, dir).ok(),
-            Some(_) => None,
-        };
-        (Some(info.diff_id), snapshot)
+        match sde {
+            // The directory becomes the layer; its tar is only hashed now and made again
+            // from the snapshot when an export or push needs the bytes.
+            None => {
+                let (info, snapshot) = shared
+                    .store
+                    .add_layer_from_dir(&source)
+                    .map_err(store_err)?;
+                (Some(info.diff_id), Some(snapshot))
+            }
+            // Clamped layers differ from the directory in their times: stored as a tar, and
+            // unpacked when a later step needs them.
+            Some(epoch) => {
+                let opts = CreateOptions {
+                    source_date_epoch: Some(epoch.max(0) as u64),
+                };
+                let info = shared.store.add_layer(&source, &opts).map_err(store_err)?;
+                (Some(info.diff_id), None)
+            }
+        }
     };
     let record = Record {
         diff_id: diff_id.as_ref().map(Digest::to_string),
@@ -121,7 +133,7 @@ fn commit_tree(
     key: Digest,
 ) -> Result<(), BuildError> {
     let source = LayerSource::Tree(staging.to_path_buf());
-    commit_layer(shared, state, created_by, source, staging, key)
+    commit_layer(shared, state, created_by, source, key)
 }
 
 fn step_dir(shared: &Shared<'_>, what: &str, info: &StepInfo) -> PathBuf {
@@ -204,8 +216,7 @@ fn run(
                 shared,
                 state,
                 &created_by,
-                LayerSource::OverlayUpper(upper.clone()),
-                &upper,
+                LayerSource::OverlayUpper(upper),
                 key,
             )?;
             Ok(false)

@@ -100,7 +100,7 @@ fn save_docker<W: Write>(
             if written.insert(diff_id.clone()) {
                 // The uncompressed form: made (and remembered) if only a compressed one exists.
                 let (blob, size) = store.compressed_layer(&diff_id, Compression::None)?;
-                let f = store.blobs().open(&blob)?;
+                let f = store.blob_reader(&blob)?;
                 add_reader(tar, &path, size, f)?;
             }
             layers.push(path);
@@ -146,7 +146,7 @@ fn save_oci<W: Write>(
         }
         for (d, size) in blobs {
             if written.insert(d.clone()) {
-                let f = store.blobs().open(&d)?;
+                let f = store.blob_reader(&d)?;
                 add_reader(tar, &blob_path(&d), size, f)?;
             }
         }

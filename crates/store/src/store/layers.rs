@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use rbuild_oci::manifest;
 use rbuild_oci::{Algorithm, Compression, Digest, MediaType, Reference};
 
-use super::{BlobRef, LayerRecord, SharedWriter, Store, TeeHash, manifest_for, write_atomic};
+use super::{
+    BlobRef, LayerRecord, SharedWriter, Store, TeeHash, TreeForm, manifest_for, write_atomic,
+};
 use crate::error::{IoContext, Result, StoreError};
 use crate::image::Image;
 use crate::layer::{self, ApplyOptions, CreateOptions, LayerInfo, LayerSource, Whiteouts};
@@ -76,7 +78,51 @@ impl Store {
         if compression == Compression::None && self.blobs.contains(diff_id) {
             return Ok(Some((diff_id.clone(), self.blobs.size(diff_id)?)));
         }
+        if compression == Compression::None
+            && let (Some(_), Some(size)) = (self.tree_source(diff_id, &rec), rec.size)
+        {
+            return Ok(Some((diff_id.clone(), size)));
+        }
         Ok(None)
+    }
+
+    /// Whether the store can give the bytes of blob `digest`: a blob file, or a layer kept
+    /// only as its snapshot (see [`Store::add_layer_from_dir`]).
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blobs.contains(digest)
+            || self
+                .layer_record(digest)
+                .is_ok_and(|rec| self.tree_source(digest, &rec).is_some())
+    }
+
+    /// The bytes of blob `digest`: its file, or for a layer kept only as its snapshot the tar
+    /// made again from the snapshot (verified against the digest at its end).
+    pub fn blob_reader(&self, digest: &Digest) -> Result<Box<dyn Read + Send>> {
+        if self.blobs.contains(digest) {
+            return Ok(Box::new(self.blobs.open(digest)?));
+        }
+        let rec = self.layer_record(digest)?;
+        match self.tree_source(digest, &rec) {
+            Some(source) => tree_reader(source, digest),
+            None => Err(StoreError::MissingBlob {
+                digest: digest.clone(),
+                in_archive: None,
+            }),
+        }
+    }
+
+    /// The source a snapshot-backed layer's tar is made from, when `rec` says the layer is
+    /// kept that way and its snapshot is there.
+    fn tree_source(&self, diff_id: &Digest, rec: &LayerRecord) -> Option<LayerSource> {
+        let dir = self.snapshot_dir(diff_id);
+        let form = rec.tree?;
+        if !dir.is_dir() {
+            return None;
+        }
+        Some(match form {
+            TreeForm::Tree => LayerSource::Tree(dir),
+            TreeForm::Upper => LayerSource::OverlayUpper(dir),
+        })
     }
 
     /// The uncompressed size of a layer, when the store knows it.
@@ -142,6 +188,9 @@ impl Store {
         if self.blobs.contains(diff_id) {
             return Ok(Box::new(self.blobs.open(diff_id)?));
         }
+        if let Some(source) = self.tree_source(diff_id, &rec) {
+            return tree_reader(source, diff_id).map(|r| r as Box<dyn Read>);
+        }
         Err(StoreError::MissingBlob {
             digest: diff_id.clone(),
             in_archive: None,
@@ -190,6 +239,48 @@ impl Store {
         let (diff_id, size) = w.commit(None, "layer")?;
         self.record_layer_blob(&diff_id, Compression::None, &diff_id, size, Some(size))?;
         Ok(LayerInfo { diff_id, size })
+    }
+
+    /// Make a layer of directory `source` (a [`LayerSource::Tree`] or
+    /// [`LayerSource::OverlayUpper`]) without writing its tar: the tar is only hashed, the
+    /// directory becomes the layer's snapshot (renamed into place, so it must be on the store's
+    /// filesystem and nothing may change it afterwards), and the tar is made again from the
+    /// snapshot, byte for byte, whenever its bytes are needed (save, push, compression). As
+    /// docker's overlay2 keeps layers as directories. A layer the store already holds as a
+    /// blob keeps it. Returns the layer and its snapshot. Hold [`Store::hold`] until the image
+    /// using it is committed.
+    pub fn add_layer_from_dir(&self, source: &LayerSource) -> Result<(LayerInfo, PathBuf)> {
+        let (dir, form) = match source {
+            LayerSource::Tree(d) => (d, TreeForm::Tree),
+            LayerSource::OverlayUpper(d) => (d, TreeForm::Upper),
+            LayerSource::Diff { .. } => {
+                let info = self.add_layer(source, &CreateOptions::default())?;
+                let snapshot = self.snapshot(&info.diff_id)?;
+                return Ok((info, snapshot));
+            }
+        };
+        let mut sink = HashSink {
+            hasher: rbuild_oci::Hasher::new(Algorithm::Sha256),
+            size: 0,
+        };
+        layer::write_layer(
+            source,
+            std::io::BufWriter::with_capacity(1 << 20, &mut sink),
+            &CreateOptions::default(),
+        )?;
+        let (diff_id, size) = (sink.hasher.finish(), sink.size);
+        let snapshot = self.adopt_snapshot(&diff_id, dir)?;
+        let _lock = Lock::exclusive(&self.root.join("locks/index"))?;
+        let mut rec = self.layer_record(&diff_id)?;
+        // A layer with any blob keeps reading that. Without one, the snapshot was adopted from
+        // a tree with this very tar (here or by a concurrent build): it gives the bytes again.
+        if rec.blobs.is_empty() && !self.blobs.contains(&diff_id) {
+            rec.tree = Some(form);
+            rec.size = Some(size);
+            let bytes = serde_json::to_vec(&rec).expect("a layer record serializes");
+            write_atomic(&self.tmp_dir(), &self.layer_record_path(&diff_id), &bytes)?;
+        }
+        Ok((LayerInfo { diff_id, size }, snapshot))
     }
 
     /// Store an uncompressed layer tar from a stream (`rbuild import`).
@@ -311,5 +402,99 @@ impl Store {
         }
         let r = self.layer_reader(diff_id)?;
         layer::apply_layer(r, target, opts, &name, &self.tmp_dir())
+    }
+}
+
+/// Counts and hashes what is written, keeping nothing.
+struct HashSink {
+    hasher: rbuild_oci::Hasher,
+    size: u64,
+}
+
+impl std::io::Write for HashSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(b);
+        self.size += b.len() as u64;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The tar of `source` made on a thread and read through a pipe, checked against `digest`
+/// when it ends: a snapshot changed since its layer was made is an error, never wrong bytes
+/// passed on as the layer.
+fn tree_reader(source: LayerSource, digest: &Digest) -> Result<Box<dyn Read + Send>> {
+    let what = format!("layer {digest}");
+    let (r, w) = std::io::pipe().at("creating a pipe for", what.clone())?;
+    // A larger pipe means fewer switches between the two threads; a refusal costs only speed.
+    // SAFETY: fcntl on a pipe descriptor this function owns.
+    unsafe {
+        nix::libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&w),
+            nix::libc::F_SETPIPE_SZ,
+            1 << 20,
+        )
+    };
+    let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let told = failure.clone();
+    std::thread::spawn(move || {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, w);
+        if let Err(e) = layer::write_layer(&source, &mut out, &CreateOptions::default()) {
+            *told.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        }
+        // Only now may the reader see the end: the failure, if any, is recorded.
+        drop(out);
+    });
+    Ok(Box::new(Verified {
+        inner: r,
+        hasher: Some(rbuild_oci::Hasher::new(digest.algorithm())),
+        expected: digest.clone(),
+        failure,
+    }))
+}
+
+/// A reader that hashes what passes and fails at the end unless it was `expected`.
+struct Verified<R> {
+    inner: R,
+    hasher: Option<rbuild_oci::Hasher>,
+    expected: Digest,
+    failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl<R: Read> Read for Verified<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            if let Some(h) = self.hasher.as_mut() {
+                h.update(&buf[..n]);
+            }
+            return Ok(n);
+        }
+        let Some(h) = self.hasher.take() else {
+            return Ok(0);
+        };
+        let what = &self.expected;
+        if let Some(e) = self
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(std::io::Error::other(format!(
+                "making layer {what} from its snapshot: {e}"
+            )));
+        }
+        let actual = h.finish();
+        if actual != *what {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "layer {what} made from its snapshot has digest {actual}: the snapshot changed after the layer was built"
+                ),
+            ));
+        }
+        Ok(0)
     }
 }

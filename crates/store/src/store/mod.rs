@@ -50,6 +50,21 @@ pub(crate) struct LayerRecord {
     pub(crate) content_size: Option<u64>,
     /// Compression (`none`, `gzip`, `zstd`) → blob.
     pub(crate) blobs: BTreeMap<String, BlobRef>,
+    /// Set for a layer made by [`Store::add_layer_from_dir`]: its uncompressed tar is not kept
+    /// as a blob but made again, byte for byte, from its snapshot directory read as this kind
+    /// of source, when something needs the bytes (checked against the diffID as it goes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tree: Option<TreeForm>,
+}
+
+/// How a snapshot-backed layer's tar is made from its snapshot directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TreeForm {
+    /// [`crate::LayerSource::Tree`].
+    Tree,
+    /// [`crate::LayerSource::OverlayUpper`].
+    Upper,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
