@@ -331,6 +331,46 @@ fn cache_hits_after_touch_and_misses_after_a_change() {
 }
 
 #[test]
+fn copy_link_layers_are_reused_when_earlier_steps_change() {
+    let Some(f) = Fixture::new("link") else {
+        return;
+    };
+    f.write("f.txt", "linked\n");
+    let dockerfile = |n: u32, link: &str| {
+        format!(
+            "FROM busybox:local\nRUN echo {n} > /n\nCOPY {link} f.txt /opt/deep/f.txt\nRUN cat /n /opt/deep/f.txt > /both\n"
+        )
+    };
+    let layers = |name: &str| -> Vec<Value> {
+        let v = f.config(name);
+        v["RootFS"]["Layers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no layers in {v}"))
+            .clone()
+    };
+    f.write("Dockerfile", &dockerfile(1, "--link"));
+    let log = f.build_ok(&["-t", "l:1"]);
+    assert_eq!(cached_steps(&log), (0, 4), "{log}");
+    // An earlier step changed: the linked COPY is still a hit, what follows runs again.
+    f.write("Dockerfile", &dockerfile(2, "--link"));
+    let log = f.build_ok(&["-t", "l:2"]);
+    assert_eq!(cached_steps(&log), (1, 4), "{log}");
+    let (one, two) = (layers("l:1"), layers("l:2"));
+    assert_eq!(one[2], two[2], "the same linked layer in both images");
+    assert_ne!(one[1], two[1]);
+    assert_eq!(
+        rbuild_ok(&f.root(), &["run", "--rm", "l:2", "cat", "/both"]),
+        "2\nlinked\n"
+    );
+    // Without --link the COPY depends on the step before it.
+    f.write("Dockerfile", &dockerfile(3, ""));
+    f.build_ok(&["-t", "l:3"]);
+    f.write("Dockerfile", &dockerfile(4, ""));
+    let log = f.build_ok(&["-t", "l:4"]);
+    assert_eq!(cached_steps(&log), (0, 4), "{log}");
+}
+
+#[test]
 fn stages_target_and_copy_from() {
     let Some(f) = Fixture::new("stages") else {
         return;

@@ -252,6 +252,33 @@ pub(crate) fn key_of(
     })
 }
 
+/// Keys of a `COPY --link` step: the cache record's key, which leaves out the parent, the
+/// stage's env, shell and user (a linked layer depends only on its instruction, the WORKDIR
+/// its destination is resolved against, the selected content and the `--chown` ids), and the
+/// key the stage's chain continues with (parent and record key together).
+pub(crate) fn link_key_of(
+    state: &State,
+    ins: &Instruction,
+    content: Option<&Digest>,
+    inputs: &[Digest],
+    owner: Option<(u32, u32)>,
+) -> (Digest, Digest) {
+    let unlinked = Digest::sha256_of(b"copy --link");
+    let owner = owner.map(|(u, g)| format!("{u}:{g}")).unwrap_or_default();
+    let record = step_key(&StepInputs {
+        parent: &unlinked,
+        instruction: ins,
+        env: &[],
+        shell: &[],
+        user: &owner,
+        workdir: &state.config.workdir(),
+        content,
+        inputs,
+    });
+    let chain = Digest::sha256_of(format!("{}\n{record}", state.key).as_bytes());
+    (record, chain)
+}
+
 /// Apply an instruction that only changes the config, and record it in the history.
 fn apply_config(
     state: &mut State,

@@ -482,8 +482,30 @@ fn copy_like(
         }
         Some(from) => (None, None, vec![from_identity(shared, from)?]),
     };
-    let key = key_of(state, scope, ins, content.as_ref(), &inputs);
+    // --link: the layer is made apart from the stage below it (BuildKit's rule), so its
+    // cache entry is keyed without the parent and is reused whatever the earlier steps were;
+    // the stage's chain key still follows the parent.
+    let linked = if c.link {
+        let lowers = state.lowers(shared)?;
+        let owner = owner(c.chown.as_deref(), &lowers, info.line)?;
+        Some(super::stage::link_key_of(
+            state,
+            ins,
+            content.as_ref(),
+            &inputs,
+            owner,
+        ))
+    } else {
+        None
+    };
+    let key = match &linked {
+        Some((record_key, _)) => record_key.clone(),
+        None => key_of(state, scope, ins, content.as_ref(), &inputs),
+    };
     if cache_hit(shared, state, &key, &created_by) {
+        if let Some((_, chain)) = linked {
+            state.key = chain;
+        }
         return Ok(true);
     }
     let (selection, _view) = match (selection, &c.from) {
@@ -507,12 +529,16 @@ fn copy_like(
             dest: &dest,
             owner,
             chmod: mode,
-            lower: &lowers,
+            // A linked layer reads nothing of the stage: new parents, no existing-dir rule.
+            lower: if linked.is_some() { &[] } else { &lowers },
         },
         &staging,
     )?;
     drop(_view);
     commit_tree(shared, state, &created_by, &staging, key)?;
+    if let Some((_, chain)) = linked {
+        state.key = chain;
+    }
     Ok(false)
 }
 
