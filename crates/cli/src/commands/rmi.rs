@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use rbuild_oci::Reference;
 use rbuild_runner::lifecycle::{Container, Containers};
 use rbuild_store::{Image, RemoveOutcome};
 
@@ -69,10 +70,10 @@ pub fn run(args: RmiArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 .iter()
                 .find(|c| c.record.image_id == img.id.to_string())
         {
-            let named = img
-                .names
-                .iter()
-                .find(|n| n.familiar() == *what || n.to_string() == *what);
+            let named = what
+                .parse::<Reference>()
+                .ok()
+                .filter(|r| r.digest().is_none() && img.names.contains(r));
             // Another name stays: only this one goes, as without a container.
             let only_a_name = named.is_some() && img.names.len() > 1;
             if !only_a_name {
