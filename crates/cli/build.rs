@@ -8,7 +8,7 @@
 
 fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
-    if target.contains("linux") {
+    if target.contains("linux-gnu") {
         println!("cargo:rustc-link-arg-bin=rbuild=-no-pie");
     }
     println!("cargo:rerun-if-changed=build.rs");
