@@ -1282,6 +1282,22 @@ fn attach_and_start_i_feed_stdin_to_interactive_containers() {
     let first = first.join().unwrap();
     assert_eq!(first.status.code(), Some(0));
     assert!(text(&first.stdout).ends_with("both one two\n"));
+    // With a terminal, input is typed into it (echoed back, as a terminal does).
+    let shell = ok(root, &["run", "-d", "-i", "-t", "bb", "sh"])
+        .trim()
+        .to_owned();
+    let typed = with_input(
+        root,
+        &["attach", &shell],
+        "echo in-tty-$((6*7))\nexit 3\n",
+        30,
+    );
+    assert_eq!(typed.status.code(), Some(3), "{}", text(&typed.stderr));
+    assert!(
+        text(&typed.stdout).contains("in-tty-42\r\n"),
+        "{}",
+        text(&typed.stdout)
+    );
     // --no-stdin leaves the container's stdin alone.
     let waiting = ok(
         root,
@@ -1300,7 +1316,7 @@ fn attach_and_start_i_feed_stdin_to_interactive_containers() {
     let fed = with_input(root, &["attach", &waiting], "go\n", 30);
     assert_eq!(fed.status.code(), Some(4));
     assert_eq!(detached.join().unwrap().status.code(), Some(4));
-    for id in [&cat, &reader, &two, &waiting] {
+    for id in [&cat, &reader, &two, &waiting, &shell] {
         assert!(
             !root
                 .join("containers")
@@ -1309,8 +1325,8 @@ fn attach_and_start_i_feed_stdin_to_interactive_containers() {
                 .exists()
         );
     }
-    ok(root, &["rm", &cat, &reader, &two, &waiting]);
-    for id in [&cat, &reader, &two, &waiting] {
+    ok(root, &["rm", &cat, &reader, &two, &waiting, &shell]);
+    for id in [&cat, &reader, &two, &waiting, &shell] {
         assert_gone(root, id);
     }
 }

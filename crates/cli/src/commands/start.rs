@@ -60,11 +60,14 @@ pub fn run(args: StartArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             failed = true;
             continue;
         }
-        if args.interactive {
-            super::attach::forward_stdin(&c)?;
-        }
+        let raw = if args.interactive {
+            super::attach::forward_stdin(&c)?
+        } else {
+            None
+        };
         if attach {
             super::logs::follow(&c, from, false)?;
+            drop(raw);
             let st = c.state()?;
             return Ok(ExitCode::from(st.exit_code.clamp(0, 255) as u8));
         }
