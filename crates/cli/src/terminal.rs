@@ -46,10 +46,11 @@ extern "C" fn resize(_: i32) {
 }
 
 /// Puts the terminal back as it was when dropped.
-struct RawMode(Option<Termios>);
+pub struct RawMode(Option<Termios>);
 
 impl RawMode {
-    fn enter() -> RawMode {
+    /// Put standard input's terminal, if it is one, in raw mode until dropped.
+    pub fn enter() -> RawMode {
         let stdin = std::io::stdin();
         let Ok(saved) = termios::tcgetattr(stdin.as_fd()) else {
             return RawMode(None);

@@ -121,7 +121,14 @@ fn assert_gone(root: &Path, id: &str) {
     let names = std::fs::read_dir(root.join("container-names"))
         .map(|d| d.count())
         .unwrap_or(0);
-    assert_eq!(names, 0, "a name link is left");
+    assert_eq!(
+        names,
+        0,
+        "a name link is left: {:?}",
+        std::fs::read_dir(root.join("container-names"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    );
 }
 
 fn setup(test: &str, changes: &[&str]) -> Option<tempfile::TempDir> {
@@ -354,6 +361,12 @@ fn restart_on_failure_restarts_exactly_n_times() {
     )
     .trim()
     .to_owned();
+    // wait returns at the first exit, as docker's (the policy restarts it after).
+    assert_eq!(ok(root, &["wait", &id]), "3\n");
+    eventually(30, "3 restarts, then the end", || {
+        let st = inspect(root, &id);
+        st["RestartCount"] == 3 && st["State"]["Status"] == "exited"
+    });
     assert_eq!(ok(root, &["wait", &id]), "3\n");
     let st = inspect(root, &id);
     assert_eq!(st["RestartCount"], 3);
@@ -1173,4 +1186,315 @@ fn published_udp_ports_relay_datagrams_both_ways() {
     // The relay (and its flow's socket) closed with the container: the port binds again.
     std::net::UdpSocket::bind(("127.0.0.1", port)).expect("the published UDP port is free again");
     assert_gone(root, &id);
+}
+
+/// Run rbuild with `input` on its standard input; killed (and the test failed) if it has
+/// not ended within `secs` seconds.
+fn with_input(root: &Path, args: &[&str], input: &str, secs: u64) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let until = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "rbuild {args:?} did not end within {secs} s: {}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn attach_and_start_i_feed_stdin_to_interactive_containers() {
+    let Some(tmp) = setup("attach stdin", &[]) else {
+        return;
+    };
+    let root = tmp.path();
+    // create -i is StdinOnce: the end of start -a -i's input ends cat.
+    let cat = ok(root, &["create", "-i", "--name", "cat1", "bb", "cat"])
+        .trim()
+        .to_owned();
+    assert_eq!(inspect(root, "cat1")["Config"]["StdinOnce"], true);
+    let started = with_input(root, &["start", "-a", "-i", "cat1"], "hello\n", 30);
+    assert_eq!(started.status.code(), Some(0), "{}", text(&started.stderr));
+    assert_eq!(text(&started.stdout), "hello\n");
+    assert_eq!(ok(root, &["logs", "cat1"]), "hello\n");
+    // run -d -i keeps stdin open until an attacher writes to it.
+    let reader = ok(
+        root,
+        &["run", "-d", "-i", "bb", "sh", "-c", "read x; echo got $x"],
+    )
+    .trim()
+    .to_owned();
+    assert_eq!(inspect(root, &reader)["Config"]["StdinOnce"], false);
+    assert_eq!(inspect(root, &reader)["State"]["Status"], "running");
+    let attached = with_input(root, &["attach", &reader], "line1\n", 30);
+    assert_eq!(
+        attached.status.code(),
+        Some(0),
+        "{}",
+        text(&attached.stderr)
+    );
+    assert_eq!(text(&attached.stdout), "got line1\n");
+    assert_eq!(ok(root, &["logs", &reader]), "got line1\n");
+    // Without StdinOnce, one attacher's end of input does not close stdin: a second
+    // attacher's line is read too.
+    let two = ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "-i",
+            "bb",
+            "sh",
+            "-c",
+            "read a; echo first $a; read b; echo both $a $b",
+        ],
+    )
+    .trim()
+    .to_owned();
+    let first = {
+        let (root, two) = (root.to_owned(), two.clone());
+        std::thread::spawn(move || with_input(&root, &["attach", &two], "one\n", 60))
+    };
+    eventually(30, "the first line read", || {
+        ok(root, &["logs", &two]).contains("first one")
+    });
+    let second = with_input(root, &["attach", &two], "two\n", 30);
+    assert_eq!(second.status.code(), Some(0));
+    assert_eq!(text(&second.stdout), "both one two\n");
+    let first = first.join().unwrap();
+    assert_eq!(first.status.code(), Some(0));
+    assert!(text(&first.stdout).ends_with("both one two\n"));
+    // With a terminal, input is typed into it (echoed back, as a terminal does).
+    let shell = ok(root, &["run", "-d", "-i", "-t", "bb", "sh"])
+        .trim()
+        .to_owned();
+    let typed = with_input(
+        root,
+        &["attach", &shell],
+        "echo in-tty-$((6*7))\nexit 3\n",
+        30,
+    );
+    assert_eq!(typed.status.code(), Some(3), "{}", text(&typed.stderr));
+    assert!(
+        text(&typed.stdout).contains("in-tty-42\r\n"),
+        "{}",
+        text(&typed.stdout)
+    );
+    // --no-stdin leaves the container's stdin alone.
+    let waiting = ok(
+        root,
+        &["run", "-d", "-i", "bb", "sh", "-c", "read x; exit 4"],
+    )
+    .trim()
+    .to_owned();
+    let detached = {
+        let (root, waiting) = (root.to_owned(), waiting.clone());
+        std::thread::spawn(move || {
+            with_input(&root, &["attach", "--no-stdin", &waiting], "ignored\n", 60)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(inspect(root, &waiting)["State"]["Status"], "running");
+    let fed = with_input(root, &["attach", &waiting], "go\n", 30);
+    assert_eq!(fed.status.code(), Some(4));
+    assert_eq!(detached.join().unwrap().status.code(), Some(4));
+    for id in [&cat, &reader, &two, &waiting, &shell] {
+        assert!(
+            !root
+                .join("containers")
+                .join(id)
+                .join("attach.sock")
+                .exists()
+        );
+    }
+    ok(root, &["rm", &cat, &reader, &two, &waiting, &shell]);
+    for id in [&cat, &reader, &two, &waiting, &shell] {
+        assert_gone(root, id);
+    }
+}
+
+#[test]
+fn wait_returns_at_the_first_exit_and_autostart_keeps_user_stops() {
+    let Some(tmp) = setup("restart policies", &[]) else {
+        return;
+    };
+    let root = tmp.path();
+    let flapping = ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "bb",
+            "sh",
+            "-c",
+            "sleep 0.2; exit 7",
+        ],
+    )
+    .trim()
+    .to_owned();
+    let waited = with_input(root, &["wait", &flapping], "", 30);
+    assert_eq!(text(&waited.stdout), "7\n", "{}", text(&waited.stderr));
+    eventually(30, "a restart after the wait", || {
+        inspect(root, &flapping)["RestartCount"].as_u64() >= Some(1)
+    });
+    ok(root, &["rm", "-f", &flapping]);
+    assert_gone(root, &flapping);
+    // dockerd's start (here: autostart, at boot) starts `always` containers a user
+    // stopped, not `unless-stopped` ones; both come back if they went down on their own.
+    let run = |policy: &str, name: &str| {
+        ok(
+            root,
+            &[
+                "run",
+                "-d",
+                "--restart",
+                policy,
+                "--name",
+                name,
+                "bb",
+                "sleep",
+                "1000",
+            ],
+        )
+        .trim()
+        .to_owned()
+    };
+    let always = run("always", "always1");
+    let unless = run("unless-stopped", "unless1");
+    let crashed = run("unless-stopped", "crashed1");
+    let never = run("no", "never1");
+    assert_eq!(
+        inspect(root, &unless)["HostConfig"]["RestartPolicy"],
+        serde_json::json!({"Name": "unless-stopped", "MaximumRetryCount": 0})
+    );
+    ok(root, &["stop", "-t", "0", &always, &unless, &never]);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("containers").join(&crashed).join("state.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(state["monitor_pid"].as_i64().unwrap() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually(10, "the crashed container to be dead", || {
+        inspect(root, &crashed)["State"]["Status"] == "dead"
+    });
+    let started = ok(root, &["container", "autostart"]);
+    let mut started: Vec<&str> = started.lines().collect();
+    started.sort();
+    let mut expected = vec![always.as_str(), crashed.as_str()];
+    expected.sort();
+    assert_eq!(started, expected);
+    assert_eq!(inspect(root, &always)["State"]["Status"], "running");
+    assert_eq!(inspect(root, &crashed)["State"]["Status"], "running");
+    assert_eq!(inspect(root, &unless)["State"]["Status"], "exited");
+    assert_eq!(inspect(root, &never)["State"]["Status"], "exited");
+    assert_eq!(ok(root, &["container", "autostart"]), "", "nothing more");
+    ok(root, &["rm", "-f", &always, &unless, &crashed, &never]);
+    for id in [&always, &unless, &crashed, &never] {
+        assert_gone(root, id);
+    }
+}
+
+#[test]
+fn images_containers_use_survive_rmi_and_prune() {
+    let Some(tmp) = setup("rmi conflicts", &["ENV MARK=custom"]) else {
+        return;
+    };
+    let root = tmp.path();
+    let image = inspect_image_id(root, "bb:custom");
+    let user = ok(
+        root,
+        &[
+            "create",
+            "--name",
+            "user1",
+            "bb:custom",
+            "sh",
+            "-c",
+            "echo $MARK",
+        ],
+    )
+    .trim()
+    .to_owned();
+    let refused = rbuild(root, &["rmi", "bb:custom"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains(&format!(
+            "unable to remove repository reference \"bb:custom\" (must force) - container {} is using its referenced image {}",
+            &user[..12],
+            &image[7..19]
+        )),
+        "{}",
+        text(&refused.stderr)
+    );
+    let by_id = rbuild(root, &["rmi", &image]);
+    assert_eq!(by_id.status.code(), Some(1));
+    assert!(
+        text(&by_id.stderr).contains("(must be forced) - image is being used by stopped container"),
+        "{}",
+        text(&by_id.stderr)
+    );
+    let live = ok(root, &["run", "-d", "bb:custom", "sleep", "1000"])
+        .trim()
+        .to_owned();
+    let forced = rbuild(root, &["rmi", "-f", &image]);
+    assert_eq!(forced.status.code(), Some(1));
+    assert!(
+        text(&forced.stderr).contains(&format!(
+            "(cannot be forced) - image is being used by running container {}",
+            &live[..12]
+        )),
+        "{}",
+        text(&forced.stderr)
+    );
+    ok(root, &["rm", "-f", &live]);
+    // Forced with a stopped container: the name goes, the image stays (dangling).
+    assert_eq!(
+        ok(root, &["rmi", "-f", "bb:custom"]),
+        "Untagged: bb:custom\n"
+    );
+    assert!(!ok(root, &["images"]).contains("custom"));
+    let pruned = ok(root, &["image", "prune", "-f"]);
+    assert!(!pruned.contains(&image), "{pruned}");
+    assert_eq!(inspect_image_id(root, &image), image, "still stored");
+    assert_eq!(ok(root, &["start", "-a", "user1"]), "custom\n");
+    ok(root, &["rm", &user]);
+    assert_gone(root, &user);
+    let pruned = ok(root, &["image", "prune", "-f"]);
+    assert!(pruned.contains(&format!("deleted: {image}")), "{pruned}");
+    assert_eq!(
+        rbuild(root, &["inspect", "--type", "image", &image])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+fn inspect_image_id(root: &Path, name: &str) -> String {
+    let out = ok(root, &["inspect", "--type", "image", name]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["Id"].as_str().unwrap().to_owned()
 }

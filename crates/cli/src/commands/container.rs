@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use rbuild_runner::lifecycle::Status;
 
 use super::Globals;
 
@@ -41,6 +42,9 @@ enum ContainerCommand {
     Pause(super::pause::PauseArgs),
     /// Unpause all processes of containers
     Unpause(super::pause::PauseArgs),
+    /// Start the containers dockerd would start when it starts (after a reboot): restart
+    /// policy always, unless-stopped if no user stopped them, on-failure after a failure
+    Autostart,
 }
 
 /// Run `rbuild container …`.
@@ -58,5 +62,38 @@ pub fn run(args: ContainerArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         ContainerCommand::Logs(a) => super::logs::run(a, globals),
         ContainerCommand::Pause(a) => super::pause::run_pause(a, globals),
         ContainerCommand::Unpause(a) => super::pause::run_unpause(a, globals),
+        ContainerCommand::Autostart => autostart(globals),
     }
+}
+
+/// Run `rbuild container autostart`: rbuild has no daemon that comes back after a reboot,
+/// so this is its start (for a boot-time unit). Prints the IDs of the containers started.
+fn autostart(globals: &Globals) -> anyhow::Result<ExitCode> {
+    let root = super::common::store_root(globals);
+    let mut failed = false;
+    for c in super::containers::containers(globals).list()? {
+        // Dead ones were running when their monitor (or the machine) went down.
+        let st = c.state()?;
+        if !matches!(st.status, Status::Exited | Status::Dead)
+            || !c
+                .record
+                .restart
+                .starts_at_boot(st.exit_code, st.manually_stopped)
+        {
+            continue;
+        }
+        match super::start::start_detached(&c, &root) {
+            Ok(true) => println!("{}", c.id()),
+            Ok(false) => {}
+            Err(e) => {
+                crate::report::print_error(&e.context(format!("starting {}", c.name())));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

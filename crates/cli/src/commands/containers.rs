@@ -246,6 +246,7 @@ pub fn container_json(c: &Container, st: &ContainerState) -> Value {
             "User": r.user,
             "Tty": r.tty,
             "OpenStdin": r.interactive,
+            "StdinOnce": r.stdin_once,
             "Env": r.env,
             "Cmd": r.cmd,
             "Image": r.image,

@@ -41,7 +41,14 @@ pub fn run(args: ImageArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         ImageCommand::Prune { force: _ } => {
             let store = open_store(globals)?;
             let before = dir_size(store.root());
-            let deleted = store.prune()?;
+            // Images containers were created from stay, dangling or not (their layers are
+            // the containers' lower dirs).
+            let in_use = rbuild_runner::lifecycle::Containers::new(store.root())
+                .list()?
+                .iter()
+                .filter_map(|c| c.record.image_id.parse().ok())
+                .collect();
+            let deleted = store.prune(&in_use)?;
             let after = dir_size(store.root());
             if !deleted.is_empty() {
                 println!("Deleted Images:");

@@ -577,6 +577,7 @@ fn prepare(
         init: args.init,
         tty: args.tty,
         interactive: args.interactive,
+        stdin_once: args.interactive && !args.detach,
         restart,
         auto_remove: args.rm,
         stop_signal,

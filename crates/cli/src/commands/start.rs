@@ -26,6 +26,9 @@ pub struct StartArgs {
     /// Attach: print the container's output and return its exit status
     #[arg(short = 'a', long)]
     pub attach: bool,
+    /// Attach standard input (a container created with -i)
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
     /// Containers (name, ID or ID prefix)
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -34,7 +37,8 @@ pub struct StartArgs {
 /// Run `rbuild start`.
 pub fn run(args: StartArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let root = store_root(globals);
-    if args.attach && args.containers.len() > 1 {
+    let attach = args.attach || args.interactive;
+    if attach && args.containers.len() > 1 {
         anyhow::bail!("you cannot start and attach multiple containers at once");
     }
     let mut failed = false;
@@ -49,15 +53,21 @@ pub fn run(args: StartArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         };
         let from = super::logs::Position::end_of(&c);
         if let Err(e) = start_detached(&c, &root) {
-            if args.attach {
+            if attach {
                 return Err(e);
             }
             crate::report::print_error(&e);
             failed = true;
             continue;
         }
-        if args.attach {
+        let raw = if args.interactive {
+            super::attach::forward_stdin(&c)?
+        } else {
+            None
+        };
+        if attach {
             super::logs::follow(&c, from, false)?;
+            drop(raw);
             let st = c.state()?;
             return Ok(ExitCode::from(st.exit_code.clamp(0, 255) as u8));
         }

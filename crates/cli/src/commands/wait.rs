@@ -1,8 +1,10 @@
-//! `rbuild wait CONTAINER...`: block until each container ends, print its exit code.
+//! `rbuild wait CONTAINER...`: block until each container's current run ends, print its
+//! exit code.
 
 use std::process::ExitCode;
 
 use clap::Args;
+use rbuild_runner::lifecycle::Status;
 
 use super::Globals;
 use super::common::store_root;
@@ -22,6 +24,20 @@ pub fn run(args: WaitArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for name in &args.containers {
         let waited = find(&root, name).and_then(|c| {
+            // Docker's wait returns at the run's first exit, even when the restart policy
+            // starts the container again.
+            let st = c.state()?;
+            if st.status == Status::Restarting {
+                return Ok(st.exit_code);
+            }
+            if matches!(st.status, Status::Running | Status::Paused)
+                && c.wait_run()?
+                && let Ok(st) = c.stored_state()
+                && matches!(st.status, Status::Restarting | Status::Running)
+            {
+                return Ok(st.exit_code);
+            }
+            // The end is final: wait for the monitor's clean-up (and --rm) too.
             c.wait_monitor()?;
             match c.state() {
                 Ok(st) => Ok(st.exit_code),

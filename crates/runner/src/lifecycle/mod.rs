@@ -13,6 +13,7 @@ pub mod monitor;
 pub mod names;
 pub mod ports;
 mod record;
+pub mod stdin;
 mod store;
 pub mod time;
 mod volumes;

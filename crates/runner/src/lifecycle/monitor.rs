@@ -15,6 +15,7 @@ use nix::libc;
 use super::log::{self, LogWriter};
 use super::ports;
 use super::record::{ContainerState, PortBinding, Status};
+use super::stdin::StdinServer;
 use super::store::Container;
 use super::time::now_ns;
 use crate::container::{ConsoleSize, ContainerConfig, ExitStatus, Outcome, Running, Stdio};
@@ -185,12 +186,15 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
 }
 
 /// Start `c` once with its output going to the log; the pump thread ends when the output
-/// does.
-fn start_logged(c: &Container) -> Result<(Running, JoinHandle<Result<(), Error>>), Error> {
+/// does. With `-i`, the container's stdin is a pipe whose write end goes to `input` (the
+/// attach socket), so it stays open instead of reading end-of-file at once, as docker keeps
+/// it, and attachers' input reaches it.
+fn start_logged(
+    c: &Container,
+    input: Option<&StdinServer>,
+) -> Result<(Running, JoinHandle<Result<(), Error>>), Error> {
     let mut writer = LogWriter::open(&c.log_path(), c.record.log)?;
-    // With -i, standard input stays open (a pipe nobody writes to, held by the pump thread
-    // until the output ends) instead of reading end-of-file at once, as docker keeps it.
-    let (stdin, held_open): (OwnedFd, Option<OwnedFd>) = if c.record.interactive {
+    let (stdin, stdin_writer): (OwnedFd, Option<OwnedFd>) = if input.is_some() {
         let (r, w) = pipe()?;
         (r, Some(w))
     } else {
@@ -220,17 +224,22 @@ fn start_logged(c: &Container) -> Result<(Running, JoinHandle<Result<(), Error>>
     };
     let mut running = crate::spawn(container_config(c, stdio)?)?;
     let streams = match pipes {
-        Some((out, err)) => vec![("stdout", out), ("stderr", err)],
-        None => running
-            .take_console()
-            .map(|m| vec![("stdout", m)])
-            .unwrap_or_default(),
+        Some((out, err)) => {
+            if let Some(input) = input {
+                input.set(stdin_writer);
+            }
+            vec![("stdout", out), ("stderr", err)]
+        }
+        None => {
+            let master = running.take_console();
+            // With a terminal, input is typed into its master side.
+            if let (Some(input), Some(m)) = (input, &master) {
+                input.set(m.try_clone().ok());
+            }
+            master.map(|m| vec![("stdout", m)]).unwrap_or_default()
+        }
     };
-    let pump = std::thread::spawn(move || {
-        let done = log::pump(streams, &mut writer);
-        drop(held_open);
-        done
-    });
+    let pump = std::thread::spawn(move || log::pump(streams, &mut writer));
     Ok((running, pump))
 }
 
@@ -264,10 +273,26 @@ pub fn supervise(
             return Err(e);
         }
     };
+    let input = if c.record.interactive {
+        match StdinServer::listen(c.dir(), c.record.stdin_once) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                record_start_failure(c, &e)?;
+                if let Some(tell) = started.take() {
+                    tell(Err(&e));
+                }
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     let last = loop {
+        // Held from before the run is recorded until its end is, for `wait`.
+        let run = c.claim_run()?;
         let lock = c.lock()?;
         let begun = std::time::Instant::now();
-        let (running, pump) = match start_logged(c) {
+        let (running, pump) = match start_logged(c, input.as_ref()) {
             Ok(r) => r,
             Err(e) => {
                 drop(lock);
@@ -290,7 +315,11 @@ pub fn supervise(
         // PID 1): all of it is in the log before the end is recorded.
         let _ = pump.join();
         published.target.set(0);
+        if let Some(input) = &input {
+            input.set(None);
+        }
         let (st, _) = record_exit(c, running)?;
+        drop(run);
         if st.status != Status::Restarting {
             break st;
         }
@@ -318,6 +347,7 @@ pub fn supervise(
         c.remove_anonymous_volumes()?;
     }
     // Nothing may listen on the container's ports once the monitor lock is free.
+    drop(input);
     drop(published);
     drop(monitor);
     Ok(last)

@@ -1,7 +1,7 @@
 //! Published ports without a bridge: the monitor listens on the host (127.0.0.1 by default)
 //! and, for each TCP connection, opens a socket inside the container's network namespace —
 //! a thread `setns`es into it and connects to the container's loopback — then copies both
-//! ways; for UDP, each client address gets its own socket in the container, replies relayed
+//! ways (threads are kept a while for the next connections); for UDP, each client address gets its own socket in the container, replies relayed
 //! back. No veth, no address, no iptables; the listeners live until their [`Serving`] is dropped.
 
 use std::collections::HashMap;
@@ -277,16 +277,101 @@ fn serve_tcp(
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
+        let pool = Arc::new(Pool::default());
         while !stop.load(Ordering::SeqCst) {
             let Ok((client, _)) = listener.accept() else {
                 continue;
             };
             let Some(ns) = target.get() else { continue };
-            std::thread::spawn(move || {
-                let _ = forward(client, &ns, container_port);
-            });
+            if let Some((client, ns)) = pool.hand_over(client, ns) {
+                let pool = pool.clone();
+                std::thread::spawn(move || work(&pool, client, ns, container_port));
+            }
         }
+        pool.stop();
     })
+}
+
+/// How long a forwarding thread waits for another connection before it ends.
+const WORKER_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Forwarding threads kept after their connection ends, for the next one: a thread per
+/// connection (blocking I/O; any number of long connections at once), but no new thread nor
+/// `setns` for each of many short ones.
+#[derive(Debug, Default)]
+struct Pool {
+    state: Mutex<PoolState>,
+    ready: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    queue: std::collections::VecDeque<(TcpStream, Arc<OwnedFd>)>,
+    /// Threads waiting for a connection; each queued connection has its own.
+    idle: usize,
+    stopping: bool,
+}
+
+impl Pool {
+    /// Give the connection to an idle thread; returns it if there is none (start one).
+    fn hand_over(&self, client: TcpStream, ns: Arc<OwnedFd>) -> Option<(TcpStream, Arc<OwnedFd>)> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.idle > st.queue.len() {
+            st.queue.push_back((client, ns));
+            self.ready.notify_one();
+            return None;
+        }
+        Some((client, ns))
+    }
+
+    /// The next connection for an idle thread, or `None` when it should end.
+    fn next(&self) -> Option<(TcpStream, Arc<OwnedFd>)> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.idle += 1;
+        loop {
+            if let Some(job) = st.queue.pop_front() {
+                st.idle -= 1;
+                return Some(job);
+            }
+            if st.stopping {
+                st.idle -= 1;
+                return None;
+            }
+            let (guard, waited) = self
+                .ready
+                .wait_timeout(st, WORKER_IDLE)
+                .unwrap_or_else(|e| e.into_inner());
+            st = guard;
+            if waited.timed_out() && st.queue.is_empty() {
+                st.idle -= 1;
+                return None;
+            }
+        }
+    }
+
+    /// Let idle threads end (connections in progress go on).
+    fn stop(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.stopping = true;
+        st.queue.clear();
+        self.ready.notify_all();
+    }
+}
+
+/// A forwarding thread: this connection, then the pool's next ones. It enters a run's
+/// network namespace once, and again only when a connection is for another run.
+fn work(pool: &Pool, client: TcpStream, ns: Arc<OwnedFd>, port: u16) {
+    let mut inside: Option<Arc<OwnedFd>> = None;
+    let mut job = Some((client, ns));
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Some((client, ns)) = job.take() {
+        let entered = inside.as_ref().is_some_and(|i| Arc::ptr_eq(i, &ns));
+        if entered || enter(&ns).is_ok() {
+            inside = Some(ns);
+            let _ = forward(client, port, &mut buf);
+        }
+        job = pool.next();
+    }
 }
 
 /// Enter the network namespace `ns` (this thread only).
@@ -298,19 +383,13 @@ fn enter(ns: &OwnedFd) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Join the network namespace `ns` (this thread only) and connect to its loopback.
-fn connect_inside(ns: &OwnedFd, port: u16) -> std::io::Result<TcpStream> {
-    enter(ns)?;
-    TcpStream::connect(("127.0.0.1", port))
-}
-
-/// Copy both ways on this one thread until both directions are closed.
-fn forward(mut client: TcpStream, ns: &OwnedFd, port: u16) -> std::io::Result<()> {
+/// Connect to `port` on the loopback of this thread's network namespace (the container's)
+/// and copy both ways on this one thread until both directions are closed.
+fn forward(mut client: TcpStream, port: u16, buf: &mut [u8]) -> std::io::Result<()> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut inside = connect_inside(ns, port)?;
+    let mut inside = TcpStream::connect(("127.0.0.1", port))?;
     let _ = client.set_nodelay(true);
     let _ = inside.set_nodelay(true);
-    let mut buf = vec![0u8; 64 * 1024];
     // [client → inside open, inside → client open]
     let mut open = [true, true];
     while open[0] || open[1] {
@@ -334,10 +413,10 @@ fn forward(mut client: TcpStream, ns: &OwnedFd, port: u16) -> std::io::Result<()
                 _ => (false, ready(&fds[0])),
             }
         };
-        if c_ready && !pass(&mut client, &mut inside, &mut buf) {
+        if c_ready && !pass(&mut client, &mut inside, buf) {
             open[0] = false;
         }
-        if i_ready && !pass(&mut inside, &mut client, &mut buf) {
+        if i_ready && !pass(&mut inside, &mut client, buf) {
             open[1] = false;
         }
     }

@@ -80,6 +80,21 @@ impl RestartPolicy {
     }
 }
 
+impl RestartPolicy {
+    /// Whether a container that is not running, having ended with `exit_code`, is started
+    /// when rbuild's containers come back after a reboot (`rbuild container autostart`, what
+    /// dockerd does when it starts): `always` even when a user stopped it, `unless-stopped`
+    /// only if no user did, `on-failure` after a non-zero exit.
+    pub fn starts_at_boot(self, exit_code: i32, manually_stopped: bool) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::OnFailure { .. } => exit_code != 0 && !manually_stopped,
+            RestartPolicy::Always => true,
+            RestartPolicy::UnlessStopped => !manually_stopped,
+        }
+    }
+}
+
 /// The transport protocol of a published port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -191,6 +206,10 @@ pub struct ContainerRecord {
     pub tty: bool,
     /// Standard input kept open.
     pub interactive: bool,
+    /// Docker's `StdinOnce`: the end of an attacher's input closes the container's stdin
+    /// (`create -i`, `run -i`; not `run -d -i`).
+    #[serde(default)]
+    pub stdin_once: bool,
     /// Restart policy.
     pub restart: RestartPolicy,
     /// Remove the container when it ends (`--rm`).
@@ -307,6 +326,12 @@ mod tests {
         assert!(!three.should_restart(0, 0, false), "success is final");
         assert!(RestartPolicy::Always.should_restart(0, 100, false));
         assert!(!RestartPolicy::Always.should_restart(1, 0, true));
+        // Docker's difference between always and unless-stopped: at a (daemon) start.
+        assert!(RestartPolicy::Always.starts_at_boot(0, true));
+        assert!(!RestartPolicy::UnlessStopped.starts_at_boot(0, true));
+        assert!(RestartPolicy::UnlessStopped.starts_at_boot(137, false));
+        assert!(!three.starts_at_boot(0, false));
+        assert!(!RestartPolicy::No.starts_at_boot(1, false));
         let json = serde_json::to_string(&three).unwrap();
         assert_eq!(json, r#"{"Name":"on-failure","MaximumRetryCount":3}"#);
     }

@@ -466,6 +466,53 @@ impl Container {
         }
     }
 
+    /// Take the run lock (an OFD write lock on `run.lock`), which the monitor holds from
+    /// before a run is recorded as started until its end is recorded; released when the
+    /// returned descriptor is dropped.
+    pub fn claim_run(&self) -> Result<OwnedFd, Error> {
+        let path = self.dir.join("run.lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io(&path))?;
+        loop {
+            match ofd_lock(&f, libc::F_OFD_SETLKW, libc::F_WRLCK) {
+                Ok(_) => return Ok(f.into()),
+                Err(Errno::EINTR) => continue,
+                Err(errno) => {
+                    return Err(Error::Sys {
+                        call: "fcntl",
+                        errno,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Block until the current run (if one is recorded as running) has ended and its end
+    /// is recorded — the first exit, even if the restart policy starts it again. `false`
+    /// when there is no run lock (a foreground `run` is its own monitor and takes none).
+    pub fn wait_run(&self) -> Result<bool, Error> {
+        let Ok(f) = File::open(self.dir.join("run.lock")) else {
+            return Ok(false);
+        };
+        loop {
+            match ofd_lock(&f, libc::F_OFD_SETLKW, libc::F_RDLCK) {
+                Ok(_) => return Ok(true),
+                Err(Errno::EINTR) => continue,
+                Err(errno) => {
+                    return Err(Error::Sys {
+                        call: "fcntl",
+                        errno,
+                    });
+                }
+            }
+        }
+    }
+
     /// Block until no monitor owns the container.
     pub fn wait_monitor(&self) -> Result<(), Error> {
         let Ok(f) = File::open(self.dir.join("monitor.lock")) else {
@@ -571,6 +618,7 @@ mod tests {
             init: false,
             tty: false,
             interactive: false,
+            stdin_once: false,
             restart: RestartPolicy::No,
             auto_remove: false,
             stop_signal: "SIGTERM".into(),

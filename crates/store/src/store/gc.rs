@@ -12,27 +12,32 @@ use crate::error::Result;
 use crate::lock::Lock;
 
 impl Store {
-    /// `rbuild image prune`: delete dangling (unnamed) images, then everything no image refers
-    /// to (blobs, layer records, snapshots, stale staging files). Returns the deleted image IDs.
-    pub fn prune(&self) -> Result<Vec<Digest>> {
+    /// `rbuild image prune`: delete dangling (unnamed) images but those whose image ID is in
+    /// `in_use` (containers' images: their layers are the containers' lower dirs), then
+    /// everything no image refers to (blobs, layer records, snapshots, stale staging files).
+    /// Returns the deleted image IDs.
+    pub fn prune(&self, in_use: &HashSet<Digest>) -> Result<Vec<Digest>> {
+        let image_id = |m: &Digest| {
+            self.blobs
+                .read(m)
+                .ok()
+                .and_then(|b| manifest::decode_manifest(&b).ok())
+                .and_then(|m| manifest::descriptor_digest(m.config()).ok())
+        };
         let dangling = self.update_table(|t| {
             let gone: Vec<Digest> = t
                 .images
                 .iter()
                 .filter(|(_, e)| e.names.is_empty())
                 .map(|(d, _)| d.clone())
+                .filter(|d| !image_id(d).is_some_and(|id| in_use.contains(&id)))
                 .collect();
             for d in &gone {
                 t.images.remove(d);
             }
             Ok(gone)
         })?;
-        let ids = dangling
-            .iter()
-            .filter_map(|m| self.blobs.read(m).ok())
-            .filter_map(|b| manifest::decode_manifest(&b).ok())
-            .filter_map(|m| manifest::descriptor_digest(m.config()).ok())
-            .collect();
+        let ids = dangling.iter().filter_map(image_id).collect();
         self.collect_garbage()?;
         Ok(ids)
     }

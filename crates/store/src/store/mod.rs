@@ -313,6 +313,17 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Remove every name of the image `manifest` but keep the image, dangling (`rmi -f` of
+    /// an image a container uses). Returns the names removed.
+    pub fn untag_all(&self, manifest: &Digest) -> Result<Vec<Reference>> {
+        self.update_table(|t| {
+            Ok(t.images
+                .get_mut(manifest)
+                .map(|e| std::mem::take(&mut e.names))
+                .unwrap_or_default())
+        })
+    }
+
     /// Record `manifest` as an image with `names` (which move off other images).
     pub fn name_image(&self, manifest: &Digest, names: &[Reference]) -> Result<()> {
         let t = now();
