@@ -62,6 +62,18 @@ impl RawMode {
     }
 }
 
+impl RawMode {
+    /// The terminal's settings before raw mode, if it is a terminal.
+    pub fn saved(&self) -> Option<Termios> {
+        self.0.clone()
+    }
+
+    /// Put standard input's terminal back to `saved` (before exiting without dropping).
+    pub fn restore(saved: &Termios) {
+        let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSADRAIN, saved);
+    }
+}
+
 impl Drop for RawMode {
     fn drop(&mut self) {
         if let Some(t) = &self.0 {

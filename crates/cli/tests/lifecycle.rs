@@ -1298,6 +1298,27 @@ fn attach_and_start_i_feed_stdin_to_interactive_containers() {
         "{}",
         text(&typed.stdout)
     );
+    // The detach keys (ctrl-p ctrl-q) leave a container with a terminal running; status 1.
+    let kept = ok(root, &["run", "-d", "-i", "-t", "bb", "sh"])
+        .trim()
+        .to_owned();
+    let left = with_input(
+        root,
+        &["attach", &kept],
+        "echo before\n\x10\x11exit 9\n",
+        30,
+    );
+    assert_eq!(left.status.code(), Some(1), "{}", text(&left.stdout));
+    assert!(text(&left.stderr).contains("read escape sequence"));
+    assert_eq!(inspect(root, &kept)["State"]["Status"], "running");
+    let custom = with_input(
+        root,
+        &["attach", "--detach-keys", "ctrl-a", &kept],
+        "echo again-$((2+2))\nexit 6\n",
+        30,
+    );
+    assert_eq!(custom.status.code(), Some(6), "{}", text(&custom.stderr));
+    assert!(text(&custom.stdout).contains("again-4\r\n"));
     // --no-stdin leaves the container's stdin alone.
     let waiting = ok(
         root,
@@ -1316,7 +1337,7 @@ fn attach_and_start_i_feed_stdin_to_interactive_containers() {
     let fed = with_input(root, &["attach", &waiting], "go\n", 30);
     assert_eq!(fed.status.code(), Some(4));
     assert_eq!(detached.join().unwrap().status.code(), Some(4));
-    for id in [&cat, &reader, &two, &waiting, &shell] {
+    for id in [&cat, &reader, &two, &waiting, &shell, &kept] {
         assert!(
             !root
                 .join("containers")
@@ -1325,8 +1346,8 @@ fn attach_and_start_i_feed_stdin_to_interactive_containers() {
                 .exists()
         );
     }
-    ok(root, &["rm", &cat, &reader, &two, &waiting, &shell]);
-    for id in [&cat, &reader, &two, &waiting, &shell] {
+    ok(root, &["rm", &cat, &reader, &two, &waiting, &shell, &kept]);
+    for id in [&cat, &reader, &two, &waiting, &shell, &kept] {
         assert_gone(root, id);
     }
 }

@@ -117,7 +117,11 @@ fn accept(listener: &UnixListener, slot: &Slot, stop: &AtomicBool, once: bool) {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let Ok((conn, _)) = conn else { continue };
+        let Ok((conn, _)) = conn else {
+            // Out of descriptors, say: try again a little later rather than spin.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            continue;
+        };
         let slot = slot.clone();
         std::thread::spawn(move || copy_in(conn, &slot, once));
     }
