@@ -41,6 +41,11 @@ pub fn materialize(
     let (uid, gid) = opts.owner.unwrap_or((0, 0));
     let mut written = Vec::with_capacity(selection.entries.len());
     let mut dirs: Vec<(PathBuf, std::fs::Metadata)> = Vec::new();
+    // Regular files are copied after the tree's directories exist, on several threads (a
+    // large COPY is bound by the kernel's page copying, one core each); a later entry for
+    // the same path replaces an earlier one, as copying in order would.
+    let mut files: Vec<Option<FileJob<'_>>> = Vec::new();
+    let mut queued: std::collections::HashMap<PathBuf, usize> = Default::default();
     for e in &selection.entries {
         let target = if into_dir {
             format!("{dest}/{}", e.dest_path)
@@ -63,6 +68,9 @@ pub fn materialize(
         let mode = opts.chmod.unwrap_or(meta.permissions().mode() & 0o7777);
         match e.kind {
             EntryKind::Dir => {
+                if let Some(i) = queued.remove(&out) {
+                    files[i] = None;
+                }
                 if !out.is_dir() {
                     std::fs::create_dir(&out).map_err(|err| BuildError::io(&out, err))?;
                 }
@@ -70,12 +78,24 @@ pub fn materialize(
                 dirs.push((out.clone(), meta));
             }
             EntryKind::File => {
-                let _ = std::fs::remove_file(&out);
-                std::fs::copy(&e.path, &out).map_err(|err| BuildError::io(&out, err))?;
-                set_owner_mode(&out, uid, gid, Some(mode))?;
-                set_times(&out, &meta)?;
+                let job = FileJob {
+                    src: &e.path,
+                    out: out.clone(),
+                    mode,
+                    meta,
+                };
+                match queued.get(&out) {
+                    Some(&i) => files[i] = Some(job),
+                    None => {
+                        queued.insert(out, files.len());
+                        files.push(Some(job));
+                    }
+                }
             }
             EntryKind::Symlink => {
+                if let Some(i) = queued.remove(&out) {
+                    files[i] = None;
+                }
                 let link =
                     std::fs::read_link(&e.path).map_err(|err| BuildError::io(&e.path, err))?;
                 let _ = std::fs::remove_file(&out);
@@ -86,11 +106,55 @@ pub fn materialize(
         }
         written.push(target);
     }
+    copy_files(&files, uid, gid)?;
     // Directory times last: writing their entries changed them.
     for (dir, meta) in dirs.iter().rev() {
         set_times(dir, meta)?;
     }
     Ok(written)
+}
+
+/// One regular file of a COPY: from `src` to `out` with `mode`, the source's times.
+struct FileJob<'a> {
+    src: &'a Path,
+    out: PathBuf,
+    mode: u32,
+    meta: std::fs::Metadata,
+}
+
+/// Copy `jobs` (holes skipped) on up to four threads; the first failure is returned.
+fn copy_files(jobs: &[Option<FileJob<'_>>], uid: u32, gid: u32) -> Result<(), BuildError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let copy = |j: &FileJob<'_>| -> Result<(), BuildError> {
+        let _ = std::fs::remove_file(&j.out);
+        std::fs::copy(j.src, &j.out).map_err(|err| BuildError::io(&j.out, err))?;
+        set_owner_mode(&j.out, uid, gid, Some(j.mode))?;
+        set_times(&j.out, &j.meta)
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(jobs.len());
+    if workers <= 1 {
+        return jobs.iter().flatten().try_for_each(copy);
+    }
+    let next = AtomicUsize::new(0);
+    let work = || -> Result<(), BuildError> {
+        while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+            if let Some(j) = job {
+                copy(j)?;
+            }
+        }
+        Ok(())
+    };
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..workers).map(|_| s.spawn(work)).collect();
+        let mine = work();
+        helpers
+            .into_iter()
+            .map(|h| h.join().expect("a copy thread does not panic"))
+            .fold(mine, Result::and)
+    })
 }
 
 /// Create directory `dir` (an absolute image path) and its ancestors in `staging` as
