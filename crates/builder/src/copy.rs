@@ -114,6 +114,9 @@ pub fn materialize(
     Ok(written)
 }
 
+/// A COPY of at least this many bytes copies its files on several threads.
+const PARALLEL_COPY_BYTES: u64 = 32 << 20;
+
 /// One regular file of a COPY: from `src` to `out` with `mode`, the source's times.
 struct FileJob<'a> {
     src: &'a Path,
@@ -131,10 +134,17 @@ fn copy_files(jobs: &[Option<FileJob<'_>>], uid: u32, gid: u32) -> Result<(), Bu
         set_owner_mode(&j.out, uid, gid, Some(j.mode))?;
         set_times(&j.out, &j.meta)
     };
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4)
-        .min(jobs.len());
+    // Small files stay on this thread: creating many in one directory from several threads
+    // contends on the directory's lock and costs more than it saves.
+    let bytes: u64 = jobs.iter().flatten().map(|j| j.meta.len()).sum();
+    let workers = if bytes < PARALLEL_COPY_BYTES {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4)
+            .min(jobs.len())
+    };
     if workers <= 1 {
         return jobs.iter().flatten().try_for_each(copy);
     }

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use crate::error::{IoContext, Result};
 use crate::layer::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX, is_overlay_xattr};
 
+/// Files larger than this are read in 1 MiB chunks.
+const LARGE_FILE: u64 = 256 * 1024;
+
 /// What a layer is made from.
 #[derive(Debug, Clone)]
 pub enum LayerSource {
@@ -178,8 +181,14 @@ fn add_entry<W: Write>(
             }
             h.set_size(md.len());
             let f = fs::File::open(abs).at("reading", abs)?;
+            // Large files in 1 MiB reads (the copy uses the reader's buffer), not 8 KiB ones.
+            let data: Box<dyn io::Read> = if md.len() > LARGE_FILE {
+                Box::new(io::BufReader::with_capacity(1 << 20, f))
+            } else {
+                Box::new(f)
+            };
             builder
-                .append_data(&mut h, &path_name, f)
+                .append_data(&mut h, &path_name, data)
                 .at("writing layer entry", abs)?;
         }
         tar::EntryType::Symlink => {
