@@ -90,7 +90,9 @@ hport=$(free_port)
 dport=$(free_port)
 "$rbuild" run -d --name bench-web-host --network host -v "$work/www:/www:ro" bench/busybox httpd -f -p "127.0.0.1:$hport" -h /www >/dev/null
 proxy=$(command -v docker-proxy || echo /usr/sbin/docker-proxy)
-"$proxy" -proto tcp -host-ip 127.0.0.1 -host-port "$dport" -container-ip 127.0.0.1 -container-port "$hport" &
+# dockerd hands the proxy a pipe on fd 3 to report its start on (and the proxy closes fd 3
+# after): without one, fd 3 would be its own listening socket.
+"$proxy" -proto tcp -host-ip 127.0.0.1 -host-port "$dport" -container-ip 127.0.0.1 -container-port "$hport" 3>/dev/null &
 proxy_pid=$!
 for i in $(seq 100); do curl -fs "http://127.0.0.1:$dport/" >/dev/null 2>&1 && break; sleep 0.05; done
 docker_rps=$(wrk_rps "http://127.0.0.1:$dport/index.html")
