@@ -428,14 +428,7 @@ impl Container {
     /// returned descriptor (or a copy inherited by a child) is open. `None` if a monitor
     /// already runs.
     pub fn claim_monitor(&self) -> Result<Option<OwnedFd>, Error> {
-        let path = self.dir.join("monitor.lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(Error::io(&path))?;
+        let f = self.lock_file("monitor.lock")?;
         loop {
             match ofd_lock(&f, libc::F_OFD_SETLK, libc::F_WRLCK) {
                 Ok(_) => return Ok(Some(f.into())),
@@ -466,18 +459,23 @@ impl Container {
         }
     }
 
-    /// Take the run lock (an OFD write lock on `run.lock`), which the monitor holds from
-    /// before a run is recorded as started until its end is recorded; released when the
-    /// returned descriptor is dropped.
-    pub fn claim_run(&self) -> Result<OwnedFd, Error> {
-        let path = self.dir.join("run.lock");
-        let f = OpenOptions::new()
+    /// Open (creating) the lock file `name` in the container's directory, for OFD locks.
+    fn lock_file(&self, name: &str) -> Result<File, Error> {
+        let path = self.dir.join(name);
+        OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(Error::io(&path))?;
+            .map_err(Error::io(&path))
+    }
+
+    /// Take the run lock (an OFD write lock on `run.lock`), which the monitor holds from
+    /// before a run is recorded as started until its end is recorded; released when the
+    /// returned descriptor is dropped.
+    pub fn claim_run(&self) -> Result<OwnedFd, Error> {
+        let f = self.lock_file("run.lock")?;
         loop {
             match ofd_lock(&f, libc::F_OFD_SETLKW, libc::F_WRLCK) {
                 Ok(_) => return Ok(f.into()),
