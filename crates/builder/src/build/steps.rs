@@ -485,19 +485,18 @@ fn copy_like(
     // --link: the layer is made apart from the stage below it (BuildKit's rule), so its
     // cache entry is keyed without the parent and is reused whatever the earlier steps were;
     // the stage's chain key still follows the parent.
-    let linked = if c.link {
-        let lowers = state.lowers(shared)?;
-        let owner = owner(c.chown.as_deref(), &lowers, info.line)?;
-        Some(super::stage::link_key_of(
-            state,
-            ins,
-            content.as_ref(),
-            &inputs,
-            owner,
-        ))
+    // Its `--chown` ids are part of that key, so they are resolved first (once).
+    let link_owner = if c.link {
+        Some(owner(
+            c.chown.as_deref(),
+            &state.lowers(shared)?,
+            info.line,
+        )?)
     } else {
         None
     };
+    let linked =
+        link_owner.map(|o| super::stage::link_key_of(state, ins, content.as_ref(), &inputs, o));
     let key = match &linked {
         Some((record_key, _)) => record_key.clone(),
         None => key_of(state, scope, ins, content.as_ref(), &inputs),
@@ -518,8 +517,15 @@ fn copy_like(
         }
         (None, None) => unreachable!("a selection exists without --from"),
     };
-    let lowers = state.lowers(shared)?;
-    let owner = owner(c.chown.as_deref(), &lowers, info.line)?;
+    // A linked layer reads nothing of the stage: new parents, no existing-dir rule.
+    let (lowers, owner) = match link_owner {
+        Some(o) => (Vec::new(), o),
+        None => {
+            let lowers = state.lowers(shared)?;
+            let o = owner(c.chown.as_deref(), &lowers, info.line)?;
+            (lowers, o)
+        }
+    };
     let mode = chmod(c.chmod.as_deref(), info.line)?;
     let staging = dir.join("layer");
     std::fs::create_dir_all(&staging).map_err(|e| BuildError::io(&staging, e))?;
@@ -529,8 +535,7 @@ fn copy_like(
             dest: &dest,
             owner,
             chmod: mode,
-            // A linked layer reads nothing of the stage: new parents, no existing-dir rule.
-            lower: if linked.is_some() { &[] } else { &lowers },
+            lower: &lowers,
         },
         &staging,
     )?;
