@@ -44,17 +44,31 @@ impl Store {
         size: u64,
         uncompressed: Option<u64>,
     ) -> Result<()> {
+        self.update_layer_record(diff_id, |rec| {
+            rec.blobs.insert(
+                compression.as_str().to_string(),
+                BlobRef {
+                    digest: digest.clone(),
+                    size,
+                },
+            );
+            if uncompressed.is_some() {
+                rec.size = uncompressed;
+            }
+            true
+        })
+    }
+
+    /// Change layer `diff_id`'s record under the index lock; `change` says whether to write it.
+    fn update_layer_record(
+        &self,
+        diff_id: &Digest,
+        change: impl FnOnce(&mut LayerRecord) -> bool,
+    ) -> Result<()> {
         let _lock = Lock::exclusive(&self.root.join("locks/index"))?;
         let mut rec = self.layer_record(diff_id)?;
-        rec.blobs.insert(
-            compression.as_str().to_string(),
-            BlobRef {
-                digest: digest.clone(),
-                size,
-            },
-        );
-        if uncompressed.is_some() {
-            rec.size = uncompressed;
+        if !change(&mut rec) {
+            return Ok(());
         }
         let bytes = serde_json::to_vec(&rec).expect("a layer record serializes");
         write_atomic(&self.tmp_dir(), &self.layer_record_path(diff_id), &bytes)
@@ -156,11 +170,10 @@ impl Store {
                 };
             }
         }
-        let _lock = Lock::exclusive(&self.root.join("locks/index"))?;
-        let mut rec = self.layer_record(diff_id)?;
-        rec.content_size = Some(total);
-        let bytes = serde_json::to_vec(&rec).expect("a layer record serializes");
-        write_atomic(&self.tmp_dir(), &self.layer_record_path(diff_id), &bytes)?;
+        self.update_layer_record(diff_id, |rec| {
+            rec.content_size = Some(total);
+            true
+        })?;
         Ok(total)
     }
 
@@ -270,16 +283,16 @@ impl Store {
         )?;
         let (diff_id, size) = (sink.hasher.finish(), sink.size);
         let snapshot = self.adopt_snapshot(&diff_id, dir)?;
-        let _lock = Lock::exclusive(&self.root.join("locks/index"))?;
-        let mut rec = self.layer_record(&diff_id)?;
         // A layer with any blob keeps reading that. Without one, the snapshot was adopted from
         // a tree with this very tar (here or by a concurrent build): it gives the bytes again.
-        if rec.blobs.is_empty() && !self.blobs.contains(&diff_id) {
-            rec.tree = Some(form);
-            rec.size = Some(size);
-            let bytes = serde_json::to_vec(&rec).expect("a layer record serializes");
-            write_atomic(&self.tmp_dir(), &self.layer_record_path(&diff_id), &bytes)?;
-        }
+        self.update_layer_record(&diff_id, |rec| {
+            let blobless = rec.blobs.is_empty() && !self.blobs.contains(&diff_id);
+            if blobless {
+                rec.tree = Some(form);
+                rec.size = Some(size);
+            }
+            blobless
+        })?;
         Ok((LayerInfo { diff_id, size }, snapshot))
     }
 
