@@ -54,4 +54,4 @@ pub use image::Image;
 pub use index::{ImageEntry, ImageTable};
 pub use layer::{LayerInfo, LayerSource};
 pub use lock::Lock;
-pub use store::{RemoveOutcome, Store, default_root};
+pub use store::{RemoveOutcome, Store, default_root, hash_layer_dir};

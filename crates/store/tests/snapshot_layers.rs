@@ -255,3 +255,105 @@ fn copy_times(from: &Path, to: &Path) {
 fn xattr_set(path: &Path, name: &str, value: &[u8]) {
     xattr::set(path, name, value).unwrap_or_else(|e| panic!("setting {name} on {path:?}: {e}"));
 }
+
+/// Gives `data` as the content of one file, and counts what it was asked for.
+struct Given {
+    path: std::path::PathBuf,
+    data: Vec<u8>,
+    asked: Vec<(std::path::PathBuf, u64)>,
+}
+
+impl rbuild_store::layer::FileContents for Given {
+    fn open(&mut self, path: &Path, len: u64) -> Option<std::io::Result<Box<dyn Read + '_>>> {
+        self.asked.push((path.to_path_buf(), len));
+        (path == self.path).then(|| Ok(Box::new(&self.data[..]) as Box<dyn Read>))
+    }
+}
+
+#[test]
+fn hashing_a_directory_gives_the_digest_of_its_tar_and_takes_given_contents() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let dir = make_tree(&store, "tree");
+    // Large enough to cross the hashing thread's chunks several times.
+    fs::write(
+        dir.join("app/big"),
+        (0..3_500_000u32)
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let source = LayerSource::Tree(dir.clone());
+    let tar = tar_of(&source);
+    let info = rbuild_store::hash_layer_dir(&source, &mut rbuild_store::layer::ReadFiles).unwrap();
+    assert_eq!(info.diff_id, Digest::sha256_of(&tar));
+    assert_eq!(info.size, tar.len() as u64);
+
+    // A file whose content is given (here: its own bytes, the file emptied to a hole of
+    // the same size) hashes as if it had been read.
+    let data = fs::read(dir.join("app/run.sh")).unwrap();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("app/run.sh"))
+        .unwrap();
+    f.set_len(0).unwrap();
+    f.set_len(data.len() as u64).unwrap();
+    drop(f);
+    let mtime = fs::metadata(dir.join("app/big"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    fs::File::options()
+        .write(true)
+        .open(dir.join("app/run.sh"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let mut given = Given {
+        path: dir.join("app/run.sh"),
+        data: data.clone(),
+        asked: Vec::new(),
+    };
+    let with_given = rbuild_store::hash_layer_dir(&source, &mut given).unwrap();
+    let mut expected_tree = tar_of(&source);
+    assert_ne!(
+        Digest::sha256_of(&expected_tree),
+        with_given.diff_id,
+        "the hole reads as zeros"
+    );
+    fs::write(dir.join("app/run.sh"), &data).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(dir.join("app/run.sh"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    expected_tree = tar_of(&source);
+    assert_eq!(Digest::sha256_of(&expected_tree), with_given.diff_id);
+    // Asked for regular files only, each once, with their sizes; a hardlink's second name
+    // is a link entry, not asked for.
+    let mut asked: Vec<_> = given
+        .asked
+        .iter()
+        .map(|(p, _)| p.strip_prefix(&dir).unwrap().to_path_buf())
+        .collect();
+    asked.sort();
+    assert_eq!(
+        asked,
+        ["app/big", "app/data", "app/run.sh"].map(std::path::PathBuf::from)
+    );
+    assert!(
+        given
+            .asked
+            .contains(&(dir.join("app/run.sh"), data.len() as u64))
+    );
+
+    // Content that ends before the file's size is an error, not a short tar entry.
+    let mut short = Given {
+        path: dir.join("app/run.sh"),
+        data: data[..data.len() - 3].to_vec(),
+        asked: Vec::new(),
+    };
+    let err = rbuild_store::hash_layer_dir(&source, &mut short).unwrap_err();
+    assert!(err.to_string().contains("before the file's size"), "{err}");
+}

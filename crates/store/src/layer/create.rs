@@ -62,8 +62,37 @@ enum Change {
     Whiteout,
 }
 
+/// Supplies the bytes of some regular files while a layer's tar is made, instead of reading
+/// them from the directory. A build's COPY uses it to fill its large files as their tar is
+/// hashed: each source is read once, and the copy goes to the disk without passing through
+/// the page cache a second time (see the builder's `copy` module).
+pub trait FileContents {
+    /// The content of regular file `path` (exactly `len` bytes, as its size says), or `None`
+    /// to read the file itself.
+    fn open(&mut self, path: &Path, len: u64) -> Option<io::Result<Box<dyn io::Read + '_>>>;
+}
+
+/// [`FileContents`] that reads every file from the directory.
+pub struct ReadFiles;
+
+impl FileContents for ReadFiles {
+    fn open(&mut self, _: &Path, _: u64) -> Option<io::Result<Box<dyn io::Read + '_>>> {
+        None
+    }
+}
+
 /// Write the changeset of `source` as an uncompressed tar to `out`.
 pub fn write_layer(source: &LayerSource, out: impl Write, opts: &CreateOptions) -> Result<()> {
+    write_layer_with(source, out, opts, &mut ReadFiles)
+}
+
+/// [`write_layer`], with the content of some regular files from `contents`.
+pub fn write_layer_with(
+    source: &LayerSource,
+    out: impl Write,
+    opts: &CreateOptions,
+    contents: &mut dyn FileContents,
+) -> Result<()> {
     let changes = collect(source)?;
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
@@ -77,7 +106,7 @@ pub fn write_layer(source: &LayerSource, out: impl Write, opts: &CreateOptions) 
                     .append_data(&mut h, &name, io::empty())
                     .at("writing layer entry", &name)?;
             }
-            Change::Add(abs) => add_entry(&mut builder, abs, &name, opts, &mut links)?,
+            Change::Add(abs) => add_entry(&mut builder, abs, &name, opts, &mut links, contents)?,
         }
     }
     builder
@@ -116,6 +145,7 @@ fn add_entry<W: Write>(
     name: &str,
     opts: &CreateOptions,
     links: &mut HashMap<(u64, u64), String>,
+    contents: &mut dyn FileContents,
 ) -> Result<()> {
     let md = fs::symlink_metadata(abs).at("reading", abs)?;
     let ft = md.file_type();
@@ -180,12 +210,21 @@ fn add_entry<W: Write>(
                 links.insert(key, name.to_string());
             }
             h.set_size(md.len());
-            let f = fs::File::open(abs).at("reading", abs)?;
-            // Large files in 1 MiB reads (the copy uses the reader's buffer), not 8 KiB ones.
-            let data: Box<dyn io::Read> = if md.len() > LARGE_FILE {
-                Box::new(io::BufReader::with_capacity(1 << 20, f))
-            } else {
-                Box::new(f)
+            let data: Box<dyn io::Read> = match contents.open(abs, md.len()) {
+                Some(given) => Box::new(Exact {
+                    inner: given.at("reading", abs)?,
+                    left: md.len(),
+                }),
+                None => {
+                    let f = fs::File::open(abs).at("reading", abs)?;
+                    // Large files in 1 MiB reads (the copy uses the reader's buffer), not
+                    // 8 KiB ones.
+                    if md.len() > LARGE_FILE {
+                        Box::new(io::BufReader::with_capacity(1 << 20, f))
+                    } else {
+                        Box::new(f)
+                    }
+                }
             };
             builder
                 .append_data(&mut h, &path_name, data)
@@ -212,6 +251,33 @@ fn add_entry<W: Write>(
             .at("writing layer entry", abs)?,
     }
     Ok(())
+}
+
+/// Exactly `left` bytes of `inner`: a tar entry's data must match its header's size, so a
+/// supplier that ends early is an error, not a corrupt archive.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: io::Read> io::Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("content ended {} bytes before the file's size", self.left),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// Relative path bytes (no leading `./`) → change, sorted.

@@ -4,7 +4,9 @@ mod apply;
 mod create;
 
 pub use apply::{ApplyOptions, Paths, Whiteouts, apply_layer, apply_layer_file, apply_stream};
-pub use create::{CreateOptions, LayerSource, is_opaque, write_layer};
+pub use create::{
+    CreateOptions, FileContents, LayerSource, ReadFiles, is_opaque, write_layer, write_layer_with,
+};
 
 /// Prefix of a whiteout entry: `.wh.name` deletes `name`.
 pub const WHITEOUT_PREFIX: &str = ".wh.";

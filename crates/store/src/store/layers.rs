@@ -263,37 +263,42 @@ impl Store {
     /// blob keeps it. Returns the layer and its snapshot. Hold [`Store::hold`] until the image
     /// using it is committed.
     pub fn add_layer_from_dir(&self, source: &LayerSource) -> Result<(LayerInfo, PathBuf)> {
+        if let LayerSource::Diff { .. } = source {
+            let info = self.add_layer(source, &CreateOptions::default())?;
+            let snapshot = self.snapshot(&info.diff_id)?;
+            return Ok((info, snapshot));
+        }
+        let info = hash_layer_dir(source, &mut layer::ReadFiles)?;
+        let snapshot = self.adopt_layer_dir(source, &info)?;
+        Ok((info, snapshot))
+    }
+
+    /// The second half of [`Store::add_layer_from_dir`]: make directory `source`, hashed as
+    /// `info` by [`hash_layer_dir`] (on any thread, while the directory was not changed), the
+    /// layer's snapshot. Returns the snapshot. Hold [`Store::hold`] until the image using it is
+    /// committed.
+    ///
+    /// # Panics
+    /// If `source` is a [`LayerSource::Diff`].
+    pub fn adopt_layer_dir(&self, source: &LayerSource, info: &LayerInfo) -> Result<PathBuf> {
         let (dir, form) = match source {
             LayerSource::Tree(d) => (d, TreeForm::Tree),
             LayerSource::OverlayUpper(d) => (d, TreeForm::Upper),
-            LayerSource::Diff { .. } => {
-                let info = self.add_layer(source, &CreateOptions::default())?;
-                let snapshot = self.snapshot(&info.diff_id)?;
-                return Ok((info, snapshot));
-            }
+            LayerSource::Diff { .. } => panic!("adopt_layer_dir takes a directory, not a diff"),
         };
-        let mut sink = HashSink {
-            hasher: rbuild_oci::Hasher::new(Algorithm::Sha256),
-            size: 0,
-        };
-        layer::write_layer(
-            source,
-            std::io::BufWriter::with_capacity(1 << 20, &mut sink),
-            &CreateOptions::default(),
-        )?;
-        let (diff_id, size) = (sink.hasher.finish(), sink.size);
-        let snapshot = self.adopt_snapshot(&diff_id, dir)?;
+        let LayerInfo { diff_id, size } = info;
+        let snapshot = self.adopt_snapshot(diff_id, dir)?;
         // A layer with any blob keeps reading that. Without one, the snapshot was adopted from
         // a tree with this very tar (here or by a concurrent build): it gives the bytes again.
-        self.update_layer_record(&diff_id, |rec| {
-            let blobless = rec.blobs.is_empty() && !self.blobs.contains(&diff_id);
+        self.update_layer_record(diff_id, |rec| {
+            let blobless = rec.blobs.is_empty() && !self.blobs.contains(diff_id);
             if blobless {
                 rec.tree = Some(form);
-                rec.size = Some(size);
+                rec.size = Some(*size);
             }
             blobless
         })?;
-        Ok((LayerInfo { diff_id, size }, snapshot))
+        Ok(snapshot)
     }
 
     /// Store an uncompressed layer tar from a stream (`rbuild import`).
@@ -418,20 +423,115 @@ impl Store {
     }
 }
 
-/// Counts and hashes what is written, keeping nothing.
-struct HashSink {
-    hasher: rbuild_oci::Hasher,
-    size: u64,
+/// The layer a directory ([`LayerSource::Tree`] or [`LayerSource::OverlayUpper`]) makes: its
+/// tar is made and hashed, not written, with the content of some files from `contents`
+/// ([`layer::ReadFiles`] reads them all from the directory). Needs no store, so a build can
+/// hash one step's layer on another thread while its next step runs;
+/// [`Store::adopt_layer_dir`] then stores it.
+pub fn hash_layer_dir(
+    source: &LayerSource,
+    contents: &mut dyn layer::FileContents,
+) -> Result<LayerInfo> {
+    let what = match source {
+        LayerSource::Tree(d) | LayerSource::OverlayUpper(d) => d.display().to_string(),
+        LayerSource::Diff { changed, .. } => changed.display().to_string(),
+    };
+    let mut sink = ThreadedHash::new().at("starting to hash layer", what.clone())?;
+    layer::write_layer_with(source, &mut sink, &CreateOptions::default(), contents)?;
+    let (diff_id, size) = sink.finish().at("hashing layer", what)?;
+    Ok(LayerInfo { diff_id, size })
 }
 
-impl std::io::Write for HashSink {
+/// How much [`ThreadedHash`] hands to its hashing thread at a time.
+const HASH_CHUNK: usize = 1 << 20;
+
+/// Hashes (sha256) and counts what is written, keeping nothing, on a second thread: making a
+/// tar (reading files into memory) and hashing it then use a core each.
+struct ThreadedHash {
+    chunk: Vec<u8>,
+    full: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// Chunks that may still be allocated (the rest are in flight and come back).
+    spare: usize,
+    hashing: Option<std::thread::JoinHandle<(Digest, u64)>>,
+}
+
+impl ThreadedHash {
+    fn new() -> std::io::Result<ThreadedHash> {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let hashing = std::thread::Builder::new()
+            .name("rbuild-sha256".into())
+            .spawn(move || {
+                let mut hasher = rbuild_oci::Hasher::new(Algorithm::Sha256);
+                let mut size = 0u64;
+                for chunk in full_rx {
+                    hasher.update(&chunk);
+                    size += chunk.len() as u64;
+                    let _ = empty_tx.send(chunk);
+                }
+                (hasher.finish(), size)
+            })?;
+        Ok(ThreadedHash {
+            chunk: Vec::with_capacity(HASH_CHUNK),
+            full: Some(full_tx),
+            empty: empty_rx,
+            spare: 4,
+            hashing: Some(hashing),
+        })
+    }
+
+    /// Hand the current chunk over and take an empty one.
+    fn hand_over(&mut self) -> std::io::Result<()> {
+        let gone = || std::io::Error::other("the hashing thread stopped");
+        let mut next = match self.empty.try_recv() {
+            Ok(c) => c,
+            Err(_) if self.spare > 0 => {
+                self.spare -= 1;
+                Vec::with_capacity(HASH_CHUNK)
+            }
+            Err(_) => self.empty.recv().map_err(|_| gone())?,
+        };
+        next.clear();
+        let full = std::mem::replace(&mut self.chunk, next);
+        let tx = self.full.as_ref().ok_or_else(gone)?;
+        tx.send(full).map_err(|_| gone())
+    }
+
+    /// The digest and size of everything written.
+    fn finish(mut self) -> std::io::Result<(Digest, u64)> {
+        if !self.chunk.is_empty() {
+            self.hand_over()?;
+        }
+        drop(self.full.take());
+        let hashing = self.hashing.take().expect("hashing runs until finish");
+        hashing
+            .join()
+            .map_err(|_| std::io::Error::other("the hashing thread panicked"))
+    }
+}
+
+impl std::io::Write for ThreadedHash {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.hasher.update(b);
-        self.size += b.len() as u64;
-        Ok(b.len())
+        let n = b.len().min(HASH_CHUNK - self.chunk.len());
+        self.chunk.extend_from_slice(&b[..n]);
+        if self.chunk.len() == HASH_CHUNK {
+            self.hand_over()?;
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+impl Drop for ThreadedHash {
+    fn drop(&mut self) {
+        // Unfinished (an error while making the tar): stop the thread.
+        drop(self.full.take());
+        if let Some(h) = self.hashing.take() {
+            let _ = h.join();
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod gc;
 mod layers;
+pub use layers::hash_layer_dir;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
