@@ -247,6 +247,22 @@ impl ConfigBuilder {
         self.doc.insert(key.into(), value);
     }
 
+    /// Put layer `to` in `rootfs.diff_ids` where `from` stands (a layer recorded before its
+    /// digest was known).
+    pub fn replace_diff_id(&mut self, from: &Digest, to: &Digest) {
+        let (from, to) = (from.to_string(), to.to_string());
+        if let Some(ids) = self
+            .doc
+            .get_mut("rootfs")
+            .and_then(|r| r.get_mut("diff_ids"))
+            .and_then(Value::as_array_mut)
+        {
+            for id in ids.iter_mut().filter(|id| id.as_str() == Some(&from)) {
+                *id = json!(to);
+            }
+        }
+    }
+
     /// The layers so far.
     pub fn diff_ids(&self) -> Vec<String> {
         self.doc

@@ -6,11 +6,13 @@
 //! `--chmod`, keep their mtime; parent directories that already exist in the stage keep their
 //! metadata in the layer, new ones are 0755 and owned like the files.
 
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
+use rbuild_store::layer::FileContents;
 
 use crate::context::{EntryKind, Selection};
 use crate::error::BuildError;
@@ -34,6 +36,29 @@ pub fn materialize(
     selection: &Selection,
     opts: &CopyOptions<'_>,
     staging: &Path,
+) -> Result<Vec<String>, BuildError> {
+    let mut deferred = None;
+    materialize_into(selection, opts, staging, &mut deferred)
+}
+
+/// [`materialize`], leaving files of [`DEFERRED_BYTES`] or more empty: created with their
+/// size, owner, mode and times, and filled by the returned [`Deferred`] while the layer's tar
+/// is hashed from `staging`. Nothing may write into `staging` before that.
+pub fn materialize_deferring(
+    selection: &Selection,
+    opts: &CopyOptions<'_>,
+    staging: &Path,
+) -> Result<(Vec<String>, Deferred), BuildError> {
+    let mut deferred = Some(Deferred::default());
+    let written = materialize_into(selection, opts, staging, &mut deferred)?;
+    Ok((written, deferred.unwrap_or_default()))
+}
+
+fn materialize_into(
+    selection: &Selection,
+    opts: &CopyOptions<'_>,
+    staging: &Path,
+    deferred: &mut Option<Deferred>,
 ) -> Result<Vec<String>, BuildError> {
     let dest = opts.dest.trim_end_matches('/');
     let into_dir =
@@ -106,6 +131,13 @@ pub fn materialize(
         }
         written.push(target);
     }
+    if let Some(d) = deferred {
+        for j in files.iter_mut() {
+            if let Some(job) = j.take_if(|j| j.meta.len() >= DEFERRED_BYTES) {
+                d.add(job, uid, gid)?;
+            }
+        }
+    }
     copy_files(&files, uid, gid)?;
     // Directory times last: writing their entries changed them.
     for (dir, meta) in dirs.iter().rev() {
@@ -165,6 +197,362 @@ fn copy_files(jobs: &[Option<FileJob<'_>>], uid: u32, gid: u32) -> Result<(), Bu
             .map(|h| h.join().expect("a copy thread does not panic"))
             .fold(mine, Result::and)
     })
+}
+
+/// COPY leaves files of this size or more to [`Deferred`].
+pub const DEFERRED_BYTES: u64 = 8 << 20;
+
+/// Large files of a COPY, created empty (with their final size, owner, mode and times) and
+/// filled while the layer's tar is hashed from the staging tree, as the store asks for their
+/// content ([`FileContents`]): each source is read once, into memory that is handed both to
+/// the hash and to a writer thread that writes the copy with O_DIRECT. So the copy costs no
+/// page-cache pages (allocating and dirtying one per 4 KiB is what a buffered copy of 400 MB
+/// spends its time on, and on a VM whose free memory goes back to the host, each is a fault)
+/// and no second read of the copy to hash it. Call [`Deferred::finish`] after the tar.
+#[derive(Default)]
+pub struct Deferred {
+    files: std::collections::HashMap<PathBuf, DeferredFile>,
+    /// Aligned buffers kept between files.
+    pool: Vec<AlignedBuf>,
+}
+
+struct DeferredFile {
+    src: PathBuf,
+    len: u64,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    meta: std::fs::Metadata,
+    opened: bool,
+}
+
+impl Deferred {
+    /// Whether no file was left to fill.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    fn add(&mut self, job: FileJob<'_>, uid: u32, gid: u32) -> Result<(), BuildError> {
+        let _ = std::fs::remove_file(&job.out);
+        let f = std::fs::File::create_new(&job.out).map_err(|e| BuildError::io(&job.out, e))?;
+        f.set_len(job.meta.len())
+            .map_err(|e| BuildError::io(&job.out, e))?;
+        drop(f);
+        set_owner_mode(&job.out, uid, gid, Some(job.mode))?;
+        set_times(&job.out, &job.meta)?;
+        self.files.insert(
+            job.out,
+            DeferredFile {
+                src: job.src.to_path_buf(),
+                len: job.meta.len(),
+                uid,
+                gid,
+                mode: job.mode,
+                meta: job.meta,
+                opened: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// After the layer's tar was made: every file must have been filled; their owner, mode
+    /// and times are set again (writing changed the times, and may clear set-id bits).
+    pub fn finish(&mut self) -> Result<(), BuildError> {
+        for (out, f) in &self.files {
+            if !f.opened {
+                return Err(BuildError::io(
+                    out,
+                    std::io::Error::other("the layer's tar never asked for this copied file"),
+                ));
+            }
+            set_owner_mode(out, f.uid, f.gid, Some(f.mode))?;
+            set_times(out, &f.meta)?;
+        }
+        Ok(())
+    }
+}
+
+impl FileContents for Deferred {
+    fn open(&mut self, path: &Path, len: u64) -> Option<std::io::Result<Box<dyn Read + '_>>> {
+        let f = self.files.get_mut(path)?;
+        if f.opened || f.len != len {
+            return Some(Err(std::io::Error::other(
+                "the staged copy changed before it was filled",
+            )));
+        }
+        f.opened = true;
+        let (src, len) = (f.src.clone(), f.len);
+        Some(Filler::start(&src, path, len, &mut self.pool).map(|r| Box::new(r) as Box<dyn Read>))
+    }
+}
+
+/// O_DIRECT wants buffers, offsets and lengths aligned to the device's logical block size;
+/// 4 KiB covers the common ones (a device wanting more gets buffered writes).
+const DIRECT_ALIGN: usize = 4096;
+/// How much a [`Filler`] reads at a time.
+const FILL_CHUNK: usize = 4 << 20;
+/// Buffers a [`Filler`] uses at most: one being read, the others being written.
+const FILL_BUFFERS: usize = 3;
+
+/// A [`FILL_CHUNK`] buffer aligned to [`DIRECT_ALIGN`].
+struct AlignedBuf {
+    raw: Vec<u8>,
+    start: usize,
+}
+
+impl AlignedBuf {
+    fn new() -> AlignedBuf {
+        let raw = vec![0u8; FILL_CHUNK + DIRECT_ALIGN];
+        let start = raw.as_ptr().align_offset(DIRECT_ALIGN);
+        AlignedBuf { raw, start }
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.raw[self.start..self.start + FILL_CHUNK]
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.raw[self.start..self.start + FILL_CHUNK]
+    }
+}
+
+type Chunk = (std::sync::Arc<AlignedBuf>, usize);
+
+/// Reads one source file for the layer's tar while a writer thread writes the same buffers
+/// into the staged copy.
+struct Filler<'a> {
+    src: std::fs::File,
+    src_path: PathBuf,
+    /// Source bytes still to read.
+    left: u64,
+    current: Option<std::sync::Arc<AlignedBuf>>,
+    pos: usize,
+    filled: usize,
+    to_writer: Option<std::sync::mpsc::SyncSender<Chunk>>,
+    back: std::sync::mpsc::Receiver<std::sync::Arc<AlignedBuf>>,
+    writer: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    /// Buffers this filler took from the pool or made.
+    taken: usize,
+    pool: &'a mut Vec<AlignedBuf>,
+}
+
+impl<'a> Filler<'a> {
+    fn start(
+        src_path: &Path,
+        out: &Path,
+        len: u64,
+        pool: &'a mut Vec<AlignedBuf>,
+    ) -> std::io::Result<Filler<'a>> {
+        let src = std::fs::File::open(src_path)?;
+        let (file, direct) = open_direct(out)?;
+        let (to_writer, chunks) = std::sync::mpsc::sync_channel::<Chunk>(FILL_BUFFERS);
+        let (give_back, back) = std::sync::mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("rbuild-copy".into())
+            .spawn(move || write_chunks(file, direct, chunks, give_back))?;
+        Ok(Filler {
+            src,
+            src_path: src_path.to_path_buf(),
+            left: len,
+            current: None,
+            pos: 0,
+            filled: 0,
+            to_writer: Some(to_writer),
+            back,
+            writer: Some(writer),
+            taken: 0,
+            pool,
+        })
+    }
+
+    /// A free buffer: one the writer is done with, one from the pool, a new one, or the next
+    /// the writer gives back.
+    fn buffer(&mut self) -> std::io::Result<AlignedBuf> {
+        let unique = |b: std::sync::Arc<AlignedBuf>| {
+            std::sync::Arc::try_unwrap(b).unwrap_or_else(|_| AlignedBuf::new())
+        };
+        if let Ok(b) = self.back.try_recv() {
+            return Ok(unique(b));
+        }
+        if self.taken < FILL_BUFFERS {
+            self.taken += 1;
+            return Ok(self.pool.pop().unwrap_or_else(AlignedBuf::new));
+        }
+        match self.back.recv() {
+            Ok(b) => Ok(unique(b)),
+            Err(_) => Err(self
+                .stop()
+                .err()
+                .unwrap_or_else(|| std::io::Error::other("the copy's writer stopped"))),
+        }
+    }
+
+    /// Read the next chunk of the source and hand it to the writer.
+    fn next_chunk(&mut self) -> std::io::Result<()> {
+        let mut buf = self.buffer()?;
+        let want = FILL_CHUNK.min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = read_full(&mut self.src, &mut buf.bytes_mut()[..want])?;
+        if n < want {
+            return Err(changed(&self.src_path, "shorter"));
+        }
+        self.left -= n as u64;
+        if self.left == 0 && read_full(&mut self.src, &mut [0u8; 1])? > 0 {
+            return Err(changed(&self.src_path, "longer"));
+        }
+        let buf = std::sync::Arc::new(buf);
+        let sent = match &self.to_writer {
+            Some(tx) => tx.send((buf.clone(), n)).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(self
+                .stop()
+                .err()
+                .unwrap_or_else(|| std::io::Error::other("the copy's writer stopped")));
+        }
+        self.current = Some(buf);
+        self.pos = 0;
+        self.filled = n;
+        Ok(())
+    }
+
+    /// Wait for the writer and put the buffers back in the pool; its error, if any.
+    fn stop(&mut self) -> std::io::Result<()> {
+        self.current = None;
+        drop(self.to_writer.take());
+        let result = match self.writer.take() {
+            Some(w) => w
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the copy's writer panicked"))),
+            None => Ok(()),
+        };
+        while let Ok(b) = self.back.try_recv() {
+            if let Ok(b) = std::sync::Arc::try_unwrap(b) {
+                self.pool.push(b);
+            }
+        }
+        result
+    }
+}
+
+impl Read for Filler<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.filled {
+            self.current = None;
+            if self.left == 0 {
+                return Ok(0);
+            }
+            self.next_chunk()?;
+        }
+        let buf = self.current.as_ref().expect("a chunk is being read");
+        let n = out.len().min(self.filled - self.pos);
+        out[..n].copy_from_slice(&buf.bytes()[self.pos..self.pos + n]);
+        self.pos += n;
+        // The last bytes: the copy is complete only when the writer is, and its errors
+        // (a full disk) are this read's.
+        if self.pos == self.filled && self.left == 0 {
+            self.stop()?;
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for Filler<'_> {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn changed(src: &Path, how: &str) -> std::io::Error {
+    std::io::Error::other(format!(
+        "{} is {how} than when the COPY started (changed during the build)",
+        src.display()
+    ))
+}
+
+/// Read until `buf` is full or the end; the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// `out` (created, sized) opened for writing with O_DIRECT, or without it where the
+/// filesystem has none (tmpfs, some FUSE); whether it is direct.
+fn open_direct(out: &Path) -> std::io::Result<(std::fs::File, bool)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let direct = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_DIRECT)
+        .open(out);
+    match direct {
+        Ok(f) => Ok((f, true)),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
+            Ok((std::fs::OpenOptions::new().write(true).open(out)?, false))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The writer thread of a [`Filler`]: writes the chunks in order, giving each buffer back.
+/// After an error it only gives buffers back, and returns the error at the end.
+fn write_chunks(
+    mut file: std::fs::File,
+    mut direct: bool,
+    chunks: std::sync::mpsc::Receiver<Chunk>,
+    give_back: std::sync::mpsc::Sender<std::sync::Arc<AlignedBuf>>,
+) -> std::io::Result<()> {
+    let mut result = Ok(());
+    for (buf, n) in chunks {
+        if result.is_ok() {
+            result = write_chunk(&mut file, &mut direct, &buf.bytes()[..n]);
+        }
+        let _ = give_back.send(buf);
+    }
+    result
+}
+
+/// Write `data` at the file's position: its aligned part with O_DIRECT while `direct`, the
+/// rest (the file's unaligned end) buffered.
+fn write_chunk(file: &mut std::fs::File, direct: &mut bool, data: &[u8]) -> std::io::Result<()> {
+    let aligned = if *direct {
+        data.len() & !(DIRECT_ALIGN - 1)
+    } else {
+        0
+    };
+    if aligned > 0 {
+        match file.write_all(&data[..aligned]) {
+            Ok(()) => {}
+            // A device with larger blocks: buffered from here on.
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
+                clear_direct(file)?;
+                *direct = false;
+                file.write_all(&data[..aligned])?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if aligned < data.len() {
+        if *direct {
+            clear_direct(file)?;
+            *direct = false;
+        }
+        file.write_all(&data[aligned..])?;
+    }
+    Ok(())
+}
+
+/// Turn O_DIRECT off for `file`.
+fn clear_direct(file: &std::fs::File) -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(file, FcntlArg::F_GETFL)?);
+    fcntl(file, FcntlArg::F_SETFL(flags - OFlag::O_DIRECT))?;
+    Ok(())
 }
 
 /// Create directory `dir` (an absolute image path) and its ancestors in `staging` as
@@ -370,5 +758,171 @@ mod tests {
             std::fs::metadata(staging.join("d/b.txt")).unwrap().mtime(),
             1_000_000
         );
+    }
+
+    /// Bytes that differ along the file (so a misplaced chunk changes the digest).
+    fn pattern(len: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// A context with large files (an unaligned size, an exact multiple of the fill chunk,
+    /// one just under the threshold, a set-uid one) beside the small ones.
+    fn large_setup() -> (tempfile::TempDir, BuildContext, PathBuf) {
+        let (d, _, lower, _) = setup();
+        let src = d.path().join("ctx/src");
+        let sizes = [
+            ("big/odd.bin", (8 << 20) + 12_345),
+            ("big/even.bin", 2 * FILL_CHUNK),
+            ("big/under.bin", (8 << 20) - 1),
+            ("suid.bin", 9 << 20),
+        ];
+        for (i, (name, len)) in sizes.iter().enumerate() {
+            let p = src.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, pattern(*len, i as u32 + 1)).unwrap();
+        }
+        std::fs::set_permissions(
+            src.join("suid.bin"),
+            std::fs::Permissions::from_mode(0o4755),
+        )
+        .unwrap();
+        let ctx = BuildContext::open(&d.path().join("ctx"), None).unwrap();
+        (d, ctx, lower)
+    }
+
+    fn staging_in(d: &tempfile::TempDir, name: &str) -> PathBuf {
+        let p = d.path().join(name);
+        std::fs::create_dir(&p).unwrap();
+        p
+    }
+
+    #[test]
+    fn deferred_large_files_give_the_same_layer_and_tree_as_a_plain_copy() {
+        use rbuild_store::LayerSource;
+        let (d, ctx, lower) = large_setup();
+        let lowers = vec![lower];
+        let sel = ctx
+            .select("COPY", &["src".to_string()], "/app", &[], false)
+            .unwrap();
+        let opts = CopyOptions {
+            dest: "/app",
+            owner: Some((1000, 1001)),
+            chmod: None,
+            lower: &lowers,
+        };
+        let plain = staging_in(&d, "plain");
+        let written = materialize(&sel, &opts, &plain).unwrap();
+        let filled = staging_in(&d, "filled");
+        let (written2, mut deferred) = materialize_deferring(&sel, &opts, &filled).unwrap();
+        assert_eq!(written, written2);
+        let mut left: Vec<_> = deferred.files.keys().cloned().collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["app/big/even.bin", "app/big/odd.bin", "app/suid.bin"].map(|p| filled.join(p)),
+            "files of 8 MiB and more are left to fill"
+        );
+        let expected = rbuild_store::hash_layer_dir(
+            &LayerSource::Tree(plain.clone()),
+            &mut rbuild_store::layer::ReadFiles,
+        )
+        .unwrap();
+        let got = rbuild_store::hash_layer_dir(&LayerSource::Tree(filled.clone()), &mut deferred)
+            .unwrap();
+        deferred.finish().unwrap();
+        assert_eq!(got, expected);
+        // And the tree left behind is the same, metadata included (the writes changed the
+        // times and could clear the set-uid bit; finish sets them again).
+        for rel in [
+            "app/big/odd.bin",
+            "app/big/even.bin",
+            "app/big/under.bin",
+            "app/suid.bin",
+        ] {
+            let (a, b) = (plain.join(rel), filled.join(rel));
+            assert_eq!(
+                std::fs::read(&a).unwrap(),
+                std::fs::read(&b).unwrap(),
+                "{rel}"
+            );
+            let (ma, mb) = (
+                std::fs::metadata(&a).unwrap(),
+                std::fs::metadata(&b).unwrap(),
+            );
+            assert_eq!(
+                (ma.mode(), ma.uid(), ma.gid(), ma.mtime(), ma.mtime_nsec()),
+                (mb.mode(), mb.uid(), mb.gid(), mb.mtime(), mb.mtime_nsec()),
+                "{rel}"
+            );
+        }
+        assert_eq!(mode(&filled.join("app/suid.bin")), 0o4755);
+        let again = rbuild_store::hash_layer_dir(
+            &LayerSource::Tree(filled.clone()),
+            &mut rbuild_store::layer::ReadFiles,
+        )
+        .unwrap();
+        assert_eq!(
+            again, expected,
+            "the filled tree hashes as it was hashed while filling"
+        );
+    }
+
+    #[test]
+    fn a_source_changed_before_it_is_filled_is_an_error() {
+        use rbuild_store::LayerSource;
+        for (how, change) in [("shorter", -1i64), ("longer", 1)] {
+            let (d, ctx, lower) = large_setup();
+            let lowers = vec![lower];
+            let sel = ctx
+                .select("COPY", &["src/suid.bin".to_string()], "/x", &[], false)
+                .unwrap();
+            let opts = CopyOptions {
+                dest: "/x",
+                owner: None,
+                chmod: None,
+                lower: &lowers,
+            };
+            let staging = staging_in(&d, "s");
+            let (_, mut deferred) = materialize_deferring(&sel, &opts, &staging).unwrap();
+            let src = d.path().join("ctx/src/suid.bin");
+            let len = std::fs::metadata(&src).unwrap().len();
+            let f = std::fs::File::options().write(true).open(&src).unwrap();
+            f.set_len(len.checked_add_signed(change).unwrap()).unwrap();
+            let err = rbuild_store::hash_layer_dir(&LayerSource::Tree(staging), &mut deferred)
+                .unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("is {how} than when the COPY started")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deferred_file_never_filled_is_an_error() {
+        let (d, ctx, lower) = large_setup();
+        let lowers = vec![lower];
+        let sel = ctx
+            .select("COPY", &["src/big".to_string()], "/b/", &[], false)
+            .unwrap();
+        let opts = CopyOptions {
+            dest: "/b/",
+            owner: None,
+            chmod: None,
+            lower: &lowers,
+        };
+        let staging = staging_in(&d, "s");
+        let (_, mut deferred) = materialize_deferring(&sel, &opts, &staging).unwrap();
+        assert!(!deferred.is_empty());
+        let err = deferred.finish().unwrap_err();
+        assert!(err.to_string().contains("never asked for"), "{err}");
     }
 }

@@ -458,6 +458,74 @@ fn dockerignore_excludes_with_exceptions() {
 }
 
 #[test]
+fn large_copies_filled_while_hashed_make_the_same_image_as_small_ones() {
+    let Some(f) = Fixture::new("large_copy") else {
+        return;
+    };
+    // Files over the size COPY fills while hashing (8 MiB): an unaligned one, a set-uid one.
+    let mut x = 0x9e37_79b9u32;
+    let mut bytes = |len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    };
+    std::fs::create_dir_all(f.ctx().join("data")).unwrap();
+    std::fs::write(f.ctx().join("data/odd.bin"), bytes((9 << 20) + 4_321)).unwrap();
+    std::fs::write(f.ctx().join("data/suid.bin"), bytes(8 << 20)).unwrap();
+    std::fs::write(f.ctx().join("data/small.txt"), "small\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        f.ctx().join("data/suid.bin"),
+        std::fs::Permissions::from_mode(0o4750),
+    )
+    .unwrap();
+    f.write(
+        "Dockerfile",
+        "FROM busybox:local\nCOPY --chown=7:8 data/ /data/\nRUN sha256sum /data/odd.bin /data/suid.bin > /sums && stat -c '%a %u %g %s' /data/suid.bin > /meta\n",
+    );
+    let log = f.build_ok(&["-t", "large:1"]);
+    assert_eq!(cached_steps(&log), (0, 3), "{log}");
+    let out = f.export(&[], "large");
+    for name in ["odd.bin", "suid.bin", "small.txt"] {
+        assert_eq!(
+            std::fs::read(out.join("data").join(name)).unwrap(),
+            std::fs::read(f.ctx().join("data").join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    // The RUN saw the filled files (the next step's lower) with their metadata.
+    let sums = std::fs::read_to_string(out.join("sums")).unwrap();
+    let expected = Command::new("sha256sum")
+        .args(["data/odd.bin", "data/suid.bin"])
+        .current_dir(f.ctx())
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&expected.stdout).replace("data/", "/data/");
+    assert_eq!(sums, expected);
+    assert_eq!(
+        std::fs::read_to_string(out.join("meta")).unwrap(),
+        format!("4750 7 8 {}\n", 8 << 20)
+    );
+    // The layer digests are those of the tars made again from the snapshots: saving checks
+    // every layer against its digest.
+    let archive = f.dir.path().join("large.tar");
+    rbuild_ok(
+        &f.root(),
+        &["save", "-o", archive.to_str().unwrap(), "large:1"],
+    );
+    // Cached next time.
+    let first = image_id(&f, "large:1");
+    let log = f.build_ok(&["-t", "large:1"]);
+    assert_eq!(cached_steps(&log), (2, 3), "{log}");
+    assert_eq!(image_id(&f, "large:1"), first);
+}
+
+#[test]
 fn failing_run_reports_step_line_code_and_output_and_tags_nothing() {
     let Some(f) = Fixture::new("failing_run") else {
         return;
@@ -474,6 +542,14 @@ fn failing_run_reports_step_line_code_and_output_and_tags_nothing() {
     assert!(err.contains("last words"), "{err}");
     let images = rbuild_ok(&f.root(), &["images"]);
     assert!(!images.contains("broken"), "{images}");
+    // The step before the failure stays cached (its layer was still being hashed when the
+    // next step failed).
+    f.write(
+        "Dockerfile",
+        "FROM busybox:local\nRUN echo fine\nRUN echo fixed\n",
+    );
+    let log = f.build_ok(&["-t", "fixed:1"]);
+    assert_eq!(cached_steps(&log), (1, 3), "{log}");
     // A syntax error points at its line.
     f.write("Dockerfile", "FROM busybox:local\nRUNN echo\n");
     let out = f.build(&[]);

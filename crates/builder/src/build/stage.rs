@@ -32,6 +32,27 @@ pub(crate) struct State {
     pub shell: Vec<String>,
     /// Whether this stage set CMD (ENTRYPOINT then keeps it).
     pub cmd_set: bool,
+    /// Layers whose tars are still being hashed, oldest first (see [`PendingLayer`]).
+    pub pending: Vec<PendingLayer>,
+}
+
+/// A step's layer whose tar is hashed on another thread while the stage's next steps run: its
+/// directory is already the stage's top snapshot (an overlay lower of the next RUN), and
+/// `State::layers` and the config hold `placeholder` until [`State::resolve_pending`] stores
+/// the layer (the directory becomes the store's snapshot) and records its cache entry. On two
+/// cores this takes a big COPY's hashing off the build's path.
+pub(crate) struct PendingLayer {
+    /// Where the layer is in `State::layers` and `State::snapshots`.
+    pub slot: usize,
+    /// Stands for the digest until it is known.
+    pub placeholder: Digest,
+    /// The step's directory.
+    pub source: rbuild_store::LayerSource,
+    /// The step's cache key and time, recorded once the digest is known.
+    pub key: Digest,
+    pub created: String,
+    /// The hashing.
+    pub hashing: std::thread::JoinHandle<rbuild_store::Result<rbuild_store::LayerInfo>>,
 }
 
 impl State {
@@ -39,6 +60,43 @@ impl State {
     pub fn lowers(&mut self, shared: &Shared<'_>) -> Result<Vec<std::path::PathBuf>, BuildError> {
         self.snapshots = super::steps::snapshots(shared, &self.layers, &self.snapshots)?;
         Ok(self.snapshots.clone())
+    }
+
+    /// Store the pending layers (oldest first) and record their cache entries; the stage's
+    /// layers and config then name their digests. Call it when no mount uses their
+    /// directories any more (the end of the stage), also when the stage failed, so steps that
+    /// worked stay cached.
+    pub fn resolve_pending(&mut self, shared: &Shared<'_>) -> Result<(), BuildError> {
+        let mut first_error = None;
+        for p in std::mem::take(&mut self.pending) {
+            let stored = p
+                .hashing
+                .join()
+                .expect("layer hashing does not panic")
+                .and_then(|info| {
+                    let snapshot = shared.store.adopt_layer_dir(&p.source, &info)?;
+                    Ok((info, snapshot))
+                })
+                .map_err(store_err);
+            let (info, snapshot) = match stored {
+                Ok(s) => s,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            self.layers[p.slot] = info.diff_id.clone();
+            self.snapshots[p.slot] = snapshot;
+            self.config.replace_diff_id(&p.placeholder, &info.diff_id);
+            let record = super::cache::Record {
+                diff_id: Some(info.diff_id.to_string()),
+                created: p.created,
+            };
+            if let Err(e) = shared.records.put(&p.key, &record) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Record a new layer (or none) made by a step with `key` at `created`.
@@ -114,24 +172,30 @@ pub(crate) fn build_stage(shared: &Shared<'_>, index: usize) -> Result<StageResu
 
     let image_env = state.config.env_pairs();
     let mut scope = StageScope::new(df, shared.meta, &shared.opts.build_args, image_env);
-    for located in &instructions {
-        let ins = scope.expand(located)?;
-        scope.apply(&ins);
-        if is_step(&ins) {
-            position += 1;
-            let info = StepInfo {
-                id: shared.step_ids.fetch_add(1, Ordering::Relaxed) + 1,
-                stage: stage_name.clone(),
-                index: position,
-                total,
-                text: located.original.trim().to_string(),
-                line: located.start_line,
-            };
-            super::steps::run_step(shared, &mut state, &scope, &ins, &info)?;
-        } else {
-            apply_config(&mut state, &scope, &ins, located);
+    let mut steps = || -> Result<(), BuildError> {
+        for located in &instructions {
+            let ins = scope.expand(located)?;
+            scope.apply(&ins);
+            if is_step(&ins) {
+                position += 1;
+                let info = StepInfo {
+                    id: shared.step_ids.fetch_add(1, Ordering::Relaxed) + 1,
+                    stage: stage_name.clone(),
+                    index: position,
+                    total,
+                    text: located.original.trim().to_string(),
+                    line: located.start_line,
+                };
+                super::steps::run_step(shared, &mut state, &scope, &ins, &info)?;
+            } else {
+                apply_config(&mut state, &scope, &ins, located);
+            }
         }
-    }
+        Ok(())
+    };
+    let ran = steps();
+    let resolved = state.resolve_pending(shared);
+    ran.and(resolved)?;
     Ok(StageResult {
         layers: state.layers,
         snapshots: state.snapshots,
@@ -161,6 +225,7 @@ fn base_state(shared: &Shared<'_>, index: usize, image: &str) -> Result<State, B
             created: shared_time(shared, None),
             shell: default_shell,
             cmd_set: false,
+            pending: Vec::new(),
         }),
         Source::Stage(j) => {
             let r: Arc<StageResult> = shared.results.lock().expect("results")[*j]
@@ -175,6 +240,7 @@ fn base_state(shared: &Shared<'_>, index: usize, image: &str) -> Result<State, B
                 created: r.created.clone(),
                 shell,
                 cmd_set: false,
+                pending: Vec::new(),
             })
         }
         Source::Image(_) => {
@@ -195,6 +261,7 @@ fn base_state(shared: &Shared<'_>, index: usize, image: &str) -> Result<State, B
                 created: shared_time(shared, Some(created)),
                 shell,
                 cmd_set: false,
+                pending: Vec::new(),
             })
         }
     }

@@ -8,15 +8,15 @@ use std::time::Instant;
 use rbuild_oci::Digest;
 use rbuild_parser::instructions::{Add, CommandLine, Copy, Instruction, Run, StageScope};
 use rbuild_store::LayerSource;
-use rbuild_store::layer::CreateOptions;
+use rbuild_store::layer::{CreateOptions, ReadFiles};
 
 use super::cache::Record;
-use super::stage::{State, key_of, shared_time};
+use super::stage::{PendingLayer, State, key_of, shared_time};
 use super::view::View;
 use super::{Shared, mounts, store_err};
 use crate::context::{BuildContext, EntryKind, Selection, SourceEntry};
 use crate::context::{glob_match, has_wildcard};
-use crate::copy::{CopyOptions, ensure_dir, materialize};
+use crate::copy::{CopyOptions, Deferred, ensure_dir, materialize, materialize_deferring};
 use crate::error::BuildError;
 use crate::lower;
 use crate::reporter::{StepInfo, StepOutcome};
@@ -76,12 +76,14 @@ fn cache_hit(shared: &Shared<'_>, state: &mut State, key: &Digest, created_by: &
 
 /// Store the layer a step made in directory `source` (none when it is empty), remember it in
 /// the cache, and add it to the stage. The directory becomes the layer's snapshot when it can.
+/// `fill` holds a COPY's large files, still empty, filled while the tar is hashed.
 fn commit_layer(
     shared: &Shared<'_>,
     state: &mut State,
     created_by: &str,
     source: LayerSource,
     key: Digest,
+    fill: Option<&mut Deferred>,
 ) -> Result<(), BuildError> {
     let (LayerSource::Tree(dir) | LayerSource::OverlayUpper(dir)) = &source else {
         unreachable!("steps commit directories")
@@ -91,6 +93,34 @@ fn commit_layer(
         .unwrap_or(true);
     let created = shared_time(shared, None);
     let sde = shared.opts.source_date_epoch;
+    let fill = fill.filter(|d| !d.is_empty());
+    // With every lower known, a complete directory can serve the next steps before its
+    // digest is known: hash it on another thread.
+    if !empty && sde.is_none() && fill.is_none() && state.snapshots.len() == state.layers.len() {
+        let placeholder = Digest::sha256_of(format!("pending layer {}", dir.display()).as_bytes());
+        let hashed = source.clone();
+        let hashing = std::thread::Builder::new()
+            .name("rbuild-layer-hash".into())
+            .spawn(move || rbuild_store::hash_layer_dir(&hashed, &mut ReadFiles))
+            .map_err(|e| BuildError::io(dir, e))?;
+        let snapshot = dir.clone();
+        state.push_layer(
+            created_by,
+            Some(placeholder.clone()),
+            Some(snapshot),
+            key.clone(),
+            created.clone(),
+        );
+        state.pending.push(PendingLayer {
+            slot: state.layers.len() - 1,
+            placeholder,
+            source,
+            key,
+            created,
+            hashing,
+        });
+        return Ok(());
+    }
     let (diff_id, snapshot) = if empty {
         (None, None)
     } else {
@@ -98,9 +128,19 @@ fn commit_layer(
             // The directory becomes the layer; its tar is only hashed now and made again
             // from the snapshot when an export or push needs the bytes.
             None => {
-                let (info, snapshot) = shared
+                let info = match fill {
+                    Some(d) => {
+                        let info = rbuild_store::hash_layer_dir(&source, d).map_err(store_err)?;
+                        d.finish()?;
+                        info
+                    }
+                    None => {
+                        rbuild_store::hash_layer_dir(&source, &mut ReadFiles).map_err(store_err)?
+                    }
+                };
+                let snapshot = shared
                     .store
-                    .add_layer_from_dir(&source)
+                    .adopt_layer_dir(&source, &info)
                     .map_err(store_err)?;
                 (Some(info.diff_id), Some(snapshot))
             }
@@ -131,9 +171,10 @@ fn commit_tree(
     created_by: &str,
     staging: &Path,
     key: Digest,
+    fill: Option<&mut Deferred>,
 ) -> Result<(), BuildError> {
     let source = LayerSource::Tree(staging.to_path_buf());
-    commit_layer(shared, state, created_by, source, key)
+    commit_layer(shared, state, created_by, source, key, fill)
 }
 
 fn step_dir(shared: &Shared<'_>, what: &str, info: &StepInfo) -> PathBuf {
@@ -218,6 +259,7 @@ fn run(
                 &created_by,
                 LayerSource::OverlayUpper(upper),
                 key,
+                None,
             )?;
             Ok(false)
         }
@@ -529,18 +571,22 @@ fn copy_like(
     let mode = chmod(c.chmod.as_deref(), info.line)?;
     let staging = dir.join("layer");
     std::fs::create_dir_all(&staging).map_err(|e| BuildError::io(&staging, e))?;
-    materialize(
-        &selection,
-        &CopyOptions {
-            dest: &dest,
-            owner,
-            chmod: mode,
-            lower: &lowers,
-        },
-        &staging,
-    )?;
+    let opts = CopyOptions {
+        dest: &dest,
+        owner,
+        chmod: mode,
+        lower: &lowers,
+    };
+    // Large files are filled as the layer is hashed, unless SOURCE_DATE_EPOCH asks for a
+    // stored (clamped) tar.
+    let mut fill = None;
+    if shared.opts.source_date_epoch.is_none() {
+        fill = Some(materialize_deferring(&selection, &opts, &staging)?.1);
+    } else {
+        materialize(&selection, &opts, &staging)?;
+    }
+    commit_tree(shared, state, &created_by, &staging, key, fill.as_mut())?;
     drop(_view);
-    commit_tree(shared, state, &created_by, &staging, key)?;
     if let Some((_, chain)) = linked {
         state.key = chain;
     }
@@ -697,7 +743,7 @@ fn add(
             )?;
         }
     }
-    commit_tree(shared, state, &created_by, &staging, key)?;
+    commit_tree(shared, state, &created_by, &staging, key, None)?;
     Ok(false)
 }
 
@@ -739,7 +785,7 @@ fn workdir(
         };
         ensure_dir(&staging, &path, &opts)?;
     }
-    commit_tree(shared, state, &created_by, &staging, key)?;
+    commit_tree(shared, state, &created_by, &staging, key, None)?;
     Ok(false)
 }
 
