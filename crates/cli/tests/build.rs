@@ -336,11 +336,6 @@ fn copy_link_layers_are_reused_when_earlier_steps_change() {
         return;
     };
     f.write("f.txt", "linked\n");
-    let dockerfile = |n: u32, link: &str| {
-        format!(
-            "FROM busybox:local\nRUN echo {n} > /n\nCOPY {link} f.txt /opt/deep/f.txt\nRUN cat /n /opt/deep/f.txt > /both\n"
-        )
-    };
     let layers = |name: &str| -> Vec<Value> {
         let v = f.config(name);
         v["RootFS"]["Layers"]
@@ -348,26 +343,37 @@ fn copy_link_layers_are_reused_when_earlier_steps_change() {
             .unwrap_or_else(|| panic!("no layers in {v}"))
             .clone()
     };
-    f.write("Dockerfile", &dockerfile(1, "--link"));
-    let log = f.build_ok(&["-t", "l:1"]);
-    assert_eq!(cached_steps(&log), (0, 4), "{log}");
-    // An earlier step changed: the linked COPY is still a hit, what follows runs again.
-    f.write("Dockerfile", &dockerfile(2, "--link"));
-    let log = f.build_ok(&["-t", "l:2"]);
-    assert_eq!(cached_steps(&log), (1, 4), "{log}");
-    let (one, two) = (layers("l:1"), layers("l:2"));
-    assert_eq!(one[2], two[2], "the same linked layer in both images");
-    assert_ne!(one[1], two[1]);
-    assert_eq!(
-        rbuild_ok(&f.root(), &["run", "--rm", "l:2", "cat", "/both"]),
-        "2\nlinked\n"
-    );
-    // Without --link the COPY depends on the step before it.
-    f.write("Dockerfile", &dockerfile(3, ""));
-    f.build_ok(&["-t", "l:3"]);
-    f.write("Dockerfile", &dockerfile(4, ""));
-    let log = f.build_ok(&["-t", "l:4"]);
-    assert_eq!(cached_steps(&log), (0, 4), "{log}");
+    for keyword in ["COPY", "ADD"] {
+        let dockerfile = |n: u32, link: &str| {
+            format!(
+                "FROM busybox:local\nRUN echo {keyword} {n} > /n\n{keyword} {link} f.txt /opt/deep/f.txt\nRUN cat /n /opt/deep/f.txt > /both\n"
+            )
+        };
+        let tag = |n: u32| format!("{}:{n}", keyword.to_lowercase());
+        f.write("Dockerfile", &dockerfile(1, "--link"));
+        let log = f.build_ok(&["-t", &tag(1)]);
+        assert_eq!(cached_steps(&log), (0, 4), "{keyword}: {log}");
+        // An earlier step changed: the linked step is still a hit, what follows runs again.
+        f.write("Dockerfile", &dockerfile(2, "--link"));
+        let log = f.build_ok(&["-t", &tag(2)]);
+        assert_eq!(cached_steps(&log), (1, 4), "{keyword}: {log}");
+        let (one, two) = (layers(&tag(1)), layers(&tag(2)));
+        assert_eq!(
+            one[2], two[2],
+            "{keyword}: the same linked layer in both images"
+        );
+        assert_ne!(one[1], two[1]);
+        assert_eq!(
+            rbuild_ok(&f.root(), &["run", "--rm", &tag(2), "cat", "/both"]),
+            format!("{keyword} 2\nlinked\n")
+        );
+        // Without --link the step depends on the step before it.
+        f.write("Dockerfile", &dockerfile(3, ""));
+        f.build_ok(&["-t", &tag(3)]);
+        f.write("Dockerfile", &dockerfile(4, ""));
+        let log = f.build_ok(&["-t", &tag(4)]);
+        assert_eq!(cached_steps(&log), (0, 4), "{keyword}: {log}");
+    }
 }
 
 #[test]

@@ -319,7 +319,7 @@ pub(crate) fn key_of(
     })
 }
 
-/// Keys of a `COPY --link` step: the cache record's key, which leaves out the parent, the
+/// Keys of a `COPY --link` or `ADD --link` step: the cache record's key, which leaves out the parent, the
 /// stage's env, shell and user (a linked layer depends only on its instruction, the WORKDIR
 /// its destination is resolved against, the selected content and the `--chown` ids), and the
 /// key the stage's chain continues with (parent and record key together).

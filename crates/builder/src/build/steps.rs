@@ -524,29 +524,19 @@ fn copy_like(
         }
         Some(from) => (None, None, vec![from_identity(shared, from)?]),
     };
-    // --link: the layer is made apart from the stage below it (BuildKit's rule), so its
-    // cache entry is keyed without the parent and is reused whatever the earlier steps were;
-    // the stage's chain key still follows the parent.
-    // Its `--chown` ids are part of that key, so they are resolved first (once).
-    let link_owner = if c.link {
-        Some(owner(
-            c.chown.as_deref(),
-            &state.lowers(shared)?,
-            info.line,
-        )?)
-    } else {
-        None
-    };
-    let linked =
-        link_owner.map(|o| super::stage::link_key_of(state, ins, content.as_ref(), &inputs, o));
-    let key = match &linked {
-        Some((record_key, _)) => record_key.clone(),
-        None => key_of(state, scope, ins, content.as_ref(), &inputs),
-    };
-    if cache_hit(shared, state, &key, &created_by) {
-        if let Some((_, chain)) = linked {
-            state.key = chain;
-        }
+    let keys = CopyKeys::of(
+        shared,
+        state,
+        scope,
+        ins,
+        content.as_ref(),
+        &inputs,
+        c.link,
+        c.chown.as_deref(),
+        info.line,
+    )?;
+    if cache_hit(shared, state, &keys.record, &created_by) {
+        keys.continue_chain(state);
         return Ok(true);
     }
     let (selection, _view) = match (selection, &c.from) {
@@ -559,15 +549,7 @@ fn copy_like(
         }
         (None, None) => unreachable!("a selection exists without --from"),
     };
-    // A linked layer reads nothing of the stage: new parents, no existing-dir rule.
-    let (lowers, owner) = match link_owner {
-        Some(o) => (Vec::new(), o),
-        None => {
-            let lowers = state.lowers(shared)?;
-            let o = owner(c.chown.as_deref(), &lowers, info.line)?;
-            (lowers, o)
-        }
-    };
+    let (lowers, owner) = keys.base(shared, state, c.chown.as_deref(), info.line)?;
     let mode = chmod(c.chmod.as_deref(), info.line)?;
     let staging = dir.join("layer");
     std::fs::create_dir_all(&staging).map_err(|e| BuildError::io(&staging, e))?;
@@ -585,12 +567,87 @@ fn copy_like(
     } else {
         materialize(&selection, &opts, &staging)?;
     }
-    commit_tree(shared, state, &created_by, &staging, key, fill.as_mut())?;
+    commit_tree(
+        shared,
+        state,
+        &created_by,
+        &staging,
+        keys.record.clone(),
+        fill.as_mut(),
+    )?;
     drop(_view);
-    if let Some((_, chain)) = linked {
-        state.key = chain;
-    }
+    keys.continue_chain(state);
     Ok(false)
+}
+
+/// The keys of a COPY or ADD. With `--link` (BuildKit's rule) the layer is made apart from
+/// the stage below it: its cache record is keyed without the parent, so it is reused whatever
+/// the earlier steps were, while the stage's chain key still follows the parent; it gets new
+/// parents and no existing-directory rule. Its `--chown` ids are part of that key, so they are
+/// resolved first (once).
+struct CopyKeys {
+    /// The step's cache record.
+    record: Digest,
+    /// `--link`: the key the stage continues with, and the resolved `--chown` ids.
+    linked: Option<(Digest, Owner)>,
+}
+
+/// `--chown` as resolved ids (`None`: root).
+type Owner = Option<(u32, u32)>;
+
+impl CopyKeys {
+    #[allow(clippy::too_many_arguments)]
+    fn of(
+        shared: &Shared<'_>,
+        state: &mut State,
+        scope: &StageScope<'_>,
+        ins: &Instruction,
+        content: Option<&Digest>,
+        inputs: &[Digest],
+        link: bool,
+        chown: Option<&str>,
+        line: usize,
+    ) -> Result<CopyKeys, BuildError> {
+        if !link {
+            let record = key_of(state, scope, ins, content, inputs);
+            return Ok(CopyKeys {
+                record,
+                linked: None,
+            });
+        }
+        let ids = owner(chown, &state.lowers(shared)?, line)?;
+        let (record, chain) = super::stage::link_key_of(state, ins, content, inputs, ids);
+        Ok(CopyKeys {
+            record,
+            linked: Some((chain, ids)),
+        })
+    }
+
+    /// The stage's directories the step sees (none when linked) and the owner of what it
+    /// writes.
+    fn base(
+        &self,
+        shared: &Shared<'_>,
+        state: &mut State,
+        chown: Option<&str>,
+        line: usize,
+    ) -> Result<(Vec<PathBuf>, Owner), BuildError> {
+        match &self.linked {
+            Some((_, ids)) => Ok((Vec::new(), *ids)),
+            None => {
+                let lowers = state.lowers(shared)?;
+                let ids = owner(chown, &lowers, line)?;
+                Ok((lowers, ids))
+            }
+        }
+    }
+
+    /// After the step (run or cached): a linked step's chain key.
+    fn continue_chain(&self, state: &mut State) {
+        if let Some((chain, _)) = &self.linked {
+            state.key = chain.clone();
+        }
+    }
 }
 
 fn add(
@@ -671,8 +728,19 @@ fn add(
         let mut cache = shared.digests.lock().expect("digest cache");
         crate::cache_key::selection_digest(&selection, &mut cache)?
     };
-    let key = key_of(state, scope, ins, Some(&content), &remote_keys);
-    if cache_hit(shared, state, &key, &created_by) {
+    let keys = CopyKeys::of(
+        shared,
+        state,
+        scope,
+        ins,
+        Some(&content),
+        &remote_keys,
+        a.link,
+        a.chown.as_deref(),
+        info.line,
+    )?;
+    if cache_hit(shared, state, &keys.record, &created_by) {
+        keys.continue_chain(state);
         return Ok(true);
     }
     for (i, (url, name, path)) in downloads.into_iter().enumerate() {
@@ -716,8 +784,7 @@ fn add(
         entries: plain,
         dest_is_dir: selection.dest_is_dir,
     };
-    let lowers = state.lowers(shared)?;
-    let owner = owner(a.chown.as_deref(), &lowers, info.line)?;
+    let (lowers, owner) = keys.base(shared, state, a.chown.as_deref(), info.line)?;
     let mode = chmod(a.chmod.as_deref(), info.line)?;
     let staging = dir.join("layer");
     std::fs::create_dir_all(&staging).map_err(|e| BuildError::io(&staging, e))?;
@@ -743,7 +810,15 @@ fn add(
             )?;
         }
     }
-    commit_tree(shared, state, &created_by, &staging, key, None)?;
+    commit_tree(
+        shared,
+        state,
+        &created_by,
+        &staging,
+        keys.record.clone(),
+        None,
+    )?;
+    keys.continue_chain(state);
     Ok(false)
 }
 
