@@ -145,3 +145,51 @@ fn reloading_an_archive_of_blobs_the_store_has_needs_no_room() {
     let out = rbuild_ok(&store, &["load", "-i", archive.to_str().unwrap()]);
     assert_eq!(out, "Loaded image: mid:1\n");
 }
+
+#[test]
+fn a_build_copying_more_than_the_disk_holds_fails_cleanly() {
+    let Some(fs) = Tmpfs::mount("12m") else {
+        return;
+    };
+    let store = fs.path().join("store");
+    let Some(_) = common::busybox_image(&store, "busybox:local") else {
+        return;
+    };
+    // A COPY of a file larger than the room left (filled while hashed: created at its size
+    // as a hole, then written), and one of a small file that fits.
+    let ctx = tempfile::tempdir().unwrap();
+    let big = tarball(ctx.path(), "big", 16 << 20);
+    std::fs::write(ctx.path().join("small.txt"), "fits\n").unwrap();
+    let ctx_arg = ctx.path().to_str().unwrap();
+    let before = snapshot(&store);
+    for file in [big.file_name().unwrap().to_str().unwrap(), "small.txt"] {
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            format!("FROM busybox:local\nCOPY {file} /x\n"),
+        )
+        .unwrap();
+        let out = rbuild(&store, &["build", "-q", "-t", "full:1", ctx_arg]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if file == "small.txt" {
+            assert!(out.status.success(), "a build that fits: {err}");
+            break;
+        }
+        assert!(!out.status.success(), "the COPY should not fit");
+        assert!(err.contains("No space left on device"), "{err}");
+        assert!(
+            err.contains(store.to_str().unwrap()),
+            "names the file: {err}"
+        );
+        assert_eq!(
+            snapshot(&store),
+            before,
+            "the failed build changed the store"
+        );
+        assert_eq!(
+            std::fs::read_dir(store.join("tmp")).unwrap().count(),
+            0,
+            "the failed build left staging files"
+        );
+    }
+    assert!(rbuild_ok(&store, &["images"]).contains("full"));
+}
