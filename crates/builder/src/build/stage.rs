@@ -51,8 +51,22 @@ pub(crate) struct PendingLayer {
     /// The step's cache key and time, recorded once the digest is known.
     pub key: Digest,
     pub created: String,
-    /// The hashing.
-    pub hashing: std::thread::JoinHandle<rbuild_store::Result<rbuild_store::LayerInfo>>,
+    /// The hashing while it runs, then its result.
+    pub hashing: Option<std::thread::JoinHandle<rbuild_store::Result<rbuild_store::LayerInfo>>>,
+    pub hashed: Option<rbuild_store::Result<rbuild_store::LayerInfo>>,
+}
+
+impl PendingLayer {
+    fn running(&self) -> bool {
+        self.hashing.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    /// Wait for the hashing to end (once).
+    fn wait(&mut self) {
+        if let Some(h) = self.hashing.take() {
+            self.hashed = Some(h.join().expect("layer hashing does not panic"));
+        }
+    }
 }
 
 impl State {
@@ -68,11 +82,12 @@ impl State {
     /// worked stay cached.
     pub fn resolve_pending(&mut self, shared: &Shared<'_>) -> Result<(), BuildError> {
         let mut first_error = None;
-        for p in std::mem::take(&mut self.pending) {
+        for mut p in std::mem::take(&mut self.pending) {
+            p.wait();
             let stored = p
-                .hashing
-                .join()
-                .expect("layer hashing does not panic")
+                .hashed
+                .take()
+                .expect("waited for")
                 .and_then(|info| {
                     let snapshot = shared.store.adopt_layer_dir(&p.source, &info)?;
                     Ok((info, snapshot))
@@ -97,6 +112,20 @@ impl State {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Make room for one more layer hashing: with `max` running already, wait for the
+    /// oldest (more than a hash per core only queues for the cores and holds buffers).
+    pub fn limit_hashing(&mut self, max: usize) {
+        let running = self.pending.iter().filter(|p| p.running()).count();
+        let mut excess = (running + 1).saturating_sub(max.max(1));
+        for p in self.pending.iter_mut().filter(|p| p.running()) {
+            if excess == 0 {
+                break;
+            }
+            p.wait();
+            excess -= 1;
+        }
     }
 
     /// Record a new layer (or none) made by a step with `key` at `created`.
@@ -460,5 +489,77 @@ fn history_text(ins: &Instruction, located: &Located<Instruction>) -> String {
                 .join(" ")
         ),
         _ => located.original.trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A pending layer whose "hashing" ends when `release` is sent to.
+    fn pending(n: usize) -> (PendingLayer, mpsc::Sender<()>) {
+        let (release, wait) = mpsc::channel::<()>();
+        let hashing = std::thread::spawn(move || {
+            let _ = wait.recv();
+            Ok(rbuild_store::LayerInfo {
+                diff_id: Digest::sha256_of(format!("layer {n}").as_bytes()),
+                size: n as u64,
+            })
+        });
+        let layer = PendingLayer {
+            slot: n,
+            placeholder: Digest::sha256_of(b"placeholder"),
+            source: rbuild_store::LayerSource::Tree(format!("/nowhere/{n}").into()),
+            key: Digest::sha256_of(b"key"),
+            created: String::new(),
+            hashing: Some(hashing),
+            hashed: None,
+        };
+        (layer, release)
+    }
+
+    fn state() -> State {
+        State {
+            layers: Vec::new(),
+            snapshots: Vec::new(),
+            config: ConfigBuilder::new(None, "linux/amd64"),
+            key: Digest::sha256_of(b"base"),
+            created: String::new(),
+            shell: Vec::new(),
+            cmd_set: false,
+            pending: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn no_more_hashes_run_at_once_than_allowed() {
+        let mut s = state();
+        let (a, release_a) = pending(0);
+        let (b, release_b) = pending(1);
+        s.pending.extend([a, b]);
+        // Room for a third with three allowed: nothing to wait for.
+        s.limit_hashing(3);
+        assert!(s.pending.iter().all(PendingLayer::running));
+        // Two allowed: the oldest must end first (released a moment later).
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            release_a.send(()).unwrap();
+        });
+        let started = std::time::Instant::now();
+        s.limit_hashing(2);
+        assert!(
+            started.elapsed() >= Duration::from_millis(90),
+            "waited for the oldest"
+        );
+        assert!(!s.pending[0].running() && s.pending[0].hashed.is_some());
+        assert!(s.pending[1].running(), "the newer one still hashes");
+        releaser.join().unwrap();
+        release_b.send(()).unwrap();
+        s.pending[1].wait();
+        let got = s.pending[1].hashed.take().unwrap().unwrap();
+        assert_eq!(got.size, 1);
     }
 }

@@ -98,6 +98,8 @@ fn commit_layer(
     // digest is known: hash it on another thread.
     if !empty && sde.is_none() && fill.is_none() && state.snapshots.len() == state.layers.len() {
         let placeholder = Digest::sha256_of(format!("pending layer {}", dir.display()).as_bytes());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        state.limit_hashing(cores);
         let hashed = source.clone();
         let hashing = std::thread::Builder::new()
             .name("rbuild-layer-hash".into())
@@ -117,7 +119,8 @@ fn commit_layer(
             source,
             key,
             created,
-            hashing,
+            hashing: Some(hashing),
+            hashed: None,
         });
         return Ok(());
     }
