@@ -389,17 +389,19 @@ impl<'a> Filler<'a> {
     fn next_chunk(&mut self) -> std::io::Result<()> {
         let mut buf = self.buffer()?;
         let want = FILL_CHUNK.min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = read_full(&mut self.src, &mut buf.bytes_mut()[..want])?;
-        if n < want {
-            return Err(changed(&self.src_path, "shorter"));
+        match self.src.read_exact(&mut buf.bytes_mut()[..want]) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(changed(&self.src_path, "shorter"));
+            }
+            r => r?,
         }
-        self.left -= n as u64;
-        if self.left == 0 && read_full(&mut self.src, &mut [0u8; 1])? > 0 {
+        self.left -= want as u64;
+        if self.left == 0 && self.src.read(&mut [0u8; 1])? > 0 {
             return Err(changed(&self.src_path, "longer"));
         }
         let buf = std::sync::Arc::new(buf);
         let sent = match &self.to_writer {
-            Some(tx) => tx.send((buf.clone(), n)).is_ok(),
+            Some(tx) => tx.send((buf.clone(), want)).is_ok(),
             None => false,
         };
         if !sent {
@@ -410,7 +412,7 @@ impl<'a> Filler<'a> {
         }
         self.current = Some(buf);
         self.pos = 0;
-        self.filled = n;
+        self.filled = want;
         Ok(())
     }
 
@@ -466,20 +468,6 @@ fn changed(src: &Path, how: &str) -> std::io::Error {
         "{} is {how} than when the COPY started (changed during the build)",
         src.display()
     ))
-}
-
-/// Read until `buf` is full or the end; the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// `out` (created, sized) opened for writing with O_DIRECT, or without it where the
