@@ -4,7 +4,7 @@
 #![allow(clippy::print_stderr)]
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
@@ -292,23 +292,25 @@ fn hashing_a_directory_gives_the_digest_of_its_tar_and_takes_given_contents() {
     // A file whose content is given (here: its own bytes, the file emptied to a hole of
     // the same size) hashes as if it had been read.
     let data = fs::read(dir.join("app/run.sh")).unwrap();
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .open(dir.join("app/run.sh"))
-        .unwrap();
-    f.set_len(0).unwrap();
-    f.set_len(data.len() as u64).unwrap();
-    drop(f);
     let mtime = fs::metadata(dir.join("app/big"))
         .unwrap()
         .modified()
         .unwrap();
-    fs::File::options()
-        .write(true)
-        .open(dir.join("app/run.sh"))
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    // run.sh's content, or a hole of its size, with one fixed mtime.
+    let set_run_sh = |hole: bool| {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("app/run.sh"))
+            .unwrap();
+        f.set_len(0).unwrap();
+        if hole {
+            f.set_len(data.len() as u64).unwrap();
+        } else {
+            (&f).write_all(&data).unwrap();
+        }
+        f.set_modified(mtime).unwrap();
+    };
+    set_run_sh(true);
     let mut given = Given {
         path: dir.join("app/run.sh"),
         data: data.clone(),
@@ -321,13 +323,7 @@ fn hashing_a_directory_gives_the_digest_of_its_tar_and_takes_given_contents() {
         with_given.diff_id,
         "the hole reads as zeros"
     );
-    fs::write(dir.join("app/run.sh"), &data).unwrap();
-    fs::File::options()
-        .write(true)
-        .open(dir.join("app/run.sh"))
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    set_run_sh(false);
     expected_tree = tar_of(&source);
     assert_eq!(Digest::sha256_of(&expected_tree), with_given.diff_id);
     // Asked for regular files only, each once, with their sizes; a hardlink's second name
