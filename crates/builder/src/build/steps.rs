@@ -538,8 +538,7 @@ fn copy_like(
         c.chown.as_deref(),
         info.line,
     )?;
-    if cache_hit(shared, state, &keys.record, &created_by) {
-        keys.continue_chain(state);
+    if keys.cached(shared, state, &created_by) {
         return Ok(true);
     }
     let (selection, _view) = match (selection, &c.from) {
@@ -645,6 +644,15 @@ impl CopyKeys {
         }
     }
 
+    /// Whether the step is cached: the state then has its layer (and, linked, its chain key).
+    fn cached(&self, shared: &Shared<'_>, state: &mut State, created_by: &str) -> bool {
+        let hit = cache_hit(shared, state, &self.record, created_by);
+        if hit {
+            self.continue_chain(state);
+        }
+        hit
+    }
+
     /// After the step (run or cached): a linked step's chain key.
     fn continue_chain(&self, state: &mut State) {
         if let Some((chain, _)) = &self.linked {
@@ -742,8 +750,7 @@ fn add(
         a.chown.as_deref(),
         info.line,
     )?;
-    if cache_hit(shared, state, &keys.record, &created_by) {
-        keys.continue_chain(state);
+    if keys.cached(shared, state, &created_by) {
         return Ok(true);
     }
     for (i, (url, name, path)) in downloads.into_iter().enumerate() {
