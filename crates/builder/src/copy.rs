@@ -6,12 +6,13 @@
 //! `--chmod`, keep their mtime; parent directories that already exist in the stage keep their
 //! metadata in the layer, new ones are 0755 and owned like the files.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
+use rbuild_store::direct::{self, AlignedBuf, CHUNK, DirectFile};
 use rbuild_store::layer::FileContents;
 
 use crate::context::{EntryKind, Selection};
@@ -200,7 +201,7 @@ fn copy_files(jobs: &[Option<FileJob<'_>>], uid: u32, gid: u32) -> Result<(), Bu
 }
 
 /// COPY leaves files of this size or more to [`Deferred`].
-pub const DEFERRED_BYTES: u64 = 8 << 20;
+pub const DEFERRED_BYTES: u64 = direct::MIN_FILE;
 
 /// Large files of a COPY, created empty (with their final size, owner, mode and times) and
 /// filled while the layer's tar is hashed from the staging tree, as the store asks for their
@@ -286,33 +287,8 @@ impl FileContents for Deferred {
     }
 }
 
-/// O_DIRECT wants buffers, offsets and lengths aligned to the device's logical block size;
-/// 4 KiB covers the common ones (a device wanting more gets buffered writes).
-const DIRECT_ALIGN: usize = 4096;
-/// How much a [`Filler`] reads at a time.
-const FILL_CHUNK: usize = 4 << 20;
 /// Buffers a [`Filler`] uses at most: one being read, the others being written.
 const FILL_BUFFERS: usize = 3;
-
-/// A [`FILL_CHUNK`] buffer aligned to [`DIRECT_ALIGN`].
-struct AlignedBuf {
-    raw: Vec<u8>,
-    start: usize,
-}
-
-impl AlignedBuf {
-    fn new() -> AlignedBuf {
-        let raw = vec![0u8; FILL_CHUNK + DIRECT_ALIGN];
-        let start = raw.as_ptr().align_offset(DIRECT_ALIGN);
-        AlignedBuf { raw, start }
-    }
-    fn bytes(&self) -> &[u8] {
-        &self.raw[self.start..self.start + FILL_CHUNK]
-    }
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.raw[self.start..self.start + FILL_CHUNK]
-    }
-}
 
 type Chunk = (std::sync::Arc<AlignedBuf>, usize);
 
@@ -342,12 +318,12 @@ impl<'a> Filler<'a> {
         pool: &'a mut Vec<AlignedBuf>,
     ) -> std::io::Result<Filler<'a>> {
         let src = std::fs::File::open(src_path)?;
-        let (file, direct) = open_direct(out)?;
+        let file = DirectFile::new(std::fs::OpenOptions::new().write(true).open(out)?);
         let (to_writer, chunks) = std::sync::mpsc::sync_channel::<Chunk>(FILL_BUFFERS);
         let (give_back, back) = std::sync::mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("rbuild-copy".into())
-            .spawn(move || write_chunks(file, direct, chunks, give_back))?;
+            .spawn(move || write_chunks(file, chunks, give_back))?;
         Ok(Filler {
             src,
             src_path: src_path.to_path_buf(),
@@ -367,14 +343,14 @@ impl<'a> Filler<'a> {
     /// the writer gives back.
     fn buffer(&mut self) -> std::io::Result<AlignedBuf> {
         let unique = |b: std::sync::Arc<AlignedBuf>| {
-            std::sync::Arc::try_unwrap(b).unwrap_or_else(|_| AlignedBuf::new())
+            std::sync::Arc::try_unwrap(b).unwrap_or_else(|_| AlignedBuf::new(CHUNK))
         };
         if let Ok(b) = self.back.try_recv() {
             return Ok(unique(b));
         }
         if self.taken < FILL_BUFFERS {
             self.taken += 1;
-            return Ok(self.pool.pop().unwrap_or_else(AlignedBuf::new));
+            return Ok(self.pool.pop().unwrap_or_else(|| AlignedBuf::new(CHUNK)));
         }
         match self.back.recv() {
             Ok(b) => Ok(unique(b)),
@@ -388,7 +364,7 @@ impl<'a> Filler<'a> {
     /// Read the next chunk of the source and hand it to the writer.
     fn next_chunk(&mut self) -> std::io::Result<()> {
         let mut buf = self.buffer()?;
-        let want = FILL_CHUNK.min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = CHUNK.min(usize::try_from(self.left).unwrap_or(usize::MAX));
         match self.src.read_exact(&mut buf.bytes_mut()[..want]) {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 return Err(changed(&self.src_path, "shorter"));
@@ -470,77 +446,22 @@ fn changed(src: &Path, how: &str) -> std::io::Error {
     ))
 }
 
-/// `out` (created, sized) opened for writing with O_DIRECT, or without it where the
-/// filesystem has none (tmpfs, some FUSE); whether it is direct.
-fn open_direct(out: &Path) -> std::io::Result<(std::fs::File, bool)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let direct = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_DIRECT)
-        .open(out);
-    match direct {
-        Ok(f) => Ok((f, true)),
-        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
-            Ok((std::fs::OpenOptions::new().write(true).open(out)?, false))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// The writer thread of a [`Filler`]: writes the chunks in order, giving each buffer back.
-/// After an error it only gives buffers back, and returns the error at the end.
+/// The writer thread of a [`Filler`]: writes the chunks in order (direct where the
+/// filesystem allows), giving each buffer back. After an error it only gives buffers back,
+/// and returns the error at the end.
 fn write_chunks(
-    mut file: std::fs::File,
-    mut direct: bool,
+    mut out: DirectFile,
     chunks: std::sync::mpsc::Receiver<Chunk>,
     give_back: std::sync::mpsc::Sender<std::sync::Arc<AlignedBuf>>,
 ) -> std::io::Result<()> {
     let mut result = Ok(());
     for (buf, n) in chunks {
         if result.is_ok() {
-            result = write_chunk(&mut file, &mut direct, &buf.bytes()[..n]);
+            result = out.write(&buf.bytes()[..n]);
         }
         let _ = give_back.send(buf);
     }
     result
-}
-
-/// Write `data` at the file's position: its aligned part with O_DIRECT while `direct`, the
-/// rest (the file's unaligned end) buffered.
-fn write_chunk(file: &mut std::fs::File, direct: &mut bool, data: &[u8]) -> std::io::Result<()> {
-    let aligned = if *direct {
-        data.len() & !(DIRECT_ALIGN - 1)
-    } else {
-        0
-    };
-    if aligned > 0 {
-        match file.write_all(&data[..aligned]) {
-            Ok(()) => {}
-            // A device with larger blocks: buffered from here on.
-            Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
-                clear_direct(file)?;
-                *direct = false;
-                file.write_all(&data[..aligned])?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    if aligned < data.len() {
-        if *direct {
-            clear_direct(file)?;
-            *direct = false;
-        }
-        file.write_all(&data[aligned..])?;
-    }
-    Ok(())
-}
-
-/// Turn O_DIRECT off for `file`.
-fn clear_direct(file: &std::fs::File) -> std::io::Result<()> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let flags = OFlag::from_bits_truncate(fcntl(file, FcntlArg::F_GETFL)?);
-    fcntl(file, FcntlArg::F_SETFL(flags - OFlag::O_DIRECT))?;
-    Ok(())
 }
 
 /// Create directory `dir` (an absolute image path) and its ancestors in `staging` as
@@ -768,7 +689,7 @@ mod tests {
         let src = d.path().join("ctx/src");
         let sizes = [
             ("big/odd.bin", (8 << 20) + 12_345),
-            ("big/even.bin", 2 * FILL_CHUNK),
+            ("big/even.bin", 2 * CHUNK),
             ("big/under.bin", (8 << 20) - 1),
             ("suid.bin", 9 << 20),
         ];

@@ -41,6 +41,7 @@
 pub mod archive;
 mod blobs;
 pub mod compress;
+pub mod direct;
 mod error;
 mod image;
 mod index;

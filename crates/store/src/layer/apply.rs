@@ -200,6 +200,8 @@ struct Applier {
     written: HashSet<PathBuf>,
     /// Directories whose mtime is set last, after their children are written.
     dirs: Vec<(PathBuf, i64)>,
+    /// The buffer big files are written direct from (made for the first one).
+    direct_buf: Option<crate::direct::AlignedBuf>,
 }
 
 impl Applier {
@@ -210,6 +212,7 @@ impl Applier {
             layer: layer.to_string(),
             written: HashSet::new(),
             dirs: Vec::new(),
+            direct_buf: None,
         }
     }
 
@@ -272,7 +275,16 @@ impl Applier {
                     .mode(0o600)
                     .open(&path)
                     .at("creating", &path)?;
-                crate::blobs::copy(e, &mut f).at("writing", &path)?;
+                if h.size().unwrap_or(0) >= crate::direct::MIN_FILE {
+                    // A big file: written around the page cache (see `direct`).
+                    let buf = self.direct_buf.get_or_insert_with(|| {
+                        crate::direct::AlignedBuf::new(crate::direct::CHUNK)
+                    });
+                    let mut out = crate::direct::DirectFile::new(f);
+                    crate::direct::copy(e, &mut out, buf).at("writing", &path)?;
+                } else {
+                    crate::blobs::copy(e, &mut f).at("writing", &path)?;
+                }
             }
             tar::EntryType::Symlink => {
                 let target = e
