@@ -219,7 +219,6 @@ pub struct Deferred {
 
 struct DeferredFile {
     src: PathBuf,
-    len: u64,
     uid: u32,
     gid: u32,
     mode: u32,
@@ -245,7 +244,6 @@ impl Deferred {
             job.out,
             DeferredFile {
                 src: job.src.to_path_buf(),
-                len: job.meta.len(),
                 uid,
                 gid,
                 mode: job.mode,
@@ -276,13 +274,13 @@ impl Deferred {
 impl FileContents for Deferred {
     fn open(&mut self, path: &Path, len: u64) -> Option<std::io::Result<Box<dyn Read + '_>>> {
         let f = self.files.get_mut(path)?;
-        if f.opened || f.len != len {
+        if f.opened || f.meta.len() != len {
             return Some(Err(std::io::Error::other(
                 "the staged copy changed before it was filled",
             )));
         }
         f.opened = true;
-        let (src, len) = (f.src.clone(), f.len);
+        let src = f.src.clone();
         Some(Filler::start(&src, path, len, &mut self.pool).map(|r| Box::new(r) as Box<dyn Read>))
     }
 }
@@ -354,11 +352,15 @@ impl<'a> Filler<'a> {
         }
         match self.back.recv() {
             Ok(b) => Ok(unique(b)),
-            Err(_) => Err(self
-                .stop()
-                .err()
-                .unwrap_or_else(|| std::io::Error::other("the copy's writer stopped"))),
+            Err(_) => Err(self.writer_failed()),
         }
+    }
+
+    /// Why the writer stopped early: its error.
+    fn writer_failed(&mut self) -> std::io::Error {
+        self.stop()
+            .err()
+            .unwrap_or_else(|| std::io::Error::other("the copy's writer stopped"))
     }
 
     /// Read the next chunk of the source and hand it to the writer.
@@ -381,10 +383,7 @@ impl<'a> Filler<'a> {
             None => false,
         };
         if !sent {
-            return Err(self
-                .stop()
-                .err()
-                .unwrap_or_else(|| std::io::Error::other("the copy's writer stopped")));
+            return Err(self.writer_failed());
         }
         self.current = Some(buf);
         self.pos = 0;

@@ -131,16 +131,11 @@ fn commit_layer(
             // The directory becomes the layer; its tar is only hashed now and made again
             // from the snapshot when an export or push needs the bytes.
             None => {
-                let info = match fill {
-                    Some(d) => {
-                        let info = rbuild_store::hash_layer_dir(&source, d).map_err(store_err)?;
-                        d.finish()?;
-                        info
-                    }
-                    None => {
-                        rbuild_store::hash_layer_dir(&source, &mut ReadFiles).map_err(store_err)?
-                    }
-                };
+                // With nothing deferred, every file is read from the directory.
+                let mut nothing = Deferred::default();
+                let fill = fill.unwrap_or(&mut nothing);
+                let info = rbuild_store::hash_layer_dir(&source, fill).map_err(store_err)?;
+                fill.finish()?;
                 let snapshot = shared
                     .store
                     .adopt_layer_dir(&source, &info)
@@ -563,12 +558,12 @@ fn copy_like(
     };
     // Large files are filled as the layer is hashed, unless SOURCE_DATE_EPOCH asks for a
     // stored (clamped) tar.
-    let mut fill = None;
-    if shared.opts.source_date_epoch.is_none() {
-        fill = Some(materialize_deferring(&selection, &opts, &staging)?.1);
+    let mut fill = if shared.opts.source_date_epoch.is_none() {
+        Some(materialize_deferring(&selection, &opts, &staging)?.1)
     } else {
         materialize(&selection, &opts, &staging)?;
-    }
+        None
+    };
     commit_tree(
         shared,
         state,
