@@ -60,9 +60,7 @@ impl RawMode {
         let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
         RawMode(Some(saved))
     }
-}
 
-impl RawMode {
     /// The terminal's settings before raw mode, if it is a terminal.
     pub fn saved(&self) -> Option<Termios> {
         self.0.clone()

@@ -20,6 +20,15 @@ pub struct AttachArgs {
     /// Do not attach standard input
     #[arg(long = "no-stdin")]
     pub no_stdin: bool,
+    #[command(flatten)]
+    pub detach: DetachKeys,
+    /// The container (name, ID or ID prefix)
+    pub container: String,
+}
+
+/// Docker's `--detach-keys` option (`attach`, `start`).
+#[derive(Debug, Args)]
+pub struct DetachKeys {
     /// Keys that detach from a container with a terminal, leaving it running
     #[arg(
         long = "detach-keys",
@@ -27,8 +36,13 @@ pub struct AttachArgs {
         value_name = "KEYS"
     )]
     pub detach_keys: String,
-    /// The container (name, ID or ID prefix)
-    pub container: String,
+}
+
+impl DetachKeys {
+    /// The keys as bytes (see [`parse_detach_keys`]).
+    pub fn keys(&self) -> anyhow::Result<Vec<u8>> {
+        parse_detach_keys(&self.detach_keys)
+    }
 }
 
 /// Run `rbuild attach`.
@@ -38,7 +52,7 @@ pub fn run(args: AttachArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         bail!("You cannot attach to a stopped container, start it first");
     }
     let from = super::logs::Position::end_of(&c);
-    let keys = parse_detach_keys(&args.detach_keys)?;
+    let keys = args.detach.keys()?;
     let raw = if args.no_stdin {
         None
     } else {

@@ -29,13 +29,8 @@ pub struct StartArgs {
     /// Attach standard input (a container created with -i)
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Keys that detach from a container with a terminal, leaving it running
-    #[arg(
-        long = "detach-keys",
-        default_value = "ctrl-p,ctrl-q",
-        value_name = "KEYS"
-    )]
-    pub detach_keys: String,
+    #[command(flatten)]
+    pub detach: super::attach::DetachKeys,
     /// Containers (name, ID or ID prefix)
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -45,7 +40,7 @@ pub struct StartArgs {
 pub fn run(args: StartArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let root = store_root(globals);
     let attach = args.attach || args.interactive;
-    let keys = super::attach::parse_detach_keys(&args.detach_keys)?;
+    let keys = args.detach.keys()?;
     if attach && args.containers.len() > 1 {
         anyhow::bail!("you cannot start and attach multiple containers at once");
     }

@@ -1,8 +1,9 @@
 //! Published ports without a bridge: the monitor listens on the host (127.0.0.1 by default)
 //! and, for each TCP connection, opens a socket inside the container's network namespace —
 //! a thread `setns`es into it and connects to the container's loopback — then copies both
-//! ways (threads are kept a while for the next connections); for UDP, each client address gets its own socket in the container, replies relayed
-//! back. No veth, no address, no iptables; the listeners live until their [`Serving`] is dropped.
+//! ways (threads are kept a while for the next connections); for UDP, each client address
+//! gets its own socket in the container, replies relayed back. No veth, no address, no
+//! iptables; the listeners live until their [`Serving`] is dropped.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
