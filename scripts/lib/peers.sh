@@ -18,7 +18,10 @@ peers_install() {
     cmd=${entry%%:*} pkg=${entry#*:}
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ ${#missing[@]} -eq 0 ]; then
+    [ "$(id -u)" -ne 0 ] || peers_install_buildx
+    return
+  fi
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
     return 1
@@ -26,6 +29,30 @@ peers_install() {
   echo "installing: ${missing[*]}" >&2
   DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  peers_install_buildx
+}
+
+# The buildx CLI plugin (BuildKit through dockerd's embedded builder: `DOCKER_BUILDKIT=1 docker
+# build`). Bookworm has no package for it; trixie's `docker-buildx` runs here. It is fetched with
+# apt-get under a private sources list and state directory (the system's apt sources and lists
+# are not touched), unpacked with dpkg -x, and its plugin copied to ~/.docker/cli-plugins.
+peers_install_buildx() {
+  local plugins="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+  [ -x "$plugins/docker-buildx" ] && return 0
+  [ "$(id -u)" -eq 0 ] || { echo "docker-buildx missing (run as root to fetch it)" >&2; return 1; }
+  local dir; dir=$(mktemp -d /tmp/rbuild-buildx.XXXXXX)
+  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" >"$dir/sources.list"
+  local opts=(-o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache" -o APT::Sandbox::User=root)
+  echo "installing: docker-buildx (trixie) into $plugins" >&2
+  (cd "$dir" && apt-get "${opts[@]}" update -qq >/dev/null && apt-get "${opts[@]}" download docker-buildx >/dev/null) &&
+    dpkg -x "$dir"/docker-buildx_*.deb "$dir/x" &&
+    mkdir -p "$plugins" &&
+    install -m 0755 "$dir/x/usr/libexec/docker/cli-plugins/docker-buildx" "$plugins/docker-buildx"
+  local rc=$?
+  rm -rf "$dir"
+  return $rc
 }
 
 # A free TCP port on 127.0.0.1.
