@@ -60,7 +60,7 @@ pub fn run_step(
         .iter()
         .flatten()
         .map(|m| m.destination().to_string_lossy().to_string())
-        .chain(["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"].map(String::from))
+        .chain(["/etc/hosts", "/etc/resolv.conf"].map(String::from))
         .collect();
     let (read_end, write_end) = nix::unistd::pipe().map_err(|e| BuildError::io(dir, e.into()))?;
     let stderr: OwnedFd = write_end.try_clone().map_err(|e| BuildError::io(dir, e))?;
@@ -81,6 +81,7 @@ pub fn run_step(
             ..Default::default()
         },
         remove: false,
+        etc: rbuild_runner::EtcFiles::Build,
     };
     let running = rbuild_runner::spawn(config).map_err(runner_err)?;
     if running.notes().rootfs_copied {

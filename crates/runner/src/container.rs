@@ -79,6 +79,8 @@ pub struct ContainerConfig {
     pub stdio: Stdio,
     /// Remove `dir` when the container ends.
     pub remove: bool,
+    /// Which `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` it is given.
+    pub etc: crate::etc::EtcFiles,
 }
 
 /// How a container's process ended.
@@ -215,7 +217,7 @@ fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Erro
         }
     };
     fs::create_dir_all(&merged).map_err(Error::io(&merged))?;
-    etc::provide(&mut config.spec, &dir, own_net)?;
+    etc::provide(&mut config.spec, &dir, own_net, config.etc)?;
     let spec = &config.spec;
     let linux = spec.linux().clone().unwrap_or_default();
     let process = spec

@@ -8,10 +8,30 @@ use oci_spec::runtime::{MountBuilder, Spec};
 
 use crate::error::Error;
 
+/// Which `/etc` files a container is given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EtcFiles {
+    /// docker run's: `/etc/hosts` (a fresh one in its own network namespace, the host's
+    /// otherwise), `/etc/hostname` with the UTS name, the host's `/etc/resolv.conf`.
+    #[default]
+    Docker,
+    /// A build step's, as BuildKit gives them: a generated `/etc/hosts` naming `localhost`
+    /// and the host name for 127.0.0.1 and ::1, the host's `/etc/resolv.conf`, and the
+    /// image's own `/etc/hostname` (none is mounted).
+    Build,
+}
+
 /// Write the three files into `dir` and add their bind mounts to `spec`.
-pub fn provide(spec: &mut Spec, dir: &Path, own_network: bool) -> Result<(), Error> {
+pub fn provide(
+    spec: &mut Spec,
+    dir: &Path,
+    own_network: bool,
+    kind: EtcFiles,
+) -> Result<(), Error> {
     let hostname = spec.hostname().clone().unwrap_or_default();
-    let hosts = if own_network {
+    let hosts = if kind == EtcFiles::Build {
+        build_hosts(&hostname)
+    } else if own_network {
         let mut h = String::from(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
              fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
@@ -24,11 +44,13 @@ pub fn provide(spec: &mut Spec, dir: &Path, own_network: bool) -> Result<(), Err
         fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into())
     };
     let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let files = [
+    let mut files = vec![
         ("/etc/hosts", "hosts", hosts),
-        ("/etc/hostname", "hostname", format!("{hostname}\n")),
         ("/etc/resolv.conf", "resolv.conf", resolv),
     ];
+    if kind == EtcFiles::Docker {
+        files.push(("/etc/hostname", "hostname", format!("{hostname}\n")));
+    }
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     for (dest, name, content) in files {
         if mounts.iter().any(|m| m.destination() == Path::new(dest)) {
@@ -47,4 +69,56 @@ pub fn provide(spec: &mut Spec, dir: &Path, own_network: bool) -> Result<(), Err
     }
     spec.set_mounts(Some(mounts));
     Ok(())
+}
+
+/// BuildKit's `/etc/hosts` for a build step (`buildkitsandbox` when the step has no name).
+fn build_hosts(hostname: &str) -> String {
+    let name = if hostname.is_empty() {
+        "buildkitsandbox"
+    } else {
+        hostname
+    };
+    format!("127.0.0.1\tlocalhost {name}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use oci_spec::runtime::Spec;
+
+    use super::*;
+
+    fn provided(kind: EtcFiles) -> (Vec<String>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = Spec::default();
+        spec.set_mounts(Some(Vec::new()));
+        spec.set_hostname(Some("buildkitsandbox".into()));
+        provide(&mut spec, dir.path(), true, kind).unwrap();
+        let dests = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| m.destination().to_string_lossy().into_owned())
+            .collect();
+        (dests, dir)
+    }
+
+    #[test]
+    fn build_steps_keep_the_images_hostname_and_get_buildkits_hosts() {
+        let (dests, dir) = provided(EtcFiles::Build);
+        assert_eq!(dests, ["/etc/hosts", "/etc/resolv.conf"]);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("hosts")).unwrap(),
+            "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        );
+    }
+
+    #[test]
+    fn containers_get_all_three() {
+        let (dests, dir) = provided(EtcFiles::Docker);
+        assert_eq!(dests, ["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"]);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("hostname")).unwrap(),
+            "buildkitsandbox\n"
+        );
+    }
 }

@@ -34,7 +34,9 @@
 //! # Example: a build step
 //!
 //! ```no_run
-//! use rbuild_runner::{ContainerConfig, Network, Rootfs, RunOptions, Stdio, docker_spec, run};
+//! use rbuild_runner::{
+//!     ContainerConfig, EtcFiles, Network, Rootfs, RunOptions, Stdio, docker_spec, run,
+//! };
 //!
 //! # fn main() -> Result<(), rbuild_runner::Error> {
 //! let layers = vec!["/var/lib/rbuild/snapshots/sha256/<diffid>".into()]; // bottom first
@@ -51,6 +53,7 @@
 //!     init: true,
 //!     stdio: Stdio::default(),
 //!     remove: false,
+//!     etc: EtcFiles::Docker,
 //! })?;
 //! assert_eq!(outcome.status.code(), 0);
 //! # Ok(())
@@ -82,6 +85,7 @@ pub use container::{
     overlay_supported, run, spawn,
 };
 pub use error::Error;
+pub use etc::EtcFiles;
 pub use spec::{Network, RunOptions, docker_spec};
 pub use syscall::{LinuxSyscall, RecordingSyscall, Syscall};
 pub use user::{Identity, resolve as resolve_user};

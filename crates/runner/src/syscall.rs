@@ -138,16 +138,24 @@ impl Syscall for LinuxSyscall {
     }
 
     fn create_file(&mut self, path: &CStr) -> Result<(), Errno> {
+        // O_EXCL: an existing file is left alone. Opening it for writing would make overlayfs
+        // copy it up, and the image's own /etc/hosts or /etc/resolv.conf would then land in
+        // a RUN step's layer.
         // SAFETY: path is a valid C string; the fd is closed right away.
         let fd = unsafe {
             libc::open(
                 path.as_ptr(),
-                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
                 0o644,
             )
         };
         if fd < 0 {
-            return Err(Errno::last());
+            let err = Errno::last();
+            return if err == Errno::EEXIST {
+                Ok(())
+            } else {
+                Err(err)
+            };
         }
         // SAFETY: fd was just opened by us.
         unsafe { libc::close(fd) };

@@ -66,6 +66,7 @@ pub fn container_config(c: &Container, stdio: Stdio) -> Result<ContainerConfig, 
         init: c.record.init,
         stdio,
         remove: false,
+        etc: crate::EtcFiles::Docker,
     })
 }
 

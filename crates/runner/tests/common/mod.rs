@@ -130,6 +130,7 @@ pub fn run(rootfs: Rootfs, opts: RunOptions, init: bool, remove: bool) -> Ran {
             console: None,
         },
         remove,
+        etc: rbuild_runner::EtcFiles::Docker,
     };
     let result = rbuild_runner::run(config);
     let read = |mut f: File| {
