@@ -57,8 +57,35 @@ pub(crate) fn inputs(shared: &Shared<'_>, r: &Run) -> Result<Vec<Digest>, BuildE
     Ok(out)
 }
 
-/// Set up every `--mount` of `r` for a container whose step directory is `dir`.
-pub(crate) fn prepare(shared: &Shared<'_>, r: &Run, dir: &Path) -> Result<Prepared, BuildError> {
+/// Where a bind, cache or tmpfs mount appears: its target made absolute against the step's
+/// working directory, which is also where a mount without a target goes (BuildKit's rule);
+/// `/` itself cannot be a mount target.
+fn mount_target(target: Option<&str>, workdir: &str, line: usize) -> Result<String, BuildError> {
+    let target = target.unwrap_or_default();
+    let joined = if target.starts_with('/') {
+        target.to_string()
+    } else {
+        format!("{}/{target}", workdir.trim_end_matches('/'))
+    };
+    let clean = super::steps::clean_path(&joined);
+    if clean == "/" {
+        return Err(BuildError::Invalid {
+            line,
+            message: format!("RUN --mount: invalid mount target {clean:?}"),
+        });
+    }
+    Ok(clean)
+}
+
+/// Set up every `--mount` of `r` for a container whose step directory is `dir` and whose
+/// working directory is `workdir`; `line` is the RUN's, for errors.
+pub(crate) fn prepare(
+    shared: &Shared<'_>,
+    r: &Run,
+    dir: &Path,
+    workdir: &str,
+    line: usize,
+) -> Result<Prepared, BuildError> {
     let mut p = Prepared {
         mounts: Vec::new(),
         env: Vec::new(),
@@ -67,10 +94,29 @@ pub(crate) fn prepare(shared: &Shared<'_>, r: &Run, dir: &Path) -> Result<Prepar
         _locks: Vec::new(),
     };
     for (i, m) in r.mounts.iter().enumerate() {
-        let target = m.target.clone().unwrap_or_default();
+        let target = match m.kind {
+            MountType::Bind | MountType::Cache | MountType::Tmpfs => {
+                mount_target(m.target.as_deref(), workdir, line)?
+            }
+            MountType::Secret | MountType::Ssh => m.target.clone().unwrap_or_default(),
+        };
         match m.kind {
             MountType::Cache => {
-                let id = m.id.clone().unwrap_or_else(|| target.clone());
+                // BuildKit's default id is the target as written, cleaned.
+                let id = m.id.clone().unwrap_or_else(|| {
+                    let written = m.target.as_deref().unwrap_or_default();
+                    if written.starts_with('/') {
+                        super::steps::clean_path(written)
+                    } else {
+                        let rel = super::steps::clean_path(written);
+                        let rel = rel.trim_start_matches('/');
+                        if rel.is_empty() {
+                            ".".into()
+                        } else {
+                            rel.to_string()
+                        }
+                    }
+                });
                 let host = cache_dir(shared, &id);
                 if !host.is_dir() {
                     create_owned(&host, m.mode.unwrap_or(0o755), m.uid, m.gid)?;
@@ -259,5 +305,20 @@ fn writable_copy(source: &Path, at: &Path, p: &mut Prepared) -> Result<PathBuf, 
         let copy = at.join("file");
         std::fs::copy(source, &copy).map_err(|e| BuildError::io(&copy, e))?;
         Ok(copy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mount_target;
+
+    #[test]
+    fn targets_resolve_against_the_working_directory() {
+        assert_eq!(mount_target(None, "/src", 1).unwrap(), "/src");
+        assert_eq!(mount_target(Some("out"), "/src/", 1).unwrap(), "/src/out");
+        assert_eq!(mount_target(Some("./a/../b"), "/w", 1).unwrap(), "/w/b");
+        assert_eq!(mount_target(Some("/abs/"), "/w", 1).unwrap(), "/abs");
+        let err = mount_target(None, "/", 7).unwrap_err().to_string();
+        assert!(err.contains("invalid mount target \"/\""), "{err}");
     }
 }

@@ -196,7 +196,7 @@ fn run(
         return Ok(true);
     }
     let lowers = state.lowers(shared)?;
-    let mut prepared = mounts::prepare(shared, r, &dir)?;
+    let mut prepared = mounts::prepare(shared, r, &dir, &state.config.workdir(), info.line)?;
     if let Some((name, body)) = script {
         let pipes = dir.join("pipes");
         std::fs::create_dir_all(&pipes).map_err(|e| BuildError::io(&pipes, e))?;
@@ -870,7 +870,7 @@ fn workdir(
 }
 
 /// `path` with `.` and `..` components resolved (never above `/`).
-fn clean_path(path: &str) -> String {
+pub(crate) fn clean_path(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for p in path.split('/') {
         match p {

@@ -149,13 +149,10 @@ pub fn parse_mount(value: &str) -> Result<Mount, String> {
         }
     }
     m.read_only = read_only.unwrap_or(m.kind == MountType::Bind);
+    // A bind, cache or tmpfs mount without a target is mounted at the working directory, as
+    // BuildKit does (`RUN --mount=from=build` in docker/buildx's and moby/buildkit's own
+    // Dockerfiles); the builder resolves it.
     match m.kind {
-        MountType::Bind | MountType::Cache | MountType::Tmpfs if m.target.is_none() => {
-            return Err(format!(
-                "mount type {} requires a target",
-                kind_name(m.kind)
-            ));
-        }
         MountType::Secret if m.id.is_none() => {
             let from_target = m
                 .target
@@ -180,16 +177,6 @@ pub fn parse_mount(value: &str) -> Result<Mount, String> {
         ));
     }
     Ok(m)
-}
-
-fn kind_name(k: MountType) -> &'static str {
-    match k {
-        MountType::Bind => "bind",
-        MountType::Cache => "cache",
-        MountType::Tmpfs => "tmpfs",
-        MountType::Secret => "secret",
-        MountType::Ssh => "ssh",
-    }
 }
 
 /// `64m`, `1g`, `512k`, `100` (bytes), `1.5GiB`.
@@ -282,17 +269,28 @@ mod tests {
     }
 
     #[test]
+    fn mounts_without_a_target_are_accepted_as_buildkit_does() {
+        // regression: docker/buildx's Dockerfile has `RUN --mount=from=binaries` and
+        // `--mount=ro`; both were rejected as "requires a target".
+        let from = parse_mount("from=binaries").unwrap();
+        assert_eq!(
+            (from.kind, from.target, from.read_only),
+            (MountType::Bind, None, true)
+        );
+        assert_eq!(parse_mount("ro").unwrap().target, None);
+        let cache = parse_mount("type=cache").unwrap();
+        assert_eq!((cache.target, cache.read_only), (None, false));
+        assert_eq!(parse_mount("type=tmpfs").unwrap().target, None);
+    }
+
+    #[test]
     fn bad_mounts() {
         assert!(
             parse_mount("type=nfs,target=/x")
                 .unwrap_err()
                 .contains("unsupported mount type")
         );
-        assert!(
-            parse_mount("type=cache")
-                .unwrap_err()
-                .contains("requires a target")
-        );
+        assert!(parse_mount("type=cache,target=/x,mode=abc").is_err());
         assert!(parse_mount("type=cache,target=/x,sharing=weird").is_err());
         assert!(
             parse_mount("type=cache,target=/x,bogus=1")
