@@ -32,7 +32,14 @@ impl ConfigBuilder {
                 doc.insert("variant".into(), json!(v));
             }
         }
-        doc.entry("config").or_insert_with(|| json!({}));
+        // BuildKit's empty image (FROM scratch) has WorkingDir "/".
+        doc.entry("config").or_insert_with(|| {
+            if base.is_none() {
+                json!({"WorkingDir": "/"})
+            } else {
+                json!({})
+            }
+        });
         doc.entry("rootfs")
             .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
         doc.entry("history").or_insert_with(|| json!([]));
@@ -155,6 +162,11 @@ impl ConfigBuilder {
     pub fn set_command(&mut self, key: &str, command: &CommandLine, shell: &[String]) {
         let argv = argv(command, shell);
         self.config().insert(key.into(), json!(argv));
+    }
+
+    /// Set `config.ArgsEscaped` (BuildKit sets it with every CMD).
+    pub fn set_args_escaped(&mut self) {
+        self.config().insert("ArgsEscaped".into(), json!(true));
     }
 
     /// Remove a field of `config`.

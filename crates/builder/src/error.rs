@@ -6,6 +6,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
+    /// `--platform` names several platforms: one build per platform is all rbuild does yet.
+    #[error(
+        "--platform {0}: building for several platforms in one build is not supported yet; \
+         run one build per platform (--platform linux/amd64, then --platform linux/arm64)"
+    )]
+    MultiPlatform(String),
     /// An I/O error on a path.
     #[error("{path}: {source}")]
     Io {

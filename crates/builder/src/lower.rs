@@ -62,9 +62,79 @@ pub fn is_dir(layers: &[PathBuf], path: &str) -> bool {
     lookup(layers, path).is_some_and(|(_, m)| m.is_dir())
 }
 
+/// `path` (absolute) with every symlink along it resolved inside the stage, the last
+/// component too, as BuildKit resolves a COPY destination or a WORKDIR to create: absolute
+/// link targets start again from the stage's `/`, `..` never climbs above it. A trailing `/`
+/// is kept. Components that do not exist are taken as written.
+pub fn resolve(layers: &[PathBuf], path: &str) -> String {
+    const MAX_LINKS: usize = 40;
+    let trailing = path.len() > 1 && path.ends_with('/');
+    let mut todo: std::collections::VecDeque<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(part) = todo.pop_front() {
+        match part.as_str() {
+            "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = format!("/{}/{part}", done.join("/"));
+        let link = lookup(layers, &candidate)
+            .filter(|(_, meta)| meta.file_type().is_symlink() && links < MAX_LINKS)
+            .and_then(|(full, _)| std::fs::read_link(full).ok());
+        match link {
+            Some(target) => {
+                links += 1;
+                let target = target.to_string_lossy().into_owned();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                for c in target.split('/').filter(|c| !c.is_empty()).rev() {
+                    todo.push_front(c.to_string());
+                }
+            }
+            None => done.push(part),
+        }
+    }
+    let mut out = format!("/{}", done.join("/"));
+    if trailing && out != "/" {
+        out.push('/');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symlinks_on_the_way_resolve_inside_the_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let (l1, l2) = (dir.path().join("l1"), dir.path().join("l2"));
+        std::fs::create_dir_all(l1.join("real/sub")).unwrap();
+        std::fs::create_dir_all(l2.join("opt")).unwrap();
+        std::os::unix::fs::symlink("/real", l1.join("linkdir")).unwrap();
+        std::os::unix::fs::symlink("../real/sub", l2.join("opt/rel")).unwrap();
+        std::os::unix::fs::symlink("/../../loop", l2.join("up")).unwrap();
+        std::os::unix::fs::symlink("loop", l2.join("loop")).unwrap();
+        let layers = vec![l1, l2];
+        assert_eq!(resolve(&layers, "/linkdir/"), "/real/");
+        assert_eq!(resolve(&layers, "/linkdir"), "/real");
+        assert_eq!(resolve(&layers, "/linkdir/new/f.txt"), "/real/new/f.txt");
+        assert_eq!(resolve(&layers, "/opt/rel/x"), "/real/sub/x");
+        assert_eq!(resolve(&layers, "/plain/dir/"), "/plain/dir/");
+        assert_eq!(resolve(&layers, "/"), "/");
+        // Never above the stage's root; a loop ends.
+        assert_eq!(resolve(&layers, "/up"), "/loop");
+        assert_eq!(resolve(&layers, "/loop/x"), "/loop/x");
+    }
 
     #[test]
     fn top_layer_wins_and_whiteouts_hide() {

@@ -5,6 +5,7 @@
 //! to the store, whose snapshots then serve as the next steps' lower directories.
 
 mod cache;
+mod history;
 mod mounts;
 mod stage;
 mod steps;
@@ -172,6 +173,11 @@ pub fn build(
     }
     let mut platforms = Platforms::host();
     if let Some(p) = &opts.platform {
+        // Until multi-platform builds exist, a list is refused rather than taken as one
+        // platform (TARGETARCH would become "amd64,linux").
+        if p.contains(',') {
+            return Err(BuildError::MultiPlatform(p.clone()));
+        }
         platforms.target = p.clone();
     }
     let meta = MetaScope::resolve(&dockerfile, &opts.build_args, &platforms)?;

@@ -217,7 +217,7 @@ pub(crate) fn build_stage(shared: &Shared<'_>, index: usize) -> Result<StageResu
                 };
                 super::steps::run_step(shared, &mut state, &scope, &ins, &info)?;
             } else {
-                apply_config(&mut state, &scope, &ins, located);
+                apply_config(&mut state, &scope, &ins, located.start_line)?;
             }
         }
         Ok(())
@@ -380,8 +380,9 @@ fn apply_config(
     state: &mut State,
     scope: &StageScope<'_>,
     ins: &Instruction,
-    located: &Located<Instruction>,
-) {
+    line: usize,
+) -> Result<(), BuildError> {
+    let mut exposed = Vec::new();
     let c = &mut state.config;
     match ins {
         Instruction::Env(_) => {
@@ -400,13 +401,12 @@ fn apply_config(
         }
         Instruction::Maintainer(m) => c.set_top("author", serde_json::json!(m.name)),
         Instruction::Expose(e) => {
-            for p in &e.ports {
-                let p = if p.contains('/') {
-                    p.to_ascii_lowercase()
-                } else {
-                    format!("{p}/tcp")
-                };
-                c.add_set_member("ExposedPorts", &p);
+            exposed = e.port_protos().map_err(|message| BuildError::Invalid {
+                line,
+                message: format!("EXPOSE: {message}"),
+            })?;
+            for p in &exposed {
+                c.add_set_member("ExposedPorts", p);
             }
         }
         Instruction::Volume(v) => {
@@ -423,6 +423,8 @@ fn apply_config(
         }
         Instruction::Cmd(cmd) => {
             c.set_command("Cmd", &cmd.command, &state.shell);
+            // As BuildKit (and docker's builder) do for CMD, not for ENTRYPOINT.
+            c.set_args_escaped();
             state.cmd_set = true;
         }
         Instruction::Entrypoint(e) => {
@@ -439,57 +441,11 @@ fn apply_config(
         | Instruction::Workdir(Workdir { .. })
         | Instruction::From(_) => {}
     }
-    let created = state.created.clone();
-    state
-        .config
-        .record(&history_text(ins, located), None, &created);
-}
-
-/// The `created_by` of a config step's history entry, as BuildKit writes it.
-fn history_text(ins: &Instruction, located: &Located<Instruction>) -> String {
-    match ins {
-        Instruction::Env(e) => format!(
-            "ENV {}",
-            e.vars
-                .iter()
-                .map(|kv| format!("{}={}", kv.key, kv.value))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        Instruction::Label(l) => format!(
-            "LABEL {}",
-            l.labels
-                .iter()
-                .map(|kv| format!("{}={}", kv.key, kv.value))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        Instruction::Expose(e) => format!(
-            "EXPOSE map[{}]",
-            e.ports
-                .iter()
-                .map(|p| if p.contains('/') {
-                    format!("{p}:{{}}")
-                } else {
-                    format!("{p}/tcp:{{}}")
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        Instruction::User(u) => format!("USER {}", u.user),
-        Instruction::Arg(a) => format!(
-            "ARG {}",
-            a.args
-                .iter()
-                .map(|d| match &d.default {
-                    Some(v) => format!("{}={v}", d.name),
-                    None => d.name.clone(),
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        _ => located.original.trim().to_string(),
+    if let Some(text) = super::history::config_step(ins, &state.shell, &exposed) {
+        let created = state.created.clone();
+        state.config.record(&text, None, &created);
     }
+    Ok(())
 }
 
 #[cfg(test)]

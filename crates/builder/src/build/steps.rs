@@ -13,7 +13,7 @@ use rbuild_store::layer::{CreateOptions, ReadFiles};
 use super::cache::Record;
 use super::stage::{PendingLayer, State, key_of, shared_time};
 use super::view::View;
-use super::{Shared, mounts, store_err};
+use super::{Shared, history, mounts, store_err};
 use crate::context::{BuildContext, EntryKind, Selection, SourceEntry};
 use crate::context::{glob_match, has_wildcard};
 use crate::copy::{CopyOptions, Deferred, ensure_dir, materialize, materialize_deferring};
@@ -74,7 +74,7 @@ fn cache_hit(shared: &Shared<'_>, state: &mut State, key: &Digest, created_by: &
     }
 }
 
-/// Store the layer a step made in directory `source` (none when it is empty), remember it in
+/// Store the layer a step made in directory `source` (an empty one too), remember it in
 /// the cache, and add it to the stage. The directory becomes the layer's snapshot when it can.
 /// `fill` holds a COPY's large files, still empty, filled while the tar is hashed.
 fn commit_layer(
@@ -88,15 +88,12 @@ fn commit_layer(
     let (LayerSource::Tree(dir) | LayerSource::OverlayUpper(dir)) = &source else {
         unreachable!("steps commit directories")
     };
-    let empty = std::fs::read_dir(dir)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(true);
     let created = shared_time(shared, None);
     let sde = shared.opts.source_date_epoch;
     let fill = fill.filter(|d| !d.is_empty());
     // With every lower known, a complete directory can serve the next steps before its
     // digest is known: hash it on another thread.
-    if !empty && sde.is_none() && fill.is_none() && state.snapshots.len() == state.layers.len() {
+    if sde.is_none() && fill.is_none() && state.snapshots.len() == state.layers.len() {
         let placeholder = Digest::sha256_of(format!("pending layer {}", dir.display()).as_bytes());
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         state.limit_hashing(cores);
@@ -124,33 +121,30 @@ fn commit_layer(
         });
         return Ok(());
     }
-    let (diff_id, snapshot) = if empty {
-        (None, None)
-    } else {
-        match sde {
-            // The directory becomes the layer; its tar is only hashed now and made again
-            // from the snapshot when an export or push needs the bytes.
-            None => {
-                // With nothing deferred, every file is read from the directory.
-                let mut nothing = Deferred::default();
-                let fill = fill.unwrap_or(&mut nothing);
-                let info = rbuild_store::hash_layer_dir(&source, fill).map_err(store_err)?;
-                fill.finish()?;
-                let snapshot = shared
-                    .store
-                    .adopt_layer_dir(&source, &info)
-                    .map_err(store_err)?;
-                (Some(info.diff_id), Some(snapshot))
-            }
-            // Clamped layers differ from the directory in their times: stored as a tar, and
-            // unpacked when a later step needs them.
-            Some(epoch) => {
-                let opts = CreateOptions {
-                    source_date_epoch: Some(epoch.max(0) as u64),
-                };
-                let info = shared.store.add_layer(&source, &opts).map_err(store_err)?;
-                (Some(info.diff_id), None)
-            }
+    // A step that changed nothing still makes a layer (an empty tar), as BuildKit's do.
+    let (diff_id, snapshot) = match sde {
+        // The directory becomes the layer; its tar is only hashed now and made again
+        // from the snapshot when an export or push needs the bytes.
+        None => {
+            // With nothing deferred, every file is read from the directory.
+            let mut nothing = Deferred::default();
+            let fill = fill.unwrap_or(&mut nothing);
+            let info = rbuild_store::hash_layer_dir(&source, fill).map_err(store_err)?;
+            fill.finish()?;
+            let snapshot = shared
+                .store
+                .adopt_layer_dir(&source, &info)
+                .map_err(store_err)?;
+            (Some(info.diff_id), Some(snapshot))
+        }
+        // Clamped layers differ from the directory in their times: stored as a tar, and
+        // unpacked when a later step needs them.
+        Some(epoch) => {
+            let opts = CreateOptions {
+                source_date_epoch: Some(epoch.max(0) as u64),
+            };
+            let info = shared.store.add_layer(&source, &opts).map_err(store_err)?;
+            (Some(info.diff_id), None)
         }
     };
     let record = Record {
@@ -189,7 +183,7 @@ fn run(
 ) -> Result<bool, BuildError> {
     let dir = step_dir(shared, "run", info);
     let (args, script) = run_argv(r, &state.shell);
-    let created_by = format!("RUN {} # buildkit", args.join(" "));
+    let created_by = history::run(&args, &scope.declared_args());
     let inputs = mounts::inputs(shared, r)?;
     let key = key_of(state, scope, ins, None, &inputs);
     if cache_hit(shared, state, &key, &created_by) {
@@ -507,7 +501,13 @@ fn copy_like(
     let dir = step_dir(shared, "copy", info);
     std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
     let dest = absolute_dest(&c.dest, &state.config.workdir());
-    let created_by = format!("{} # buildkit", info.text);
+    let created_by = history::copy(
+        ins.keyword(),
+        c.chown.as_deref(),
+        c.chmod.as_deref(),
+        &c.sources,
+        &c.dest,
+    );
     let keyword = ins.keyword();
     // From the context: the key holds the selected files' content. From a stage or image: its
     // identity (the stage's key or the image ID) stands for the content.
@@ -536,6 +536,11 @@ fn copy_like(
     if keys.cached(shared, state, &created_by) {
         return Ok(true);
     }
+    let (lowers, owner) = keys.base(shared, state, c.chown.as_deref(), info.line)?;
+    // Symlinks on the destination's way are followed, as BuildKit does: `COPY f /linkdir/`
+    // writes into the link's target and leaves the link.
+    // (Selections depend only on the destination's trailing `/`, which is kept.)
+    let dest = lower::resolve(&lowers, &dest);
     let (selection, _view) = match (selection, &c.from) {
         (Some(s), _) => (s, None),
         (None, Some(from)) => {
@@ -546,7 +551,6 @@ fn copy_like(
         }
         (None, None) => unreachable!("a selection exists without --from"),
     };
-    let (lowers, owner) = keys.base(shared, state, c.chown.as_deref(), info.line)?;
     let mode = chmod(c.chmod.as_deref(), info.line)?;
     let staging = dir.join("layer");
     std::fs::create_dir_all(&staging).map_err(|e| BuildError::io(&staging, e))?;
@@ -667,7 +671,13 @@ fn add(
     let dir = step_dir(shared, "add", info);
     std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
     let dest = absolute_dest(&a.dest, &state.config.workdir());
-    let created_by = format!("{} # buildkit", info.text);
+    let created_by = history::copy(
+        "ADD",
+        a.chown.as_deref(),
+        a.chmod.as_deref(),
+        &a.sources,
+        &a.dest,
+    );
     let (urls, locals): (Vec<String>, Vec<String>) =
         a.sources.iter().cloned().partition(|s| remote::is_url(s));
     let checksum = match &a.checksum {
@@ -790,6 +800,8 @@ fn add(
         dest_is_dir: selection.dest_is_dir,
     };
     let (lowers, owner) = keys.base(shared, state, a.chown.as_deref(), info.line)?;
+    // Symlinks on the destination's way are followed, as for COPY.
+    let dest = lower::resolve(&lowers, &dest);
     let mode = chmod(a.chmod.as_deref(), info.line)?;
     let staging = dir.join("layer");
     std::fs::create_dir_all(&staging).map_err(|e| BuildError::io(&staging, e))?;
@@ -844,12 +856,20 @@ fn workdir(
     let key = key_of(state, scope, ins, None, &[]);
     state.config.set_string("WorkingDir", &path);
     let created_by = format!("WORKDIR {path}");
+    if path == "/" {
+        // Nothing to create: BuildKit records the step without a layer.
+        let created = state.created.clone();
+        state.config.record(&created_by, None, &created);
+        return Ok(false);
+    }
     if cache_hit(shared, state, &key, &created_by) {
         return Ok(true);
     }
     let lowers = state.lowers(shared)?;
     let staging = step_dir(shared, "workdir", info);
     std::fs::create_dir_all(&staging).map_err(|e| BuildError::io(&staging, e))?;
+    // A WORKDIR through a symlink creates (or finds) the link's target; the link stays.
+    let path = lower::resolve(&lowers, &path);
     if !lower::is_dir(&lowers, &path) {
         // New directories belong to the stage's USER, as BuildKit makes them.
         let user = state.config.user();

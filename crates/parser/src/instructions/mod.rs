@@ -13,6 +13,7 @@
 
 mod convert;
 mod duration;
+mod expose;
 mod flags;
 mod mount;
 mod scope;

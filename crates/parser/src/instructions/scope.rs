@@ -212,6 +212,8 @@ pub struct StageScope<'a> {
     env: Vec<(String, String)>,
     /// ARGs declared in this stage with a value.
     args: Vec<(String, String)>,
+    /// Every ARG declared in this stage, valued or not, in first-declaration order.
+    declared: Vec<String>,
     used_build_args: BTreeSet<String>,
 }
 
@@ -229,6 +231,7 @@ impl<'a> StageScope<'a> {
             build_args,
             env: image_env,
             args: Vec::new(),
+            declared: Vec::new(),
             used_build_args: BTreeSet::new(),
         }
     }
@@ -361,6 +364,9 @@ impl<'a> StageScope<'a> {
                     } else {
                         self.meta.value(&def.name).map(str::to_string)
                     };
+                    if !self.declared.contains(&def.name) {
+                        self.declared.push(def.name.clone());
+                    }
                     self.args.retain(|(k, _)| k != &def.name);
                     if let Some(v) = value {
                         self.args.push((def.name.clone(), v));
@@ -407,6 +413,23 @@ impl<'a> StageScope<'a> {
     /// The ARGs declared in this stage with their values (they key the build cache).
     pub fn args(&self) -> &[(String, String)] {
         &self.args
+    }
+
+    /// Every ARG declared in this stage so far, with its value in a RUN step's environment
+    /// (ENV wins over ARG) or `""` when it has none: what BuildKit lists as `|N K=V …` before
+    /// a RUN's `created_by`.
+    pub fn declared_args(&self) -> Vec<(String, String)> {
+        let env = self.run_env();
+        self.declared
+            .iter()
+            .map(|name| {
+                let value = env
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map_or(String::new(), |(_, v)| v.clone());
+                (name.clone(), value)
+            })
+            .collect()
     }
 
     /// The names of `--build-arg`s this stage consumed so far.
