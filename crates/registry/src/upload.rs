@@ -16,6 +16,7 @@ use crate::blobs::BlobSource;
 use crate::client::Registry;
 use crate::error::{RegistryError, Result};
 use crate::progress::Reporter;
+use crate::retry::Attempts;
 use crate::transport::status_error;
 
 /// Bytes read from a source per body chunk.
@@ -82,7 +83,9 @@ impl Registry {
 
     /// Upload a blob of `size` bytes read from `source`: one request for small blobs, else
     /// PATCHes (one streamed, or `chunk_size` each) resumed from the registry's offset after
-    /// a failure, then the closing PUT.
+    /// a failure (or started over when the registry lost the session), then the closing PUT.
+    /// Gives up after `retries` failures in a row that got the registry's offset no further
+    /// than before.
     pub async fn upload_blob(
         &self,
         repository: &str,
@@ -117,7 +120,7 @@ impl Registry {
         let scope = Scope::push(repository);
         let mut loc = self.start_upload(repository).await?;
         let mut offset = 0u64;
-        let mut failures = 0;
+        let mut attempts = Attempts::new(self.options());
         while offset < size {
             let end = match self.options().chunk_size {
                 Some(c) => (offset + c.max(1)).min(size),
@@ -148,28 +151,25 @@ impl Registry {
                         loc = self.absolute(&l);
                     }
                     offset = range_end(&resp).map_or(end, |e| e + 1);
+                    attempts.advanced(offset);
                 }
-                Err(err) if err.is_transient() && failures < self.options().retries => {
-                    failures += 1;
-                    tokio::time::sleep(self.options().backoff * failures).await;
+                Err(err) if err.is_transient() => {
+                    let message = crate::error::one_line(&err);
+                    let to = format!("blob {digest} to {}/{repository}", self.host());
+                    tokio::time::sleep(attempts.failed(&to, offset, err)?).await;
                     match self.upload_status(repository, &loc).await {
                         Ok((l, o)) => {
-                            reporter.on_retry(
-                                digest,
-                                &format!("{}; resuming at byte {o}", crate::error::one_line(&err)),
-                            );
+                            reporter.on_retry(digest, &format!("{message}; resuming at byte {o}"));
                             loc = l;
                             offset = o;
                         }
                         // Distribution invalidates a session whose PATCH broke off (its state
-                        // token no longer matches what it stored): start a new one.
+                        // token no longer matches what it stored): start a new one. Not
+                        // progress: `attempts` waits for the blob to pass its furthest offset.
                         Err(status) if !status.is_transient() => {
                             reporter.on_retry(
                                 digest,
-                                &format!(
-                                    "{}; upload session lost, restarting the blob",
-                                    crate::error::one_line(&err)
-                                ),
+                                &format!("{message}; upload session lost, restarting the blob"),
                             );
                             loc = self.start_upload(repository).await?;
                             offset = 0;
