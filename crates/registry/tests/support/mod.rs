@@ -1,6 +1,7 @@
 //! Test support: real `docker-registry` processes (open, htpasswd, token auth) on free loopback
 //! ports with temporary storage, a JWT token endpoint, a connection-dropping proxy, a proxy
-//! that cuts every connection after so many body bytes, and random test images. Everything is killed and removed on drop.
+//! that cuts every connection after so many body bytes, and random test images. Everything is
+//! killed and removed on drop.
 #![allow(dead_code)]
 
 pub mod cutting;
