@@ -56,10 +56,20 @@ pub struct ClientOptions {
     pub cert_dir: Option<PathBuf>,
     /// Where credentials come from.
     pub credentials: Arc<dyn CredentialProvider>,
-    /// Retries of a transient failure before giving up.
+    /// Retries of a transient failure before giving up. A blob download or chunked upload
+    /// counts only retries without progress: an attempt that got the blob further than any
+    /// before it (more bytes received, a higher offset held by the registry) resets the count,
+    /// so a line that drops every few megabytes still finishes. Starting an upload over is not
+    /// progress.
     pub retries: u32,
-    /// First backoff delay; doubled on each retry, capped at 10 s.
+    /// First backoff delay; doubled on each retry without progress, capped at 10 s.
     pub backoff: Duration,
+    /// No blob transfer retries once it has run this long (measured from its start, checked
+    /// at each failure; a transfer that does not fail is never cut off). `None`, the default:
+    /// no time bound, as each retry either got the blob further or counts towards `retries`,
+    /// and a stalled read ends at the read timeout; a long pull on a slow link that drops
+    /// now and then should not fail only because it is long.
+    pub retry_deadline: Option<Duration>,
     /// Blobs transferred at once.
     pub concurrency: usize,
     /// Blobs up to this size are uploaded in one request after the POST.
@@ -75,6 +85,8 @@ impl std::fmt::Debug for ClientOptions {
             .field("cert_dirs", &self.cert_dirs)
             .field("cert_dir", &self.cert_dir)
             .field("retries", &self.retries)
+            .field("backoff", &self.backoff)
+            .field("retry_deadline", &self.retry_deadline)
             .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }
@@ -89,6 +101,7 @@ impl Default for ClientOptions {
             credentials: Arc::new(Anonymous),
             retries: 5,
             backoff: Duration::from_millis(200),
+            retry_deadline: None,
             concurrency: 4,
             monolithic_max: 4 << 20,
             chunk_size: None,

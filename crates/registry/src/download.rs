@@ -1,5 +1,6 @@
 //! Fetching blobs: HEAD for existence, GET streamed through digest and size verification into a
-//! [`BlobWriter`], following redirects, retrying transient failures and resuming with `Range`.
+//! [`BlobWriter`], following redirects, retrying transient failures and resuming with `Range`
+//! for as long as the retries get the blob further (the rule is in `retry`).
 
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
 use reqwest::{Method, Response, StatusCode};
@@ -11,6 +12,7 @@ use crate::blobs::BlobWriter;
 use crate::client::Registry;
 use crate::error::{RegistryError, Result};
 use crate::progress::Reporter;
+use crate::retry::Attempts;
 use crate::transport::{status_error, transport};
 
 impl Registry {
@@ -115,7 +117,7 @@ impl Registry {
         let Check { size, max, hash } = check;
         let mut hasher = hash.then(|| Hasher::new(digest.algorithm()));
         let mut written: u64 = 0;
-        let mut failures = 0;
+        let mut attempts = Attempts::new(self.options());
         loop {
             let resp = self.blob_response(repository, digest, written).await?;
             // A server that ignores Range sends everything again: skip what we have.
@@ -174,18 +176,10 @@ impl Registry {
             match failure {
                 None => break,
                 Some(err) => {
-                    failures += 1;
-                    if failures > self.options().retries {
-                        return Err(err);
-                    }
-                    reporter.on_retry(
-                        digest,
-                        &format!(
-                            "{}; resuming at byte {written}",
-                            crate::error::one_line(&err)
-                        ),
-                    );
-                    tokio::time::sleep(self.options().backoff * failures).await;
+                    let message = crate::error::one_line(&err);
+                    let wait = attempts.failed(what, written, err)?;
+                    reporter.on_retry(digest, &format!("{message}; resuming at byte {written}"));
+                    tokio::time::sleep(wait).await;
                 }
             }
         }

@@ -84,6 +84,18 @@ pub enum RegistryError {
         /// What it did wrong.
         detail: String,
     },
+    /// A blob transfer kept failing and was given up; `source` is the last failure.
+    #[error("{what}: gave up at byte {reached}: {why}")]
+    GaveUp {
+        /// The blob and where it went, e.g. `blob sha256:… from host/repo`.
+        what: String,
+        /// The furthest the transfer got (bytes received, or the offset the registry held).
+        reached: u64,
+        /// Why: no progress in the allowed retries, or the retry deadline passed.
+        why: String,
+        /// The last failure.
+        source: Box<RegistryError>,
+    },
     /// Reading from a blob source or writing to a blob sink failed.
     #[error("{what}")]
     Local {

@@ -27,6 +27,7 @@ mod manifest;
 mod progress;
 mod pull;
 mod push;
+mod retry;
 mod tasks;
 mod transport;
 mod upload;

@@ -114,11 +114,7 @@ impl Registry {
     }
 
     pub(crate) fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self
-            .opts
-            .backoff
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(Duration::from_secs(10));
+        let exp = exponential_backoff(self.opts.backoff, attempt);
         retry_after.map_or(exp, |r| r.min(Duration::from_secs(60)))
     }
 
@@ -206,6 +202,12 @@ impl Registry {
             detail: format!(": {why}{detail}"),
         }
     }
+}
+
+/// The wait before retry number `attempt` (from 0): `base` doubled each time, at most 10 s.
+pub(crate) fn exponential_backoff(base: Duration, attempt: u32) -> Duration {
+    base.saturating_mul(1u32 << attempt.min(16))
+        .min(Duration::from_secs(10))
 }
 
 pub(crate) fn challenge_of(headers: &HeaderMap) -> Option<Challenge> {

@@ -16,6 +16,7 @@ use crate::blobs::BlobSource;
 use crate::client::Registry;
 use crate::error::{RegistryError, Result};
 use crate::progress::Reporter;
+use crate::retry::Attempts;
 use crate::transport::status_error;
 
 /// Bytes read from a source per body chunk.
@@ -82,7 +83,9 @@ impl Registry {
 
     /// Upload a blob of `size` bytes read from `source`: one request for small blobs, else
     /// PATCHes (one streamed, or `chunk_size` each) resumed from the registry's offset after
-    /// a failure, then the closing PUT.
+    /// a failure (or started over when the registry lost the session), then the closing PUT.
+    /// Gives up after `retries` failures in a row that got the registry's offset no further
+    /// than before.
     pub async fn upload_blob(
         &self,
         repository: &str,
@@ -117,7 +120,7 @@ impl Registry {
         let scope = Scope::push(repository);
         let mut loc = self.start_upload(repository).await?;
         let mut offset = 0u64;
-        let mut failures = 0;
+        let mut attempts = Attempts::new(self.options());
         while offset < size {
             let end = match self.options().chunk_size {
                 Some(c) => (offset + c.max(1)).min(size),
@@ -148,28 +151,31 @@ impl Registry {
                         loc = self.absolute(&l);
                     }
                     offset = range_end(&resp).map_or(end, |e| e + 1);
+                    attempts.advanced(offset);
                 }
-                Err(err) if err.is_transient() && failures < self.options().retries => {
-                    failures += 1;
-                    tokio::time::sleep(self.options().backoff * failures).await;
+                Err(err) if err.is_transient() => {
+                    let message = crate::error::one_line(&err);
+                    let to = format!("blob {digest} to {}/{repository}", self.host());
+                    tokio::time::sleep(attempts.failed(&to, offset, err)?).await;
                     match self.upload_status(repository, &loc).await {
-                        Ok((l, o)) => {
-                            reporter.on_retry(
-                                digest,
-                                &format!("{}; resuming at byte {o}", crate::error::one_line(&err)),
-                            );
+                        Ok((l, Some(o))) => {
+                            reporter.on_retry(digest, &format!("{message}; resuming at byte {o}"));
                             loc = l;
                             offset = o;
                         }
+                        // `0-0`: nothing or one byte held; starting over costs no more.
+                        Ok((_, None)) => {
+                            reporter.on_retry(digest, &format!("{message}; restarting the blob"));
+                            loc = self.start_upload(repository).await?;
+                            offset = 0;
+                        }
                         // Distribution invalidates a session whose PATCH broke off (its state
-                        // token no longer matches what it stored): start a new one.
+                        // token no longer matches what it stored): start a new one. Not
+                        // progress: `attempts` waits for the blob to pass its furthest offset.
                         Err(status) if !status.is_transient() => {
                             reporter.on_retry(
                                 digest,
-                                &format!(
-                                    "{}; upload session lost, restarting the blob",
-                                    crate::error::one_line(&err)
-                                ),
+                                &format!("{message}; upload session lost, restarting the blob"),
                             );
                             loc = self.start_upload(repository).await?;
                             offset = 0;
@@ -214,15 +220,16 @@ impl Registry {
         Ok(())
     }
 
-    /// `GET` an upload session: its current location and the next byte it expects.
-    async fn upload_status(&self, repository: &str, loc: &str) -> Result<(String, u64)> {
+    /// `GET` an upload session: its current location and the next byte it expects (`None`
+    /// when the registry's `Range` leaves that open).
+    async fn upload_status(&self, repository: &str, loc: &str) -> Result<(String, Option<u64>)> {
         let resp = self
             .send(Method::GET, loc, &Scope::push(repository), |r| r)
             .await?;
         if resp.status() != StatusCode::NO_CONTENT {
             return Err(status_error("GET", loc, resp).await);
         }
-        let next = range_end(&resp).map_or(0, |e| e + 1);
+        let next = next_offset(resp.headers().get(RANGE).and_then(|v| v.to_str().ok()));
         let loc = location(&resp).map_or_else(|| loc.to_string(), |l| self.absolute(&l));
         Ok((loc, next))
     }
@@ -236,12 +243,24 @@ fn location(resp: &Response) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The last byte the registry holds, from `Range: 0-N` (`0-0` with nothing uploaded is
-/// ambiguous in the spec; Distribution sends `0--1`, which yields `None`).
+/// The last byte the registry holds after a PATCH, from `Range: 0-N`.
 fn range_end(resp: &Response) -> Option<u64> {
     let v = resp.headers().get(RANGE)?.to_str().ok()?;
     let v = v.trim().trim_start_matches("bytes=");
     v.split_once('-')?.1.parse().ok()
+}
+
+/// The next byte an upload session expects, from its `Range: 0-N` (N the last byte held;
+/// none or `0--1`: nothing held). `None` for `0-0`, which Distribution sends both when it holds
+/// nothing and when it holds one byte.
+fn next_offset(range: Option<&str>) -> Option<u64> {
+    let Some(v) = range else { return Some(0) };
+    let v = v.trim().trim_start_matches("bytes=");
+    match v.split_once('-').map(|(_, end)| end.parse::<u64>()) {
+        Some(Ok(0)) => None,
+        Some(Ok(end)) => Some(end + 1),
+        _ => Some(0),
+    }
 }
 
 fn with_digest(loc: &str, digest: &Digest) -> String {
@@ -308,6 +327,15 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upload_offsets_from_range() {
+        assert_eq!(next_offset(Some("0-1048575")), Some(1 << 20));
+        assert_eq!(next_offset(Some("bytes=0-9")), Some(10));
+        assert_eq!(next_offset(Some("0-0")), None, "nothing or one byte");
+        assert_eq!(next_offset(Some("0--1")), Some(0));
+        assert_eq!(next_offset(None), Some(0));
+    }
 
     #[test]
     fn digest_is_appended_to_the_location() {

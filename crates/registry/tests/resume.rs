@@ -1,6 +1,8 @@
 //! A registry that drops the connection mid-blob (a proxy cutting the line) is survived: the
 //! download resumes with `Range`; the upload asks the registry for its offset and resumes, or,
-//! as with Distribution (which invalidates a session whose PATCH broke off), starts over.
+//! as with Distribution (which invalidates a session whose PATCH broke off), starts over. A line
+//! that drops again and again is survived as long as each retry gets the blob further; one on
+//! which the blob never gets further is given up after `retries` attempts.
 
 mod support;
 
@@ -10,8 +12,10 @@ use std::time::Duration;
 
 use rbuild_oci::{Digest, Reference};
 use rbuild_registry::{
-    Client, ClientOptions, MemoryBlobs, PullOptions, PushOptions, Reporter, Silent, pull, push,
+    Client, ClientOptions, MemoryBlobs, PullOptions, PushOptions, RegistryError, Reporter, Silent,
+    pull, push,
 };
+use support::cutting::{CuttingProxy, RequestCut};
 use support::image::test_image;
 use support::proxy::{Direction, DroppingProxy};
 use support::{Auth, RegistryProcess};
@@ -303,4 +307,248 @@ async fn resume_copes_with_a_server_that_ignores_range() {
     assert_eq!(retries.0.lock().unwrap().len(), 1);
     // The whole body came again; the bytes already held were skipped, not written twice.
     assert_eq!(sink.get(&img.layers[0]), img.blobs.get(&img.layers[0]));
+}
+
+// A line that drops again and again: only retries that got nowhere count against `retries`.
+
+fn chunked_client(chunk_size: u64) -> Client {
+    Client::new(ClientOptions {
+        backoff: Duration::from_millis(20),
+        monolithic_max: 1 << 20,
+        chunk_size: Some(chunk_size),
+        ..ClientOptions::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn download_through_a_line_that_drops_every_4_mb_completes() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "download_drops_every_4_mb") else {
+        return;
+    };
+    let img = test_image(26, &[60 << 20], false);
+    let layer = &img.layers[0];
+    let direct: Reference = format!("{}/resume/big:1", reg.addr).parse().unwrap();
+    push(
+        &client(1 << 20),
+        &direct,
+        &img.manifest,
+        Arc::new(img.blobs.clone()),
+        &PushOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+
+    let proxy = CuttingProxy::start(
+        &reg.addr,
+        &format!("GET /v2/resume/big/blobs/{layer}"),
+        Direction::Download,
+        4 << 20,
+        RequestCut::Buffered,
+    );
+    let via: Reference = format!("{}/resume/big:1", proxy.addr).parse().unwrap();
+    let sink = MemoryBlobs::new();
+    let retries = Arc::new(Retries::default());
+    pull(
+        &client(1 << 20),
+        &via,
+        Arc::new(sink.clone()),
+        &PullOptions::default(),
+        retries.clone(),
+    )
+    .await
+    .unwrap();
+    // 15 connections of 4 MB: 14 cuts, far more than the 5 retries, each one 4 MB further.
+    assert_eq!(proxy.cuts.load(Ordering::SeqCst), 14);
+    let msgs = retries.0.lock().unwrap().clone();
+    assert_eq!(msgs.len(), 14, "{msgs:?}");
+    for (i, m) in msgs.iter().enumerate() {
+        let at = format!("resuming at byte {}", (i as u64 + 1) * (4 << 20));
+        assert!(m.contains(&at), "{m}");
+    }
+    assert_eq!(sink.get(layer), img.blobs.get(layer));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn download_that_never_progresses_gives_up_after_the_retries() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "download_never_progresses") else {
+        return;
+    };
+    let img = test_image(27, &[1 << 20], false);
+    let layer = &img.layers[0];
+    let direct: Reference = format!("{}/resume/stuck:1", reg.addr).parse().unwrap();
+    push(
+        &client(1 << 20),
+        &direct,
+        &img.manifest,
+        Arc::new(img.blobs.clone()),
+        &PushOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+
+    // The response head gets through, not one byte of the body.
+    let proxy = CuttingProxy::start(
+        &reg.addr,
+        &format!("GET /v2/resume/stuck/blobs/{layer}"),
+        Direction::Download,
+        0,
+        RequestCut::Buffered,
+    );
+    let via: Reference = format!("{}/resume/stuck:1", proxy.addr).parse().unwrap();
+    let sink = MemoryBlobs::new();
+    let e = tokio::time::timeout(
+        Duration::from_secs(60),
+        pull(
+            &client(1 << 20),
+            &via,
+            Arc::new(sink.clone()),
+            &PullOptions::default(),
+            Arc::new(Silent),
+        ),
+    )
+    .await
+    .expect("the pull gives up instead of retrying forever")
+    .unwrap_err();
+    assert!(
+        matches!(e, RegistryError::GaveUp { reached: 0, .. }),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    assert!(text.contains(&format!("blob {layer}")), "{text}");
+    assert!(text.contains("no progress in 5 retries"), "{text}");
+    assert_eq!(proxy.cuts.load(Ordering::SeqCst), 6, "1 try + 5 retries");
+    assert!(sink.get(layer).is_none(), "nothing of the blob was kept");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chunked_upload_through_a_line_that_drops_every_few_chunks_completes() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "upload_drops_every_few_chunks") else {
+        return;
+    };
+    let img = test_image(28, &[32 << 20], false);
+    let layer = &img.layers[0];
+    // Every connection carries three 1 MB chunks; the fourth is cut before the registry sees
+    // it, so the upload resumes where the registry says it is.
+    let proxy = CuttingProxy::start(
+        &reg.addr,
+        "PATCH /v2/resume/chunks/",
+        Direction::Upload,
+        (3 << 20) + (1 << 19),
+        RequestCut::Buffered,
+    );
+    let via: Reference = format!("{}/resume/chunks:1", proxy.addr).parse().unwrap();
+    let retries = Arc::new(Retries::default());
+    let d = push(
+        &chunked_client(1 << 20),
+        &via,
+        &img.manifest,
+        Arc::new(img.blobs.clone()),
+        &PushOptions::default(),
+        retries.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d, img.manifest);
+    let cuts = proxy.cuts.load(Ordering::SeqCst);
+    assert!(cuts > 5, "more cuts ({cuts}) than retries");
+    let msgs = retries.0.lock().unwrap().clone();
+    assert_eq!(msgs.len(), cuts, "{msgs:?}");
+    assert!(
+        msgs.iter().all(|m| m.contains("resuming at byte")),
+        "{msgs:?}"
+    );
+
+    let sink = MemoryBlobs::new();
+    let direct: Reference = format!("{}/resume/chunks:1", reg.addr).parse().unwrap();
+    pull(
+        &client(1 << 20),
+        &direct,
+        Arc::new(sink.clone()),
+        &PullOptions::default(),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sink.get(layer), img.blobs.get(layer));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chunked_upload_gives_up_when_no_chunk_gets_through() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "upload_no_chunk_through") else {
+        return;
+    };
+    let img = test_image(29, &[4 << 20], false);
+    let proxy = CuttingProxy::start(
+        &reg.addr,
+        "PATCH /v2/resume/nochunk/",
+        Direction::Upload,
+        1 << 19,
+        RequestCut::Buffered,
+    );
+    let via: Reference = format!("{}/resume/nochunk:1", proxy.addr).parse().unwrap();
+    let retries = Arc::new(Retries::default());
+    let e = tokio::time::timeout(
+        Duration::from_secs(60),
+        push(
+            &chunked_client(1 << 20),
+            &via,
+            &img.manifest,
+            Arc::new(img.blobs.clone()),
+            &PushOptions::default(),
+            retries.clone(),
+        ),
+    )
+    .await
+    .expect("the push gives up instead of retrying forever")
+    .unwrap_err();
+    assert!(
+        matches!(e, RegistryError::GaveUp { reached: 0, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("no progress in 5 retries"), "{e}");
+    assert_eq!(proxy.cuts.load(Ordering::SeqCst), 6, "1 try + 5 retries");
+    let msgs = retries.0.lock().unwrap().clone();
+    assert_eq!(msgs.len(), 5, "{msgs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_that_keeps_starting_over_gives_up() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "upload_keeps_starting_over") else {
+        return;
+    };
+    let img = test_image(30, &[8 << 20], false);
+    // Two chunks get through, half of the third reaches the registry and the line drops:
+    // Distribution drops the session, the upload starts over and gets no further than before.
+    let proxy = CuttingProxy::start(
+        &reg.addr,
+        "PATCH /v2/resume/over/",
+        Direction::Upload,
+        (2 << 20) + (1 << 19),
+        RequestCut::Streamed,
+    );
+    let via: Reference = format!("{}/resume/over:1", proxy.addr).parse().unwrap();
+    let retries = Arc::new(Retries::default());
+    let e = tokio::time::timeout(
+        Duration::from_secs(60),
+        push(
+            &chunked_client(1 << 20),
+            &via,
+            &img.manifest,
+            Arc::new(img.blobs.clone()),
+            &PushOptions::default(),
+            retries.clone(),
+        ),
+    )
+    .await
+    .expect("the push gives up instead of starting over forever")
+    .unwrap_err();
+    assert!(matches!(e, RegistryError::GaveUp { .. }), "{e:?}");
+    assert!(e.to_string().contains("no progress in 5 retries"), "{e}");
+    let msgs = retries.0.lock().unwrap().clone();
+    assert!(
+        msgs.iter().any(|m| m.contains("restarting the blob")),
+        "{msgs:?}"
+    );
 }

@@ -1,8 +1,10 @@
 //! Test support: real `docker-registry` processes (open, htpasswd, token auth) on free loopback
-//! ports with temporary storage, a JWT token endpoint, a connection-dropping proxy, and
-//! random test images. Everything is killed and removed on drop.
+//! ports with temporary storage, a JWT token endpoint, a connection-dropping proxy, a proxy
+//! that cuts every connection after so many body bytes, and random test images. Everything is
+//! killed and removed on drop.
 #![allow(dead_code)]
 
+pub mod cutting;
 pub mod image;
 pub mod proxy;
 pub mod token;
