@@ -214,6 +214,10 @@ pub struct StageScope<'a> {
     args: Vec<(String, String)>,
     /// Every ARG declared in this stage, valued or not, in first-declaration order.
     declared: Vec<String>,
+    /// ARGs given a value after an ENV of the same name: BuildKit's build environment is
+    /// "last assignment wins", so they override that ENV (for expansion and RUN, not in the
+    /// image config) until the next ENV sets the name again.
+    args_over_env: BTreeSet<String>,
     used_build_args: BTreeSet<String>,
 }
 
@@ -232,6 +236,7 @@ impl<'a> StageScope<'a> {
             env: image_env,
             args: Vec::new(),
             declared: Vec::new(),
+            args_over_env: BTreeSet::new(),
             used_build_args: BTreeSet::new(),
         }
     }
@@ -262,7 +267,8 @@ impl<'a> StageScope<'a> {
 
     fn expand_instruction(&mut self, ins: &Instruction) -> Result<Instruction, WordFailure> {
         let lexer = self.lexer;
-        let scope = Layered(&self.env, &self.args);
+        let build_env = self.build_env();
+        let scope = Layered(&build_env, &[]);
         let word = |w: &str| {
             lexer
                 .process_word(w, &scope)
@@ -369,12 +375,16 @@ impl<'a> StageScope<'a> {
                     }
                     self.args.retain(|(k, _)| k != &def.name);
                     if let Some(v) = value {
+                        if self.env.iter().any(|(k, _)| k == &def.name) {
+                            self.args_over_env.insert(def.name.clone());
+                        }
                         self.args.push((def.name.clone(), v));
                     }
                 }
             }
             Instruction::Env(e) => {
                 for kv in &e.vars {
+                    self.args_over_env.remove(&kv.key);
                     // Docker replaces a variable in place, keeping the config's order.
                     match self.env.iter_mut().find(|(k, _)| k == &kv.key) {
                         Some(slot) => slot.1 = kv.value.clone(),
@@ -391,15 +401,29 @@ impl<'a> StageScope<'a> {
         &self.env
     }
 
-    /// The environment of a RUN step: ENV, then ARGs not shadowed by ENV, then proxy
-    /// build args (which need no declaration).
-    pub fn run_env(&self) -> Vec<(String, String)> {
-        let mut out = self.env.clone();
+    /// The build environment words are expanded in: ENV (an ARG valued after an ENV of the
+    /// same name wins over it, as in BuildKit), then ARGs no ENV names.
+    fn build_env(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .env
+            .iter()
+            .map(|(k, v)| match self.args.iter().find(|(a, _)| a == k) {
+                Some((_, arg)) if self.args_over_env.contains(k) => (k.clone(), arg.clone()),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect();
         for (k, v) in &self.args {
             if !out.iter().any(|(e, _)| e == k) {
                 out.push((k.clone(), v.clone()));
             }
         }
+        out
+    }
+
+    /// The environment of a RUN step: the build environment ([`Self::build_env`]), then
+    /// proxy build args (which need no declaration).
+    pub fn run_env(&self) -> Vec<(String, String)> {
+        let mut out = self.build_env();
         for name in PROXY_ARGS {
             if let Some(v) = self.build_args.get(*name)
                 && !out.iter().any(|(e, _)| e == name)
