@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{busybox_rootfs, have_peer, rbuild, rbuild_ok};
+use common::{busybox_rootfs, have_peer, rbuild, rbuild_ok, tar_dir};
 use serde_json::Value;
 
 /// The compared Dockerfile. Its base has its own /etc/hostname, /etc/hosts and
@@ -164,15 +164,7 @@ fn base_image(work: &Path, store: &Path, tag: &str) -> Option<()> {
     std::fs::write(rootfs.join("etc/hosts"), "127.0.0.1 localhost image\n").unwrap();
     std::fs::write(rootfs.join("etc/resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
     let tarball = work.join("base.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    tar_dir(&rootfs, &tarball);
     rbuild_ok(
         store,
         &[

@@ -37,16 +37,12 @@ fn client(monolithic_max: u64) -> Client {
     })
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn download_resumes_after_a_dropped_connection() {
-    let Some(reg) = RegistryProcess::start(Auth::Open, "download_resumes") else {
-        return;
-    };
-    let img = test_image(21, &[4 << 20], false);
-    let direct: Reference = format!("{}/resume/down:1", reg.addr).parse().unwrap();
+/// Push `img` straight to the registry at `addr` as `name` (`repo:tag`).
+async fn push_to(addr: &str, name: &str, img: &support::image::TestImage) {
+    let reference: Reference = format!("{addr}/{name}").parse().unwrap();
     push(
         &client(1 << 20),
-        &direct,
+        &reference,
         &img.manifest,
         Arc::new(img.blobs.clone()),
         &PushOptions::default(),
@@ -54,20 +50,40 @@ async fn download_resumes_after_a_dropped_connection() {
     )
     .await
     .unwrap();
+}
 
-    let proxy = DroppingProxy::start(&reg.addr, Direction::Download, 1 << 20);
-    let via: Reference = format!("{}/resume/down:1", proxy.addr).parse().unwrap();
+/// Pull `name` from `addr` (a proxy, usually) into a fresh sink, noting the retries.
+async fn pull_from(
+    client: &Client,
+    addr: &str,
+    name: &str,
+) -> Result<(MemoryBlobs, Arc<Retries>), RegistryError> {
+    let reference: Reference = format!("{addr}/{name}").parse().unwrap();
     let sink = MemoryBlobs::new();
     let retries = Arc::new(Retries::default());
     pull(
-        &client(1 << 20),
-        &via,
+        client,
+        &reference,
         Arc::new(sink.clone()),
         &PullOptions::default(),
         retries.clone(),
     )
-    .await
-    .unwrap();
+    .await?;
+    Ok((sink, retries))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn download_resumes_after_a_dropped_connection() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "download_resumes") else {
+        return;
+    };
+    let img = test_image(21, &[4 << 20], false);
+    push_to(&reg.addr, "resume/down:1", &img).await;
+
+    let proxy = DroppingProxy::start(&reg.addr, Direction::Download, 1 << 20);
+    let (sink, retries) = pull_from(&client(1 << 20), &proxy.addr, "resume/down:1")
+        .await
+        .unwrap();
     assert_eq!(
         proxy.cuts.load(Ordering::SeqCst),
         1,
@@ -227,17 +243,7 @@ async fn blob_redirects_are_followed() {
         return;
     };
     let img = test_image(24, &[200_000], false);
-    let direct: Reference = format!("{}/redir/me:1", reg.addr).parse().unwrap();
-    push(
-        &client(1 << 20),
-        &direct,
-        &img.manifest,
-        Arc::new(img.blobs.clone()),
-        &PushOptions::default(),
-        Arc::new(Silent),
-    )
-    .await
-    .unwrap();
+    push_to(&reg.addr, "redir/me:1", &img).await;
     // Like an S3-backed registry: the blob GET answers 307 to another address.
     let path = format!("/v2/redir/me/blobs/{}", img.layers[0]);
     let pattern: &'static str = Box::leak(format!("GET {path}").into_boxed_str());
@@ -279,30 +285,11 @@ async fn resume_copes_with_a_server_that_ignores_range() {
         return;
     };
     let img = test_image(25, &[3 << 20], false);
-    let direct: Reference = format!("{}/norange/me:1", reg.addr).parse().unwrap();
-    push(
-        &client(1 << 20),
-        &direct,
-        &img.manifest,
-        Arc::new(img.blobs.clone()),
-        &PushOptions::default(),
-        Arc::new(Silent),
-    )
-    .await
-    .unwrap();
+    push_to(&reg.addr, "norange/me:1", &img).await;
     let proxy = DroppingProxy::start_with(&reg.addr, Direction::Download, 1 << 20, true);
-    let via: Reference = format!("{}/norange/me:1", proxy.addr).parse().unwrap();
-    let sink = MemoryBlobs::new();
-    let retries = Arc::new(Retries::default());
-    pull(
-        &client(1 << 20),
-        &via,
-        Arc::new(sink.clone()),
-        &PullOptions::default(),
-        retries.clone(),
-    )
-    .await
-    .unwrap();
+    let (sink, retries) = pull_from(&client(1 << 20), &proxy.addr, "norange/me:1")
+        .await
+        .unwrap();
     assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1);
     assert_eq!(retries.0.lock().unwrap().len(), 1);
     // The whole body came again; the bytes already held were skipped, not written twice.
@@ -327,17 +314,7 @@ async fn download_through_a_line_that_drops_every_4_mb_completes() {
     };
     let img = test_image(26, &[60 << 20], false);
     let layer = &img.layers[0];
-    let direct: Reference = format!("{}/resume/big:1", reg.addr).parse().unwrap();
-    push(
-        &client(1 << 20),
-        &direct,
-        &img.manifest,
-        Arc::new(img.blobs.clone()),
-        &PushOptions::default(),
-        Arc::new(Silent),
-    )
-    .await
-    .unwrap();
+    push_to(&reg.addr, "resume/big:1", &img).await;
 
     let proxy = CuttingProxy::start(
         &reg.addr,
@@ -346,18 +323,9 @@ async fn download_through_a_line_that_drops_every_4_mb_completes() {
         4 << 20,
         RequestCut::Buffered,
     );
-    let via: Reference = format!("{}/resume/big:1", proxy.addr).parse().unwrap();
-    let sink = MemoryBlobs::new();
-    let retries = Arc::new(Retries::default());
-    pull(
-        &client(1 << 20),
-        &via,
-        Arc::new(sink.clone()),
-        &PullOptions::default(),
-        retries.clone(),
-    )
-    .await
-    .unwrap();
+    let (sink, retries) = pull_from(&client(1 << 20), &proxy.addr, "resume/big:1")
+        .await
+        .unwrap();
     // 15 connections of 4 MB: 14 cuts, far more than the 5 retries, each one 4 MB further.
     assert_eq!(proxy.cuts.load(Ordering::SeqCst), 14);
     let msgs = retries.0.lock().unwrap().clone();
@@ -376,17 +344,7 @@ async fn download_that_never_progresses_gives_up_after_the_retries() {
     };
     let img = test_image(27, &[1 << 20], false);
     let layer = &img.layers[0];
-    let direct: Reference = format!("{}/resume/stuck:1", reg.addr).parse().unwrap();
-    push(
-        &client(1 << 20),
-        &direct,
-        &img.manifest,
-        Arc::new(img.blobs.clone()),
-        &PushOptions::default(),
-        Arc::new(Silent),
-    )
-    .await
-    .unwrap();
+    push_to(&reg.addr, "resume/stuck:1", &img).await;
 
     // The response head gets through, not one byte of the body.
     let proxy = CuttingProxy::start(

@@ -79,20 +79,25 @@ pub fn busybox_rootfs(dir: &Path) -> Option<PathBuf> {
     None
 }
 
+/// `dir`'s content as the tar file `tarball` (made by tar(1), as a user would).
+pub fn tar_dir(dir: &Path, tarball: &Path) {
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar of {}", dir.display());
+}
+
 /// Import the busybox rootfs into the store at `root` as `name`; returns the image ID.
 pub fn busybox_image(root: &Path, name: &str) -> Option<String> {
     let work = tempfile::tempdir().unwrap();
     let rootfs = busybox_rootfs(work.path())?;
     let tarball = work.path().join("rootfs.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    tar_dir(&rootfs, &tarball);
     let id = rbuild_ok(
         root,
         &[
