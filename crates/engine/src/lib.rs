@@ -1,0 +1,43 @@
+//! rbuild's engine: the operations users perform on images, containers, volumes and
+//! registries, as typed Rust APIs that never print, shared by every front end (the `rbuild`
+//! CLI, and the Engine API service and `rbuild compose` to come).
+//!
+//! It sits above the crates that do the work and composes them: the store (`rbuild-store`)
+//! for images, layers and snapshots; the registry client (`rbuild-registry`) for transfers;
+//! the runner (`rbuild-runner`, with its `lifecycle` records and monitor) for containers; the
+//! builder (`rbuild-builder`) for builds. A front end parses its input into the engine's
+//! option types, calls an [`Engine`] method, and renders the result or the [`EngineError`]
+//! (whose `source()` chain reads as the causes a user sees).
+//!
+//! - images: [`Engine::resolve_image`] (an image's layers unpacked for a container),
+//!   [`Engine::image_inspect`]; transfers: [`Engine::pull`], [`Engine::push`] (async, progress
+//!   through the registry's `Reporter`), [`transfer::block_on`] for synchronous callers.
+//! - containers: [`Engine::create_container`] from [`CreateOptions`] (`docker run`'s options,
+//!   typed), [`Engine::start`], [`Engine::stop`], [`Engine::kill`], [`Engine::restart`],
+//!   [`Engine::remove_container`], [`Engine::logs`], [`Engine::container_inspect`];
+//!   [`Engine::serve_monitor`] is a detached container's monitor.
+//! - docker's JSON shapes, defined once with serde: [`ContainerJson`], [`ImageInspect`],
+//!   [`VolumeJson`].
+//! - builds: [`Engine::build`] with base images from [`build::BaseImages`] (the store, then
+//!   the front end's pull).
+//! - events: every action is sent to the engine's [`EventSink`] as docker's [`Event`].
+
+pub mod build;
+mod containers;
+mod engine;
+mod error;
+pub mod events;
+mod images;
+pub mod inspect;
+pub mod options;
+pub mod registry;
+pub mod transfer;
+
+pub use containers::{Created, Warning};
+pub use engine::Engine;
+pub use error::{EngineError, OptionExt, Result, ResultExt};
+pub use events::{Event, EventSink, EventType, NoEvents};
+pub use images::ImageLayers;
+pub use inspect::{ContainerJson, ImageInspect, VolumeJson};
+pub use options::CreateOptions;
+pub use registry::RegistrySettings;
