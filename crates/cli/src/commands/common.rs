@@ -17,6 +17,11 @@ pub fn store_root(globals: &Globals) -> PathBuf {
     std::path::absolute(&root).unwrap_or(root)
 }
 
+/// The engine over the store root the command works on.
+pub fn engine(globals: &Globals) -> rbuild_engine::Engine {
+    rbuild_engine::Engine::new(store_root(globals))
+}
+
 /// Open the store the command works on.
 pub fn open_store(globals: &Globals) -> anyhow::Result<Store> {
     let root = store_root(globals);

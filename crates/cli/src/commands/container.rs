@@ -69,7 +69,7 @@ pub fn run(args: ContainerArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 /// Run `rbuild container autostart`: rbuild has no daemon that comes back after a reboot,
 /// so this is its start (for a boot-time unit). Prints the IDs of the containers started.
 fn autostart(globals: &Globals) -> anyhow::Result<ExitCode> {
-    let root = super::common::store_root(globals);
+    let engine = super::common::engine(globals);
     let mut failed = false;
     for c in super::containers::containers(globals).list()? {
         // Dead ones were running when their monitor (or the machine) went down.
@@ -82,11 +82,13 @@ fn autostart(globals: &Globals) -> anyhow::Result<ExitCode> {
         {
             continue;
         }
-        match super::start::start_detached(&c, &root) {
+        match engine.start(&c) {
             Ok(true) => println!("{}", c.id()),
             Ok(false) => {}
             Err(e) => {
-                crate::report::print_error(&e.context(format!("starting {}", c.name())));
+                crate::report::print_error(
+                    &anyhow::Error::from(e).context(format!("starting {}", c.name())),
+                );
                 failed = true;
             }
         }

@@ -20,7 +20,7 @@ use super::common::open_store;
 use super::registry_opts::{RegistryArgs, run_interruptible, runtime};
 use crate::progress::{Direction, Progress};
 use crate::report::Hint;
-use crate::transfer::{pull_to_store, push_from_store};
+use rbuild_engine::transfer::{pull_to_store, push_from_store};
 
 /// Arguments of `rbuild copy`.
 #[derive(Debug, Args)]
@@ -291,7 +291,7 @@ async fn send_out(
     match dst {
         Location::Docker(r) => {
             let progress = Arc::new(Progress::new(Direction::Push, quiet));
-            push_from_store(client, store, image, r, progress).await
+            Ok(push_from_store(client, store, image, r, progress).await?)
         }
         Location::Store(name) => {
             let r: Reference = name

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use rbuild_runner::lifecycle::{Volume, Volumes};
+use rbuild_engine::VolumeJson;
+use rbuild_runner::lifecycle::Volumes;
 use serde_json::{Value, json};
 
 use super::Globals;
 use super::common::{store_root, table};
-use rbuild_runner::lifecycle::time::rfc3339_nano;
 
 /// Arguments of `rbuild volume`.
 #[derive(Debug, Args)]
@@ -70,18 +70,6 @@ enum VolumeCommand {
     },
 }
 
-fn volume_json(v: &Volume) -> Value {
-    json!({
-        "CreatedAt": rfc3339_nano(v.created),
-        "Driver": "local",
-        "Labels": v.labels,
-        "Mountpoint": v.mountpoint,
-        "Name": v.name,
-        "Options": null,
-        "Scope": "local",
-    })
-}
-
 /// Run `rbuild volume …`.
 pub fn run(args: VolumeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let vols = Volumes::new(&store_root(globals));
@@ -128,7 +116,7 @@ pub fn run(args: VolumeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             let mut failed = false;
             for n in &names {
                 match vols.get(n) {
-                    Ok(v) => out.push(volume_json(&v)),
+                    Ok(v) => out.push(serde_json::to_value(VolumeJson::from(&v))?),
                     Err(e) => {
                         eprintln!("error: {e}");
                         failed = true;
