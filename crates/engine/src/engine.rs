@@ -116,3 +116,11 @@ impl Engine {
         self.events.event(event);
     }
 }
+
+/// Now as `2006-01-02T15:04:05Z` (an image config's `created`).
+pub(crate) fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    rbuild_builder::config::rfc3339(secs, 0)
+}

@@ -57,6 +57,9 @@ pub enum EngineError {
     /// A manifest or index cannot be decoded.
     #[error(transparent)]
     Manifest(#[from] rbuild_oci::manifest::ManifestError),
+    /// A Dockerfile instruction cannot be parsed or expanded.
+    #[error(transparent)]
+    Parse(#[from] rbuild_parser::ParseError),
     /// An image reference cannot be parsed.
     #[error(transparent)]
     Reference(#[from] rbuild_oci::ReferenceError),

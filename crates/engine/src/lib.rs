@@ -10,12 +10,16 @@
 //! (whose `source()` chain reads as the causes a user sees).
 //!
 //! - images: [`Engine::resolve_image`] (an image's layers unpacked for a container),
-//!   [`Engine::image_inspect`]; transfers: [`Engine::pull`], [`Engine::push`] (async, progress
+//!   [`Engine::image_inspect`], [`Engine::tag`], [`Engine::remove_image`] (docker's conflicts),
+//!   [`Engine::prune_images`], [`Engine::import`]; transfers: [`Engine::pull`], [`Engine::push`] (async, progress
 //!   through the registry's `Reporter`), [`transfer::block_on`] for synchronous callers.
 //! - containers: [`Engine::create_container`] from [`CreateOptions`] (`docker run`'s options,
 //!   typed), [`Engine::start`], [`Engine::stop`], [`Engine::kill`], [`Engine::restart`],
-//!   [`Engine::remove_container`], [`Engine::logs`], [`Engine::container_inspect`];
+//!   [`Engine::remove_container`], [`Engine::wait`], [`Engine::logs`], [`Engine::top`],
+//!   [`Engine::port`], [`Engine::commit`], [`Engine::export`], [`Engine::container_inspect`];
 //!   [`Engine::serve_monitor`] is a detached container's monitor.
+//! - volumes: [`Engine::create_volume`], [`Engine::list_volumes`], [`Engine::volume_inspect`],
+//!   [`Engine::remove_volume`], [`Engine::prune_volumes`].
 //! - docker's JSON shapes, defined once with serde: [`ContainerJson`], [`ImageInspect`],
 //!   [`VolumeJson`].
 //! - builds: [`Engine::build`] with base images from [`build::BaseImages`] (the store, then
@@ -32,12 +36,13 @@ pub mod inspect;
 pub mod options;
 pub mod registry;
 pub mod transfer;
+mod volumes;
 
-pub use containers::{Created, Warning};
+pub use containers::{CommitOptions, Created, Top, Warning};
 pub use engine::Engine;
 pub use error::{EngineError, OptionExt, Result, ResultExt};
 pub use events::{Event, EventSink, EventType, NoEvents};
-pub use images::ImageLayers;
+pub use images::{ImageDeleted, ImageLayers, ImagesPruned, ImportOptions, apply_changes};
 pub use inspect::{ContainerJson, ImageInspect, VolumeJson};
 pub use options::CreateOptions;
 pub use registry::RegistrySettings;

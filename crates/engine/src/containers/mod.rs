@@ -3,9 +3,11 @@
 //! and monitor live in the runner's `lifecycle`; this module decides what each user
 //! operation does with them.
 
+mod commit;
 mod create;
 mod monitor;
 pub(crate) mod mounts;
+mod ops;
 mod remove;
 mod stop;
 
@@ -17,6 +19,9 @@ use rbuild_runner::lifecycle::log::LogEntry;
 use crate::Engine;
 use crate::error::Result;
 use crate::inspect::ContainerJson;
+
+pub use commit::CommitOptions;
+pub use ops::Top;
 
 /// A container just created, and what the caller should be told about it.
 #[derive(Debug)]

@@ -1,5 +1,12 @@
 //! Images: finding one for a container (its process defaults and unpacked layers), pulling a
-//! build's base, docker's inspect JSON.
+//! build's base, docker's inspect JSON; naming and removing them (`tag`, `rmi`, `image prune`).
+
+mod import;
+mod remove;
+
+pub(crate) use import::apply_change;
+pub use import::{ImportOptions, apply_changes};
+pub use remove::{ImageDeleted, ImagesPruned};
 
 use std::path::PathBuf;
 use std::sync::Arc;
