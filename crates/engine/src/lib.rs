@@ -9,13 +9,14 @@
 //! option types, calls an [`Engine`] method, and renders the result or the [`EngineError`]
 //! (whose `source()` chain reads as the causes a user sees).
 //!
-//! - images: [`Engine::resolve_image`] (an image's layers unpacked for a container),
+//! - images: [`Engine::list_images`], [`Engine::history`], [`Engine::resolve_image`] (an image's layers unpacked for a container),
 //!   [`Engine::image_inspect`], [`Engine::tag`], [`Engine::remove_image`] (docker's conflicts),
 //!   [`Engine::prune_images`], [`Engine::import`]; transfers: [`Engine::pull`], [`Engine::push`] (async, progress
 //!   through the registry's `Reporter`), [`transfer::block_on`] for synchronous callers.
-//! - containers: [`Engine::create_container`] from [`CreateOptions`] (`docker run`'s options,
+//! - containers: [`Engine::list_containers`] (docker's filters), [`Engine::create_container`] from [`CreateOptions`] (`docker run`'s options,
 //!   typed), [`Engine::start`], [`Engine::stop`], [`Engine::kill`], [`Engine::restart`],
-//!   [`Engine::remove_container`], [`Engine::wait`], [`Engine::logs`], [`Engine::top`],
+//!   [`Engine::remove_container`], [`Engine::wait`], [`Engine::logs`],
+//!   [`Engine::follow_logs`] (a stream), [`Engine::attach_stdin`], [`Engine::top`],
 //!   [`Engine::port`], [`Engine::commit`], [`Engine::export`], [`Engine::container_inspect`];
 //!   [`Engine::serve_monitor`] is a detached container's monitor.
 //! - volumes: [`Engine::create_volume`], [`Engine::list_volumes`], [`Engine::volume_inspect`],
@@ -38,11 +39,16 @@ pub mod registry;
 pub mod transfer;
 mod volumes;
 
-pub use containers::{CommitOptions, Created, Top, Warning};
+pub use containers::{
+    CommitOptions, ContainerSummary, Created, ListOptions, LogOptions, LogPosition, Top, Warning,
+};
 pub use engine::Engine;
 pub use error::{EngineError, OptionExt, Result, ResultExt};
 pub use events::{Event, EventSink, EventType, NoEvents};
-pub use images::{ImageDeleted, ImageLayers, ImagesPruned, ImportOptions, apply_changes};
+pub use images::{
+    HistoryEntry, ImageDeleted, ImageLayers, ImageSummary, ImagesPruned, ImportOptions,
+    apply_changes,
+};
 pub use inspect::{ContainerJson, ImageInspect, VolumeJson};
 pub use options::CreateOptions;
 pub use registry::RegistrySettings;

@@ -178,6 +178,50 @@ pub fn parse_publish(s: &str) -> Result<PortBinding> {
     rbuild_runner::lifecycle::ports::parse_publish(s).map_err(EngineError::InvalidParameter)
 }
 
+/// A time given as RFC 3339, Unix seconds (`1700000000.5`) or a duration ago (`90s`,
+/// `10m`, `1h30m`), in nanoseconds since the epoch.
+pub fn parse_when(s: &str) -> Result<i64> {
+    if let Some(t) = rbuild_runner::lifecycle::time::parse_rfc3339(s) {
+        return Ok(t);
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1e9) as i64);
+    }
+    let mut total = 0f64;
+    let mut num = String::new();
+    for ch in s.chars() {
+        if ch.is_ascii_digit() || ch == '.' {
+            num.push(ch);
+            continue;
+        }
+        let n: f64 = num
+            .parse()
+            .map_err(|e: std::num::ParseFloatError| EngineError::InvalidParameter(e.to_string()))
+            .with_context(|| {
+                format!(
+                    "invalid time {s:?}: expected RFC 3339, Unix seconds or a duration like 10m"
+                )
+            })?;
+        total += n * match ch {
+            's' => 1.0,
+            'm' => 60.0,
+            'h' => 3600.0,
+            _ => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid time {s:?}: unknown duration unit {ch:?} (s, m, h)"
+                )));
+            }
+        };
+        num.clear();
+    }
+    if !num.is_empty() {
+        return Err(EngineError::InvalidParameter(format!(
+            "invalid time {s:?}: a duration needs a unit (s, m, h)"
+        )));
+    }
+    Ok(rbuild_runner::lifecycle::time::now_ns() - (total * 1e9) as i64)
+}
+
 /// The variables of an env file (`KEY=VALUE` lines, `#` comments; a bare `KEY` takes this
 /// process's value, or is dropped if unset).
 pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
@@ -236,5 +280,17 @@ mod tests {
         assert_eq!((l.max_size, l.max_files), (1024, 2));
         assert!(parse_log_opts(&["max-file=0".into()]).is_err());
         assert!(parse_log_opts(&["mode=fast".into()]).is_err());
+    }
+
+    #[test]
+    fn times_are_absolute_or_ago() {
+        assert_eq!(parse_when("1970-01-01T00:00:10Z").unwrap(), 10_000_000_000);
+        assert_eq!(parse_when("10").unwrap(), 10_000_000_000);
+        let ago = rbuild_runner::lifecycle::time::now_ns() - parse_when("1h30m").unwrap();
+        assert!(
+            (5_399_000_000_000..5_401_000_000_000).contains(&ago),
+            "{ago}"
+        );
+        assert!(parse_when("10x").unwrap_err().to_string().contains("10x"));
     }
 }

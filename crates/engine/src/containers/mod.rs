@@ -5,6 +5,8 @@
 
 mod commit;
 mod create;
+mod list;
+mod logs;
 mod monitor;
 pub(crate) mod mounts;
 mod ops;
@@ -14,13 +16,14 @@ mod stop;
 use std::path::PathBuf;
 
 use rbuild_runner::lifecycle::Container;
-use rbuild_runner::lifecycle::log::LogEntry;
 
 use crate::Engine;
 use crate::error::Result;
 use crate::inspect::ContainerJson;
 
 pub use commit::CommitOptions;
+pub use list::{ContainerSummary, ListOptions};
+pub use logs::{LogOptions, LogPosition};
 pub use ops::Top;
 
 /// A container just created, and what the caller should be told about it.
@@ -57,11 +60,6 @@ impl std::fmt::Display for Warning {
 }
 
 impl Engine {
-    /// The log entries of `c` so far, oldest first (rotated files included).
-    pub fn logs(&self, c: &Container) -> Vec<LogEntry> {
-        rbuild_runner::lifecycle::log::read_all(&c.log_path())
-    }
-
     /// `docker container inspect` of the container `query` names.
     pub fn container_inspect(&self, query: &str) -> Result<ContainerJson> {
         let c = self.container(query)?;

@@ -2,10 +2,12 @@
 //! build's base, docker's inspect JSON; naming and removing them (`tag`, `rmi`, `image prune`).
 
 mod import;
+mod list;
 mod remove;
 
 pub(crate) use import::apply_change;
 pub use import::{ImportOptions, apply_changes};
+pub use list::{HistoryEntry, ImageSummary};
 pub use remove::{ImageDeleted, ImagesPruned};
 
 use std::path::PathBuf;

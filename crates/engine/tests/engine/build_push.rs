@@ -76,7 +76,11 @@ pub fn build_then_push_and_run_the_pulled_image() {
     wait_for(10, "the built image's command to exit", || {
         (c.state().unwrap().status.as_str() == "exited").then_some(())
     });
-    let text: String = dst.logs(&c).into_iter().map(|e| e.log).collect();
+    let text: String = dst
+        .logs(&c, &Default::default())
+        .into_iter()
+        .map(|e| e.log)
+        .collect();
     assert_eq!(text, "copied in\nbuilt\n");
     let inspect = serde_json::to_value(dst.container_inspect(c.id()).unwrap()).unwrap();
     assert_eq!(at(&inspect, "/State/ExitCode"), 3);

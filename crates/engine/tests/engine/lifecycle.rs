@@ -71,7 +71,7 @@ pub fn pull_create_start_logs_stop_remove() {
         "a second start finds it running"
     );
     let logs = wait_for(10, "both lines in the log", || {
-        let logs = engine.logs(&c);
+        let logs = engine.logs(&c, &Default::default());
         (logs.len() >= 2).then_some(logs)
     });
     let out: Vec<(&str, &str)> = logs
