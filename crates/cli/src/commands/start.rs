@@ -48,7 +48,7 @@ pub fn run(args: StartArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        let from = super::logs::Position::end_of(&c);
+        let from = rbuild_engine::LogPosition::end_of(&c);
         if let Err(e) = engine.start(&c) {
             if attach {
                 return Err(e.into());
