@@ -11,13 +11,16 @@
 //!
 //! - images: [`Engine::list_images`], [`Engine::history`], [`Engine::resolve_image`] (an image's layers unpacked for a container),
 //!   [`Engine::image_inspect`], [`Engine::tag`], [`Engine::remove_image`] (docker's conflicts),
-//!   [`Engine::prune_images`], [`Engine::import`]; transfers: [`Engine::pull`], [`Engine::push`] (async, progress
+//!   [`Engine::prune_images`], [`Engine::import`], [`Engine::save`],
+//!   [`Engine::load`]; transfers: [`Engine::pull`], [`Engine::push`] (async, progress
 //!   through the registry's `Reporter`), [`transfer::block_on`] for synchronous callers.
 //! - containers: [`Engine::list_containers`] (docker's filters), [`Engine::create_container`] from [`CreateOptions`] (`docker run`'s options,
 //!   typed), [`Engine::start`], [`Engine::stop`], [`Engine::kill`], [`Engine::restart`],
 //!   [`Engine::remove_container`], [`Engine::wait`], [`Engine::logs`],
 //!   [`Engine::follow_logs`] (a stream), [`Engine::attach_stdin`], [`Engine::top`],
-//!   [`Engine::port`], [`Engine::commit`], [`Engine::export`], [`Engine::container_inspect`];
+//!   [`Engine::port`], [`Engine::commit`], [`Engine::export`],
+//!   [`Engine::exec_create`]/[`Engine::exec_start`], [`Engine::copy_from_container`],
+//!   [`Engine::copy_to_container`], [`Engine::container_inspect`];
 //!   [`Engine::serve_monitor`] is a detached container's monitor.
 //! - volumes: [`Engine::create_volume`], [`Engine::list_volumes`], [`Engine::volume_inspect`],
 //!   [`Engine::remove_volume`], [`Engine::prune_volumes`].
@@ -40,13 +43,14 @@ pub mod transfer;
 mod volumes;
 
 pub use containers::{
-    CommitOptions, ContainerSummary, Created, ListOptions, LogOptions, LogPosition, Top, Warning,
+    CommitOptions, ContainerSummary, Created, Exec, ExecOptions, ListOptions, LogOptions,
+    LogPosition, Top, Warning,
 };
 pub use engine::Engine;
 pub use error::{EngineError, OptionExt, Result, ResultExt};
 pub use events::{Event, EventSink, EventType, NoEvents};
 pub use images::{
-    HistoryEntry, ImageDeleted, ImageLayers, ImageSummary, ImagesPruned, ImportOptions,
+    HistoryEntry, ImageDeleted, ImageLayers, ImageSummary, ImagesPruned, ImportOptions, SaveList,
     apply_changes,
 };
 pub use inspect::{ContainerJson, ImageInspect, VolumeJson};

@@ -4,7 +4,9 @@
 //! operation does with them.
 
 mod commit;
+mod cp;
 mod create;
+mod exec;
 mod list;
 mod logs;
 mod monitor;
@@ -22,6 +24,7 @@ use crate::error::Result;
 use crate::inspect::ContainerJson;
 
 pub use commit::CommitOptions;
+pub use exec::{Exec, ExecOptions};
 pub use list::{ContainerSummary, ListOptions};
 pub use logs::{LogOptions, LogPosition};
 pub use ops::Top;

@@ -1,10 +1,12 @@
 //! Images: finding one for a container (its process defaults and unpacked layers), pulling a
 //! build's base, docker's inspect JSON; naming and removing them (`tag`, `rmi`, `image prune`).
 
+mod archive;
 mod import;
 mod list;
 mod remove;
 
+pub use archive::SaveList;
 pub(crate) use import::apply_change;
 pub use import::{ImportOptions, apply_changes};
 pub use list::{HistoryEntry, ImageSummary};
