@@ -21,7 +21,8 @@
 //!   [`Engine::port`], [`Engine::commit`], [`Engine::export`],
 //!   [`Engine::exec_create`]/[`Engine::exec_start`], [`Engine::copy_from_container`],
 //!   [`Engine::copy_to_container`], [`Engine::container_inspect`];
-//!   [`Engine::serve_monitor`] is a detached container's monitor.
+//!   [`Engine::serve_monitor`] is a detached container's monitor, [`Engine::foreground`] makes
+//!   the caller a container's monitor (`docker run` without `-d`).
 //! - volumes: [`Engine::create_volume`], [`Engine::list_volumes`], [`Engine::volume_inspect`],
 //!   [`Engine::remove_volume`], [`Engine::prune_volumes`].
 //! - docker's JSON shapes, defined once with serde: [`ContainerJson`], [`ImageInspect`],
@@ -43,8 +44,8 @@ pub mod transfer;
 mod volumes;
 
 pub use containers::{
-    CommitOptions, ContainerSummary, Created, Exec, ExecOptions, ListOptions, LogOptions,
-    LogPosition, Top, Warning,
+    CommitOptions, ContainerSummary, Created, Exec, ExecOptions, Foreground, ListOptions,
+    LogOptions, LogPosition, Top, Warning,
 };
 pub use engine::Engine;
 pub use error::{EngineError, OptionExt, Result, ResultExt};

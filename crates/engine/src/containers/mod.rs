@@ -7,6 +7,7 @@ mod commit;
 mod cp;
 mod create;
 mod exec;
+mod foreground;
 mod list;
 mod logs;
 mod monitor;
@@ -25,6 +26,7 @@ use crate::inspect::ContainerJson;
 
 pub use commit::CommitOptions;
 pub use exec::{Exec, ExecOptions};
+pub use foreground::Foreground;
 pub use list::{ContainerSummary, ListOptions};
 pub use logs::{LogOptions, LogPosition};
 pub use ops::Top;

@@ -210,3 +210,41 @@ pub fn inspect_shows_the_fields_docker_users_script_against() {
     engine.remove_container(&c, true, true).unwrap();
     engine.remove_container(&c2, false, false).unwrap();
 }
+
+pub fn foreground_run_records_its_exit_and_removes_an_rm_container() {
+    if !crate::support::root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, events) = engine(dir.path());
+    let name: Reference = "engine/busybox:fg".parse().unwrap();
+    if busybox_image(&engine, &name).is_none() {
+        return;
+    }
+    let mut opts = CreateOptions::new(name.to_string(), sh("echo in the foreground; exit 7"));
+    opts.auto_remove = true;
+    let c = engine.create_container(&opts).unwrap().container;
+    let fg = engine.foreground(&c).unwrap();
+    let again = engine.foreground(&c).unwrap_err();
+    assert!(
+        matches!(again, rbuild_engine::EngineError::Conflict(_)),
+        "{again}"
+    );
+    // The output goes where the front end says (here a pipe), not to the log.
+    let (out_r, out_w) = nix::unistd::pipe().unwrap();
+    let ran = fg.spawn(rbuild_runner::Stdio {
+        stdin: Some(std::fs::File::open("/dev/null").unwrap().into()),
+        stdout: Some(out_w),
+        ..Default::default()
+    });
+    let outcome = fg.wait(ran).unwrap();
+    assert_eq!(outcome.status.code(), 7);
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(out_r), &mut out).unwrap();
+    assert_eq!(out, "in the foreground\n");
+    assert_eq!(c.state().unwrap().exit_code, 7);
+    fg.finish().unwrap();
+    assert!(engine.container(c.id()).unwrap_err().is_not_found());
+    let actions: Vec<String> = events.events().into_iter().map(|e| e.action).collect();
+    assert_eq!(actions, ["create", "start", "die", "destroy"]);
+}

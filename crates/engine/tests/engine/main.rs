@@ -27,6 +27,10 @@ const TESTS: &[(&str, fn())] = &[
         lifecycle::inspect_shows_the_fields_docker_users_script_against,
     ),
     (
+        "foreground_run_records_its_exit_and_removes_an_rm_container",
+        lifecycle::foreground_run_records_its_exit_and_removes_an_rm_container,
+    ),
+    (
         "build_then_push_and_run_the_pulled_image",
         build_push::build_then_push_and_run_the_pulled_image,
     ),

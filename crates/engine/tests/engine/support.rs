@@ -24,12 +24,17 @@ fn have(ok: bool, what: &str) -> bool {
     false
 }
 
-/// The registry's `host:port`, if the test can run (root for containers, the registry).
-pub fn registry() -> Option<String> {
-    if !have(
+/// Whether containers can run here (root).
+pub fn root() -> bool {
+    have(
         nix::unistd::Uid::effective().is_root(),
         "not root (containers need it)",
-    ) {
+    )
+}
+
+/// The registry's `host:port`, if the test can run (root for containers, the registry).
+pub fn registry() -> Option<String> {
+    if !root() {
         return None;
     }
     let reg = std::env::var("RBUILD_TEST_REGISTRY").ok();
