@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::Args;
 use rbuild_engine::RegistrySettings;
 use rbuild_registry::Client;
-use rbuild_registry::credentials::DockerConfig;
 
 /// Registry connection options.
 #[derive(Debug, Clone, Args)]
@@ -63,11 +62,6 @@ impl RegistryArgs {
         }
     }
 
-    /// The credentials file these options name.
-    pub fn docker_config(&self) -> anyhow::Result<DockerConfig> {
-        Ok(self.settings().docker_config()?)
-    }
-
     /// A registry client with these options and the system-wide insecure hosts.
     pub fn client(&self) -> anyhow::Result<Client> {
         Ok(self.settings().client()?)
@@ -102,20 +96,4 @@ pub fn run_interruptible<T>(
 fn interrupted() -> anyhow::Error {
     anyhow::anyhow!("interrupted; the unfinished transfer was discarded")
         .context(crate::report::ExitStatus(130))
-}
-
-/// A registry host as users write it for login/logout/catalog: `https://index.docker.io/v1/`
-/// and `docker.io` → `docker.io`; `http://h:5000/` → `h:5000`.
-pub fn normalize_host(input: &str) -> String {
-    let s = input
-        .trim()
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    let host = s.split('/').next().unwrap_or(s);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".to_string()
-        }
-        h => h.to_string(),
-    }
 }

@@ -152,38 +152,23 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             args.restart
         )));
     }
-    foreground(&args, &container, memory)
+    foreground(&args, globals, &container, memory)
 }
 
-/// Run the container in the foreground, this process being its monitor.
-fn foreground(args: &RunArgs, c: &Container, memory: Option<i64>) -> anyhow::Result<ExitCode> {
-    let monitor = c
-        .claim_monitor()
-        .map_err(|e| fail(e.into()))?
-        .ok_or_else(|| fail(anyhow::anyhow!("container {} is already running", c.id())))?;
-    let published = match monitor::publish(c) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = monitor::record_start_failure(c, &e);
-            if c.record.auto_remove {
-                let _ = c.remove();
-            }
-            return Err(fail(e.into()));
-        }
-    };
+/// Run the container in the foreground, this process being its monitor (through the
+/// engine's [`rbuild_engine::Foreground`]); the terminal, standard input and signals are ours.
+fn foreground(
+    args: &RunArgs,
+    globals: &Globals,
+    c: &Container,
+    memory: Option<i64>,
+) -> anyhow::Result<ExitCode> {
+    let fg = super::common::engine(globals)
+        .foreground(c)
+        .map_err(|e| fail(e.into()))?;
     let forwarding = signals::catch();
     let start = |stdio: Stdio| -> Result<rbuild_runner::Running, rbuild_runner::Error> {
-        let lock = c.lock()?;
-        let running = match rbuild_runner::spawn(monitor::container_config(c, stdio)?) {
-            Ok(r) => r,
-            Err(e) => {
-                drop(lock);
-                let _ = monitor::record_start_failure(c, &e);
-                return Err(e);
-            }
-        };
-        monitor::record_start(c, &lock, &running, &published.bound)?;
-        published.target.set(running.pid());
+        let running = fg.spawn(stdio)?;
         forwarding.target(running.pid());
         Ok(running)
     };
@@ -203,19 +188,9 @@ fn foreground(args: &RunArgs, c: &Container, memory: Option<i64>) -> anyhow::Res
             ..Default::default()
         })
     };
-    let outcome = ran.and_then(|running| {
-        running.wait_exit_ready()?;
-        monitor::record_exit(c, running).map(|(_, o)| o)
-    });
+    let outcome = fg.wait(ran);
     drop(forwarding);
-    drop(published);
-    drop(monitor);
-    if c.record.auto_remove {
-        c.remove()
-            .and_then(|()| c.remove_anonymous_volumes())
-            .with_context(|| format!("removing container {}", c.id()))
-            .map_err(fail)?;
-    }
+    fg.finish().map_err(|e| fail(e.into()))?;
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {

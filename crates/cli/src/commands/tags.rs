@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Args;
 use rbuild_oci::Reference;
 
-use super::registry_opts::{RegistryArgs, normalize_host, runtime};
+use rbuild_engine::registry::normalize_host;
+
+use super::registry_opts::{RegistryArgs, runtime};
 
 /// Arguments of `rbuild tags`.
 #[derive(Debug, Args)]
