@@ -72,6 +72,9 @@ pub enum EngineError {
     /// JSON cannot be encoded or decoded.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// A finished temporary file could not be renamed into place.
+    #[error(transparent)]
+    Persist(#[from] tempfile::PersistError),
     /// A file operation failed.
     #[error("{path}: {source}")]
     Io {

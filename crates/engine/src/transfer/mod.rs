@@ -6,6 +6,7 @@
 //! synchronous code (on a thread of its own when the caller is already inside a runtime).
 
 mod blobs;
+pub mod copy;
 mod gzip;
 
 use std::sync::Arc;
