@@ -305,7 +305,13 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     match &output {
         Output::Image => {}
         Output::Archive(format, dest) => {
-            super::copy::write_archive(store, &outcome.image, tags.clone(), *format, dest)?;
+            rbuild_engine::transfer::copy::write_archive(
+                store,
+                &outcome.image,
+                tags.clone(),
+                *format,
+                dest,
+            )?;
             progress.line(&format!("exported to {}", dest.display()));
         }
         Output::Local(dir) => {
