@@ -5,13 +5,7 @@ use std::path::Path;
 
 use rbuild_runner::lifecycle::{Container, ContainerState, Containers, Status};
 
-use super::Globals;
-use super::common::{human_duration, now, store_root};
-
-/// The containers of the store root the command works on.
-pub fn containers(globals: &Globals) -> Containers {
-    Containers::new(&store_root(globals))
-}
+use super::common::{human_duration, now};
 
 /// A container by ID, name or unique ID prefix.
 pub fn find(root: &Path, query: &str) -> anyhow::Result<Container> {

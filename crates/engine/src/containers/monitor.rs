@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use nix::libc;
-use rbuild_runner::lifecycle::{Container, ContainerState, monitor};
+use rbuild_runner::lifecycle::{Container, ContainerState, Status, monitor};
 
 use crate::Engine;
 use crate::error::{EngineError, Result, ResultExt};
@@ -97,6 +97,29 @@ impl Engine {
                 ),
             ));
         Err(EngineError::Start { status, message })
+    }
+
+    /// dockerd's start at boot, for a machine without a daemon: start each container whose
+    /// restart policy says so (`always`, `unless-stopped` unless a user stopped it,
+    /// `on-failure` after a failure) and that is exited or dead (dead ones were running when
+    /// their monitor or the machine went down). Returns each container tried and whether
+    /// it started (`Ok(false)`: it was running already).
+    pub fn autostart(&self) -> Result<Vec<(Container, Result<bool>)>> {
+        let mut out = Vec::new();
+        for c in self.containers().list()? {
+            let st = c.state()?;
+            if !matches!(st.status, Status::Exited | Status::Dead)
+                || !c
+                    .record
+                    .restart
+                    .starts_at_boot(st.exit_code, st.manually_stopped)
+            {
+                continue;
+            }
+            let started = self.start(&c);
+            out.push((c, started));
+        }
+        Ok(out)
     }
 
     /// Be the monitor of container `id` (the front end's `container-monitor` command, see

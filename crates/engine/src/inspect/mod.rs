@@ -6,7 +6,8 @@
 //! present. Front ends that print them as docker does go through `serde_json::Value`, whose
 //! maps keep their keys sorted.
 //!
-//! A `Network` shape is left for the networks issue; `SystemInfo` for `rbuild info`.
+//! `SystemInfo` (`docker info`) is made by [`Engine::info`](crate::Engine::info). A
+//! `Network` shape is left for the networks issue.
 
 mod container;
 mod image;

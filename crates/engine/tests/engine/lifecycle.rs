@@ -84,6 +84,11 @@ pub fn pull_create_start_logs_stop_remove() {
     );
     assert!(out.contains(&("stderr", "to stderr\n")), "{out:?}");
     assert_eq!(c.state().unwrap().status.as_str(), "running");
+    let info = engine.info().unwrap();
+    assert_eq!(
+        (info.containers, info.containers_running, info.images),
+        (1, 1, 1)
+    );
 
     // sleep as PID 1 ignores SIGTERM: the stop ends with SIGKILL after the 1 s timeout.
     engine.stop(&c, None, None).unwrap();
