@@ -18,9 +18,9 @@ use rbuild_store::{Image, Store};
 use crate::commands::registry_opts::{RegistryArgs, run_interruptible, runtime};
 use crate::progress::{Direction, Progress};
 
-/// The engine over `store`'s root.
+/// The engine over `store` (not opened again).
 fn engine_of(store: &Store) -> Engine {
-    Engine::new(store.root())
+    Engine::for_store(store.clone())
 }
 
 /// Pull `reference` into `store` with `registry`'s settings, drawing progress on stderr (none

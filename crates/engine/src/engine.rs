@@ -53,6 +53,13 @@ impl Engine {
         }
     }
 
+    /// An engine over a store already opened (its root is the engine's).
+    pub fn for_store(store: Store) -> Engine {
+        let engine = Engine::new(store.root());
+        let _ = engine.store.set(store);
+        engine
+    }
+
     /// This engine with other registry settings.
     pub fn with_registry(mut self, registry: RegistrySettings) -> Engine {
         self.registry = registry;

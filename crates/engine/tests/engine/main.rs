@@ -51,7 +51,21 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let filter = args.iter().skip(1).find(|a| !a.starts_with('-'));
+    // The first free argument filters; options that take a value do not.
+    let mut filter = None;
+    let mut rest = args.iter().skip(1);
+    while let Some(a) = rest.next() {
+        match a.as_str() {
+            "--test-threads" | "--skip" | "--color" | "--format" | "-Z" | "--logfile" => {
+                rest.next();
+            }
+            a if a.starts_with('-') => {}
+            _ => {
+                filter = Some(a);
+                break;
+            }
+        }
+    }
     let mut failed = Vec::new();
     let mut ran = 0;
     for (name, test) in TESTS {
