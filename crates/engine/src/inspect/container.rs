@@ -378,3 +378,253 @@ impl ContainerJson {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The typed JSON against the `json!` the CLI printed before it moved here: the same
+    //! value, so `rbuild inspect` prints the same bytes.
+
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use rbuild_runner::Rootfs;
+    use rbuild_runner::lifecycle::{
+        ContainerRecord, Containers, LogLimits, MountRecord, PortBinding, Protocol,
+    };
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// A container as `docker container inspect` shows it.
+    fn legacy_json(c: &Container, st: &lc::ContainerState) -> Value {
+        let r = &c.record;
+        let bound = if st.ports.is_empty() {
+            &r.ports
+        } else {
+            &st.ports
+        };
+        let mut port_map = serde_json::Map::new();
+        let mut bindings = serde_json::Map::new();
+        for p in bound {
+            let key = format!("{}/{}", p.container_port, p.protocol.as_str());
+            let entry = json!({"HostIp": p.host_ip, "HostPort": p.host_port.to_string()});
+            if let Some(a) = bindings
+                .entry(key.clone())
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+            {
+                a.push(entry.clone());
+            }
+            if st.status.is_active()
+                && let Some(a) = port_map
+                    .entry(key)
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+            {
+                a.push(entry);
+            }
+        }
+        let exposed: serde_json::Map<String, Value> = r
+            .exposed_ports
+            .iter()
+            .map(|p| (p.clone(), json!({})))
+            .chain(bound.iter().map(|p| {
+                (
+                    format!("{}/{}", p.container_port, p.protocol.as_str()),
+                    json!({}),
+                )
+            }))
+            .collect();
+        let mounts: Vec<Value> = r
+            .mounts
+            .iter()
+            .map(|m| {
+                json!({
+                    "Type": m.kind,
+                    "Name": if m.name.is_empty() { Value::Null } else { Value::String(m.name.clone()) },
+                    "Source": m.source,
+                    "Destination": m.destination,
+                    "Mode": "",
+                    "RW": m.rw,
+                    "Propagation": if m.kind == "bind" { "rprivate" } else { "" },
+                })
+            })
+            .collect();
+        let binds: Vec<String> = r
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "bind")
+            .map(|m| {
+                format!(
+                    "{}:{}{}",
+                    m.source.display(),
+                    m.destination,
+                    if m.rw { "" } else { ":ro" }
+                )
+            })
+            .collect();
+        let restart_max = match r.restart {
+            RestartPolicy::OnFailure { max } => max,
+            _ => 0,
+        };
+        json!({
+            "Id": r.id,
+            "Created": rfc3339_nano(r.created),
+            "Path": r.command.first().cloned().unwrap_or_default(),
+            "Args": r.command.iter().skip(1).collect::<Vec<_>>(),
+            "State": {
+                "Status": st.status.as_str(),
+                "Running": matches!(st.status, Status::Running | Status::Paused),
+                "Paused": st.status == Status::Paused,
+                "Restarting": st.status == Status::Restarting,
+                "OOMKilled": st.oom_killed,
+                "Dead": st.status == Status::Dead,
+                "Pid": st.pid,
+                "ExitCode": st.exit_code,
+                "Error": st.error,
+                "StartedAt": time_or_zero(st.started_at),
+                "FinishedAt": time_or_zero(st.finished_at),
+            },
+            "Image": r.image_id,
+            "ResolvConfPath": c.dir().join("resolv.conf"),
+            "HostnamePath": c.dir().join("hostname"),
+            "HostsPath": c.dir().join("hosts"),
+            "LogPath": c.log_path(),
+            "Name": format!("/{}", r.name),
+            "RestartCount": st.restart_count,
+            "Driver": "overlay2",
+            "Platform": "linux",
+            "HostConfig": {
+                "Binds": binds,
+                "LogConfig": {"Type": "json-file", "Config": {
+                    "max-size": r.log.max_size.to_string(),
+                    "max-file": r.log.max_files.to_string(),
+                }},
+                "NetworkMode": r.network,
+                "PortBindings": bindings,
+                "RestartPolicy": {"Name": r.restart.name(), "MaximumRetryCount": restart_max},
+                "AutoRemove": r.auto_remove,
+                "Init": r.init,
+            },
+            "Mounts": mounts,
+            "Config": {
+                "Hostname": r.hostname,
+                "User": r.user,
+                "Tty": r.tty,
+                "OpenStdin": r.interactive,
+                "StdinOnce": r.stdin_once,
+                "Env": r.env,
+                "Cmd": r.cmd,
+                "Image": r.image,
+                "WorkingDir": r.working_dir,
+                "Entrypoint": if r.entrypoint.is_empty() { Value::Null } else { json!(r.entrypoint) },
+                "Labels": r.labels,
+                "StopSignal": r.stop_signal,
+                "StopTimeout": r.stop_timeout,
+                "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+            },
+            "NetworkSettings": {
+                "Ports": port_map,
+            },
+        })
+    }
+
+    fn record(id: &str, restart: RestartPolicy) -> ContainerRecord {
+        ContainerRecord {
+            id: id.to_owned(),
+            name: String::new(),
+            created: 1_700_000_000_123_456_789,
+            image: "busybox:1".into(),
+            image_id: "sha256:abc".into(),
+            rootfs: Rootfs::Directory(PathBuf::from("/nonexistent")),
+            command: vec!["sh".into(), "-c".into(), "sleep 1".into()],
+            entrypoint: Vec::new(),
+            cmd: vec!["sh".into(), "-c".into(), "sleep 1".into()],
+            env: vec!["PATH=/bin".into(), "A=1".into()],
+            working_dir: "/srv".into(),
+            user: "1000:1000".into(),
+            hostname: "host".into(),
+            labels: BTreeMap::from([("a".into(), "b".into())]),
+            init: true,
+            tty: false,
+            interactive: true,
+            stdin_once: true,
+            restart,
+            auto_remove: false,
+            stop_signal: "SIGTERM".into(),
+            stop_timeout: Some(3),
+            ports: vec![PortBinding {
+                host_ip: "127.0.0.1".into(),
+                host_port: 0,
+                container_port: 80,
+                protocol: Protocol::Tcp,
+            }],
+            exposed_ports: vec!["80/tcp".into(), "53/udp".into()],
+            mounts: vec![
+                MountRecord {
+                    kind: "bind".into(),
+                    name: String::new(),
+                    source: "/tmp".into(),
+                    destination: "/data".into(),
+                    rw: false,
+                    anonymous: false,
+                },
+                MountRecord {
+                    kind: "volume".into(),
+                    name: "cache".into(),
+                    source: "/v/cache/_data".into(),
+                    destination: "/cache".into(),
+                    rw: true,
+                    anonymous: false,
+                },
+            ],
+            network: "none".into(),
+            log: LogLimits::default(),
+        }
+    }
+
+    #[test]
+    fn container_json_is_what_the_cli_printed_before() {
+        let root = tempfile::tempdir().unwrap();
+        let spec = rbuild_runner::docker_spec(&Default::default()).unwrap();
+        let containers = Containers::new(root.path());
+        let ids = ["a".repeat(64), "b".repeat(64)];
+        let a = containers
+            .create(record(&ids[0], RestartPolicy::OnFailure { max: 4 }), &spec)
+            .unwrap();
+        let b = containers
+            .create(record(&ids[1], RestartPolicy::No), &spec)
+            .unwrap();
+        let created = a.state().unwrap();
+        let running = lc::ContainerState {
+            status: Status::Running,
+            pid: 42,
+            started_at: 1_700_000_001_000_000_000,
+            ports: vec![PortBinding {
+                host_ip: "127.0.0.1".into(),
+                host_port: 32768,
+                container_port: 80,
+                protocol: Protocol::Tcp,
+            }],
+            restart_count: 2,
+            ..Default::default()
+        };
+        let exited = lc::ContainerState {
+            status: Status::Exited,
+            exit_code: 3,
+            oom_killed: true,
+            error: "boom".into(),
+            finished_at: 1_700_000_002_000_000_000,
+            ..Default::default()
+        };
+        for (c, st) in [(&a, &created), (&a, &running), (&b, &exited)] {
+            let typed = serde_json::to_value(ContainerJson::new(c, st)).unwrap();
+            let legacy = legacy_json(c, st);
+            assert_eq!(typed, legacy);
+            assert_eq!(
+                serde_json::to_string_pretty(&typed).unwrap(),
+                serde_json::to_string_pretty(&legacy).unwrap()
+            );
+        }
+    }
+}

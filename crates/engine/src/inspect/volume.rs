@@ -46,3 +46,31 @@ impl From<&Volume> for VolumeJson {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn volume_json_is_what_the_cli_printed_before() {
+        let v = Volume {
+            name: "data".into(),
+            created: 1_700_000_000_000_000_001,
+            anonymous: false,
+            labels: BTreeMap::from([("k".into(), "v".into())]),
+            mountpoint: "/root/volumes/data/_data".into(),
+        };
+        let legacy = json!({
+            "CreatedAt": rfc3339_nano(v.created),
+            "Driver": "local",
+            "Labels": v.labels,
+            "Mountpoint": v.mountpoint,
+            "Name": v.name,
+            "Options": null,
+            "Scope": "local",
+        });
+        assert_eq!(serde_json::to_value(VolumeJson::from(&v)).unwrap(), legacy);
+    }
+}
