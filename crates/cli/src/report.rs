@@ -40,10 +40,7 @@ pub fn print_error(err: &anyhow::Error) {
     hints.extend(context_hint.clone());
     for cause in err.chain() {
         // The engine's advice rides on the error it explains, which is still printed.
-        if let Some(h) = cause
-            .downcast_ref::<EngineError>()
-            .and_then(EngineError::hint)
-        {
+        if let Some(h) = EngineError::downcast(cause).and_then(EngineError::hint) {
             hints.push(h.to_owned());
         }
         if let Some(h) = cause.downcast_ref::<Hint>() {
@@ -78,8 +75,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     err.chain()
         .find_map(|c| {
             c.downcast_ref::<ExitStatus>().map(|s| s.0).or_else(|| {
-                match c.downcast_ref::<EngineError>() {
-                    Some(EngineError::Start { status, .. }) => Some(*status),
+                match EngineError::downcast(c)? {
+                    EngineError::Start { status, .. } => Some(*status),
+                    EngineError::Hinted(h) => match h.error {
+                        EngineError::Start { status, .. } => Some(status),
+                        _ => None,
+                    },
                     _ => None,
                 }
             })

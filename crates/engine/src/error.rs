@@ -144,6 +144,14 @@ impl EngineError {
         }
     }
 
+    /// `e` as an engine error, if it is one: a front end walking a `source()` chain meets
+    /// the engine's errors as themselves, and behind a context link as the `Box` holding
+    /// them.
+    pub fn downcast<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a EngineError> {
+        e.downcast_ref::<EngineError>()
+            .or_else(|| e.downcast_ref::<Box<EngineError>>().map(|b| &**b))
+    }
+
     /// Whether the error (or one it wraps) says the object does not exist.
     pub fn is_not_found(&self) -> bool {
         match self {
@@ -222,5 +230,29 @@ mod tests {
         let lines = chain(&e);
         assert_eq!(lines[0], "unable to find image \"x\"");
         assert_eq!(lines.len(), 2, "{lines:?}");
+    }
+
+    #[test]
+    fn hints_and_statuses_are_found_behind_context_links() {
+        let started: Result<()> = Err(EngineError::Start {
+            status: 127,
+            message: "sh: not found".into(),
+        }
+        .with_hint("check the command"));
+        let e = started.context("restarting x").unwrap_err();
+        let mut found = Vec::new();
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cur {
+            if let Some(engine) = EngineError::downcast(c) {
+                found.extend(engine.hint().map(str::to_owned));
+                if let EngineError::Hinted(h) = engine
+                    && let EngineError::Start { status, .. } = h.error
+                {
+                    found.push(status.to_string());
+                }
+            }
+            cur = c.source();
+        }
+        assert_eq!(found, ["check the command", "127"]);
     }
 }

@@ -1,7 +1,8 @@
-//! `rbuild start [-a] CONTAINER...`, and starting a detached container's monitor (also for
-//! `run -d` and `restart`): a re-execution of this binary (`container-monitor`, hidden) in
-//! its own session, handed the claimed `monitor.lock` as descriptor 3; it reports the first
-//! start on a pipe and lives on after this command exits.
+//! `rbuild start [-a] CONTAINER...` (through `Engine::start`), and the hidden
+//! `container-monitor` the engine re-executes this binary as for a detached container (also
+//! for `run -d` and `restart`): handed the claimed `monitor.lock` as descriptor 3, it serves
+//! as the container's monitor (`Engine::serve_monitor`) and lives on after the starting
+//! command exits.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
