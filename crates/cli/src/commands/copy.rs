@@ -7,15 +7,12 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
-use rbuild_engine::transfer::copy::{Location, fetch, parse_location, send};
+use rbuild_engine::transfer::copy::parse_location;
 use rbuild_oci::Platform;
 use rbuild_registry::PullOptions;
-use rbuild_store::Store;
 
 use super::Globals;
-use super::common::open_store;
 use super::registry_opts::{RegistryArgs, run_interruptible, runtime};
 use crate::progress::{Direction, Progress};
 
@@ -51,38 +48,13 @@ pub fn run(args: CopyArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         all_platforms: args.all_platforms,
     };
     let rt = runtime()?;
-    if let (Location::Docker(s), Location::Docker(d)) = (&src, &dst) {
-        let progress = Arc::new(Progress::new(Direction::Push, args.quiet));
-        let digest = run_interruptible(&rt, async {
-            rbuild_registry::copy(&client, s, d, &opts, progress)
-                .await
-                .with_context(|| format!("copying {s} to {d}"))
-        })?;
-        println!("{digest}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.all_platforms {
-        anyhow::bail!("--all-platforms is only supported between docker:// registries");
-    }
-    // The user's store when it is one end, else a temporary one that disappears afterwards.
-    let uses_store = matches!(src, Location::Store(_)) || matches!(dst, Location::Store(_));
-    let (store, _tmp) = if uses_store {
-        (open_store(globals)?, None)
-    } else {
-        let base = std::env::temp_dir();
-        let tmp = tempfile::Builder::new()
-            .prefix("rbuild-copy-")
-            .tempdir_in(&base)
-            .with_context(|| format!("creating a temporary store in {}", base.display()))?;
-        (Store::open(tmp.path())?, Some(tmp))
-    };
+    let engine = super::common::engine(globals);
     let pulling = Arc::new(Progress::new(Direction::Pull, args.quiet));
-    let image = run_interruptible(&rt, async {
-        Ok(fetch(&client, &store, &src, &opts, pulling).await?)
-    })?;
     let pushing = Arc::new(Progress::new(Direction::Push, args.quiet));
     let digest = run_interruptible(&rt, async {
-        Ok(send(&client, &store, &image, &dst, pushing).await?)
+        Ok(engine
+            .copy(&client, &src, &dst, &opts, pulling, pushing)
+            .await?)
     })?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)

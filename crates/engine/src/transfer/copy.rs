@@ -12,10 +12,53 @@ use rbuild_store::archive::{self, ArchiveFormat, LoadSource, Loaded};
 use rbuild_store::{Image, Store};
 
 use super::{pull_to_store, push_from_store};
+use crate::Engine;
 use crate::error::{EngineError, OptionExt, Result, ResultExt};
 
 fn invalid(message: String) -> EngineError {
     EngineError::InvalidParameter(message)
+}
+
+impl Engine {
+    /// Copy the image at `src` to `dst`; returns its manifest digest there. Registry to
+    /// registry streams (or mounts) blobs with no local copy (progress to `pushing`);
+    /// everything else goes through a store — the engine's when `rbuild:` is an end, else a
+    /// temporary one removed afterwards — fetching with progress to `pulling` and sending
+    /// with progress to `pushing`. Only registry to registry keeps every platform.
+    pub async fn copy(
+        &self,
+        client: &Client,
+        src: &Location,
+        dst: &Location,
+        opts: &PullOptions,
+        pulling: Arc<dyn Reporter>,
+        pushing: Arc<dyn Reporter>,
+    ) -> Result<Digest> {
+        if let (Location::Docker(s), Location::Docker(d)) = (src, dst) {
+            return rbuild_registry::copy(client, s, d, opts, pushing)
+                .await
+                .with_context(|| format!("copying {s} to {d}"));
+        }
+        if opts.all_platforms {
+            return Err(invalid(
+                "--all-platforms is only supported between docker:// registries".into(),
+            ));
+        }
+        // The engine's store when it is one end, else a temporary one that goes afterwards.
+        let uses_store = matches!(src, Location::Store(_)) || matches!(dst, Location::Store(_));
+        let (store, _tmp) = if uses_store {
+            (self.store()?.clone(), None)
+        } else {
+            let base = std::env::temp_dir();
+            let tmp = tempfile::Builder::new()
+                .prefix("rbuild-copy-")
+                .tempdir_in(&base)
+                .with_context(|| format!("creating a temporary store in {}", base.display()))?;
+            (Store::open(tmp.path())?, Some(tmp))
+        };
+        let image = fetch(client, &store, src, opts, pulling).await?;
+        send(client, &store, &image, dst, pushing).await
+    }
 }
 
 /// One end of a copy.
