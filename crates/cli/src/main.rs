@@ -3,11 +3,9 @@
 
 mod build_progress;
 mod commands;
-mod image_layers;
 mod progress;
 mod report;
 mod signals;
-mod store_blobs;
 mod terminal;
 mod transfer;
 

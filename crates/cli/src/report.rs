@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use rbuild_engine::EngineError;
+
 /// A hint attached to an error with `anyhow::Context`-style wrapping; printed after the causes.
 #[derive(Debug)]
 pub struct Hint(pub String);
@@ -37,6 +39,10 @@ pub fn print_error(err: &anyhow::Error) {
     let context_status = err.downcast_ref::<ExitStatus>().map(ToString::to_string);
     hints.extend(context_hint.clone());
     for cause in err.chain() {
+        // The engine's advice rides on the error it explains, which is still printed.
+        if let Some(h) = EngineError::downcast(cause).and_then(EngineError::hint) {
+            hints.push(h.to_owned());
+        }
         if let Some(h) = cause.downcast_ref::<Hint>() {
             hints.push(h.0.clone());
             continue;
@@ -60,12 +66,24 @@ pub fn print_error(err: &anyhow::Error) {
     }
 }
 
-/// The process exit code for an error: the one it carries, or 1.
+/// The process exit code for an error: the one it carries (a command's [`ExitStatus`], or
+/// the status of a container's failed start), or 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(s) = err.downcast_ref::<ExitStatus>() {
         return s.0;
     }
     err.chain()
-        .find_map(|c| c.downcast_ref::<ExitStatus>().map(|s| s.0))
+        .find_map(|c| {
+            c.downcast_ref::<ExitStatus>().map(|s| s.0).or_else(|| {
+                match EngineError::downcast(c)? {
+                    EngineError::Start { status, .. } => Some(*status),
+                    EngineError::Hinted(h) => match h.error {
+                        EngineError::Start { status, .. } => Some(status),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            })
+        })
         .unwrap_or(1)
 }

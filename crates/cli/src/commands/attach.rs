@@ -51,7 +51,7 @@ pub fn run(args: AttachArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     if !c.state()?.status.is_active() {
         bail!("You cannot attach to a stopped container, start it first");
     }
-    let from = super::logs::Position::end_of(&c);
+    let from = rbuild_engine::LogPosition::end_of(&c);
     let keys = args.detach.keys()?;
     let raw = if args.no_stdin {
         None
@@ -130,10 +130,8 @@ impl Escape {
 /// returned guard is dropped, and typing `detach_keys` ends this command with status 1,
 /// the container still running, as docker's.
 pub fn forward_stdin(c: &Container, detach_keys: &[u8]) -> anyhow::Result<Option<RawMode>> {
-    if !c.record.interactive {
-        return Ok(None);
-    }
-    let Some(mut conn) = rbuild_runner::lifecycle::stdin::connect(c.dir())? else {
+    let engine = rbuild_engine::Engine::new(c.store_root());
+    let Some(mut conn) = engine.attach_stdin(c)? else {
         return Ok(None);
     };
     let raw = c.record.tty.then(RawMode::enter);

@@ -5,18 +5,17 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 use anyhow::Context;
 use clap::Args;
 use rbuild_builder::BuildError;
-use rbuild_builder::build::{BuildOptions, ImageSource, NetworkMode, Secret, build};
+use rbuild_builder::build::{BuildOptions, NetworkMode, Secret};
+use rbuild_engine::EngineError;
+use rbuild_engine::build::BaseImages;
 use rbuild_oci::{Platform, Reference};
 use rbuild_store::archive::ArchiveFormat;
-use rbuild_store::{Image, Store};
 
 use super::Globals;
-use super::common::open_store;
 use super::registry_opts::RegistryArgs;
 use crate::build_progress::{BuildProgress, ProgressMode};
 use crate::transfer::{pull_image_blocking, push_image_blocking};
@@ -175,54 +174,6 @@ fn parse_build_args(args: &[String]) -> BTreeMap<String, String> {
     out
 }
 
-/// Base images from the store, pulled from their registry when missing (or always, `--pull`).
-struct RegistryImages<'a> {
-    store: &'a Store,
-    registry: &'a RegistryArgs,
-    always_pull: bool,
-    quiet: bool,
-    /// References already pulled by this build (`--pull` pulls each once).
-    pulled: Mutex<BTreeMap<String, Image>>,
-}
-
-impl RegistryImages<'_> {
-    fn pull(&self, reference: &str, platform: &str) -> anyhow::Result<Image> {
-        let parsed: Reference = reference
-            .parse()
-            .with_context(|| format!("image reference {reference:?}"))?;
-        let platform: Platform = platform
-            .parse()
-            .with_context(|| format!("platform {platform:?}"))?;
-        pull_image_blocking(self.registry, self.store, &parsed, &platform, self.quiet)
-    }
-}
-
-impl ImageSource for RegistryImages<'_> {
-    fn image(&self, reference: &str, platform: &str) -> Result<Image, BuildError> {
-        if let Some(img) = self.pulled.lock().expect("pulled").get(reference) {
-            return Ok(img.clone());
-        }
-        if !self.always_pull
-            && let Ok(img) = self.store.resolve(reference)
-        {
-            return Ok(img);
-        }
-        match self.pull(reference, platform) {
-            Ok(img) => {
-                self.pulled
-                    .lock()
-                    .expect("pulled")
-                    .insert(reference.to_string(), img.clone());
-                Ok(img)
-            }
-            Err(e) => Err(BuildError::ImageNotFound {
-                reference: reference.to_string(),
-                reason: format!("not in the store, and pulling failed: {e:#}"),
-            }),
-        }
-    }
-}
-
 /// Read the Dockerfile: `-` is stdin, else the file (default CONTEXT/Dockerfile).
 fn read_dockerfile(args: &BuildArgs) -> anyhow::Result<(String, Option<PathBuf>)> {
     match &args.file {
@@ -308,28 +259,28 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         source_date_epoch,
         tags: tags.clone(),
     };
-    let store = open_store(globals)?;
+    let engine = super::common::engine(globals);
+    let store = engine.store()?;
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
         args.progress
     };
     let progress = BuildProgress::new(mode);
-    let images = RegistryImages {
-        store: &store,
-        registry: &args.registry,
-        always_pull: args.pull,
-        quiet: mode == ProgressMode::Quiet,
-        pulled: Mutex::new(BTreeMap::new()),
+    let quiet = mode == ProgressMode::Quiet;
+    let pull = |reference: &Reference, platform: &Platform| {
+        pull_image_blocking(&args.registry, store, reference, platform, quiet)
+            .map_err(|e| format!("{e:#}"))
     };
-    let outcome = match build(&store, &opts, &images, &progress) {
+    let images = BaseImages::new(store, args.pull, &pull);
+    let outcome = match engine.build(&opts, &images, &progress) {
         Ok(o) => o,
-        Err(BuildError::StepFailed {
+        Err(EngineError::Build(BuildError::StepFailed {
             step,
             line,
             code,
             output,
-        }) => {
+        })) => {
             let mut msg = format!(
                 "{step} did not complete successfully: exit code: {code}\n  at Dockerfile:{line}"
             );
@@ -354,7 +305,13 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     match &output {
         Output::Image => {}
         Output::Archive(format, dest) => {
-            super::copy::write_archive(&store, &outcome.image, tags.clone(), *format, dest)?;
+            rbuild_engine::transfer::copy::write_archive(
+                store,
+                &outcome.image,
+                tags.clone(),
+                *format,
+                dest,
+            )?;
             progress.line(&format!("exported to {}", dest.display()));
         }
         Output::Local(dir) => {
@@ -368,7 +325,7 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     }
     if args.push {
         for t in &tags {
-            let digest = push_image_blocking(&args.registry, &store, t, args.quiet)?;
+            let digest = push_image_blocking(&args.registry, store, t, args.quiet)?;
             progress.line(&format!("pushed {t}@{digest}"));
         }
     }

@@ -3,18 +3,14 @@
 //! upper dir (the container is frozen meanwhile if it runs), its process config, and
 //! `--change` instructions applied as `rbuild import` does.
 
-use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
-use rbuild_runner::Rootfs;
-use rbuild_runner::lifecycle::{Container, Status};
-use rbuild_store::LayerSource;
-use serde_json::{Value, json};
+use rbuild_engine::CommitOptions;
 
 use super::Globals;
-use super::common::{now, open_store, rfc3339, store_root};
+use super::common::store_root;
 use super::containers::find;
 
 /// Arguments of `rbuild commit`.
@@ -38,59 +34,9 @@ pub struct CommitArgs {
     pub reference: Option<String>,
 }
 
-/// A copy of the container's upper dir without runtime mount stubs, frozen while copied.
-pub fn changes_copy(
-    c: &Container,
-    layers: &[PathBuf],
-    pause: bool,
-) -> anyhow::Result<tempfile::TempDir> {
-    let upper = c.dir().join("upper");
-    if !upper.is_dir() {
-        bail!(
-            "container {} has no overlay upper dir (its root filesystem was copied or given with --rootfs)",
-            c.name()
-        );
-    }
-    let st = c.state()?;
-    let frozen = pause
-        && st.status == Status::Running
-        && rbuild_runner::cgroup::freeze(&st.cgroups, true).is_ok();
-    let tmp = tempfile::Builder::new()
-        .prefix(".commit-")
-        .tempdir_in(c.store_root())
-        .context("creating a staging directory")?;
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", upper.display()))
-        .arg(tmp.path())
-        .status();
-    if frozen {
-        let _ = rbuild_runner::cgroup::freeze(&st.cgroups, false);
-    }
-    if !copied.context("running cp")?.success() {
-        bail!("copying {} failed", upper.display());
-    }
-    let spec = c.spec()?;
-    let mut points: Vec<String> = spec
-        .mounts()
-        .iter()
-        .flatten()
-        .map(|m| m.destination().to_string_lossy().into_owned())
-        .collect();
-    points.extend(["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"].map(String::from));
-    rbuild_builder::run::remove_mount_stubs(tmp.path(), layers, &points);
-    Ok(tmp)
-}
-
 /// Run `rbuild commit`: prints the new image's ID.
 pub fn run(args: CommitArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let c = find(&store_root(globals), &args.container)?;
-    let Rootfs::Layers(layers) = &c.record.rootfs else {
-        bail!(
-            "container {} does not run an image (--rootfs): nothing to commit onto",
-            c.name()
-        );
-    };
     let name = args
         .reference
         .as_deref()
@@ -99,72 +45,14 @@ pub fn run(args: CommitArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("image name {r:?}"))
         })
         .transpose()?;
-    let store = open_store(globals)?;
-    let _hold = store.hold()?;
-    let base = store.resolve(&c.record.image_id).with_context(|| {
-        format!(
-            "the image of container {} ({})",
-            c.name(),
-            c.record.image_id
-        )
-    })?;
-    let changes = changes_copy(&c, layers, args.pause)?;
-    let layer = store
-        .add_layer(
-            &LayerSource::OverlayUpper(changes.path().to_owned()),
-            &Default::default(),
-        )
-        .context("creating the layer of the container's changes")?;
-    let mut cfg = base.config_json();
-    let r = &c.record;
-    let mut config = cfg
-        .get("config")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    config.insert("Env".into(), json!(r.env));
-    config.insert("Cmd".into(), json!(r.cmd));
-    config.insert(
-        "Entrypoint".into(),
-        if r.entrypoint.is_empty() {
-            Value::Null
-        } else {
-            json!(r.entrypoint)
-        },
-    );
-    if !r.working_dir.is_empty() {
-        config.insert("WorkingDir".into(), json!(r.working_dir));
-    }
-    if !r.user.is_empty() {
-        config.insert("User".into(), json!(r.user));
-    }
-    for ch in &args.changes {
-        super::import::apply_change(&mut config, ch).with_context(|| format!("--change {ch:?}"))?;
-    }
-    let created = rfc3339(now());
-    cfg["config"] = Value::Object(config);
-    cfg["created"] = json!(created);
-    if let Some(a) = &args.author {
-        cfg["author"] = json!(a);
-    }
-    cfg["container"] = json!(r.id);
-    let diff_ids = cfg["rootfs"]["diff_ids"]
-        .as_array_mut()
-        .context("the base image has no diff_ids")?;
-    diff_ids.push(json!(layer.diff_id.to_string()));
-    let mut entry =
-        json!({"created": created, "created_by": format!("rbuild commit {}", r.command.join(" "))});
-    if let Some(m) = &args.message {
-        entry["comment"] = json!(m);
-    }
-    if let Some(a) = &args.author {
-        entry["author"] = json!(a);
-    }
-    match cfg.get_mut("history").and_then(Value::as_array_mut) {
-        Some(h) => h.push(entry),
-        None => cfg["history"] = json!([entry]),
-    }
-    let image = store.commit_image(&serde_json::to_vec(&cfg)?, name.as_slice())?;
+    let opts = CommitOptions {
+        author: args.author.clone(),
+        changes: args.changes.clone(),
+        message: args.message.clone(),
+        pause: args.pause,
+        name,
+    };
+    let image = super::common::engine(globals).commit(&c, &opts)?;
     println!("{}", image.id);
     Ok(ExitCode::SUCCESS)
 }

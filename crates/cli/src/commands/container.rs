@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use rbuild_runner::lifecycle::Status;
 
 use super::Globals;
 
@@ -69,24 +68,15 @@ pub fn run(args: ContainerArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 /// Run `rbuild container autostart`: rbuild has no daemon that comes back after a reboot,
 /// so this is its start (for a boot-time unit). Prints the IDs of the containers started.
 fn autostart(globals: &Globals) -> anyhow::Result<ExitCode> {
-    let root = super::common::store_root(globals);
     let mut failed = false;
-    for c in super::containers::containers(globals).list()? {
-        // Dead ones were running when their monitor (or the machine) went down.
-        let st = c.state()?;
-        if !matches!(st.status, Status::Exited | Status::Dead)
-            || !c
-                .record
-                .restart
-                .starts_at_boot(st.exit_code, st.manually_stopped)
-        {
-            continue;
-        }
-        match super::start::start_detached(&c, &root) {
+    for (c, started) in super::common::engine(globals).autostart()? {
+        match started {
             Ok(true) => println!("{}", c.id()),
             Ok(false) => {}
             Err(e) => {
-                crate::report::print_error(&e.context(format!("starting {}", c.name())));
+                crate::report::print_error(
+                    &anyhow::Error::from(e).context(format!("starting {}", c.name())),
+                );
                 failed = true;
             }
         }

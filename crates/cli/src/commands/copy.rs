@@ -4,23 +4,17 @@
 //! through a store — the user's when `rbuild:` is involved, a temporary one otherwise — and
 //! never unpacks layers.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
-use rbuild_oci::{Digest, Platform, Reference};
+use rbuild_engine::transfer::copy::parse_location;
+use rbuild_oci::Platform;
 use rbuild_registry::PullOptions;
-use rbuild_store::archive::{self, ArchiveFormat, LoadSource, Loaded};
-use rbuild_store::{Image, Store};
 
 use super::Globals;
-use super::common::open_store;
 use super::registry_opts::{RegistryArgs, run_interruptible, runtime};
 use crate::progress::{Direction, Progress};
-use crate::report::Hint;
-use crate::transfer::{pull_to_store, push_from_store};
 
 /// Arguments of `rbuild copy`.
 #[derive(Debug, Args)]
@@ -44,85 +38,6 @@ pub struct CopyArgs {
     pub dest: String,
 }
 
-/// One end of a copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// A registry image.
-    Docker(Reference),
-    /// An OCI image layout directory, optionally one tag (`org.opencontainers.image.ref.name`).
-    Oci(PathBuf, Option<String>),
-    /// An OCI layout as a tar file.
-    OciArchive(PathBuf, Option<String>),
-    /// A `docker save` tar file, optionally one image name in it.
-    DockerArchive(PathBuf, Option<Reference>),
-    /// The local store.
-    Store(String),
-}
-
-/// Parse `transport:rest`.
-pub fn parse_location(s: &str) -> anyhow::Result<Location> {
-    let (transport, rest) = s.split_once(':').ok_or_else(|| {
-        anyhow::anyhow!("{s:?}: no transport").context(Hint(
-            "write docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or rbuild:REF".into(),
-        ))
-    })?;
-    let path_and = |rest: &str| -> (PathBuf, Option<String>) {
-        match rest.split_once(':') {
-            Some((p, t)) if !t.is_empty() => (PathBuf::from(p), Some(t.to_string())),
-            _ => (PathBuf::from(rest.trim_end_matches(':')), None),
-        }
-    };
-    let nonempty = |p: &Path| -> anyhow::Result<()> {
-        if p.as_os_str().is_empty() {
-            anyhow::bail!("{s:?}: the path is empty");
-        }
-        Ok(())
-    };
-    Ok(match transport {
-        "docker" => {
-            let r = rest.strip_prefix("//").ok_or_else(|| {
-                anyhow::anyhow!("{s:?}: docker transport is written docker://REF")
-            })?;
-            Location::Docker(
-                r.parse()
-                    .with_context(|| format!("image reference in {s:?}"))?,
-            )
-        }
-        "oci" => {
-            let (p, t) = path_and(rest);
-            nonempty(&p)?;
-            Location::Oci(p, t)
-        }
-        "oci-archive" => {
-            let (p, t) = path_and(rest);
-            nonempty(&p)?;
-            Location::OciArchive(p, t)
-        }
-        "docker-archive" => {
-            let (p, t) = path_and(rest);
-            nonempty(&p)?;
-            let r = t
-                .map(|t| t.parse::<Reference>())
-                .transpose()
-                .with_context(|| format!("image name in {s:?}"))?;
-            Location::DockerArchive(p, r)
-        }
-        "rbuild" => {
-            if rest.is_empty() {
-                anyhow::bail!("{s:?}: no image named");
-            }
-            Location::Store(rest.to_string())
-        }
-        other => {
-            return Err(
-                anyhow::anyhow!("{s:?}: unknown transport {other:?}").context(Hint(
-                    "transports: docker://, oci:, oci-archive:, docker-archive:, rbuild:".into(),
-                )),
-            );
-        }
-    })
-}
-
 /// Run `rbuild copy`.
 pub fn run(args: CopyArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let src = parse_location(&args.source)?;
@@ -133,277 +48,14 @@ pub fn run(args: CopyArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         all_platforms: args.all_platforms,
     };
     let rt = runtime()?;
-    if let (Location::Docker(s), Location::Docker(d)) = (&src, &dst) {
-        let progress = Arc::new(Progress::new(Direction::Push, args.quiet));
-        let digest = run_interruptible(&rt, async {
-            rbuild_registry::copy(&client, s, d, &opts, progress)
-                .await
-                .with_context(|| format!("copying {s} to {d}"))
-        })?;
-        println!("{digest}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.all_platforms {
-        anyhow::bail!("--all-platforms is only supported between docker:// registries");
-    }
-    // The user's store when it is one end, else a temporary one that disappears afterwards.
-    let uses_store = matches!(src, Location::Store(_)) || matches!(dst, Location::Store(_));
-    let (store, _tmp) = if uses_store {
-        (open_store(globals)?, None)
-    } else {
-        let base = std::env::temp_dir();
-        let tmp = tempfile::Builder::new()
-            .prefix("rbuild-copy-")
-            .tempdir_in(&base)
-            .with_context(|| format!("creating a temporary store in {}", base.display()))?;
-        (Store::open(tmp.path())?, Some(tmp))
-    };
-    let image = run_interruptible(&rt, bring_in(&client, &store, &src, &opts, args.quiet))?;
-    let digest = run_interruptible(&rt, send_out(&client, &store, &image, &dst, args.quiet))?;
+    let engine = super::common::engine(globals);
+    let pulling = Arc::new(Progress::new(Direction::Pull, args.quiet));
+    let pushing = Arc::new(Progress::new(Direction::Push, args.quiet));
+    let digest = run_interruptible(&rt, async {
+        Ok(engine
+            .copy(&client, &src, &dst, &opts, pulling, pushing)
+            .await?)
+    })?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Get the source image into `store`.
-async fn bring_in(
-    client: &rbuild_registry::Client,
-    store: &Store,
-    src: &Location,
-    opts: &PullOptions,
-    quiet: bool,
-) -> anyhow::Result<Image> {
-    let digest = match src {
-        Location::Docker(r) => {
-            let progress = Arc::new(Progress::new(Direction::Pull, quiet));
-            pull_to_store(client, store, r, opts, progress).await?
-        }
-        Location::Store(name) => {
-            return store
-                .resolve(name)
-                .with_context(|| format!("finding image {name:?} in the store"));
-        }
-        Location::Oci(dir, tag) => {
-            let loaded = archive::load(store, LoadSource::Dir(dir.clone()))
-                .with_context(|| format!("reading OCI layout {}", dir.display()))?;
-            let by_tag = match tag {
-                Some(t) => Some(oci_dir_tag(dir, t)?),
-                None => None,
-            };
-            pick(
-                &loaded,
-                by_tag.as_ref(),
-                tag.as_deref(),
-                &dir.display().to_string(),
-            )?
-        }
-        Location::OciArchive(file, tag) => {
-            let loaded = load_file(store, file)?;
-            pick(&loaded, None, tag.as_deref(), &file.display().to_string())?
-        }
-        Location::DockerArchive(file, name) => {
-            let loaded = load_file(store, file)?;
-            let wanted = name.as_ref().map(|n| n.to_string());
-            pick(
-                &loaded,
-                None,
-                wanted.as_deref(),
-                &file.display().to_string(),
-            )?
-        }
-    };
-    store
-        .image(&digest)
-        .with_context(|| format!("reading image {digest} from the store"))
-}
-
-fn load_file(store: &Store, file: &Path) -> anyhow::Result<Vec<Loaded>> {
-    let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    archive::load(
-        store,
-        LoadSource::Stream {
-            reader: Box::new(std::io::BufReader::with_capacity(1 << 20, f)),
-            name: file.display().to_string(),
-        },
-    )
-    .with_context(|| format!("reading archive {}", file.display()))
-}
-
-/// The manifest digest tagged `tag` in an OCI layout's `index.json`.
-fn oci_dir_tag(dir: &Path, tag: &str) -> anyhow::Result<Digest> {
-    let path = dir.join("index.json");
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let index = rbuild_oci::manifest::decode_index(&bytes)
-        .with_context(|| format!("decoding {}", path.display()))?;
-    for d in index.manifests() {
-        let name = d
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(archive::ANNOTATION_REF_NAME));
-        if name.is_some_and(|n| n == tag || n.ends_with(&format!(":{tag}"))) {
-            return Ok(rbuild_oci::manifest::descriptor_digest(d)?);
-        }
-    }
-    anyhow::bail!("{}: no image tagged {tag:?}", path.display())
-}
-
-/// The one image wanted among those loaded.
-fn pick(
-    loaded: &[Loaded],
-    digest: Option<&Digest>,
-    name: Option<&str>,
-    what: &str,
-) -> anyhow::Result<Digest> {
-    if let Some(d) = digest {
-        return Ok(d.clone());
-    }
-    if let Some(n) = name {
-        let hit = loaded.iter().find(|l| {
-            l.names
-                .iter()
-                .any(|r| r.to_string() == n || r.familiar() == n || r.tag() == Some(n))
-        });
-        return match (hit, loaded) {
-            (Some(l), _) => Ok(l.manifest_digest.clone()),
-            // A lone image whose index carries only a bare tag (skopeo's ref.name) is the one.
-            (None, [one]) if one.names.is_empty() => Ok(one.manifest_digest.clone()),
-            _ => Err(anyhow::anyhow!("{what}: no image named {n:?}")),
-        };
-    }
-    match loaded {
-        [one] => Ok(one.manifest_digest.clone()),
-        [] => anyhow::bail!("{what}: no image in it"),
-        _ => Err(
-            anyhow::anyhow!("{what}: holds {} images", loaded.len()).context(Hint(
-                "name one after the path, e.g. docker-archive:FILE:NAME:TAG".into(),
-            )),
-        ),
-    }
-}
-
-/// Write the image from `store` to the destination; returns its manifest digest there.
-async fn send_out(
-    client: &rbuild_registry::Client,
-    store: &Store,
-    image: &Image,
-    dst: &Location,
-    quiet: bool,
-) -> anyhow::Result<Digest> {
-    match dst {
-        Location::Docker(r) => {
-            let progress = Arc::new(Progress::new(Direction::Push, quiet));
-            push_from_store(client, store, image, r, progress).await
-        }
-        Location::Store(name) => {
-            let r: Reference = name
-                .parse()
-                .with_context(|| format!("image name {name:?}"))?;
-            store
-                .tag(image, &r)
-                .with_context(|| format!("naming the image {r}"))?;
-            Ok(image.manifest_digest.clone())
-        }
-        Location::DockerArchive(file, name) => {
-            let names: Vec<Reference> = name.iter().cloned().collect();
-            write_archive(store, image, names, ArchiveFormat::Docker, file)?;
-            Ok(image.manifest_digest.clone())
-        }
-        Location::OciArchive(file, tag) => {
-            let names = tag_names(image, tag.as_deref())?;
-            write_archive(store, image, names, ArchiveFormat::Oci, file)?;
-            Ok(image.manifest_digest.clone())
-        }
-        Location::Oci(dir, tag) => {
-            let names = tag_names(image, tag.as_deref())?;
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            let tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-            archive::save(
-                store,
-                &[(image.clone(), names)],
-                ArchiveFormat::Oci,
-                tmp.as_file(),
-            )
-            .with_context(|| format!("writing OCI layout {}", dir.display()))?;
-            let f = std::fs::File::open(tmp.path())?;
-            tar::Archive::new(f)
-                .unpack(dir)
-                .with_context(|| format!("writing OCI layout {}", dir.display()))?;
-            Ok(image.manifest_digest.clone())
-        }
-    }
-}
-
-/// The names to record in an OCI index: the tag given (on the image's repository), else none.
-fn tag_names(image: &Image, tag: Option<&str>) -> anyhow::Result<Vec<Reference>> {
-    let Some(tag) = tag else {
-        return Ok(Vec::new());
-    };
-    let base = image
-        .names
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "localhost/image".parse().expect("a valid reference"));
-    Ok(vec![
-        base.with_tag(tag).with_context(|| format!("tag {tag:?}"))?,
-    ])
-}
-
-/// Save to `file` through a temporary file in the same directory, renamed when complete.
-pub(crate) fn write_archive(
-    store: &Store,
-    image: &Image,
-    names: Vec<Reference>,
-    format: ArchiveFormat,
-    file: &Path,
-) -> anyhow::Result<()> {
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    archive::save(store, &[(image.clone(), names)], format, tmp.as_file())
-        .with_context(|| format!("writing {}", file.display()))?;
-    tmp.persist(file)
-        .with_context(|| format!("writing {}", file.display()))?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_transports() {
-        assert_eq!(
-            parse_location("docker://localhost:5000/a:1").unwrap(),
-            Location::Docker("localhost:5000/a:1".parse().unwrap())
-        );
-        assert_eq!(
-            parse_location("oci:/tmp/l:v1").unwrap(),
-            Location::Oci("/tmp/l".into(), Some("v1".into()))
-        );
-        assert_eq!(
-            parse_location("oci-archive:x.tar").unwrap(),
-            Location::OciArchive("x.tar".into(), None)
-        );
-        assert_eq!(
-            parse_location("docker-archive:x.tar:app:2").unwrap(),
-            Location::DockerArchive("x.tar".into(), Some("app:2".parse().unwrap()))
-        );
-        assert_eq!(
-            parse_location("rbuild:app").unwrap(),
-            Location::Store("app".into())
-        );
-        for bad in [
-            "nope",
-            "ftp:x",
-            "docker:x",
-            "oci:",
-            "rbuild:",
-            "docker://UPPER",
-        ] {
-            assert!(parse_location(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -4,14 +4,12 @@
 use std::process::ExitCode;
 
 use super::Globals;
-use super::common::store_root;
 use super::run::RunArgs;
 use crate::report::ExitStatus;
 
 /// Run `rbuild create`: prints the new container's ID.
 pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let root = store_root(globals);
-    let (c, _) = super::run::create(&args, &root).map_err(|e| e.context(ExitStatus(125)))?;
+    let (c, _) = super::run::create(&args, globals).map_err(|e| e.context(ExitStatus(125)))?;
     println!("{}", c.id());
     Ok(ExitCode::SUCCESS)
 }

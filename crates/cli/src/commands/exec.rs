@@ -6,11 +6,10 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
+use rbuild_engine::ExecOptions;
 use rbuild_runner::Stdio;
-use rbuild_runner::exec::ExecConfig;
-use rbuild_runner::lifecycle::Status;
 
 use super::Globals;
 use super::common::store_root;
@@ -56,90 +55,32 @@ fn fail(e: anyhow::Error) -> anyhow::Error {
 /// Run `rbuild exec`.
 pub fn run(args: ExecArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let c = find(&store_root(globals), &args.container)?;
-    let st = c.state()?;
-    match st.status {
-        Status::Running => {}
-        Status::Paused => bail!(
-            "container {} is paused, unpause the container before exec",
-            c.id()
-        ),
-        _ => bail!("container {} is not running", c.id()),
-    }
-    let spec = c.spec()?;
-    let mut process = spec.process().clone().unwrap_or_default();
-    let env = rbuild_runner::image::merge_env(
-        &process.env().clone().unwrap_or_default(),
-        &args
-            .env
-            .iter()
-            .filter_map(|e| {
-                if e.contains('=') {
-                    Some(e.clone())
-                } else {
-                    std::env::var(e).ok().map(|v| format!("{e}={v}"))
-                }
-            })
-            .collect::<Vec<_>>(),
-    );
-    process.set_args(Some(args.command.clone()));
-    process.set_env(Some(env));
-    process.set_terminal(Some(args.tty));
-    if let Some(w) = &args.workdir {
-        process.set_cwd(w.into());
-    }
-    if let Some(u) = &args.user {
-        let etc = |f: &str| std::fs::read_to_string(format!("/proc/{}/root/etc/{f}", st.pid)).ok();
-        let id = rbuild_runner::resolve_user(u, etc("passwd").as_deref(), etc("group").as_deref())?;
-        let mut user = process.user().clone();
-        user.set_uid(id.uid);
-        user.set_gid(id.gid);
-        user.set_additional_gids(Some(id.additional_gids.clone()));
-        process.set_user(user);
-        if id.uid != 0
-            && let Some(caps) = process.capabilities().clone()
-        {
-            let mut caps = caps;
-            caps.set_effective(None);
-            caps.set_permitted(None);
-            process.set_capabilities(Some(caps));
-        }
-    }
-    if args.privileged {
-        let all = rbuild_runner::caps::all();
-        process.set_capabilities(Some(
-            oci_spec::runtime::LinuxCapabilitiesBuilder::default()
-                .bounding(all.clone())
-                .effective(all.clone())
-                .permitted(all)
-                .build()
-                .context("capabilities")?,
-        ));
-    }
-    let seccomp = if args.privileged {
-        None
-    } else {
-        spec.linux().as_ref().and_then(|l| l.seccomp().clone())
-    };
+    let env: Vec<String> = args
+        .env
+        .iter()
+        .filter_map(|e| {
+            if e.contains('=') {
+                Some(e.clone())
+            } else {
+                std::env::var(e).ok().map(|v| format!("{e}={v}"))
+            }
+        })
+        .collect();
+    let engine = super::common::engine(globals);
+    let exec = engine.exec_create(
+        &c,
+        &ExecOptions {
+            cmd: args.command.clone(),
+            env,
+            workdir: args.workdir.clone(),
+            user: args.user.clone(),
+            tty: args.tty,
+            privileged: args.privileged,
+        },
+    )?;
     let forwarding = signals::catch();
     let start = |stdio: Stdio| {
-        // The container's PID stays its own while we hold the lock (the monitor reaps
-        // under it).
-        let lock = c.lock()?;
-        let now = c.stored_state()?;
-        if now.status != Status::Running {
-            return Err(rbuild_runner::Error::Container(
-                rbuild_runner::lifecycle::ContainerError::NotRunning(c.id().to_owned()),
-            ));
-        }
-        let r = rbuild_runner::exec::exec(ExecConfig {
-            pid: now.pid,
-            cgroups: now.cgroups.clone(),
-            process: process.clone(),
-            seccomp: seccomp.clone(),
-            stdio,
-        });
-        drop(lock);
-        let r = r?;
+        let r = engine.exec_start(&exec, stdio)?;
         forwarding.target(r.pid());
         Ok(r)
     };

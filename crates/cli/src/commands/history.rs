@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Globals;
-use super::common::{human_size, open_store, parse_rfc3339, since, table};
+use super::common::{human_size, since, table};
 
 /// Arguments of `rbuild history`.
 #[derive(Debug, Args)]
@@ -25,47 +25,27 @@ pub struct HistoryArgs {
 
 /// Run `rbuild history`.
 pub fn run(args: HistoryArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let store = open_store(globals)?;
-    let img = store.resolve(&args.image)?;
-    let diff_ids = img.diff_ids()?;
-    let history = img.config.history().clone().unwrap_or_default();
-    // Pair history entries with layers: every non-empty entry consumes the next layer.
-    let mut layer_iter = diff_ids.iter();
+    let (img, history) = super::common::engine(globals).history(&args.image)?;
     let mut rows: Vec<(String, String, String, String)> = Vec::new();
-    for h in &history {
-        let size = if h.empty_layer().unwrap_or(false) {
-            0
-        } else {
-            layer_iter
-                .next()
-                .and_then(|d| store.layer_content_size(d).ok())
-                .unwrap_or(0)
-        };
-        let created = h.created().as_deref().and_then(parse_rfc3339);
-        let created_by = h.created_by().clone().unwrap_or_default();
+    for h in history {
+        let created_by = h.created_by;
         let created_by = if args.no_trunc || created_by.chars().count() <= 45 {
             created_by
         } else {
             format!("{}…", created_by.chars().take(44).collect::<String>())
         };
         let size = if args.human {
-            human_size(size)
+            human_size(h.size)
         } else {
-            size.to_string()
+            h.size.to_string()
         };
-        let created = match created {
+        let created = match h.created {
             Some(t) if args.human => since(t),
             Some(t) => super::common::rfc3339(t),
             None => "N/A".into(),
         };
-        rows.push((
-            created,
-            created_by,
-            size,
-            h.comment().clone().unwrap_or_default(),
-        ));
+        rows.push((created, created_by, size, h.comment));
     }
-    rows.reverse();
     let id = if args.no_trunc {
         img.id.to_string()
     } else {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::Globals;
-use super::common::{human_size, open_store};
+use super::common::human_size;
 
 /// Arguments of `rbuild image`.
 #[derive(Debug, Args)]
@@ -25,31 +25,12 @@ enum ImageCommand {
     },
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
-    walkdir::WalkDir::new(p)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
-}
-
 /// Run `rbuild image …`.
 pub fn run(args: ImageArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     match args.command {
         ImageCommand::Prune { force: _ } => {
-            let store = open_store(globals)?;
-            let before = dir_size(store.root());
-            // Images containers were created from stay, dangling or not (their layers are
-            // the containers' lower dirs).
-            let in_use = rbuild_runner::lifecycle::Containers::new(store.root())
-                .list()?
-                .iter()
-                .filter_map(|c| c.record.image_id.parse().ok())
-                .collect();
-            let deleted = store.prune(&in_use)?;
-            let after = dir_size(store.root());
+            let pruned = super::common::engine(globals).prune_images()?;
+            let deleted = pruned.deleted;
             if !deleted.is_empty() {
                 println!("Deleted Images:");
                 for d in &deleted {
@@ -57,10 +38,7 @@ pub fn run(args: ImageArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 }
                 println!();
             }
-            println!(
-                "Total reclaimed space: {}",
-                human_size(before.saturating_sub(after))
-            );
+            println!("Total reclaimed space: {}", human_size(pruned.reclaimed));
             Ok(ExitCode::SUCCESS)
         }
     }

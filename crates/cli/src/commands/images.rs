@@ -6,7 +6,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::Globals;
-use super::common::{docker_time, human_size, open_store, parse_rfc3339, since, table};
+use super::common::{docker_time, human_size, since, table};
 
 /// Arguments of `rbuild images`.
 #[derive(Debug, Args)]
@@ -26,13 +26,7 @@ pub struct ImagesArgs {
 
 /// Run `rbuild images`.
 pub fn run(args: ImagesArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let store = open_store(globals)?;
-    let mut images = store.images()?;
-    images.sort_by_key(|i| std::cmp::Reverse(created(i)));
-    let filter = args.reference.as_deref().map(|r| {
-        let explicit_tag = r.rsplit_once(':').is_some_and(|(_, t)| !t.contains('/'));
-        (r.parse::<rbuild_oci::Reference>(), explicit_tag)
-    });
+    let images = super::common::engine(globals).list_images(args.reference.as_deref())?;
     let mut rows = vec![vec![
         "REPOSITORY".into(),
         "TAG".into(),
@@ -41,35 +35,29 @@ pub fn run(args: ImagesArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         "SIZE".into(),
     ]];
     let mut ids_seen = Vec::new();
-    for img in &images {
+    for summary in &images {
+        let img = &summary.image;
         let id = if args.no_trunc {
             img.id.to_string()
         } else {
             img.id.short().to_string()
         };
-        let size = human_size(store.image_size(img));
-        let created_at = created(img);
-        let mut entries: Vec<(String, String, String)> = img
+        let size = human_size(summary.size);
+        let created_at = summary.created;
+        let mut entries: Vec<(String, String)> = summary
             .names
             .iter()
             .map(|n| {
                 (
                     n.familiar_repository(),
                     n.tag().unwrap_or("<none>").to_string(),
-                    n.repository(),
                 )
             })
             .collect();
         if entries.is_empty() {
-            entries.push(("<none>".into(), "<none>".into(), String::new()));
+            entries.push(("<none>".into(), "<none>".into()));
         }
-        for (repo, tag, full_repo) in entries {
-            if let Some((wanted, explicit_tag)) = &filter {
-                let Ok(w) = wanted else { continue };
-                if w.repository() != full_repo || (*explicit_tag && w.tag() != Some(tag.as_str())) {
-                    continue;
-                }
-            }
+        for (repo, tag) in entries {
             if args.quiet {
                 if !ids_seen.contains(&id) {
                     ids_seen.push(id.clone());
@@ -107,13 +95,4 @@ pub fn run(args: ImagesArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         print!("{}", table(&rows));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// When the image was created (its config's `created`), or when it entered the store.
-pub fn created(img: &rbuild_store::Image) -> i64 {
-    img.config
-        .created()
-        .as_deref()
-        .and_then(parse_rfc3339)
-        .unwrap_or(img.added as i64)
 }

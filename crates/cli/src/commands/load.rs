@@ -7,10 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use rbuild_store::archive::{self, LoadSource};
+use rbuild_store::archive::LoadSource;
 
 use super::Globals;
-use super::common::open_store;
 
 /// Arguments of `rbuild load`.
 #[derive(Debug, Args)]
@@ -25,7 +24,8 @@ pub struct LoadArgs {
 
 /// Run `rbuild load`.
 pub fn run(args: LoadArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let store = open_store(globals)?;
+    let engine = super::common::engine(globals);
+    engine.store()?;
     let (source, name) = match &args.input {
         Some(p) if p.is_dir() => (LoadSource::Dir(p.clone()), p.display().to_string()),
         Some(p) => {
@@ -54,7 +54,9 @@ pub fn run(args: LoadArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             )
         }
     };
-    let loaded = archive::load(&store, source).with_context(|| format!("loading {name}"))?;
+    let loaded = engine
+        .load(source)
+        .with_context(|| format!("loading {name}"))?;
     if !args.quiet {
         for l in loaded {
             if l.names.is_empty() {

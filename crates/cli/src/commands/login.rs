@@ -3,14 +3,13 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use rbuild_registry::{Client, ClientOptions, Credential, Scope, StaticCredential};
+use rbuild_engine::registry::normalize_host;
+use rbuild_registry::Credential;
 
-use super::registry_opts::{RegistryArgs, normalize_host, runtime};
-use crate::report::Hint;
+use super::registry_opts::{RegistryArgs, runtime};
 
 /// Arguments of `rbuild login`.
 #[derive(Debug, Args)]
@@ -68,24 +67,8 @@ pub fn run_login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("login to {host}: the password is empty");
     }
     let credential = Credential { username, secret };
-    let base = args.registry.client()?;
-    let client = Client::new(ClientOptions {
-        credentials: Arc::new(StaticCredential {
-            registry: host.clone(),
-            credential: credential.clone(),
-        }),
-        ..base.options().clone()
-    });
-    let rt = runtime()?;
-    rt.block_on(async {
-        let reg = client.registry(&host).await?;
-        reg.check_login(&Scope::none()).await
-    })
-    .with_context(|| format!("logging in to {host}"))?;
-    let mut config = args.registry.docker_config()?;
-    config
-        .store(&host, &credential)
-        .with_context(|| format!("saving credentials for {host}"))?;
+    let settings = args.registry.settings();
+    runtime()?.block_on(rbuild_engine::registry::login(&settings, &host, credential))?;
     println!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
 }
@@ -93,21 +76,7 @@ pub fn run_login(args: LoginArgs) -> anyhow::Result<ExitCode> {
 /// Run `rbuild logout`.
 pub fn run_logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
     let host = normalize_host(args.host.as_deref().unwrap_or("docker.io"));
-    let path = args
-        .authfile
-        .unwrap_or_else(rbuild_registry::credentials::default_path);
-    let mut config = rbuild_registry::credentials::DockerConfig::load(&path)?;
-    if !config
-        .erase(&host)
-        .with_context(|| format!("removing credentials for {host}"))?
-    {
-        return Err(
-            anyhow::anyhow!("not logged in to {host}").context(Hint(format!(
-                "credentials are read from {}",
-                path.display()
-            ))),
-        );
-    }
+    rbuild_engine::registry::logout(args.authfile.as_deref(), &host)?;
     println!("Removing login credentials for {host}");
     Ok(ExitCode::SUCCESS)
 }

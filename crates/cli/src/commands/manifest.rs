@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use rbuild_oci::{Digest, Reference};
+use rbuild_oci::Reference;
 
 use super::registry_opts::{RegistryArgs, runtime};
 
@@ -52,13 +52,7 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
         } => {
             let r = parse(&reference)?;
             let client = registry.client()?;
-            let m = runtime()?
-                .block_on(async {
-                    let reg = client.registry(r.domain()).await?;
-                    reg.manifest(r.path(), &rbuild_registry::reference_target(&r))
-                        .await
-                })
-                .with_context(|| format!("fetching the manifest of {r}"))?;
+            let m = runtime()?.block_on(rbuild_engine::registry::manifest(&client, &r))?;
             let mut out = std::io::stdout().lock();
             out.write_all(&m.bytes)?;
             if !m.bytes.ends_with(b"\n") {
@@ -71,21 +65,8 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
         } => {
             let r = parse(&reference)?;
             let client = registry.client()?;
-            let digest: Digest = runtime()?
-                .block_on(async {
-                    let reg = client.registry(r.domain()).await?;
-                    let digest = match r.digest() {
-                        Some(d) => d.clone(),
-                        None => {
-                            reg.manifest(r.path(), &rbuild_registry::reference_target(&r))
-                                .await?
-                                .digest
-                        }
-                    };
-                    reg.delete_manifest(r.path(), &digest).await?;
-                    Ok::<_, rbuild_registry::RegistryError>(digest)
-                })
-                .with_context(|| format!("deleting {r}"))?;
+            let digest =
+                runtime()?.block_on(rbuild_engine::registry::delete_manifest(&client, &r))?;
             println!("Deleted: {digest}");
         }
     }

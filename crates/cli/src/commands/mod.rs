@@ -26,7 +26,6 @@ mod load;
 mod login;
 mod logs;
 mod manifest;
-mod mounts;
 mod parse;
 mod pause;
 mod port;

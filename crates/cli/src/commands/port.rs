@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::Args;
 
 use super::Globals;
@@ -22,29 +21,18 @@ pub struct PortArgs {
 /// Run `rbuild port`.
 pub fn run(args: PortArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let c = find(&store_root(globals), &args.container)?;
-    let st = c.state()?;
-    if !st.status.is_active() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let wanted = args.private_port.as_deref().map(|p| {
-        if p.contains('/') {
-            p.to_owned()
-        } else {
-            format!("{p}/tcp")
+    let private = args.private_port.as_deref();
+    for b in super::common::engine(globals).port(&c, private)? {
+        match private {
+            Some(_) => println!("{}:{}", b.host_ip, b.host_port),
+            None => println!(
+                "{}/{} -> {}:{}",
+                b.container_port,
+                b.protocol.as_str(),
+                b.host_ip,
+                b.host_port
+            ),
         }
-    });
-    let mut found = false;
-    for b in &st.ports {
-        let key = format!("{}/{}", b.container_port, b.protocol.as_str());
-        match &wanted {
-            Some(w) if *w == key => println!("{}:{}", b.host_ip, b.host_port),
-            Some(_) => continue,
-            None => println!("{key} -> {}:{}", b.host_ip, b.host_port),
-        }
-        found = true;
-    }
-    if let (Some(w), false) = (&wanted, found) {
-        bail!("no public port '{w}' published for {}", c.name());
     }
     Ok(ExitCode::SUCCESS)
 }

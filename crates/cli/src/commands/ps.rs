@@ -3,14 +3,14 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::Args;
-use rbuild_runner::lifecycle::{Container, ContainerState, Status};
+use rbuild_engine::{ContainerSummary, ListOptions};
+use rbuild_runner::lifecycle::Container;
 use serde_json::{Value, json};
 
 use super::Globals;
 use super::common::{docker_time, since, table};
-use super::containers::{command_text, containers, ellipsis, ports_text, secs, status_text};
+use super::containers::{command_text, ellipsis, ports_text, secs, status_text};
 
 /// Arguments of `rbuild ps`.
 #[derive(Debug, Args)]
@@ -39,52 +39,6 @@ pub struct PsArgs {
 }
 
 /// One row: the container and its current state.
-struct Row {
-    c: Container,
-    st: ContainerState,
-}
-
-fn matches(r: &Row, filters: &[(String, String)]) -> anyhow::Result<bool> {
-    // Docker ORs values of one key and ANDs keys.
-    let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
-    keys.dedup();
-    for key in keys {
-        let values = filters
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str());
-        let mut any = false;
-        for v in values {
-            any |= match key {
-                "id" => r.c.id().starts_with(v),
-                "name" => r.c.name().contains(v.trim_start_matches('/')),
-                "status" => r.st.status.as_str() == v,
-                "exited" => r.st.status == Status::Exited && v.parse() == Ok(r.st.exit_code),
-                "ancestor" => {
-                    r.c.record.image == v
-                        || format!("{}:latest", r.c.record.image) == v
-                        || r.c.record.image == format!("{v}:latest")
-                        || (!v.is_empty()
-                            && r.c
-                                .record
-                                .image_id
-                                .trim_start_matches("sha256:")
-                                .starts_with(v.trim_start_matches("sha256:")))
-                }
-                "label" => match v.split_once('=') {
-                    Some((k, val)) => r.c.record.labels.get(k).is_some_and(|x| x == val),
-                    None => r.c.record.labels.contains_key(v),
-                },
-                _ => bail!("invalid filter '{key}'"),
-            };
-        }
-        if !any {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 fn image_text(c: &Container) -> String {
     if !c.record.image.is_empty() {
         return c.record.image.clone();
@@ -95,39 +49,46 @@ fn image_text(c: &Container) -> String {
     }
 }
 
-fn fields(r: &Row, trunc: bool) -> serde_json::Map<String, Value> {
-    let id = if trunc { &r.c.id()[..12] } else { r.c.id() };
-    let cmd = command_text(&r.c);
+fn fields(r: &ContainerSummary, trunc: bool) -> serde_json::Map<String, Value> {
+    let id = if trunc {
+        &r.container.id()[..12]
+    } else {
+        r.container.id()
+    };
+    let cmd = command_text(&r.container);
     let cmd = format!("{:?}", if trunc { ellipsis(&cmd, 20) } else { cmd });
-    let labels: Vec<String> =
-        r.c.record
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-    let mounts: Vec<String> =
-        r.c.record
-            .mounts
-            .iter()
-            .map(|m| {
-                if m.name.is_empty() {
-                    m.destination.clone()
-                } else {
-                    m.name.clone()
-                }
-            })
-            .collect();
-    let created = secs(r.c.record.created);
+    let labels: Vec<String> = r
+        .container
+        .record
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mounts: Vec<String> = r
+        .container
+        .record
+        .mounts
+        .iter()
+        .map(|m| {
+            if m.name.is_empty() {
+                m.destination.clone()
+            } else {
+                m.name.clone()
+            }
+        })
+        .collect();
+    let created = secs(r.container.record.created);
     let mut m = serde_json::Map::new();
     for (k, v) in [
         ("Command", cmd),
         ("CreatedAt", docker_time(created)),
         ("ID", id.to_owned()),
-        ("Image", image_text(&r.c)),
+        ("Image", image_text(&r.container)),
         ("Labels", labels.join(",")),
         (
             "LocalVolumes",
-            r.c.record
+            r.container
+                .record
                 .mounts
                 .iter()
                 .filter(|m| m.kind == "volume")
@@ -135,13 +96,13 @@ fn fields(r: &Row, trunc: bool) -> serde_json::Map<String, Value> {
                 .to_string(),
         ),
         ("Mounts", mounts.join(",")),
-        ("Names", r.c.name().to_owned()),
-        ("Networks", r.c.record.network.clone()),
-        ("Ports", ports_text(&r.c, &r.st)),
+        ("Names", r.container.name().to_owned()),
+        ("Networks", r.container.record.network.clone()),
+        ("Ports", ports_text(&r.container, &r.state)),
         ("RunningFor", since(created)),
         ("Size", "0B".to_owned()),
-        ("State", r.st.status.as_str().to_owned()),
-        ("Status", status_text(&r.st)),
+        ("State", r.state.status.as_str().to_owned()),
+        ("Status", status_text(&r.state)),
     ] {
         m.insert(k.to_owned(), Value::String(v));
     }
@@ -172,25 +133,22 @@ pub fn run(args: PsArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {f}"))
         })
         .collect::<anyhow::Result<_>>()?;
-    let all = args.all
-        || args.last.is_some()
-        || args.latest
-        || filters.iter().any(|(k, _)| k == "status" || k == "exited");
-    let mut rows = Vec::new();
-    for c in containers(globals).list()? {
-        let Ok(st) = c.state() else { continue };
-        let r = Row { c, st };
-        if (all || r.st.status.is_active()) && matches(&r, &filters)? {
-            rows.push(r);
-        }
-    }
-    if let Some(n) = args.last.or(args.latest.then_some(1)) {
-        rows.truncate(n);
-    }
+    let rows = super::common::engine(globals).list_containers(&ListOptions {
+        all: args.all || args.last.is_some() || args.latest,
+        limit: args.last.or(args.latest.then_some(1)),
+        filters,
+    })?;
     let trunc = !args.no_trunc;
     if args.quiet {
         for r in &rows {
-            println!("{}", if trunc { &r.c.id()[..12] } else { r.c.id() });
+            println!(
+                "{}",
+                if trunc {
+                    &r.container.id()[..12]
+                } else {
+                    r.container.id()
+                }
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }

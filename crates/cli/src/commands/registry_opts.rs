@@ -3,15 +3,11 @@
 //! and `/etc/rbuild/registries.json`, extra CA certificates, concurrency.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use rbuild_registry::credentials::DockerConfig;
-use rbuild_registry::{Client, ClientOptions};
-
-/// Where the registry configuration file lives unless `RBUILD_REGISTRIES_CONF` says.
-pub const REGISTRIES_CONF: &str = "/etc/rbuild/registries.json";
+use rbuild_engine::RegistrySettings;
+use rbuild_registry::Client;
 
 /// Registry connection options.
 #[derive(Debug, Clone, Args)]
@@ -35,12 +31,6 @@ pub struct RegistryArgs {
     pub max_concurrent: usize,
 }
 
-#[derive(serde::Deserialize, Default)]
-struct RegistriesConf {
-    #[serde(rename = "insecure-registries", default)]
-    insecure_registries: Vec<String>,
-}
-
 /// Only the registry options, for parsing them from the environment alone.
 #[derive(Debug, clap::Parser)]
 #[command(name = "rbuild")]
@@ -62,39 +52,19 @@ impl RegistryArgs {
             .context("reading registry settings from the environment")
     }
 
-    /// The credentials file these options name.
-    pub fn docker_config(&self) -> anyhow::Result<DockerConfig> {
-        let path = self
-            .authfile
-            .clone()
-            .unwrap_or_else(rbuild_registry::credentials::default_path);
-        DockerConfig::load(&path)
-            .with_context(|| format!("reading credentials from {}", path.display()))
+    /// The engine's registry settings these options give.
+    pub fn settings(&self) -> RegistrySettings {
+        RegistrySettings {
+            insecure_registries: self.insecure_registries.clone(),
+            cert_dir: self.cert_dir.clone(),
+            authfile: self.authfile.clone(),
+            max_concurrent: self.max_concurrent,
+        }
     }
 
-    /// A registry client configured from these options.
+    /// A registry client with these options and the system-wide insecure hosts.
     pub fn client(&self) -> anyhow::Result<Client> {
-        let conf_path = std::env::var_os("RBUILD_REGISTRIES_CONF")
-            .map_or_else(|| PathBuf::from(REGISTRIES_CONF), PathBuf::from);
-        let conf: RegistriesConf = match std::fs::read(&conf_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-                format!("{}: not a registries configuration", conf_path.display())
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RegistriesConf::default(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", conf_path.display())),
-        };
-        let mut insecure = self.insecure_registries.clone();
-        insecure.extend(conf.insecure_registries);
-        if self.max_concurrent == 0 {
-            anyhow::bail!("--max-concurrent must be at least 1");
-        }
-        Ok(Client::new(ClientOptions {
-            insecure_registries: insecure,
-            cert_dir: self.cert_dir.clone(),
-            credentials: Arc::new(self.docker_config()?),
-            concurrency: self.max_concurrent,
-            ..ClientOptions::default()
-        }))
+        Ok(self.settings().client()?)
     }
 }
 
@@ -126,20 +96,4 @@ pub fn run_interruptible<T>(
 fn interrupted() -> anyhow::Error {
     anyhow::anyhow!("interrupted; the unfinished transfer was discarded")
         .context(crate::report::ExitStatus(130))
-}
-
-/// A registry host as users write it for login/logout/catalog: `https://index.docker.io/v1/`
-/// and `docker.io` → `docker.io`; `http://h:5000/` → `h:5000`.
-pub fn normalize_host(input: &str) -> String {
-    let s = input
-        .trim()
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    let host = s.split('/').next().unwrap_or(s);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".to_string()
-        }
-        h => h.to_string(),
-    }
 }

@@ -2,9 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::Args;
-use rbuild_runner::lifecycle::{Container, Containers, monitor};
 
 use super::Globals;
 use super::common::store_root;
@@ -24,41 +22,15 @@ pub struct RmArgs {
     pub containers: Vec<String>,
 }
 
-/// Remove `c`, killing it first with `force`; with `volumes`, its anonymous volumes too.
-pub fn remove(c: &Container, force: bool, volumes: bool) -> anyhow::Result<()> {
-    let st = c.state()?;
-    if st.status.is_active() {
-        if !force {
-            bail!(
-                "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
-                c.name(),
-                st.status.as_str()
-            );
-        }
-        super::pause::thaw_for_stop(c);
-        monitor::signal(c, nix::libc::SIGKILL, true)?;
-        c.wait_monitor()?;
-    }
-    let _lock = c.lock()?;
-    if c.monitor_running() {
-        bail!(
-            "container {} was started again while being removed",
-            c.name()
-        );
-    }
-    c.remove_in_background()?;
-    if volumes {
-        c.remove_anonymous_volumes()?;
-    }
-    Ok(())
-}
-
 /// Run `rbuild rm`.
 pub fn run(args: RmArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let root = store_root(globals);
+    let engine = super::common::engine(globals);
     let mut failed = false;
     for name in &args.containers {
-        match find(&root, name).and_then(|c| remove(&c, args.force, args.volumes)) {
+        match find(&root, name)
+            .and_then(|c| Ok(engine.remove_container(&c, args.force, args.volumes)?))
+        {
             Ok(()) => println!("{name}"),
             Err(e) => {
                 crate::report::print_error(&e);
@@ -84,17 +56,7 @@ pub struct PruneArgs {
 /// Run `rbuild container prune`: remove every stopped container.
 pub fn prune(args: PruneArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let _ = args.force;
-    let containers = Containers::new(&store_root(globals));
-    containers.sweep();
-    let mut deleted = Vec::new();
-    for c in containers.list()? {
-        if c.state()?.status.is_active() {
-            continue;
-        }
-        if remove(&c, false, false).is_ok() {
-            deleted.push(c.id().to_owned());
-        }
-    }
+    let deleted = super::common::engine(globals).prune_containers()?;
     if !deleted.is_empty() {
         println!("Deleted Containers:");
         for id in &deleted {

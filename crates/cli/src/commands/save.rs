@@ -6,10 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use rbuild_store::archive::{self, ArchiveFormat};
+use rbuild_store::archive::ArchiveFormat;
 
 use super::Globals;
-use super::common::open_store;
 
 /// Archive formats on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,23 +35,9 @@ pub struct SaveArgs {
 
 /// Run `rbuild save`.
 pub fn run(args: SaveArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let store = open_store(globals)?;
-    // Group the arguments by image; a name argument puts that name in the archive.
-    let mut images: Vec<(rbuild_store::Image, Vec<rbuild_oci::Reference>)> = Vec::new();
-    for what in &args.images {
-        let img = store.resolve(what)?;
-        let name = what
-            .parse::<rbuild_oci::Reference>()
-            .ok()
-            .filter(|r| img.names.contains(r));
-        match images
-            .iter_mut()
-            .find(|(i, _)| i.manifest_digest == img.manifest_digest)
-        {
-            Some((_, names)) => names.extend(name),
-            None => images.push((img, name.into_iter().collect())),
-        }
-    }
+    let engine = super::common::engine(globals);
+    engine.store()?;
+    let images = engine.images_to_save(&args.images)?;
     let format = match args.format {
         Format::Docker => ArchiveFormat::Docker,
         Format::Oci => ArchiveFormat::Oci,
@@ -66,7 +51,8 @@ pub fn run(args: SaveArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 .unwrap_or(std::path::Path::new("."));
             let mut tmp = tempfile::NamedTempFile::new_in(dir)
                 .with_context(|| format!("creating {}", path.display()))?;
-            archive::save(&store, &images, format, &mut tmp)
+            engine
+                .save(&images, format, &mut tmp)
                 .with_context(|| format!("saving to {}", path.display()))?;
             tmp.as_file()
                 .sync_all()
@@ -82,7 +68,8 @@ pub fn run(args: SaveArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 );
             }
             let mut lock = stdout.lock();
-            archive::save(&store, &images, format, &mut lock)
+            engine
+                .save(&images, format, &mut lock)
                 .context("saving to standard output")?;
             lock.flush().context("writing standard output")?;
         }

@@ -1,24 +1,18 @@
-//! `rbuild start [-a] CONTAINER...`, and starting a detached container's monitor (also for
-//! `run -d` and `restart`): a re-execution of this binary (`container-monitor`, hidden) in
-//! its own session, handed the claimed `monitor.lock` as descriptor 3; it reports the first
-//! start on a pipe and lives on after this command exits.
+//! `rbuild start [-a] CONTAINER...` (through `Engine::start`), and the hidden
+//! `container-monitor` the engine re-executes this binary as for a detached container (also
+//! for `run -d` and `restart`): handed the claimed `monitor.lock` as descriptor 3, it serves
+//! as the container's monitor (`Engine::serve_monitor`) and lives on after the starting
+//! command exits.
 
-use std::fs::File;
-use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 use nix::libc;
-use rbuild_runner::lifecycle::{Container, monitor};
 
 use super::Globals;
 use super::common::store_root;
 use super::containers::find;
-use crate::report::ExitStatus;
 
 /// Arguments of `rbuild start`.
 #[derive(Debug, Args)]
@@ -44,6 +38,7 @@ pub fn run(args: StartArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     if attach && args.containers.len() > 1 {
         anyhow::bail!("you cannot start and attach multiple containers at once");
     }
+    let engine = super::common::engine(globals);
     let mut failed = false;
     for name in &args.containers {
         let c = match find(&root, name) {
@@ -54,12 +49,12 @@ pub fn run(args: StartArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        let from = super::logs::Position::end_of(&c);
-        if let Err(e) = start_detached(&c, &root) {
+        let from = rbuild_engine::LogPosition::end_of(&c);
+        if let Err(e) = engine.start(&c) {
             if attach {
-                return Err(e);
+                return Err(e.into());
             }
-            crate::report::print_error(&e);
+            crate::report::print_error(&e.into());
             failed = true;
             continue;
         }
@@ -83,78 +78,6 @@ pub fn run(args: StartArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Start `c`'s monitor and wait for its first start; `Ok(false)` if it was already running.
-/// Errors carry docker's status (125, or 126/127 for the command).
-pub fn start_detached(c: &Container, root: &Path) -> anyhow::Result<bool> {
-    c.state()?;
-    let lock = c.lock()?;
-    let Some(claim) = c.claim_monitor()? else {
-        return Ok(false);
-    };
-    let mut st = c.stored_state()?;
-    st.manually_stopped = false;
-    st.restart_count = 0;
-    c.write_state(&lock, &st)?;
-    let errors = File::options()
-        .create(true)
-        .append(true)
-        .open(c.dir().join("monitor.log"))
-        .with_context(|| format!("opening {}", c.dir().join("monitor.log").display()))?;
-    let fd = claim.as_raw_fd();
-    // The monitor works from /, so it holds no directory of the caller's busy.
-    let root =
-        std::path::absolute(root).with_context(|| format!("store root {}", root.display()))?;
-    let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg("--root")
-        .arg(&root)
-        .arg("container-monitor")
-        .arg(c.id())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(errors);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            libc::chdir(c"/".as_ptr());
-            if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0);
-            } else if libc::dup2(fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("starting the monitor of container {}", c.id()))?;
-    drop(claim);
-    drop(lock);
-    let mut report = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut report);
-    }
-    // The monitor lives on; it is reparented when we exit.
-    std::mem::forget(child);
-    let report = report.trim();
-    if report.starts_with("ok ") {
-        return Ok(true);
-    }
-    let (code, message) = report
-        .strip_prefix("error ")
-        .and_then(|r| r.split_once(' '))
-        .and_then(|(code, msg)| Some((code.parse::<u8>().ok()?, msg.to_owned())))
-        .unwrap_or((
-            125,
-            format!(
-                "the monitor of container {} ended without reporting (see {})",
-                c.id(),
-                c.dir().join("monitor.log").display()
-            ),
-        ));
-    Err(anyhow::anyhow!(message).context(ExitStatus(code)))
-}
-
 /// Arguments of the hidden `rbuild container-monitor`.
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
@@ -173,26 +96,6 @@ pub fn monitor(args: MonitorArgs, globals: &Globals) -> anyhow::Result<ExitCode>
     let claim = unsafe { OwnedFd::from_raw_fd(args.lock_fd) };
     // SAFETY: marking our own descriptor close-on-exec.
     unsafe { libc::fcntl(claim.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
-    let c = find(&store_root(globals), &args.id)?;
-    let report = |r: Result<i32, &rbuild_runner::Error>| {
-        use std::io::Write;
-        let line = match r {
-            Ok(pid) => format!("ok {pid}\n"),
-            Err(e) => format!(
-                "error {} {}\n",
-                monitor::start_failure_code(e),
-                e.to_string().replace('\n', " ")
-            ),
-        };
-        let mut out = std::io::stdout();
-        let _ = out.write_all(line.as_bytes());
-        let _ = out.flush();
-        // Close the report pipe: the starting command reads until EOF.
-        if let Ok(null) = File::options().write(true).open("/dev/null") {
-            // SAFETY: replacing our own standard output.
-            unsafe { libc::dup2(null.as_raw_fd(), 1) };
-        }
-    };
-    let st = monitor::supervise(&c, claim, report)?;
+    let st = super::common::engine(globals).serve_monitor(&args.id, claim)?;
     Ok(ExitCode::from(st.exit_code.clamp(0, 255) as u8))
 }

@@ -6,7 +6,6 @@ use anyhow::Context;
 use clap::Args;
 
 use super::Globals;
-use super::common::open_store;
 
 /// Arguments of `rbuild tag`.
 #[derive(Debug, Args)]
@@ -19,12 +18,12 @@ pub struct TagArgs {
 
 /// Run `rbuild tag`.
 pub fn run(args: TagArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let store = open_store(globals)?;
+    let engine = super::common::engine(globals);
+    engine.store()?;
     let target: rbuild_oci::Reference = args
         .target
         .parse()
         .with_context(|| format!("tag target {:?}", args.target))?;
-    let image = store.resolve(&args.source)?;
-    store.tag(&image, &target)?;
+    engine.tag(&args.source, &target)?;
     Ok(ExitCode::SUCCESS)
 }

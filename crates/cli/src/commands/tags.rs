@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Args;
 use rbuild_oci::Reference;
 
-use super::registry_opts::{RegistryArgs, normalize_host, runtime};
+use rbuild_engine::registry::normalize_host;
+
+use super::registry_opts::{RegistryArgs, runtime};
 
 /// Arguments of `rbuild tags`.
 #[derive(Debug, Args)]
@@ -37,12 +39,7 @@ pub fn run_tags(args: TagsArgs) -> anyhow::Result<ExitCode> {
         .parse()
         .with_context(|| format!("repository {:?}", args.repository))?;
     let client = args.registry.client()?;
-    let tags = runtime()?
-        .block_on(async {
-            let reg = client.registry(r.domain()).await?;
-            reg.tags(r.path()).await
-        })
-        .with_context(|| format!("listing tags of {}", r.repository()))?;
+    let tags = runtime()?.block_on(rbuild_engine::registry::tags(&client, &r))?;
     print_lines(&tags)
 }
 
@@ -50,12 +47,7 @@ pub fn run_tags(args: TagsArgs) -> anyhow::Result<ExitCode> {
 pub fn run_catalog(args: CatalogArgs) -> anyhow::Result<ExitCode> {
     let host = normalize_host(&args.host);
     let client = args.registry.client()?;
-    let repos = runtime()?
-        .block_on(async {
-            let reg = client.registry(&host).await?;
-            reg.catalog().await
-        })
-        .with_context(|| format!("listing repositories of {host}"))?;
+    let repos = runtime()?.block_on(rbuild_engine::registry::catalog(&client, &host))?;
     print_lines(&repos)
 }
 

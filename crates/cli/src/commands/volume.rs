@@ -3,14 +3,11 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::{Args, Subcommand};
-use rbuild_runner::lifecycle::{Volume, Volumes};
 use serde_json::{Value, json};
 
 use super::Globals;
-use super::common::{store_root, table};
-use rbuild_runner::lifecycle::time::rfc3339_nano;
+use super::common::table;
 
 /// Arguments of `rbuild volume`.
 #[derive(Debug, Args)]
@@ -70,30 +67,15 @@ enum VolumeCommand {
     },
 }
 
-fn volume_json(v: &Volume) -> Value {
-    json!({
-        "CreatedAt": rfc3339_nano(v.created),
-        "Driver": "local",
-        "Labels": v.labels,
-        "Mountpoint": v.mountpoint,
-        "Name": v.name,
-        "Options": null,
-        "Scope": "local",
-    })
-}
-
 /// Run `rbuild volume …`.
 pub fn run(args: VolumeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let vols = Volumes::new(&store_root(globals));
+    let engine = super::common::engine(globals);
     match args.command {
         VolumeCommand::Create {
             labels,
             driver,
             name,
         } => {
-            if driver != "local" {
-                bail!("volume driver {driver:?} is not available (only local)");
-            }
             let labels: BTreeMap<String, String> = labels
                 .iter()
                 .map(|l| {
@@ -101,11 +83,11 @@ pub fn run(args: VolumeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                     (k.to_owned(), v.to_owned())
                 })
                 .collect();
-            let (v, _) = vols.create(name.as_deref(), labels)?;
+            let v = engine.create_volume(name.as_deref(), &driver, labels)?;
             println!("{}", v.name);
         }
         VolumeCommand::Ls { quiet, format } => {
-            let all = vols.list()?;
+            let all = engine.list_volumes()?;
             if quiet {
                 for v in &all {
                     println!("{}", v.name);
@@ -127,8 +109,8 @@ pub fn run(args: VolumeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             let mut out = Vec::new();
             let mut failed = false;
             for n in &names {
-                match vols.get(n) {
-                    Ok(v) => out.push(volume_json(&v)),
+                match engine.volume_inspect(n) {
+                    Ok(v) => out.push(serde_json::to_value(v)?),
                     Err(e) => {
                         eprintln!("error: {e}");
                         failed = true;
@@ -143,7 +125,7 @@ pub fn run(args: VolumeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         VolumeCommand::Rm { force: _, names } => {
             let mut failed = false;
             for n in &names {
-                match vols.remove(n) {
+                match engine.remove_volume(n) {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -156,15 +138,7 @@ pub fn run(args: VolumeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             }
         }
         VolumeCommand::Prune { all, force: _ } => {
-            let mut deleted = Vec::new();
-            for v in vols.list()? {
-                if (all || v.anonymous)
-                    && vols.users(&v.name)?.is_empty()
-                    && vols.remove(&v.name).is_ok()
-                {
-                    deleted.push(v.name);
-                }
-            }
+            let deleted = engine.prune_volumes(all)?;
             if !deleted.is_empty() {
                 println!("Deleted Volumes:");
                 for d in &deleted {

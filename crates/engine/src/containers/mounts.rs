@@ -6,16 +6,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
 use oci_spec::runtime::{Mount, MountBuilder};
 use rbuild_runner::lifecycle::{Containers, MountRecord, Volumes};
 use rbuild_runner::spec;
 
+use crate::error::{EngineError, OptionExt, Result, ResultExt};
+
 /// A mount: the spec entry and what `inspect` shows.
-pub type Planned = (Mount, MountRecord);
+pub(crate) type Planned = (Mount, MountRecord);
 
 /// Where volumes come from and what they are filled with.
-pub struct Sources<'a> {
+pub(crate) struct Sources<'a> {
     /// The store root.
     pub root: &'a Path,
     /// The image's layer directories, bottom first (empty for `--rootfs`).
@@ -36,7 +37,7 @@ fn bind(source: &Path, target: &str, ro: bool, kind: &str, name: &str, anonymous
     )
 }
 
-fn volume(cx: &Sources<'_>, name: Option<&str>, target: &str, ro: bool) -> anyhow::Result<Planned> {
+fn volume(cx: &Sources<'_>, name: Option<&str>, target: &str, ro: bool) -> Result<Planned> {
     let vols = Volumes::new(cx.root);
     let (v, new) = vols
         .create(name, BTreeMap::new())
@@ -55,15 +56,17 @@ fn volume(cx: &Sources<'_>, name: Option<&str>, target: &str, ro: bool) -> anyho
     ))
 }
 
-fn absolute(target: &str, spec_text: &str) -> anyhow::Result<()> {
+fn absolute(target: &str, spec_text: &str) -> Result<()> {
     if !target.starts_with('/') {
-        bail!("invalid mount {spec_text:?}: the container path must be absolute");
+        return Err(EngineError::InvalidParameter(format!(
+            "invalid mount {spec_text:?}: the container path must be absolute"
+        )));
     }
     Ok(())
 }
 
 /// `-v` / `--volume`.
-pub fn parse_volume(cx: &Sources<'_>, v: &str) -> anyhow::Result<Planned> {
+pub(crate) fn parse_volume(cx: &Sources<'_>, v: &str) -> Result<Planned> {
     let parts: Vec<&str> = v.split(':').collect();
     let (src, ctr, ro) = match parts.as_slice() {
         [c] => (None, *c, false),
@@ -74,18 +77,26 @@ pub fn parse_volume(cx: &Sources<'_>, v: &str) -> anyhow::Result<Planned> {
                 .iter()
                 .any(|m| !matches!(*m, "ro" | "rw" | "z" | "Z" | "rprivate" | "private"))
             {
-                bail!("invalid volume {v:?}: unknown mode {mode:?} (ro, rw)");
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid volume {v:?}: unknown mode {mode:?} (ro, rw)"
+                )));
             }
             (Some(*h), *c, modes.contains(&"ro"))
         }
-        _ => bail!("invalid volume {v:?}: expected [HOST_PATH|NAME:]CONTAINER_PATH[:ro]"),
+        _ => {
+            return Err(EngineError::InvalidParameter(format!(
+                "invalid volume {v:?}: expected [HOST_PATH|NAME:]CONTAINER_PATH[:ro]"
+            )));
+        }
     };
     absolute(ctr, v)?;
     match src {
         None => volume(cx, None, ctr, ro),
         Some(h) if h.starts_with('/') => {
             if !Path::new(h).exists() {
-                bail!("invalid volume {v:?}: bind mount source {h} does not exist");
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid volume {v:?}: bind mount source {h} does not exist"
+                )));
             }
             Ok(bind(Path::new(h), ctr, ro, "bind", "", false))
         }
@@ -94,7 +105,7 @@ pub fn parse_volume(cx: &Sources<'_>, v: &str) -> anyhow::Result<Planned> {
 }
 
 /// `--mount type=…,source=…,target=…[,readonly]`.
-pub fn parse_mount(cx: &Sources<'_>, m: &str) -> anyhow::Result<Planned> {
+pub(crate) fn parse_mount(cx: &Sources<'_>, m: &str) -> Result<Planned> {
     let mut kind = "volume";
     let (mut source, mut target, mut ro) = (None, None, false);
     let mut tmpfs_opts = Vec::new();
@@ -108,23 +119,31 @@ pub fn parse_mount(cx: &Sources<'_>, m: &str) -> anyhow::Result<Planned> {
             "tmpfs-size" => tmpfs_opts.push(format!("size={val}")),
             "tmpfs-mode" => tmpfs_opts.push(format!("mode={val}")),
             "volume-nocopy" | "bind-propagation" | "consistency" => {}
-            _ => bail!("invalid --mount {m:?}: unknown field {k:?}"),
+            _ => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid --mount {m:?}: unknown field {k:?}"
+                )));
+            }
         }
     }
-    let target = target.with_context(|| format!("invalid --mount {m:?}: no target"))?;
+    let target = target.or_invalid(|| format!("invalid --mount {m:?}: no target"))?;
     absolute(target, m)?;
     match kind {
         "bind" => {
             let src =
-                source.with_context(|| format!("invalid --mount {m:?}: a bind needs a source"))?;
+                source.or_invalid(|| format!("invalid --mount {m:?}: a bind needs a source"))?;
             if !Path::new(src).exists() {
-                bail!("invalid --mount {m:?}: bind source path does not exist: {src}");
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid --mount {m:?}: bind source path does not exist: {src}"
+                )));
             }
             Ok(bind(Path::new(src), target, ro, "bind", "", false))
         }
         "volume" => volume(cx, source.filter(|s| !s.is_empty()), target, ro),
         "tmpfs" => Ok(tmpfs(target, &tmpfs_opts)),
-        _ => bail!("invalid --mount {m:?}: type must be bind, volume or tmpfs"),
+        _ => Err(EngineError::InvalidParameter(format!(
+            "invalid --mount {m:?}: type must be bind, volume or tmpfs"
+        ))),
     }
 }
 
@@ -152,7 +171,7 @@ fn tmpfs(target: &str, opts: &[String]) -> Planned {
 }
 
 /// `--tmpfs PATH[:OPTS]` (OPTS like `size=64m,mode=1777`).
-pub fn parse_tmpfs(t: &str) -> anyhow::Result<Planned> {
+pub(crate) fn parse_tmpfs(t: &str) -> Result<Planned> {
     let (path, opts) = t.split_once(':').unwrap_or((t, ""));
     absolute(path, t)?;
     let opts: Vec<String> = opts
@@ -164,7 +183,7 @@ pub fn parse_tmpfs(t: &str) -> anyhow::Result<Planned> {
 }
 
 /// `--volumes-from CONTAINER[:ro|rw]`: that container's volumes and binds.
-pub fn volumes_from(root: &Path, spec_text: &str) -> anyhow::Result<Vec<Planned>> {
+pub(crate) fn volumes_from(root: &Path, spec_text: &str) -> Result<Vec<Planned>> {
     let (name, mode) = match spec_text.rsplit_once(':') {
         Some((n, m @ ("ro" | "rw"))) => (n, Some(m)),
         _ => (spec_text, None),
@@ -185,11 +204,11 @@ pub fn volumes_from(root: &Path, spec_text: &str) -> anyhow::Result<Vec<Planned>
 }
 
 /// Anonymous volumes for the image's `VOLUME` paths not mounted otherwise.
-pub fn image_volumes(
+pub(crate) fn image_volumes(
     cx: &Sources<'_>,
     paths: &[String],
     taken: &[Planned],
-) -> anyhow::Result<Vec<Planned>> {
+) -> Result<Vec<Planned>> {
     let mut out = Vec::new();
     for p in paths {
         let p = p.trim_end_matches('/');

@@ -9,7 +9,10 @@ use rbuild_store::Store;
 
 /// A [`Store`] seen through the registry's blob traits.
 #[derive(Debug, Clone)]
-pub struct StoreBlobs(pub Store);
+pub struct StoreBlobs(
+    /// The store.
+    pub Store,
+);
 
 fn io_error(e: rbuild_store::StoreError) -> io::Error {
     io::Error::other(e.to_string())

@@ -1,0 +1,96 @@
+//! Images: finding one for a container (its process defaults and unpacked layers), pulling a
+//! build's base, docker's inspect JSON; naming and removing them (`tag`, `rmi`, `image prune`).
+
+mod archive;
+mod import;
+mod list;
+mod remove;
+
+pub use archive::SaveList;
+pub(crate) use import::apply_change;
+pub use import::{ImportOptions, apply_changes};
+pub use list::{HistoryEntry, ImageSummary};
+pub use remove::{ImageDeleted, ImagesPruned};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rbuild_oci::{Platform, Reference};
+use rbuild_registry::{Client, PullOptions, Reporter};
+use rbuild_store::{Image, StoreError};
+
+use crate::Engine;
+use crate::error::{EngineError, Result, ResultExt};
+use crate::inspect::ImageInspect;
+
+/// An image ready to run.
+#[derive(Debug, Clone)]
+pub struct ImageLayers {
+    /// The image ID (`sha256:…`).
+    pub id: String,
+    /// Its config's process defaults (`None` if it has no `config` section).
+    pub config: Option<oci_spec::image::Config>,
+    /// Its layer directories, bottom first, ready as overlay lower dirs.
+    pub layers: Vec<PathBuf>,
+}
+
+impl Engine {
+    /// Find `image` (name, name:tag, name@digest, ID or ID prefix) in the store and unpack
+    /// its layers.
+    pub fn resolve_image(&self, image: &str) -> Result<ImageLayers> {
+        let store = self.store()?;
+        let root = self.root();
+        let img = match store.resolve(image) {
+            Ok(img) => img,
+            Err(e @ StoreError::ImageNotFound(_)) => {
+                return Err(EngineError::from(e))
+                    .with_context(|| {
+                        format!("unable to find image {image:?} in {}", root.display())
+                    })
+                    .map_err(|e| {
+                        e.with_hint("images come from `rbuild load`, `rbuild import` or `rbuild build`; `rbuild images` lists them")
+                    });
+            }
+            Err(e) => return Err(e).with_context(|| format!("image {image:?}")),
+        };
+        let mut layers = Vec::new();
+        for diff_id in img.diff_ids()? {
+            layers.push(
+                store
+                    .snapshot(&diff_id)
+                    .with_context(|| format!("unpacking layer {diff_id} of {image}"))?,
+            );
+        }
+        Ok(ImageLayers {
+            id: img.id.to_string(),
+            config: img.config.config().clone(),
+            layers,
+        })
+    }
+
+    /// Pull `reference` for `platform` and return the stored image (a build's `FROM`).
+    /// Always contacts the registry: whether to pull at all is the caller's decision.
+    pub async fn pull_image(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        platform: &Platform,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Image> {
+        let opts = PullOptions {
+            platform: platform.clone(),
+            all_platforms: false,
+        };
+        let digest = self.pull(client, reference, &opts, reporter).await?;
+        self.store()?
+            .image(&digest)
+            .with_context(|| format!("reading pulled image {reference} from the store"))
+    }
+
+    /// `docker image inspect` of the image `name` names.
+    pub fn image_inspect(&self, name: &str) -> Result<ImageInspect> {
+        let store = self.store()?;
+        let img = store.resolve(name)?;
+        Ok(ImageInspect::new(store, &img))
+    }
+}

@@ -1,0 +1,189 @@
+//! Moving images between the local store and registries: pull into the store (recording each
+//! layer's blob so snapshots can be unpacked, naming the image), push from the store (giving
+//! uncompressed layers a gzip form once, remembered by the store).
+//!
+//! The operations are async ([`Engine::pull`], [`Engine::push`]); [`block_on`] runs one from
+//! synchronous code (on a thread of its own when the caller is already inside a runtime).
+
+mod blobs;
+pub mod copy;
+mod gzip;
+
+use std::sync::Arc;
+
+use rbuild_oci::manifest::{self, descriptor_digest, descriptor_media_type};
+use rbuild_oci::{Compression, Digest, MediaType, Reference};
+use rbuild_registry::{Client, PullOptions, PushOptions, Reporter};
+use rbuild_store::{Image, Store};
+
+pub use blobs::StoreBlobs;
+pub use gzip::pushable_manifest;
+
+use crate::Engine;
+use crate::error::{EngineError, Result, ResultExt};
+use crate::events::{Event, EventType};
+
+impl Engine {
+    /// Pull `reference` into the store with `client` and name it; returns the manifest digest
+    /// now named. Progress goes to `reporter`; a `pull` event follows.
+    pub async fn pull(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        opts: &PullOptions,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Digest> {
+        let store = self.store()?;
+        let digest = pull_to_store(client, store, reference, opts, reporter).await?;
+        self.emit(Event::now(
+            EventType::Image,
+            "pull",
+            &reference.to_string(),
+            [("name", reference.to_string())],
+        ));
+        Ok(digest)
+    }
+
+    /// Push the stored `image` to `dest` with `client`; returns the pushed manifest digest.
+    /// Progress goes to `reporter`; a `push` event follows.
+    pub async fn push(
+        &self,
+        client: &Client,
+        image: &Image,
+        dest: &Reference,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Digest> {
+        let store = self.store()?;
+        let digest = push_from_store(client, store, image, dest, reporter).await?;
+        self.emit(Event::now(
+            EventType::Image,
+            "push",
+            &dest.to_string(),
+            [("name", dest.to_string())],
+        ));
+        Ok(digest)
+    }
+}
+
+/// Run `work` (which makes and blocks on its own tokio runtime) here, or on a thread of its
+/// own when the caller is itself inside a runtime, where blocking on another would panic.
+pub fn on_own_runtime<T: Send, E: Send + From<EngineError>>(
+    work: impl FnOnce() -> std::result::Result<T, E> + Send,
+) -> std::result::Result<T, E> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work();
+    }
+    std::thread::scope(|s| {
+        s.spawn(work).join().unwrap_or_else(|_| {
+            Err(EngineError::Failed("the transfer thread panicked".into()).into())
+        })
+    })
+}
+
+/// A multi-threaded tokio runtime for transfers.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Run the transfer `work` to its end from synchronous code (see [`on_own_runtime`]).
+pub fn block_on<T: Send, F: std::future::Future<Output = Result<T>>>(
+    work: impl FnOnce() -> F + Send,
+) -> Result<T> {
+    on_own_runtime(|| runtime()?.block_on(work()))
+}
+
+/// Pull `reference` into `store` and name it; returns the manifest digest now named.
+pub async fn pull_to_store(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+    opts: &PullOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Digest> {
+    let _hold = store.hold().context("locking the store against pruning")?;
+    let sink = Arc::new(StoreBlobs(store.clone()));
+    let pulled = rbuild_registry::pull(client, reference, sink, opts, reporter)
+        .await
+        .with_context(|| format!("pulling {reference}"))?;
+    for img in &pulled.images {
+        record_layers(store, &img.digest)?;
+    }
+    // The store names image manifests: with every platform kept, the name goes to the one the
+    // index lists for the wanted platform (the others are found by digest).
+    let named = match &pulled.index {
+        Some(index) if opts.all_platforms => manifest::decode_index(&index.bytes)
+            .ok()
+            .and_then(|i| manifest::select_platform(&i, &opts.platform).cloned())
+            .and_then(|d| descriptor_digest(&d).ok())
+            .unwrap_or_else(|| pulled.images[0].digest.clone()),
+        _ => pulled.digest.clone(),
+    };
+    // A digest reference is found by digest; a tag becomes the image's name.
+    let names: Vec<Reference> = match reference.digest() {
+        Some(_) => Vec::new(),
+        None => vec![reference.clone()],
+    };
+    for img in &pulled.images {
+        let n: &[Reference] = if img.digest == named { &names } else { &[] };
+        store
+            .name_image(&img.digest, n)
+            .with_context(|| format!("recording {reference} in the store"))?;
+    }
+    Ok(named)
+}
+
+/// Tell the store which blob holds each layer of a pulled image (by diffID).
+fn record_layers(store: &Store, manifest_digest: &Digest) -> Result<()> {
+    let img = store
+        .image(manifest_digest)
+        .with_context(|| format!("reading pulled manifest {manifest_digest}"))?;
+    let diff_ids = img.diff_ids()?;
+    let layers = img.manifest.layers();
+    if diff_ids.len() != layers.len() {
+        return Err(EngineError::Failed(format!(
+            "image {manifest_digest}: config lists {} layers but the manifest {}",
+            diff_ids.len(),
+            layers.len()
+        )));
+    }
+    for (diff_id, layer) in diff_ids.iter().zip(layers) {
+        let compression = descriptor_media_type(layer)
+            .and_then(MediaType::layer_compression)
+            .unwrap_or(Compression::Gzip);
+        let digest = descriptor_digest(layer)?;
+        store.record_layer_blob(diff_id, compression, &digest, layer.size(), None)?;
+    }
+    Ok(())
+}
+
+/// Push a stored image to `dest`; returns the pushed manifest digest.
+pub async fn push_from_store(
+    client: &Client,
+    store: &Store,
+    image: &Image,
+    dest: &Reference,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Digest> {
+    let _hold = store.hold().context("locking the store against pruning")?;
+    let manifest = pushable_manifest(store, image)?;
+    // Repositories on the same registry this image is known under may lend their blobs.
+    let mount_from: Vec<String> = image
+        .names
+        .iter()
+        .filter(|n| n.domain() == dest.domain() && n.path() != dest.path())
+        .map(|n| n.path().to_string())
+        .collect();
+    rbuild_registry::push(
+        client,
+        dest,
+        &manifest,
+        Arc::new(StoreBlobs(store.clone())),
+        &PushOptions { mount_from },
+        reporter,
+    )
+    .await
+    .with_context(|| format!("pushing {dest}"))
+}
