@@ -10,6 +10,7 @@ mod attach;
 mod build;
 mod commit;
 pub mod common;
+mod compose;
 mod container;
 pub mod containers;
 mod copy;
@@ -140,6 +141,8 @@ pub enum Command {
     Catalog(tags::CatalogArgs),
     /// Inspect or delete manifests on a registry
     Manifest(manifest::ManifestArgs),
+    /// Multi-container applications from compose files
+    Compose(compose::ComposeArgs),
 }
 
 impl Command {
@@ -187,6 +190,7 @@ impl Command {
             Command::Tags(args) => tags::run_tags(args),
             Command::Catalog(args) => tags::run_catalog(args),
             Command::Manifest(args) => manifest::run(args),
+            Command::Compose(args) => compose::run(args),
         }
     }
 }
