@@ -8,7 +8,7 @@ use rbuild_compose::{LoadOptions, Project, interpolate_str, parse_env_file};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let lookup = |name: &str| (name.len() % 2 == 0).then(|| name.to_lowercase());
+    let lookup = |name: &str| name.len().is_multiple_of(2).then(|| name.to_lowercase());
     let _ = interpolate_str(&text, &lookup);
     let _ = parse_env_file(&text, &lookup);
     let Ok(dir) = tempfile::tempdir() else { return };

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use rbuild_compose::{LoadOptions, Project, interpolate_str, parse_env_file};
 
 fn lookup(name: &str) -> Option<String> {
-    (name.len() % 2 == 0).then(|| name.to_lowercase())
+    name.len().is_multiple_of(2).then(|| name.to_lowercase())
 }
 
 /// Load `text` as an override file over a small base, with `text` as the .env too.
