@@ -110,4 +110,14 @@ impl Engine {
         }
         Ok(outcome)
     }
+
+    /// Write `image`'s filesystem, every layer applied, into `dir` (created if missing): a
+    /// build's `--output type=local,dest=DIR`.
+    pub fn write_filesystem(&self, image: &Image, dir: &std::path::Path) -> Result<()> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating output directory {}", dir.display()))?;
+        self.store()?
+            .unpack(image, dir)
+            .with_context(|| format!("writing the image's files to {}", dir.display()))
+    }
 }

@@ -315,11 +315,7 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             progress.line(&format!("exported to {}", dest.display()));
         }
         Output::Local(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating output directory {}", dir.display()))?;
-            store
-                .unpack(&outcome.image, dir)
-                .with_context(|| format!("writing the image's files to {}", dir.display()))?;
+            engine.write_filesystem(&outcome.image, dir)?;
             progress.line(&format!("exported to {}", dir.display()));
         }
     }
