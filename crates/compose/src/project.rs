@@ -87,6 +87,8 @@ impl Project {
                 }
             })?;
             resolve_extends(&mut doc, file, &lookup)?;
+            normalize_byte_values(&mut doc);
+            expand_home(&mut doc, environment.get("HOME").map(String::as_str));
             // Each file must follow the specification on its own, so an error names the file
             // it is in (an override file may still be partial: no full validation here).
             deserialize(&doc, file)?;
@@ -459,4 +461,126 @@ fn check_dependencies(doc: &Value) -> Result<(), ComposeError> {
         walk(n, &deps, &mut Vec::new(), &mut done)?;
     }
     Ok(())
+}
+
+/// A bind source starting with `~` (`~/data:/data`) is under the user's home directory, as
+/// docker compose expands it (left as written when HOME is unknown).
+fn expand_home(doc: &mut Value, home: Option<&str>) {
+    let Some(home) = home else { return };
+    let Some(services) = doc.get_mut("services").and_then(Value::as_mapping_mut) else {
+        return;
+    };
+    let expand = |s: &str| -> Option<String> {
+        (s == "~" || s.starts_with("~/") || s.starts_with("~:"))
+            .then(|| format!("{}{}", home.trim_end_matches('/'), &s[1..]))
+    };
+    for (_, service) in services.iter_mut() {
+        let Some(volumes) = service.get_mut("volumes").and_then(Value::as_sequence_mut) else {
+            continue;
+        };
+        for v in volumes {
+            match v {
+                Value::String(s) => {
+                    if let Some(e) = expand(s) {
+                        *s = e;
+                    }
+                }
+                Value::Mapping(m) => {
+                    if let Some(Value::String(src)) = m.get_mut("source")
+                        && let Some(e) = expand(src)
+                    {
+                        *src = e;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Byte sizes written with a fraction (`memory: 1.5G`, which docker compose reads through
+/// go-units' `RAMInBytes`) as whole bytes, for the typed model, which takes integers only.
+fn normalize_byte_values(doc: &mut Value) {
+    const FIELDS: [&str; 4] = ["mem_limit", "mem_reservation", "memswap_limit", "shm_size"];
+    let Some(services) = doc.get_mut("services").and_then(Value::as_mapping_mut) else {
+        return;
+    };
+    for (_, service) in services.iter_mut() {
+        for f in FIELDS {
+            if let Some(v) = service.get_mut(f) {
+                fractional_bytes(v);
+            }
+        }
+        for part in ["limits", "reservations"] {
+            if let Some(v) = service
+                .get_mut("deploy")
+                .and_then(|d| d.get_mut("resources"))
+                .and_then(|r| r.get_mut(part))
+                .and_then(|l| l.get_mut("memory"))
+            {
+                fractional_bytes(v);
+            }
+        }
+    }
+}
+
+/// `1.5G` → 1610612736 (binary units, as go-units' `RAMInBytes`); other values unchanged.
+fn fractional_bytes(v: &mut Value) {
+    let Some(text) = v.as_str() else { return };
+    let lower = text.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(split);
+    if !number.contains('.') {
+        return;
+    }
+    let Ok(n) = number.parse::<f64>() else { return };
+    let shift = match unit.trim().trim_end_matches('b').trim_end_matches('i') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => return,
+    };
+    *v = Value::Number(((n * (1u64 << shift) as f64) as u64).into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tilde_bind_source_is_the_home_directory() {
+        let mut doc: Value = serde_yaml::from_str(
+            "services:\n  a:\n    volumes: ['~/data:/data', {type: bind, source: ~/x, target: /x}, 'v:/v', '~user:/u']\n",
+        )
+        .unwrap();
+        expand_home(&mut doc, Some("/home/me"));
+        assert_eq!(
+            doc["services"]["a"]["volumes"],
+            serde_yaml::from_str::<Value>(
+                "['/home/me/data:/data', {type: bind, source: /home/me/x, target: /x}, 'v:/v', '~user:/u']"
+            )
+            .unwrap()
+        );
+    }
+
+    #[test]
+    fn fractional_sizes_become_bytes() {
+        let mut doc: Value = serde_yaml::from_str(
+            "services:\n  a:\n    shm_size: 0.5g\n    mem_limit: 512m\n    deploy: {resources: {limits: {memory: 1.5G}}}\n",
+        )
+        .unwrap();
+        normalize_byte_values(&mut doc);
+        let a = &doc["services"]["a"];
+        assert_eq!(a["shm_size"], Value::Number(536870912u64.into()));
+        assert_eq!(a["mem_limit"], "512m", "whole numbers stay as written");
+        assert_eq!(
+            a["deploy"]["resources"]["limits"]["memory"],
+            Value::Number(1610612736u64.into())
+        );
+    }
 }
