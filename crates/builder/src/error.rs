@@ -12,6 +12,14 @@ pub enum BuildError {
          run one build per platform (--platform linux/amd64, then --platform linux/arm64)"
     )]
     MultiPlatform(String),
+    /// A RUN step's program is for a platform this machine cannot execute.
+    #[error("RUN for {platform}: {reason}")]
+    NoEmulation {
+        /// The stage's platform.
+        platform: String,
+        /// What is missing (the binfmt_misc handler, qemu-user-static).
+        reason: String,
+    },
     /// An I/O error on a path.
     #[error("{path}: {source}")]
     Io {

@@ -32,6 +32,8 @@ pub struct RunStep {
     pub network: Network,
     /// Extra mounts (`RUN --mount`).
     pub mounts: Vec<oci_spec::runtime::Mount>,
+    /// The stage's platform (`linux/arm64`), to explain a program this machine cannot run.
+    pub platform: String,
 }
 
 /// Run `step` in a container whose directory is `dir`. Output chunks go to `output` as they
@@ -83,7 +85,15 @@ pub fn run_step(
         remove: false,
         etc: rbuild_runner::EtcFiles::Build,
     };
-    let running = rbuild_runner::spawn(config).map_err(runner_err)?;
+    let running = rbuild_runner::spawn(config).map_err(|e| match e {
+        // A program of another architecture: say which emulation is missing rather than
+        // "exec format error".
+        rbuild_runner::Error::NotExecutable {
+            errno: nix::errno::Errno::ENOEXEC,
+            ..
+        } => no_emulation(&step.platform).unwrap_or_else(|| runner_err(e)),
+        e => runner_err(e),
+    })?;
     if running.notes().rootfs_copied {
         let _ = running.wait();
         return Err(BuildError::io(
@@ -158,6 +168,17 @@ pub fn remove_mount_stubs(upper: &Path, lower: &[PathBuf], mount_points: &[Strin
                 .unwrap_or_default();
         }
     }
+}
+
+/// Why `platform`'s programs cannot run here, when that is the case.
+fn no_emulation(platform: &str) -> Option<BuildError> {
+    let arch = platform.split('/').nth(1)?;
+    let dir = std::path::Path::new(rbuild_runner::binfmt::BINFMT_DIR);
+    let e = rbuild_runner::binfmt::can_run(arch, dir).err()?;
+    Some(BuildError::NoEmulation {
+        platform: platform.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn runner_err(e: rbuild_runner::Error) -> BuildError {

@@ -37,6 +37,7 @@ fn step(lower: &Path, script: &str, name: &str) -> RunStep {
         user: None,
         network: Network::Host,
         mounts: vec![],
+        platform: "linux/amd64".into(),
     }
 }
 
@@ -102,4 +103,39 @@ fn failing_command_reports_its_code() {
     )
     .unwrap();
     assert_eq!(result, Err(3));
+}
+
+#[test]
+fn a_program_of_an_architecture_without_emulation_says_what_is_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::path::Path::new(rbuild_runner::binfmt::BINFMT_DIR);
+    if rbuild_runner::binfmt::can_run("s390x", dir).is_ok() {
+        println!("skipped: this machine runs s390x programs (a binfmt_misc handler is registered)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    if !busybox(&base) {
+        return;
+    }
+    // An s390x program as far as the kernel can tell: its ELF header.
+    let fake = base.join("bin/s390x-tool");
+    let mut bytes = rbuild_runner::binfmt::elf_header("s390x").unwrap().to_vec();
+    bytes.resize(64, 0);
+    std::fs::write(&fake, bytes).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut s = step(&base, "", "foreign");
+    s.args = vec!["/bin/s390x-tool".into()];
+    s.platform = "linux/s390x".into();
+    let err = run_step(&s, &tmp.path().join("c"), |_| {}).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, rbuild_builder::BuildError::NoEmulation { .. }),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("RUN for linux/s390x: s390x programs cannot run on this"),
+        "{text}"
+    );
+    assert!(text.contains("qemu-user-static"), "{text}");
 }

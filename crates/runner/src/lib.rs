@@ -60,6 +60,7 @@
 //! # }
 //! ```
 
+pub mod binfmt;
 pub mod caps;
 pub mod cgroup;
 mod child;

@@ -236,6 +236,7 @@ fn run(
         user,
         network,
         mounts: prepared.mounts.clone(),
+        platform: shared.platform.clone(),
     };
     let mut tail = Tail::default();
     let outcome = crate::run::run_step(&step, &dir, |chunk| {
