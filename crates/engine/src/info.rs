@@ -87,6 +87,44 @@ fn operating_system() -> String {
         .unwrap_or_else(|| "Linux".into())
 }
 
+/// A platform whose programs this machine runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunnablePlatform {
+    /// `linux/arm64`.
+    #[serde(rename = "Platform")]
+    pub platform: String,
+    /// The binfmt_misc handler that emulates it (`qemu-aarch64`), none when native.
+    #[serde(rename = "Emulator", skip_serializing_if = "Option::is_none")]
+    pub emulator: Option<String>,
+}
+
+/// The platforms this machine runs: its own, then those a binfmt_misc handler emulates.
+pub fn runnable_platforms() -> Vec<RunnablePlatform> {
+    use rbuild_runner::binfmt;
+    let dir = std::path::Path::new(binfmt::BINFMT_DIR);
+    let native = binfmt::native_architectures();
+    let known = [
+        "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "mips64",
+        "loong64",
+    ];
+    let mut out: Vec<RunnablePlatform> = native
+        .iter()
+        .map(|a| RunnablePlatform {
+            platform: format!("linux/{a}"),
+            emulator: None,
+        })
+        .collect();
+    for arch in known.iter().filter(|a| !native.contains(a)) {
+        if let Ok(Some(h)) = binfmt::can_run(arch, dir) {
+            out.push(RunnablePlatform {
+                platform: format!("linux/{arch}"),
+                emulator: Some(h.name),
+            });
+        }
+    }
+    out
+}
+
 impl Engine {
     /// What this engine has (containers by state, images) and runs on.
     pub fn info(&self) -> Result<SystemInfo> {

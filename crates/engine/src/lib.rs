@@ -58,7 +58,7 @@ pub use images::{
     HistoryEntry, ImageDeleted, ImageLayers, ImageSummary, ImagesPruned, ImportOptions, SaveList,
     apply_changes,
 };
-pub use info::SystemInfo;
+pub use info::{RunnablePlatform, SystemInfo, runnable_platforms};
 pub use inspect::{ContainerJson, ImageInspect, VolumeJson};
 pub use options::CreateOptions;
 pub use registry::RegistrySettings;

@@ -22,6 +22,7 @@ mod history;
 mod image;
 mod images;
 mod import;
+mod info;
 mod inspect;
 mod load;
 mod login;
@@ -143,6 +144,8 @@ pub enum Command {
     Manifest(manifest::ManifestArgs),
     /// Multi-container applications from compose files
     Compose(compose::ComposeArgs),
+    /// Show what the store holds and what this machine runs
+    Info(info::InfoArgs),
 }
 
 impl Command {
@@ -191,6 +194,7 @@ impl Command {
             Command::Catalog(args) => tags::run_catalog(args),
             Command::Manifest(args) => manifest::run(args),
             Command::Compose(args) => compose::run(args),
+            Command::Info(args) => info::run(args, globals),
         }
     }
 }
