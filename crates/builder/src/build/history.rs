@@ -20,16 +20,20 @@ pub(crate) fn run(args: &[String], args_in_scope: &[(String, String)]) -> String
     format!("RUN {} # buildkit", words.join(" "))
 }
 
-/// The history text of a COPY or ADD: the keyword, `--chown`/`--chmod` when given, the
-/// sources and the destination (never `--from`, `--link` or `--exclude`).
+/// The history text of a COPY or ADD: the keyword, `--parents`, `--chown` and `--chmod` when
+/// given, the sources and the destination (never `--from`, `--link` or `--exclude`).
 pub(crate) fn copy(
     keyword: &str,
+    parents: bool,
     chown: Option<&str>,
     chmod: Option<&str>,
     sources: &[String],
     dest: &str,
 ) -> String {
     let mut words = vec![keyword.to_string()];
+    if parents {
+        words.push("--parents".into());
+    }
     if let Some(c) = chown.filter(|c| !c.is_empty()) {
         words.push(format!("--chown={c}"));
     }
@@ -242,12 +246,16 @@ mod tests {
     fn copy_names_sources_and_destination_only() {
         let src = ["a".to_string(), "b".into()];
         assert_eq!(
-            copy("COPY", None, None, &src, "/d/"),
+            copy("COPY", false, None, None, &src, "/d/"),
             "COPY a b /d/ # buildkit"
         );
         assert_eq!(
-            copy("ADD", Some("1:2"), Some("755"), &src, "d"),
+            copy("ADD", false, Some("1:2"), Some("755"), &src, "d"),
             "ADD --chown=1:2 --chmod=755 a b d # buildkit"
+        );
+        assert_eq!(
+            copy("COPY", true, None, None, &src, "/"),
+            "COPY --parents a b / # buildkit"
         );
     }
 

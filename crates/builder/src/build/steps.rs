@@ -504,6 +504,7 @@ fn copy_like(
     let dest = absolute_dest(&c.dest, &state.config.workdir());
     let created_by = history::copy(
         ins.keyword(),
+        c.parents,
         c.chown.as_deref(),
         c.chmod.as_deref(),
         &c.sources,
@@ -674,6 +675,7 @@ fn add(
     let dest = absolute_dest(&a.dest, &state.config.workdir());
     let created_by = history::copy(
         "ADD",
+        false,
         a.chown.as_deref(),
         a.chmod.as_deref(),
         &a.sources,
