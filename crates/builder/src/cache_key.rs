@@ -94,8 +94,12 @@ pub fn selection_digest(
         let what = match e.kind {
             EntryKind::Dir => "dir".to_string(),
             EntryKind::File => {
-                let meta =
-                    std::fs::metadata(&e.path).map_err(|err| BuildError::io(&e.path, err))?;
+                // A regular file's lstat is its stat; only a followed link needs a second one.
+                let meta = if meta.file_type().is_file() {
+                    meta
+                } else {
+                    std::fs::metadata(&e.path).map_err(|err| BuildError::io(&e.path, err))?
+                };
                 format!("file {} {}", meta.size(), cache.digest(&e.path, &meta)?)
             }
             EntryKind::Symlink => {

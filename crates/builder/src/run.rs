@@ -30,6 +30,9 @@ pub struct RunStep {
     pub user: Option<rbuild_runner::Identity>,
     /// Host network (the build default) or none.
     pub network: Network,
+    /// With [`Network::None`]: an existing loopback-only network namespace to join (the
+    /// build's shared one, see [`rbuild_runner::LoopbackNetwork`]) instead of creating one.
+    pub network_namespace: Option<PathBuf>,
     /// Extra mounts (`RUN --mount`).
     pub mounts: Vec<oci_spec::runtime::Mount>,
     /// The stage's platform (`linux/arm64`), to explain a program this machine cannot run.
@@ -56,7 +59,10 @@ pub fn run_step(
         seccomp: Some(seccomp),
         ..Default::default()
     };
-    let spec = rbuild_runner::docker_spec(&opts).map_err(runner_err)?;
+    let mut spec = rbuild_runner::docker_spec(&opts).map_err(runner_err)?;
+    if let (Network::None, Some(path)) = (step.network, &step.network_namespace) {
+        rbuild_runner::join_network(&mut spec, path.clone());
+    }
     let mount_points: Vec<String> = spec
         .mounts()
         .iter()

@@ -36,6 +36,7 @@ fn step(lower: &Path, script: &str, name: &str) -> RunStep {
         cwd: "/work".into(),
         user: None,
         network: Network::Host,
+        network_namespace: None,
         mounts: vec![],
         platform: "linux/amd64".into(),
     }

@@ -1073,3 +1073,121 @@ fn add_unpacks_local_archives_and_fetches_urls() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
 }
+
+/// The network namespaces (as `net:[INODE]`) any process on the host is in now.
+fn live_network_namespaces() -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path().join("ns/net")).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn network_none_steps_share_one_loopback_namespace_that_goes_with_the_build() {
+    let Some(f) = Fixture::new("network_none") else {
+        return;
+    };
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let nsfs_before = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .matches(" nsfs ")
+        .count();
+    // Two RUN steps, each recording the interfaces it sees and its network namespace.
+    f.write(
+        "Dockerfile",
+        "FROM busybox:local\n\
+         RUN cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' > /dev1 && readlink /proc/self/ns/net > /ns1\n\
+         RUN cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' > /dev2 && readlink /proc/self/ns/net > /ns2 && ping -c1 -W1 127.0.0.1 >/dev/null && echo ok > /lo\n",
+    );
+    let out = f.export(&["--network", "none", "--no-cache"], "none");
+    let read = |n: &str| std::fs::read_to_string(out.join(n)).unwrap();
+    assert_eq!(read("dev1"), "lo\n", "only loopback in the first step");
+    assert_eq!(read("dev2"), "lo\n", "only loopback in the second step");
+    assert_eq!(read("lo"), "ok\n", "loopback is up");
+    let (ns1, ns2) = (read("ns1"), read("ns2"));
+    assert_eq!(ns1, ns2, "the steps of one build share its namespace");
+    assert_ne!(
+        ns1.trim(),
+        host_ns.to_string_lossy(),
+        "not the host's network"
+    );
+    // Gone with the build: no process in it, nothing mounted to keep it.
+    assert!(
+        !live_network_namespaces().contains(&ns1.trim().to_owned()),
+        "{ns1} outlived the build"
+    );
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert_eq!(
+        mountinfo.matches(" nsfs ").count(),
+        nsfs_before,
+        "{mountinfo}"
+    );
+    assert!(
+        !mountinfo.contains(f.dir.path().to_str().unwrap()),
+        "{mountinfo}"
+    );
+
+    // A failing step: the namespace goes too.
+    f.write(
+        "Dockerfile",
+        "FROM busybox:local\nRUN echo fine\nRUN readlink /proc/self/ns/net && exit 7\n",
+    );
+    let failed = f.build(&["--network", "none", "--no-cache"]);
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    let ns = err
+        .split_whitespace()
+        .find(|w| w.starts_with("net:["))
+        .unwrap_or_else(|| panic!("no namespace in the output:\n{err}"))
+        .to_owned();
+    assert!(
+        !live_network_namespaces().contains(&ns),
+        "{ns} outlived the failed build"
+    );
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert_eq!(
+        mountinfo.matches(" nsfs ").count(),
+        nsfs_before,
+        "{mountinfo}"
+    );
+    let tmp = f.root().join("tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
+}
+
+#[test]
+fn same_size_same_mtime_content_change_is_a_cache_miss() {
+    let Some(f) = Fixture::new("same_size_same_mtime") else {
+        return;
+    };
+    f.write("src/a.txt", "one\n");
+    f.write(
+        "Dockerfile",
+        "FROM busybox:local\nCOPY src/ /src/\nCMD [\"cat\", \"/src/a.txt\"]\n",
+    );
+    f.build_ok(&["-t", "m:1"]);
+    let path = f.ctx().join("src/a.txt");
+    let before = std::fs::metadata(&path).unwrap();
+    // The same size, written in place (same inode), the old mtime put back: only the content
+    // (and the ctime nobody can set) differ.
+    std::fs::write(&path, "two\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(before.modified().unwrap())
+        .unwrap();
+    let after = std::fs::metadata(&path).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (after.len(), after.modified().unwrap(), after.ino()),
+        (before.len(), before.modified().unwrap(), before.ino())
+    );
+    let log = f.build_ok(&["-t", "m:1"]);
+    assert_eq!(cached_steps(&log), (0, 2), "the COPY must run again: {log}");
+    assert_eq!(rbuild_ok(&f.root(), &["run", "--rm", "m:1"]), "two\n");
+}

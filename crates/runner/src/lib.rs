@@ -72,6 +72,7 @@ pub mod exec;
 mod handshake;
 pub mod image;
 pub mod lifecycle;
+pub mod netns;
 pub mod plan;
 pub mod process;
 pub mod resolve;
@@ -87,6 +88,7 @@ pub use container::{
 };
 pub use error::Error;
 pub use etc::EtcFiles;
+pub use netns::{LoopbackNetwork, join_network};
 pub use spec::{Network, RunOptions, docker_spec};
 pub use syscall::{LinuxSyscall, RecordingSyscall, Syscall};
 pub use user::{Identity, resolve as resolve_user};

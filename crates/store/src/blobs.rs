@@ -94,8 +94,27 @@ impl Blobs {
     }
 
     /// Store `bytes`, verifying them against `expected` when given.
+    ///
+    /// The digest of bytes in memory is known before anything is written, so a blob the store
+    /// already has (a cached rebuild's config and manifest) costs no temporary file and no
+    /// fsync; `commit` would find it present and drop the copy anyway.
     pub fn put(&self, bytes: &[u8], expected: Option<&Digest>) -> Result<Digest> {
         let alg = expected.map_or(Algorithm::Sha256, Digest::algorithm);
+        let mut hasher = Hasher::new(alg);
+        hasher.update(bytes);
+        let digest = hasher.finish();
+        if let Some(exp) = expected
+            && *exp != digest
+        {
+            return Err(StoreError::DigestMismatch {
+                what: "blob".into(),
+                expected: exp.clone(),
+                actual: digest,
+            });
+        }
+        if self.path(&digest).exists() {
+            return Ok(digest);
+        }
         let mut w = self.writer(alg)?;
         w.write_all(bytes).at("writing blob", &self.tmp)?;
         Ok(w.commit(expected, "blob")?.0)

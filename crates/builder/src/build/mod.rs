@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use rbuild_oci::{Digest, Reference};
 use rbuild_parser::instructions::{MetaScope, Platforms, parse_dockerfile, unused_build_args};
-use rbuild_runner::Network;
+use rbuild_runner::{LoopbackNetwork, Network};
 use rbuild_store::{Image, Store};
 
 pub use cache::{Record, Records};
@@ -157,6 +157,28 @@ pub(crate) struct Shared<'a> {
     steps: AtomicUsize,
     cached: AtomicUsize,
     results: Mutex<Vec<Option<Arc<StageResult>>>>,
+    /// The loopback-only network namespace every `--network none` RUN step of this build
+    /// joins (made at the first one). Held by a descriptor only, so it is gone with the build,
+    /// whether it succeeds or fails, and nothing is left on the host.
+    loopback: Mutex<Option<LoopbackNetwork>>,
+}
+
+impl Shared<'_> {
+    /// The path of the build's loopback-only network namespace, made on first use.
+    ///
+    /// One namespace for the whole build instead of one per step: creating and tearing down
+    /// a network namespace per RUN step is the kernel's slowest part of a container's start
+    /// and exit. Steps of one stage run one after another; parallel stages' steps may share
+    /// it at the same time, which isolates them from each other no less than BuildKit's
+    /// `none` does (only `lo`, nothing reachable beyond the build's own steps).
+    pub(crate) fn loopback_network(&self) -> Result<PathBuf, BuildError> {
+        let mut net = self.loopback.lock().expect("loopback network");
+        if net.is_none() {
+            *net =
+                Some(LoopbackNetwork::create().map_err(|e| BuildError::Container(e.to_string()))?);
+        }
+        Ok(net.as_ref().expect("just made").path())
+    }
 }
 
 /// Build `opts` into `store`: every stage the target needs, then the final image, committed
@@ -223,6 +245,7 @@ pub fn build(
         steps: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
         results: Mutex::new(vec![None; dockerfile.stages.len()]),
+        loopback: Mutex::new(None),
     };
     for batch in graph.batches(target) {
         if batch.len() == 1 {

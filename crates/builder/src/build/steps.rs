@@ -234,6 +234,10 @@ fn run(
         env,
         cwd: state.config.workdir(),
         user,
+        network_namespace: match network {
+            rbuild_runner::Network::None => Some(shared.loopback_network()?),
+            rbuild_runner::Network::Host => None,
+        },
         network,
         mounts: prepared.mounts.clone(),
         platform: shared.platform.clone(),

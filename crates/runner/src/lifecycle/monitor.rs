@@ -42,15 +42,7 @@ fn join_network(c: &Container, spec: &mut oci_spec::runtime::Spec) -> Result<(),
     if !matches!(st.status, Status::Running | Status::Paused) || st.pid <= 0 {
         return Err(super::ContainerError::NotRunning(other.id().to_owned()).into());
     }
-    if let Some(linux) = spec.linux_mut().as_mut() {
-        let mut namespaces = linux.namespaces().clone().unwrap_or_default();
-        for ns in &mut namespaces {
-            if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
-                ns.set_path(Some(format!("/proc/{}/ns/net", st.pid).into()));
-            }
-        }
-        linux.set_namespaces(Some(namespaces));
-    }
+    crate::netns::join_network(spec, format!("/proc/{}/ns/net", st.pid).into());
     Ok(())
 }
 
