@@ -114,11 +114,12 @@ pub fn runnable_platforms() -> Vec<RunnablePlatform> {
             emulator: None,
         })
         .collect();
+    let handlers = binfmt::handlers(dir);
     for arch in known.iter().filter(|a| !native.contains(a)) {
-        if let Ok(Some(h)) = binfmt::can_run(arch, dir) {
+        if let Some(h) = binfmt::emulator(arch, &handlers) {
             out.push(RunnablePlatform {
                 platform: format!("linux/{arch}"),
-                emulator: Some(h.name),
+                emulator: Some(h.name.clone()),
             });
         }
     }

@@ -155,6 +155,12 @@ pub struct NoEmulation {
     pub reason: String,
 }
 
+/// The handler among `handlers` that runs programs for `arch` (OCI name), if any.
+pub fn emulator<'a>(arch: &str, handlers: &'a [Handler]) -> Option<&'a Handler> {
+    let header = elf_header(arch)?;
+    handlers.iter().find(|h| h.matches(&header))
+}
+
 /// Whether programs for `arch` (OCI name) can run here, natively or through a binfmt_misc
 /// handler registered in `dir`; `Ok` names the handler used (none when native).
 pub fn can_run(arch: &str, dir: &Path) -> Result<Option<Handler>, NoEmulation> {
@@ -171,9 +177,9 @@ pub fn can_run(arch: &str, dir: &Path) -> Result<Option<Handler>, NoEmulation> {
             .to_string(),
         reason,
     };
-    let Some(header) = elf_header(arch) else {
+    if elf_header(arch).is_none() {
         return Err(no("the architecture is not known to rbuild".into()));
-    };
+    }
     let all = handlers(dir);
     if all.is_empty() {
         return Err(no(format!(
@@ -182,9 +188,8 @@ pub fn can_run(arch: &str, dir: &Path) -> Result<Option<Handler>, NoEmulation> {
             dir.display()
         )));
     }
-    all.into_iter()
-        .find(|h| h.matches(&header))
-        .map(Some)
+    emulator(arch, &all)
+        .map(|h| Some(h.clone()))
         .ok_or_else(|| {
             no(format!(
                 "no enabled binfmt_misc handler in {} matches {arch} programs; install \

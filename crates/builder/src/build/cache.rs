@@ -15,7 +15,8 @@ use crate::error::BuildError;
 /// What a cached step produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// The layer's diffID; `None` when the step left the filesystem unchanged.
+    /// The layer's diffID (`None` only in records of earlier versions, for steps that changed
+    /// nothing; such records are misses).
     pub diff_id: Option<String>,
     /// When the step first ran (RFC 3339), reused so a cached rebuild gives the same image.
     pub created: String,
@@ -40,18 +41,13 @@ impl Records {
     }
 
     /// The record for `key` when it exists and its layer is still in the store.
-    pub fn get(&self, store: &Store, key: &Digest) -> Option<(Record, Option<Digest>)> {
+    pub fn get(&self, store: &Store, key: &Digest) -> Option<(Record, Digest)> {
         let bytes = std::fs::read(self.path(key)).ok()?;
         let record: Record = serde_json::from_slice(&bytes).ok()?;
-        match &record.diff_id {
-            // Written by versions that made no layer for a step that changed nothing; every
-            // step makes one now, so such a record is a miss.
-            None => None,
-            Some(d) => {
-                let diff_id: Digest = d.parse().ok()?;
-                store.has_blob(&diff_id).then_some((record, Some(diff_id)))
-            }
-        }
+        // A record without a diffID was written by versions that made no layer for a step
+        // that changed nothing; every step makes one now, so it is a miss.
+        let diff_id: Digest = record.diff_id.as_deref()?.parse().ok()?;
+        store.has_blob(&diff_id).then_some((record, diff_id))
     }
 
     /// Remember what the step with `key` produced.
@@ -99,7 +95,7 @@ mod tests {
             created: "2024-01-01T00:00:00Z".into(),
         };
         records.put(&key, &rec).unwrap();
-        assert_eq!(records.get(&store, &key), Some((rec, Some(layer))));
+        assert_eq!(records.get(&store, &key), Some((rec, layer)));
         let empty = Record {
             diff_id: None,
             created: "x".into(),

@@ -128,24 +128,22 @@ impl State {
         }
     }
 
-    /// Record a new layer (or none) made by a step with `key` at `created`.
+    /// Record the layer a step with `key` made at `created` (every step makes one).
     pub fn push_layer(
         &mut self,
         created_by: &str,
-        layer: Option<Digest>,
+        layer: Digest,
         snapshot: Option<std::path::PathBuf>,
         key: Digest,
         created: String,
     ) {
-        self.config.record(created_by, layer.as_ref(), &created);
-        if let Some(d) = layer {
-            if self.snapshots.len() == self.layers.len()
-                && let Some(s) = snapshot
-            {
-                self.snapshots.push(s);
-            }
-            self.layers.push(d);
+        self.config.record(created_by, Some(&layer), &created);
+        if self.snapshots.len() == self.layers.len()
+            && let Some(s) = snapshot
+        {
+            self.snapshots.push(s);
         }
+        self.layers.push(layer);
         self.key = key;
         self.created = created;
     }

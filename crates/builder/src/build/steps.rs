@@ -105,7 +105,7 @@ fn commit_layer(
         let snapshot = dir.clone();
         state.push_layer(
             created_by,
-            Some(placeholder.clone()),
+            placeholder.clone(),
             Some(snapshot),
             key.clone(),
             created.clone(),
@@ -135,7 +135,7 @@ fn commit_layer(
                 .store
                 .adopt_layer_dir(&source, &info)
                 .map_err(store_err)?;
-            (Some(info.diff_id), Some(snapshot))
+            (info.diff_id, Some(snapshot))
         }
         // Clamped layers differ from the directory in their times: stored as a tar, and
         // unpacked when a later step needs them.
@@ -144,11 +144,11 @@ fn commit_layer(
                 source_date_epoch: Some(epoch.max(0) as u64),
             };
             let info = shared.store.add_layer(&source, &opts).map_err(store_err)?;
-            (Some(info.diff_id), None)
+            (info.diff_id, None)
         }
     };
     let record = Record {
-        diff_id: diff_id.as_ref().map(Digest::to_string),
+        diff_id: Some(diff_id.to_string()),
         created: created.clone(),
     };
     shared.records.put(&key, &record)?;
