@@ -16,6 +16,7 @@ pub mod containers;
 mod copy;
 mod cp;
 mod create;
+mod events;
 mod exec;
 mod export;
 mod history;
@@ -41,6 +42,7 @@ mod run;
 mod save;
 mod start;
 mod stop;
+mod system;
 mod tag;
 mod tags;
 mod top;
@@ -146,6 +148,10 @@ pub enum Command {
     Compose(compose::ComposeArgs),
     /// Show what the store holds and what this machine runs
     Info(info::InfoArgs),
+    /// Show what rbuild did to containers, images and volumes (past and live)
+    Events(events::EventsArgs),
+    /// Manage rbuild: serve the Docker Engine API
+    System(system::SystemArgs),
 }
 
 impl Command {
@@ -195,6 +201,8 @@ impl Command {
             Command::Manifest(args) => manifest::run(args),
             Command::Compose(args) => compose::run(args),
             Command::Info(args) => info::run(args, globals),
+            Command::Events(args) => events::run(args, globals),
+            Command::System(args) => system::run(args, globals),
         }
     }
 }

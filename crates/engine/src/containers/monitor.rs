@@ -147,6 +147,22 @@ impl Engine {
                 unsafe { libc::dup2(null.as_raw_fd(), 1) };
             }
         };
-        Ok(monitor::supervise(&c, claim, report)?)
+        let last = monitor::supervise(&c, claim, report)?;
+        // Observers in other processes learn of the end through the journal.
+        let attrs = || {
+            [
+                ("image", c.record.image.clone()),
+                ("name", c.name().to_owned()),
+            ]
+        };
+        let mut die = Event::now(EventType::Container, "die", c.id(), attrs());
+        die.actor
+            .attributes
+            .insert("exitCode".into(), last.exit_code.to_string());
+        self.emit(die);
+        if !c.dir().exists() {
+            self.emit(Event::now(EventType::Container, "destroy", c.id(), attrs()));
+        }
+        Ok(last)
     }
 }
