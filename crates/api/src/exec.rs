@@ -337,7 +337,9 @@ pub async fn start(s: &Arc<Service>, mut c: Call, id: &str) -> ApiResult {
                 tokio::task::spawn_blocking(move || pump(fd, kind, tx))
             })
             .collect();
-        drop(tx);
+        // The stream stays open until the exit code is recorded: the client asks for it
+        // as soon as the stream ends.
+        let hold = tx;
         let waited = tokio::task::spawn_blocking(move || running.wait()).await;
         let code = match waited {
             Ok(Ok(o)) => o.status.code(),
@@ -348,6 +350,7 @@ pub async fn start(s: &Arc<Service>, mut c: Call, id: &str) -> ApiResult {
             let _ = p.await;
         }
         finish(&service, code);
+        drop(hold);
         let _ = writer.await;
     })?;
     Ok(upgrade_reply(ct))

@@ -381,17 +381,27 @@ pub async fn push(s: &Arc<Service>, c: Call, name: &str) -> ApiResult {
             sizes: Mutex::new(BTreeMap::new()),
         });
         let r = engine.push(&client, &image, &dest, progress).await;
-        let msg = match r {
-            Ok(d) => json!({
-                "status": format!("{}: digest: {d} size: {}", dest.tag().unwrap_or("latest"), image.manifest_digest.to_string().len()),
-                "aux": {"Tag": dest.tag().unwrap_or("latest"), "Digest": d.to_string(), "Size": 0},
-            }),
+        let tag = dest.tag().unwrap_or("latest").to_owned();
+        let msgs = match r {
+            Ok(d) => {
+                let size = engine
+                    .store()
+                    .ok()
+                    .and_then(|s| s.blobs().path(&d).metadata().ok())
+                    .map_or(0, |m| m.len());
+                vec![
+                    json!({"status": format!("{tag}: digest: {d} size: {size}")}),
+                    json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": d.to_string(), "Size": size}}),
+                ]
+            }
             Err(e) => {
                 let t = rbuild_engine::build::chain_text(&e);
-                json!({"errorDetail": {"message": t}, "error": t})
+                vec![json!({"errorDetail": {"message": t}, "error": t})]
             }
         };
-        let _ = tx.send(json_line(&msg)).await;
+        for m in msgs {
+            let _ = tx.send(json_line(&m)).await;
+        }
     });
     Ok(reply)
 }
@@ -464,7 +474,10 @@ impl StreamProgress {
 
 impl rbuild_builder::reporter::Reporter for StreamProgress {
     fn step_started(&self, step: &StepInfo) {
-        self.say(format!("Step {} : {}\n", step.label(), step.text));
+        self.say(format!(
+            "Step {}/{} : {}\n",
+            step.index, step.total, step.text
+        ));
     }
 
     fn step_output(&self, _: &StepInfo, chunk: &[u8]) {
