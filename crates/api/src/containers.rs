@@ -485,7 +485,7 @@ pub async fn inspect(s: &Arc<Service>, id: &str) -> ApiResult {
     let (engine, id) = (s.engine.clone(), id.to_owned());
     let v = blocking(move || {
         let j = engine.container_inspect(&id)?;
-        Ok(serde_json::to_value(&j).map_err(ApiError::from)?)
+        serde_json::to_value(&j).map_err(ApiError::from)
     })
     .await?;
     Ok(json(&v))

@@ -55,6 +55,10 @@ pub struct StartBody {
     pub tty: Option<bool>,
 }
 
+/// An exec's streams: the process's, where input goes, and the outputs to pump (each with
+/// its framing kind, 0 for a terminal's raw bytes).
+type Streams = (Stdio, Option<OwnedFd>, Vec<(OwnedFd, u8)>);
+
 fn new_id() -> String {
     rbuild_runner::lifecycle::new_id()
 }
@@ -226,7 +230,7 @@ pub async fn start(s: &Arc<Service>, mut c: Call, id: &str) -> ApiResult {
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let writer = tokio::spawn(write_all_from(wr, rx));
         // The process's streams: a terminal, or pipes.
-        let setup = (|| -> std::io::Result<(Stdio, Option<OwnedFd>, Vec<(OwnedFd, u8)>)> {
+        let setup = (|| -> std::io::Result<Streams> {
             if tty {
                 let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
                 let slave = pty.slave;

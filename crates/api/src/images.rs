@@ -93,7 +93,7 @@ pub async fn inspect(s: &Arc<Service>, name: &str) -> ApiResult {
         let i = engine
             .image_inspect(&name)
             .map_err(|e| no_such_image(&name, e))?;
-        Ok(serde_json::to_value(&i).map_err(ApiError::from)?)
+        serde_json::to_value(&i).map_err(ApiError::from)
     })
     .await?;
     Ok(json(&v))

@@ -67,7 +67,7 @@ pub async fn list(s: &Arc<Service>, c: &Call) -> ApiResult {
 pub async fn inspect(s: &Arc<Service>, name: &str) -> ApiResult {
     let (engine, name) = (s.engine.clone(), name.to_owned());
     let v = blocking(move || {
-        Ok(serde_json::to_value(engine.volume_inspect(&name)?).map_err(ApiError::from)?)
+        serde_json::to_value(engine.volume_inspect(&name)?).map_err(ApiError::from)
     })
     .await?;
     Ok(json(&v))
