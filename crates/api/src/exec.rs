@@ -232,17 +232,13 @@ pub async fn start(s: &Arc<Service>, mut c: Call, id: &str) -> ApiResult {
         // The process's streams: a terminal, or pipes.
         let setup = (|| -> std::io::Result<Streams> {
             if tty {
-                let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
-                let slave = pty.slave;
+                // A terminal inside the container (its own /dev/pts), as `rbuild exec -t`
+                // makes; its master side is taken once the process runs.
                 let stdio = Stdio {
-                    stdin: Some(slave.try_clone()?),
-                    stdout: Some(slave.try_clone()?),
-                    stderr: Some(slave),
-                    tty: true,
+                    console: Some(rbuild_runner::ConsoleSize::default()),
                     ..Default::default()
                 };
-                let input = pty.master.try_clone()?;
-                return Ok((stdio, Some(input), vec![(pty.master, 0)]));
+                return Ok((stdio, None, Vec::new()));
             }
             let (stdin, input) = if want_stdin {
                 let (r, w) = pipe()?;
@@ -297,6 +293,14 @@ pub async fn start(s: &Arc<Service>, mut c: Call, id: &str) -> ApiResult {
                 finish(&service, 126);
                 return;
             }
+        };
+        let mut running = running;
+        let (input, outputs) = match (tty, running.take_console()) {
+            (true, Some(master)) => match master.try_clone() {
+                Ok(m) => (want_stdin.then_some(m), vec![(master, 0)]),
+                Err(_) => (None, vec![(master, 0)]),
+            },
+            _ => (input, outputs),
         };
         let pid = running.pid();
         let _ = service.with_exec(&exec_id, |e| e.pid = pid);

@@ -186,6 +186,12 @@ fn docker_cli_version_info_images_and_containers() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
     assert_eq!(s.ok(&["ps", "-aq"]).trim(), "", "--rm left a container");
 
+    let tty = s.ok(&["run", "--rm", "-t", "busybox", "tty"]);
+    assert!(
+        tty.starts_with("/dev/pts/") && tty.ends_with("\r\n"),
+        "{tty:?}"
+    );
+
     // run -i: piped stdin reaches the container, its end ends `cat`.
     let out = s.docker_in(&["run", "--rm", "-i", "busybox", "cat"], b"piped\ninput\n");
     assert!(out.status.success(), "{out:?}");
@@ -226,6 +232,12 @@ fn docker_cli_version_info_images_and_containers() {
         String::from_utf8_lossy(&out.stdout),
         "through exec\n",
         "{out:?}"
+    );
+    // With a TTY: a terminal inside the container, raw bytes (no framing) out.
+    let tty = s.ok(&["exec", "-t", "web", "tty"]);
+    assert!(
+        tty.starts_with("/dev/pts/") && tty.ends_with("\r\n"),
+        "{tty:?}"
     );
     let ps = s.ok(&["ps", "--format", "{{.Names}}|{{.Image}}|{{.Status}}"]);
     assert!(ps.starts_with("web|busybox|Up "), "{ps}");
