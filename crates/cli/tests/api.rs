@@ -624,3 +624,32 @@ print("ok")
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }
+
+#[test]
+fn version_system_df_and_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let v = rbuild_ok(&root, &["version", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&v).unwrap();
+    assert_eq!(v["ApiVersion"], "1.41");
+    if busybox_image(&root, "busybox:latest").is_none() {
+        return;
+    }
+    rbuild_ok(&root, &["create", "--name", "stopped", "busybox", "true"]);
+    let df = rbuild_ok(&root, &["system", "df"]);
+    let row = |t: &str| -> Vec<String> {
+        df.lines()
+            .find(|l| l.starts_with(t))
+            .unwrap_or_else(|| panic!("{t} in {df}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(row("Images")[1..3], ["1", "1"], "{df}");
+    assert_eq!(row("Containers")[1..3], ["1", "0"], "{df}");
+    let out = rbuild_ok(&root, &["system", "prune", "-f", "-a"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    assert!(out.contains("Deleted Images:"), "{out}");
+    assert!(rbuild_ok(&root, &["ps", "-aq"]).trim().is_empty());
+    assert!(rbuild_ok(&root, &["images", "-q"]).trim().is_empty());
+}

@@ -46,6 +46,7 @@ mod system;
 mod tag;
 mod tags;
 mod top;
+mod version;
 mod volume;
 mod wait;
 
@@ -150,8 +151,10 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Show what rbuild did to containers, images and volumes (past and live)
     Events(events::EventsArgs),
-    /// Manage rbuild: serve the Docker Engine API
+    /// Manage rbuild: serve the Docker Engine API, disk usage, prune
     System(system::SystemArgs),
+    /// Show rbuild's version and the Engine API versions it serves
+    Version(version::VersionArgs),
 }
 
 impl Command {
@@ -203,6 +206,7 @@ impl Command {
             Command::Info(args) => info::run(args, globals),
             Command::Events(args) => events::run(args, globals),
             Command::System(args) => system::run(args, globals),
+            Command::Version(args) => version::run(args),
         }
     }
 }
