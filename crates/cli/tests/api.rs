@@ -653,3 +653,46 @@ fn version_system_df_and_prune() {
     assert!(rbuild_ok(&root, &["ps", "-aq"]).trim().is_empty());
     assert!(rbuild_ok(&root, &["images", "-q"]).trim().is_empty());
 }
+
+#[test]
+fn docker_cli_logs_follow_attach_and_networks() {
+    let Some(s) = Service::start() else { return };
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lf",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo $i; sleep 0.2; done; echo gone >&2; exit 7",
+    ]);
+    // Follows until the container ends, both streams.
+    let out = s.docker(&["logs", "-f", "lf"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n2\n3\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "gone\n");
+    s.ok(&["rm", "lf"]);
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "at",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.5; echo attached; exit 7",
+    ]);
+    let out = s.docker(&["attach", "at"]);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "attached\n");
+    // Networks: the predefined ones; creating one is not supported yet (501, said so).
+    let nets = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(nets.lines().collect::<Vec<_>>(), ["bridge", "host", "none"]);
+    let out = s.docker(&["network", "create", "mynet"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not supported yet"),
+        "{out:?}"
+    );
+}
