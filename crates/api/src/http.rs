@@ -138,8 +138,9 @@ pub struct Call {
     pub query: Vec<(String, String)>,
     /// The request headers.
     pub headers: HeaderMap,
-    /// The request body, until taken.
-    pub body: Option<Incoming>,
+    /// The request body, until taken (shared with the dispatcher, which drains a body no
+    /// handler read, so the client's write of it does not fail).
+    pub body: UnreadBody,
     /// The request without its body (its extensions hold the connection's upgrade).
     pub request: hyper::Request<()>,
 }
@@ -248,8 +249,35 @@ impl Call {
     /// The request body, once.
     pub fn take_body(&mut self) -> ApiResult<Incoming> {
         self.body
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .take()
             .ok_or_else(|| ApiError::bad("the request body was already read"))
+    }
+}
+
+/// A request body until a handler takes it.
+#[derive(Clone)]
+pub struct UnreadBody(std::sync::Arc<std::sync::Mutex<Option<Incoming>>>);
+
+impl UnreadBody {
+    /// `body`, not read yet.
+    pub fn new(body: Incoming) -> UnreadBody {
+        UnreadBody(std::sync::Arc::new(std::sync::Mutex::new(Some(body))))
+    }
+
+    /// Read and drop what no handler read (at most 1 MiB, for at most a second): a client
+    /// still sending its body then gets the answer instead of a broken pipe.
+    pub async fn drain(&self) {
+        let body = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(body) = body {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                Limited::new(body, 1 << 20).collect(),
+            )
+            .await;
+        }
     }
 }
 

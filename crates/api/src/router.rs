@@ -15,7 +15,16 @@ use crate::{containers, exec, images, networks, streams, system, volumes};
 /// Answer one request. Never fails: errors become docker's JSON error replies.
 pub async fn handle(service: Arc<Service>, request: hyper::Request<Incoming>) -> Reply {
     let mut reply = match call(request) {
-        Ok(c) => route(service, c).await.unwrap_or_else(|e| e.reply()),
+        Ok(c) => {
+            let body = c.body.clone();
+            let reply = route(service, c).await.unwrap_or_else(|e| e.reply());
+            // A body the handler did not read (an error answered before it) is drained,
+            // unless the reply hands the connection over (an upgrade).
+            if reply.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+                body.drain().await;
+            }
+            reply
+        }
         Err(e) => e.reply(),
     };
     let h = reply.headers_mut();
@@ -43,7 +52,7 @@ pub fn call(request: hyper::Request<Incoming>) -> ApiResult<Call> {
         version,
         query,
         headers,
-        body: Some(body),
+        body: crate::http::UnreadBody::new(body),
         request: hyper::Request::from_parts(parts, ()),
     })
 }

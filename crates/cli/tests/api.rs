@@ -521,6 +521,54 @@ fn events_of_other_processes_reach_docker_events_and_rbuild_events() {
     );
     assert_eq!(mine.trim(), "ev 0");
 
+    // A restart policy's restarts, from the monitor: die, start, die, start, die.
+    rbuild_ok(
+        &s.root(),
+        &[
+            "run",
+            "-d",
+            "--name",
+            "rs",
+            "--restart",
+            "on-failure:2",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 1",
+        ],
+    );
+    let t = Instant::now();
+    let mut seen = String::new();
+    while t.elapsed() < Duration::from_secs(20) {
+        seen = s.ok(&[
+            "events",
+            "--since",
+            "1m",
+            "--until",
+            "0s",
+            "--filter",
+            "container=rs",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.exitCode}}",
+        ]);
+        if seen.matches("die").count() == 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Go's template prints `<no value>` for the attribute events without an exit code lack.
+    let actions: Vec<&str> = seen
+        .lines()
+        .map(|l| l.trim_end_matches("<no value>").trim())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "create", "start", "die 1", "start", "die 1", "start", "die 1"
+        ],
+        "{seen}"
+    );
+
     // Streaming: an event that happens while `docker events` follows.
     let mut follow = Command::new(DOCKER)
         .args([
@@ -536,12 +584,12 @@ fn events_of_other_processes_reach_docker_events_and_rbuild_events() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     rbuild_ok(&s.root(), &["tag", "busybox", "streamed:1"]);
-    let mut out = follow.stdout.take().unwrap();
+    let out = follow.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut buf = [0u8; 256];
-        let n = out.read(&mut buf).unwrap_or(0);
-        let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+        let _ = tx.send(line);
     });
     let line = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
     let _ = follow.kill();
