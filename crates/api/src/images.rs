@@ -640,3 +640,58 @@ pub async fn build(s: &Arc<Service>, mut c: Call) -> ApiResult {
     });
     Ok(reply)
 }
+
+/// The body of `POST /auth`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct AuthBody {
+    /// User name.
+    pub username: String,
+    /// Password or token.
+    pub password: String,
+    /// The registry (`https://index.docker.io/v1/` for Docker Hub).
+    pub serveraddress: String,
+    /// An identity token instead of a password.
+    pub identitytoken: String,
+}
+
+/// `POST /auth`: check credentials against a registry (`docker login`). Nothing is stored
+/// here: the client keeps them and sends them with each pull and push (`X-Registry-Auth`).
+pub async fn auth(s: &Arc<Service>, mut c: Call) -> ApiResult {
+    let b: AuthBody = crate::http::json_body(c.take_body()?).await?;
+    let host = rbuild_engine::registry::normalize_host(if b.serveraddress.is_empty() {
+        "docker.io"
+    } else {
+        &b.serveraddress
+    });
+    let secret = if b.password.is_empty() {
+        b.identitytoken
+    } else {
+        b.password
+    };
+    let base = s.engine.registry().client()?;
+    let client = Client::new(ClientOptions {
+        credentials: Arc::new(HeaderAuth(Credential {
+            username: b.username,
+            secret,
+        })),
+        ..base.options().clone()
+    });
+    let checked = async {
+        let reg = client.registry(&host).await?;
+        reg.check_login(&rbuild_registry::Scope::none()).await
+    }
+    .await;
+    match checked {
+        Ok(()) => Ok(json(
+            &json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "login to {host} failed: {}",
+                rbuild_engine::build::chain_text(&e)
+            ),
+        )),
+    }
+}

@@ -68,6 +68,7 @@ async fn route(s: Arc<Service>, c: Call) -> ApiResult<Reply> {
         (&M::GET, ["info"]) => system::info(&s).await,
         (&M::GET, ["events"]) => system::events(&s, &c).await,
         (&M::GET, ["system", "df"]) => system::df(&s).await,
+        (&M::POST, ["auth"]) => images::auth(&s, c).await,
 
         (&M::GET, ["containers", "json"]) => containers::list(&s, &c).await,
         (&M::POST, ["containers", "create"]) => containers::create(&s, c).await,

@@ -372,6 +372,16 @@ fn docker_cli_build_tag_rmi_push_pull_and_volumes() {
         eprintln!("skipped push/pull: RBUILD_TEST_REGISTRY not set");
         return;
     };
+    // docker login checks the credentials through the service (an open registry takes any).
+    let out = s.docker_in(
+        &["login", "-u", "me", "--password-stdin", &reg],
+        b"secret\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Login Succeeded"),
+        "{out:?}"
+    );
     let remote = format!("{reg}/api-test/built:1");
     s.ok(&["tag", "built:1", &remote]);
     let push = s.ok(&["push", &remote]);
