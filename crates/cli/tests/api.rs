@@ -665,10 +665,22 @@ assert c.volumes.get("pyvol").attrs["Labels"] == {{"a": "b"}}
 assert "pyvol" in [x.name for x in c.volumes.list()]
 v.remove()
 assert "pyvol" not in [x.name for x in c.volumes.list()]
+# networks: the predefined ones
+assert sorted(n.name for n in c.networks.list()) == ["bridge", "host", "none"]
+# images.pull (and push) against the Distribution registry, when there is one
+reg = {reg:?}
+if reg:
+    c.images.get("pybuilt:1").tag(reg + "/py/built", "1")
+    last = list(c.images.push(reg + "/py/built", tag="1", stream=True, decode=True))[-1]
+    assert last["aux"]["Digest"].startswith("sha256:"), last
+    c.images.remove(reg + "/py/built:1")
+    pulled = c.images.pull(reg + "/py/built", tag="1")
+    assert reg + "/py/built:1" in pulled.tags, pulled.tags
 print("ok")
 "#,
         host = s.host(),
         ctx = ctx.to_str().unwrap(),
+        reg = std::env::var("RBUILD_TEST_REGISTRY").unwrap_or_default(),
     );
     let out = Command::new("python3")
         .args(["-c", &script])
