@@ -339,10 +339,9 @@ fn spawn_connection(service: Arc<Service>, active: Active, conn: Box<dyn Stream>
         let mut builder = hyper::server::conn::http1::Builder::new();
         // Headers are bounded (a request head larger than this is refused with 431/400), and
         // a client that never finishes its head is dropped.
-        // A client may shut its side down once its request is sent and still wait for the
-        // answer.
+        // No half-close: a client that closes its side is gone, so the streams it was
+        // given end and the service can go idle.
         builder
-            .half_close(true)
             .max_buf_size(64 << 10)
             .max_headers(100)
             .timer(TokioTimer::new())

@@ -101,9 +101,13 @@ pub fn follow(
     mut file: File,
     mut offset: u64,
     mut each: impl FnMut(&LogEntry) -> bool,
+    alive: &dyn Fn() -> bool,
 ) {
     let path = c.log_path();
     loop {
+        if !alive() {
+            return;
+        }
         let ended = !c.monitor_running();
         if !read_entries(&mut file, &mut offset, &mut each) {
             return;
@@ -179,10 +183,16 @@ pub async fn logs(s: &Arc<Service>, c: &Call, id: &str) -> ApiResult {
             && opts.until.is_none()
             && let Some((offset, file)) = at_end
         {
-            follow(&container, file, offset, |e| match out.encode(e) {
-                Some(b) => tx.blocking_send(b).is_ok(),
-                None => !tx.is_closed(),
-            });
+            follow(
+                &container,
+                file,
+                offset,
+                |e| match out.encode(e) {
+                    Some(b) => tx.blocking_send(b).is_ok(),
+                    None => !tx.is_closed(),
+                },
+                &|| !tx.is_closed(),
+            );
         }
     });
     *reply.status_mut() = StatusCode::OK;
@@ -361,7 +371,7 @@ pub async fn attach(s: &Arc<Service>, mut c: Call, id: &str) -> ApiResult {
                     None => !tx.is_closed(),
                 };
                 if want_stream {
-                    follow(&c, log, offset, send);
+                    follow(&c, log, offset, send, &|| !tx.is_closed());
                 } else {
                     let mut log = log;
                     let mut offset = offset;

@@ -198,15 +198,36 @@ pub async fn events(s: &Arc<Service>, c: &Call) -> ApiResult {
         if until.is_some_and(|u| u <= now) {
             return;
         }
-        journal.follow(start, Duration::from_millis(50), |e| {
-            if until.is_some_and(|u| e.time_nano >= u) {
-                return false;
+        // Followed until `until`, or until the client is gone. HTTP/1 only notices a gone
+        // client when writing to it, so a quiet stream sends a newline each second (JSON
+        // decoders skip whitespace between documents).
+        let mut pos = start;
+        let mut sent = std::time::Instant::now();
+        loop {
+            for e in journal.poll(&mut pos) {
+                if until.is_some_and(|u| e.time_nano >= u) {
+                    return;
+                }
+                if event_matches(&e, &filters) {
+                    if tx.blocking_send(json_line(&e)).is_err() {
+                        return;
+                    }
+                    sent = std::time::Instant::now();
+                }
             }
-            if !event_matches(&e, &filters) {
-                return !tx.is_closed();
+            if sent.elapsed() >= Duration::from_secs(1) {
+                if tx.blocking_send(bytes::Bytes::from_static(b"\n")).is_err() {
+                    return;
+                }
+                sent = std::time::Instant::now();
             }
-            tx.blocking_send(json_line(&e)).is_ok()
-        });
+            if tx.is_closed()
+                || until.is_some_and(|u| rbuild_runner::lifecycle::time::now_ns() >= u)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     });
     let _ = StatusCode::OK;
     Ok(reply)

