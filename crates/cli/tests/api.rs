@@ -264,7 +264,17 @@ fn docker_cli_version_info_images_and_containers() {
     s.ok(&["stop", "-t", "1", "web"]);
     let st = s.ok(&["inspect", "-f", "{{.State.Status}}", "web"]);
     assert_eq!(st.trim(), "exited");
+    let df = s.ok(&["system", "df"]);
+    assert!(
+        df.lines()
+            .any(|l| l.starts_with("Containers") && l.split_whitespace().nth(1) == Some("1")),
+        "{df}"
+    );
     s.ok(&["rm", "web"]);
+    assert_eq!(s.ok(&["ps", "-aq"]).trim(), "");
+    s.ok(&["create", "--name", "pruned", "busybox", "true"]);
+    let pruned = s.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
     assert_eq!(s.ok(&["ps", "-aq"]).trim(), "");
     let out = s.docker(&["inspect", "web"]);
     assert!(!out.status.success());
