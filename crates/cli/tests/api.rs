@@ -781,13 +781,23 @@ fn docker_cli_logs_follow_attach_and_networks() {
 fn a_gone_events_client_lets_the_service_go_idle() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("ev.sock");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+    let child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
         .arg("--root")
         .arg(dir.path().join("root"))
         .args(["system", "service", "--time", "1"])
         .arg(format!("unix://{}", sock.display()))
+        .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed if the test fails.
+    struct Reap(Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Reap(child);
     let t = Instant::now();
     let mut s = loop {
         if let Ok(s) = UnixStream::connect(&sock) {
@@ -807,12 +817,12 @@ fn a_gone_events_client_lets_the_service_go_idle() {
     // While the stream is open, the service stays.
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
-        child.try_wait().unwrap().is_none(),
+        child.0.try_wait().unwrap().is_none(),
         "exited under an open stream"
     );
     drop(s);
     let t = Instant::now();
-    while child.try_wait().unwrap().is_none() {
+    while child.0.try_wait().unwrap().is_none() {
         assert!(
             t.elapsed() < Duration::from_secs(15),
             "the service did not go idle after its events client left"
