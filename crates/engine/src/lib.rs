@@ -41,6 +41,7 @@ mod error;
 pub mod events;
 mod images;
 mod info;
+mod networks;
 pub mod inspect;
 pub mod options;
 pub mod registry;
@@ -59,6 +60,7 @@ pub use images::{
     apply_changes,
 };
 pub use info::{RunnablePlatform, SystemInfo, runnable_platforms};
-pub use inspect::{ContainerJson, ImageInspect, VolumeJson};
+pub use inspect::{ContainerJson, ImageInspect, NetworkJson, VolumeJson};
+pub use networks::{EndpointRequest, NetworkCreate};
 pub use options::CreateOptions;
 pub use registry::RegistrySettings;

@@ -44,6 +44,7 @@ mod stop;
 mod tag;
 mod tags;
 mod top;
+mod network;
 mod volume;
 mod wait;
 
@@ -117,6 +118,11 @@ pub enum Command {
     Container(container::ContainerArgs),
     /// Manage volumes
     Volume(volume::VolumeArgs),
+    /// Manage networks
+    Network(network::NetworkArgs),
+    /// The owner of the networks' namespace (internal)
+    #[command(name = "network-hub", hide = true)]
+    NetworkHub(network::HubArgs),
     /// Create a new image from a container's changes
     Commit(commit::CommitArgs),
     /// Export a container's filesystem as a tar archive
@@ -181,6 +187,8 @@ impl Command {
             Command::Port(args) => port::run(args, globals),
             Command::Container(args) => container::run(args, globals),
             Command::Volume(args) => volume::run(args, globals),
+            Command::Network(args) => network::run(args, globals),
+            Command::NetworkHub(args) => network::hub(args, globals),
             Command::Commit(args) => commit::run(args, globals),
             Command::Export(args) => export::run(args, globals),
             Command::Cp(args) => cp::run(args, globals),
