@@ -10,6 +10,8 @@ RBUILD_PEER_PACKAGES=(
   runc:runc
   buildah:buildah
   htpasswd:apache2-utils
+  slirp4netns:slirp4netns
+  iptables-restore:iptables
 )
 
 peers_install() {

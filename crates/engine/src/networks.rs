@@ -96,19 +96,17 @@ pub(crate) fn new_endpoint(
     }
     if !req.aliases.is_empty() && !net.resolves_names() {
         return Err(NetworkError::Invalid(
-            "network-scoped alias is supported only for containers in user defined networks"
-                .into(),
+            "network-scoped alias is supported only for containers in user defined networks".into(),
         ));
     }
     let ip = st.allocate(net, req.ip)?;
     let mac = match &req.mac {
         Some(m) => {
             let ok = m.split(':').count() == 6
-                && m.split(':').all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok());
+                && m.split(':')
+                    .all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok());
             if !ok {
-                return Err(NetworkError::Invalid(format!(
-                    "invalid MAC address {m:?}"
-                )));
+                return Err(NetworkError::Invalid(format!("invalid MAC address {m:?}")));
             }
             m.to_ascii_lowercase()
         }
@@ -154,7 +152,9 @@ impl Engine {
             .as_deref()
             .map(|s| {
                 s.parse::<Ipv4Net>().map_err(|_| {
-                    EngineError::InvalidParameter(format!("invalid subnet {s:?}: expected an IPv4 CIDR such as 172.28.0.0/16"))
+                    EngineError::InvalidParameter(format!(
+                        "invalid subnet {s:?}: expected an IPv4 CIDR such as 172.28.0.0/16"
+                    ))
                 })
             })
             .transpose()?;
@@ -368,7 +368,10 @@ impl Engine {
             Err(e) if force && e.is_not_found() => None,
             Err(e) => return Err(e),
         };
-        let id = c.as_ref().map(|c| c.id().to_owned()).unwrap_or_else(|| container.to_owned());
+        let id = c
+            .as_ref()
+            .map(|c| c.id().to_owned())
+            .unwrap_or_else(|| container.to_owned());
         let (e, net) = networks.update(|st| {
             let net = st.find(network)?.clone();
             let Some(pos) = st

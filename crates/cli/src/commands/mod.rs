@@ -28,6 +28,7 @@ mod load;
 mod login;
 mod logs;
 mod manifest;
+mod network;
 mod parse;
 mod pause;
 mod port;
@@ -44,7 +45,6 @@ mod stop;
 mod tag;
 mod tags;
 mod top;
-mod network;
 mod volume;
 mod wait;
 

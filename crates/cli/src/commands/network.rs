@@ -136,7 +136,14 @@ fn fields(n: &rbuild_runner::network::NetworkRecord, no_trunc: bool) -> Map<Stri
     for (k, v) in [
         ("CreatedAt", n.created.clone()),
         ("Driver", n.driver.clone()),
-        ("ID", if no_trunc { n.id.clone() } else { n.id[..12].to_owned() }),
+        (
+            "ID",
+            if no_trunc {
+                n.id.clone()
+            } else {
+                n.id[..12].to_owned()
+            },
+        ),
         ("IPv6", "false".to_owned()),
         ("Internal", n.internal.to_string()),
         ("Labels", labels),
@@ -148,7 +155,10 @@ fn fields(n: &rbuild_runner::network::NetworkRecord, no_trunc: bool) -> Map<Stri
     m
 }
 
-fn matches(n: &rbuild_runner::network::NetworkRecord, filters: &[(String, String)]) -> anyhow::Result<bool> {
+fn matches(
+    n: &rbuild_runner::network::NetworkRecord,
+    filters: &[(String, String)],
+) -> anyhow::Result<bool> {
     for (k, v) in filters {
         let ok = match k.as_str() {
             "name" => n.name.contains(v.as_str()),
@@ -207,7 +217,9 @@ pub fn run(args: NetworkArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 .map(|f| {
                     f.split_once('=')
                         .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {f}"))
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("bad format of filter (expected name=value): {f}")
+                        })
                 })
                 .collect::<anyhow::Result<_>>()?;
             let (mut all, _) = engine.list_networks()?;
@@ -240,7 +252,11 @@ pub fn run(args: NetworkArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 ]];
                 rows.extend(shown.iter().map(|n| {
                     vec![
-                        if no_trunc { n.id.clone() } else { n.id[..12].to_owned() },
+                        if no_trunc {
+                            n.id.clone()
+                        } else {
+                            n.id[..12].to_owned()
+                        },
                         n.name.clone(),
                         n.driver.clone(),
                         "local".to_owned(),

@@ -88,10 +88,19 @@ pub struct RunArgs {
     pub read_only: bool,
     /// Network: bridge (the default), a user-defined network, none (own namespace, loopback
     /// only), host, or container:NAME (share that running container's network namespace)
-    #[arg(long = "network", visible_alias = "net", default_value = "bridge", value_name = "NETWORK")]
+    #[arg(
+        long = "network",
+        visible_alias = "net",
+        default_value = "bridge",
+        value_name = "NETWORK"
+    )]
     pub network: String,
     /// More names for the container on a user-defined network
-    #[arg(long = "network-alias", visible_alias = "net-alias", value_name = "NAME")]
+    #[arg(
+        long = "network-alias",
+        visible_alias = "net-alias",
+        value_name = "NAME"
+    )]
     pub network_alias: Vec<String>,
     /// IPv4 address on the network (networks with a user-configured subnet)
     #[arg(long, value_name = "IP")]

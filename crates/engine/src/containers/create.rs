@@ -149,8 +149,11 @@ impl Engine {
                 None => self.networks().load()?.find(n)?.name.clone(),
             },
         };
-        let bridged = !matches!(network.as_str(), "none" | "host") && !network.starts_with("container:");
-        if !bridged && (!opts.network_aliases.is_empty() || opts.ip.is_some() || opts.mac_address.is_some()) {
+        let bridged =
+            !matches!(network.as_str(), "none" | "host") && !network.starts_with("container:");
+        if !bridged
+            && (!opts.network_aliases.is_empty() || opts.ip.is_some() || opts.mac_address.is_some())
+        {
             return Err(invalid(format!(
                 "--network-alias, --ip and --mac-address need a bridge network, not {network:?}"
             )));

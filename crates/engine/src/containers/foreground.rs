@@ -66,18 +66,15 @@ impl Foreground {
     pub fn spawn(&self, stdio: Stdio) -> std::result::Result<Running, rbuild_runner::Error> {
         let c = &self.container;
         let lock = c.lock()?;
-        let running = match rbuild_runner::spawn(monitor::container_config(
-            c,
-            stdio,
-            self.net.as_ref(),
-        )?) {
-            Ok(r) => r,
-            Err(e) => {
-                drop(lock);
-                let _ = monitor::record_start_failure(c, &e);
-                return Err(e);
-            }
-        };
+        let running =
+            match rbuild_runner::spawn(monitor::container_config(c, stdio, self.net.as_ref())?) {
+                Ok(r) => r,
+                Err(e) => {
+                    drop(lock);
+                    let _ = monitor::record_start_failure(c, &e);
+                    return Err(e);
+                }
+            };
         monitor::record_start(c, &lock, &running, &self.published.bound)?;
         self.published.target.set(running.pid());
         self.engine.emit(Event::now(

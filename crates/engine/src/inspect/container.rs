@@ -256,13 +256,25 @@ pub struct NetworkSettings {
     #[serde(rename = "Gateway", default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
     /// The prefix length on the default `bridge` network.
-    #[serde(rename = "IPPrefixLen", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "IPPrefixLen",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ip_prefix_len: Option<u8>,
     /// The MAC address on the default `bridge` network.
-    #[serde(rename = "MacAddress", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "MacAddress",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mac_address: Option<String>,
     /// The container's endpoint on each network it is on, by network name.
-    #[serde(rename = "Networks", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "Networks",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub networks: BTreeMap<String, EndpointSettings>,
 }
 

@@ -15,8 +15,8 @@ mod network;
 mod volume;
 
 pub use container::{
-    ContainerConfig, ContainerJson, ContainerState, EmptyObject, EndpointSettings, HostConfig, LogConfig, MountPoint,
-    NetworkSettings, PortBindingJson, RestartPolicyJson,
+    ContainerConfig, ContainerJson, ContainerState, EmptyObject, EndpointSettings, HostConfig,
+    LogConfig, MountPoint, NetworkSettings, PortBindingJson, RestartPolicyJson,
 };
 pub use image::{ImageInspect, ImageMetadata, RootFs};
 pub use network::{Ipam, IpamConfig, NetworkContainer, NetworkJson};

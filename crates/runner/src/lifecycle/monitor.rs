@@ -100,7 +100,11 @@ fn bridged_etc(c: &Container, net: &ContainerNetwork) -> crate::EtcFiles {
          fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
     for h in &r.extra_hosts {
-        if let Some((name, ip)) = h.rsplit_once(':').filter(|(_, ip)| !ip.contains(']')).or_else(|| h.split_once(':')) {
+        if let Some((name, ip)) = h
+            .rsplit_once(':')
+            .filter(|(_, ip)| !ip.contains(']'))
+            .or_else(|| h.split_once(':'))
+        {
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }
@@ -110,13 +114,10 @@ fn bridged_etc(c: &Container, net: &ContainerNetwork) -> crate::EtcFiles {
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut resolv = String::new();
     if r.dns.is_empty() {
-        let gw = Networks::new(c.store_root())
-            .load()
-            .ok()
-            .and_then(|st| {
-                let first = net.endpoints.first()?;
-                st.networks.iter().find(|n| n.id == first.network)?.gateway
-            });
+        let gw = Networks::new(c.store_root()).load().ok().and_then(|st| {
+            let first = net.endpoints.first()?;
+            st.networks.iter().find(|n| n.id == first.network)?.gateway
+        });
         if let Some(gw) = gw {
             resolv.push_str(&format!("nameserver {gw}\n"));
         }
@@ -126,7 +127,10 @@ fn bridged_etc(c: &Container, net: &ContainerNetwork) -> crate::EtcFiles {
         }
     }
     if r.dns_search.is_empty() {
-        for l in host_resolv.lines().filter(|l| l.starts_with("search ") || l.starts_with("domain ")) {
+        for l in host_resolv
+            .lines()
+            .filter(|l| l.starts_with("search ") || l.starts_with("domain "))
+        {
             resolv.push_str(l);
             resolv.push('\n');
         }

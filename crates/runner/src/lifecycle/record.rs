@@ -84,7 +84,8 @@ impl ContainerRecord {
     /// Whether the container is on bridge networks (its own namespace with an interface per
     /// network), rather than `none`, `host` or another container's.
     pub fn is_bridged(&self) -> bool {
-        !matches!(self.network.as_str(), "none" | "host" | "") && !self.network.starts_with("container:")
+        !matches!(self.network.as_str(), "none" | "host" | "")
+            && !self.network.starts_with("container:")
     }
 }
 

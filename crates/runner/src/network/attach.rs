@@ -63,11 +63,7 @@ pub(crate) fn plug(
     let routed = st
         .endpoints_of(&e.container)
         .into_iter()
-        .find(|o| {
-            st.networks
-                .iter()
-                .any(|n| n.id == o.network && !n.internal)
-        })
+        .find(|o| st.networks.iter().any(|n| n.id == o.network && !n.internal))
         .is_some_and(|o| o.id == e.id);
     let mac = netlink::parse_mac(&e.mac)
         .ok_or_else(|| NetworkError::Invalid(format!("bad MAC address {:?}", e.mac)))?;

@@ -153,7 +153,13 @@ mod tests {
     use super::*;
     use crate::network::state::{Endpoint, mac_for, new_id};
 
-    fn endpoint(container: &str, name: &str, network: &str, ip: [u8; 4], aliases: &[&str]) -> Endpoint {
+    fn endpoint(
+        container: &str,
+        name: &str,
+        network: &str,
+        ip: [u8; 4],
+        aliases: &[&str],
+    ) -> Endpoint {
         let ip = Ipv4Addr::from(ip);
         Endpoint {
             id: new_id(),
@@ -193,10 +199,23 @@ mod tests {
         ];
         let all = |_: &Endpoint| true;
         let from_client = Ipv4Addr::new(172, 18, 0, 3);
-        assert_eq!(resolve(&st, from_client, "web", all), Some(vec![Ipv4Addr::new(172, 18, 0, 2)]));
-        assert_eq!(resolve(&st, from_client, "www", all), Some(vec![Ipv4Addr::new(172, 18, 0, 2)]));
-        assert_eq!(resolve(&st, from_client, &"a".repeat(12), all), Some(vec![Ipv4Addr::new(172, 18, 0, 2)]));
-        assert_eq!(resolve(&st, from_client, "other", all), None, "not on a shared network");
+        assert_eq!(
+            resolve(&st, from_client, "web", all),
+            Some(vec![Ipv4Addr::new(172, 18, 0, 2)])
+        );
+        assert_eq!(
+            resolve(&st, from_client, "www", all),
+            Some(vec![Ipv4Addr::new(172, 18, 0, 2)])
+        );
+        assert_eq!(
+            resolve(&st, from_client, &"a".repeat(12), all),
+            Some(vec![Ipv4Addr::new(172, 18, 0, 2)])
+        );
+        assert_eq!(
+            resolve(&st, from_client, "other", all),
+            None,
+            "not on a shared network"
+        );
         // The default bridge has no name resolution.
         assert_eq!(resolve(&st, Ipv4Addr::new(172, 17, 0, 2), "web", all), None);
         // Stopped containers are not answered.
@@ -216,12 +235,21 @@ mod tests {
         n.id = "d".repeat(64);
         st.networks.push(n);
         st.endpoints = vec![
-            endpoint(&"a".repeat(64), "web", &"d".repeat(64), [172, 18, 0, 2], &[]),
+            endpoint(
+                &"a".repeat(64),
+                "web",
+                &"d".repeat(64),
+                [172, 18, 0, 2],
+                &[],
+            ),
             endpoint(&"b".repeat(64), "c", &"d".repeat(64), [172, 18, 0, 3], &[]),
         ];
         let mut q = Message::query();
         q.metadata.id = 4321;
-        q.add_query(Query::query(Name::from_ascii("WEB.").unwrap(), RecordType::A));
+        q.add_query(Query::query(
+            Name::from_ascii("WEB.").unwrap(),
+            RecordType::A,
+        ));
         let wire = Message::from_vec(&q.to_vec().unwrap()).unwrap();
         let r = answer(&st, Ipv4Addr::new(172, 18, 0, 3), &wire, |_| true).unwrap();
         let r = Message::from_vec(&r.to_vec().unwrap()).unwrap();
@@ -230,8 +258,14 @@ mod tests {
         assert_eq!(r.answers.len(), 1);
         assert_eq!(r.answers[0].data, RData::A(A(Ipv4Addr::new(172, 18, 0, 2))));
         let mut q6 = Message::query();
-        q6.add_query(Query::query(Name::from_ascii("web").unwrap(), RecordType::AAAA));
+        q6.add_query(Query::query(
+            Name::from_ascii("web").unwrap(),
+            RecordType::AAAA,
+        ));
         let r6 = answer(&st, Ipv4Addr::new(172, 18, 0, 3), &q6, |_| true).unwrap();
-        assert!(r6.answers.is_empty(), "no IPv6: an empty answer, not a relay");
+        assert!(
+            r6.answers.is_empty(),
+            "no IPv6: an empty answer, not a relay"
+        );
     }
 }

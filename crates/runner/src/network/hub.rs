@@ -80,7 +80,8 @@ fn start_time(pid: i32) -> Option<u64> {
 impl Networks {
     /// The running hub, if there is one.
     pub fn running_hub(&self) -> Option<Hub> {
-        let f: HubFile = serde_json::from_slice(&fs::read(self.dir().join("hub.json")).ok()?).ok()?;
+        let f: HubFile =
+            serde_json::from_slice(&fs::read(self.dir().join("hub.json")).ok()?).ok()?;
         if start_time(f.pid) != Some(f.start) {
             return None;
         }
@@ -120,9 +121,16 @@ impl Networks {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
-        // SAFETY: only async-signal-safe calls between fork and exec.
+        // SAFETY: only async-signal-safe calls between fork and exec. The child forks again
+        // and ends, so the hub is nobody's child (no zombie under a long-lived caller such as
+        // a container's monitor); its exec reports through the inherited pipe as usual.
         unsafe {
             cmd.pre_exec(|| {
+                match libc::fork() {
+                    -1 => return Err(std::io::Error::last_os_error()),
+                    0 => {}
+                    _ => libc::_exit(0),
+                }
                 libc::setsid();
                 libc::chdir(c"/".as_ptr());
                 Ok(())
@@ -138,12 +146,20 @@ impl Networks {
         if let Some(mut out) = child.stdout.take() {
             let _ = out.read_to_string(&mut report);
         }
-        let pid = child.id() as i32;
-        // The hub lives on; it is reparented when we exit.
-        std::mem::forget(child);
-        if report.trim() != format!("ok {pid}") {
+        // The intermediate process ended at once; the hub's PID is in its report.
+        let _ = child.wait();
+        let pid: i32 = report
+            .trim()
+            .strip_prefix("ok ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        if pid <= 0 {
             let tail = fs::read_to_string(&log_path).unwrap_or_default();
-            let last = tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let last = tail
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
             return Err(NetworkError::Setup(format!(
                 "the network hub did not start: {} (see {})",
                 if last.is_empty() { report.trim() } else { last },
@@ -204,7 +220,10 @@ fn rules(st: &NetworkState) -> String {
     for n in st.networks.iter().filter(|n| n.is_bridge()) {
         filter.push_str(&format!("-A FORWARD -i {0} -o {0} -j ACCEPT\n", n.bridge));
         if !n.internal {
-            filter.push_str(&format!("-A FORWARD -i {} -o {UPLINK} -j ACCEPT\n", n.bridge));
+            filter.push_str(&format!(
+                "-A FORWARD -i {} -o {UPLINK} -j ACCEPT\n",
+                n.bridge
+            ));
         }
     }
     filter.push_str("COMMIT\n");

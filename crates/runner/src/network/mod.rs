@@ -39,7 +39,9 @@ pub enum NetworkError {
     #[error("Pool overlaps with other one on this address space")]
     Overlaps,
     /// Every default address pool is in use.
-    #[error("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")]
+    #[error(
+        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
+    )]
     PoolsExhausted,
     /// `--ip` is another endpoint's.
     #[error("Address already in use: {0}")]

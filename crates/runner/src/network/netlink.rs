@@ -62,18 +62,24 @@ pub(crate) fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result
         return Ok(());
     }
     let name = name.to_owned();
-    run(&format!("creating bridge {name}"), async move |h: Handle| {
-        h.link().add(LinkBridge::new(&name).build()).execute().await?;
-        let idx = index(&name).unwrap_or_default();
-        h.address()
-            .add(idx, IpAddr::V4(gateway), prefix)
-            .execute()
-            .await?;
-        h.link()
-            .set(LinkUnspec::new_with_index(idx).up().build())
-            .execute()
-            .await
-    })
+    run(
+        &format!("creating bridge {name}"),
+        async move |h: Handle| {
+            h.link()
+                .add(LinkBridge::new(&name).build())
+                .execute()
+                .await?;
+            let idx = index(&name).unwrap_or_default();
+            h.address()
+                .add(idx, IpAddr::V4(gateway), prefix)
+                .execute()
+                .await?;
+            h.link()
+                .set(LinkUnspec::new_with_index(idx).up().build())
+                .execute()
+                .await
+        },
+    )
 }
 
 /// Delete interface `name` if it exists (a veth's peer goes with it).
@@ -126,8 +132,8 @@ pub(crate) fn configure(
     prefix: u8,
     gateway: Option<Ipv4Addr>,
 ) -> Result<(), NetworkError> {
-    let idx = index(tmp)
-        .ok_or_else(|| NetworkError::Setup(format!("interface {tmp} did not arrive")))?;
+    let idx =
+        index(tmp).ok_or_else(|| NetworkError::Setup(format!("interface {tmp} did not arrive")))?;
     let name = name.to_owned();
     run(&format!("configuring {name}"), async move |h: Handle| {
         h.link()

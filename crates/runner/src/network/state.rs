@@ -148,7 +148,11 @@ pub fn mac_for(ip: Ipv4Addr) -> String {
 impl NetworkState {
     /// The network called `query`: a name, a full ID or an unambiguous ID prefix.
     pub fn find(&self, query: &str) -> Result<&NetworkRecord, NetworkError> {
-        if let Some(n) = self.networks.iter().find(|n| n.name == query || n.id == query) {
+        if let Some(n) = self
+            .networks
+            .iter()
+            .find(|n| n.name == query || n.id == query)
+        {
             return Ok(n);
         }
         let by_prefix: Vec<_> = self
@@ -222,10 +226,12 @@ impl NetworkState {
             }
             return Ok(ip);
         }
-        subnet
-            .hosts()
-            .find(|ip| !used(*ip))
-            .ok_or_else(|| NetworkError::Invalid(format!("no available IPv4 addresses on network {}", net.name)))
+        subnet.hosts().find(|ip| !used(*ip)).ok_or_else(|| {
+            NetworkError::Invalid(format!(
+                "no available IPv4 addresses on network {}",
+                net.name
+            ))
+        })
     }
 }
 
@@ -307,7 +313,11 @@ impl Networks {
                 labels: BTreeMap::new(),
                 options: BTreeMap::new(),
                 created: now.clone(),
-                bridge: if bridge { "rbuild0".into() } else { String::new() },
+                bridge: if bridge {
+                    "rbuild0".into()
+                } else {
+                    String::new()
+                },
             });
         }
         Ok(st)
