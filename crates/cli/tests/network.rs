@@ -593,3 +593,71 @@ fn killed_hub_recovers_and_restarted_containers_stay_resolvable() {
     ok(root, &["network", "prune", "-f"]);
     assert_all_gone(root, Some(new_hub));
 }
+
+#[test]
+fn build_steps_join_a_named_network() {
+    if !can_run("build_steps_join_a_named_network") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let Some(_) = busybox_image(root, "bb:1") else {
+        return;
+    };
+    ok(root, &["network", "create", "buildnet"]);
+    ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "buildnet",
+            "bb:1",
+            "sh",
+            "-c",
+            "echo from-web > /tmp/x; httpd -f -p 80 -h /tmp",
+        ],
+    );
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb:1\nRUN until wget -q -O /got http://web/x; do sleep 0.1; done\n",
+    )
+    .unwrap();
+    ok(
+        root,
+        &[
+            "build",
+            "--network",
+            "buildnet",
+            "-t",
+            "got:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        ok(
+            root,
+            &["run", "--rm", "--network", "none", "got:1", "cat", "/got"]
+        ),
+        "from-web\n"
+    );
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("networks/state.json")).unwrap()).unwrap();
+    assert_eq!(
+        st["endpoints"].as_array().unwrap().len(),
+        1,
+        "the build's endpoint is gone: {st}"
+    );
+    let err = fails(
+        root,
+        &["build", "--network", "nosuch", ctx.to_str().unwrap()],
+    );
+    assert!(err.contains("network nosuch not found"), "{err}");
+    let hub = hub_pid(root);
+    ok(root, &["rm", "-f", "web"]);
+    assert_all_gone(root, hub);
+}

@@ -61,6 +61,6 @@ pub use images::{
 };
 pub use info::{RunnablePlatform, SystemInfo, runnable_platforms};
 pub use inspect::{ContainerJson, ImageInspect, NetworkJson, VolumeJson};
-pub use networks::{EndpointRequest, NetworkCreate};
+pub use networks::{BuildNetwork, EndpointRequest, NetworkCreate};
 pub use options::CreateOptions;
 pub use registry::RegistrySettings;

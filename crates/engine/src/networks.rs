@@ -337,14 +337,15 @@ impl Engine {
             Ok((e, net))
         })?;
         let st = c.state()?;
-        if st.status.is_active() && st.pid > 0 {
-            if let Err(err) = networks.plug_running(self.monitor_program(), &e, st.pid) {
-                let _ = networks.update(|s| {
-                    s.endpoints.retain(|o| o.id != e.id);
-                    Ok(())
-                });
-                return Err(err.into());
-            }
+        if st.status.is_active()
+            && st.pid > 0
+            && let Err(err) = networks.plug_running(self.monitor_program(), &e, st.pid)
+        {
+            let _ = networks.update(|s| {
+                s.endpoints.retain(|o| o.id != e.id);
+                Ok(())
+            });
+            return Err(err.into());
         }
         self.emit(Event::now(
             EventType::Network,
@@ -398,5 +399,77 @@ impl Engine {
             ],
         ));
         Ok(())
+    }
+}
+
+/// A build attached to a network (`build --network NAME`): a network namespace with an
+/// endpoint on it, which every RUN step of the build joins; dropping it releases both.
+#[derive(Debug)]
+pub struct BuildNetwork {
+    net: Option<rbuild_runner::network::ContainerNetwork>,
+    resolv_conf: String,
+    networks: Networks,
+    id: String,
+}
+
+impl BuildNetwork {
+    /// How the build's RUN steps join it.
+    pub fn mode(&self) -> rbuild_builder::build::NetworkMode {
+        rbuild_builder::build::NetworkMode::Joined {
+            path: self.net.as_ref().map(|n| n.path()).unwrap_or_default(),
+            resolv_conf: self.resolv_conf.clone(),
+        }
+    }
+}
+
+impl Drop for BuildNetwork {
+    fn drop(&mut self) {
+        drop(self.net.take());
+        let id = self.id.clone();
+        let _ = self.networks.update(|st| {
+            st.endpoints.retain(|e| e.container != id);
+            Ok(())
+        });
+    }
+}
+
+impl Engine {
+    /// Attach a build to network `name` (`bridge` or a user network).
+    pub fn attach_build_network(&self, name: &str) -> Result<BuildNetwork> {
+        let networks = self.networks();
+        let id = new_id();
+        let short = id[..12].to_owned();
+        let gateway = networks.update(|st| {
+            let net = st.find(name)?.clone();
+            let e = new_endpoint(
+                st,
+                &net,
+                &id,
+                &format!("rbuild-build-{short}"),
+                "",
+                &EndpointRequest::default(),
+            )?;
+            st.endpoints.push(e);
+            Ok(net.gateway)
+        })?;
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let mut resolv_conf: String = gateway
+            .map(|g| format!("nameserver {g}\n"))
+            .unwrap_or_default();
+        for l in host
+            .lines()
+            .filter(|l| l.starts_with("search ") || l.starts_with("options "))
+        {
+            resolv_conf.push_str(l);
+            resolv_conf.push('\n');
+        }
+        let mut guard = BuildNetwork {
+            net: None,
+            resolv_conf,
+            networks: networks.clone(),
+            id: id.clone(),
+        };
+        guard.net = Some(networks.attach_container(self.monitor_program(), &id)?);
+        Ok(guard)
     }
 }

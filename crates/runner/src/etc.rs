@@ -19,6 +19,12 @@ pub enum EtcFiles {
     /// and the host name for 127.0.0.1 and ::1, the host's `/etc/resolv.conf`, and the
     /// image's own `/etc/hostname` (none is mounted).
     Build,
+    /// A build step's on a network the build was attached to: as [`EtcFiles::Build`], with
+    /// this `/etc/resolv.conf` (the network's DNS server).
+    BuildOnNetwork {
+        /// The whole `/etc/resolv.conf`.
+        resolv: String,
+    },
     /// docker run's on a bridge network: these `/etc/hosts` and `/etc/resolv.conf` (the
     /// container's address and `--add-host` entries, the network's DNS server), and
     /// `/etc/hostname` with the UTS name.
@@ -28,6 +34,12 @@ pub enum EtcFiles {
         /// The whole `/etc/resolv.conf`.
         resolv: String,
     },
+}
+
+impl EtcFiles {
+    fn is_build(&self) -> bool {
+        matches!(self, EtcFiles::Build | EtcFiles::BuildOnNetwork { .. })
+    }
 }
 
 /// Write the three files into `dir` and add their bind mounts to `spec`.
@@ -40,7 +52,7 @@ pub fn provide(
     let hostname = spec.hostname().clone().unwrap_or_default();
     let hosts = if let EtcFiles::Given { hosts, .. } = kind {
         hosts.clone()
-    } else if *kind == EtcFiles::Build {
+    } else if kind.is_build() {
         build_hosts(&hostname)
     } else if own_network {
         let mut h = String::from(
@@ -55,14 +67,14 @@ pub fn provide(
         fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into())
     };
     let resolv = match kind {
-        EtcFiles::Given { resolv, .. } => resolv.clone(),
+        EtcFiles::Given { resolv, .. } | EtcFiles::BuildOnNetwork { resolv } => resolv.clone(),
         _ => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     };
     let mut files = vec![
         ("/etc/hosts", "hosts", hosts),
         ("/etc/resolv.conf", "resolv.conf", resolv),
     ];
-    if *kind != EtcFiles::Build {
+    if !kind.is_build() {
         files.push(("/etc/hostname", "hostname", format!("{hostname}\n")));
     }
     let mut mounts = spec.mounts().clone().unwrap_or_default();

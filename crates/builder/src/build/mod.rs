@@ -90,20 +90,28 @@ pub struct BuildOptions {
 }
 
 /// A RUN step's default network.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum NetworkMode {
     /// The host's network (docker build's default).
     #[default]
     Host,
     /// No network: only a loopback interface.
     None,
+    /// The network namespace at `path`, which the front end attached to a network
+    /// (`--network NAME`) and holds for the build; steps get `resolv_conf` (its DNS server).
+    Joined {
+        /// The namespace (`/proc/self/fd/N`).
+        path: PathBuf,
+        /// The steps' `/etc/resolv.conf`.
+        resolv_conf: String,
+    },
 }
 
 impl NetworkMode {
-    fn runner(self) -> Network {
+    fn runner(&self) -> Network {
         match self {
             NetworkMode::Host => Network::Host,
-            NetworkMode::None => Network::None,
+            NetworkMode::None | NetworkMode::Joined { .. } => Network::None,
         }
     }
 }

@@ -41,7 +41,8 @@ pub struct BuildArgs {
     /// Always look for a newer version of base images in their registry
     #[arg(long)]
     pub pull: bool,
-    /// Networking mode for RUN steps: host (default) or none
+    /// Networking for RUN steps: host (default), none, or a network (bridge or a user
+    /// network's name)
     #[arg(long, value_name = "MODE", default_value = "host")]
     pub network: String,
     /// Set metadata on the image (KEY=VALUE); repeatable
@@ -217,10 +218,19 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         .map(parse_output)
         .transpose()?
         .unwrap_or(Output::Image);
+    let engine = super::common::engine(globals);
+    let mut attached = None;
     let network = match args.network.as_str() {
         "host" | "default" => NetworkMode::Host,
         "none" => NetworkMode::None,
-        other => anyhow::bail!("--network {other:?}: expected host or none"),
+        name => {
+            let net = engine
+                .attach_build_network(name)
+                .with_context(|| format!("--network {name}"))?;
+            let mode = net.mode();
+            attached = Some(net);
+            mode
+        }
     };
     let labels = args
         .labels
@@ -259,7 +269,6 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         source_date_epoch,
         tags: tags.clone(),
     };
-    let engine = super::common::engine(globals);
     let store = engine.store()?;
     let mode = if args.quiet {
         ProgressMode::Quiet
@@ -294,6 +303,8 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(anyhow::Error::new(e).context("build failed")),
     };
+    // The RUN steps are done: the build's network endpoint goes.
+    drop(attached);
     let id = outcome.image.id.to_string();
     progress.line(&format!(
         "writing image {id} done ({} steps, {} cached, {} files hashed)",

@@ -158,9 +158,6 @@ impl Engine {
                 "--network-alias, --ip and --mac-address need a bridge network, not {network:?}"
             )));
         }
-        if !bridged && (!opts.dns.is_empty() || !opts.dns_search.is_empty()) && network != "host" {
-            // docker accepts them and has nothing to apply them to either.
-        }
         let extra_hosts = opts
             .extra_hosts
             .iter()
