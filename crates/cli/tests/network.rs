@@ -661,3 +661,52 @@ fn build_steps_join_a_named_network() {
     ok(root, &["rm", "-f", "web"]);
     assert_all_gone(root, hub);
 }
+
+#[test]
+fn internal_networks_have_no_way_out() {
+    if !can_run("internal_networks_have_no_way_out") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let Some(_) = busybox_image(root, "bb:1") else {
+        return;
+    };
+    ok(root, &["network", "create", "--internal", "sealed"]);
+    ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "inside",
+            "--network",
+            "sealed",
+            "bb:1",
+            "sh",
+            "-c",
+            "echo in > /tmp/x; httpd -f -p 80 -h /tmp",
+        ],
+    );
+    let out = ok(
+        root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "sealed",
+            "bb:1",
+            "sh",
+            "-c",
+            "ip route | grep -c default; until wget -q -O - http://inside/x; do sleep 0.1; done; \
+             wget -q -T 3 -O /dev/null http://10.0.2.2:1/ 2>/dev/null || echo no-way-out",
+        ],
+    );
+    assert_eq!(out, "0\nin\nno-way-out\n");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(root, &["network", "inspect", "sealed"])).unwrap();
+    assert_eq!(v[0]["Internal"], true);
+    let hub = hub_pid(root);
+    ok(root, &["rm", "-f", "inside"]);
+    assert_all_gone(root, hub);
+}
