@@ -235,9 +235,9 @@ impl Engine {
     /// Reload a running hub's NAT and isolation rules after the networks changed.
     fn refresh_hub(&self) -> Result<()> {
         let networks = self.networks();
-        let _lock = networks.lock()?;
+        let lock = networks.lock()?;
         if let Some(hub) = networks.running_hub() {
-            let st = networks.load()?;
+            let st = networks.load_locked(&lock)?;
             networks.refresh_firewall(&hub, &st)?;
         }
         Ok(())

@@ -93,7 +93,7 @@ impl Networks {
         id: &str,
     ) -> Result<ContainerNetwork, NetworkError> {
         let lock = self.lock()?;
-        let st = self.load()?;
+        let st = self.load_locked(&lock)?;
         let endpoints: Vec<Endpoint> = st.endpoints_of(id).into_iter().cloned().collect();
         let ns = LoopbackNetwork::create()
             .map_err(|e| NetworkError::Setup(format!("container network namespace: {e}")))?;
@@ -113,7 +113,7 @@ impl Networks {
     /// process is `pid` (`network connect`).
     pub fn plug_running(&self, program: &Path, e: &Endpoint, pid: i32) -> Result<(), NetworkError> {
         let lock = self.lock()?;
-        let st = self.load()?;
+        let st = self.load_locked(&lock)?;
         let hub = self.ensure_hub(&lock, program)?;
         let path = format!("/proc/{pid}/ns/net");
         let target: OwnedFd = File::open(&path).map_err(NetworkError::io(&path))?.into();

@@ -123,7 +123,7 @@ pub(crate) fn serve(networks: Networks) -> Result<JoinHandle<()>, NetworkError> 
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
             if cached.as_ref().is_none_or(|(t, _)| *t != mtime)
-                && let Ok(st) = networks.load()
+                && let Ok(st) = networks.peek()
             {
                 cached = Some((mtime, st));
             }

@@ -101,9 +101,8 @@ impl Networks {
             return Ok(h);
         }
         let hub = self.start_hub(program)?;
-        let st = self.load()?;
+        let st = self.load_locked(lock)?;
         self.replug(&hub, &st);
-        let _ = lock;
         Ok(hub)
     }
 
@@ -362,7 +361,7 @@ pub fn serve_hub(root: &Path) -> Result<(), NetworkError> {
             .map_err(|e| NetworkError::Setup(format!("bringing up lo: {e}")))?;
         let _ = fs::write("/proc/sys/net/ipv4/ip_forward", "1");
         let _ = fs::write("/proc/sys/net/bridge/bridge-nf-call-iptables", "0");
-        let st = networks.load()?;
+        let st = networks.peek()?;
         for n in st.networks.iter().filter(|n| n.is_bridge()) {
             if let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) {
                 netlink::ensure_bridge(&n.bridge, gw, subnet.prefix_len())?;

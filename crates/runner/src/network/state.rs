@@ -286,21 +286,26 @@ impl Networks {
         Ok(NetworksLock { _file: file })
     }
 
-    /// The state as stored, with the predefined networks (made on first use; the caller
-    /// should hold the lock if it writes the result back).
-    pub fn load(&self) -> Result<NetworkState, NetworkError> {
+    /// The state as stored, without defaults.
+    fn read(&self) -> Result<NetworkState, NetworkError> {
         let path = self.state_path();
-        let mut st: NetworkState = match fs::read(&path) {
+        match fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| NetworkError::Invalid(format!("{}: {e}", path.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => NetworkState::default(),
-            Err(e) => return Err(NetworkError::io(&path)(e)),
-        };
+                .map_err(|e| NetworkError::Invalid(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NetworkState::default()),
+            Err(e) => Err(NetworkError::io(&path)(e)),
+        }
+    }
+
+    /// Add the predefined networks `st` lacks; whether it lacked any.
+    fn predefine(st: &mut NetworkState) -> bool {
         let now = crate::lifecycle::time::rfc3339_nano(crate::lifecycle::time::now_ns());
+        let mut added = false;
         for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
             if st.networks.iter().any(|n| n.name == name) {
                 continue;
             }
+            added = true;
             let bridge = name == "bridge";
             st.networks.push(NetworkRecord {
                 id: new_id(),
@@ -313,13 +318,38 @@ impl Networks {
                 labels: BTreeMap::new(),
                 options: BTreeMap::new(),
                 created: now.clone(),
-                bridge: if bridge {
-                    "rbuild0".into()
-                } else {
-                    String::new()
-                },
+                bridge: if bridge { "rbuild0".into() } else { String::new() },
             });
         }
+        added
+    }
+
+    /// The state, with the predefined networks (made and stored on first use, so their IDs
+    /// stay the same).
+    pub fn load(&self) -> Result<NetworkState, NetworkError> {
+        let mut st = self.read()?;
+        if Self::predefine(&mut st) {
+            let lock = self.lock()?;
+            st = self.read()?;
+            if Self::predefine(&mut st) {
+                self.save(&lock, &st)?;
+            }
+        }
+        Ok(st)
+    }
+
+    /// The state, with the predefined networks, never taking the lock nor writing (the hub
+    /// reads it while the process that started it holds the lock).
+    pub fn peek(&self) -> Result<NetworkState, NetworkError> {
+        let mut st = self.read()?;
+        Self::predefine(&mut st);
+        Ok(st)
+    }
+
+    /// The state, with the predefined networks, for a caller holding the lock.
+    pub fn load_locked(&self, _lock: &NetworksLock) -> Result<NetworkState, NetworkError> {
+        let mut st = self.read()?;
+        Self::predefine(&mut st);
         Ok(st)
     }
 
@@ -340,7 +370,8 @@ impl Networks {
         f: impl FnOnce(&mut NetworkState) -> Result<T, NetworkError>,
     ) -> Result<T, NetworkError> {
         let lock = self.lock()?;
-        let mut st = self.load()?;
+        let mut st = self.read()?;
+        Self::predefine(&mut st);
         let out = f(&mut st)?;
         self.save(&lock, &st)?;
         Ok(out)
