@@ -51,12 +51,17 @@ pub(crate) fn plug(
         )));
     };
     let host = e.host_ifname();
-    let tmp = format!("vp{}", &host[2..]);
     let bridge = net.bridge.clone();
+    let name = e.ifname();
+    let mac = netlink::parse_mac(&e.mac)
+        .ok_or_else(|| NetworkError::Invalid(format!("bad MAC address {:?}", e.mac)))?;
+    if replace {
+        netlink::in_netns(Some(target), || netlink::delete(&name))?;
+    }
     netlink::in_netns(Some(hub.ns()), || {
         netlink::ensure_bridge(&bridge, gw, subnet.prefix_len())?;
         netlink::delete(&host)?;
-        netlink::add_veth(&host, &tmp, &bridge, target)
+        netlink::add_veth(&host, &name, mac, &bridge, target)
     })?;
     // The default route goes through the first (lowest interface number) network that
     // has a way out.
@@ -65,22 +70,9 @@ pub(crate) fn plug(
         .into_iter()
         .find(|o| st.networks.iter().any(|n| n.id == o.network && !n.internal))
         .is_some_and(|o| o.id == e.id);
-    let mac = netlink::parse_mac(&e.mac)
-        .ok_or_else(|| NetworkError::Invalid(format!("bad MAC address {:?}", e.mac)))?;
-    let name = e.ifname();
     let ip = e.ip;
     netlink::in_netns(Some(target), || {
-        if replace {
-            netlink::delete(&name)?;
-        }
-        netlink::configure(
-            &tmp,
-            &name,
-            mac,
-            ip,
-            subnet.prefix_len(),
-            routed.then_some(gw),
-        )
+        netlink::configure(&name, ip, subnet.prefix_len(), routed.then_some(gw))
     })
 }
 

@@ -7,7 +7,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::libc;
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use super::NetworkError;
 
@@ -92,59 +95,45 @@ pub(crate) fn delete(name: &str) -> Result<(), NetworkError> {
     })
 }
 
-/// A veth pair `host`–`peer`: `host` enslaved to `bridge` and up, `peer` moved into the
-/// namespace `target`.
+/// A veth pair in one request: `host` enslaved to `bridge` and up, its peer made directly
+/// inside the namespace `target` as `peer` with MAC `mac` (moving an interface between
+/// namespaces afterwards costs the kernel a network-wide synchronisation).
 pub(crate) fn add_veth(
     host: &str,
     peer: &str,
+    mac: [u8; 6],
     bridge: &str,
     target: BorrowedFd<'_>,
 ) -> Result<(), NetworkError> {
     let br = index(bridge)
         .ok_or_else(|| NetworkError::Setup(format!("bridge {bridge} does not exist")))?;
-    let (host, peer) = (host.to_owned(), peer.to_owned());
     let fd = target.as_raw_fd();
+    let peer_msg = LinkUnspec::new_with_name(peer)
+        .address(mac.to_vec())
+        .setns_by_fd(fd)
+        .build();
+    let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(host.to_owned())
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+        .controller(br)
+        .up()
+        .build();
     run(&format!("creating veth {host}"), async move |h: Handle| {
-        h.link()
-            .add(LinkVeth::new(&host, &peer).build())
-            .execute()
-            .await?;
-        let hi = index(&host).unwrap_or_default();
-        let pi = index(&peer).unwrap_or_default();
-        h.link()
-            .set(LinkUnspec::new_with_index(hi).controller(br).up().build())
-            .execute()
-            .await?;
-        h.link()
-            .set(LinkUnspec::new_with_index(pi).setns_by_fd(fd).build())
-            .execute()
-            .await
+        h.link().add(msg).execute().await
     })
 }
 
-/// In the container's namespace: rename `tmp` to `name`, give it `mac` and `ip/prefix`,
-/// bring it up, and route everything through `gateway` when given.
+/// In the container's namespace: give interface `name` its address `ip/prefix`, bring it
+/// up, and route everything through `gateway` when given.
 pub(crate) fn configure(
-    tmp: &str,
     name: &str,
-    mac: [u8; 6],
     ip: Ipv4Addr,
     prefix: u8,
     gateway: Option<Ipv4Addr>,
 ) -> Result<(), NetworkError> {
-    let idx =
-        index(tmp).ok_or_else(|| NetworkError::Setup(format!("interface {tmp} did not arrive")))?;
-    let name = name.to_owned();
+    let idx = index(name)
+        .ok_or_else(|| NetworkError::Setup(format!("interface {name} did not arrive")))?;
     run(&format!("configuring {name}"), async move |h: Handle| {
-        h.link()
-            .set(
-                LinkUnspec::new_with_index(idx)
-                    .name(name.clone())
-                    .address(mac.to_vec())
-                    .build(),
-            )
-            .execute()
-            .await?;
         h.address()
             .add(idx, IpAddr::V4(ip), prefix)
             .execute()

@@ -318,7 +318,11 @@ impl Networks {
                 labels: BTreeMap::new(),
                 options: BTreeMap::new(),
                 created: now.clone(),
-                bridge: if bridge { "rbuild0".into() } else { String::new() },
+                bridge: if bridge {
+                    "rbuild0".into()
+                } else {
+                    String::new()
+                },
             });
         }
         added
