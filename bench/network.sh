@@ -65,7 +65,7 @@ sleep 0.5
 tput() {
   local i
   for i in 1 2 3 4 5; do
-    "$rbuild" exec client sh -c "time wget -q -O /dev/null $1" 2>&1 | awk '/^real/ {sub("0m ", "", $2); sub("s", "", $2); print $2}'
+    "$rbuild" exec client sh -c "time wget -q -O /dev/null $1" 2>&1 | awk '/^real/ {m = $2; sub("m", "", m); t = $3; sub("s", "", t); print m * 60 + t}'
   done | sort -n | sed -n 3p
 }
 c2c=$(tput http://srv/big)
