@@ -12,19 +12,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::busybox_image;
-
-fn can_run(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("RBUILD_TEST_PEERS").is_err(),
-        "{test}: needs root under scripts/test"
-    );
-    eprintln!("skipping {test}: needs root");
-    false
-}
+use common::{busybox_image, can_run_as_root as can_run};
 
 /// `rbuild --root ROOT ARGS`, the hub ending a moment after its last container.
 fn rb(root: &Path, args: &[&str]) -> Output {
