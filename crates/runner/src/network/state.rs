@@ -190,11 +190,14 @@ impl NetworkState {
             .ok_or(NetworkError::PoolsExhausted)
     }
 
-    /// Whether `subnet` overlaps a network's.
+    /// Whether `subnet` overlaps a network's, or the uplink's own `10.0.2.0/24` in the
+    /// hub's namespace.
     pub fn overlaps(&self, subnet: &Ipv4Net) -> bool {
+        let uplink: Ipv4Net = "10.0.2.0/24".parse().expect("valid");
         self.networks
             .iter()
             .filter_map(|n| n.subnet)
+            .chain([uplink])
             .any(|s| s.contains(&subnet.network()) || subnet.contains(&s.network()))
     }
 
@@ -405,6 +408,7 @@ mod tests {
         assert!(st.overlaps(&"172.18.5.0/24".parse().unwrap()));
         assert!(st.overlaps(&"172.0.0.0/8".parse().unwrap()));
         assert!(!st.overlaps(&"10.1.0.0/16".parse().unwrap()));
+        assert!(st.overlaps(&"10.0.0.0/16".parse().unwrap()), "the uplink's subnet");
     }
 
     #[test]
