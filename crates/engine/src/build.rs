@@ -54,28 +54,57 @@ impl<'a> BaseImages<'a> {
 
 impl ImageSource for BaseImages<'_> {
     fn image(&self, reference: &str, platform: &str) -> std::result::Result<Image, BuildError> {
-        if let Some(img) = self.pulled.lock().expect("pulled").get(reference) {
+        let key = format!("{reference}\n{platform}");
+        if let Some(img) = self.pulled.lock().expect("pulled").get(&key) {
             return Ok(img.clone());
         }
-        if !self.always_pull
-            && let Ok(img) = self.store.resolve(reference)
-        {
-            return Ok(img);
+        let wanted: Option<Platform> = Platform::parse_normalized(platform).ok();
+        // A stored image for another platform is not this build's base: it is pulled for
+        // the platform (as docker build does), and named in the error when that fails.
+        let mut other_platform = None;
+        if !self.always_pull {
+            let found = match &wanted {
+                Some(p) => self.store.resolve_platform(reference, p),
+                None => self.store.resolve(reference),
+            };
+            if let Ok(img) = found {
+                match (&wanted, image_platform(&img)) {
+                    (Some(w), Some(has)) if !w.matches(&has) => other_platform = Some(has),
+                    _ => return Ok(img),
+                }
+            }
         }
         match self.fetch(reference, platform) {
             Ok(img) => {
-                self.pulled
-                    .lock()
-                    .expect("pulled")
-                    .insert(reference.to_string(), img.clone());
+                self.pulled.lock().expect("pulled").insert(key, img.clone());
                 Ok(img)
             }
             Err(e) => Err(BuildError::ImageNotFound {
                 reference: reference.to_string(),
-                reason: format!("not in the store, and pulling failed: {e}"),
+                reason: match other_platform {
+                    Some(has) => format!(
+                        "the stored image is for {has}, not {platform}, and pulling it for \
+                         {platform} failed: {e}"
+                    ),
+                    None => format!("not in the store, and pulling failed: {e}"),
+                },
             }),
         }
     }
+}
+
+/// The platform an image's config declares, normalized.
+pub fn image_platform(img: &Image) -> Option<Platform> {
+    let c = &img.config;
+    let p = Platform {
+        os: c.os().to_string(),
+        architecture: c.architecture().to_string(),
+        variant: c.variant().clone().filter(|v| !v.is_empty()),
+    };
+    if p.os.is_empty() || p.architecture.is_empty() {
+        return None;
+    }
+    Some(p.normalize())
 }
 
 /// An error and its causes on one line, `outer: inner: innermost` (anyhow's `{:#}`).

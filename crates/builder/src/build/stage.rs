@@ -34,6 +34,8 @@ pub(crate) struct State {
     pub cmd_set: bool,
     /// Layers whose tars are still being hashed, oldest first (see [`PendingLayer`]).
     pub pending: Vec<PendingLayer>,
+    /// The platform the stage is built for (`FROM --platform`, else the target).
+    pub platform: String,
 }
 
 /// A step's layer whose tar is hashed on another thread while the stage's next steps run: its
@@ -160,10 +162,17 @@ pub(crate) fn build_stage(shared: &Shared<'_>, index: usize) -> Result<StageResu
         None => format!("stage-{index}"),
     };
     let from = shared.meta.expand_from(&stage.from)?;
+    let platform = shared.stage_platform(index)?;
+    // With several platforms, BuildKit's labels carry the platform: `[linux/arm64 build 2/3]`.
+    let stage_name = if shared.multi {
+        format!("{platform} {stage_name}").trim_end().to_string()
+    } else {
+        stage_name
+    };
 
     // The base image's ONBUILD triggers run first, as if written after FROM.
     let started = Instant::now();
-    let mut state = base_state(shared, index, &from.image)?;
+    let mut state = base_state(shared, index, &from.image, &platform)?;
     let triggers = state.config.onbuild();
     let mut instructions: Vec<Located<Instruction>> = Vec::new();
     if !triggers.is_empty() {
@@ -241,18 +250,25 @@ fn is_step(ins: &Instruction) -> bool {
 }
 
 /// The state a stage starts from: scratch, an earlier stage, or an image.
-fn base_state(shared: &Shared<'_>, index: usize, image: &str) -> Result<State, BuildError> {
+fn base_state(
+    shared: &Shared<'_>,
+    index: usize,
+    image: &str,
+    platform: &str,
+) -> Result<State, BuildError> {
     let default_shell = vec!["/bin/sh".to_string(), "-c".to_string()];
+    let key_platform = shared.key_platform(platform);
     match &shared.graph.bases[index] {
         Source::Scratch => Ok(State {
             layers: Vec::new(),
             snapshots: Vec::new(),
-            config: ConfigBuilder::new(None, &shared.platform),
-            key: base_key(&BaseIdentity::Scratch, &shared.key_platform),
+            config: ConfigBuilder::new(None, platform),
+            key: base_key(&BaseIdentity::Scratch, &key_platform),
             created: shared_time(shared, None),
             shell: default_shell,
             cmd_set: false,
             pending: Vec::new(),
+            platform: platform.to_string(),
         }),
         Source::Stage(j) => {
             let r: Arc<StageResult> = shared.results.lock().expect("results")[*j]
@@ -263,17 +279,18 @@ fn base_state(shared: &Shared<'_>, index: usize, image: &str) -> Result<State, B
                 layers: r.layers.clone(),
                 snapshots: r.snapshots.clone(),
                 config: r.config.clone(),
-                key: base_key(&BaseIdentity::Stage(r.key.clone()), &shared.key_platform),
+                key: base_key(&BaseIdentity::Stage(r.key.clone()), &key_platform),
                 created: r.created.clone(),
                 shell,
                 cmd_set: false,
                 pending: Vec::new(),
+                platform: platform.to_string(),
             })
         }
         Source::Image(_) => {
-            let img = shared.images.image(image, &shared.platform)?;
+            let img = shared.images.image(image, platform)?;
             let layers = img.diff_ids().map_err(store_err)?;
-            let config = ConfigBuilder::new(Some(&img.config_bytes), &shared.platform);
+            let config = ConfigBuilder::new(Some(&img.config_bytes), platform);
             let created = img
                 .config
                 .created()
@@ -284,11 +301,12 @@ fn base_state(shared: &Shared<'_>, index: usize, image: &str) -> Result<State, B
                 layers,
                 snapshots: Vec::new(),
                 config,
-                key: base_key(&BaseIdentity::Image(img.id.clone()), &shared.key_platform),
+                key: base_key(&BaseIdentity::Image(img.id.clone()), &key_platform),
                 created: shared_time(shared, Some(created)),
                 shell,
                 cmd_set: false,
                 pending: Vec::new(),
+                platform: platform.to_string(),
             })
         }
     }
@@ -485,6 +503,7 @@ mod tests {
             shell: Vec::new(),
             cmd_set: false,
             pending: Vec::new(),
+            platform: "linux/amd64".into(),
         }
     }
 

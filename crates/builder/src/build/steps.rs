@@ -240,7 +240,7 @@ fn run(
         },
         network,
         mounts: prepared.mounts.clone(),
-        platform: shared.platform.clone(),
+        platform: state.platform.clone(),
     };
     let mut tail = Tail::default();
     let outcome = crate::run::run_step(&step, &dir, |chunk| {

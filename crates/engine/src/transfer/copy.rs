@@ -338,6 +338,27 @@ pub fn write_archive(
     Ok(())
 }
 
+/// Write the multi-platform image `list` with `names` as an OCI archive `file` (replaced only
+/// once complete): `build --output type=oci` of several platforms, `save --all-platforms`.
+pub fn write_index_archive(
+    store: &Store,
+    list: &rbuild_store::ImageList,
+    names: &[Reference],
+    file: &Path,
+) -> Result<()> {
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    archive::save_index(store, list, names, tmp.as_file())
+        .with_context(|| format!("writing {}", file.display()))?;
+    tmp.persist(file)
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ mod plan;
 mod save;
 
 pub use load::{LoadSource, Loaded, load};
-pub use save::{ArchiveFormat, save};
+pub use save::{ArchiveFormat, save, save_index};
 
 /// `index.json` annotation with the full image name (containerd, docker ≥ 25).
 pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
