@@ -39,6 +39,14 @@ impl<'a> BaseImages<'a> {
         }
     }
 
+    /// Whether the stored index `reference` names lists no image for `platform`.
+    fn lists_no(&self, reference: &str, platform: Option<&Platform>) -> bool {
+        let (Some(p), Ok(Some(list))) = (platform, self.store.resolve_index(reference)) else {
+            return false;
+        };
+        list.manifest_for(p).is_none()
+    }
+
     fn fetch(&self, reference: &str, platform: &str) -> std::result::Result<Image, String> {
         let parsed: Reference = reference
             .parse()
@@ -67,11 +75,22 @@ impl ImageSource for BaseImages<'_> {
                 Some(p) => self.store.resolve_platform(reference, p),
                 None => self.store.resolve(reference),
             };
-            if let Ok(img) = found {
-                match (&wanted, image_platform(&img)) {
+            match found {
+                Ok(img) => match (&wanted, image_platform(&img)) {
                     (Some(w), Some(has)) if !w.matches(&has) => other_platform = Some(has),
                     _ => return Ok(img),
+                },
+                // A stored multi-platform image that does not list the platform: its
+                // registry's has none either (docker build's "no match for platform").
+                Err(e @ rbuild_store::StoreError::NoPlatform { .. })
+                    if self.lists_no(reference, wanted.as_ref()) =>
+                {
+                    return Err(BuildError::ImageNotFound {
+                        reference: reference.to_string(),
+                        reason: e.to_string(),
+                    });
                 }
+                Err(_) => {}
             }
         }
         match self.fetch(reference, platform) {
