@@ -3,6 +3,8 @@
 //! rbuild and dockerd. Needs root, binfmt_misc's qemu-aarch64 handler and an arm64 busybox
 //! (`RBUILD_BUSYBOX_ARM64`, which `peers_start` fetches from Debian's arm64 busybox-static).
 
+#![allow(clippy::print_stderr)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -373,4 +375,132 @@ fn from_of_a_multi_platform_base_picks_the_platform_or_names_the_ones_it_has() {
         err.contains("linux/s390x") && err.contains("linux/amd64, linux/arm64"),
         "{err}"
     );
+}
+
+/// A one-file image for `platform` (no RUN: nothing to emulate), named `name`.
+fn platform_image(store: &Path, work: &Path, platform: &str, name: &str) {
+    let ctx = work.join(format!("ctx-{}", platform.replace('/', "_")));
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nARG TARGETPLATFORM\nCOPY Dockerfile /for-$TARGETPLATFORM\n",
+    )
+    .unwrap();
+    rbuild_ok(
+        store,
+        &[
+            "build",
+            "-q",
+            "--platform",
+            platform,
+            "-t",
+            name,
+            ctx.to_str().unwrap(),
+        ],
+    );
+}
+
+#[test]
+fn manifest_verbs_assemble_annotate_push_and_remove_a_list() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let Ok(registry) = std::env::var("RBUILD_TEST_REGISTRY") else {
+        assert!(!peers_required(), "RBUILD_TEST_REGISTRY is not set");
+        eprintln!("skipped: no registry");
+        return;
+    };
+    if !have_peer("skopeo", &["--version"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("store");
+    platform_image(&store, work.path(), "linux/amd64", "app:amd");
+    platform_image(&store, work.path(), "linux/arm64", "app:arm");
+    platform_image(&store, work.path(), "linux/s390x", "app:s390x");
+    let list = format!("{registry}/lists/app:1");
+    let out = rbuild_ok(&store, &["manifest", "create", &list, "app:amd", "app:arm"]);
+    assert!(out.contains("Created manifest list"), "{out}");
+    let again = rbuild(&store, &["manifest", "create", &list, "app:amd"]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    rbuild_ok(&store, &["manifest", "add", &list, "app:s390x"]);
+    rbuild_ok(
+        &store,
+        &["manifest", "annotate", "--variant", "v8", &list, "app:arm"],
+    );
+    let local: serde_json::Value =
+        serde_json::from_str(&rbuild_ok(&store, &["manifest", "inspect", &list])).unwrap();
+    let platforms: Vec<String> = local["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            let mut s = format!(
+                "{}/{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap()
+            );
+            if let Some(v) = p["variant"].as_str() {
+                s = format!("{s}/{v}");
+            }
+            s
+        })
+        .collect();
+    assert_eq!(
+        platforms,
+        ["linux/amd64", "linux/arm64/v8", "linux/s390x"],
+        "{local}"
+    );
+    // A name of the list runs this machine's platform's image.
+    let tree = rbuild_ok(&store, &["images", "--tree", &list]);
+    assert!(tree.contains("└─ linux/arm64/v8"), "{tree}");
+
+    let pushed = rbuild_ok(&store, &["manifest", "push", "--purge", &list]);
+    let raw = run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{list}"),
+        ],
+    );
+    let remote: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(remote["manifests"].as_array().unwrap().len(), 3, "{raw}");
+    assert_eq!(remote["manifests"][1]["platform"]["variant"], "v8", "{raw}");
+    let s390x = run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--override-arch",
+            "s390x",
+            &format!("docker://{list}"),
+        ],
+    );
+    assert!(s390x.contains("\"Architecture\": \"s390x\""), "{s390x}");
+    assert!(
+        raw.len() > 10 && pushed.trim().starts_with("sha256:"),
+        "{pushed}"
+    );
+    // --purge removed the local list; inspect now reads the registry's.
+    assert!(
+        rbuild_ok(&store, &["images", "-q", &list])
+            .trim()
+            .is_empty()
+    );
+    let from_registry = rbuild_ok(&store, &["manifest", "inspect", &list]);
+    assert_eq!(from_registry.trim(), raw.trim());
+    // rm of a local list removes it (the images it listed keep their own names).
+    rbuild_ok(&store, &["manifest", "create", "local:list", "app:amd"]);
+    let rm = rbuild_ok(&store, &["manifest", "rm", "local:list"]);
+    assert!(rm.contains("Deleted manifest list"), "{rm}");
+    let left = rbuild_ok(&store, &["images"]);
+    assert!(!left.contains("local ") && left.contains("app "), "{left}");
 }

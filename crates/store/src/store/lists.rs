@@ -23,19 +23,38 @@ impl Store {
         let entries = images
             .iter()
             .map(|(platform, img)| {
-                let bytes = self.blobs.read(&img.manifest_digest)?;
-                let mt = manifest_media_type(&bytes);
                 Ok(manifest::with_platform(
-                    manifest::descriptor(mt, &img.manifest_digest, bytes.len() as u64),
+                    self.manifest_descriptor(img)?,
                     platform,
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
+        self.commit_index_of(entries, names)
+    }
+
+    /// Write an OCI image index listing the descriptors `entries` (image manifests in the
+    /// store, with their platforms) and name it with `names`.
+    pub fn commit_index_of(
+        &self,
+        entries: Vec<rbuild_oci::Descriptor>,
+        names: &[Reference],
+    ) -> Result<ImageList> {
         let index = manifest::index_of(entries);
         let bytes = serde_json::to_vec(&index).expect("an index serializes");
         let digest = self.put_index(&bytes)?;
         self.name_index(&digest, names)?;
         self.index(&digest)
+    }
+
+    /// A descriptor of `image`'s manifest (media type, digest, size; no platform).
+    pub fn manifest_descriptor(&self, image: &Image) -> Result<rbuild_oci::Descriptor> {
+        let bytes = self.blobs.read(&image.manifest_digest)?;
+        let mt = manifest_media_type(&bytes);
+        Ok(manifest::descriptor(
+            mt,
+            &image.manifest_digest,
+            bytes.len() as u64,
+        ))
     }
 
     /// Store the bytes of an image index (checked to decode) as a blob; returns its digest.
