@@ -504,3 +504,138 @@ fn manifest_verbs_assemble_annotate_push_and_remove_a_list() {
     let left = rbuild_ok(&store, &["images"]);
     assert!(!left.contains("local ") && left.contains("app "), "{left}");
 }
+
+#[test]
+fn save_load_and_copy_with_all_platforms_keep_the_index() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("store");
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nARG TARGETARCH\nCOPY Dockerfile /for-$TARGETARCH\n",
+    )
+    .unwrap();
+    let iid = work.path().join("iid");
+    rbuild_ok(
+        &store,
+        &[
+            "build",
+            "-q",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "-t",
+            "multi:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let index_digest = std::fs::read_to_string(&iid).unwrap();
+    assert!(index_digest.starts_with("sha256:"), "{index_digest}");
+    let tree_of = |root: &Path, name: &str| rbuild_ok(root, &["images", "--tree", name]);
+
+    // save --all-platforms writes the index; load --all-platforms keeps it, same digest.
+    let oci = work.path().join("multi.tar");
+    rbuild_ok(
+        &store,
+        &[
+            "save",
+            "--all-platforms",
+            "--format",
+            "oci",
+            "-o",
+            oci.to_str().unwrap(),
+            "multi:1",
+        ],
+    );
+    let docker = rbuild(
+        &store,
+        &["save", "--all-platforms", "-o", "/dev/null", "multi:1"],
+    );
+    assert!(!docker.status.success());
+    assert!(
+        String::from_utf8_lossy(&docker.stderr).contains("--format oci"),
+        "{}",
+        String::from_utf8_lossy(&docker.stderr)
+    );
+    let loaded = work.path().join("loaded");
+    rbuild_ok(
+        &loaded,
+        &["load", "--all-platforms", "-i", oci.to_str().unwrap()],
+    );
+    let ids = rbuild_ok(&loaded, &["images", "-q", "--no-trunc", "multi:1"]);
+    assert_eq!(ids.trim(), index_digest.trim());
+    let tree = tree_of(&loaded, "multi:1");
+    assert!(
+        tree.contains("└─ linux/amd64") && tree.contains("└─ linux/arm64"),
+        "{tree}"
+    );
+    // Without --all-platforms, load takes this machine's platform's image only.
+    let host_only = work.path().join("host-only");
+    rbuild_ok(&host_only, &["load", "-i", oci.to_str().unwrap()]);
+    let tree = tree_of(&host_only, "multi:1");
+    assert!(!tree.contains("└─"), "{tree}");
+    let s = rbuild_store::Store::open(&host_only).unwrap();
+    let host = s.resolve("multi:1").unwrap();
+    assert_eq!(
+        host.config_json()["architecture"],
+        rbuild_oci::Platform::host().architecture
+    );
+
+    // copy --all-platforms: store → registry → another store, the index kept all the way.
+    let Ok(registry) = std::env::var("RBUILD_TEST_REGISTRY") else {
+        assert!(!peers_required(), "RBUILD_TEST_REGISTRY is not set");
+        return;
+    };
+    let remote = format!("{registry}/copied/multi:1");
+    rbuild_ok(
+        &store,
+        &[
+            "copy",
+            "--all-platforms",
+            "rbuild:multi:1",
+            &format!("docker://{remote}"),
+        ],
+    );
+    if have_peer("skopeo", &["--version"]) {
+        let raw = run_ok(
+            "skopeo",
+            &[
+                "inspect",
+                "--tls-verify=false",
+                "--raw",
+                &format!("docker://{remote}"),
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(v["manifests"].as_array().unwrap().len(), 2, "{raw}");
+    }
+    let back = work.path().join("back");
+    rbuild_ok(
+        &back,
+        &[
+            "copy",
+            "--all-platforms",
+            &format!("docker://{remote}"),
+            "rbuild:back:1",
+        ],
+    );
+    let tree = tree_of(&back, "back:1");
+    assert!(
+        tree.contains("└─ linux/amd64") && tree.contains("└─ linux/arm64"),
+        "{tree}"
+    );
+    // push of the index tag pushes the index too.
+    let pushed = format!("{registry}/pushed/multi:1");
+    rbuild_ok(&store, &["tag", "multi:1", &pushed]);
+    rbuild_ok(&store, &["push", &pushed]);
+    let listed = rbuild_ok(&store, &["manifest", "inspect", &pushed]);
+    assert!(
+        listed.contains("arm64") && listed.contains("amd64"),
+        "{listed}"
+    );
+}

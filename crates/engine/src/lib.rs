@@ -56,7 +56,7 @@ pub use error::{EngineError, OptionExt, Result, ResultExt};
 pub use events::{Event, EventSink, EventType, NoEvents};
 pub use images::{
     HistoryEntry, ImageDeleted, ImageLayers, ImageSummary, ImagesPruned, ImportOptions,
-    IndexSummary, SaveList, apply_changes,
+    IndexSummary, SaveList, SaveLists, apply_changes,
 };
 pub use info::{RunnablePlatform, SystemInfo, runnable_platforms};
 pub use inspect::{ContainerJson, ImageInspect, VolumeJson};

@@ -6,7 +6,7 @@ mod import;
 mod list;
 mod remove;
 
-pub use archive::SaveList;
+pub use archive::{SaveList, SaveLists};
 pub(crate) use import::apply_change;
 pub use import::{ImportOptions, apply_changes};
 pub use list::{HistoryEntry, ImageSummary, IndexSummary};

@@ -80,6 +80,22 @@ impl Engine {
     /// Give the image `source` names the name `target`. Sends a `tag` event.
     pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
         let store = self.store()?;
+        // A multi-platform image's new name names its index too.
+        if let Some(list) = store.resolve_index(source)? {
+            if target.digest().is_some() {
+                return Err(crate::EngineError::InvalidParameter(format!(
+                    "{target}: cannot tag with a digest reference"
+                )));
+            }
+            store.name_index(&list.digest, std::slice::from_ref(target))?;
+            self.emit(Event::now(
+                EventType::Image,
+                "tag",
+                &list.digest.to_string(),
+                [("name", target.to_string())],
+            ));
+            return Ok(());
+        }
         let image = store.resolve(source)?;
         store.tag(&image, target)?;
         self.emit(Event::now(

@@ -5,7 +5,7 @@ mod load;
 mod plan;
 mod save;
 
-pub use load::{LoadSource, Loaded, load};
+pub use load::{LoadSource, Loaded, load, load_with};
 pub use save::{ArchiveFormat, save, save_index};
 
 /// `index.json` annotation with the full image name (containerd, docker ≥ 25).

@@ -40,30 +40,48 @@ pub fn save(
     Ok(())
 }
 
-/// Write the multi-platform image `list` as an OCI archive to `out`: every image it lists
-/// (each must be in the store), the index as a blob, and an `index.json` naming the index with
-/// `names` (as `buildx build --output type=oci` writes a multi-platform build).
+/// Write multi-platform images `lists` and single images `images` (each with the names to
+/// record) as one OCI archive to `out`: every image an index lists (each must be in the store),
+/// the indexes as blobs, and an `index.json` naming them (as `buildx build --output type=oci`
+/// writes a multi-platform build).
 pub fn save_index(
     store: &Store,
-    list: &crate::ImageList,
-    names: &[Reference],
+    lists: &[(crate::ImageList, Vec<Reference>)],
+    images: &[(Image, Vec<Reference>)],
     out: impl Write,
 ) -> Result<()> {
     let mut tar = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, out));
     let mut written: HashSet<Digest> = HashSet::new();
     add_bytes(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     add_dirs(&mut tar)?;
-    for (digest, _) in list.entries() {
-        let image = store.image(&digest)?;
-        write_image_blobs(store, &image, &mut tar, &mut written)?;
+    let mut entries = Vec::new();
+    for (list, names) in lists {
+        for (digest, _) in list.entries() {
+            let image = store.image(&digest)?;
+            write_image_blobs(store, &image, &mut tar, &mut written)?;
+        }
+        if written.insert(list.digest.clone()) {
+            add_bytes(&mut tar, &blob_path(&list.digest), &list.bytes)?;
+        }
+        let base = json!({
+            "mediaType": rbuild_oci::MediaType::OciIndex.as_str(),
+            "digest": list.digest.to_string(),
+            "size": list.bytes.len(),
+        });
+        entries.extend(index_entries(&base, names));
     }
-    add_bytes(&mut tar, &blob_path(&list.digest), &list.bytes)?;
-    let base = json!({
-        "mediaType": rbuild_oci::MediaType::OciIndex.as_str(),
-        "digest": list.digest.to_string(),
-        "size": list.bytes.len(),
-    });
-    let entries = index_entries(&base, names);
+    for (image, names) in images {
+        let manifest_size = write_image_blobs(store, image, &mut tar, &mut written)?;
+        let base = json!({
+            "mediaType": image.manifest.media_type().as_ref().map_or_else(
+                || rbuild_oci::MediaType::OciManifest.as_str().to_string(),
+                |m| m.to_string(),
+            ),
+            "digest": image.manifest_digest.to_string(),
+            "size": manifest_size,
+        });
+        entries.extend(index_entries(&base, names));
+    }
     let index = json!({
         "schemaVersion": 2,
         "mediaType": rbuild_oci::MediaType::OciIndex.as_str(),
