@@ -435,6 +435,13 @@ fn a_platform_list_builds_one_image_per_platform_under_an_index() {
         s.unpack(&img, &dir).unwrap();
         assert!(dir.join(arch).is_file(), "/{arch} in the {arch} image");
     }
+    // inspect describes this machine's image and lists every platform.
+    let inspected: serde_json::Value =
+        serde_json::from_str(&rbuild_ok(&store, &["inspect", "multi:1"])).unwrap();
+    let manifests = inspected[0]["Manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 3, "{inspected}");
+    assert_eq!(manifests[2]["ImageData"]["Platform"]["variant"], "v7");
+    assert_eq!(inspected[0]["RepoTags"][0], "multi:1");
     // `images` shows the tag once, with the index's digest as its ID.
     let images = rbuild_ok(&store, &["images", "--no-trunc"]);
     assert_eq!(images.lines().count(), 2, "{images}");

@@ -255,26 +255,34 @@ pub fn build(
     let built: Vec<Result<Arc<StageResult>, BuildError>> = if targets.len() == 1 {
         vec![build_platform(&common, &host.build, &targets[0], target)]
     } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = targets
-                .iter()
-                .map(|t| {
-                    let common = &common;
-                    let build_platform_of = &host.build;
-                    s.spawn(move || build_platform(common, build_platform_of, t, target))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(BuildError::Container(
-                            "a platform's build thread panicked".into(),
-                        ))
+        // Platforms in waves of as many as there are cores (a shared stage is built by the
+        // first build that needs it while the others of its wave wait for it).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut all = Vec::new();
+        for wave in targets.chunks(cores.max(2)) {
+            let results: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = wave
+                    .iter()
+                    .map(|t| {
+                        let common = &common;
+                        let build_platform_of = &host.build;
+                        s.spawn(move || build_platform(common, build_platform_of, t, target))
                     })
-                })
-                .collect()
-        })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(BuildError::Container(
+                                "a platform's build thread panicked".into(),
+                            ))
+                        })
+                    })
+                    .collect()
+            });
+            all.extend(results);
+        }
+        all
     };
     // The error of the build that ran a shared stage says more than the others' "it failed".
     let mut results = Vec::new();

@@ -115,6 +115,9 @@ impl Engine {
     pub fn image_inspect(&self, name: &str) -> Result<ImageInspect> {
         let store = self.store()?;
         let img = store.resolve(name)?;
+        if let Some(list) = store.resolve_index(name)? {
+            return Ok(ImageInspect::of_list(store, &list, &img));
+        }
         Ok(ImageInspect::new(store, &img))
     }
 }
