@@ -639,3 +639,67 @@ fn save_load_and_copy_with_all_platforms_keep_the_index() {
         "{listed}"
     );
 }
+
+#[test]
+fn build_platform_stages_and_stages_based_on_them_are_built_once() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("store");
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // No RUN: nothing to emulate. `derived` has no --platform of its own: as in BuildKit, it
+    // takes its base stage's platform, so it is shared too.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM --platform=$BUILDPLATFORM scratch AS build\nARG BUILDARCH\n\
+         COPY Dockerfile /built-for-$BUILDARCH\n\
+         FROM build AS derived\nCOPY Dockerfile /again\n\
+         FROM scratch\nARG TARGETARCH\nCOPY --from=derived / /\nCOPY Dockerfile /target-$TARGETARCH\n",
+    )
+    .unwrap();
+    let out = rbuild(
+        &store,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "shared:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    let starts = |text: &str| {
+        log.lines()
+            .filter(|l| l.starts_with('#') && l.contains(text))
+            .count()
+    };
+    assert_eq!(starts("build 2/2] COPY Dockerfile /built-for"), 1, "{log}");
+    assert_eq!(starts("derived 2/2] COPY Dockerfile /again"), 1, "{log}");
+    assert_eq!(
+        starts("[linux/arm64 3/3] COPY Dockerfile /target"),
+        1,
+        "{log}"
+    );
+    let s = rbuild_store::Store::open(&store).unwrap();
+    let arm = s
+        .resolve_platform("shared:1", &"linux/arm64".parse().unwrap())
+        .unwrap();
+    assert_eq!(arm.config_json()["architecture"], "arm64");
+    let dir = work.path().join("arm");
+    std::fs::create_dir_all(&dir).unwrap();
+    s.unpack(&arm, &dir).unwrap();
+    let host_arch = rbuild_oci::Platform::host().architecture;
+    for f in [
+        format!("built-for-{host_arch}"),
+        "again".into(),
+        "target-arm64".into(),
+    ] {
+        assert!(dir.join(&f).is_file(), "/{f} in the arm64 image");
+    }
+}

@@ -477,15 +477,16 @@ impl Shared<'_> {
     }
 
     /// What identifies stage `index`'s result across the platforms' builds, or `None` when
-    /// it depends on the target platform: it has no `FROM --platform` (its platform is the
-    /// target), declares a `TARGET*` arg, or needs a stage that does.
+    /// it depends on the target platform: its platform is the target (no `FROM --platform`,
+    /// nor a base stage with one), it declares a `TARGET*` arg, or it needs a stage that
+    /// depends on the target.
     fn memo_key(&self, index: usize) -> Result<Option<String>, BuildError> {
         let stage = &self.dockerfile.stages[index];
         let from = self.meta.expand_from(&stage.from)?;
-        let Some(platform) = from.platform else {
+        if !self.fixed_platform(index)? {
             return Ok(None);
-        };
-        let platform = normalize_platform(&platform)?;
+        }
+        let platform = self.stage_platform(index)?;
         let reads_target = stage.instructions.iter().any(|i| match &i.instruction {
             Instruction::Arg(a) => a.args.iter().any(|d| d.name.starts_with("TARGET")),
             _ => false,
@@ -503,8 +504,22 @@ impl Shared<'_> {
         Ok(Some(key))
     }
 
-    /// The platform stage `index` is built for: its `FROM --platform`, else the target.
+    /// Whether stage `index`'s platform is fixed by a `FROM --platform`, not the target (see
+    /// [`Shared::stage_platform`]).
+    fn fixed_platform(&self, index: usize) -> Result<bool, BuildError> {
+        if let crate::graph::Source::Stage(j) = self.graph.bases[index] {
+            return self.fixed_platform(j);
+        }
+        let from = self.meta.expand_from(&self.dockerfile.stages[index].from)?;
+        Ok(from.platform.is_some())
+    }
+
+    /// The platform stage `index` is built for: a stage based on another has that stage's
+    /// (as BuildKit's dockerfile2llb), else its `FROM --platform`, else the target.
     pub(crate) fn stage_platform(&self, index: usize) -> Result<String, BuildError> {
+        if let crate::graph::Source::Stage(j) = self.graph.bases[index] {
+            return self.stage_platform(j);
+        }
         let from = self.meta.expand_from(&self.dockerfile.stages[index].from)?;
         match from.platform {
             Some(p) => normalize_platform(&p),
