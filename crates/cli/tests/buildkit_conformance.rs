@@ -471,4 +471,21 @@ fn a_platform_list_builds_one_image_per_platform_under_an_index() {
     let images = rbuild_ok(&store, &["images", "-q"]);
     assert!(images.trim().is_empty(), "{images}");
     assert!(!s.blobs().contains(&list.digest));
+    // type=local writes one directory per platform, as buildx does.
+    let local = work.path().join("local");
+    rbuild_ok(
+        &store,
+        &[
+            "build",
+            "-q",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--output",
+            &format!("type=local,dest={}", local.display()),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(local.join("linux_amd64/amd64").is_file());
+    assert!(local.join("linux_arm64/arm64").is_file());
+    assert!(!local.join("linux_arm64/amd64").exists());
 }
