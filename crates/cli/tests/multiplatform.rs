@@ -703,3 +703,74 @@ fn build_platform_stages_and_stages_based_on_them_are_built_once() {
         assert!(dir.join(&f).is_file(), "/{f} in the arm64 image");
     }
 }
+
+#[test]
+fn steps_before_a_target_arg_of_a_build_platform_stage_run_once() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let Some(rootfs) = common::busybox_rootfs(work.path()) else {
+        return;
+    };
+    let store = work.path().join("store");
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    tar_dir(&rootfs, &ctx.join("rootfs.tar"));
+    // The cross-compiling pattern: preparation natively once, then per target.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM --platform=$BUILDPLATFORM scratch AS build\n\
+         ADD rootfs.tar /\n\
+         RUN echo prepared-once > /prep && date +%s%N > /prep-time\n\
+         ARG TARGETARCH\n\
+         RUN echo \"for $TARGETARCH on $(uname -m)\" > /out\n\
+         FROM scratch\nCOPY --from=build /out /prep /prep-time /\n",
+    )
+    .unwrap();
+    let out = rbuild(
+        &store,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "cross:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    let starts = |text: &str| {
+        log.lines()
+            .filter(|l| l.starts_with('#') && l.contains(text))
+            .count()
+    };
+    assert_eq!(starts("RUN echo prepared-once"), 1, "{log}");
+    assert_eq!(starts("RUN echo \"for $TARGETARCH"), 2, "{log}");
+    let s = rbuild_store::Store::open(&store).unwrap();
+    let host = rbuild_oci::Platform::host();
+    let mut prep_times = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let img = s
+            .resolve_platform("cross:1", &format!("linux/{arch}").parse().unwrap())
+            .unwrap();
+        let dir = work.path().join(arch);
+        std::fs::create_dir_all(&dir).unwrap();
+        s.unpack(&img, &dir).unwrap();
+        let uname = if host.architecture == "amd64" {
+            "x86_64"
+        } else {
+            "aarch64"
+        };
+        assert_eq!(
+            std::fs::read_to_string(dir.join("out")).unwrap(),
+            format!("for {arch} on {uname}\n")
+        );
+        prep_times.push(std::fs::read_to_string(dir.join("prep-time")).unwrap());
+    }
+    // Both images carry the one preparation's output.
+    assert_eq!(prep_times[0], prep_times[1]);
+}

@@ -142,6 +142,9 @@ pub(crate) struct StageResult {
     key: Digest,
     /// The time of its newest layer.
     created: String,
+    /// Its SHELL and whether it set CMD (for a shared prefix of a stage, which goes on).
+    shell: Vec<String>,
+    cmd_set: bool,
 }
 
 /// Everything stages share while a build runs.
@@ -367,8 +370,8 @@ pub(crate) struct Common<'a> {
     memo: Mutex<HashMap<String, Arc<SharedStage>>>,
 }
 
-/// A shared stage's result: the stage, or its error as text.
-type SharedStage = OnceLock<Result<Arc<StageResult>, String>>;
+/// A shared stage's (or stage prefix's) result: the stage, or its error as text.
+pub(crate) type SharedStage = OnceLock<Result<Arc<StageResult>, String>>;
 
 /// One platform's build: every stage `target` needs, in dependency batches.
 fn build_platform(
@@ -452,7 +455,7 @@ impl Shared<'_> {
         let Some(key) = key else {
             return stage::build_stage(self, index).map(Arc::new);
         };
-        let cell = Arc::clone(self.memo.lock().expect("memo").entry(key).or_default());
+        let cell = self.memo_cell(key);
         let mut own_error = None;
         let result = cell.get_or_init(|| match stage::build_stage(self, index) {
             Ok(r) => Ok(Arc::new(r)),
@@ -512,6 +515,59 @@ impl Shared<'_> {
         }
         let from = self.meta.expand_from(&self.dockerfile.stages[index].from)?;
         Ok(from.platform.is_some())
+    }
+
+    /// For a stage whose platform is fixed but which declares a `TARGET*` arg (the
+    /// cross-compiling pattern: `FROM --platform=$BUILDPLATFORM …`, `RUN go mod download`,
+    /// `ARG TARGETARCH`, `RUN GOARCH=$TARGETARCH go build`): what identifies the steps before
+    /// that `ARG` across the platforms' builds, and how many instructions they are. `None`
+    /// when there is no such prefix with a step in it, or the stage needs a stage that
+    /// depends on the target.
+    pub(crate) fn prefix_key(&self, index: usize) -> Result<Option<(String, usize)>, BuildError> {
+        if !self.multi || !self.fixed_platform(index)? || self.memo_key(index)?.is_some() {
+            return Ok(None);
+        }
+        let stage = &self.dockerfile.stages[index];
+        let Some(n) = stage
+            .instructions
+            .iter()
+            .position(|i| match &i.instruction {
+                Instruction::Arg(a) => a.args.iter().any(|d| d.name.starts_with("TARGET")),
+                _ => false,
+            })
+        else {
+            return Ok(None);
+        };
+        let has_step = stage.instructions[..n].iter().any(|i| {
+            matches!(
+                i.instruction,
+                Instruction::Run(_)
+                    | Instruction::Copy(_)
+                    | Instruction::Add(_)
+                    | Instruction::Workdir(_)
+            )
+        });
+        if !has_step {
+            return Ok(None);
+        }
+        let from = self.meta.expand_from(&stage.from)?;
+        let mut key = format!(
+            "prefix|{index}|{}|{}|{n}",
+            self.stage_platform(index)?,
+            from.image
+        );
+        for &d in &self.graph.deps[index] {
+            match self.memo_key(d)? {
+                Some(k) => key.push_str(&format!("|({k})")),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some((key, n)))
+    }
+
+    /// The cell of the shared result `key` (made on first use).
+    pub(crate) fn memo_cell(&self, key: String) -> Arc<SharedStage> {
+        Arc::clone(self.memo.lock().expect("memo").entry(key).or_default())
     }
 
     /// The platform stage `index` is built for: a stage based on another has that stage's
