@@ -148,11 +148,16 @@ impl Engine {
         reporter: &dyn Reporter,
     ) -> Result<BuildOutcome> {
         let outcome = rbuild_builder::build::build(self.store()?, opts, images, reporter)?;
+        // A multi-platform build's tags name its index.
+        let id = match &outcome.index {
+            Some(list) => list.digest.to_string(),
+            None => outcome.image.id.to_string(),
+        };
         for t in &opts.tags {
             self.emit(crate::Event::now(
                 crate::EventType::Image,
                 "tag",
-                &outcome.image.id.to_string(),
+                &id,
                 [("name", t.to_string())],
             ));
         }
