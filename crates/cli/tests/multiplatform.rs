@@ -497,6 +497,12 @@ fn manifest_verbs_assemble_annotate_push_and_remove_a_list() {
     );
     let from_registry = rbuild_ok(&store, &["manifest", "inspect", &list]);
     assert_eq!(from_registry.trim(), raw.trim());
+    // create --all from a registry list (in a fresh store) takes every platform of it.
+    let fresh = work.path().join("fresh");
+    rbuild_ok(&fresh, &["manifest", "create", "--all", "again:1", &list]);
+    let again: serde_json::Value =
+        serde_json::from_str(&rbuild_ok(&fresh, &["manifest", "inspect", "again:1"])).unwrap();
+    assert_eq!(again["manifests"].as_array().unwrap().len(), 3, "{again}");
     // rm of a local list removes it (the images it listed keep their own names).
     rbuild_ok(&store, &["manifest", "create", "local:list", "app:amd"]);
     let rm = rbuild_ok(&store, &["manifest", "rm", "local:list"]);

@@ -53,7 +53,8 @@ pub enum ManifestCommand {
         /// Add to LIST if it exists instead of failing
         #[arg(long, short)]
         amend: bool,
-        /// Of an image that is itself a list, add every platform (default: all of them)
+        /// Of a registry image that is a list, add every platform (a stored list always adds
+        /// all of its entries)
         #[arg(long)]
         all: bool,
         #[command(flatten)]
@@ -67,7 +68,8 @@ pub enum ManifestCommand {
     },
     /// Add an image (from the store, else pulled) to the local list LIST
     Add {
-        /// Of an image that is itself a list, add every platform
+        /// Of a registry image that is a list, add every platform (a stored list always adds
+        /// all of its entries)
         #[arg(long)]
         all: bool,
         #[command(flatten)]
@@ -141,7 +143,7 @@ pub fn run(args: ManifestArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     match args.command {
         ManifestCommand::Create {
             amend,
-            all: _,
+            all,
             registry,
             list,
             images,
@@ -156,7 +158,7 @@ pub fn run(args: ManifestArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 None => Vec::new(),
             };
             for image in &images {
-                for d in entries_of(&store, &registry, image, &PlatformFields::default())? {
+                for d in entries_of(&store, &registry, image, &PlatformFields::default(), all)? {
                     replace_entry(&mut entries, d);
                 }
             }
@@ -165,7 +167,7 @@ pub fn run(args: ManifestArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             eprintln!("{}", made.digest);
         }
         ManifestCommand::Add {
-            all: _,
+            all,
             platform,
             registry,
             list,
@@ -174,7 +176,7 @@ pub fn run(args: ManifestArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             let store = open_store(globals)?;
             let (name, existing) = local_list(&store, &list)?;
             let mut entries = existing.index.manifests().clone();
-            for d in entries_of(&store, &registry, &image, &platform)? {
+            for d in entries_of(&store, &registry, &image, &platform, all)? {
                 replace_entry(&mut entries, d);
             }
             let made = store.commit_index_of(entries, &[name])?;
@@ -273,12 +275,13 @@ fn local_list(store: &Store, list: &str) -> anyhow::Result<(Reference, ImageList
 
 /// The entries `image` contributes: a stored list's entries, or one image with the platform its
 /// config says (overridden by `fields`). Not in the store: pulled (this machine's platform's
-/// image of a remote list).
+/// image of a remote list, or with `all` every platform's).
 fn entries_of(
     store: &Store,
     registry: &RegistryArgs,
     image: &str,
     fields: &PlatformFields,
+    all: bool,
 ) -> anyhow::Result<Vec<Descriptor>> {
     if let Some(list) = store.resolve_index(image)? {
         return Ok(list.index.manifests().clone());
@@ -287,8 +290,15 @@ fn entries_of(
         Ok(img) => img,
         Err(rbuild_store::StoreError::ImageNotFound(_)) => {
             let r = parse(image)?;
-            let digest = pull_blocking(registry, store, &r, &PullOptions::default(), true)
+            let opts = PullOptions {
+                all_platforms: all,
+                ..PullOptions::default()
+            };
+            let digest = pull_blocking(registry, store, &r, &opts, true)
                 .with_context(|| format!("{image:?} is not in the store; pulling it failed"))?;
+            if let Some(list) = store.resolve_index(&digest.to_string())? {
+                return Ok(list.index.manifests().clone());
+            }
             store.image(&digest)?
         }
         Err(e) => return Err(e).with_context(|| format!("image {image:?}")),
