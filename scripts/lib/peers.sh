@@ -40,6 +40,7 @@ peers_install_emulation() {
   [ "$(id -u)" -eq 0 ] || return 0
   if ! command -v qemu-aarch64-static >/dev/null 2>&1 || ! command -v update-binfmts >/dev/null 2>&1; then
     echo "installing: qemu-user-static binfmt-support" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user-static binfmt-support >/dev/null ||
       { echo "qemu-user-static could not be installed: multi-platform tests will skip" >&2; return 0; }
   fi
