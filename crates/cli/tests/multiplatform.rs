@@ -337,6 +337,25 @@ fn from_of_a_multi_platform_base_picks_the_platform_or_names_the_ones_it_has() {
         );
         assert_eq!(out, format!("{arch}\n{platform} {arch}\n"));
     }
+    // rmi of the index's name while a container uses one of its images: a conflict; forced,
+    // only the name goes (the container's image stays until it does).
+    let created = rbuild_ok(
+        &store,
+        &["create", "--platform", "linux/arm64", "derived:1", "true"],
+    );
+    let refused = rbuild(&store, &["rmi", "derived:1"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("must force") && err.contains(&created.trim()[..12]),
+        "{err}"
+    );
+    let forced = rbuild_ok(&store, &["rmi", "-f", "derived:1"]);
+    assert!(forced.contains("Untagged"), "{forced}");
+    rbuild_ok(&store, &["image", "prune", "-f"]);
+    let still = rbuild_ok(&store, &["start", "-a", created.trim()]);
+    assert_eq!(still, "");
+    rbuild_ok(&store, &["rm", created.trim()]);
     // The OCI archive's index.json names the index, which lists both images.
     let listing = run_ok("tar", &["-xOf", oci.to_str().unwrap(), "index.json"]);
     let top: serde_json::Value = serde_json::from_str(&listing).unwrap();
