@@ -101,6 +101,9 @@ pub struct CreateOptions {
     pub privileged: bool,
     /// `seccomp=unconfined`, `seccomp=FILE.json`, `no-new-privileges`.
     pub security_opt: Vec<String>,
+    /// Docker's `--platform`: of a multi-platform image, this platform's image; a single
+    /// image must be for it [default: this machine's platform's image of an index].
+    pub platform: Option<rbuild_oci::Platform>,
 }
 
 impl CreateOptions {

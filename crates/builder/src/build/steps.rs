@@ -248,7 +248,7 @@ fn run(
         },
         network,
         mounts: prepared.mounts.clone(),
-        platform: shared.platform.clone(),
+        platform: state.platform.clone(),
         resolv_conf,
     };
     let mut tail = Tail::default();

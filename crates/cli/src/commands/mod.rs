@@ -200,7 +200,7 @@ impl Command {
             Command::Logout(args) => login::run_logout(args),
             Command::Tags(args) => tags::run_tags(args),
             Command::Catalog(args) => tags::run_catalog(args),
-            Command::Manifest(args) => manifest::run(args),
+            Command::Manifest(args) => manifest::run(args, globals),
             Command::Compose(args) => compose::run(args),
             Command::Info(args) => info::run(args, globals),
         }

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use rbuild_engine::{CreateOptions, Warning, options};
+use rbuild_oci::Platform;
 use rbuild_runner::Stdio;
 use rbuild_runner::lifecycle::{Container, RestartPolicy, monitor};
 
@@ -30,6 +31,10 @@ pub struct RunArgs {
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
+    /// The platform's image of a multi-platform image (os/arch[/variant]); a foreign one runs
+    /// under qemu-user-static
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
@@ -308,6 +313,12 @@ fn options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
         cap_drop: args.cap_drop.clone(),
         privileged: args.privileged,
         security_opt: args.security_opt.clone(),
+        platform: args
+            .platform
+            .as_deref()
+            .map(Platform::parse_normalized)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
     })
 }
 

@@ -94,12 +94,13 @@ impl Engine {
             });
         }
         let image = opts.image.as_deref().unwrap_or_default();
-        self.resolve_image(image).map(|img| ImageParts {
-            id: img.id,
-            config: img.config,
-            rootfs: Rootfs::Layers(img.layers.clone()),
-            layers: img.layers,
-        })
+        self.resolve_image_for(image, opts.platform.as_ref())
+            .map(|img| ImageParts {
+                id: img.id,
+                config: img.config,
+                rootfs: Rootfs::Layers(img.layers.clone()),
+                layers: img.layers,
+            })
     }
 
     fn prepare(

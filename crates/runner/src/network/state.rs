@@ -408,7 +408,10 @@ mod tests {
         assert!(st.overlaps(&"172.18.5.0/24".parse().unwrap()));
         assert!(st.overlaps(&"172.0.0.0/8".parse().unwrap()));
         assert!(!st.overlaps(&"10.1.0.0/16".parse().unwrap()));
-        assert!(st.overlaps(&"10.0.0.0/16".parse().unwrap()), "the uplink's subnet");
+        assert!(
+            st.overlaps(&"10.0.0.0/16".parse().unwrap()),
+            "the uplink's subnet"
+        );
     }
 
     #[test]
