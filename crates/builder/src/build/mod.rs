@@ -7,21 +7,23 @@
 mod cache;
 mod history;
 mod mounts;
+mod platforms;
 mod stage;
 mod steps;
 mod view;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rbuild_oci::{Digest, Reference};
+use rbuild_oci::{Digest, Platform, Reference};
 use rbuild_parser::instructions::{MetaScope, Platforms, parse_dockerfile, unused_build_args};
 use rbuild_runner::{LoopbackNetwork, Network};
-use rbuild_store::{Image, Store};
+use rbuild_store::{Image, ImageList, Store};
 
 pub use cache::{Record, Records};
+use platforms::SharedStage;
 
 use crate::checksum::DigestCache;
 use crate::config::ConfigBuilder;
@@ -90,20 +92,28 @@ pub struct BuildOptions {
 }
 
 /// A RUN step's default network.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum NetworkMode {
     /// The host's network (docker build's default).
     #[default]
     Host,
     /// No network: only a loopback interface.
     None,
+    /// The network namespace at `path`, which the front end attached to a network
+    /// (`--network NAME`) and holds for the build; steps get `resolv_conf` (its DNS server).
+    Joined {
+        /// The namespace (`/proc/self/fd/N`).
+        path: PathBuf,
+        /// The steps' `/etc/resolv.conf`.
+        resolv_conf: String,
+    },
 }
 
 impl NetworkMode {
-    fn runner(self) -> Network {
+    fn runner(&self) -> Network {
         match self {
             NetworkMode::Host => Network::Host,
-            NetworkMode::None => Network::None,
+            NetworkMode::None | NetworkMode::Joined { .. } => Network::None,
         }
     }
 }
@@ -111,8 +121,13 @@ impl NetworkMode {
 /// The result of a build.
 #[derive(Debug, Clone)]
 pub struct BuildOutcome {
-    /// The image, committed to the store and named with every tag.
+    /// The image, committed to the store and named with every tag; with several platforms,
+    /// the first platform's (unnamed: the index has the names).
     pub image: Image,
+    /// Every platform's image, in `--platform` order (one for a single-platform build).
+    pub images: Vec<(Platform, Image)>,
+    /// With several platforms: the image index listing `images`, named with every tag.
+    pub index: Option<ImageList>,
     /// Steps that ran or were looked up (FROM, RUN, COPY, ADD, WORKDIR).
     pub steps: usize,
     /// Of those, how many came from the cache.
@@ -135,6 +150,9 @@ pub(crate) struct StageResult {
     key: Digest,
     /// The time of its newest layer.
     created: String,
+    /// Its SHELL and whether it set CMD (for a shared prefix of a stage, which goes on).
+    shell: Vec<String>,
+    cmd_set: bool,
 }
 
 /// Everything stages share while a build runs.
@@ -150,12 +168,14 @@ pub(crate) struct Shared<'a> {
     digests: &'a Mutex<DigestCache>,
     records: Records,
     work: &'a Path,
+    /// The target platform (`TARGETPLATFORM`).
     platform: String,
-    /// The platform string plus anything else every key must depend on.
-    key_platform: String,
-    step_ids: AtomicUsize,
-    steps: AtomicUsize,
-    cached: AtomicUsize,
+    /// Several platforms are built at once.
+    multi: bool,
+    step_ids: &'a AtomicUsize,
+    steps: &'a AtomicUsize,
+    cached: &'a AtomicUsize,
+    memo: &'a Mutex<HashMap<String, Arc<SharedStage>>>,
     results: Mutex<Vec<Option<Arc<StageResult>>>>,
     /// The loopback-only network namespace every `--network none` RUN step of this build
     /// joins (made at the first one). Held by a descriptor only, so it is gone with the build,
@@ -183,6 +203,12 @@ impl Shared<'_> {
 
 /// Build `opts` into `store`: every stage the target needs, then the final image, committed
 /// and named. Progress goes to `reporter`; base images come from `images`.
+///
+/// With several platforms (`--platform a,b`), the Dockerfile is parsed once and built once
+/// per platform, the platforms at the same time; a stage whose platform does not depend on the
+/// target (`FROM --platform=$BUILDPLATFORM`, declaring none of the `TARGET*` args, needing only
+/// such stages) is built once and shared. The images are committed without names and an OCI
+/// image index listing them gets the tags.
 pub fn build(
     store: &Store,
     opts: &BuildOptions,
@@ -193,17 +219,16 @@ pub fn build(
     for w in &dockerfile.warnings {
         reporter.warning(&format!("Dockerfile:{}: {}", w.line, w.message));
     }
-    let mut platforms = Platforms::host();
-    if let Some(p) = &opts.platform {
-        // Until multi-platform builds exist, a list is refused rather than taken as one
-        // platform (TARGETARCH would become "amd64,linux").
-        if p.contains(',') {
-            return Err(BuildError::MultiPlatform(p.clone()));
-        }
-        platforms.target = p.clone();
-    }
-    let meta = MetaScope::resolve(&dockerfile, &opts.build_args, &platforms)?;
-    let graph = StageGraph::new(&dockerfile, &meta)?;
+    let host = Platforms::host();
+    let targets: Vec<Platform> = match &opts.platform {
+        Some(p) => Platform::parse_list([p.as_str()]).map_err(|e| BuildError::BadPlatform(e.0))?,
+        None => Vec::new(),
+    };
+    let targets: Vec<String> = if targets.is_empty() {
+        vec![host.target.clone()]
+    } else {
+        targets.iter().map(Platform::to_string).collect()
+    };
     let target = match &opts.target {
         Some(t) => {
             dockerfile
@@ -223,57 +248,67 @@ pub fn build(
         .map_err(|e| BuildError::io(&tmp, e))?;
     let digest_file = digest_cache_file(store, context.root());
     let digests = Mutex::new(DigestCache::load(&digest_file));
-    let mut key_platform = platforms.target.clone();
-    if let Some(sde) = opts.source_date_epoch {
-        key_platform.push_str(&format!(";source-date-epoch={sde}"));
-    }
-    let shared = Shared {
+    let common = Common {
         store,
         opts,
         images,
         reporter,
         dockerfile: &dockerfile,
-        meta: &meta,
-        graph: &graph,
         context: &context,
         digests: &digests,
-        records: Records::new(store),
         work: work.path(),
-        platform: platforms.target.clone(),
-        key_platform,
+        multi: targets.len() > 1,
         step_ids: AtomicUsize::new(0),
         steps: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
-        results: Mutex::new(vec![None; dockerfile.stages.len()]),
-        loopback: Mutex::new(None),
+        memo: Mutex::new(HashMap::new()),
     };
-    for batch in graph.batches(target) {
-        if batch.len() == 1 {
-            let result = stage::build_stage(&shared, batch[0])?;
-            shared.results.lock().expect("results")[batch[0]] = Some(Arc::new(result));
-            continue;
+    let built: Vec<Result<Arc<StageResult>, BuildError>> = if targets.len() == 1 {
+        vec![build_platform(&common, &host.build, &targets[0], target)]
+    } else {
+        // Platforms in waves of as many as there are cores (a shared stage is built by the
+        // first build that needs it while the others of its wave wait for it).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut all = Vec::new();
+        for wave in targets.chunks(cores.max(2)) {
+            let results: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = wave
+                    .iter()
+                    .map(|t| {
+                        let common = &common;
+                        let build_platform_of = &host.build;
+                        s.spawn(move || build_platform(common, build_platform_of, t, target))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(BuildError::Container(
+                                "a platform's build thread panicked".into(),
+                            ))
+                        })
+                    })
+                    .collect()
+            });
+            all.extend(results);
         }
-        let outcomes: Vec<(usize, Result<StageResult, BuildError>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = batch
-                .iter()
-                .map(|&i| {
-                    let shared = &shared;
-                    (i, s.spawn(move || stage::build_stage(shared, i)))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(i, h)| {
-                    let r = h.join().unwrap_or_else(|_| {
-                        Err(BuildError::Container("a stage's thread panicked".into()))
-                    });
-                    (i, r)
-                })
-                .collect()
-        });
-        for (i, r) in outcomes {
-            shared.results.lock().expect("results")[i] = Some(Arc::new(r?));
+        all
+    };
+    // The error of the build that ran a shared stage says more than the others' "it failed".
+    let mut results = Vec::new();
+    let mut first_error: Option<BuildError> = None;
+    for r in built {
+        match r {
+            Ok(r) => results.push(r),
+            Err(e) => match &first_error {
+                Some(BuildError::SharedStageFailed { .. }) | None => first_error = Some(e),
+                Some(_) => {}
+            },
         }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     let unused = unused_build_args(&dockerfile, &opts.build_args);
     if !unused.is_empty() {
@@ -282,28 +317,135 @@ pub fn build(
             unused.join(" ")
         ));
     }
-    let last = shared.results.lock().expect("results")[target]
-        .clone()
-        .expect("the target stage was built");
-    let mut config = last.config.clone();
-    for (k, v) in &opts.labels {
-        config.set_label(k, v);
+    let single = targets.len() == 1;
+    let mut committed = Vec::new();
+    for (platform, last) in targets.iter().zip(&results) {
+        let mut config = last.config.clone();
+        for (k, v) in &opts.labels {
+            config.set_label(k, v);
+        }
+        let config_bytes = config.finish(&last.created);
+        let names: &[Reference] = if single { &opts.tags } else { &[] };
+        let image = store
+            .commit_image(&config_bytes, names)
+            .map_err(store_err)?;
+        let platform: Platform = platform
+            .parse()
+            .map_err(|_| BuildError::BadPlatform(platform.clone()))?;
+        committed.push((platform, image));
     }
-    let config_bytes = config.finish(&last.created);
-    let image = store
-        .commit_image(&config_bytes, &opts.tags)
-        .map_err(store_err)?;
+    let index = if single {
+        None
+    } else {
+        Some(
+            store
+                .commit_index(&committed, &opts.tags)
+                .map_err(store_err)?,
+        )
+    };
     let mut files_hashed = 0;
     if let Ok(mut d) = digests.lock() {
         files_hashed = d.files_hashed();
         let _ = d.save();
     }
     Ok(BuildOutcome {
-        image,
-        steps: shared.steps.load(Ordering::Relaxed),
-        cached: shared.cached.load(Ordering::Relaxed),
+        image: committed[0].1.clone(),
+        images: committed,
+        index,
+        steps: common.steps.load(Ordering::Relaxed),
+        cached: common.cached.load(Ordering::Relaxed),
         files_hashed,
     })
+}
+
+/// What every platform's build of one `build` call shares.
+pub(crate) struct Common<'a> {
+    store: &'a Store,
+    opts: &'a BuildOptions,
+    images: &'a dyn ImageSource,
+    reporter: &'a dyn Reporter,
+    dockerfile: &'a rbuild_parser::instructions::Dockerfile,
+    context: &'a BuildContext,
+    digests: &'a Mutex<DigestCache>,
+    work: &'a Path,
+    /// Several platforms: stage names in progress carry the platform.
+    multi: bool,
+    step_ids: AtomicUsize,
+    steps: AtomicUsize,
+    cached: AtomicUsize,
+    /// Stages shared by the platforms' builds, by [`Shared::memo_key`]: built by the first
+    /// build to need them while the others wait.
+    memo: Mutex<HashMap<String, Arc<SharedStage>>>,
+}
+
+/// One platform's build: every stage `target` needs, in dependency batches.
+fn build_platform(
+    common: &Common<'_>,
+    build_platform: &str,
+    target_platform: &str,
+    target: usize,
+) -> Result<Arc<StageResult>, BuildError> {
+    let opts = common.opts;
+    let platforms = Platforms {
+        build: build_platform.to_string(),
+        target: target_platform.to_string(),
+    };
+    let meta = MetaScope::resolve(common.dockerfile, &opts.build_args, &platforms)?;
+    let graph = StageGraph::new(common.dockerfile, &meta)?;
+    let shared = Shared {
+        store: common.store,
+        opts,
+        images: common.images,
+        reporter: common.reporter,
+        dockerfile: common.dockerfile,
+        meta: &meta,
+        graph: &graph,
+        context: common.context,
+        digests: common.digests,
+        records: Records::new(common.store),
+        work: common.work,
+        platform: platforms.target.clone(),
+        multi: common.multi,
+        step_ids: &common.step_ids,
+        steps: &common.steps,
+        cached: &common.cached,
+        memo: &common.memo,
+        results: Mutex::new(vec![None; common.dockerfile.stages.len()]),
+        loopback: Mutex::new(None),
+    };
+    for batch in graph.batches(target) {
+        if batch.len() == 1 {
+            let result = shared.stage(batch[0])?;
+            shared.results.lock().expect("results")[batch[0]] = Some(result);
+            continue;
+        }
+        let outcomes: Vec<(usize, Result<Arc<StageResult>, BuildError>)> =
+            std::thread::scope(|s| {
+                let handles: Vec<_> = batch
+                    .iter()
+                    .map(|&i| {
+                        let shared = &shared;
+                        (i, s.spawn(move || shared.stage(i)))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|(i, h)| {
+                        let r = h.join().unwrap_or_else(|_| {
+                            Err(BuildError::Container("a stage's thread panicked".into()))
+                        });
+                        (i, r)
+                    })
+                    .collect()
+            });
+        for (i, r) in outcomes {
+            shared.results.lock().expect("results")[i] = Some(r?);
+        }
+    }
+    let last = shared.results.lock().expect("results")[target]
+        .clone()
+        .expect("the target stage was built");
+    Ok(last)
 }
 
 /// The stat-keyed digest cache of one context directory.

@@ -155,18 +155,19 @@ impl Engine {
                 ("name", c.name().to_owned()),
             ]
         };
-        let last = monitor::supervise_observed(&c, claim, report, |e| match e {
-            monitor::RunEvent::Exited(st) => {
-                let mut die = Event::now(EventType::Container, "die", c.id(), attrs());
-                die.actor
-                    .attributes
-                    .insert("exitCode".into(), st.exit_code.to_string());
-                self.emit(die);
-            }
-            monitor::RunEvent::Restarted(_) => {
-                self.emit(Event::now(EventType::Container, "start", c.id(), attrs()));
-            }
-        })?;
+        let last =
+            monitor::supervise_observed(&c, claim, self.monitor_program(), report, |e| match e {
+                monitor::RunEvent::Exited(st) => {
+                    let mut die = Event::now(EventType::Container, "die", c.id(), attrs());
+                    die.actor
+                        .attributes
+                        .insert("exitCode".into(), st.exit_code.to_string());
+                    self.emit(die);
+                }
+                monitor::RunEvent::Restarted(_) => {
+                    self.emit(Event::now(EventType::Container, "start", c.id(), attrs()));
+                }
+            })?;
         if !c.dir().exists() {
             self.emit(Event::now(EventType::Container, "destroy", c.id(), attrs()));
         }
