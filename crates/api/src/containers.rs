@@ -251,18 +251,30 @@ pub fn create_options(name: Option<String>, b: CreateBody) -> ApiResult<CreateOp
         }
     }
     o.publish_all = hc.publish_all_ports.unwrap_or(false);
+    // Docker's default network is its `bridge`; a user-defined network is named; `none`,
+    // `host`, `container:NAME` as docker.
     o.network = match hc.network_mode.as_deref().unwrap_or("") {
-        // Docker's default network is its bridge; until rbuild has bridges, a container
-        // asking for the default gets its own loopback-only namespace, as `none`.
-        "" | "default" | "none" | "bridge" => "none".into(),
-        "host" => "host".into(),
-        m if m.starts_with("container:") => m.into(),
-        m => {
-            return Err(ApiError::not_supported(&format!(
-                "network mode {m:?} (user-defined networks)"
-            )));
-        }
+        "" | "default" => "bridge".into(),
+        m => m.into(),
     };
+    // NetworkingConfig: the endpoint on that network (aliases, address, MAC).
+    if let Some(endpoints) = b
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.get("EndpointsConfig"))
+        .and_then(Value::as_object)
+        && let Some((_, e)) = endpoints
+            .iter()
+            .find(|(name, _)| **name == o.network)
+            .or_else(|| endpoints.iter().next())
+    {
+        let e: crate::networks::EndpointConfig = serde_json::from_value(e.clone())
+            .map_err(|e| ApiError::bad(format!("invalid EndpointsConfig: {e}")))?;
+        let req = crate::networks::endpoint_request(Some(e))?;
+        o.network_aliases = req.aliases;
+        o.ip = req.ip;
+        o.mac_address = req.mac;
+    }
     o.memory = hc.memory.filter(|m| *m > 0);
     o.cpus = hc.nano_cpus.filter(|n| *n > 0).map(|n| n as f64 / 1e9);
     o.pids_limit = hc.pids_limit.filter(|p| *p > 0);

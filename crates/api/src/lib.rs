@@ -7,7 +7,7 @@
 //!   headers, the idle exit.
 //! - `router`: docker's routes, versioned (`/v1.41/...`) and not.
 //! - `system`, `containers`, `streams` (logs, attach), `exec`, `images` (with pull, push,
-//!   save/load, build), `volumes`, `networks` (the predefined ones until bridges land).
+//!   save/load, build), `volumes`, `networks` (the engine's: predefined and user-defined).
 //! - [`http`]: requests taken apart, bounded bodies, docker's replies and `{"message"}`
 //!   errors with their status codes.
 

@@ -766,15 +766,28 @@ fn docker_cli_logs_follow_attach_and_networks() {
     let out = s.docker(&["attach", "at"]);
     assert_eq!(out.status.code(), Some(7), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "attached\n");
-    // Networks: the predefined ones; creating one is not supported yet (501, said so).
+    // Networks: the predefined ones, and a user-defined bridge a container joins by name.
     let nets = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
-    assert_eq!(nets.lines().collect::<Vec<_>>(), ["bridge", "host", "none"]);
-    let out = s.docker(&["network", "create", "mynet"]);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not supported yet"),
-        "{out:?}"
-    );
+    let mut nets: Vec<&str> = nets.lines().collect();
+    nets.sort_unstable();
+    assert_eq!(nets, ["bridge", "host", "none"]);
+    s.ok(&["network", "create", "apinet"]);
+    let driver = s.ok(&["network", "inspect", "-f", "{{.Driver}}", "apinet"]);
+    assert_eq!(driver.trim(), "bridge");
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "apinet",
+        "--network-alias",
+        "svc",
+        "busybox",
+        "hostname",
+    ]);
+    assert!(!out.trim().is_empty(), "{out}");
+    s.ok(&["network", "rm", "apinet"]);
+    let out = s.docker(&["network", "inspect", "apinet"]);
+    assert!(!out.status.success(), "{out:?}");
 }
 
 #[test]
