@@ -47,15 +47,15 @@ runs=${BENCH_RUNS:-20}
 rb="env DOCKER_HOST=$rb_host $docker"
 dk="env DOCKER_HOST=$dk_host $docker"
 
-# docker run --rm: create, attach, start, wait, remove. dockerd has no bridge here, so its
-# containers run with --network none (rbuild's default network is a loopback-only one too).
+# docker run --rm: create, attach, start, wait, remove. dockerd has no bridge here, so both
+# run their containers with --network none.
 hyperfine -N --warmup 2 --runs "$runs" --export-json "$work/run.json" \
-  -n "rbuild" "$rb run --rm bench/busybox true" \
+  -n "rbuild" "$rb run --rm --network none bench/busybox true" \
   -n "docker" "$dk run --rm --network none bench/busybox true"
 
 # docker ps with 50 running containers.
 for i in $(seq 50); do
-  $rb run -d --name "ps-$i" bench/busybox sleep 1000 >/dev/null
+  $rb run -d --network none --name "ps-$i" bench/busybox sleep 1000 >/dev/null
   $dk run -d --network none --name "ps-$i" bench/busybox sleep 1000 >/dev/null
 done
 hyperfine -N --warmup 2 --runs "$runs" --export-json "$work/ps.json" \
@@ -125,7 +125,7 @@ p_med, p_min, p_max = ping.split()
 out = ["## Engine API service: the docker CLI against rbuild and against dockerd", "",
        machine + f" hyperfine, {runs} runs per row after warm-ups (cold builds: {int(runs) // 2}); the same docker 28 CLI "
        "with DOCKER_HOST at `rbuild system service` and at the private `dockerd --bridge=none` of scripts/lib/peers.sh "
-       "(its containers with `--network none`, its builds with `--network none`).", "",
+       "(containers and builds of both with `--network none`).", "",
        "| command | through rbuild | through dockerd | rbuild faster |", "|---|---:|---:|---:|"]
 for label, f in rows:
     m = med(f)
