@@ -1,15 +1,30 @@
 //! `rbuild compose`: multi-container applications from compose files, with docker compose v2's
-//! project flags. `config` works today: the project as loaded (files merged, variables
-//! interpolated, `extends` and profiles applied, checked against the Compose Specification).
-//! The verbs that run containers need bridge networks between services and say so.
+//! project flags, verbs, output lines and exit codes. The project is loaded by
+//! `rbuild-compose` and run by its [`Runtime`] over the engine; this file parses and prints.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use rbuild_compose::runtime::{
+    DownOptions, Images, Kind, Progress, Runtime, ServiceContainer, Status, UpOptions,
+};
 use rbuild_compose::{LoadOptions, Project};
+use rbuild_engine::LogPosition;
+use rbuild_oci::{Platform, Reference};
+use rbuild_runner::lifecycle::Container;
+use rbuild_runner::lifecycle::log::LogEntry;
+use serde_json::{Value, json};
+
+use super::Globals;
+use super::common::{docker_time, since, table};
+use super::containers::{command_text, ports_text, secs, status_text};
+use super::registry_opts::RegistryArgs;
+use crate::build_progress::{BuildProgress, ProgressMode};
+use crate::transfer::pull_image_blocking;
 
 /// Arguments of `rbuild compose`.
 #[derive(Debug, Args)]
@@ -40,6 +55,24 @@ pub struct ComposeArgs {
 pub enum ComposeCommand {
     /// Parse, resolve and render the project in canonical form
     Config(ConfigArgs),
+    /// Create and start containers
+    Up(UpArgs),
+    /// Stop and remove containers and networks
+    Down(DownArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// View output from containers
+    Logs(LogsArgs),
+    /// Stop services
+    Stop(StopArgs),
+    /// Start services
+    Start(ServicesArgs),
+    /// Restart service containers
+    Restart(StopArgs),
+    /// Remove stopped service containers
+    Rm(RmArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// Any other verb
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -71,39 +104,283 @@ pub enum ConfigFormat {
     Json,
 }
 
-/// docker compose's verbs that run or manage a project's containers.
-const RUNNING_VERBS: &[&str] = &[
-    "up", "down", "ps", "logs", "build", "pull", "push", "exec", "run", "start", "stop", "restart",
-    "kill", "rm", "top", "port", "images", "ls", "create", "events", "pause", "unpause", "cp",
-    "wait", "watch", "attach", "scale", "stats",
+/// Arguments of `rbuild compose up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Detached mode: run containers in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Build images before starting containers
+    #[arg(long, conflicts_with = "no_build")]
+    pub build: bool,
+    /// Don't build an image, even if it's missing
+    #[arg(long)]
+    pub no_build: bool,
+    /// Recreate containers even if their configuration and image haven't changed
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub force_recreate: bool,
+    /// If containers already exist, don't recreate them
+    #[arg(long)]
+    pub no_recreate: bool,
+    /// Don't start linked services
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Don't start the services after creating them
+    #[arg(long)]
+    pub no_start: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Wait for services to be running|healthy (not supported yet)
+    #[arg(long)]
+    pub wait: bool,
+    /// Scale SERVICE to NUM instances (not supported yet: use deploy.replicas)
+    #[arg(long, value_name = "SERVICE=NUM")]
+    pub scale: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Services
+    pub services: Vec<String>,
+}
+
+/// Arguments of `rbuild compose down`.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Remove named volumes declared in the volumes section and anonymous volumes
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Remove images used by services (not supported yet)
+    #[arg(long, value_name = "TYPE")]
+    pub rmi: Option<String>,
+    /// Shutdown timeout in seconds
+    #[arg(short = 't', long, value_name = "SECONDS")]
+    pub timeout: Option<i64>,
+}
+
+/// Arguments of `rbuild compose ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all stopped containers
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Display services
+    #[arg(long)]
+    pub services: bool,
+    /// Format the output: table or json
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Services
+    pub service: Vec<String>,
+}
+
+/// Arguments of `rbuild compose logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs for each container
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<String>,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Don't print prefix in logs
+    #[arg(long)]
+    pub no_log_prefix: bool,
+    /// Services
+    pub services: Vec<String>,
+}
+
+/// Arguments of `rbuild compose stop` and `restart`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Specify a shutdown timeout in seconds
+    #[arg(short = 't', long, value_name = "SECONDS")]
+    pub timeout: Option<i64>,
+    /// Services
+    pub services: Vec<String>,
+}
+
+/// Arguments naming services.
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
+    /// Services
+    pub services: Vec<String>,
+}
+
+/// Arguments of `rbuild compose rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Don't ask to confirm removal
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Stop the containers, if required, before removing
+    #[arg(short = 's', long)]
+    pub stop: bool,
+    /// Remove any anonymous volumes attached to containers
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    /// Services
+    pub services: Vec<String>,
+}
+
+/// Arguments of `rbuild compose exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Disable pseudo-TTY allocation (by default one is allocated when stdin is a terminal)
+    #[arg(short = 'T', long = "no-TTY")]
+    pub no_tty: bool,
+    /// Detached mode: run the command in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Path to workdir directory for this command
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Run the command as this user
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Give extended privileges to the process
+    #[arg(long)]
+    pub privileged: bool,
+    /// Index of the container if the service has multiple replicas
+    #[arg(long, default_value_t = 1)]
+    pub index: u64,
+    /// The service
+    pub service: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// docker compose's verbs that rbuild does not have yet.
+const LATER_VERBS: &[&str] = &[
+    "build", "pull", "push", "run", "kill", "top", "port", "images", "ls", "create", "events",
+    "pause", "unpause", "cp", "wait", "watch", "attach", "scale", "stats",
 ];
 
-/// Run `rbuild compose`.
-pub fn run(args: ComposeArgs) -> anyhow::Result<ExitCode> {
-    let config = match args.command {
-        ComposeCommand::Config(c) => c,
-        ComposeCommand::Other(words) => {
-            let verb = words.first().map(String::as_str).unwrap_or_default();
-            if RUNNING_VERBS.contains(&verb) {
-                bail!(
-                    "rbuild compose {verb}: not supported yet: running a compose project needs \
-                     bridge networks between its services, which rbuild does not have yet \
-                     (`rbuild compose config` works)"
+/// docker compose's progress lines on standard error: `Container p-web-1  Started` when
+/// not a terminal (every step), ` ✔ Container p-web-1  Started` on one (final steps).
+struct Lines {
+    tty: bool,
+}
+
+impl Progress for Lines {
+    fn event(&self, kind: Kind, name: &str, status: Status) {
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            if status.is_done() {
+                let _ = writeln!(
+                    err,
+                    " \u{2714} {} {name}  {}",
+                    kind.as_str(),
+                    status.as_str()
                 );
             }
-            bail!("rbuild compose: unknown command {verb:?} (see `rbuild compose --help`)");
+        } else {
+            let _ = writeln!(err, "{} {name}  {}", kind.as_str(), status.as_str());
         }
-    };
+    }
+
+    fn warning(&self, message: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "WARN[0000] {message}");
+    }
+}
+
+fn load(args: &ComposeArgs) -> anyhow::Result<Project> {
     let opts = LoadOptions {
-        files: args.files,
-        project_directory: args.project_directory,
-        project_name: args.project_name,
-        env_files: args.env_files,
-        profiles: args.profiles,
+        files: args.files.clone(),
+        project_directory: args.project_directory.clone(),
+        project_name: args.project_name.clone(),
+        env_files: args.env_files.clone(),
+        profiles: args.profiles.clone(),
         working_dir: std::env::current_dir().context("the current directory")?,
         environment: std::env::vars().collect(),
     };
-    let project = Project::load(&opts)?;
+    Ok(Project::load(&opts)?)
+}
+
+/// Run `rbuild compose`.
+pub fn run(args: ComposeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    if let ComposeCommand::Other(words) = &args.command {
+        let verb = words.first().map(String::as_str).unwrap_or_default();
+        if LATER_VERBS.contains(&verb) {
+            bail!("rbuild compose {verb}: not supported yet");
+        }
+        bail!("rbuild compose: unknown command {verb:?} (see `rbuild compose --help`)");
+    }
+    let project = load(&args)?;
+    let engine = super::common::engine(globals);
+    let lines = Lines {
+        tty: std::io::stderr().is_terminal(),
+    };
+    let rt = Runtime::new(&engine, &project, &lines);
+    match args.command {
+        ComposeCommand::Config(c) => config(&project, &c),
+        ComposeCommand::Up(a) => up(&rt, &engine, a),
+        ComposeCommand::Down(a) => {
+            if a.rmi.is_some() {
+                bail!("rbuild compose down --rmi: not supported yet");
+            }
+            rt.down(&DownOptions {
+                volumes: a.volumes,
+                remove_orphans: a.remove_orphans,
+                timeout: a.timeout,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Ps(a) => ps(&rt, &project, a),
+        ComposeCommand::Logs(a) => logs(&rt, &engine, a),
+        ComposeCommand::Stop(a) => {
+            rt.stop(&a.services, a.timeout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Start(a) => {
+            rt.start(&a.services)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Restart(a) => {
+            rt.restart(&a.services, a.timeout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Rm(a) => {
+            let stopped: Vec<ServiceContainer> = rt
+                .service_containers(&a.services)?
+                .into_iter()
+                .filter(|c| a.stop || !c.summary.state.status.is_active())
+                .collect();
+            if stopped.is_empty() {
+                eprintln!("No stopped containers");
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !a.force {
+                bail!(
+                    "rbuild compose rm: asking for confirmation is not supported yet: pass -f to remove {}",
+                    stopped
+                        .iter()
+                        .map(|c| c.container().name().to_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            rt.rm(&a.services, a.stop, a.volumes)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Exec(a) => exec(&rt, a, globals),
+        ComposeCommand::Other(_) => unreachable!("handled above"),
+    }
+}
+
+fn config(project: &Project, config: &ConfigArgs) -> anyhow::Result<ExitCode> {
     if config.quiet {
         return Ok(ExitCode::SUCCESS);
     }
@@ -127,4 +404,307 @@ pub fn run(args: ComposeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn up(rt: &Runtime<'_>, engine: &rbuild_engine::Engine, a: UpArgs) -> anyhow::Result<ExitCode> {
+    if a.wait {
+        bail!("rbuild compose up --wait: not supported yet (healthchecks are not run yet)");
+    }
+    if !a.scale.is_empty() {
+        bail!("rbuild compose up --scale: not supported yet (use deploy.replicas)");
+    }
+    let registry = &a.registry;
+    let store = engine.store()?;
+    let pull = |reference: &Reference, platform: &Platform| {
+        pull_image_blocking(registry, store, reference, platform, true)
+            .map_err(|e| format!("{e:#}"))
+    };
+    let reporter = BuildProgress::new(ProgressMode::Auto);
+    let images = Images {
+        pull: &pull,
+        reporter: &reporter,
+    };
+    let opts = UpOptions {
+        services: a.services.clone(),
+        build: a.build,
+        no_build: a.no_build,
+        force_recreate: a.force_recreate,
+        no_recreate: a.no_recreate,
+        no_deps: a.no_deps,
+        remove_orphans: a.remove_orphans,
+        no_start: a.no_start,
+    };
+    let containers = rt.up(&opts, &images)?;
+    if a.detach || a.no_start {
+        return Ok(ExitCode::SUCCESS);
+    }
+    attached(rt, engine, &containers)
+}
+
+/// Attached `up`: the containers' output multiplexed until they all end, or until Ctrl-C
+/// (then they are stopped, as docker compose does).
+fn attached(
+    rt: &Runtime<'_>,
+    engine: &rbuild_engine::Engine,
+    containers: &[Container],
+) -> anyhow::Result<ExitCode> {
+    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+    extern "C" fn on_signal(_: i32) {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+    }
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(on_signal),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        nix::sys::signal::SigSet::empty(),
+    );
+    for sig in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        // SAFETY: the handler only stores to an atomic.
+        let _ = unsafe { nix::sys::signal::sigaction(sig, &action) };
+    }
+    let width = prefix_width(containers);
+    let handles: Vec<_> = containers
+        .iter()
+        .map(|c| {
+            let c = c.clone();
+            let engine = engine.clone();
+            let prefix = prefix(&c, width);
+            std::thread::spawn(move || {
+                let from = LogPosition::end_of(&c);
+                for e in engine.logs(&c, &rbuild_engine::LogOptions::default()) {
+                    print_entry(&prefix, &e, false);
+                }
+                let _ = engine.follow_logs(&c, from, |e| print_entry(&prefix, e, false));
+            })
+        })
+        .collect();
+    loop {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+            let services: Vec<String> = Vec::new();
+            rt.stop(&services, None)?;
+            return Ok(ExitCode::from(130));
+        }
+        if handles.iter().all(|h| h.is_finished()) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A container's log prefix: its name without the project (`web-1`).
+fn short_name(c: &Container) -> String {
+    let project = c
+        .record
+        .labels
+        .get(rbuild_compose::runtime::labels::PROJECT)
+        .cloned()
+        .unwrap_or_default();
+    c.name()
+        .strip_prefix(&format!("{project}-"))
+        .unwrap_or(c.name())
+        .to_owned()
+}
+
+fn prefix_width(cs: &[Container]) -> usize {
+    cs.iter().map(|c| short_name(c).len()).max().unwrap_or(0)
+}
+
+fn prefix(c: &Container, width: usize) -> String {
+    format!("{:width$}  | ", short_name(c))
+}
+
+fn print_entry(prefix: &str, e: &LogEntry, timestamps: bool) {
+    let mut text = String::new();
+    for line in e.log.split_inclusive('\n') {
+        text.push_str(prefix);
+        if timestamps {
+            text.push_str(&e.time);
+            text.push(' ');
+        }
+        text.push_str(line);
+        if !line.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+fn logs(rt: &Runtime<'_>, engine: &rbuild_engine::Engine, a: LogsArgs) -> anyhow::Result<ExitCode> {
+    let tail = match a.tail.as_deref() {
+        None | Some("all") => None,
+        Some(n) => Some(
+            n.parse::<usize>()
+                .with_context(|| format!("--tail {n:?}: expected a number or \"all\""))?,
+        ),
+    };
+    let cs: Vec<Container> = rt
+        .service_containers(&a.services)?
+        .into_iter()
+        .map(|c| c.container().clone())
+        .collect();
+    let width = prefix_width(&cs);
+    let opts = rbuild_engine::LogOptions {
+        tail,
+        ..Default::default()
+    };
+    let handles: Vec<_> = cs
+        .into_iter()
+        .map(|c| {
+            let engine = engine.clone();
+            let prefix = if a.no_log_prefix {
+                String::new()
+            } else {
+                prefix(&c, width)
+            };
+            let (follow, ts) = (a.follow, a.timestamps);
+            std::thread::spawn(move || {
+                let from = LogPosition::end_of(&c);
+                for e in engine.logs(&c, &opts) {
+                    print_entry(&prefix, &e, ts);
+                }
+                if follow {
+                    let _ = engine.follow_logs(&c, from, |e| print_entry(&prefix, e, ts));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ps(rt: &Runtime<'_>, project: &Project, a: PsArgs) -> anyhow::Result<ExitCode> {
+    let cs: Vec<ServiceContainer> = rt
+        .service_containers(&a.service)?
+        .into_iter()
+        .filter(|c| a.all || c.summary.state.status.is_active())
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        for c in &cs {
+            writeln!(out, "{}", c.container().id())?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.services {
+        let mut names: Vec<&str> = cs.iter().map(|c| c.service.as_str()).collect();
+        names.dedup();
+        for n in names {
+            writeln!(out, "{n}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match a.format.as_str() {
+        "json" => {
+            for c in &cs {
+                writeln!(out, "{}", ps_json(c, &project.name))?;
+            }
+        }
+        "table" => {
+            let mut rows = vec![
+                [
+                    "NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ];
+            for c in &cs {
+                let k = c.container();
+                rows.push(vec![
+                    k.name().to_owned(),
+                    k.record.image.clone(),
+                    format!("{:?}", super::containers::ellipsis(&command_text(k), 20)),
+                    c.service.clone(),
+                    since(secs(k.record.created)),
+                    status_text(&c.summary.state),
+                    ports_text(k, &c.summary.state),
+                ]);
+            }
+            out.write_all(table(&rows).as_bytes())?;
+        }
+        other => bail!("--format {other:?}: expected table or json"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `ps --format json`, as docker compose v2 prints it.
+fn ps_json(c: &ServiceContainer, project: &str) -> Value {
+    let k = c.container();
+    let st = &c.summary.state;
+    let created = secs(k.record.created);
+    let labels: Vec<String> = k
+        .record
+        .labels
+        .iter()
+        .map(|(a, b)| format!("{a}={b}"))
+        .collect();
+    let publishers: Vec<Value> = st
+        .ports
+        .iter()
+        .map(|p| {
+            json!({
+                "URL": p.host_ip,
+                "TargetPort": p.container_port,
+                "PublishedPort": p.host_port,
+                "Protocol": p.protocol.as_str(),
+            })
+        })
+        .collect();
+    json!({
+        "Command": format!("{:?}", command_text(k)),
+        "CreatedAt": docker_time(created),
+        "ExitCode": st.exit_code,
+        "Health": "",
+        "ID": k.id(),
+        "Image": k.record.image,
+        "Labels": labels.join(","),
+        "LocalVolumes": k.record.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
+        "Mounts": k.record.mounts.iter().map(|m| if m.name.is_empty() { m.destination.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
+        "Name": k.name(),
+        "Names": k.name(),
+        "Networks": k.record.network,
+        "Ports": ports_text(k, st),
+        "Project": project,
+        "Publishers": publishers,
+        "RunningFor": since(created),
+        "Service": c.service,
+        "Size": "0B",
+        "State": st.status.as_str(),
+        "Status": status_text(st),
+    })
+}
+
+fn exec(rt: &Runtime<'_>, a: ExecArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let cs = rt.service_containers(std::slice::from_ref(&a.service))?;
+    let Some(c) = cs.iter().find(|c| c.number == a.index) else {
+        bail!(
+            "service {:?} is not running container #{}",
+            a.service,
+            a.index
+        );
+    };
+    if !c.summary.state.status.is_active() {
+        bail!("service {:?} is not running", a.service);
+    }
+    let tty = !a.no_tty && std::io::stdin().is_terminal();
+    super::exec::run(
+        super::exec::ExecArgs {
+            interactive: true,
+            tty,
+            detach: a.detach,
+            env: a.env,
+            workdir: a.workdir,
+            user: a.user,
+            privileged: a.privileged,
+            container: c.container().id().to_owned(),
+            command: a.command,
+        },
+        globals,
+    )
 }
