@@ -37,9 +37,8 @@ impl Runtime<'_> {
         if opts.remove_orphans {
             doomed.extend(orphans);
         }
-        for c in &doomed {
-            self.stop_one(c.container(), opts.timeout)?;
-        }
+        let stopping: Vec<_> = doomed.iter().map(|c| c.container().clone()).collect();
+        self.stop_all(&stopping, opts.timeout)?;
         for c in &doomed {
             self.remove_one(c.container(), opts.volumes)?;
         }

@@ -259,9 +259,26 @@ impl<'a> Runtime<'a> {
         let order = self.project.service_order();
         let mut cs = self.service_containers(services)?;
         cs.sort_by_key(|c| std::cmp::Reverse(order.iter().position(|s| *s == c.service)));
-        for c in cs {
-            self.stop_one(c.container(), timeout)?;
-        }
+        let cs: Vec<Container> = cs.iter().map(|c| c.container().clone()).collect();
+        self.stop_all(&cs, timeout)
+    }
+
+    /// Stop `cs` at once (each may wait its grace period), as docker compose does.
+    pub(crate) fn stop_all(
+        &self,
+        cs: &[Container],
+        timeout: Option<i64>,
+    ) -> Result<(), ComposeError> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = cs
+                .iter()
+                .map(|c| scope.spawn(move || self.stop_one(c, timeout)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a stop thread"))
+                .collect::<Result<Vec<()>, ComposeError>>()
+        })?;
         Ok(())
     }
 
