@@ -99,7 +99,7 @@ pub enum ComposeError {
         context: String,
         /// The engine's error.
         #[source]
-        source: rbuild_engine::EngineError,
+        source: Box<rbuild_engine::EngineError>,
     },
     /// Something the project needs is missing or failed (`network x declared as external,
     /// but could not be found`, a dependency that exited with an error).

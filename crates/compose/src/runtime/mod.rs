@@ -158,7 +158,10 @@ impl std::fmt::Debug for Runtime<'_> {
 /// An engine error with what was being done.
 pub(crate) fn engine_err(context: impl Into<String>) -> impl FnOnce(EngineError) -> ComposeError {
     let context = context.into();
-    move |source| ComposeError::Engine { context, source }
+    move |source| ComposeError::Engine {
+        context,
+        source: Box::new(source),
+    }
 }
 
 /// A project's container and its service and replica number.

@@ -409,9 +409,9 @@ impl Runtime<'_> {
         let mut networks: BTreeMap<String, String> = BTreeMap::new();
         for name in &selected {
             for (key, _, _) in service::service_networks(self.service(name)) {
-                if !networks.contains_key(&key) {
-                    let engine_name = self.ensure_network(&key)?;
-                    networks.insert(key, engine_name);
+                if let std::collections::btree_map::Entry::Vacant(e) = networks.entry(key) {
+                    let engine_name = self.ensure_network(e.key())?;
+                    e.insert(engine_name);
                 }
             }
         }
