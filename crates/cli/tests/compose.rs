@@ -142,7 +142,7 @@ fn verbs_and_keys_not_run_yet_are_refused_before_anything_is_made() {
         "services:\n  web:\n    image: a\n    healthcheck:\n      test: [CMD, 'true']\n  db:\n    image: b\n    deploy:\n      resources:\n        reservations:\n          memory: 1g\n",
     )
     .unwrap();
-    for verb in ["run", "build", "kill", "top"] {
+    for verb in ["build", "pull", "kill", "top"] {
         let out = compose(d, &[verb, "web"], &[("RBUILD_ROOT", root_s)]);
         assert_eq!(out.status.code(), Some(1), "{verb}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -158,6 +158,11 @@ fn verbs_and_keys_not_run_yet_are_refused_before_anything_is_made() {
         err.contains("service \"web\": `healthcheck` is not supported yet"),
         "{err}"
     );
+    let err = String::from_utf8_lossy(
+        &compose(d, &["run", "--rm", "web"], &[("RBUILD_ROOT", root_s)]).stderr,
+    )
+    .into_owned();
+    assert!(err.contains("`healthcheck` is not supported yet"), "{err}");
     let err = String::from_utf8_lossy(
         &compose(d, &["up", "-d", "db"], &[("RBUILD_ROOT", root_s)]).stderr,
     )
@@ -444,6 +449,38 @@ fn a_sample_project_goes_up_changes_and_goes_down() {
         "db-1  | database system is ready to accept connections\n"
     );
 
+    // run --rm: a one-off on the project's network, its status passed on, nothing left.
+    let (out, _) = rbc_ok(
+        root,
+        &dir,
+        &[
+            "run",
+            "--rm",
+            "backend",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://db:5432/ready",
+        ],
+        &env,
+    );
+    assert_eq!(out, "example:s3cret-from-dotenv\n");
+    let o = rbc(
+        root,
+        &dir,
+        &["run", "--rm", "--no-deps", "db", "sh", "-c", "exit 3"],
+        &env,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let all = common::rbuild_ok(root, &["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!all.contains("-run-"), "{all}");
+
     // A second up: only the proxy's configuration changed.
     let ids = |ps: &[serde_json::Value]| -> Vec<(String, String)> {
         let mut v: Vec<(String, String)> = ps
@@ -518,4 +555,76 @@ fn a_sample_project_goes_up_changes_and_goes_down() {
     );
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(!mounts.contains(root.to_str().unwrap()), "mounts left");
+}
+
+#[test]
+fn attached_up_multiplexes_logs_and_stops_on_ctrl_c() {
+    if !can_run("attached_up_multiplexes_logs_and_stops_on_ctrl_c") {
+        return;
+    }
+    let root_dir = tempfile::tempdir().unwrap();
+    let root = root_dir.path();
+    if common::busybox_image(root, "busybox:local").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("compose.yaml"),
+        "name: chat\nservices:\n  talker:\n    image: busybox:local\n    command: sh -c 'echo hello from talker; trap \"exit 0\" TERM; while :; do sleep 0.2; done'\n  echoer:\n    image: busybox:local\n    command: echo once\n    network_mode: none\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(root)
+        .args(["compose", "up"])
+        .current_dir(d)
+        .env("RBUILD_NETWORK_LINGER", "0.3")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            text.push_str(&line);
+            text.push('\n');
+            let _ = tx.send(text.clone());
+        }
+    });
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    while Instant::now() < until
+        && !(seen.contains("talker-1  | hello from talker\n")
+            && seen.contains("echoer-1  | once\n"))
+    {
+        if let Ok(t) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen = t;
+        }
+    }
+    assert!(seen.contains("talker-1  | hello from talker\n"), "{seen}");
+    assert!(seen.contains("echoer-1  | once\n"), "{seen}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("Gracefully stopping..."), "{err}");
+    assert!(
+        err.lines().any(|l| l == "Container chat-talker-1  Stopped"),
+        "{err}"
+    );
+    let ps = ps_json(root, d);
+    assert_eq!(ps.len(), 2);
+    for c in &ps {
+        assert_eq!(c["State"], "exited", "{c}");
+    }
+    rbc_ok(root, d, &["down"], &[]);
+    assert_eq!(common::rbuild_ok(root, &["ps", "-aq"]), "");
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use rbuild_compose::runtime::{
-    DownOptions, Images, Kind, Progress, Runtime, ServiceContainer, Status, UpOptions,
+    DownOptions, Images, Kind, Progress, RunOptions, Runtime, ServiceContainer, Status, UpOptions,
 };
 use rbuild_compose::{LoadOptions, Project};
 use rbuild_engine::LogPosition;
@@ -73,6 +73,8 @@ pub enum ComposeCommand {
     Rm(RmArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Run a one-off command on a service
+    Run(RunArgs),
     /// Any other verb
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -262,10 +264,52 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// Arguments of `rbuild compose run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run the container in the background and print its name
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Override the entrypoint of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Run as this user
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Don't start linked services
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Run command with the service's ports enabled and mapped to the host
+    #[arg(long)]
+    pub service_ports: bool,
+    /// Disable pseudo-TTY allocation (by default one is allocated when stdin is a terminal)
+    #[arg(short = 'T', long = "no-TTY")]
+    pub no_tty: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// The service
+    pub service: String,
+    /// The command and its arguments [default: the service's]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
 /// docker compose's verbs that rbuild does not have yet.
 const LATER_VERBS: &[&str] = &[
-    "build", "pull", "push", "run", "kill", "top", "port", "images", "ls", "create", "events",
-    "pause", "unpause", "cp", "wait", "watch", "attach", "scale", "stats",
+    "build", "pull", "push", "kill", "top", "port", "images", "ls", "create", "events", "pause",
+    "unpause", "cp", "wait", "watch", "attach", "scale", "stats",
 ];
 
 /// docker compose's progress lines on standard error: `Container p-web-1  Started` when
@@ -376,6 +420,7 @@ pub fn run(args: ComposeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ComposeCommand::Exec(a) => exec(&rt, a, globals),
+        ComposeCommand::Run(a) => run_oneoff(&rt, &engine, a, globals),
         ComposeCommand::Other(_) => unreachable!("handled above"),
     }
 }
@@ -678,6 +723,55 @@ fn ps_json(c: &ServiceContainer, project: &str) -> Value {
         "State": st.status.as_str(),
         "Status": status_text(st),
     })
+}
+
+fn run_oneoff(
+    rt: &Runtime<'_>,
+    engine: &rbuild_engine::Engine,
+    a: RunArgs,
+    globals: &Globals,
+) -> anyhow::Result<ExitCode> {
+    let store = engine.store()?;
+    let registry = &a.registry;
+    let pull = |reference: &Reference, platform: &Platform| {
+        pull_image_blocking(registry, store, reference, platform, true)
+            .map_err(|e| format!("{e:#}"))
+    };
+    let reporter = BuildProgress::new(ProgressMode::Auto);
+    let images = Images {
+        pull: &pull,
+        reporter: &reporter,
+    };
+    let interactive = !a.detach;
+    let tty = !a.detach && !a.no_tty && std::io::stdin().is_terminal();
+    let env = a
+        .env
+        .iter()
+        .filter_map(|e| rbuild_engine::options::expand_env(e))
+        .collect();
+    let c = rt.create_oneoff(
+        &RunOptions {
+            service: a.service.clone(),
+            command: a.command.clone(),
+            env,
+            entrypoint: a.entrypoint.clone(),
+            user: a.user.clone(),
+            workdir: a.workdir.clone(),
+            rm: a.rm,
+            no_deps: a.no_deps,
+            service_ports: a.service_ports,
+            name: a.name.clone(),
+            tty,
+            interactive,
+        },
+        &images,
+    )?;
+    if a.detach {
+        engine.start(&c)?;
+        println!("{}", c.name());
+        return Ok(ExitCode::SUCCESS);
+    }
+    super::run::foreground(tty, interactive, globals, &c, None)
 }
 
 fn exec(rt: &Runtime<'_>, a: ExecArgs, globals: &Globals) -> anyhow::Result<ExitCode> {

@@ -17,7 +17,7 @@ use crate::error::ComposeError;
 use crate::project::Project;
 
 pub use down::DownOptions;
-pub use up::{Images, UpOptions};
+pub use up::{Images, RunOptions, UpOptions};
 
 /// What a [`Progress`] line is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,6 +41,35 @@ pub struct UpOptions {
     pub no_start: bool,
 }
 
+/// `run`'s flags: a one-off container of a service.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The service.
+    pub service: String,
+    /// The command replacing the service's (empty: the service's).
+    pub command: Vec<String>,
+    /// `-e KEY=VALUE` over the service's environment.
+    pub env: Vec<String>,
+    /// `--entrypoint`.
+    pub entrypoint: Option<String>,
+    /// `-u`.
+    pub user: Option<String>,
+    /// `-w`.
+    pub workdir: Option<String>,
+    /// `--rm`: remove the container when it exits.
+    pub rm: bool,
+    /// `--no-deps`: do not start the services it depends on.
+    pub no_deps: bool,
+    /// `--service-ports`: publish the service's ports (not published by default).
+    pub service_ports: bool,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `-t` (a terminal) and `-i` (standard input kept open).
+    pub tty: bool,
+    /// Keep standard input open.
+    pub interactive: bool,
+}
+
 /// Where `up` gets images: a base image or a service's `image:` missing from the store is
 /// pulled with `pull`; builds report to `reporter`.
 pub struct Images<'a> {
@@ -432,6 +461,77 @@ impl Runtime<'_> {
         Ok(all)
     }
 
+    /// `run`: the service's dependencies up (unless `no_deps`), then a one-off container
+    /// of it created (not started: the front end runs it in the foreground).
+    pub fn create_oneoff(
+        &self,
+        opts: &RunOptions,
+        images: &Images<'_>,
+    ) -> Result<Container, ComposeError> {
+        self.check_services(std::slice::from_ref(&opts.service))?;
+        let name = opts.service.as_str();
+        service::check_supported(name, self.service(name))?;
+        if !opts.no_deps {
+            let deps: Vec<String> = self
+                .dependencies(name)
+                .into_iter()
+                .map(|(d, _)| d)
+                .collect();
+            if !deps.is_empty() {
+                self.up(
+                    &UpOptions {
+                        services: deps,
+                        ..UpOptions::default()
+                    },
+                    images,
+                )?;
+            }
+            for (dep, cond) in self.dependencies(name) {
+                self.wait_for(&dep, cond)?;
+            }
+        }
+        // Built or pulled when missing.
+        self.image_for(name, &UpOptions::default(), images)?;
+        let mut networks = BTreeMap::new();
+        for (key, _, _) in service::service_networks(self.service(name)) {
+            let engine_name = self.ensure_network(&key)?;
+            networks.insert(key, engine_name);
+        }
+        for v in self.project.volume_names() {
+            self.ensure_volume(&v)?;
+        }
+        let suffix = &rbuild_runner::lifecycle::new_id()[..12];
+        let cname = opts
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{name}-run-{suffix}", self.project.name));
+        let hash = service::config_hash(self.service(name));
+        self.create_with(name, 1, &hash, &networks, true, &|o| {
+            o.name = Some(cname.clone());
+            if !opts.command.is_empty() {
+                o.cmd = opts.command.clone();
+            }
+            if let Some(e) = &opts.entrypoint {
+                o.entrypoint = Some(e.clone());
+            }
+            o.env.extend(opts.env.iter().cloned());
+            if opts.user.is_some() {
+                o.user = opts.user.clone();
+            }
+            if opts.workdir.is_some() {
+                o.workdir = opts.workdir.clone();
+            }
+            if !opts.service_ports {
+                o.ports.clear();
+            }
+            o.auto_remove = opts.rm;
+            o.restart = Default::default();
+            o.tty = opts.tty;
+            o.interactive = opts.interactive;
+            o.stdin_once = opts.interactive;
+        })
+    }
+
     /// Wait until dependency `dep` meets `cond`.
     fn wait_for(&self, dep: &str, cond: Condition) -> Result<(), ComposeError> {
         match cond {
@@ -550,6 +650,19 @@ impl Runtime<'_> {
         hash: &str,
         networks: &BTreeMap<String, String>,
     ) -> Result<Container, ComposeError> {
+        self.create_with(name, number, hash, networks, false, &|_| {})
+    }
+
+    /// [`Runtime::create`], the options adjusted by `adjust` (a one-off's).
+    fn create_with(
+        &self,
+        name: &str,
+        number: u64,
+        hash: &str,
+        networks: &BTreeMap<String, String>,
+        oneoff: bool,
+        adjust: &dyn Fn(&mut rbuild_engine::CreateOptions),
+    ) -> Result<Container, ComposeError> {
         let s = self.service(name);
         let nets = service::service_networks(s);
         let first = nets.first().and_then(|(k, _, _)| networks.get(k)).cloned();
@@ -569,9 +682,10 @@ impl Runtime<'_> {
             &resolve,
         )?;
         let mut all_labels =
-            service::container_labels(self.project, name, number, hash, &image, false);
+            service::container_labels(self.project, name, number, hash, &image, oneoff);
         all_labels.append(&mut create.labels);
         create.labels = all_labels;
+        adjust(&mut create);
         let cname = create.name.clone().unwrap_or_default();
         let created = self
             .engine
