@@ -1,4 +1,4 @@
-//! `down`: the project's containers stopped and removed, then its networks (found by their
+//! `down`: the project's containers (`run`'s one-offs too) stopped and removed, then its networks (found by their
 //! labels), then with `-v` its volumes.
 
 use super::{Kind, Runtime, Status, engine_err, labels};
@@ -23,7 +23,7 @@ impl Runtime<'_> {
         let mut containers = self.containers(true)?;
         let (mut ours, orphans): (Vec<_>, Vec<_>) = containers
             .drain(..)
-            .partition(|c| known.contains(&c.service) && !c.oneoff);
+            .partition(|c| known.contains(&c.service));
         if !orphans.is_empty() && !opts.remove_orphans {
             let names: Vec<&str> = orphans.iter().map(|o| o.container().name()).collect();
             self.progress.warning(&format!(
