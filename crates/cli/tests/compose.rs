@@ -480,6 +480,9 @@ fn a_sample_project_goes_up_changes_and_goes_down() {
     );
     let all = common::rbuild_ok(root, &["ps", "-a", "--format", "{{.Names}}"]);
     assert!(!all.contains("-run-"), "{all}");
+    // A detached one-off is kept (and goes with `down`).
+    let (out, _) = rbc_ok(root, &dir, &["run", "-d", "--no-deps", "db", "true"], &env);
+    assert!(out.starts_with("nginx-golang-db-run-"), "{out}");
 
     // A second up: only the proxy's configuration changed.
     let ids = |ps: &[serde_json::Value]| -> Vec<(String, String)> {
