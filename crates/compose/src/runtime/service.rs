@@ -10,7 +10,7 @@ use compose_spec::service::volumes::{self, Mount};
 use compose_spec::service::{Command, NetworkConfig};
 use compose_spec::{ListOrMap, Resource, Service, ShortOrLong};
 use rbuild_engine::CreateOptions;
-use rbuild_engine::options::{parse_publish, parse_restart, parse_size};
+use rbuild_engine::options::{parse_log_opts, parse_publish, parse_restart, parse_size};
 use serde_json::Value;
 
 use super::labels;
@@ -59,6 +59,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "pids_limit",
     "tmpfs",
     "mac_address",
+    "logging",
 ];
 
 /// `build:` keys rbuild uses.
@@ -142,6 +143,25 @@ pub(crate) fn check_supported(name: &str, service: &Service) -> Result<(), Compo
                         if d.get("restart").and_then(Value::as_bool) == Some(true) {
                             return Err(unsupported(name, &format!("depends_on.{dep}.restart")));
                         }
+                    }
+                }
+            }
+            "logging" => {
+                let driver = value.get("driver").and_then(Value::as_str);
+                if driver.is_some_and(|d| d != "json-file") {
+                    return Err(unsupported(
+                        name,
+                        &format!("logging.driver: {}", driver.unwrap_or_default()),
+                    ));
+                }
+                for k in value
+                    .get("options")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flat_map(|o| o.keys())
+                {
+                    if !["max-size", "max-file"].contains(&k.as_str()) {
+                        return Err(unsupported(name, &format!("logging.options.{k}")));
                     }
                 }
             }
@@ -429,6 +449,16 @@ pub(crate) fn create_options(
         o.tmpfs = t.clone().into_list().iter().map(text).collect();
     }
 
+    // The json-file log's limits.
+    if let Some(l) = &service.logging {
+        let opts: Vec<String> = l
+            .options
+            .iter()
+            .map(|(k, v)| format!("{}={}", text(k), v.as_ref().map(text).unwrap_or_default()))
+            .collect();
+        o.log = parse_log_opts(&opts).map_err(|e| invalid(name, format!("logging: {e}")))?;
+    }
+
     // Resources: `mem_limit`/`cpus`/`pids_limit`, or deploy.resources.limits.
     let limits = service
         .deploy
@@ -642,11 +672,14 @@ mod tests {
             e.contains("healthcheck") && e.contains("not supported yet"),
             "{e}"
         );
+        let s: Service = serde_yaml::from_str("image: a\nlogging:\n  driver: syslog\n").unwrap();
+        let e = check_supported("web", &s).unwrap_err().to_string();
+        assert!(e.contains("logging.driver: syslog"), "{e}");
         let s: Service = serde_yaml::from_str("image: a\ndeploy:\n  mode: global\n").unwrap();
         let e = check_supported("web", &s).unwrap_err().to_string();
         assert!(e.contains("deploy.mode"), "{e}");
         let s: Service = serde_yaml::from_str(
-            "image: a\nports: ['8080:80']\nvolumes: [data:/d]\nx-note: 1\ndeploy:\n  replicas: 2\n",
+            "image: a\nports: ['8080:80']\nvolumes: [data:/d]\nx-note: 1\ndeploy:\n  replicas: 2\nlogging:\n  driver: json-file\n  options: {max-size: 10m, max-file: '3'}\n",
         )
         .unwrap();
         check_supported("web", &s).unwrap();
