@@ -631,3 +631,156 @@ fn attached_up_multiplexes_logs_and_stops_on_ctrl_c() {
     rbc_ok(root, d, &["down"], &[]);
     assert_eq!(common::rbuild_ok(root, &["ps", "-aq"]), "");
 }
+
+#[test]
+fn declared_external_and_addressed_networks() {
+    if !can_run("declared_external_and_addressed_networks") {
+        return;
+    }
+    let root_dir = tempfile::tempdir().unwrap();
+    let root = root_dir.path();
+    if common::busybox_image(root, "busybox:local").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("compose.yaml"),
+        r#"name: multi
+services:
+  api:
+    image: busybox:local
+    command: httpd -f -p 80 -h /etc
+    networks:
+      back:
+        ipv4_address: 172.31.9.10
+        aliases: [backend-api]
+      front: {}
+  web:
+    image: busybox:local
+    command: sleep 3600
+    init: true
+    networks: [front]
+  db:
+    image: busybox:local
+    command: sleep 3600
+    init: true
+    networks: [back, ext]
+networks:
+  front:
+  back:
+    ipam:
+      config:
+        - subnet: 172.31.9.0/24
+  ext:
+    external: true
+    name: shared-net
+"#,
+    )
+    .unwrap();
+    // The external network is missing: an error, and nothing made.
+    let o = rbc(root, d, &["up", "-d"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("network shared-net declared as external, but could not be found"),
+        "{err}"
+    );
+    assert!(!common::rbuild_ok(root, &["network", "ls"]).contains("multi_"));
+    common::rbuild_ok(root, &["network", "create", "shared-net"]);
+
+    let (_, err) = rbc_ok(root, d, &["up", "-d"], &[]);
+    assert!(
+        err.lines().any(|l| l == "Network multi_back  Created"),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l == "Network multi_front  Created"),
+        "{err}"
+    );
+    assert!(!err.contains("Network shared-net"), "{err}");
+    let api_host = |args: &[&str]| rbc_ok(root, d, args, &[]).0;
+    let hostname = api_host(&["exec", "-T", "api", "hostname"]);
+    // On front by service name; on back by alias and by its fixed address.
+    assert_eq!(
+        api_host(&[
+            "exec",
+            "-T",
+            "web",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://api/hostname"
+        ]),
+        hostname
+    );
+    assert_eq!(
+        api_host(&[
+            "exec",
+            "-T",
+            "db",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://backend-api/hostname"
+        ]),
+        hostname
+    );
+    assert_eq!(
+        api_host(&[
+            "exec",
+            "-T",
+            "db",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://172.31.9.10/hostname"
+        ]),
+        hostname
+    );
+    // web is not on back: the alias there does not reach it.
+    let o = rbc(
+        root,
+        d,
+        &[
+            "exec",
+            "-T",
+            "web",
+            "wget",
+            "-T",
+            "2",
+            "-q",
+            "-O",
+            "-",
+            "http://backend-api/hostname",
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    let net: serde_json::Value = serde_json::from_str(&common::rbuild_ok(
+        root,
+        &["network", "inspect", "shared-net"],
+    ))
+    .unwrap();
+    assert_eq!(
+        net[0]["Containers"].as_object().map(|m| m.len()),
+        Some(1),
+        "{net}"
+    );
+
+    let (_, err) = rbc_ok(root, d, &["down"], &[]);
+    assert!(
+        err.lines().any(|l| l == "Network multi_back  Removed"),
+        "{err}"
+    );
+    // The external network is not the project's: it stays.
+    let nets = common::rbuild_ok(root, &["network", "ls"]);
+    assert!(
+        nets.contains("shared-net") && !nets.contains("multi_"),
+        "{nets}"
+    );
+    common::rbuild_ok(root, &["network", "rm", "shared-net"]);
+}

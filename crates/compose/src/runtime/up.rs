@@ -429,6 +429,38 @@ impl Runtime<'_> {
                 ));
             }
         }
+        // External networks and volumes must exist before anything is made.
+        let (existing_nets, _) = self
+            .engine
+            .list_networks()
+            .map_err(engine_err("listing networks"))?;
+        for name in &selected {
+            for (key, _, _) in service::service_networks(self.service(name)) {
+                let external = self.project.model.networks.iter().any(|(k, v)| {
+                    k.as_str() == key && v.as_ref().is_some_and(Resource::is_external)
+                });
+                let (engine_name, _) = self.network_name(&key)?;
+                if external && !existing_nets.iter().any(|n| n.name == engine_name) {
+                    return Err(ComposeError::Failed(format!(
+                        "network {engine_name} declared as external, but could not be found"
+                    )));
+                }
+            }
+        }
+        let existing_vols = self
+            .engine
+            .list_volumes()
+            .map_err(engine_err("listing volumes"))?;
+        for (key, v) in &self.project.model.volumes {
+            if let Some(Resource::External { .. }) = v
+                && let Some(name) = service::volume_name(self.project, key.as_str())
+                && !existing_vols.iter().any(|v| v.name == name)
+            {
+                return Err(ComposeError::Failed(format!(
+                    "external volume \"{name}\" not found"
+                )));
+            }
+        }
         // Images first: a failed build leaves nothing half-started.
         let mut image_ids = BTreeMap::new();
         for name in &selected {
