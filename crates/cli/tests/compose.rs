@@ -771,6 +771,29 @@ networks:
         "{net}"
     );
 
+    // web leaves the file: an orphan, warned about, removed with --remove-orphans.
+    let text = std::fs::read_to_string(d.join("compose.yaml")).unwrap();
+    let (a, b) = (text.find("  web:").unwrap(), text.find("  db:").unwrap());
+    std::fs::write(
+        d.join("compose.yaml"),
+        format!("{}{}", &text[..a], &text[b..]),
+    )
+    .unwrap();
+    let (_, err) = rbc_ok(root, d, &["up", "-d"], &[]);
+    assert!(
+        err.contains("Found orphan containers ([multi-web-1])"),
+        "{err}"
+    );
+    let (_, err) = rbc_ok(root, d, &["up", "-d", "--remove-orphans"], &[]);
+    assert!(
+        err.lines().any(|l| l == "Container multi-web-1  Removed"),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l == "Container multi-api-1  Running"),
+        "{err}"
+    );
+
     let (_, err) = rbc_ok(root, d, &["down"], &[]);
     assert!(
         err.lines().any(|l| l == "Network multi_back  Removed"),
