@@ -142,7 +142,7 @@ fn verbs_and_keys_not_run_yet_are_refused_before_anything_is_made() {
         "services:\n  web:\n    image: a\n    healthcheck:\n      test: [CMD, 'true']\n  db:\n    image: b\n    deploy:\n      resources:\n        reservations:\n          memory: 1g\n",
     )
     .unwrap();
-    for verb in ["build", "pull", "kill", "top"] {
+    for verb in ["pull", "push", "images", "cp"] {
         let out = compose(d, &[verb, "web"], &[("RBUILD_ROOT", root_s)]);
         assert_eq!(out.status.code(), Some(1), "{verb}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -313,9 +313,16 @@ fn a_sample_project_goes_up_changes_and_goes_down() {
     let port = free_port().to_string();
     let env = [("PROXY_PORT", port.as_str()), ("GREETING", "bonjour")];
 
+    // build: the services with `build:`, tagged PROJECT-SERVICE; up then uses the image.
+    let (_, err) = rbc_ok(root, &dir, &["build", "-q"], &env);
+    assert!(
+        err.lines()
+            .any(|l| l == "Image nginx-golang-backend  Built"),
+        "{err}"
+    );
     let (_, err) = rbc_ok(root, &dir, &["up", "-d"], &env);
+    assert!(!err.contains("Building"), "{err}");
     for line in [
-        "Image nginx-golang-backend  Built",
         "Network nginx-golang_default  Created",
         "Volume nginx-golang_db-data  Created",
         "Container nginx-golang-db-1  Started",
@@ -447,6 +454,19 @@ fn a_sample_project_goes_up_changes_and_goes_down() {
     assert_eq!(
         out,
         "db-1  | database system is ready to accept connections\n"
+    );
+
+    // port, top, ls.
+    let (out, _) = rbc_ok(root, &dir, &["port", "proxy", "80"], &env);
+    assert_eq!(out, format!("127.0.0.1:{port}\n"));
+    let (out, _) = rbc_ok(root, &dir, &["top", "db"], &env);
+    assert!(out.starts_with("nginx-golang-db-1\nUID"), "{out}");
+    assert!(out.contains("httpd -f -p 5432"), "{out}");
+    let (out, _) = rbc_ok(root, &dir, &["ls"], &env);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("nginx-golang") && l.contains("running(4)")),
+        "{out}"
     );
 
     // run --rm: a one-off on the project's network, its status passed on, nothing left.
@@ -769,6 +789,39 @@ networks:
         net[0]["Containers"].as_object().map(|m| m.len()),
         Some(1),
         "{net}"
+    );
+
+    // pause, unpause, kill.
+    let state = |svc: &str| -> String {
+        ps_json(root, d)
+            .into_iter()
+            .find(|c| c["Service"] == svc)
+            .map(|c| c["State"].as_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let (_, err) = rbc_ok(root, d, &["pause", "db"], &[]);
+    assert!(
+        err.lines().any(|l| l == "Container multi-db-1  Paused"),
+        "{err}"
+    );
+    assert_eq!(state("db"), "paused");
+    rbc_ok(root, d, &["unpause", "db"], &[]);
+    assert_eq!(state("db"), "running");
+    let (_, err) = rbc_ok(root, d, &["kill", "db"], &[]);
+    assert!(
+        err.lines().any(|l| l == "Container multi-db-1  Killed"),
+        "{err}"
+    );
+    // The monitor records the end a moment after the signal.
+    let until = Instant::now() + Duration::from_secs(5);
+    while state("db") != "exited" && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(state("db"), "exited");
+    let (_, err) = rbc_ok(root, d, &["up", "-d"], &[]);
+    assert!(
+        err.lines().any(|l| l == "Container multi-db-1  Started"),
+        "{err}"
     );
 
     // web leaves the file: an orphan, warned about, removed with --remove-orphans.

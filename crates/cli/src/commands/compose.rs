@@ -75,6 +75,22 @@ pub enum ComposeCommand {
     Exec(ExecArgs),
     /// Run a one-off command on a service
     Run(RunArgs),
+    /// Creates containers for a service (up --no-start)
+    Create(CreateArgs),
+    /// Build the services' images
+    Build(BuildImagesArgs),
+    /// Force stop service containers
+    Kill(KillArgs),
+    /// Pause services
+    Pause(ServicesArgs),
+    /// Unpause services
+    Unpause(ServicesArgs),
+    /// Print the public port for a port binding
+    Port(PortArgs),
+    /// Display the running processes
+    Top(ServicesArgs),
+    /// List running compose projects
+    Ls(LsArgs),
     /// Any other verb
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -306,6 +322,75 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// Arguments of `rbuild compose create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Build images before creating containers
+    #[arg(long, conflicts_with = "no_build")]
+    pub build: bool,
+    /// Don't build an image, even if it's missing
+    #[arg(long)]
+    pub no_build: bool,
+    /// Recreate containers even if their configuration and image haven't changed
+    #[arg(long)]
+    pub force_recreate: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Services
+    pub services: Vec<String>,
+}
+
+/// Arguments of `rbuild compose build`.
+#[derive(Debug, Args)]
+pub struct BuildImagesArgs {
+    /// Don't print anything to stdout
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Services
+    pub services: Vec<String>,
+}
+
+/// Arguments of `rbuild compose kill`.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// SIGNAL to send to the container
+    #[arg(short = 's', long, default_value = "SIGKILL")]
+    pub signal: String,
+    /// Services
+    pub services: Vec<String>,
+}
+
+/// Arguments of `rbuild compose port`.
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// Index of the container if the service has multiple replicas
+    #[arg(long, default_value_t = 1)]
+    pub index: u64,
+    /// tcp or udp
+    #[arg(long, default_value = "tcp")]
+    pub protocol: String,
+    /// The service
+    pub service: String,
+    /// The private port
+    pub private_port: u16,
+}
+
+/// Arguments of `rbuild compose ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Show all stopped Compose projects
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display project names
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Format the output: table or json
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
 /// docker compose's verbs that rbuild does not have yet.
 const LATER_VERBS: &[&str] = &[
     "build", "pull", "push", "kill", "top", "port", "images", "ls", "create", "events", "pause",
@@ -362,8 +447,11 @@ pub fn run(args: ComposeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
         bail!("rbuild compose: unknown command {verb:?} (see `rbuild compose --help`)");
     }
-    let project = load(&args)?;
     let engine = super::common::engine(globals);
+    if let ComposeCommand::Ls(a) = &args.command {
+        return ls(&engine, a);
+    }
+    let project = load(&args)?;
     let lines = Lines {
         tty: std::io::stderr().is_terminal(),
     };
@@ -421,6 +509,94 @@ pub fn run(args: ComposeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
         ComposeCommand::Exec(a) => exec(&rt, a, globals),
         ComposeCommand::Run(a) => run_oneoff(&rt, &engine, a, globals),
+        ComposeCommand::Create(a) => {
+            let store = engine.store()?;
+            let registry = &a.registry;
+            let pull = |reference: &Reference, platform: &Platform| {
+                pull_image_blocking(registry, store, reference, platform, true)
+                    .map_err(|e| format!("{e:#}"))
+            };
+            let reporter = BuildProgress::new(ProgressMode::Auto);
+            let images = Images {
+                pull: &pull,
+                reporter: &reporter,
+            };
+            rt.up(
+                &UpOptions {
+                    services: a.services,
+                    build: a.build,
+                    no_build: a.no_build,
+                    force_recreate: a.force_recreate,
+                    no_start: true,
+                    ..UpOptions::default()
+                },
+                &images,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Build(a) => {
+            let store = engine.store()?;
+            let registry = &a.registry;
+            let quiet = a.quiet;
+            let pull = |reference: &Reference, platform: &Platform| {
+                pull_image_blocking(registry, store, reference, platform, quiet)
+                    .map_err(|e| format!("{e:#}"))
+            };
+            let reporter = BuildProgress::new(if a.quiet {
+                ProgressMode::Quiet
+            } else {
+                ProgressMode::Auto
+            });
+            let images = Images {
+                pull: &pull,
+                reporter: &reporter,
+            };
+            rt.build_images(&a.services, &images)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Kill(a) => {
+            let sig = rbuild_engine::options::parse_signal(&a.signal)?;
+            rt.kill(&a.services, sig)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Pause(a) => {
+            rt.pause(&a.services, true)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Unpause(a) => {
+            rt.pause(&a.services, false)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Port(a) => {
+            let cs = rt.service_containers(std::slice::from_ref(&a.service))?;
+            let Some(c) = cs.iter().find(|c| c.number == a.index) else {
+                bail!("service {:?} has no container #{}", a.service, a.index);
+            };
+            let private = format!("{}/{}", a.private_port, a.protocol);
+            let bound = engine.port(c.container(), Some(&private))?;
+            let Some(p) = bound.first() else {
+                bail!("no port {private} for container {}", c.container().name());
+            };
+            println!("{}:{}", p.host_ip, p.host_port);
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Top(a) => {
+            let mut out = std::io::stdout().lock();
+            for c in rt.service_containers(&a.services)? {
+                if !c.summary.state.status.is_active() {
+                    continue;
+                }
+                let top = engine.top(c.container(), &[])?;
+                writeln!(out, "{}", c.container().name())?;
+                writeln!(out, "{}", top.header)?;
+                for p in &top.processes {
+                    writeln!(out, "{p}")?;
+                }
+                writeln!(out)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Ls(_) => unreachable!("handled above"),
         ComposeCommand::Other(_) => unreachable!("handled above"),
     }
 }
@@ -772,6 +948,71 @@ fn run_oneoff(
         return Ok(ExitCode::SUCCESS);
     }
     super::run::foreground(tty, interactive, globals, &c, None)
+}
+
+/// `ls`: the projects of the store's containers, from their labels.
+fn ls(engine: &rbuild_engine::Engine, a: &LsArgs) -> anyhow::Result<ExitCode> {
+    use rbuild_compose::runtime::labels;
+    let list = engine.list_containers(&rbuild_engine::ListOptions {
+        all: true,
+        limit: None,
+        filters: vec![("label".into(), labels::PROJECT.into())],
+    })?;
+    // project -> (state -> count, config files)
+    let mut projects: std::collections::BTreeMap<
+        String,
+        (std::collections::BTreeMap<String, usize>, String),
+    > = Default::default();
+    for c in &list {
+        let l = &c.container.record.labels;
+        let entry = projects
+            .entry(l.get(labels::PROJECT).cloned().unwrap_or_default())
+            .or_default();
+        *entry
+            .0
+            .entry(c.state.status.as_str().to_owned())
+            .or_default() += 1;
+        if let Some(f) = l.get(labels::CONFIG_FILES) {
+            entry.1 = f.clone();
+        }
+    }
+    projects.retain(|_, (states, _)| a.all || states.contains_key("running"));
+    let mut out = std::io::stdout().lock();
+    let status = |states: &std::collections::BTreeMap<String, usize>| {
+        states
+            .iter()
+            .map(|(s, n)| format!("{s}({n})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if a.quiet {
+        for name in projects.keys() {
+            writeln!(out, "{name}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match a.format.as_str() {
+        "json" => {
+            let v: Vec<Value> = projects
+                .iter()
+                .map(|(n, (st, f))| json!({"Name": n, "Status": status(st), "ConfigFiles": f}))
+                .collect();
+            writeln!(out, "{}", Value::Array(v))?;
+        }
+        "table" => {
+            let mut rows = vec![vec![
+                "NAME".to_owned(),
+                "STATUS".to_owned(),
+                "CONFIG FILES".to_owned(),
+            ]];
+            for (n, (st, f)) in &projects {
+                rows.push(vec![n.clone(), status(st), f.clone()]);
+            }
+            out.write_all(table(&rows).as_bytes())?;
+        }
+        other => bail!("--format {other:?}: expected table or json"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn exec(rt: &Runtime<'_>, a: ExecArgs, globals: &Globals) -> anyhow::Result<ExitCode> {

@@ -81,6 +81,18 @@ pub enum Status {
     Restarting,
     /// Restarted.
     Restarted,
+    /// Being killed.
+    Killing,
+    /// Killed.
+    Killed,
+    /// Being paused.
+    Pausing,
+    /// Paused.
+    Paused,
+    /// Being unpaused.
+    Unpausing,
+    /// Unpaused.
+    Unpaused,
 }
 
 impl Status {
@@ -104,6 +116,12 @@ impl Status {
             Status::Exited => "Exited",
             Status::Restarting => "Restarting",
             Status::Restarted => "Restarted",
+            Status::Killing => "Killing",
+            Status::Killed => "Killed",
+            Status::Pausing => "Pausing",
+            Status::Paused => "Paused",
+            Status::Unpausing => "Unpausing",
+            Status::Unpaused => "Unpaused",
         }
     }
 
@@ -119,6 +137,9 @@ impl Status {
                 | Status::Building
                 | Status::Waiting
                 | Status::Restarting
+                | Status::Killing
+                | Status::Pausing
+                | Status::Unpausing
         )
     }
 }
@@ -336,6 +357,46 @@ impl<'a> Runtime<'a> {
                 .map_err(engine_err(format!("restarting {name}")))?;
             self.progress
                 .event(Kind::Container, &name, Status::Restarted);
+        }
+        Ok(())
+    }
+
+    /// `kill [-s SIGNAL] [SERVICE...]`: the running containers get `signal`.
+    pub fn kill(&self, services: &[String], signal: i32) -> Result<(), ComposeError> {
+        for c in self.service_containers(services)? {
+            if !c.summary.state.status.is_active() {
+                continue;
+            }
+            let name = c.container().name().to_owned();
+            self.progress.event(Kind::Container, &name, Status::Killing);
+            self.engine
+                .kill(c.container(), signal)
+                .map_err(engine_err(format!("killing {name}")))?;
+            self.progress.event(Kind::Container, &name, Status::Killed);
+        }
+        Ok(())
+    }
+
+    /// `pause [SERVICE...]` (`pause = true`) or `unpause`.
+    pub fn pause(&self, services: &[String], pause: bool) -> Result<(), ComposeError> {
+        for c in self.service_containers(services)? {
+            let name = c.container().name().to_owned();
+            let (doing, done) = if pause {
+                (Status::Pausing, Status::Paused)
+            } else {
+                (Status::Unpausing, Status::Unpaused)
+            };
+            self.progress.event(Kind::Container, &name, doing);
+            let r = if pause {
+                self.engine.pause(c.container())
+            } else {
+                self.engine.unpause(c.container())
+            };
+            r.map_err(engine_err(format!(
+                "{} {name}",
+                if pause { "pausing" } else { "unpausing" }
+            )))?;
+            self.progress.event(Kind::Container, &name, done);
         }
         Ok(())
     }

@@ -493,6 +493,28 @@ impl Runtime<'_> {
         Ok(all)
     }
 
+    /// `build [SERVICE...]`: the images of the services with `build:` (all when empty);
+    /// the names built.
+    pub fn build_images(
+        &self,
+        services: &[String],
+        images: &Images<'_>,
+    ) -> Result<Vec<String>, ComposeError> {
+        self.check_services(services)?;
+        let mut built = Vec::new();
+        for name in self.project.service_order() {
+            if (!services.is_empty() && !services.contains(&name))
+                || self.service(&name).build.is_none()
+            {
+                continue;
+            }
+            service::check_supported(&name, self.service(&name))?;
+            self.build(&name, images)?;
+            built.push(self.image_name(&name));
+        }
+        Ok(built)
+    }
+
     /// `run`: the service's dependencies up (unless `no_deps`), then a one-off container
     /// of it created (not started: the front end runs it in the foreground).
     pub fn create_oneoff(
