@@ -171,6 +171,18 @@ fn verbs_and_keys_not_run_yet_are_refused_before_anything_is_made() {
         err.contains("`deploy.resources.reservations` is not supported yet"),
         "{err}"
     );
+    std::fs::write(
+        d.join("compose.yaml"),
+        "services:\n  web:\n    image: a\n    networks: [n]\n    volumes: [v:/v]\nnetworks:\n  n:\n    ipam:\n      config:\n        - subnet: 10.9.0.0/16\n          ip_range: 10.9.1.0/24\nvolumes:\n  v:\n    driver: nfs\n",
+    )
+    .unwrap();
+    let err =
+        String::from_utf8_lossy(&compose(d, &["up", "-d"], &[("RBUILD_ROOT", root_s)]).stderr)
+            .into_owned();
+    assert!(
+        err.contains("network \"n\": ipam ip_range and aux_addresses are not supported yet"),
+        "{err}"
+    );
     // Nothing was made: no container, network or volume records.
     for sub in ["containers", "volumes"] {
         let entries = std::fs::read_dir(root.path().join(sub))

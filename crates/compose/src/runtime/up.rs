@@ -161,29 +161,12 @@ impl Runtime<'_> {
         }
     }
 
-    /// Make network `key` unless it exists; an external one must exist.
-    fn ensure_network(&self, key: &str) -> Result<String, ComposeError> {
+    /// The engine's options for creating the project's network `key` (its configuration
+    /// checked: what rbuild cannot make is refused).
+    fn network_spec(&self, key: &str) -> Result<NetworkCreate, ComposeError> {
         let (name, cfg) = self.network_name(key)?;
-        let external = self
-            .project
-            .model
-            .networks
-            .iter()
-            .any(|(k, v)| k.as_str() == key && v.as_ref().is_some_and(Resource::is_external));
-        let (existing, _) = self
-            .engine
-            .list_networks()
-            .map_err(engine_err("listing networks"))?;
-        if existing.iter().any(|n| n.name == name) {
-            return Ok(name);
-        }
-        if external {
-            return Err(ComposeError::Failed(format!(
-                "network {name} declared as external, but could not be found"
-            )));
-        }
         let mut create = NetworkCreate {
-            name: name.clone(),
+            name,
             labels: BTreeMap::from([
                 (labels::PROJECT.to_owned(), self.project.name.clone()),
                 (labels::NETWORK.to_owned(), key.to_owned()),
@@ -218,12 +201,48 @@ impl Runtime<'_> {
                         "network {key:?}: ipam with more than one config or options is not supported yet by rbuild compose"
                     )));
                 }
+                if ipam.driver.as_deref().is_some_and(|d| d != "default") {
+                    return Err(ComposeError::NotSupported(format!(
+                        "network {key:?}: ipam driver {:?} is not supported yet by rbuild compose",
+                        ipam.driver.as_deref().unwrap_or_default()
+                    )));
+                }
                 if let Some(c) = ipam.config.first() {
+                    if c.ip_range.is_some() || !c.aux_addresses.is_empty() {
+                        return Err(ComposeError::NotSupported(format!(
+                            "network {key:?}: ipam ip_range and aux_addresses are not supported yet by rbuild compose"
+                        )));
+                    }
                     create.subnet = c.subnet.map(|s| s.to_string());
                     create.gateway = c.gateway.map(|g| g.to_string());
                 }
             }
         }
+        Ok(create)
+    }
+
+    /// Make network `key` unless it exists; an external one must exist.
+    fn ensure_network(&self, key: &str) -> Result<String, ComposeError> {
+        let (name, _) = self.network_name(key)?;
+        let external = self
+            .project
+            .model
+            .networks
+            .iter()
+            .any(|(k, v)| k.as_str() == key && v.as_ref().is_some_and(Resource::is_external));
+        let (existing, _) = self
+            .engine
+            .list_networks()
+            .map_err(engine_err("listing networks"))?;
+        if existing.iter().any(|n| n.name == name) {
+            return Ok(name);
+        }
+        if external {
+            return Err(ComposeError::Failed(format!(
+                "network {name} declared as external, but could not be found"
+            )));
+        }
+        let create = self.network_spec(key)?;
         self.progress.event(Kind::Network, &name, Status::Creating);
         self.engine
             .create_network(&create)
@@ -440,6 +459,9 @@ impl Runtime<'_> {
                     k.as_str() == key && v.as_ref().is_some_and(Resource::is_external)
                 });
                 let (engine_name, _) = self.network_name(&key)?;
+                if !external {
+                    self.network_spec(&key)?;
+                }
                 if external && !existing_nets.iter().any(|n| n.name == engine_name) {
                     return Err(ComposeError::Failed(format!(
                         "network {engine_name} declared as external, but could not be found"
@@ -452,6 +474,14 @@ impl Runtime<'_> {
             .list_volumes()
             .map_err(engine_err("listing volumes"))?;
         for (key, v) in &self.project.model.volumes {
+            if let Some(Resource::Compose(vol)) = v
+                && (vol.driver.as_deref().is_some_and(|d| d != "local")
+                    || !vol.driver_opts.is_empty())
+            {
+                return Err(ComposeError::NotSupported(format!(
+                    "volume {key:?}: driver and driver_opts are not supported yet by rbuild compose (only the local driver)"
+                )));
+            }
             if let Some(Resource::External { .. }) = v
                 && let Some(name) = service::volume_name(self.project, key.as_str())
                 && !existing_vols.iter().any(|v| v.name == name)
