@@ -142,7 +142,7 @@ fn verbs_and_keys_not_run_yet_are_refused_before_anything_is_made() {
         "services:\n  web:\n    image: a\n    healthcheck:\n      test: [CMD, 'true']\n  db:\n    image: b\n    deploy:\n      resources:\n        reservations:\n          memory: 1g\n",
     )
     .unwrap();
-    for verb in ["pull", "push", "images", "cp"] {
+    for verb in ["images", "events", "cp", "stats"] {
         let out = compose(d, &[verb, "web"], &[("RBUILD_ROOT", root_s)]);
         assert_eq!(out.status.code(), Some(1), "{verb}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -871,4 +871,63 @@ networks:
         "{nets}"
     );
     common::rbuild_ok(root, &["network", "rm", "shared-net"]);
+}
+
+#[test]
+fn pull_and_push_go_through_the_registry() {
+    let Ok(registry) = std::env::var("RBUILD_TEST_REGISTRY") else {
+        assert!(!common::peers_required(), "RBUILD_TEST_REGISTRY is not set");
+        eprintln!("skipped: no test registry");
+        return;
+    };
+    if !can_run("pull_and_push_go_through_the_registry") {
+        return;
+    }
+    let root_dir = tempfile::tempdir().unwrap();
+    let root = root_dir.path();
+    if common::busybox_image(root, "busybox:local").is_none() {
+        return;
+    }
+    let base = format!("{registry}/compose-test/busybox:1");
+    let built = format!("{registry}/compose-test/built:1");
+    common::rbuild_ok(root, &["tag", "busybox:local", &base]);
+    common::rbuild_ok(root, &["push", "-q", &base]);
+    common::rbuild_ok(root, &["rmi", &base]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("app")).unwrap();
+    std::fs::write(
+        d.join("app/Dockerfile"),
+        "FROM busybox:local\nRUN echo built > /built\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("compose.yaml"),
+        format!(
+            "name: transfer\nservices:\n  base:\n    image: {base}\n  app:\n    build: app\n    image: {built}\n"
+        ),
+    )
+    .unwrap();
+    let (_, err) = rbc_ok(root, d, &["pull"], &[]);
+    assert!(err.lines().any(|l| l == "base Pulled"), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l == "app Skipped - No image to be pulled"),
+        "{err}"
+    );
+    common::rbuild_ok(root, &["inspect", &base]);
+    rbc_ok(root, d, &["build", "-q"], &[]);
+    let (_, err) = rbc_ok(root, d, &["push"], &[]);
+    assert!(
+        err.contains(&format!("app Pushed {built}@sha256:")),
+        "{err}"
+    );
+    // What was pushed comes back.
+    common::rbuild_ok(root, &["rmi", &built]);
+    common::rbuild_ok(root, &["pull", "-q", &built]);
+    let out = common::rbuild_ok(
+        root,
+        &["run", "--rm", "--network", "none", &built, "cat", "/built"],
+    );
+    assert_eq!(out, "built\n");
 }

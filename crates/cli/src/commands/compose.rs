@@ -91,6 +91,10 @@ pub enum ComposeCommand {
     Top(ServicesArgs),
     /// List running compose projects
     Ls(LsArgs),
+    /// Pull service images
+    Pull(TransferArgs),
+    /// Push service images
+    Push(TransferArgs),
     /// Any other verb
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -377,6 +381,21 @@ pub struct PortArgs {
     pub private_port: u16,
 }
 
+/// Arguments of `rbuild compose pull` and `push`.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Pull/push without printing progress information
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Pull what it can and ignore images with pull failures / push what it can
+    #[arg(long)]
+    pub ignore_pull_failures: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Services
+    pub services: Vec<String>,
+}
+
 /// Arguments of `rbuild compose ls`.
 #[derive(Debug, Args)]
 pub struct LsArgs {
@@ -597,6 +616,8 @@ pub fn run(args: ComposeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ComposeCommand::Ls(_) => unreachable!("handled above"),
+        ComposeCommand::Pull(a) => pull(&rt, &engine, &a),
+        ComposeCommand::Push(a) => push(&rt, &engine, &a),
         ComposeCommand::Other(_) => unreachable!("handled above"),
     }
 }
@@ -948,6 +969,59 @@ fn run_oneoff(
         return Ok(ExitCode::SUCCESS);
     }
     super::run::foreground(tty, interactive, globals, &c, None)
+}
+
+/// `pull`: the `image:` of every selected service without `build:`.
+fn pull(
+    rt: &Runtime<'_>,
+    engine: &rbuild_engine::Engine,
+    a: &TransferArgs,
+) -> anyhow::Result<ExitCode> {
+    let store = engine.store()?;
+    for name in rt.selected(&a.services, true)? {
+        let (build, image) = rt.image_source(&name);
+        if !image || build {
+            eprintln!("{name} Skipped - No image to be pulled");
+            continue;
+        }
+        let tag = rt.image_name(&name);
+        let reference: Reference = tag
+            .parse()
+            .with_context(|| format!("service {name:?}: invalid image {tag:?}"))?;
+        eprintln!("{name} Pulling");
+        match pull_image_blocking(&a.registry, store, &reference, &Platform::host(), true) {
+            Ok(_) => eprintln!("{name} Pulled"),
+            Err(e) if a.ignore_pull_failures => eprintln!("{name} Warning: {e:#}"),
+            Err(e) => return Err(e.context(format!("pulling {tag} for service {name:?}"))),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `push`: the images of the selected services that have both `build:` and `image:`.
+fn push(
+    rt: &Runtime<'_>,
+    engine: &rbuild_engine::Engine,
+    a: &TransferArgs,
+) -> anyhow::Result<ExitCode> {
+    let store = engine.store()?;
+    for name in rt.selected(&a.services, true)? {
+        let (build, image) = rt.image_source(&name);
+        if !(build && image) {
+            continue;
+        }
+        let tag = rt.image_name(&name);
+        let reference: Reference = tag
+            .parse()
+            .with_context(|| format!("service {name:?}: invalid image {tag:?}"))?;
+        eprintln!("Pushing {name}: {tag}");
+        match crate::transfer::push_image_blocking(&a.registry, store, &reference, true) {
+            Ok(digest) => eprintln!("{name} Pushed {tag}@{digest}"),
+            Err(e) if a.ignore_pull_failures => eprintln!("{name} Warning: {e:#}"),
+            Err(e) => return Err(e.context(format!("pushing {tag} for service {name:?}"))),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `ls`: the projects of the store's containers, from their labels.

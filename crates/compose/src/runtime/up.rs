@@ -304,6 +304,12 @@ impl Runtime<'_> {
         Ok(())
     }
 
+    /// Whether service `name` has `build:` and whether it has `image:`.
+    pub fn image_source(&self, name: &str) -> (bool, bool) {
+        let s = self.service(name);
+        (s.build.is_some(), s.image.is_some())
+    }
+
     /// The image reference a service runs: its `image:`, else `PROJECT-SERVICE`.
     pub fn image_name(&self, name: &str) -> String {
         match &self.service(name).image {
