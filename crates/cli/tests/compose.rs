@@ -803,6 +803,22 @@ networks:
         "{net}"
     );
 
+    // --scale over the file's replicas, and back.
+    let (_, err) = rbc_ok(root, d, &["up", "-d", "--wait", "--scale", "db=2"], &[]);
+    assert!(
+        err.lines().any(|l| l == "Container multi-db-2  Started"),
+        "{err}"
+    );
+    let (_, err) = rbc_ok(root, d, &["up", "-d"], &[]);
+    assert!(
+        err.lines().any(|l| l == "Container multi-db-2  Removed"),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l == "Container multi-db-1  Running"),
+        "{err}"
+    );
+
     // pause, unpause, kill.
     let state = |svc: &str| -> String {
         ps_json(root, d)

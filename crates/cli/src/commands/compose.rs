@@ -153,10 +153,10 @@ pub struct UpArgs {
     /// Remove containers for services not defined in the Compose file
     #[arg(long)]
     pub remove_orphans: bool,
-    /// Wait for services to be running|healthy (not supported yet)
+    /// Wait for services to be running (implies -d; healthchecks are not run yet)
     #[arg(long)]
     pub wait: bool,
-    /// Scale SERVICE to NUM instances (not supported yet: use deploy.replicas)
+    /// Scale SERVICE to NUM instances; overrides the `scale` setting in the Compose file
     #[arg(long, value_name = "SERVICE=NUM")]
     pub scale: Vec<String>,
     #[command(flatten)]
@@ -649,11 +649,13 @@ fn config(project: &Project, config: &ConfigArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn up(rt: &Runtime<'_>, engine: &rbuild_engine::Engine, a: UpArgs) -> anyhow::Result<ExitCode> {
-    if a.wait {
-        bail!("rbuild compose up --wait: not supported yet (healthchecks are not run yet)");
-    }
-    if !a.scale.is_empty() {
-        bail!("rbuild compose up --scale: not supported yet (use deploy.replicas)");
+    let mut scale = std::collections::BTreeMap::new();
+    for s in &a.scale {
+        let (svc, n) = s
+            .split_once('=')
+            .and_then(|(svc, n)| Some((svc.to_owned(), n.parse::<u64>().ok()?)))
+            .with_context(|| format!("--scale {s:?}: expected SERVICE=NUM"))?;
+        scale.insert(svc, n);
     }
     let registry = &a.registry;
     let store = engine.store()?;
@@ -675,8 +677,20 @@ fn up(rt: &Runtime<'_>, engine: &rbuild_engine::Engine, a: UpArgs) -> anyhow::Re
         no_deps: a.no_deps,
         remove_orphans: a.remove_orphans,
         no_start: a.no_start,
+        scale,
     };
     let containers = rt.up(&opts, &images)?;
+    if a.wait && !a.no_start {
+        // Healthchecks are refused before anything starts, so running is what to wait for:
+        // a container that ended instead fails the wait, as compose's does.
+        for c in &containers {
+            let st = c.state()?;
+            if !st.status.is_active() {
+                bail!("container {} exited ({})", c.name(), st.exit_code);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if a.detach || a.no_start {
         return Ok(ExitCode::SUCCESS);
     }

@@ -39,6 +39,8 @@ pub struct UpOptions {
     pub remove_orphans: bool,
     /// `--no-start`: create, do not start.
     pub no_start: bool,
+    /// `--scale SERVICE=N`: replicas over the files' `deploy.replicas`/`scale`.
+    pub scale: BTreeMap<String, u64>,
 }
 
 /// `run`'s flags: a one-off container of a service.
@@ -429,6 +431,9 @@ impl Runtime<'_> {
         images: &Images<'_>,
     ) -> Result<Vec<Container>, ComposeError> {
         let selected = self.selected(&opts.services, opts.no_deps)?;
+        for s in opts.scale.keys() {
+            self.check_services(std::slice::from_ref(s))?;
+        }
         // Refuse what cannot run before anything is made.
         for name in &selected {
             service::check_supported(name, self.service(name))?;
@@ -660,7 +665,11 @@ impl Runtime<'_> {
     ) -> Result<Vec<Container>, ComposeError> {
         let s = self.service(name);
         let hash = service::config_hash(s);
-        let wanted = service::replicas(s);
+        let wanted = opts
+            .scale
+            .get(name)
+            .copied()
+            .unwrap_or_else(|| service::replicas(s));
         if s.container_name.is_some() && wanted > 1 {
             return Err(ComposeError::Service {
                 service: name.to_owned(),
