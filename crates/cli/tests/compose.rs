@@ -142,7 +142,7 @@ fn verbs_and_keys_not_run_yet_are_refused_before_anything_is_made() {
         "services:\n  web:\n    image: a\n    healthcheck:\n      test: [CMD, 'true']\n  db:\n    image: b\n    deploy:\n      resources:\n        reservations:\n          memory: 1g\n",
     )
     .unwrap();
-    for verb in ["images", "events", "cp", "stats"] {
+    for verb in ["events", "cp", "stats", "watch"] {
         let out = compose(d, &[verb, "web"], &[("RBUILD_ROOT", root_s)]);
         assert_eq!(out.status.code(), Some(1), "{verb}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -468,7 +468,20 @@ fn a_sample_project_goes_up_changes_and_goes_down() {
         "db-1  | database system is ready to accept connections\n"
     );
 
-    // port, top, ls.
+    // images, port, top, ls.
+    let (out, _) = rbc_ok(root, &dir, &["images"], &env);
+    assert!(
+        out.lines().any(|l| l.starts_with("nginx-golang-backend-2")
+            && l.contains(" nginx-golang-backend ")
+            && l.contains(" latest ")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("nginx-golang-db-1")
+            && l.contains(" busybox ")
+            && l.contains(" local ")),
+        "{out}"
+    );
     let (out, _) = rbc_ok(root, &dir, &["port", "proxy", "80"], &env);
     assert_eq!(out, format!("127.0.0.1:{port}\n"));
     let (out, _) = rbc_ok(root, &dir, &["top", "db"], &env);

@@ -91,6 +91,8 @@ pub enum ComposeCommand {
     Top(ServicesArgs),
     /// List running compose projects
     Ls(LsArgs),
+    /// List images used by the created containers
+    Images(ImagesArgs),
     /// Pull service images
     Pull(TransferArgs),
     /// Push service images
@@ -396,6 +398,16 @@ pub struct TransferArgs {
     pub services: Vec<String>,
 }
 
+/// Arguments of `rbuild compose images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only display IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Services
+    pub services: Vec<String>,
+}
+
 /// Arguments of `rbuild compose ls`.
 #[derive(Debug, Args)]
 pub struct LsArgs {
@@ -617,6 +629,43 @@ pub fn run(args: ComposeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
         ComposeCommand::Ls(_) => unreachable!("handled above"),
         ComposeCommand::Pull(a) => pull(&rt, &engine, &a),
+        ComposeCommand::Images(a) => {
+            let all = engine.list_images(None)?;
+            let mut rows = vec![
+                ["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
+            let mut out = std::io::stdout().lock();
+            for c in rt.service_containers(&a.services)? {
+                let rec = &c.container().record;
+                let id = rec.image_id.trim_start_matches("sha256:");
+                if a.quiet {
+                    writeln!(out, "{}", rec.image_id)?;
+                    continue;
+                }
+                let size = all
+                    .iter()
+                    .find(|i| i.image.id.to_string() == rec.image_id)
+                    .map(|i| super::common::human_size(i.size))
+                    .unwrap_or_default();
+                let (repo, tag) = match rec.image.rsplit_once(':') {
+                    Some((r, t)) if !t.contains('/') => (r.to_owned(), t.to_owned()),
+                    _ => (rec.image.clone(), "latest".to_owned()),
+                };
+                rows.push(vec![
+                    c.container().name().to_owned(),
+                    repo,
+                    tag,
+                    id.chars().take(12).collect(),
+                    size,
+                ]);
+            }
+            if !a.quiet {
+                out.write_all(table(&rows).as_bytes())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ComposeCommand::Push(a) => push(&rt, &engine, &a),
         ComposeCommand::Other(_) => unreachable!("handled above"),
     }
