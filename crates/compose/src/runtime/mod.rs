@@ -6,7 +6,10 @@
 //! Nothing is printed here: what happens to each resource goes to a [`Progress`].
 
 mod down;
+mod images;
 pub mod labels;
+mod oneoff;
+mod resources;
 mod service;
 mod up;
 
@@ -17,7 +20,8 @@ use crate::error::ComposeError;
 use crate::project::Project;
 
 pub use down::DownOptions;
-pub use up::{Images, RunOptions, UpOptions};
+pub use oneoff::RunOptions;
+pub use up::{Images, UpOptions};
 
 /// What a [`Progress`] line is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
