@@ -67,7 +67,10 @@ out = ["## Compose: `up -d` and `down` of five services", "",
        "`--prepare`, untimed:", "",
        "| command | rbuild compose | docker-compose 1.29 + dockerd 20.10 | ratio |", "|---|---:|---:|---:|",
        f"| `up -d` | {up*1000:.0f} ms | {dup*1000:.0f} ms | {dup/up:.1f}× |",
-       f"| `down` | {down*1000:.0f} ms | {ddown*1000:.0f} ms | {ddown/down:.1f}× |"]
+       f"| `down` | {down*1000:.0f} ms | {ddown*1000:.0f} ms | {ddown/down:.1f}× |",
+       "", "Command lines, in the project directory: `rbuild compose up -d` / `rbuild compose down` "
+       "(`RBUILD_ROOT` a fresh store) and `docker-compose up -d` / `docker-compose down` "
+       "(`DOCKER_HOST` the test dockerd); medians. Recorded by `bench/compose.sh`."]
 open(sys.argv[2], "w").write("\n".join(out) + "\n")
 PY
 bench_record compose "$work/section.md"
