@@ -81,4 +81,28 @@ pub enum ComposeError {
         /// What is wrong.
         message: String,
     },
+    /// A key or feature rbuild compose does not have yet.
+    #[error("{0}")]
+    NotSupported(String),
+    /// A service's configuration cannot be run as it is.
+    #[error("service {service:?}: {message}")]
+    Service {
+        /// The service.
+        service: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An engine operation failed.
+    #[error("{context}")]
+    Engine {
+        /// What was being done (`creating network p_default`).
+        context: String,
+        /// The engine's error.
+        #[source]
+        source: Box<rbuild_engine::EngineError>,
+    },
+    /// Something the project needs is missing or failed (`network x declared as external,
+    /// but could not be found`, a dependency that exited with an error).
+    #[error("{0}")]
+    Failed(String),
 }

@@ -5,14 +5,15 @@
 //! crate's typed model: an unknown key, a bad port or duration is an error naming the file)
 //! and for `depends_on` that names an undefined service or goes round in a circle.
 //!
-//! No containers are touched here: the engine turns a [`Project`] into networks, volumes and
-//! containers.
+//! [`runtime::Runtime`] runs a project on rbuild's engine (`up`, `down`, `ps`, `start`,
+//! `stop` …) as docker compose v2 does on dockerd, with its resource names and labels.
 
 mod env;
 mod error;
 mod interpolate;
 mod merge;
 mod project;
+pub mod runtime;
 
 pub use compose_spec;
 pub use env::{EnvFileError, parse_env_file};

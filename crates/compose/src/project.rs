@@ -125,6 +125,7 @@ impl Project {
         if let Value::Mapping(m) = &mut merged {
             m.insert("name".into(), name.clone().into());
         }
+        declare_default_network(&mut merged, &name);
         let model = typed(&merged, &files[0])?;
         Ok(Project {
             name,
@@ -293,6 +294,39 @@ fn deserialize(doc: &Value, file: &Path) -> Result<compose_spec::Compose, Compos
 }
 
 /// `doc` checked against the Compose Specification.
+/// The implicit `default` network declared (`name: PROJECT_default`) when a service names
+/// it in its `networks:` and the files do not, as docker compose does.
+fn declare_default_network(doc: &mut Value, project: &str) {
+    let named = doc
+        .get("services")
+        .and_then(Value::as_mapping)
+        .is_some_and(|services| {
+            services.values().any(|s| match s.get("networks") {
+                Some(Value::Sequence(l)) => l.iter().any(|n| n.as_str() == Some("default")),
+                Some(Value::Mapping(m)) => m.contains_key("default"),
+                _ => false,
+            })
+        });
+    let declared = doc
+        .get("networks")
+        .and_then(Value::as_mapping)
+        .is_some_and(|m| m.contains_key("default"));
+    if !named || declared {
+        return;
+    }
+    let Value::Mapping(top) = doc else {
+        return;
+    };
+    let networks = top
+        .entry("networks".into())
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    if let Value::Mapping(n) = networks {
+        let mut default = Mapping::new();
+        default.insert("name".into(), format!("{project}_default").into());
+        n.insert("default".into(), Value::Mapping(default));
+    }
+}
+
 fn typed(doc: &Value, file: &Path) -> Result<compose_spec::Compose, ComposeError> {
     let compose = deserialize(doc, file)?;
     compose.validate_all().map_err(|e| ComposeError::Invalid {

@@ -210,7 +210,7 @@ impl Command {
             Command::Tags(args) => tags::run_tags(args),
             Command::Catalog(args) => tags::run_catalog(args),
             Command::Manifest(args) => manifest::run(args, globals),
-            Command::Compose(args) => compose::run(args),
+            Command::Compose(args) => compose::run(args, globals),
             Command::Info(args) => info::run(args, globals),
             Command::Events(args) => events::run(args, globals),
             Command::System(args) => system::run(args, globals),

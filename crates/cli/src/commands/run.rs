@@ -187,13 +187,14 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             args.restart
         )));
     }
-    foreground(&args, globals, &container, memory)
+    foreground(args.tty, args.interactive, globals, &container, memory)
 }
 
 /// Run the container in the foreground, this process being its monitor (through the
 /// engine's [`rbuild_engine::Foreground`]); the terminal, standard input and signals are ours.
-fn foreground(
-    args: &RunArgs,
+pub(crate) fn foreground(
+    tty: bool,
+    interactive: bool,
     globals: &Globals,
     c: &Container,
     memory: Option<i64>,
@@ -207,10 +208,10 @@ fn foreground(
         forwarding.target(running.pid());
         Ok(running)
     };
-    let ran = if args.tty {
-        terminal::run_with_pty(start, args.interactive)
+    let ran = if tty {
+        terminal::run_with_pty(start, interactive)
     } else {
-        let stdin = if args.interactive {
+        let stdin = if interactive {
             None
         } else {
             match File::open("/dev/null") {
