@@ -21,7 +21,7 @@ peers_install() {
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    [ "$(id -u)" -ne 0 ] || { peers_install_buildx; peers_install_emulation; }
+    [ "$(id -u)" -ne 0 ] || { peers_install_buildx; peers_install_emulation; peers_install_docker_py; }
     return
   fi
   if [ "$(id -u)" -ne 0 ]; then
@@ -33,6 +33,16 @@ peers_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   peers_install_buildx
   peers_install_emulation
+  peers_install_docker_py
+}
+
+# The Docker SDK for Python (PyPI `docker`), a client of rbuild's Engine API service in the
+# tests: installed from PyPI with pip when python3 cannot import it.
+peers_install_docker_py() {
+  python3 -c 'import docker' >/dev/null 2>&1 && return 0
+  echo "installing: docker (PyPI, the Docker SDK for Python)" >&2
+  python3 -m pip install -q --break-system-packages docker >/dev/null 2>&1 ||
+    python3 -m pip install -q docker >/dev/null
 }
 
 # arm64 emulation for multi-platform builds: Debian's qemu-user-static registers its handlers

@@ -9,6 +9,7 @@ use rbuild_store::Store;
 
 use crate::error::{Result, ResultExt};
 use crate::events::{Event, EventSink, NoEvents};
+use crate::journal::Journal;
 use crate::registry::RegistrySettings;
 
 /// The operations users perform on images, containers, volumes and registries, over one store
@@ -25,6 +26,7 @@ pub struct Engine {
     store: OnceLock<Store>,
     registry: RegistrySettings,
     events: Arc<dyn EventSink>,
+    journal: Option<Journal>,
     monitor: PathBuf,
 }
 
@@ -45,6 +47,7 @@ impl Engine {
         let root = root.into();
         let root = std::path::absolute(&root).unwrap_or(root);
         Engine {
+            journal: Some(Journal::new(&root)),
             root,
             store: OnceLock::new(),
             registry: RegistrySettings::default(),
@@ -70,6 +73,18 @@ impl Engine {
     pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> Engine {
         self.events = sink;
         self
+    }
+
+    /// This engine without the event journal: its events go to its sink only.
+    pub fn without_journal(mut self) -> Engine {
+        self.journal = None;
+        self
+    }
+
+    /// The store's event journal, which every engine over the store appends to (unless
+    /// made [`Engine::without_journal`]).
+    pub fn journal(&self) -> Journal {
+        Journal::new(&self.root)
     }
 
     /// This engine starting detached containers' monitors with `program` (see [`Engine`]).
@@ -118,8 +133,12 @@ impl Engine {
         Ok(self.containers().get(query)?)
     }
 
-    /// Send `event` to the sink.
+    /// Record `event` in the journal and send it to the sink.
     pub(crate) fn emit(&self, event: Event) {
+        if let Some(j) = &self.journal {
+            // Best effort: a full disk or a read-only root must not fail the operation.
+            let _ = j.append(&event);
+        }
         self.events.event(event);
     }
 }

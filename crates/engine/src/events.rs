@@ -1,13 +1,14 @@
 //! What happened, for front ends that stream it (`docker events`, the Engine API's
-//! `/events`): one [`Event`] per action in docker's shape, sent to the engine's
-//! [`EventSink`]. The default sink, [`NoEvents`], drops them.
+//! `/events`): one [`Event`] per action in docker's shape, recorded in the store's
+//! [`Journal`](crate::journal::Journal) (so observers in other processes see it) and sent to
+//! the engine's [`EventSink`]. The default sink, [`NoEvents`], drops them.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The kind of object an event is about (docker's `Type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {
     /// A container.
@@ -21,7 +22,7 @@ pub enum EventType {
 }
 
 /// The object an event is about (docker's `Actor`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     /// Its ID (a container ID, an image ID or reference, a volume name).
     #[serde(rename = "ID")]
@@ -32,7 +33,7 @@ pub struct Actor {
 }
 
 /// One event, as docker's `events.Message` (without its deprecated fields).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// The kind of object.
     #[serde(rename = "Type")]
@@ -45,7 +46,7 @@ pub struct Event {
     #[serde(rename = "Actor")]
     pub actor: Actor,
     /// Docker's `scope`: always `local`.
-    pub scope: &'static str,
+    pub scope: String,
     /// Seconds since the epoch.
     pub time: i64,
     /// Nanoseconds since the epoch.
@@ -72,7 +73,7 @@ impl Event {
                     .map(|(k, v)| (k.to_owned(), v))
                     .collect(),
             },
-            scope: "local",
+            scope: "local".into(),
             time: time_nano.div_euclid(1_000_000_000),
             time_nano,
         }

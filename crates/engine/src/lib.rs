@@ -32,7 +32,8 @@
 //!   the front end's pull).
 //! - docker's JSON shapes, defined once with serde: [`ContainerJson`], [`ImageInspect`],
 //!   [`VolumeJson`], [`SystemInfo`] ([`Engine::info`]).
-//! - events: every action is sent to the engine's [`EventSink`] as docker's [`Event`].
+//! - events: every action is recorded in the store's [`journal`] (read and followed by
+//!   observers in any process) and sent to the engine's [`EventSink`] as docker's [`Event`].
 
 pub mod build;
 mod containers;
@@ -42,6 +43,7 @@ pub mod events;
 mod images;
 mod info;
 pub mod inspect;
+pub mod journal;
 mod networks;
 pub mod options;
 pub mod registry;

@@ -16,6 +16,7 @@ pub mod containers;
 mod copy;
 mod cp;
 mod create;
+mod events;
 mod exec;
 mod export;
 mod history;
@@ -42,9 +43,11 @@ mod run;
 mod save;
 mod start;
 mod stop;
+mod system;
 mod tag;
 mod tags;
 mod top;
+mod version;
 mod volume;
 mod wait;
 
@@ -152,6 +155,12 @@ pub enum Command {
     Compose(compose::ComposeArgs),
     /// Show what the store holds and what this machine runs
     Info(info::InfoArgs),
+    /// Show what rbuild did to containers, images and volumes (past and live)
+    Events(events::EventsArgs),
+    /// Manage rbuild: serve the Docker Engine API, disk usage, prune
+    System(system::SystemArgs),
+    /// Show rbuild's version and the Engine API versions it serves
+    Version(version::VersionArgs),
 }
 
 impl Command {
@@ -203,6 +212,9 @@ impl Command {
             Command::Manifest(args) => manifest::run(args, globals),
             Command::Compose(args) => compose::run(args, globals),
             Command::Info(args) => info::run(args, globals),
+            Command::Events(args) => events::run(args, globals),
+            Command::System(args) => system::run(args, globals),
+            Command::Version(args) => version::run(args),
         }
     }
 }

@@ -114,6 +114,42 @@ impl Engine {
         cp(&from, dest)
     }
 
+    /// The metadata of `path` in the container `container` names (its last component not
+    /// followed) and, for a symlink, its target: `docker cp`'s stat of a path.
+    pub fn stat_in_container(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<(std::fs::Metadata, Option<PathBuf>)> {
+        let c = self.container(container)?;
+        let (source, host) = view(&c)?;
+        let inside = resolve(&source, path, false)?;
+        let rel = inside.strip_prefix("/").unwrap_or(&inside);
+        let not_found = || {
+            EngineError::NotFound(format!(
+                "Could not find the file {path} in container {container}"
+            ))
+        };
+        let at = match (host, &source) {
+            (Some(h), _) => h.join(rel),
+            (None, RootfsSource::Overlay { lowers, upper, .. }) => lowers
+                .iter()
+                .chain([upper])
+                .rev()
+                .map(|l| l.join(rel))
+                .find(|p| p.symlink_metadata().is_ok())
+                .ok_or_else(not_found)?,
+            (None, RootfsSource::Directory(d)) => d.join(rel),
+        };
+        let meta = at.symlink_metadata().map_err(|_| not_found())?;
+        let target = meta
+            .file_type()
+            .is_symlink()
+            .then(|| std::fs::read_link(&at).ok())
+            .flatten();
+        Ok((meta, target))
+    }
+
     /// Copy `source` on the host to `path` in the container `container` names (into it when
     /// it is a directory there).
     pub fn copy_to_container(&self, source: &Path, container: &str, path: &str) -> Result<()> {

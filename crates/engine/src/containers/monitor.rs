@@ -147,11 +147,30 @@ impl Engine {
                 unsafe { libc::dup2(null.as_raw_fd(), 1) };
             }
         };
-        Ok(monitor::supervise(
-            &c,
-            claim,
-            self.monitor_program(),
-            report,
-        )?)
+        // Observers in other processes learn of each run's end and restart through the
+        // journal: docker's `die` (with the exit code) and `start`.
+        let attrs = || {
+            [
+                ("image", c.record.image.clone()),
+                ("name", c.name().to_owned()),
+            ]
+        };
+        let last =
+            monitor::supervise_observed(&c, claim, self.monitor_program(), report, |e| match e {
+                monitor::RunEvent::Exited(st) => {
+                    let mut die = Event::now(EventType::Container, "die", c.id(), attrs());
+                    die.actor
+                        .attributes
+                        .insert("exitCode".into(), st.exit_code.to_string());
+                    self.emit(die);
+                }
+                monitor::RunEvent::Restarted(_) => {
+                    self.emit(Event::now(EventType::Container, "start", c.id(), attrs()));
+                }
+            })?;
+        if !c.dir().exists() {
+            self.emit(Event::now(EventType::Container, "destroy", c.id(), attrs()));
+        }
+        Ok(last)
     }
 }

@@ -333,6 +333,15 @@ fn restart_delay(previous: Duration, ran: Duration) -> Duration {
     }
 }
 
+/// What happened to a supervised container's runs, for its monitor's observers (events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEvent {
+    /// A run ended; its state as recorded (`Restarting` when the policy starts it again).
+    Exited(ContainerState),
+    /// The restart policy started it again, with this PID.
+    Restarted(i32),
+}
+
 /// Supervise `c` until it ends for good. `monitor` is the claimed `monitor.lock`
 /// ([`Container::claim_monitor`]), held until this returns. `started` is told once how the
 /// first start went (the container's PID, or the error, also recorded in its state).
@@ -341,6 +350,18 @@ pub fn supervise(
     monitor: OwnedFd,
     hub_program: &std::path::Path,
     started: impl FnOnce(Result<i32, &Error>),
+) -> Result<ContainerState, Error> {
+    supervise_observed(c, monitor, hub_program, started, |_| {})
+}
+
+/// [`supervise`], telling `observe` of every run's end and every restart (the final end
+/// included, before the monitor lock is released).
+pub fn supervise_observed(
+    c: &Container,
+    monitor: OwnedFd,
+    hub_program: &std::path::Path,
+    started: impl FnOnce(Result<i32, &Error>),
+    mut observe: impl FnMut(RunEvent),
 ) -> Result<ContainerState, Error> {
     let mut started = Some(started);
     let mut delay = Duration::ZERO;
@@ -398,8 +419,9 @@ pub fn supervise(
         drop(lock);
         st?;
         published.target.set(running.pid());
-        if let Some(tell) = started.take() {
-            tell(Ok(running.pid()));
+        match started.take() {
+            Some(tell) => tell(Ok(running.pid())),
+            None => observe(RunEvent::Restarted(running.pid())),
         }
         running.wait_exit_ready()?;
         // The output ends with the container's processes (its PID namespace dies with
@@ -411,6 +433,7 @@ pub fn supervise(
         }
         let (st, _) = record_exit(c, running)?;
         drop(run);
+        observe(RunEvent::Exited(st.clone()));
         if st.status != Status::Restarting {
             break st;
         }

@@ -1,0 +1,175 @@
+//! `rbuild events [--since] [--until] [--filter K=V] [--format json|TEMPLATE]`: what every
+//! rbuild process did to containers, images and volumes (the store's event journal), past
+//! and then live, in docker's wording.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use rbuild_engine::Event;
+
+use super::Globals;
+
+/// Arguments of `rbuild events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Show events since this time (RFC 3339, Unix seconds, or a duration ago: 10m)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Stream events until this time
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Filter: type=, event=, container=, image=, volume=, label=
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+    /// Output: json, or a template ({{.Type}}, {{.Action}}, {{.Actor.ID}}, {{json .}})
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// Whether `e` passes the filters (values of one key ORed, keys ANDed).
+fn matches(e: &Event, filters: &[(String, String)]) -> bool {
+    let kind = serde_json::to_value(e.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let attr = |k: &str| e.actor.attributes.get(k).map(String::as_str).unwrap_or("");
+    let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter().all(|key| {
+        filters
+            .iter()
+            .filter(|(k, _)| k == key)
+            .any(|(_, v)| match key {
+                "type" => kind == *v,
+                "event" | "action" => e.action == *v,
+                "container" => {
+                    kind == "container" && (e.actor.id.starts_with(v.as_str()) || attr("name") == v)
+                }
+                "image" => {
+                    (kind == "image" && (e.actor.id == *v || attr("name") == v))
+                        || (kind == "container" && attr("image") == v)
+                }
+                "volume" => kind == "volume" && e.actor.id == *v,
+                "label" => match v.split_once('=') {
+                    Some((k, val)) => attr(k) == val,
+                    None => e.actor.attributes.contains_key(v),
+                },
+                _ => false,
+            })
+    })
+}
+
+/// Docker's line: `TIME TYPE ACTION ID (k=v, ...)`.
+fn line(e: &Event) -> String {
+    let secs = e.time_nano.div_euclid(1_000_000_000);
+    let nanos = e.time_nano.rem_euclid(1_000_000_000);
+    let time = rbuild_builder::config::rfc3339(secs, 0);
+    let time = format!("{}.{nanos:09}Z", time.trim_end_matches('Z'));
+    let kind = serde_json::to_value(e.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let attrs: Vec<String> = e
+        .actor
+        .attributes
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if attrs.is_empty() {
+        format!("{time} {kind} {} {}", e.action, e.actor.id)
+    } else {
+        format!(
+            "{time} {kind} {} {} ({})",
+            e.action,
+            e.actor.id,
+            attrs.join(", ")
+        )
+    }
+}
+
+fn render(e: &Event, format: Option<&str>) -> String {
+    let v = serde_json::to_value(e).unwrap_or_default();
+    match format {
+        None => line(e),
+        Some("json") | Some("{{json .}}") => v.to_string(),
+        Some(t) => {
+            let mut out = t.replace("{{json .}}", &v.to_string());
+            for (pat, val) in [
+                ("{{.Type}}", v["Type"].as_str().unwrap_or("")),
+                ("{{.Action}}", e.action.as_str()),
+                ("{{.Status}}", e.action.as_str()),
+                ("{{.Actor.ID}}", e.actor.id.as_str()),
+                ("{{.ID}}", e.actor.id.as_str()),
+                ("{{.Scope}}", e.scope.as_str()),
+            ] {
+                out = out.replace(pat, val);
+            }
+            for (k, val) in &e.actor.attributes {
+                out = out.replace(&format!("{{{{.Actor.Attributes.{k}}}}}"), val);
+            }
+            out.replace("{{.Time}}", &e.time.to_string())
+                .replace("{{.TimeNano}}", &e.time_nano.to_string())
+        }
+    }
+}
+
+/// Run `rbuild events`.
+pub fn run(args: EventsArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let filters: Vec<(String, String)> = args
+        .filter
+        .iter()
+        .map(|f| {
+            let (k, v) = f.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("bad format of filter (expected name=value): {f}")
+            })?;
+            if !matches!(
+                k,
+                "type" | "event" | "action" | "container" | "image" | "volume" | "label"
+            ) {
+                anyhow::bail!("invalid filter '{k}'");
+            }
+            Ok((k.to_owned(), v.to_owned()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let when = |s: &Option<String>, flag: &str| -> anyhow::Result<Option<i64>> {
+        s.as_deref()
+            .map(|v| {
+                rbuild_engine::options::parse_when(v).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+            })
+            .transpose()
+    };
+    let since = when(&args.since, "since")?;
+    let until = when(&args.until, "until")?;
+    let journal = super::common::engine(globals).journal();
+    let now = rbuild_runner::lifecycle::time::now_ns();
+    let start = journal.end();
+    let mut out = std::io::stdout().lock();
+    let format = args.format.as_deref();
+    if since.is_some() || until.is_some() {
+        for e in journal.read(since, until.map(|u| u.min(now))) {
+            if matches(&e, &filters) {
+                writeln!(out, "{}", render(&e, format))?;
+            }
+        }
+    }
+    out.flush()?;
+    if until.is_some_and(|u| u <= now) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut failed = false;
+    journal.follow(start, Duration::from_millis(50), |e| {
+        if until.is_some_and(|u| e.time_nano >= u) {
+            return false;
+        }
+        if matches(&e, &filters) {
+            let ok = writeln!(out, "{}", render(&e, format)).and_then(|_| out.flush());
+            failed = ok.is_err();
+            return !failed;
+        }
+        true
+    });
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,355 @@
+//! `rbuild system service [--time SECONDS] [URI]`: serve the Docker Engine API (so the
+//! docker CLI, docker-compose and the SDKs drive rbuild), as `podman system service`;
+//! `rbuild system df` (disk use by images, containers, volumes) and `rbuild system prune`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use rbuild_engine::ListOptions;
+
+use super::Globals;
+use super::common::{human_size, table};
+
+/// Arguments of `rbuild system`.
+#[derive(Debug, Args)]
+pub struct SystemArgs {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: SystemCommand,
+}
+
+/// `rbuild system` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Serve the Docker Engine API on a unix socket (or loopback TCP)
+    Service(ServiceArgs),
+    /// Show disk usage by images, containers and volumes
+    Df(DfArgs),
+    /// Remove stopped containers, dangling images (and with --volumes, unused anonymous volumes)
+    Prune(PruneArgs),
+}
+
+/// Arguments of `rbuild system df`.
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Show each image, container and volume
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+/// Arguments of `rbuild system prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove every image no container uses, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Also remove anonymous volumes no container uses
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+/// Arguments of `rbuild system service`.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// Exit after this many seconds without a connection (0: never)
+    #[arg(
+        short = 't',
+        long = "time",
+        value_name = "SECONDS",
+        default_value_t = 5
+    )]
+    pub time: u64,
+    /// Where to listen: unix:///PATH or tcp://127.0.0.1:PORT
+    /// [default: unix:///run/rbuild/rbuild.sock for root, $XDG_RUNTIME_DIR/rbuild/rbuild.sock otherwise]
+    #[arg(value_name = "URI")]
+    pub uri: Option<String>,
+}
+
+/// Run `rbuild system`.
+pub fn run(args: SystemArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    match args.command {
+        SystemCommand::Service(a) => service(a, globals),
+        SystemCommand::Df(a) => df(a, globals),
+        SystemCommand::Prune(a) => prune(a, globals),
+    }
+}
+
+fn service(args: ServiceArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let address = match &args.uri {
+        Some(u) => u.parse::<rbuild_api::Address>()?,
+        None => rbuild_api::default_address(),
+    };
+    let engine = super::common::engine(globals);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = rbuild_api::bind(&address)?;
+        let opts = rbuild_api::ServeOptions {
+            idle: (args.time > 0).then(|| Duration::from_secs(args.time)),
+        };
+        rbuild_api::serve(engine, listener, opts)
+            .await
+            .with_context(|| format!("serving on {address}"))
+    })?;
+    // Blocking work (a followed log, an events stream) may still hold a thread: don't wait.
+    runtime.shutdown_background();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The bytes of the files under `dir` (not following symlinks).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn reclaimable(part: u64, whole: u64) -> String {
+    let pct = (part * 100).checked_div(whole).unwrap_or(0);
+    format!("{} ({pct}%)", human_size(part))
+}
+
+fn df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let engine = super::common::engine(globals);
+    let images = engine.list_images(None)?;
+    let containers = engine.list_containers(&ListOptions {
+        all: true,
+        ..ListOptions::default()
+    })?;
+    let volumes = engine.list_volumes()?;
+    let used: HashSet<String> = containers
+        .iter()
+        .map(|c| c.container.record.image_id.clone())
+        .collect();
+    let img_total: u64 = images.iter().map(|i| i.size).sum();
+    let img_unused: u64 = images
+        .iter()
+        .filter(|i| !used.contains(&i.image.id.to_string()))
+        .map(|i| i.size)
+        .sum();
+    let img_active = images
+        .iter()
+        .filter(|i| used.contains(&i.image.id.to_string()))
+        .count();
+    let c_size = |c: &rbuild_engine::ContainerSummary| dir_size(&c.container.dir().join("upper"));
+    let c_total: u64 = containers.iter().map(c_size).sum();
+    let c_active = containers
+        .iter()
+        .filter(|c| c.state.status.is_active())
+        .count();
+    let c_stopped: u64 = containers
+        .iter()
+        .filter(|c| !c.state.status.is_active())
+        .map(c_size)
+        .sum();
+    let vols = engine.volumes();
+    let v_size = |name: &str| dir_size(&engine.root().join("volumes").join(name).join("_data"));
+    let mut v_total = 0;
+    let mut v_unused = 0;
+    let mut v_active = 0;
+    for v in &volumes {
+        let size = v_size(&v.name);
+        v_total += size;
+        if vols.users(&v.name)?.is_empty() {
+            v_unused += size;
+        } else {
+            v_active += 1;
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let rows = vec![
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+            .map(String::from)
+            .to_vec(),
+        vec![
+            "Images".into(),
+            images.len().to_string(),
+            img_active.to_string(),
+            human_size(img_total),
+            reclaimable(img_unused, img_total),
+        ],
+        vec![
+            "Containers".into(),
+            containers.len().to_string(),
+            c_active.to_string(),
+            human_size(c_total),
+            reclaimable(c_stopped, c_total),
+        ],
+        vec![
+            "Local Volumes".into(),
+            volumes.len().to_string(),
+            v_active.to_string(),
+            human_size(v_total),
+            reclaimable(v_unused, v_total),
+        ],
+    ];
+    write!(out, "{}", table(&rows))?;
+    if args.verbose {
+        let mut rows = vec![
+            ["REPOSITORY", "TAG", "IMAGE ID", "SIZE", "CONTAINERS"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for i in &images {
+            let id = i.image.id.to_string();
+            let users = containers
+                .iter()
+                .filter(|c| c.container.record.image_id == id)
+                .count();
+            let short = id.trim_start_matches("sha256:")[..12].to_owned();
+            let names: Vec<(String, String)> = if i.names.is_empty() {
+                vec![("<none>".into(), "<none>".into())]
+            } else {
+                i.names
+                    .iter()
+                    .map(|n| {
+                        (
+                            n.familiar_repository(),
+                            n.tag().unwrap_or("<none>").to_owned(),
+                        )
+                    })
+                    .collect()
+            };
+            for (repo, tag) in names {
+                rows.push(vec![
+                    repo,
+                    tag,
+                    short.clone(),
+                    human_size(i.size),
+                    users.to_string(),
+                ]);
+            }
+        }
+        write!(out, "\nImages space usage:\n\n{}", table(&rows))?;
+        let mut rows = vec![
+            ["CONTAINER ID", "IMAGE", "SIZE", "STATUS", "NAMES"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for c in &containers {
+            rows.push(vec![
+                c.container.id()[..12].to_owned(),
+                c.container.record.image.clone(),
+                human_size(c_size(c)),
+                c.state.status.as_str().to_owned(),
+                c.container.name().to_owned(),
+            ]);
+        }
+        write!(out, "\nContainers space usage:\n\n{}", table(&rows))?;
+        let mut rows = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
+        for v in &volumes {
+            rows.push(vec![
+                v.name.clone(),
+                vols.users(&v.name)?.len().to_string(),
+                human_size(v_size(&v.name)),
+            ]);
+        }
+        write!(out, "\nLocal Volumes space usage:\n\n{}", table(&rows))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune(args: PruneArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    if !args.force {
+        let mut what = vec!["  - all stopped containers"];
+        if args.volumes {
+            what.push("  - all anonymous volumes not used by at least one container");
+        }
+        what.push(if args.all {
+            "  - all images without at least one container associated to them"
+        } else {
+            "  - all dangling images"
+        });
+        let mut err = std::io::stderr().lock();
+        write!(
+            err,
+            "WARNING! This will remove:\n{}\n\nAre you sure you want to continue? [y/N] ",
+            what.join("\n")
+        )?;
+        err.flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let engine = super::common::engine(globals);
+    let mut out = std::io::stdout().lock();
+    let before = dir_size(engine.root());
+    let containers = engine.prune_containers()?;
+    if !containers.is_empty() {
+        writeln!(out, "Deleted Containers:")?;
+        for c in &containers {
+            writeln!(out, "{c}")?;
+        }
+        writeln!(out)?;
+    }
+    if args.volumes {
+        let vols = engine.prune_volumes(false)?;
+        if !vols.is_empty() {
+            writeln!(out, "Deleted Volumes:")?;
+            for v in &vols {
+                writeln!(out, "{v}")?;
+            }
+            writeln!(out)?;
+        }
+    }
+    let mut deleted: Vec<String> = Vec::new();
+    if args.all {
+        let used: HashSet<String> = engine
+            .containers()
+            .list()?
+            .iter()
+            .map(|c| c.record.image_id.clone())
+            .collect();
+        for i in engine.list_images(None)? {
+            let id = i.image.id.to_string();
+            if used.contains(&id) {
+                continue;
+            }
+            for d in engine.remove_image(&id, true)? {
+                deleted.push(match d {
+                    rbuild_engine::ImageDeleted::Untagged(r) => {
+                        format!("untagged: {}", r.familiar())
+                    }
+                    rbuild_engine::ImageDeleted::Deleted(d) => format!("deleted: {d}"),
+                });
+            }
+        }
+    }
+    for d in engine.prune_images()?.deleted {
+        deleted.push(format!("deleted: {d}"));
+    }
+    if !deleted.is_empty() {
+        writeln!(out, "Deleted Images:")?;
+        for d in &deleted {
+            writeln!(out, "{d}")?;
+        }
+        writeln!(out)?;
+    }
+    let after = dir_size(engine.root());
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        human_size(before.saturating_sub(after))
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
