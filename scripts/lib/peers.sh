@@ -12,6 +12,7 @@ RBUILD_PEER_PACKAGES=(
   htpasswd:apache2-utils
   slirp4netns:slirp4netns
   iptables-restore:iptables
+  docker-compose:docker-compose
 )
 
 peers_install() {

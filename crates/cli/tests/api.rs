@@ -843,3 +843,77 @@ fn a_gone_events_client_lets_the_service_go_idle() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// docker-compose 1.29 (Debian's) drives the service: `up -d` of two services where one
+/// reaches the other by service name and one publishes a port, `ps`, `logs`, and `down`
+/// leaving no container or network behind.
+#[test]
+fn docker_compose_up_ps_logs_down() {
+    let Some(s) = Service::start() else { return };
+    if !common::have_peer("docker-compose", &["version"]) {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let proj = s.dir.path().join("proj");
+    std::fs::create_dir(&proj).unwrap();
+    std::fs::write(
+        proj.join("docker-compose.yml"),
+        format!(
+            "version: \"3.8\"\nservices:\n  web:\n    image: busybox:latest\n    command: sh -c \"echo hello-from-web > /tmp/index.html; httpd -f -p 80 -h /tmp\"\n    ports:\n      - \"127.0.0.1:{port}:80\"\n  client:\n    image: busybox:latest\n    command: sh -c \"until wget -q -O - http://web/index.html; do sleep 0.2; done; sleep 300\"\n    depends_on: [web]\n"
+        ),
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let out = Command::new("docker-compose")
+            .args(args)
+            .current_dir(&proj)
+            .env("DOCKER_HOST", s.host())
+            .env("RBUILD_NETWORK_LINGER", "0.3")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    compose(&["up", "-d"]);
+    let names = s.ok(&["ps", "--format", "{{.Names}}"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["proj_client_1", "proj_web_1"]);
+    // The published port answers from the host.
+    let mut body = String::new();
+    let t = Instant::now();
+    while !body.contains("hello-from-web") && t.elapsed() < Duration::from_secs(20) {
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = c.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
+            body.clear();
+            let _ = c.read_to_string(&mut body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(body.contains("hello-from-web"), "{body}");
+    let ps = compose(&["ps"]);
+    assert_eq!(ps.matches("proj_web_1").count(), 1, "{ps}");
+    assert!(ps.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ps}");
+    // The client reached web by its service name.
+    let t = Instant::now();
+    let mut logs = String::new();
+    while !logs.contains("hello-from-web") && t.elapsed() < Duration::from_secs(20) {
+        logs = compose(&["logs", "client"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(logs.contains("hello-from-web"), "{logs}");
+    compose(&["down"]);
+    assert_eq!(s.ok(&["ps", "-a", "-q"]), "");
+    let nets = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.contains("proj_default"), "{nets}");
+}

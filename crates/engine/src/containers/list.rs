@@ -29,8 +29,10 @@ pub struct ContainerSummary {
 
 fn matches(r: &ContainerSummary, filters: &[(String, String)]) -> Result<bool> {
     let (c, st) = (&r.container, &r.state);
-    // Docker ORs values of one key and ANDs keys.
+    // Docker ORs values of one key and ANDs keys, except `label`, whose values must all
+    // match (docker's `MatchKVList`; docker compose finds a service's containers so).
     let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
     keys.dedup();
     for key in keys {
         let values = filters
@@ -38,8 +40,9 @@ fn matches(r: &ContainerSummary, filters: &[(String, String)]) -> Result<bool> {
             .filter(|(k, _)| k == key)
             .map(|(_, v)| v.as_str());
         let mut any = false;
+        let mut all = true;
         for v in values {
-            any |= match key {
+            let hit = match key {
                 "id" => c.id().starts_with(v),
                 "name" => c.name().contains(v.trim_start_matches('/')),
                 "status" => st.status.as_str() == v,
@@ -64,8 +67,10 @@ fn matches(r: &ContainerSummary, filters: &[(String, String)]) -> Result<bool> {
                     )));
                 }
             };
+            any |= hit;
+            all &= hit;
         }
-        if !any {
+        if !any || (key == "label" && !all) {
             return Ok(false);
         }
     }
