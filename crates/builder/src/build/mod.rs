@@ -6,12 +6,13 @@
 
 mod cache;
 mod history;
+mod imported;
 mod mounts;
 mod stage;
 mod steps;
 mod view;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,8 @@ use rbuild_parser::instructions::{MetaScope, Platforms, parse_dockerfile, unused
 use rbuild_runner::{LoopbackNetwork, Network};
 use rbuild_store::{Image, Store};
 
-pub use cache::{Record, Records};
+pub use cache::{KeyInputs, Record, Records};
+pub use imported::{CacheEntry, CacheImport, ExplainedStep, LayerFetcher, UsedRecord};
 
 use crate::checksum::DigestCache;
 use crate::config::ConfigBuilder;
@@ -87,6 +89,9 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// `-t` names for the image.
     pub tags: Vec<Reference>,
+    /// `--cache-from`: caches imported (read by the front end), consulted after the store's
+    /// own records.
+    pub cache_from: Vec<CacheImport>,
 }
 
 /// A RUN step's default network.
@@ -120,6 +125,10 @@ pub struct BuildOutcome {
     /// Context files whose content was read and hashed (0 on a no-op rebuild: the stat-keyed
     /// digest cache answers for unchanged files).
     pub files_hashed: u64,
+    /// The step records the build used or made, for `--cache-to`.
+    pub records: Vec<UsedRecord>,
+    /// Every step's cache verdict, in step order.
+    pub explained: Vec<ExplainedStep>,
 }
 
 /// What a finished stage hands to stages that use it.
@@ -135,6 +144,8 @@ pub(crate) struct StageResult {
     key: Digest,
     /// The time of its newest layer.
     created: String,
+    /// Whether a step of it (or of the stages it is based on) was not cached.
+    rebuilt: bool,
 }
 
 /// Everything stages share while a build runs.
@@ -161,9 +172,59 @@ pub(crate) struct Shared<'a> {
     /// joins (made at the first one). Held by a descriptor only, so it is gone with the build,
     /// whether it succeeds or fails, and nothing is left on the host.
     loopback: Mutex<Option<LoopbackNetwork>>,
+    /// `--cache-from` caches.
+    imported: imported::Imported,
+    /// Why an imported layer could not be fetched, by key.
+    fetch_failures: Mutex<HashMap<Digest, String>>,
+    /// Records used or made, for `--cache-to`.
+    used: Mutex<Vec<UsedRecord>>,
+    /// Every step's verdict.
+    explained: Mutex<Vec<ExplainedStep>>,
+    /// `--explain`: look steps up, run nothing.
+    dry_run: bool,
 }
 
 impl Shared<'_> {
+    /// Remember that stage `stage` used (or made) `record` for `key`, for `--cache-to`.
+    pub(crate) fn record_used(&self, stage: usize, key: &Digest, record: &Record) {
+        let Some(diff_id) = record.diff_id.as_deref().and_then(|d| d.parse().ok()) else {
+            return;
+        };
+        let mut used = self.used.lock().expect("used");
+        if used.iter().any(|u| &u.key == key) {
+            return;
+        }
+        used.push(UsedRecord {
+            key: key.clone(),
+            diff_id,
+            created: record.created.clone(),
+            inputs: record.inputs.clone(),
+            in_image: false,
+            stage,
+        });
+    }
+
+    /// Note a step's verdict (`None`: not looked up) and, for a miss, tell the reporter why.
+    pub(crate) fn explained(
+        &self,
+        step: &crate::reporter::StepInfo,
+        cached: Option<bool>,
+        reason: Option<String>,
+    ) {
+        if let Some(r) = &reason {
+            self.reporter.step_explained(step, r);
+        }
+        self.explained
+            .lock()
+            .expect("explained")
+            .push(ExplainedStep {
+                id: step.id,
+                label: step.label(),
+                cached,
+                reason,
+            });
+    }
+
     /// The path of the build's loopback-only network namespace, made on first use.
     ///
     /// One namespace for the whole build instead of one per step: creating and tearing down
@@ -189,6 +250,45 @@ pub fn build(
     images: &dyn ImageSource,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome, BuildError> {
+    let f = build_or_explain(store, opts, images, reporter, false)?;
+    Ok(BuildOutcome {
+        image: f.image.expect("a build commits its image"),
+        steps: f.steps,
+        cached: f.cached,
+        files_hashed: f.files_hashed,
+        records: f.records,
+        explained: f.explained,
+    })
+}
+
+/// `rbuild build --explain`: every step's cache verdict against the store's records and
+/// `opts.cache_from`, without running anything (a missed step is assumed to make a new
+/// layer, so the steps after it miss too). Base images are resolved as a build would.
+pub fn explain(
+    store: &Store,
+    opts: &BuildOptions,
+    images: &dyn ImageSource,
+) -> Result<Vec<ExplainedStep>, BuildError> {
+    Ok(build_or_explain(store, opts, images, &crate::reporter::Silent, true)?.explained)
+}
+
+/// What [`build_or_explain`] ends with: a [`BuildOutcome`] whose image a dry run lacks.
+struct Finished {
+    image: Option<Image>,
+    steps: usize,
+    cached: usize,
+    files_hashed: u64,
+    records: Vec<UsedRecord>,
+    explained: Vec<ExplainedStep>,
+}
+
+fn build_or_explain(
+    store: &Store,
+    opts: &BuildOptions,
+    images: &dyn ImageSource,
+    reporter: &dyn Reporter,
+    dry_run: bool,
+) -> Result<Finished, BuildError> {
     let dockerfile = parse_dockerfile(&opts.dockerfile)?;
     for w in &dockerfile.warnings {
         reporter.warning(&format!("Dockerfile:{}: {}", w.line, w.message));
@@ -246,6 +346,11 @@ pub fn build(
         cached: AtomicUsize::new(0),
         results: Mutex::new(vec![None; dockerfile.stages.len()]),
         loopback: Mutex::new(None),
+        imported: imported::Imported::new(&opts.cache_from),
+        fetch_failures: Mutex::new(HashMap::new()),
+        used: Mutex::new(Vec::new()),
+        explained: Mutex::new(Vec::new()),
+        dry_run,
     };
     for batch in graph.batches(target) {
         if batch.len() == 1 {
@@ -285,24 +390,43 @@ pub fn build(
     let last = shared.results.lock().expect("results")[target]
         .clone()
         .expect("the target stage was built");
-    let mut config = last.config.clone();
-    for (k, v) in &opts.labels {
-        config.set_label(k, v);
-    }
-    let config_bytes = config.finish(&last.created);
-    let image = store
-        .commit_image(&config_bytes, &opts.tags)
-        .map_err(store_err)?;
+    let image = if dry_run {
+        None
+    } else {
+        let mut config = last.config.clone();
+        for (k, v) in &opts.labels {
+            config.set_label(k, v);
+        }
+        let config_bytes = config.finish(&last.created);
+        Some(
+            store
+                .commit_image(&config_bytes, &opts.tags)
+                .map_err(store_err)?,
+        )
+    };
     let mut files_hashed = 0;
     if let Ok(mut d) = digests.lock() {
         files_hashed = d.files_hashed();
         let _ = d.save();
     }
-    Ok(BuildOutcome {
+    // The stages whose layers the image holds: the target and the stages it is based on.
+    let mut in_image = vec![target];
+    while let crate::graph::Source::Stage(j) = &graph.bases[*in_image.last().expect("target")] {
+        in_image.push(*j);
+    }
+    let mut records = std::mem::take(&mut *shared.used.lock().expect("used"));
+    for r in &mut records {
+        r.in_image = in_image.contains(&r.stage);
+    }
+    let mut explained = std::mem::take(&mut *shared.explained.lock().expect("explained"));
+    explained.sort_by_key(|e| e.id);
+    Ok(Finished {
         image,
         steps: shared.steps.load(Ordering::Relaxed),
         cached: shared.cached.load(Ordering::Relaxed),
         files_hashed,
+        records,
+        explained,
     })
 }
 
