@@ -35,6 +35,7 @@
 //! - events: every action is sent to the engine's [`EventSink`] as docker's [`Event`].
 
 pub mod build;
+pub mod cache;
 mod containers;
 mod engine;
 mod error;

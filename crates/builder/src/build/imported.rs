@@ -182,8 +182,14 @@ pub(crate) fn explain(
     candidates.extend(imported.records(imported.by_parent.get(&parent)));
     // The nearest record: the one equal in the most inputs; its first differing input is
     // the reason.
+    // Only the same instruction is comparable: a RUN is not explained by a COPY.
+    let keyword = |i: &KeyInputs| i.step["instruction"]["instruction"].clone();
     let mut best: Option<(usize, String)> = None;
-    for then in candidates.iter().filter_map(|(_, r)| r.inputs.as_ref()) {
+    for then in candidates
+        .iter()
+        .filter_map(|(_, r)| r.inputs.as_ref())
+        .filter(|then| keyword(then) == keyword(now))
+    {
         let Some(reason) =
             first_difference(&now.step, &then.step, &now.files, &then.files, &now.args)
         else {
@@ -256,7 +262,7 @@ mod tests {
     fn doc(ins: &str, env: &[&str], content: Option<&str>) -> serde_json::Value {
         serde_json::json!({
             "v": crate::cache_key::CACHE_KEY_VERSION,
-            "instruction": {"instruction": ins},
+            "instruction": {"instruction": ins, "sources": ["src"]},
             "env": env,
             "shell": ["/bin/sh", "-c"],
             "user": "",

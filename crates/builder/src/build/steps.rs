@@ -123,22 +123,25 @@ fn cache_hit(
 fn imported_hit(shared: &Shared<'_>, key: &Digest) -> Option<(Record, Digest)> {
     let (import, entry) = shared.imported.get(key)?;
     let record = entry.record();
-    if !shared.dry_run && !shared.store.has_blob(&entry.diff_id) {
-        if let Err(e) = import.layers.fetch(shared.store, entry) {
-            let why = format!("layer {} from {}: {e}", entry.layer, import.name);
-            shared
-                .reporter
-                .warning(&format!("cache import: ignoring {why}"));
-            shared
-                .fetch_failures
-                .lock()
-                .expect("fetch failures")
-                .insert(key.clone(), why);
-            return None;
-        }
-        // Remembered locally: the next build hits without the import.
-        let _ = shared.records.put(key, &record);
+    if shared.dry_run {
+        return Some((record, entry.diff_id.clone()));
     }
+    if !shared.store.has_blob(&entry.diff_id)
+        && let Err(e) = import.layers.fetch(shared.store, entry)
+    {
+        let why = format!("layer {} from {}: {e}", entry.layer, import.name);
+        shared
+            .reporter
+            .warning(&format!("cache import: ignoring {why}"));
+        shared
+            .fetch_failures
+            .lock()
+            .expect("fetch failures")
+            .insert(key.clone(), why);
+        return None;
+    }
+    // Remembered locally: the next build hits without the import.
+    let _ = shared.records.put(key, &record);
     Some((record, entry.diff_id.clone()))
 }
 

@@ -94,7 +94,7 @@ pub fn pushable_manifest(store: &Store, image: &Image) -> Result<Digest> {
 /// fastest level (pushing is dominated by compression; level 1 is several times faster than
 /// the default and any gzip reader takes it), verified against the diffID and recorded so the
 /// next push or save reuses it.
-fn gzip_layer(store: &Store, diff_id: &Digest) -> Result<(Digest, u64)> {
+pub(crate) fn gzip_layer(store: &Store, diff_id: &Digest) -> Result<(Digest, u64)> {
     if let Some(known) = store.layer_blob(diff_id, Compression::Gzip)? {
         return Ok(known);
     }

@@ -17,6 +17,7 @@ use rbuild_registry::{Client, PullOptions, PushOptions, Reporter};
 use rbuild_store::{Image, Store};
 
 pub use blobs::StoreBlobs;
+pub(crate) use gzip::gzip_layer;
 pub use gzip::pushable_manifest;
 
 use crate::Engine;

@@ -1,0 +1,353 @@
+//! Build cache that travels (`--cache-to`, `--cache-from`): the step records a build used or
+//! made, exported as an OCI artifact to a registry or an OCI layout directory, and imported
+//! into another store, where the builder reuses them.
+//!
+//! The artifact is an OCI image manifest whose config (media type [`CONFIG_MEDIA_TYPE`]) lists
+//! the records — step cache key → layer diffID, the compressed blob that carries it, the time
+//! the step first ran and what its key was made of — and whose layers are those blobs, the same
+//! gzip blobs a push of the image sends, so a registry holds them once.
+//!
+//! An import reads only the manifest and the config; a layer is fetched when its step hits
+//! (`LayerFetcher`), verified by its blob digest and then by its diffID before the store
+//! keeps it. Anything wrong with a cache source is a warning and the build goes on without it.
+
+mod layout;
+mod spec;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rbuild_builder::build::{CacheEntry, CacheImport, LayerFetcher, UsedRecord};
+use rbuild_oci::{Compression, Digest};
+use rbuild_registry::{BlobSink, Client, PushOptions, Registry};
+use rbuild_store::Store;
+use serde::{Deserialize, Serialize};
+
+pub use spec::{
+    CacheExport, CacheLocation, CacheMode, CacheSource, parse_cache_from, parse_cache_to,
+};
+
+use crate::error::{EngineError, Result, ResultExt};
+use crate::transfer::{StoreBlobs, gzip_layer};
+
+/// The media type of a cache artifact's config.
+pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.rbuild.cache.config.v1+json";
+
+/// The version of the records' format, in every config.
+pub const CACHE_FORMAT: &str = "rbuild-cache/v1";
+
+/// Largest cache config read (a record is a few hundred bytes to a few hundred kilobytes).
+const CONFIG_MAX: u64 = 64 << 20;
+
+/// A cache artifact's config: the records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CacheConfig {
+    format: String,
+    records: Vec<CacheEntry>,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    /// Steps exported.
+    pub records: usize,
+    /// Layer blobs the artifact lists.
+    pub layers: usize,
+    /// The artifact's manifest digest.
+    pub digest: Digest,
+}
+
+/// The records `mode` exports of those a build used.
+pub fn select(records: &[UsedRecord], mode: CacheMode) -> Vec<&UsedRecord> {
+    records
+        .iter()
+        .filter(|r| mode == CacheMode::Max || r.in_image)
+        .collect()
+}
+
+/// Make the artifact of `records` in the store (each layer's gzip form, the config, the
+/// manifest); returns the manifest's digest and size and the number of layers.
+fn make_artifact(store: &Store, records: &[&UsedRecord]) -> Result<(Digest, u64, usize)> {
+    let mut entries = Vec::new();
+    let mut layers: Vec<(Digest, u64)> = Vec::new();
+    for r in records {
+        let (blob, size) = gzip_layer(store, &r.diff_id)
+            .with_context(|| format!("compressing the layer of step {}", r.key))?;
+        if !layers.iter().any(|(d, _)| *d == blob) {
+            layers.push((blob.clone(), size));
+        }
+        entries.push(CacheEntry {
+            key: r.key.clone(),
+            diff_id: r.diff_id.clone(),
+            layer: blob,
+            created: r.created.clone(),
+            inputs: r.inputs.clone(),
+        });
+    }
+    let config = serde_json::to_vec(&CacheConfig {
+        format: CACHE_FORMAT.into(),
+        records: entries,
+    })?;
+    let config_digest = store.blobs().put(&config, None)?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": CONFIG_MEDIA_TYPE,
+            "digest": config_digest.to_string(),
+            "size": config.len(),
+        },
+        "layers": layers.iter().map(|(d, s)| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": d.to_string(),
+            "size": s,
+        })).collect::<Vec<_>>(),
+    });
+    let bytes = serde_json::to_vec(&manifest)?;
+    let digest = store.blobs().put(&bytes, None)?;
+    Ok((digest, bytes.len() as u64, layers.len()))
+}
+
+/// Export `records` (those `to.mode` selects) to `to`'s location; registries through
+/// `client`.
+pub fn export(
+    client: &Client,
+    store: &Store,
+    to: &CacheExport,
+    records: &[UsedRecord],
+) -> Result<Exported> {
+    let _hold = store.hold().context("locking the store against pruning")?;
+    let chosen = select(records, to.mode);
+    let (digest, size, layers) = make_artifact(store, &chosen)?;
+    match &to.location {
+        CacheLocation::Registry(reference) => {
+            crate::transfer::block_on(|| async {
+                rbuild_registry::push(
+                    client,
+                    reference,
+                    &digest,
+                    Arc::new(StoreBlobs(store.clone())),
+                    &PushOptions::default(),
+                    Arc::new(rbuild_registry::Silent),
+                )
+                .await
+                .with_context(|| format!("exporting the build cache to {reference}"))
+            })?;
+        }
+        CacheLocation::Local(dir) => layout::write(store, dir, &digest, size)
+            .with_context(|| format!("exporting the build cache to {}", dir.display()))?,
+    }
+    Ok(Exported {
+        records: chosen.len(),
+        layers,
+        digest,
+    })
+}
+
+/// Import the cache at `from`: its records, their layers fetched later, on hits.
+pub fn import(client: &Client, from: &CacheSource) -> Result<CacheImport> {
+    let name = from.location.to_string();
+    match &from.location {
+        CacheLocation::Registry(reference) => {
+            let rt = Arc::new(crate::transfer::runtime()?);
+            let (reg, manifest, config) = run_on(&rt, || async {
+                let reg = client.registry(reference.domain()).await?;
+                let target = rbuild_registry::reference_target(reference);
+                let m = reg.manifest(reference.path(), &target).await?;
+                let (config, sizes) = parse_manifest(&m.bytes)?;
+                let bytes = reg
+                    .blob_bytes(reference.path(), &config.0, CONFIG_MAX)
+                    .await?;
+                Ok::<_, EngineError>((reg, sizes, bytes))
+            })
+            .with_context(|| format!("importing the build cache {reference}"))?;
+            let entries = parse_config(&config, &manifest)
+                .with_context(|| format!("importing the build cache {reference}"))?;
+            let layers = Arc::new(RegistryLayers {
+                rt,
+                reg,
+                repository: reference.path().to_string(),
+                sizes: manifest,
+            });
+            Ok(CacheImport {
+                name,
+                entries,
+                layers,
+            })
+        }
+        CacheLocation::Local(dir) => {
+            let (bytes, _) = layout::read_manifest(dir)
+                .with_context(|| format!("importing the build cache {}", dir.display()))?;
+            let (config, sizes) = parse_manifest(&bytes)
+                .with_context(|| format!("importing the build cache {}", dir.display()))?;
+            let config = layout::read_blob(dir, &config.0, CONFIG_MAX)
+                .with_context(|| format!("importing the build cache {}", dir.display()))?;
+            let entries = parse_config(&config, &sizes)
+                .with_context(|| format!("importing the build cache {}", dir.display()))?;
+            Ok(CacheImport {
+                name,
+                entries,
+                layers: Arc::new(layout::LocalLayers { dir: dir.clone() }),
+            })
+        }
+    }
+}
+
+/// Run `work` on `rt` from synchronous code, on a thread of its own (the caller may be
+/// inside another runtime, or a builder thread).
+fn run_on<T: Send, F: std::future::Future<Output = Result<T>>>(
+    rt: &tokio::runtime::Runtime,
+    work: impl FnOnce() -> F + Send,
+) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| rt.block_on(work()))
+            .join()
+            .unwrap_or_else(|_| Err(EngineError::Failed("the cache thread panicked".into())))
+    })
+}
+
+/// A cache manifest's config descriptor and its layers' sizes; anything else (an image, an
+/// index, another tool's cache) is refused as foreign.
+fn parse_manifest(bytes: &[u8]) -> Result<((Digest, u64), HashMap<Digest, u64>)> {
+    #[derive(Deserialize)]
+    struct Desc {
+        #[serde(rename = "mediaType", default)]
+        media_type: String,
+        digest: Digest,
+        size: u64,
+    }
+    #[derive(Deserialize)]
+    struct Doc {
+        config: Option<Desc>,
+        #[serde(default)]
+        layers: Vec<Desc>,
+    }
+    let doc: Doc = serde_json::from_slice(bytes)
+        .map_err(|e| EngineError::Failed(format!("not an rbuild build cache: {e}")))?;
+    let config = doc
+        .config
+        .filter(|c| c.media_type == CONFIG_MEDIA_TYPE)
+        .ok_or_else(|| {
+            EngineError::Failed(format!(
+                "not an rbuild build cache (its config is not {CONFIG_MEDIA_TYPE})"
+            ))
+        })?;
+    let sizes = doc.layers.into_iter().map(|l| (l.digest, l.size)).collect();
+    Ok(((config.digest, config.size), sizes))
+}
+
+/// The records of a cache config, each checked to name a layer the manifest lists.
+fn parse_config(bytes: &[u8], layers: &HashMap<Digest, u64>) -> Result<Vec<CacheEntry>> {
+    let config: CacheConfig = serde_json::from_slice(bytes)
+        .map_err(|e| EngineError::Failed(format!("corrupt cache config: {e}")))?;
+    if config.format != CACHE_FORMAT {
+        return Err(EngineError::Failed(format!(
+            "cache format {:?} is not {CACHE_FORMAT:?}",
+            config.format
+        )));
+    }
+    let (good, bad): (Vec<CacheEntry>, Vec<CacheEntry>) = config
+        .records
+        .into_iter()
+        .partition(|e| layers.contains_key(&e.layer));
+    if let Some(e) = bad.first() {
+        return Err(EngineError::Failed(format!(
+            "corrupt cache config: step {} names layer {}, which the manifest does not list",
+            e.key, e.layer
+        )));
+    }
+    Ok(good)
+}
+
+/// Make blob `layer` (gzip, in the store, verified) layer `diff_id` of the store: its
+/// uncompressed tar verified against the diffID, both forms recorded.
+fn store_layer(store: &Store, layer: &Digest, diff_id: &Digest) -> Result<()> {
+    let _hold = store.hold()?;
+    let reader = store.blob_reader(layer)?;
+    let (compression, tar) =
+        rbuild_store::compress::decompress(reader).context("reading the layer")?;
+    let what = format!("layer {diff_id} (from blob {layer})");
+    let (_, size) = store.blobs().ingest(tar, Some(diff_id), &what)?;
+    let compressed = store.blobs().size(layer)?;
+    store.record_layer_blob(diff_id, compression, layer, compressed, Some(size))?;
+    store.record_layer_blob(diff_id, Compression::None, diff_id, size, Some(size))?;
+    Ok(())
+}
+
+/// Layers of a registry cache, fetched on hits.
+struct RegistryLayers {
+    rt: Arc<tokio::runtime::Runtime>,
+    reg: Arc<Registry>,
+    repository: String,
+    sizes: HashMap<Digest, u64>,
+}
+
+impl std::fmt::Debug for RegistryLayers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RegistryLayers({}/{})", self.reg.host(), self.repository)
+    }
+}
+
+impl LayerFetcher for RegistryLayers {
+    fn fetch(&self, store: &Store, entry: &CacheEntry) -> std::result::Result<(), String> {
+        let size = *self
+            .sizes
+            .get(&entry.layer)
+            .ok_or_else(|| format!("blob {} is not in the cache manifest", entry.layer))?;
+        let fetched = if store.blobs().contains(&entry.layer) {
+            Ok(())
+        } else {
+            run_on(&self.rt, || async {
+                let sink = StoreBlobs(store.clone());
+                let writer = sink.begin(&entry.layer)?;
+                self.reg
+                    .fetch_blob(
+                        &self.repository,
+                        &entry.layer,
+                        size,
+                        writer,
+                        true,
+                        &rbuild_registry::Silent,
+                    )
+                    .await?;
+                Ok(())
+            })
+        };
+        fetched
+            .and_then(|()| store_layer(store, &entry.layer, &entry.diff_id))
+            .map_err(|e| crate::build::chain_text(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_and_corrupt_artifacts_are_refused() {
+        let image = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":2},"layers":[]}"#;
+        let err = parse_manifest(image).unwrap_err().to_string();
+        assert!(err.contains("not an rbuild build cache"), "{err}");
+        assert!(parse_manifest(b"{nonsense").is_err());
+        let layers = HashMap::new();
+        assert!(parse_config(b"[]", &layers).is_err());
+        let other =
+            serde_json::to_vec(&serde_json::json!({"format": "v0", "records": []})).unwrap();
+        assert!(
+            parse_config(&other, &layers)
+                .unwrap_err()
+                .to_string()
+                .contains("rbuild-cache/v1")
+        );
+        let d = Digest::sha256_of(b"x");
+        let dangling = serde_json::to_vec(&serde_json::json!({"format": CACHE_FORMAT, "records": [
+            {"key": d, "diff_id": d, "layer": d, "created": "t"}
+        ]}))
+        .unwrap();
+        let err = parse_config(&dangling, &layers).unwrap_err().to_string();
+        assert!(err.contains("does not list"), "{err}");
+        let mut listed = HashMap::new();
+        listed.insert(d.clone(), 1);
+        assert_eq!(parse_config(&dangling, &listed).unwrap().len(), 1);
+    }
+}
