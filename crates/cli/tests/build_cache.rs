@@ -253,6 +253,29 @@ fn registry_cache_round_trip_between_fresh_stores() {
         "only the base was pulled: {images}"
     );
 
+    // Inline: the records of the image's own layers ride in its config through a push;
+    // another store imports them from the image (the builder stage, not in the image, runs).
+    let pushed = format!("{}/app/inline:1", reg.addr);
+    let (log, id_inline) = build(
+        &a,
+        &["--cache-to", "type=inline", "-t", &pushed, "--push"],
+        &ctx_a,
+    );
+    assert!(
+        log.contains("writing inline cache into the image config done (3 steps)"),
+        "{log}"
+    );
+    assert_ne!(id_inline, id_a, "the inline cache is part of the config");
+    let h = work.path().join("h");
+    let (log, id_h) = build(
+        &h,
+        &["--cache-from", &pushed, "--cache-to", "type=inline"],
+        &ctx_b,
+    );
+    assert_eq!(steps_cached(&log), (6, 3), "{log}");
+    assert!(!was_cached(&log, "RUN echo"), "{log}");
+    assert_eq!(id_h, id_inline);
+
     // Bad sources: a missing tag, an image that is no cache, an unreachable registry — each a
     // warning, and the build goes on cold.
     let f = work.path().join("f");

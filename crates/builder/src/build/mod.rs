@@ -92,7 +92,17 @@ pub struct BuildOptions {
     /// `--cache-from`: caches imported (read by the front end), consulted after the store's
     /// own records.
     pub cache_from: Vec<CacheImport>,
+    /// `--cache-to type=inline`: the records of the image's own layers go into its config
+    /// (under [`INLINE_CACHE_KEY`]), so a push carries them.
+    pub inline_cache: bool,
 }
+
+/// The image config field holding an inline cache: `{"format": …, "records": [CacheEntry]}`,
+/// each record's `layer` its diffID (the registry's blob is found through the manifest).
+pub const INLINE_CACHE_KEY: &str = "rbuild.buildcache.v1";
+
+/// The version of the cache record format (exported artifacts and inline caches).
+pub const CACHE_FORMAT: &str = "rbuild-cache/v1";
 
 /// A RUN step's default network.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -390,12 +400,24 @@ fn build_or_explain(
     let last = shared.results.lock().expect("results")[target]
         .clone()
         .expect("the target stage was built");
+    // The stages whose layers the image holds: the target and the stages it is based on.
+    let mut in_image = vec![target];
+    while let crate::graph::Source::Stage(j) = &graph.bases[*in_image.last().expect("target")] {
+        in_image.push(*j);
+    }
+    let mut records = std::mem::take(&mut *shared.used.lock().expect("used"));
+    for r in &mut records {
+        r.in_image = in_image.contains(&r.stage);
+    }
     let image = if dry_run {
         None
     } else {
         let mut config = last.config.clone();
         for (k, v) in &opts.labels {
             config.set_label(k, v);
+        }
+        if opts.inline_cache {
+            config.set_top(INLINE_CACHE_KEY, inline_cache(&records));
         }
         let config_bytes = config.finish(&last.created);
         Some(
@@ -409,15 +431,6 @@ fn build_or_explain(
         files_hashed = d.files_hashed();
         let _ = d.save();
     }
-    // The stages whose layers the image holds: the target and the stages it is based on.
-    let mut in_image = vec![target];
-    while let crate::graph::Source::Stage(j) = &graph.bases[*in_image.last().expect("target")] {
-        in_image.push(*j);
-    }
-    let mut records = std::mem::take(&mut *shared.used.lock().expect("used"));
-    for r in &mut records {
-        r.in_image = in_image.contains(&r.stage);
-    }
     let mut explained = std::mem::take(&mut *shared.explained.lock().expect("explained"));
     explained.sort_by_key(|e| e.id);
     Ok(Finished {
@@ -428,6 +441,26 @@ fn build_or_explain(
         records,
         explained,
     })
+}
+
+/// The inline cache of an image: the records of its own layers (`mode=min`), without the
+/// per-file lists (they would bloat every config; a miss then says `COPY sources changed`).
+fn inline_cache(records: &[UsedRecord]) -> serde_json::Value {
+    let entries: Vec<CacheEntry> = records
+        .iter()
+        .filter(|r| r.in_image)
+        .map(|r| CacheEntry {
+            key: r.key.clone(),
+            diff_id: r.diff_id.clone(),
+            layer: r.diff_id.clone(),
+            created: r.created.clone(),
+            inputs: r.inputs.clone().map(|i| KeyInputs {
+                files: BTreeMap::new(),
+                ..i
+            }),
+        })
+        .collect();
+    serde_json::json!({ "format": CACHE_FORMAT, "records": entries })
 }
 
 /// The stat-keyed digest cache of one context directory.

@@ -280,6 +280,9 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         source_date_epoch,
         tags: tags.clone(),
         cache_from: Vec::new(),
+        inline_cache: cache_to
+            .iter()
+            .any(|c| c.location == rbuild_engine::cache::CacheLocation::Inline),
     };
     let engine = super::common::engine(globals);
     let store = engine.store()?;
@@ -373,6 +376,11 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     for to in &cache_to {
         let client = client.as_ref().expect("made for caches");
         match rbuild_engine::cache::export(client, store, to, &outcome.records) {
+            Ok(done) if to.location == rbuild_engine::cache::CacheLocation::Inline => progress
+                .line(&format!(
+                    "writing inline cache into the image config done ({} steps)",
+                    done.records
+                )),
             Ok(done) => progress.line(&format!(
                 "exporting cache to {} done ({} steps, {} layers, {})",
                 to.location, done.records, done.layers, done.digest

@@ -33,8 +33,7 @@ use crate::transfer::{StoreBlobs, gzip_layer};
 /// The media type of a cache artifact's config.
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.rbuild.cache.config.v1+json";
 
-/// The version of the records' format, in every config.
-pub const CACHE_FORMAT: &str = "rbuild-cache/v1";
+pub use rbuild_builder::build::CACHE_FORMAT;
 
 /// Largest cache config read (a record is a few hundred bytes to a few hundred kilobytes).
 const CONFIG_MAX: u64 = 64 << 20;
@@ -118,8 +117,17 @@ pub fn export(
 ) -> Result<Exported> {
     let _hold = store.hold().context("locking the store against pruning")?;
     let chosen = select(records, to.mode);
+    if to.location == CacheLocation::Inline {
+        // Written into the image's config by the build (BuildOptions::inline_cache).
+        return Ok(Exported {
+            records: chosen.len(),
+            layers: 0,
+            digest: Digest::sha256_of(b""),
+        });
+    }
     let (digest, size, layers) = make_artifact(store, &chosen)?;
     match &to.location {
+        CacheLocation::Inline => unreachable!("returned above"),
         CacheLocation::Registry(reference) => {
             crate::transfer::block_on(|| async {
                 rbuild_registry::push(
@@ -148,21 +156,36 @@ pub fn export(
 pub fn import(client: &Client, from: &CacheSource) -> Result<CacheImport> {
     let name = from.location.to_string();
     match &from.location {
+        CacheLocation::Inline => Err(EngineError::InvalidParameter(
+            "an inline cache is imported with type=registry,ref=IMAGE".into(),
+        )),
         CacheLocation::Registry(reference) => {
             let rt = Arc::new(crate::transfer::runtime()?);
-            let (reg, manifest, config) = run_on(&rt, || async {
+            let (reg, manifest, entries) = run_on(&rt, || async {
                 let reg = client.registry(reference.domain()).await?;
                 let target = rbuild_registry::reference_target(reference);
                 let m = reg.manifest(reference.path(), &target).await?;
-                let (config, sizes) = parse_manifest(&m.bytes)?;
+                let (config, sizes) = match parse_manifest(&m.bytes) {
+                    Ok(found) => found,
+                    // An image pushed with an inline cache.
+                    Err(not_cache) => {
+                        let Some((config, layers)) = image_manifest(&m.bytes) else {
+                            return Err(not_cache);
+                        };
+                        let bytes = reg
+                            .blob_bytes(reference.path(), &config, CONFIG_MAX)
+                            .await?;
+                        let entries = parse_inline(&bytes, &layers)?;
+                        return Ok((reg, layers.into_iter().collect(), entries));
+                    }
+                };
                 let bytes = reg
                     .blob_bytes(reference.path(), &config.0, CONFIG_MAX)
                     .await?;
-                Ok::<_, EngineError>((reg, sizes, bytes))
+                let entries = parse_config(&bytes, &sizes)?;
+                Ok::<_, EngineError>((reg, sizes, entries))
             })
             .with_context(|| format!("importing the build cache {reference}"))?;
-            let entries = parse_config(&config, &manifest)
-                .with_context(|| format!("importing the build cache {reference}"))?;
             let layers = Arc::new(RegistryLayers {
                 rt,
                 reg,
@@ -234,6 +257,62 @@ fn parse_manifest(bytes: &[u8]) -> Result<((Digest, u64), HashMap<Digest, u64>)>
         })?;
     let sizes = doc.layers.into_iter().map(|l| (l.digest, l.size)).collect();
     Ok(((config.digest, config.size), sizes))
+}
+
+/// An image manifest's config digest and its layers (digest, size), in order.
+fn image_manifest(bytes: &[u8]) -> Option<(Digest, Vec<(Digest, u64)>)> {
+    let m = rbuild_oci::manifest::decode_manifest(bytes).ok()?;
+    let config = rbuild_oci::manifest::descriptor_digest(m.config()).ok()?;
+    let layers = m
+        .layers()
+        .iter()
+        .map(|l| Ok((rbuild_oci::manifest::descriptor_digest(l)?, l.size())))
+        .collect::<std::result::Result<Vec<_>, rbuild_oci::DigestError>>()
+        .ok()?;
+    Some((config, layers))
+}
+
+/// The inline cache of an image config: its records, each layer found by its diffID among
+/// the image's `layers` (the config's `rootfs.diff_ids` in the same order).
+fn parse_inline(config: &[u8], layers: &[(Digest, u64)]) -> Result<Vec<CacheEntry>> {
+    let doc: serde_json::Value = serde_json::from_slice(config)
+        .map_err(|e| EngineError::Failed(format!("corrupt image config: {e}")))?;
+    let inline = doc
+        .get(rbuild_builder::build::INLINE_CACHE_KEY)
+        .cloned()
+        .ok_or_else(|| {
+            EngineError::Failed(
+                "not an rbuild build cache (an image without an inline cache)".into(),
+            )
+        })?;
+    let diff_ids: Vec<Digest> = doc["rootfs"]["diff_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str()?.parse().ok())
+        .collect();
+    if diff_ids.len() != layers.len() {
+        return Err(EngineError::Failed(format!(
+            "image config lists {} layers, its manifest {}",
+            diff_ids.len(),
+            layers.len()
+        )));
+    }
+    let blob_of: HashMap<&Digest, &Digest> =
+        diff_ids.iter().zip(layers.iter().map(|(d, _)| d)).collect();
+    // Inline records name their layer by diffID: each must be one of the image's.
+    let listed: HashMap<Digest, u64> = diff_ids.iter().map(|d| (d.clone(), 0)).collect();
+    let mut entries = parse_config(&serde_json::to_vec(&inline)?, &listed)?;
+    for e in &mut entries {
+        let blob = blob_of.get(&e.diff_id).ok_or_else(|| {
+            EngineError::Failed(format!(
+                "corrupt inline cache: step {} names layer {}, which the image does not have",
+                e.key, e.diff_id
+            ))
+        })?;
+        e.layer = (*blob).clone();
+    }
+    Ok(entries)
 }
 
 /// The records of a cache config, each checked to name a layer the manifest lists.

@@ -25,6 +25,8 @@ pub enum CacheLocation {
     Registry(Reference),
     /// An OCI image layout directory.
     Local(PathBuf),
+    /// `--cache-to type=inline`: in the built image's config.
+    Inline,
 }
 
 /// A parsed `--cache-to`.
@@ -50,6 +52,7 @@ impl std::fmt::Display for CacheLocation {
         match self {
             CacheLocation::Registry(r) => write!(f, "registry {r}"),
             CacheLocation::Local(d) => write!(f, "local {}", d.display()),
+            CacheLocation::Inline => write!(f, "inline (the image config)"),
         }
     }
 }
@@ -145,7 +148,12 @@ pub fn parse_cache_to(spec: &str) -> Result<CacheExport> {
         Some("local") => CacheLocation::Local(
             dest.ok_or_else(|| invalid(FLAG, spec, "type=local needs dest=DIR"))?,
         ),
-        Some(t @ ("inline" | "gha" | "s3" | "azblob")) => {
+        // BuildKit's inline cache holds the image's own layers only.
+        Some("inline") if mode == CacheMode::Max => {
+            return Err(invalid(FLAG, spec, "type=inline supports mode=min only"));
+        }
+        Some("inline") => CacheLocation::Inline,
+        Some(t @ ("gha" | "s3" | "azblob")) => {
             return Err(not_yet(FLAG, spec, &format!("type={t}")));
         }
         Some(t) => return Err(invalid(FLAG, spec, format!("unknown type {t:?}"))),
@@ -185,7 +193,14 @@ pub fn parse_cache_from(spec: &str) -> Result<CacheSource> {
         Some("local") => CacheLocation::Local(
             src.ok_or_else(|| invalid(FLAG, spec, "type=local needs src=DIR"))?,
         ),
-        Some(t @ ("inline" | "gha" | "s3" | "azblob")) => {
+        Some("inline") => {
+            return Err(invalid(
+                FLAG,
+                spec,
+                "an inline cache is imported with type=registry,ref=IMAGE",
+            ));
+        }
+        Some(t @ ("gha" | "s3" | "azblob")) => {
             return Err(not_yet(FLAG, spec, &format!("type={t}")));
         }
         Some(t) => return Err(invalid(FLAG, spec, format!("unknown type {t:?}"))),
@@ -218,7 +233,7 @@ mod tests {
     #[test]
     fn what_is_not_done_is_refused_by_name() {
         for (spec, want) in [
-            ("type=inline", "type=inline is not supported yet"),
+            ("type=inline,mode=max", "type=inline supports mode=min only"),
             ("type=gha", "type=gha is not supported yet"),
             (
                 "type=registry,ref=r/x,compression=zstd",
