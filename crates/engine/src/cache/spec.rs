@@ -264,7 +264,17 @@ mod tests {
             parse_cache_from("type=inline")
                 .unwrap_err()
                 .to_string()
-                .contains("not supported yet")
+                .contains("type=registry,ref=IMAGE")
+        );
+        assert!(
+            parse_cache_from("type=s3")
+                .unwrap_err()
+                .to_string()
+                .contains("type=s3 is not supported yet")
+        );
+        assert_eq!(
+            parse_cache_to("type=inline").unwrap().location,
+            CacheLocation::Inline
         );
         assert!(parse_cache_from("type=local,dest=x").is_err());
         assert!(parse_cache_from("type=local").is_err());
