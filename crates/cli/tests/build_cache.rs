@@ -45,7 +45,9 @@ fn dockerfile(base: &str) -> String {
          FROM {base}\n\
          COPY --from=builder /artifact /artifact\n\
          COPY src/ /app/\n\
-         RUN cat /app/app.py /artifact > /out && sleep 1\n\
+         RUN --mount=type=cache,id=deps,target=/cache cat /app/app.py /artifact > /out \
+             && (cat /cache/seen 2>/dev/null || true) > /seen-before \
+             && echo run >> /cache/seen && sleep 1\n\
          CMD [\"cat\", \"/out\"]\n"
     )
 }
@@ -192,13 +194,16 @@ fn registry_cache_round_trip_between_fresh_stores() {
         "{log}"
     );
     assert_eq!(
-        miss_reason(&log, "RUN cat").as_deref(),
+        miss_reason(&log, "--mount=type=cache").as_deref(),
         Some("the previous step was rebuilt"),
         "{log}"
     );
     assert_ne!(id_c, id_a);
     let run = rbuild_ok(&c, &["run", "--rm", id_c.trim(), "cat", "/out"]);
     assert_eq!(run, "print('v2')\nartifact 1\n");
+    // The cache mount's content came from machine A.
+    let seen = rbuild_ok(&c, &["run", "--rm", id_c.trim(), "cat", "/seen-before"]);
+    assert_eq!(seen, "run\n");
 
     // An ARG's new value is named.
     let (log, _) = build(&c, &["--build-arg", "VERSION=2"], &ctx_c);
@@ -243,7 +248,7 @@ fn registry_cache_round_trip_between_fresh_stores() {
     );
     assert!(row("RUN echo").contains("yes"), "{table}");
     assert!(
-        row("RUN cat").contains("the previous step was rebuilt"),
+        row("--mount=type=cache").contains("the previous step was rebuilt"),
         "{table}"
     );
     let images = rbuild_ok(&e, &["images", "-q", "--no-trunc"]);
@@ -306,9 +311,9 @@ fn registry_cache_round_trip_between_fresh_stores() {
     let manifest: serde_json::Value =
         serde_json::from_str(&rbuild_ok(&a, &["manifest", "inspect", &max])).unwrap();
     let layers = manifest["layers"].as_array().unwrap();
-    // Four steps, three blobs: COPY --from makes the same layer as the RUN that wrote the
-    // file (one blob, listed once).
-    assert_eq!(layers.len(), 3, "{manifest}");
+    // Four steps, three blobs (COPY --from makes the same layer as the RUN that wrote the
+    // file: one blob, listed once), and the cache mount's.
+    assert_eq!(layers.len(), 4, "{manifest}");
     for l in layers {
         let hex = l["digest"]
             .as_str()
@@ -339,6 +344,12 @@ fn registry_cache_round_trip_between_fresh_stores() {
     );
     let run = rbuild_ok(&g, &["run", "--rm", id_g.trim(), "cat", "/out"]);
     assert_eq!(run, "print('v1')\nartifact 1\n");
+    assert!(
+        log.contains("cache mount \"deps\"") && log.contains("not restored"),
+        "{log}"
+    );
+    let seen = rbuild_ok(&g, &["run", "--rm", id_g.trim(), "cat", "/seen-before"]);
+    assert_eq!(seen, "", "the tampered cache mount was not used");
 }
 
 #[test]
@@ -360,8 +371,30 @@ fn local_cache_round_trip_and_what_is_not_supported() {
     let dir = work.path().join("cache-dir");
     let ctx_a = context(&work.path().join("ctx-a"), "bb:1", "print('local')\n");
     let to = format!("type=local,dest={}", dir.display());
-    let (log, id_a) = build(&a, &["--cache-to", &format!("{to},mode=max")], &ctx_a);
+    // A second export with a cache-mount size limit the mount's 4 bytes exceed.
+    let small = work.path().join("cache-small");
+    let to_small = format!(
+        "type=local,dest={},mode=max,cache-mount-max-size=2",
+        small.display()
+    );
+    let (log, id_a) = build(
+        &a,
+        &[
+            "--cache-to",
+            &format!("{to},mode=max"),
+            "--cache-to",
+            &to_small,
+        ],
+        &ctx_a,
+    );
     assert_eq!(exported(&log, &dir.display().to_string()), 4, "{log}");
+    assert!(log.contains("4 steps, 1 cache mounts"), "{log}");
+    assert!(log.contains("4 steps, 0 cache mounts"), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("WARNING: cache mount \"deps\" not exported")),
+        "{log}"
+    );
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     assert_eq!(
@@ -380,14 +413,14 @@ fn local_cache_round_trip_and_what_is_not_supported() {
     for (flag, spec, want) in [
         (
             "--cache-to",
-            "type=inline",
-            "type=inline is not supported yet",
+            "type=inline,mode=max",
+            "type=inline supports mode=min only",
         ),
         ("--cache-from", "type=gha", "type=gha is not supported yet"),
         (
             "--cache-to",
-            "type=registry,ref=localhost:5000/x:y,cache-mounts=true",
-            "exporting cache mounts is not supported yet",
+            "type=registry,ref=localhost:5000/x:y,compression=zstd",
+            "compression=zstd is not supported yet",
         ),
         (
             "--cache-to",

@@ -40,6 +40,30 @@ pub trait LayerFetcher: Send + Sync + std::fmt::Debug {
     fn fetch(&self, store: &Store, entry: &CacheEntry) -> Result<(), String>;
 }
 
+/// The content of a `RUN --mount=type=cache` directory, exported as a layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountEntry {
+    /// The cache mount's id.
+    pub id: String,
+    /// The diffID of the layer holding its content.
+    pub diff_id: Digest,
+    /// The blob (in the cache artifact) holding the layer, compressed.
+    pub layer: Digest,
+}
+
+impl MountEntry {
+    /// The entry as the [`LayerFetcher`] takes it.
+    pub fn as_entry(&self) -> CacheEntry {
+        CacheEntry {
+            key: Digest::sha256_of(format!("cache mount {}", self.id).as_bytes()),
+            diff_id: self.diff_id.clone(),
+            layer: self.layer.clone(),
+            created: String::new(),
+            inputs: None,
+        }
+    }
+}
+
 /// A cache imported with `--cache-from`.
 #[derive(Debug, Clone)]
 pub struct CacheImport {
@@ -47,6 +71,8 @@ pub struct CacheImport {
     pub name: String,
     /// Its steps.
     pub entries: Vec<CacheEntry>,
+    /// Its cache mounts' contents, restored into a cache mount this store does not have yet.
+    pub mounts: Vec<MountEntry>,
     /// Where their layers come from.
     pub layers: Arc<dyn LayerFetcher>,
 }
@@ -118,6 +144,13 @@ impl Imported {
             }
         }
         out
+    }
+
+    /// The first import's content of cache mount `id`, and that import.
+    pub fn mount(&self, id: &str) -> Option<(&CacheImport, &MountEntry)> {
+        self.sources
+            .iter()
+            .find_map(|s| s.mounts.iter().find(|m| m.id == id).map(|m| (s, m)))
     }
 
     /// The entry for `key` and the import it came from.
@@ -328,6 +361,7 @@ mod tests {
         let imported = Imported::new(&[CacheImport {
             name: "test".into(),
             entries: vec![entry],
+            mounts: vec![],
             layers: Arc::new(Never),
         }]);
         let now = inputs(&other.to_string(), doc("RUN", &["VERSION=2"], None), &[]);

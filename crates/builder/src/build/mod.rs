@@ -23,7 +23,7 @@ use rbuild_runner::{LoopbackNetwork, Network};
 use rbuild_store::{Image, Store};
 
 pub use cache::{KeyInputs, Record, Records};
-pub use imported::{CacheEntry, CacheImport, ExplainedStep, LayerFetcher, UsedRecord};
+pub use imported::{CacheEntry, CacheImport, ExplainedStep, LayerFetcher, MountEntry, UsedRecord};
 
 use crate::checksum::DigestCache;
 use crate::config::ConfigBuilder;
@@ -139,6 +139,8 @@ pub struct BuildOutcome {
     pub records: Vec<UsedRecord>,
     /// Every step's cache verdict, in step order.
     pub explained: Vec<ExplainedStep>,
+    /// The cache mounts the build's RUN steps used: id and directory, for `--cache-to`.
+    pub cache_mounts: Vec<(String, PathBuf)>,
 }
 
 /// What a finished stage hands to stages that use it.
@@ -192,6 +194,8 @@ pub(crate) struct Shared<'a> {
     explained: Mutex<Vec<ExplainedStep>>,
     /// `--explain`: look steps up, run nothing.
     dry_run: bool,
+    /// Cache mounts used, by id.
+    cache_mounts: Mutex<BTreeMap<String, PathBuf>>,
 }
 
 impl Shared<'_> {
@@ -268,6 +272,7 @@ pub fn build(
         files_hashed: f.files_hashed,
         records: f.records,
         explained: f.explained,
+        cache_mounts: f.cache_mounts,
     })
 }
 
@@ -290,6 +295,7 @@ struct Finished {
     files_hashed: u64,
     records: Vec<UsedRecord>,
     explained: Vec<ExplainedStep>,
+    cache_mounts: Vec<(String, PathBuf)>,
 }
 
 fn build_or_explain(
@@ -361,6 +367,7 @@ fn build_or_explain(
         used: Mutex::new(Vec::new()),
         explained: Mutex::new(Vec::new()),
         dry_run,
+        cache_mounts: Mutex::new(BTreeMap::new()),
     };
     for batch in graph.batches(target) {
         if batch.len() == 1 {
@@ -440,6 +447,13 @@ fn build_or_explain(
         files_hashed,
         records,
         explained,
+        cache_mounts: shared
+            .cache_mounts
+            .lock()
+            .expect("cache mounts")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     })
 }
 

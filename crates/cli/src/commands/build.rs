@@ -375,16 +375,21 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     }
     for to in &cache_to {
         let client = client.as_ref().expect("made for caches");
-        match rbuild_engine::cache::export(client, store, to, &outcome.records) {
+        match rbuild_engine::cache::export(client, store, to, &outcome) {
             Ok(done) if to.location == rbuild_engine::cache::CacheLocation::Inline => progress
                 .line(&format!(
                     "writing inline cache into the image config done ({} steps)",
                     done.records
                 )),
-            Ok(done) => progress.line(&format!(
-                "exporting cache to {} done ({} steps, {} layers, {})",
-                to.location, done.records, done.layers, done.digest
-            )),
+            Ok(done) => {
+                for w in &done.warnings {
+                    progress.warning(w);
+                }
+                progress.line(&format!(
+                    "exporting cache to {} done ({} steps, {} cache mounts, {} layers, {})",
+                    to.location, done.records, done.mounts, done.layers, done.digest
+                ));
+            }
             Err(e) if to.ignore_error => progress.warning(&format!(
                 "cache export to {} failed: {}",
                 to.location,

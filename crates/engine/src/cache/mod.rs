@@ -17,7 +17,7 @@ mod spec;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rbuild_builder::build::{CacheEntry, CacheImport, LayerFetcher, UsedRecord};
+use rbuild_builder::build::{CacheEntry, CacheImport, LayerFetcher, MountEntry, UsedRecord};
 use rbuild_oci::{Compression, Digest};
 use rbuild_registry::{BlobSink, Client, PushOptions, Registry};
 use rbuild_store::Store;
@@ -43,6 +43,9 @@ const CONFIG_MAX: u64 = 64 << 20;
 struct CacheConfig {
     format: String,
     records: Vec<CacheEntry>,
+    /// `RUN --mount=type=cache` contents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    mounts: Vec<MountEntry>,
 }
 
 /// What an export wrote.
@@ -52,8 +55,12 @@ pub struct Exported {
     pub records: usize,
     /// Layer blobs the artifact lists.
     pub layers: usize,
+    /// Cache mounts exported.
+    pub mounts: usize,
     /// The artifact's manifest digest.
     pub digest: Digest,
+    /// What was left out and why (cache mounts over the size limit).
+    pub warnings: Vec<String>,
 }
 
 /// The records `mode` exports of those a build used.
@@ -64,11 +71,73 @@ pub fn select(records: &[UsedRecord], mode: CacheMode) -> Vec<&UsedRecord> {
         .collect()
 }
 
-/// Make the artifact of `records` in the store (each layer's gzip form, the config, the
-/// manifest); returns the manifest's digest and size and the number of layers.
-fn make_artifact(store: &Store, records: &[&UsedRecord]) -> Result<(Digest, u64, usize)> {
+/// The bytes of the files under `dir` (stopping early past `limit`).
+fn dir_size(dir: &std::path::Path, limit: u64) -> u64 {
+    let mut total = 0;
+    for e in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        if let Ok(m) = e.metadata()
+            && m.is_file()
+        {
+            total += m.len();
+            if total > limit {
+                break;
+            }
+        }
+    }
+    total
+}
+
+/// Cache mounts as layers: their entries, their blobs (digest, size), and warnings about
+/// the ones left out.
+type MountLayers = (Vec<MountEntry>, Vec<(Digest, u64)>, Vec<String>);
+
+/// Layers of the cache mounts `mounts` (each directory's content), those over `max` bytes
+/// left out with a warning.
+fn mount_layers(
+    store: &Store,
+    mounts: &[(String, std::path::PathBuf)],
+    max: u64,
+) -> Result<MountLayers> {
+    let (mut entries, mut blobs, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, dir) in mounts {
+        let size = dir_size(dir, max);
+        if size > max {
+            warnings.push(format!(
+                "cache mount {id:?} not exported: larger than cache-mount-max-size ({max} bytes)"
+            ));
+            continue;
+        }
+        let source = rbuild_store::LayerSource::Tree(dir.clone());
+        let info = store
+            .add_layer(&source, &rbuild_store::layer::CreateOptions::default())
+            .with_context(|| format!("reading cache mount {id:?}"))?;
+        let (blob, size) = gzip_layer(store, &info.diff_id)
+            .with_context(|| format!("compressing cache mount {id:?}"))?;
+        blobs.push((blob.clone(), size));
+        entries.push(MountEntry {
+            id: id.clone(),
+            diff_id: info.diff_id,
+            layer: blob,
+        });
+    }
+    Ok((entries, blobs, warnings))
+}
+
+/// Make the artifact of `records` and `mounts` in the store (each layer's gzip form, the
+/// config, the manifest); returns the manifest's digest and size and the number of layers.
+fn make_artifact(
+    store: &Store,
+    records: &[&UsedRecord],
+    mounts: Vec<MountEntry>,
+    mount_blobs: Vec<(Digest, u64)>,
+) -> Result<(Digest, u64, usize)> {
     let mut entries = Vec::new();
     let mut layers: Vec<(Digest, u64)> = Vec::new();
+    for b in mount_blobs {
+        if !layers.contains(&b) {
+            layers.push(b);
+        }
+    }
     for r in records {
         let (blob, size) = gzip_layer(store, &r.diff_id)
             .with_context(|| format!("compressing the layer of step {}", r.key))?;
@@ -86,6 +155,7 @@ fn make_artifact(store: &Store, records: &[&UsedRecord]) -> Result<(Digest, u64,
     let config = serde_json::to_vec(&CacheConfig {
         format: CACHE_FORMAT.into(),
         records: entries,
+        mounts,
     })?;
     let config_digest = store.blobs().put(&config, None)?;
     let manifest = serde_json::json!({
@@ -113,19 +183,27 @@ pub fn export(
     client: &Client,
     store: &Store,
     to: &CacheExport,
-    records: &[UsedRecord],
+    outcome: &rbuild_builder::build::BuildOutcome,
 ) -> Result<Exported> {
     let _hold = store.hold().context("locking the store against pruning")?;
-    let chosen = select(records, to.mode);
+    let chosen = select(&outcome.records, to.mode);
     if to.location == CacheLocation::Inline {
         // Written into the image's config by the build (BuildOptions::inline_cache).
         return Ok(Exported {
             records: chosen.len(),
             layers: 0,
+            mounts: 0,
             digest: Digest::sha256_of(b""),
+            warnings: Vec::new(),
         });
     }
-    let (digest, size, layers) = make_artifact(store, &chosen)?;
+    let (mounts, mount_blobs, warnings) = if to.cache_mounts {
+        mount_layers(store, &outcome.cache_mounts, to.cache_mount_max_size)?
+    } else {
+        Default::default()
+    };
+    let mount_count = mounts.len();
+    let (digest, size, layers) = make_artifact(store, &chosen, mounts, mount_blobs)?;
     match &to.location {
         CacheLocation::Inline => unreachable!("returned above"),
         CacheLocation::Registry(reference) => {
@@ -148,7 +226,9 @@ pub fn export(
     Ok(Exported {
         records: chosen.len(),
         layers,
+        mounts: mount_count,
         digest,
+        warnings,
     })
 }
 
@@ -176,16 +256,18 @@ pub fn import(client: &Client, from: &CacheSource) -> Result<CacheImport> {
                             .blob_bytes(reference.path(), &config, CONFIG_MAX)
                             .await?;
                         let entries = parse_inline(&bytes, &layers)?;
-                        return Ok((reg, layers.into_iter().collect(), entries));
+                        return Ok((reg, layers.into_iter().collect(), (entries, Vec::new())));
                     }
                 };
                 let bytes = reg
                     .blob_bytes(reference.path(), &config.0, CONFIG_MAX)
                     .await?;
                 let entries = parse_config(&bytes, &sizes)?;
-                Ok::<_, EngineError>((reg, sizes, entries))
+                let mounts = parse_mounts(&bytes, &sizes)?;
+                Ok::<_, EngineError>((reg, sizes, (entries, mounts)))
             })
             .with_context(|| format!("importing the build cache {reference}"))?;
+            let (entries, mounts) = entries;
             let layers = Arc::new(RegistryLayers {
                 rt,
                 reg,
@@ -195,6 +277,7 @@ pub fn import(client: &Client, from: &CacheSource) -> Result<CacheImport> {
             Ok(CacheImport {
                 name,
                 entries,
+                mounts,
                 layers,
             })
         }
@@ -207,9 +290,12 @@ pub fn import(client: &Client, from: &CacheSource) -> Result<CacheImport> {
                 .with_context(|| format!("importing the build cache {}", dir.display()))?;
             let entries = parse_config(&config, &sizes)
                 .with_context(|| format!("importing the build cache {}", dir.display()))?;
+            let mounts = parse_mounts(&config, &sizes)
+                .with_context(|| format!("importing the build cache {}", dir.display()))?;
             Ok(CacheImport {
                 name,
                 entries,
+                mounts,
                 layers: Arc::new(layout::LocalLayers { dir: dir.clone() }),
             })
         }
@@ -313,6 +399,23 @@ fn parse_inline(config: &[u8], layers: &[(Digest, u64)]) -> Result<Vec<CacheEntr
         e.layer = (*blob).clone();
     }
     Ok(entries)
+}
+
+/// The cache mounts of a cache config, each checked to name a layer the manifest lists.
+fn parse_mounts(bytes: &[u8], layers: &HashMap<Digest, u64>) -> Result<Vec<MountEntry>> {
+    let config: CacheConfig = serde_json::from_slice(bytes)
+        .map_err(|e| EngineError::Failed(format!("corrupt cache config: {e}")))?;
+    if let Some(m) = config
+        .mounts
+        .iter()
+        .find(|m| !layers.contains_key(&m.layer))
+    {
+        return Err(EngineError::Failed(format!(
+            "corrupt cache config: cache mount {:?} names layer {}, which the manifest does not list",
+            m.id, m.layer
+        )));
+    }
+    Ok(config.mounts)
 }
 
 /// The records of a cache config, each checked to name a layer the manifest lists.

@@ -38,7 +38,15 @@ pub struct CacheExport {
     pub mode: CacheMode,
     /// `ignore-error=true`: a failed export is a warning, not a failed build.
     pub ignore_error: bool,
+    /// Whether the contents of `RUN --mount=type=cache` directories are exported
+    /// (`cache-mounts=`, default with `mode=max`).
+    pub cache_mounts: bool,
+    /// `cache-mount-max-size=`: larger cache mounts are skipped with a warning.
+    pub cache_mount_max_size: u64,
 }
+
+/// The default `cache-mount-max-size`: 1 GiB.
+pub const CACHE_MOUNT_MAX_SIZE: u64 = 1 << 30;
 
 /// A parsed `--cache-from`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +108,8 @@ pub fn parse_cache_to(spec: &str) -> Result<CacheExport> {
     let mut dest = None;
     let mut mode = CacheMode::Min;
     let mut ignore_error = false;
+    let mut cache_mounts = None;
+    let mut max_size = CACHE_MOUNT_MAX_SIZE;
     for (k, v) in fields(FLAG, spec)? {
         match k {
             "type" => kind = Some(v),
@@ -132,8 +142,12 @@ pub fn parse_cache_to(spec: &str) -> Result<CacheExport> {
                     return Err(not_yet(FLAG, spec, &format!("{k}=false")));
                 }
             }
-            "cache-mounts" | "cache-mount-max-size" => {
-                return Err(not_yet(FLAG, spec, "exporting cache mounts"));
+            "cache-mounts" => cache_mounts = Some(boolean(FLAG, spec, k, v)?),
+            "cache-mount-max-size" => {
+                let size = crate::options::parse_size(v)
+                    .map_err(|e| invalid(FLAG, spec, format!("{k}={v:?}: {e}")))?;
+                max_size = u64::try_from(size)
+                    .map_err(|_| invalid(FLAG, spec, format!("{k}={v:?}: negative")))?;
             }
             "compression-level" | "force-compression" | "tag" | "name" => {
                 return Err(not_yet(FLAG, spec, k));
@@ -159,10 +173,15 @@ pub fn parse_cache_to(spec: &str) -> Result<CacheExport> {
         Some(t) => return Err(invalid(FLAG, spec, format!("unknown type {t:?}"))),
         None => return Err(invalid(FLAG, spec, "missing type=")),
     };
+    if cache_mounts == Some(true) && location == CacheLocation::Inline {
+        return Err(invalid(FLAG, spec, "type=inline cannot hold cache mounts"));
+    }
     Ok(CacheExport {
+        cache_mounts: cache_mounts.unwrap_or(mode == CacheMode::Max),
         location,
         mode,
         ignore_error,
+        cache_mount_max_size: max_size,
     })
 }
 
@@ -224,6 +243,21 @@ mod tests {
         assert_eq!(e.mode, CacheMode::Min);
         assert_eq!(e.location, CacheLocation::Local("/tmp/c".into()));
         assert!(parse_cache_to("type=registry,ref=r/x,image-manifest=true,oci-mediatypes=true,compression=gzip,ignore-error=true").unwrap().ignore_error);
+        assert!(
+            !e.cache_mounts,
+            "only mode=max exports cache mounts by default"
+        );
+        assert!(
+            parse_cache_to("type=registry,ref=r/x,mode=max")
+                .unwrap()
+                .cache_mounts
+        );
+        let e =
+            parse_cache_to("type=local,dest=d,cache-mounts=true,cache-mount-max-size=64m").unwrap();
+        assert!(e.cache_mounts && e.mode == CacheMode::Min);
+        assert_eq!(e.cache_mount_max_size, 64 << 20);
+        let e = parse_cache_to("type=local,dest=d,mode=max,cache-mounts=false").unwrap();
+        assert!(!e.cache_mounts);
         let f = parse_cache_from("localhost:5000/app:cache").unwrap();
         assert!(matches!(f.location, CacheLocation::Registry(_)));
         let f = parse_cache_from("type=local,src=/tmp/c").unwrap();
@@ -240,8 +274,8 @@ mod tests {
                 "compression=zstd is not supported yet",
             ),
             (
-                "type=registry,ref=r/x,cache-mounts=true",
-                "exporting cache mounts is not supported yet",
+                "type=registry,ref=r/x,cache-mount-max-size=lots",
+                "cache-mount-max-size=\"lots\"",
             ),
             (
                 "type=registry,ref=r/x,image-manifest=false",
