@@ -398,4 +398,35 @@ mod tests {
             "no cache record for this parent"
         );
     }
+
+    #[test]
+    fn a_new_base_image_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let records = Records::new(&store);
+        let old_base = Digest::sha256_of(b"old base key");
+        let mut then = inputs(&old_base.to_string(), doc("RUN", &[], None), &[]);
+        then.base = Some("image sha256:1111".into());
+        let rec = Record {
+            diff_id: Some(Digest::sha256_of(b"l").to_string()),
+            created: "t".into(),
+            inputs: Some(then),
+        };
+        records.put(&Digest::sha256_of(b"old"), &rec).unwrap();
+        let new_base = Digest::sha256_of(b"new base key");
+        let mut now = inputs(&new_base.to_string(), doc("RUN", &[], None), &[]);
+        now.base = Some("image sha256:2222".into());
+        let key = Digest::sha256_of(b"new");
+        let miss = Miss {
+            key: &key,
+            parent: &new_base,
+            inputs: Some(&now),
+            after_rebuilt: false,
+            first: Some("image sha256:2222"),
+        };
+        assert_eq!(
+            explain(&records, &Imported::default(), &miss, None),
+            "base image digest changed (sha256:1111 → sha256:2222)"
+        );
+    }
 }
