@@ -141,6 +141,30 @@ pub struct BuildOutcome {
     pub explained: Vec<ExplainedStep>,
     /// The cache mounts the build's RUN steps used: id and directory, for `--cache-to`.
     pub cache_mounts: Vec<(String, PathBuf)>,
+    /// Imported layers the build reused without needing their bytes (not in the store; an
+    /// export fetches them with [`LazyLayer::fetch`]).
+    pub unfetched: Vec<LazyLayer>,
+}
+
+/// An imported record's layer reused without its bytes (lazy import).
+#[derive(Debug, Clone)]
+pub struct LazyLayer {
+    /// The record.
+    pub entry: CacheEntry,
+    /// Where its layer comes from.
+    pub layers: Arc<dyn LayerFetcher>,
+    /// The import's name, for messages.
+    pub name: String,
+}
+
+impl LazyLayer {
+    /// Fetch the layer into `store` (verified) and record the step locally.
+    pub fn fetch(&self, store: &Store) -> Result<(), String> {
+        self.layers.fetch(store, &self.entry)?;
+        Records::new(store)
+            .put(&self.entry.key, &self.entry.record())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// What a finished stage hands to stages that use it.
@@ -196,9 +220,30 @@ pub(crate) struct Shared<'a> {
     dry_run: bool,
     /// Cache mounts used, by id.
     cache_mounts: Mutex<BTreeMap<String, PathBuf>>,
+    /// Imported layers reused but not fetched yet, by diffID.
+    lazy: Mutex<HashMap<Digest, LazyLayer>>,
 }
 
 impl Shared<'_> {
+    /// Make sure layer `diff_id` is in the store: an imported layer reused lazily is fetched
+    /// now. A failure ends the build with [`BuildError::ImportedLayer`] ([`build`] then
+    /// builds again without that record).
+    pub(crate) fn materialize(&self, diff_id: &Digest) -> Result<(), BuildError> {
+        let lazy = self.lazy.lock().expect("lazy layers").get(diff_id).cloned();
+        let Some(lazy) = lazy else {
+            return Ok(());
+        };
+        if !self.store.has_blob(diff_id) {
+            lazy.fetch(self.store)
+                .map_err(|reason| BuildError::ImportedLayer {
+                    key: lazy.entry.key.clone(),
+                    reason: format!("layer {} from {}: {reason}", lazy.entry.layer, lazy.name),
+                })?;
+        }
+        self.lazy.lock().expect("lazy layers").remove(diff_id);
+        Ok(())
+    }
+
     /// Remember that stage `stage` used (or made) `record` for `key`, for `--cache-to`.
     pub(crate) fn record_used(&self, stage: usize, key: &Digest, record: &Record) {
         let Some(diff_id) = record.diff_id.as_deref().and_then(|d| d.parse().ok()) else {
@@ -264,7 +309,30 @@ pub fn build(
     images: &dyn ImageSource,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome, BuildError> {
-    let f = build_or_explain(store, opts, images, reporter, false)?;
+    // A lazily reused imported layer that turns out bad ends an attempt; the build is made
+    // again without that record (what the attempt did is in the store's own cache now).
+    let mut failed: HashMap<Digest, String> = HashMap::new();
+    let f = loop {
+        let mut attempt_opts;
+        let attempt = if failed.is_empty() {
+            opts
+        } else {
+            attempt_opts = opts.clone();
+            for import in &mut attempt_opts.cache_from {
+                import.entries.retain(|e| !failed.contains_key(&e.key));
+            }
+            &attempt_opts
+        };
+        match build_or_explain(store, attempt, images, reporter, false, &failed) {
+            Err(BuildError::ImportedLayer { key, reason }) if !failed.contains_key(&key) => {
+                reporter.warning(&format!(
+                    "cache import: ignoring {reason}; building again without it"
+                ));
+                failed.insert(key, reason);
+            }
+            other => break other?,
+        }
+    };
     Ok(BuildOutcome {
         image: f.image.expect("a build commits its image"),
         steps: f.steps,
@@ -273,6 +341,7 @@ pub fn build(
         records: f.records,
         explained: f.explained,
         cache_mounts: f.cache_mounts,
+        unfetched: f.unfetched,
     })
 }
 
@@ -284,7 +353,8 @@ pub fn explain(
     opts: &BuildOptions,
     images: &dyn ImageSource,
 ) -> Result<Vec<ExplainedStep>, BuildError> {
-    Ok(build_or_explain(store, opts, images, &crate::reporter::Silent, true)?.explained)
+    let none = HashMap::new();
+    Ok(build_or_explain(store, opts, images, &crate::reporter::Silent, true, &none)?.explained)
 }
 
 /// What [`build_or_explain`] ends with: a [`BuildOutcome`] whose image a dry run lacks.
@@ -296,6 +366,7 @@ struct Finished {
     records: Vec<UsedRecord>,
     explained: Vec<ExplainedStep>,
     cache_mounts: Vec<(String, PathBuf)>,
+    unfetched: Vec<LazyLayer>,
 }
 
 fn build_or_explain(
@@ -304,6 +375,7 @@ fn build_or_explain(
     images: &dyn ImageSource,
     reporter: &dyn Reporter,
     dry_run: bool,
+    failed: &HashMap<Digest, String>,
 ) -> Result<Finished, BuildError> {
     let dockerfile = parse_dockerfile(&opts.dockerfile)?;
     for w in &dockerfile.warnings {
@@ -363,11 +435,12 @@ fn build_or_explain(
         results: Mutex::new(vec![None; dockerfile.stages.len()]),
         loopback: Mutex::new(None),
         imported: imported::Imported::new(&opts.cache_from),
-        fetch_failures: Mutex::new(HashMap::new()),
+        fetch_failures: Mutex::new(failed.clone()),
         used: Mutex::new(Vec::new()),
         explained: Mutex::new(Vec::new()),
         dry_run,
         cache_mounts: Mutex::new(BTreeMap::new()),
+        lazy: Mutex::new(HashMap::new()),
     };
     for batch in graph.batches(target) {
         if batch.len() == 1 {
@@ -419,6 +492,10 @@ fn build_or_explain(
     let image = if dry_run {
         None
     } else {
+        // The image's layers must all be in the store.
+        for d in &last.layers {
+            shared.materialize(d)?;
+        }
         let mut config = last.config.clone();
         for (k, v) in &opts.labels {
             config.set_label(k, v);
@@ -447,6 +524,13 @@ fn build_or_explain(
         files_hashed,
         records,
         explained,
+        unfetched: shared
+            .lazy
+            .lock()
+            .expect("lazy layers")
+            .values()
+            .cloned()
+            .collect(),
         cache_mounts: shared
             .cache_mounts
             .lock()

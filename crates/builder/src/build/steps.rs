@@ -118,30 +118,35 @@ fn cache_hit(
     }
 }
 
-/// An imported record for `key`, its layer brought into the store (a dry run only looks).
-/// A layer that cannot be fetched or verified is a warning and a miss.
+/// An imported record for `key`. Its layer is not fetched now (import is lazy): it is when a
+/// later step or the image needs the bytes ([`Shared::materialize`]).
 fn imported_hit(shared: &Shared<'_>, key: &Digest) -> Option<(Record, Digest)> {
+    if shared
+        .fetch_failures
+        .lock()
+        .expect("fetch failures")
+        .contains_key(key)
+    {
+        return None;
+    }
     let (import, entry) = shared.imported.get(key)?;
     let record = entry.record();
     if shared.dry_run {
         return Some((record, entry.diff_id.clone()));
     }
-    if !shared.store.has_blob(&entry.diff_id)
-        && let Err(e) = import.layers.fetch(shared.store, entry)
-    {
-        let why = format!("layer {} from {}: {e}", entry.layer, import.name);
-        shared
-            .reporter
-            .warning(&format!("cache import: ignoring {why}"));
-        shared
-            .fetch_failures
-            .lock()
-            .expect("fetch failures")
-            .insert(key.clone(), why);
-        return None;
+    if shared.store.has_blob(&entry.diff_id) {
+        // Remembered locally: the next build hits without the import.
+        let _ = shared.records.put(key, &record);
+    } else {
+        shared.lazy.lock().expect("lazy layers").insert(
+            entry.diff_id.clone(),
+            super::LazyLayer {
+                entry: entry.clone(),
+                layers: import.layers.clone(),
+                name: import.name.clone(),
+            },
+        );
     }
-    // Remembered locally: the next build hits without the import.
-    let _ = shared.records.put(key, &record);
     Some((record, entry.diff_id.clone()))
 }
 
@@ -567,6 +572,7 @@ pub(crate) fn snapshots(
 ) -> Result<Vec<PathBuf>, BuildError> {
     let mut out = known.to_vec();
     for d in &layers[out.len().min(layers.len())..] {
+        shared.materialize(d)?;
         out.push(shared.store.snapshot(d).map_err(store_err)?);
     }
     Ok(out)

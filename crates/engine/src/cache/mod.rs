@@ -197,6 +197,21 @@ pub fn export(
             warnings: Vec::new(),
         });
     }
+    // Layers the build reused from an imported cache without needing their bytes.
+    for r in &chosen {
+        if store.has_blob(&r.diff_id) {
+            continue;
+        }
+        if let Some(lazy) = outcome
+            .unfetched
+            .iter()
+            .find(|l| l.entry.diff_id == r.diff_id)
+        {
+            lazy.fetch(store).map_err(|e| {
+                EngineError::Failed(format!("fetching imported layer {}: {e}", r.diff_id))
+            })?;
+        }
+    }
     let (mounts, mount_blobs, warnings) = if to.cache_mounts {
         mount_layers(store, &outcome.cache_mounts, to.cache_mount_max_size)?
     } else {
