@@ -462,4 +462,20 @@ fn local_cache_round_trip_and_what_is_not_supported() {
         assert!(!out.status.success(), "{spec}");
         assert!(text(&out).contains(want), "{spec}: {}", text(&out));
     }
+    let out = rbuild(
+        &b,
+        &[
+            "build",
+            "--explain",
+            "--cache-to",
+            &to,
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("--explain builds nothing"),
+        "{}",
+        text(&out)
+    );
 }

@@ -255,6 +255,11 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         ),
         _ => None,
     };
+    if args.explain && (args.push || !args.cache_to.is_empty() || args.output.is_some()) {
+        anyhow::bail!(
+            "--explain builds nothing: it cannot be combined with --push, --cache-to or --output"
+        );
+    }
     let cache_to = args
         .cache_to
         .iter()

@@ -222,13 +222,21 @@ pub fn export(
     match &to.location {
         CacheLocation::Inline => unreachable!("returned above"),
         CacheLocation::Registry(reference) => {
+            // Layers the image's own repositories on that registry hold are mounted, not sent.
+            let mount_from = outcome
+                .image
+                .names
+                .iter()
+                .filter(|n| n.domain() == reference.domain() && n.path() != reference.path())
+                .map(|n| n.path().to_string())
+                .collect();
             crate::transfer::block_on(|| async {
                 rbuild_registry::push(
                     client,
                     reference,
                     &digest,
                     Arc::new(StoreBlobs(store.clone())),
-                    &PushOptions::default(),
+                    &PushOptions { mount_from },
                     Arc::new(rbuild_registry::Silent),
                 )
                 .await
