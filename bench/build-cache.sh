@@ -26,6 +26,11 @@ rbuild=$PWD/target/release/rbuild
 
 work=$(mktemp -d /tmp/rbuild-bench-cache.XXXXXX)
 cleanup() {
+  # rbuild's error output of the timed runs (hyperfine hides it).
+  if [ -s "$work/errors.log" ]; then
+    echo "rbuild errors:" >&2
+    cat "$work/errors.log" >&2
+  fi
   peers_stop || true
   rm -rf "$work"
 }
@@ -84,8 +89,13 @@ else
 fi
 bk_probe=$(grep -m1 -i 'cache export\|error' "$work/bk-probe.log" | sed 's/^ *//' || true)
 
-a="$rbuild --root $work/a"
-b="$rbuild --root $work/b"
+# rbuild on store A or B, its error output kept for the end (hyperfine hides it).
+for s in a b; do
+  printf '#!/bin/sh\nRUST_BACKTRACE=1 exec %s --root %s "$@" 2>>%s\n' "$rbuild" "$work/$s" "$work/errors.log" >"$work/rbuild-$s"
+  chmod +x "$work/rbuild-$s"
+done
+a=$work/rbuild-a
+b=$work/rbuild-b
 # A fresh store B holding only the base image.
 cat >"$work/fresh-b.sh" <<EOF
 #!/bin/sh
@@ -98,7 +108,17 @@ docker images --format '{{.Repository}}:{{.Tag}}' | grep -v '^busybox:local$' | 
 docker builder prune -af >/dev/null 2>&1
 sync
 EOF
-chmod +x "$work/fresh-b.sh" "$work/fresh-docker.sh"
+# Before each cold run: the previous run's image and layers gone (the disk would otherwise fill
+# with 200 MB per run of (b) in each store, registry and directory), nothing dirty in the cache.
+cat >"$work/prune.sh" <<EOF
+#!/bin/sh
+$rbuild --root $work/a image prune -f >/dev/null 2>&1
+rm -rf $work/cache-timed
+docker image prune -f >/dev/null 2>&1
+docker builder prune -af >/dev/null 2>&1
+sync
+EOF
+chmod +x "$work/fresh-b.sh" "$work/fresh-docker.sh" "$work/prune.sh"
 fresh_b=$work/fresh-b.sh
 fresh_docker=$work/fresh-docker.sh
 
@@ -107,15 +127,16 @@ mkdir -p "$results"
 bench_workload() {
   local w=$1 runs=$2 ctx=$work/$1
   local to_reg="type=registry,ref=$reg/cache/$w:max,mode=max" to_dir="type=local,dest=$work/cache-$w,mode=max"
+  local to_timed="type=local,dest=$work/cache-timed,mode=max"
   local bk_img=$reg/bench-bk/$w:inline
   # Warm-ups that leave the caches to import in the registry, the directory and dockerd's push.
   $a build -q --network none --cache-to "$to_reg" --cache-to "$to_dir" -t "bench-$w" "$ctx" >/dev/null
   DOCKER_BUILDKIT=1 docker build -q --network none --build-arg BUILDKIT_INLINE_CACHE=1 -t "$bk_img" "$ctx" >/dev/null
   docker push -q "$bk_img" >/dev/null
-  hyperfine -N --runs "$runs" --warmup 1 --prepare sync --export-json "$results/$w-cold.json" \
+  hyperfine -N --runs "$runs" --warmup 1 --prepare "$work/prune.sh" --export-json "$results/$w-cold.json" \
     -n "rbuild cold" "$a build -q --no-cache --network none -t bench-$w $ctx" \
     -n "rbuild cold + export registry" "$a build -q --no-cache --network none --cache-to $to_reg -t bench-$w $ctx" \
-    -n "rbuild cold + export local" "$a build -q --no-cache --network none --cache-to $to_dir -t bench-$w $ctx" \
+    -n "rbuild cold + export local" "$a build -q --no-cache --network none --cache-to $to_timed -t bench-$w $ctx" \
     -n "BuildKit cold" "env DOCKER_BUILDKIT=1 docker build -q --no-cache --network none -t bench-bk-$w $ctx" \
     -n "BuildKit cold + inline cache + push" "sh -c 'DOCKER_BUILDKIT=1 docker build -q --no-cache --network none --build-arg BUILDKIT_INLINE_CACHE=1 -t $bk_img $ctx >/dev/null && docker push -q $bk_img >/dev/null'"
   hyperfine -N --runs "$runs" --warmup 1 --prepare "$fresh_b" --export-json "$results/$w-import-rbuild.json" \
@@ -125,7 +146,8 @@ bench_workload() {
     -n "BuildKit pruned, --cache-from inline image" "env DOCKER_BUILDKIT=1 docker build -q --network none --cache-from $bk_img -t bench-bk-$w $ctx"
   # Every step of the imported builds must have been cached: check once, outside the timing.
   "$fresh_b"
-  $b build --progress plain --network none --cache-from "$reg/cache/$w:max" -t "bench-$w" "$ctx" 2>"$results/$w-import.log"
+  "$rbuild" --root "$work/b" build --progress plain --network none --cache-from "$reg/cache/$w:max" \
+    -t "bench-$w" "$ctx" 2>"$results/$w-import.log"
   grep -q ' cache miss: ' "$results/$w-import.log" && { echo "imported build of $w missed:" >&2; grep 'cache miss' "$results/$w-import.log" >&2; exit 1; }
   true
 }
@@ -149,6 +171,9 @@ out = ["## Build cache that travels: cold on store A vs cache-imported on a fres
        "other engineers' compiles).", "",
        "(a) 5 RUN steps, ENV/WORKDIR/LABEL/CMD and a COPY of 2,000 small files; "
        "(b) a COPY of 400 MB of incompressible files and a RUN writing 200 MB (bench/build.sh's). "
+       "Before each cold run the previous run's images are pruned (`rbuild image prune`, "
+       "`docker image prune`, `docker builder prune -af`) and the local export's directory "
+       "removed, so every export starts empty and the disk does not fill. "
        "All RUN steps `--network none`. *fresh store B*: a new `--root` holding only the base "
        "image (loaded before each run, not timed), importing A's `mode=max` cache from a "
        "docker-registry on loopback or from an OCI layout directory; the script checks that "
