@@ -400,6 +400,17 @@ fn local_cache_round_trip_and_what_is_not_supported() {
 
     let dir = work.path().join("cache-dir");
     let ctx_a = context(&work.path().join("ctx-a"), "bb:1", "print('local')\n");
+    // Data that does not compress (xorshift noise): its layer travels uncompressed.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..2_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(ctx_a.join("src/noise.bin"), &noise).unwrap();
     let to = format!("type=local,dest={}", dir.display());
     // A second export with a cache-mount size limit the mount's 4 bytes exceed.
     let small = work.path().join("cache-small");
@@ -432,8 +443,29 @@ fn local_cache_round_trip_and_what_is_not_supported() {
         "latest"
     );
     assert!(dir.join("oci-layout").is_file());
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.join("blobs/sha256")
+                .join(digest.strip_prefix("sha256:").unwrap()),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let types: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&"application/vnd.oci.image.layer.v1.tar")
+            && types.contains(&"application/vnd.oci.image.layer.v1.tar+gzip"),
+        "{manifest}"
+    );
 
     let ctx_b = context(&work.path().join("ctx-b"), "bb:1", "print('local')\n");
+    std::fs::write(ctx_b.join("src/noise.bin"), &noise).unwrap();
     let from = format!("type=local,src={}", dir.display());
     let (log, id_b) = build(&b, &["--cache-from", &from], &ctx_b);
     assert_eq!(steps_cached(&log), (6, 4), "{log}");

@@ -28,7 +28,7 @@ pub use spec::{
 };
 
 use crate::error::{EngineError, Result, ResultExt};
-use crate::transfer::{StoreBlobs, gzip_layer};
+use crate::transfer::{SAMPLE, StoreBlobs, compresses, gzip_layer};
 
 /// The media type of a cache artifact's config.
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.rbuild.cache.config.v1+json";
@@ -71,6 +71,34 @@ pub fn select(records: &[UsedRecord], mode: CacheMode) -> Vec<&UsedRecord> {
         .collect()
 }
 
+/// The media type of a gzip layer in a cache artifact.
+const GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// The media type of an uncompressed layer (its blob digest is its diffID).
+const TAR_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// The blob a cache artifact carries for layer `diff_id`: its gzip form when the store has one
+/// (a push made it; the registry then holds it once), else the tar itself when its data does
+/// not compress (judged on a sample: no compressed copy to write on export, and an import
+/// stores what it downloads as is), else a new gzip form. (digest, size, media type)
+fn cache_blob(store: &Store, diff_id: &Digest) -> Result<(Digest, u64, &'static str)> {
+    if let Some((d, size)) = store.layer_blob(diff_id, Compression::Gzip)? {
+        return Ok((d, size, GZIP_LAYER));
+    }
+    if let Some((d, size)) = store.layer_blob(diff_id, Compression::None)? {
+        let mut sample = Vec::with_capacity(SAMPLE);
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(store.layer_reader(diff_id)?, SAMPLE as u64),
+            &mut sample,
+        )
+        .context("reading the layer")?;
+        if !compresses(&sample) {
+            return Ok((d, size, TAR_LAYER));
+        }
+    }
+    let (d, size) = gzip_layer(store, diff_id)?;
+    Ok((d, size, GZIP_LAYER))
+}
+
 /// The bytes of the files under `dir` (stopping early past `limit`).
 fn dir_size(dir: &std::path::Path, limit: u64) -> u64 {
     let mut total = 0;
@@ -89,7 +117,10 @@ fn dir_size(dir: &std::path::Path, limit: u64) -> u64 {
 
 /// Cache mounts as layers: their entries, their blobs (digest, size), and warnings about
 /// the ones left out.
-type MountLayers = (Vec<MountEntry>, Vec<(Digest, u64)>, Vec<String>);
+type MountLayers = (Vec<MountEntry>, Vec<Blob>, Vec<String>);
+
+/// A layer blob of a cache artifact: digest, size, media type.
+type Blob = (Digest, u64, &'static str);
 
 /// Layers of the cache mounts `mounts` (each directory's content), those over `max` bytes
 /// left out with a warning.
@@ -111,9 +142,9 @@ fn mount_layers(
         let info = store
             .add_layer(&source, &rbuild_store::layer::CreateOptions::default())
             .with_context(|| format!("reading cache mount {id:?}"))?;
-        let (blob, size) = gzip_layer(store, &info.diff_id)
+        let (blob, size, media_type) = cache_blob(store, &info.diff_id)
             .with_context(|| format!("compressing cache mount {id:?}"))?;
-        blobs.push((blob.clone(), size));
+        blobs.push((blob.clone(), size, media_type));
         entries.push(MountEntry {
             id: id.clone(),
             diff_id: info.diff_id,
@@ -129,20 +160,20 @@ fn make_artifact(
     store: &Store,
     records: &[&UsedRecord],
     mounts: Vec<MountEntry>,
-    mount_blobs: Vec<(Digest, u64)>,
+    mount_blobs: Vec<Blob>,
 ) -> Result<(Digest, u64, usize)> {
     let mut entries = Vec::new();
-    let mut layers: Vec<(Digest, u64)> = Vec::new();
+    let mut layers: Vec<Blob> = Vec::new();
     for b in mount_blobs {
         if !layers.contains(&b) {
             layers.push(b);
         }
     }
     for r in records {
-        let (blob, size) = gzip_layer(store, &r.diff_id)
+        let (blob, size, media_type) = cache_blob(store, &r.diff_id)
             .with_context(|| format!("compressing the layer of step {}", r.key))?;
-        if !layers.iter().any(|(d, _)| *d == blob) {
-            layers.push((blob.clone(), size));
+        if !layers.iter().any(|(d, _, _)| *d == blob) {
+            layers.push((blob.clone(), size, media_type));
         }
         entries.push(CacheEntry {
             key: r.key.clone(),
@@ -166,8 +197,8 @@ fn make_artifact(
             "digest": config_digest.to_string(),
             "size": config.len(),
         },
-        "layers": layers.iter().map(|(d, s)| serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "layers": layers.iter().map(|(d, s, t)| serde_json::json!({
+            "mediaType": t,
             "digest": d.to_string(),
             "size": s,
         })).collect::<Vec<_>>(),
@@ -468,6 +499,12 @@ fn parse_config(bytes: &[u8], layers: &HashMap<Digest, u64>) -> Result<Vec<Cache
 /// uncompressed tar verified against the diffID, both forms recorded.
 fn store_layer(store: &Store, layer: &Digest, diff_id: &Digest) -> Result<()> {
     let _hold = store.hold()?;
+    if layer == diff_id {
+        // An uncompressed layer: the verified blob is the layer.
+        let size = store.blobs().size(layer)?;
+        store.record_layer_blob(diff_id, Compression::None, diff_id, size, Some(size))?;
+        return Ok(());
+    }
     let reader = store.blob_reader(layer)?;
     let (compression, tar) =
         rbuild_store::compress::decompress(reader).context("reading the layer")?;

@@ -17,8 +17,8 @@ use rbuild_registry::{Client, PullOptions, PushOptions, Reporter};
 use rbuild_store::{Image, Store};
 
 pub use blobs::StoreBlobs;
-pub(crate) use gzip::gzip_layer;
 pub use gzip::pushable_manifest;
+pub(crate) use gzip::{SAMPLE, compresses, gzip_layer};
 
 use crate::Engine;
 use crate::error::{EngineError, Result, ResultExt};
