@@ -197,12 +197,13 @@ note = ("can export a local cache" if bk_local == "yes" else
         f"cannot export a cache here (`--cache-to type=local` with buildx's docker driver: `{bk_probe}`), "
         "so BuildKit is measured with its inline cache")
 out += ["", f"BuildKit {note}. Targets of #17: an imported fully cached build ≤ 10% of the cold "
-        "build's time and ≤ 1 s for (a); export adds ≤ 10% to a cold build. An export "
-        "compresses every layer it has not compressed before (gzip level 1, or stored blocks for "
-        "incompressible data) and uploads it; a later `--push` of the image reuses those blobs. "
-        "The imported build downloads and verifies every layer of the image (by blob digest, then "
-        "by diffID) because the store keeps whole images; layers of stages not in the image are "
-        "fetched only when a later step misses and needs them.", "",
+        "build's time and ≤ 1 s for (a); export adds ≤ 10% to a cold build. An export sends a "
+        "layer's gzip form when a push made one, the tar itself when its data does not compress "
+        "(the tar is made again from the layer's directory and streamed: nothing is written), "
+        "else a new gzip form (level 1), and uploads or copies it. The imported build downloads "
+        "and verifies every layer of the image (by blob digest, then by diffID) because the store "
+        "keeps whole images; layers of stages not in the image are fetched only when a later step "
+        "misses and needs them (lazy import).", "",
         "Command lines (CTX is the workload's context, REG the registry):", "",
         "- `rbuild --root A build -q --no-cache --network none [--cache-to type=registry,ref=REG/cache/W:max,mode=max | --cache-to type=local,dest=DIR,mode=max] -t bench-W CTX`",
         "- `rbuild --root B build -q --network none --cache-from REG/cache/W:max | --cache-from type=local,src=DIR -t bench-W CTX`",
