@@ -34,7 +34,7 @@ docker import "$work/rootfs.tar" bench/busybox:latest >/dev/null
 # A container that ends at once on SIGTERM (a trapped signal interrupts `wait`).
 idle=(sh -c 'trap "exit 0" TERM; sleep 1000 & wait')
 q() { printf '%q ' "$@"; }
-rb_run="$rbuild run -d --name bench-c bench/busybox $(q "${idle[@]}")"
+rb_run="$rbuild run -d --network none --name bench-c bench/busybox $(q "${idle[@]}")"
 dk_run="docker run -d --network none --name bench-c bench/busybox $(q "${idle[@]}")"
 rb_rm="$rbuild rm -f bench-c >/dev/null 2>&1 || true"
 dk_rm="docker rm -f bench-c >/dev/null 2>&1 || true"
@@ -69,13 +69,13 @@ for id in \$ids; do \$tool rm \$id >/dev/null; done
 SH
 chmod +x "$work/fifty.sh"
 hyperfine --runs 3 --export-json "$work/fifty.json" \
-  -n "rbuild" "$work/fifty.sh $rbuild" \
+  -n "rbuild" "$work/fifty.sh $rbuild --network none" \
   -n "docker" "$work/fifty.sh docker --network none"
 
 # Port forwarding: busybox httpd serving a 4 KiB file; wrk from the host through rbuild's
 # forwarder, and from inside the container's network namespace straight to httpd.
 mkdir -p "$work/www"; head -c 4096 /dev/urandom | base64 -w0 | head -c 4096 >"$work/www/index.html"
-"$rbuild" run -d --name bench-web -p 127.0.0.1:0:8080 -v "$work/www:/www:ro" bench/busybox httpd -f -p 8080 -h /www >/dev/null
+"$rbuild" run -d --network none --name bench-web -p 127.0.0.1:0:8080 -v "$work/www:/www:ro" bench/busybox httpd -f -p 8080 -h /www >/dev/null
 port=$("$rbuild" port bench-web 8080 | cut -d: -f2)
 pid=$("$rbuild" inspect bench-web | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["State"]["Pid"])')
 for i in $(seq 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.05; done

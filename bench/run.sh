@@ -39,7 +39,7 @@ PY
 
 runs=${BENCH_RUNS:-40}
 hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/run.json" \
-  -n "rbuild run --rm" "$rbuild run --rm bench/busybox true" \
+  -n "rbuild run --rm" "$rbuild run --rm --network none bench/busybox true" \
   -n "runc run" "runc --root $work/runc run --bundle $work/bundle bench-$$" \
   -n "docker run --rm --network none" "docker run --rm --network none bench/busybox true"
 
@@ -49,7 +49,7 @@ data = json.load(open(sys.argv[1]))["results"]
 ms = {r["command"]: r["median"] * 1000 for r in data}
 rb, runc, docker = ms["rbuild run --rm"], ms["runc run"], ms["docker run --rm --network none"]
 rows = [
-    ("rbuild run --rm bench/busybox true", rb),
+    ("rbuild run --rm --network none bench/busybox true", rb),
     ("runc run --bundle BUNDLE ID (`true`, runc's default spec)", runc),
     ("docker run --rm --network none bench/busybox true", docker),
 ]

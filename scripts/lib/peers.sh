@@ -10,6 +10,8 @@ RBUILD_PEER_PACKAGES=(
   runc:runc
   buildah:buildah
   htpasswd:apache2-utils
+  slirp4netns:slirp4netns
+  iptables-restore:iptables
 )
 
 peers_install() {
@@ -19,7 +21,7 @@ peers_install() {
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    [ "$(id -u)" -ne 0 ] || peers_install_buildx
+    [ "$(id -u)" -ne 0 ] || { peers_install_buildx; peers_install_emulation; }
     return
   fi
   if [ "$(id -u)" -ne 0 ]; then
@@ -30,6 +32,47 @@ peers_install() {
   DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   peers_install_buildx
+  peers_install_emulation
+}
+
+# arm64 emulation for multi-platform builds: Debian's qemu-user-static registers its handlers
+# with binfmt_misc (flags PF: the interpreter is opened at registration, so it works inside a
+# container's root) through binfmt-support. binfmt_misc is mounted if it is not.
+peers_install_emulation() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  if ! command -v qemu-aarch64-static >/dev/null 2>&1 || ! command -v update-binfmts >/dev/null 2>&1; then
+    echo "installing: qemu-user-static binfmt-support" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user-static binfmt-support >/dev/null ||
+      { echo "qemu-user-static could not be installed: multi-platform tests will skip" >&2; return 0; }
+  fi
+  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || return 0
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+}
+
+# The static busybox of Debian's busybox-static for another architecture (ARCH: Debian's name,
+# e.g. arm64), fetched once with `apt-get download` under that architecture with a private
+# sources list, lists and cache (no dpkg --add-architecture, nothing system-wide), unpacked
+# with dpkg -x, kept in /var/cache/rbuild-peers. Prints its path.
+peers_busybox_arch() {
+  local arch=${1:?usage: peers_busybox_arch ARCH} cache=/var/cache/rbuild-peers
+  local out="$cache/busybox-$arch"
+  [ -x "$out" ] && { echo "$out"; return 0; }
+  [ "$(id -u)" -eq 0 ] || return 1
+  local dir; dir=$(mktemp -d /tmp/rbuild-busybox-$arch.XXXXXX)
+  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$cache"
+  echo "deb [arch=$arch signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main" >"$dir/sources.list"
+  local opts=(-o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache" -o APT::Sandbox::User=root
+    -o "APT::Architecture=$arch" -o "APT::Architectures=$arch")
+  echo "fetching: busybox-static:$arch" >&2
+  (cd "$dir" && apt-get "${opts[@]}" update -qq >/dev/null && apt-get "${opts[@]}" download "busybox-static:$arch" >/dev/null) &&
+    dpkg -x "$dir"/busybox-static_*_"$arch".deb "$dir/x" &&
+    install -m 0755 "$dir/x/bin/busybox" "$out.tmp" && mv "$out.tmp" "$out"
+  local rc=$?
+  rm -rf "$dir"
+  [ $rc -eq 0 ] && echo "$out"
+  return $rc
 }
 
 # The buildx CLI plugin (BuildKit through dockerd's embedded builder: `DOCKER_BUILDKIT=1 docker
@@ -64,6 +107,11 @@ peers_start() {
   RBUILD_PEER_DIR=$(mktemp -d /tmp/rbuild-peers.XXXXXX)
   export RBUILD_PEER_DIR
   export RBUILD_BUSYBOX=${RBUILD_BUSYBOX:-$(command -v busybox)}
+  # An arm64 busybox for the multi-platform tests (they skip without it or without emulation).
+  if [ -z "${RBUILD_BUSYBOX_ARM64:-}" ] && [ "$(id -u)" -eq 0 ]; then
+    RBUILD_BUSYBOX_ARM64=$(peers_busybox_arch arm64 || true)
+    export RBUILD_BUSYBOX_ARM64
+  fi
 
   # dockerd: no bridge, no iptables, its own data root and socket, so nothing else is touched.
   if [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null; then

@@ -6,12 +6,18 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// `--platform` names several platforms: one build per platform is all rbuild does yet.
-    #[error(
-        "--platform {0}: building for several platforms in one build is not supported yet; \
-         run one build per platform (--platform linux/amd64, then --platform linux/arm64)"
-    )]
-    MultiPlatform(String),
+    /// A `--platform` value (or a `FROM --platform`) that is not `os/arch[/variant]`.
+    #[error("--platform {0:?}: not a platform (expected os/arch[/variant], e.g. linux/arm64)")]
+    BadPlatform(String),
+    /// A stage shared by several platforms' builds failed in the build that ran it (whose
+    /// error is reported too).
+    #[error("stage {stage} (shared by every platform) failed: {reason}")]
+    SharedStageFailed {
+        /// The stage's name or index.
+        stage: String,
+        /// The error, as text.
+        reason: String,
+    },
     /// A RUN step's program is for a platform this machine cannot execute.
     #[error("RUN for {platform}: {reason}")]
     NoEmulation {

@@ -33,6 +33,8 @@ pub struct RunStep {
     /// With [`Network::None`]: an existing loopback-only network namespace to join (the
     /// build's shared one, see [`rbuild_runner::LoopbackNetwork`]) instead of creating one.
     pub network_namespace: Option<PathBuf>,
+    /// The step's `/etc/resolv.conf` when it is on a network (else the host's).
+    pub resolv_conf: Option<String>,
     /// Extra mounts (`RUN --mount`).
     pub mounts: Vec<oci_spec::runtime::Mount>,
     /// The stage's platform (`linux/arm64`), to explain a program this machine cannot run.
@@ -89,7 +91,12 @@ pub fn run_step(
             ..Default::default()
         },
         remove: false,
-        etc: rbuild_runner::EtcFiles::Build,
+        etc: match &step.resolv_conf {
+            Some(resolv) => rbuild_runner::EtcFiles::BuildOnNetwork {
+                resolv: resolv.clone(),
+            },
+            None => rbuild_runner::EtcFiles::Build,
+        },
     };
     let running = rbuild_runner::spawn(config).map_err(|e| match e {
         // A program of another architecture: say which emulation is missing rather than

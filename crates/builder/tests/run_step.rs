@@ -37,6 +37,7 @@ fn step(lower: &Path, script: &str, name: &str) -> RunStep {
         user: None,
         network: Network::Host,
         network_namespace: None,
+        resolv_conf: None,
         mounts: vec![],
         platform: "linux/amd64".into(),
     }

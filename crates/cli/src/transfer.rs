@@ -13,7 +13,7 @@ use rbuild_engine::Engine;
 use rbuild_engine::transfer::on_own_runtime;
 use rbuild_oci::{Digest, Platform, Reference};
 use rbuild_registry::PullOptions;
-use rbuild_store::{Image, Store};
+use rbuild_store::{Image, ImageList, Store};
 
 use crate::commands::registry_opts::{RegistryArgs, run_interruptible, runtime};
 use crate::progress::{Direction, Progress};
@@ -99,10 +99,38 @@ pub fn push_image_blocking(
     quiet: bool,
 ) -> anyhow::Result<Digest> {
     let name = image_ref.to_string();
+    if let Some(list) = store
+        .resolve_index(&name)
+        .with_context(|| format!("finding image {name:?} in the store"))?
+    {
+        return push_index_blocking(registry, store, &list, image_ref, quiet);
+    }
     let image = store
         .resolve(&name)
         .with_context(|| format!("finding image {name:?} in the store"))?;
     push_blocking(registry, store, &image, image_ref, quiet)
+}
+
+/// Push the stored multi-platform image `list` to `dest` (every image, then the index) with
+/// `registry`'s settings (progress as for [`pull_blocking`]); returns the pushed index digest.
+pub fn push_index_blocking(
+    registry: &RegistryArgs,
+    store: &Store,
+    list: &ImageList,
+    dest: &Reference,
+    quiet: bool,
+) -> anyhow::Result<Digest> {
+    on_own_runtime(|| {
+        let client = registry.client()?;
+        let progress = Arc::new(Progress::new(Direction::Push, quiet));
+        let rt = runtime()?;
+        let engine = engine_of(store);
+        run_interruptible(&rt, async {
+            Ok(engine
+                .push_index(&client, list, dest, progress.clone())
+                .await?)
+        })
+    })
 }
 
 #[cfg(test)]

@@ -511,3 +511,106 @@ fn local_cache_round_trip_and_what_is_not_supported() {
         text(&out)
     );
 }
+
+/// A two-platform build (`FROM scratch`, COPY only: nothing to emulate) exports one cache
+/// holding both platforms' records; a fresh store imports it and builds the same index with
+/// every step cached; `--explain` of several platforms explains each platform's steps; an
+/// inline cache of several platforms is refused as not supported yet.
+#[test]
+fn multi_platform_build_exports_and_imports_every_platforms_records() {
+    if !is_root("multi_platform_build_exports_and_imports_every_platforms_records") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    // The final stage's ARG comes after its first layer: a config step of a scratch stage
+    // before any layer is stamped with the build's time, which would differ between stores.
+    let write_ctx = |dir: &Path, app: &str| -> PathBuf {
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(
+            dir.join("Dockerfile"),
+            "FROM --platform=$BUILDPLATFORM scratch AS build\nARG BUILDARCH\n\
+             COPY tool.txt /tool-$BUILDARCH\n\
+             FROM scratch\nCOPY --from=build / /\nARG TARGETARCH\n\
+             COPY src/ /app-$TARGETARCH/\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("tool.txt"), "tool\n").unwrap();
+        std::fs::write(dir.join("src/app.txt"), app).unwrap();
+        dir.to_path_buf()
+    };
+    let platforms = "linux/amd64,linux/arm64";
+    let dir = work.path().join("cache-dir");
+    let a = work.path().join("a");
+    let ctx_a = write_ctx(&work.path().join("ctx-a"), "app 1\n");
+    let to = format!("type=local,dest={},mode=max", dir.display());
+    let (log, index_a) = build(&a, &["--platform", platforms, "--cache-to", &to], &ctx_a);
+    assert!(log.contains("writing image index"), "{log}");
+    // The shared stage's COPY once, each platform's COPY --from and COPY src/.
+    assert_eq!(exported(&log, &dir.display().to_string()), 5, "{log}");
+
+    // Another machine: a fresh store and a fresh copy of the context.
+    let b = work.path().join("b");
+    let ctx_b = write_ctx(&work.path().join("ctx-b"), "app 1\n");
+    let from = format!("type=local,src={}", dir.display());
+    let (log, index_b) = build(
+        &b,
+        &["--platform", platforms, "--cache-from", &from],
+        &ctx_b,
+    );
+    assert!(!log.contains("cache miss:"), "{log}");
+    for step in [
+        "linux/amd64 3/3] COPY src/",
+        "linux/arm64 3/3] COPY src/",
+        "linux/arm64 2/3] COPY --from=build",
+    ] {
+        assert!(was_cached(&log, step), "{step} not cached:\n{log}");
+    }
+    assert_eq!(index_b, index_a, "the same index on both stores");
+
+    // --explain of both platforms on a third store whose src/app.txt changed.
+    let c = work.path().join("c");
+    let ctx_c = write_ctx(&work.path().join("ctx-c"), "app 2\n");
+    let out = rbuild(
+        &c,
+        &[
+            "build",
+            "--explain",
+            "--platform",
+            platforms,
+            "--cache-from",
+            &from,
+            ctx_c.to_str().unwrap(),
+        ],
+    );
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", text(&out));
+    for arch in ["amd64", "arm64"] {
+        let row = |needle: &str| {
+            table
+                .lines()
+                .find(|l| l.contains(&format!("linux/{arch} {needle}")))
+                .unwrap_or_else(|| panic!("no {arch} {needle} row in:\n{table}"))
+                .to_string()
+        };
+        assert!(
+            row("3/3] COPY src/").contains("COPY src/app.txt changed"),
+            "{table}"
+        );
+        assert!(row("2/3] COPY --from").contains("yes"), "{table}");
+    }
+
+    // An inline cache of several platforms: not supported yet, nothing built.
+    let out = rbuild(
+        &c,
+        &[
+            "build",
+            "--platform",
+            platforms,
+            "--cache-to",
+            "type=inline",
+            ctx_c.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not supported yet"), "{}", text(&out));
+}

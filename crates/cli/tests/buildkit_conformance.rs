@@ -369,7 +369,7 @@ fn scratch_images_have_workingdir_slash() {
 }
 
 #[test]
-fn a_platform_list_is_refused_until_multi_platform_builds_exist() {
+fn a_platform_list_builds_one_image_per_platform_under_an_index() {
     if !nix::unistd::geteuid().is_root() {
         return;
     }
@@ -377,9 +377,11 @@ fn a_platform_list_is_refused_until_multi_platform_builds_exist() {
     let store = work.path().join("store");
     let ctx: PathBuf = work.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
+    // No RUN: nothing needs emulation. TARGETARCH is each platform's own (not "amd64,linux").
     std::fs::write(
         ctx.join("Dockerfile"),
-        "FROM scratch\nARG TARGETARCH\nCOPY Dockerfile /$TARGETARCH\n",
+        "FROM scratch\nARG TARGETARCH TARGETPLATFORM TARGETVARIANT\n\
+         COPY Dockerfile /$TARGETARCH\nLABEL p=$TARGETPLATFORM v=$TARGETVARIANT\n",
     )
     .unwrap();
     let out = rbuild(
@@ -387,19 +389,103 @@ fn a_platform_list_is_refused_until_multi_platform_builds_exist() {
         &[
             "build",
             "--platform",
-            "linux/amd64,linux/arm64",
+            "linux/amd64,linux/arm64/v8",
+            "--platform",
+            "linux/arm/v7",
             "-t",
             "multi:1",
             ctx.to_str().unwrap(),
         ],
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0));
     assert!(
-        err.contains("--platform linux/amd64,linux/arm64") && err.contains("not supported yet"),
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = rbuild_store::Store::open(&store).unwrap();
+    let list = s
+        .resolve_index("multi:1")
+        .unwrap()
+        .expect("the tag names an index");
+    let entries = list.entries();
+    let platforms: Vec<String> = entries
+        .iter()
+        .map(|(_, p)| p.as_ref().unwrap().to_string())
+        .collect();
+    // BuildKit's normalized forms: arm64's v8 dropped, arm's v7 kept.
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+    for ((digest, _), (arch, variant)) in
+        entries
+            .iter()
+            .zip([("amd64", ""), ("arm64", ""), ("arm", "v7")])
+    {
+        let img = s.image(digest).unwrap();
+        let cfg = img.config_json();
+        assert_eq!(cfg["architecture"], arch, "{cfg}");
+        let label = &cfg["config"]["Labels"];
+        let platform = if variant.is_empty() {
+            format!("linux/{arch}")
+        } else {
+            format!("linux/{arch}/{variant}")
+        };
+        assert_eq!(label["p"], platform.as_str(), "{cfg}");
+        assert_eq!(label["v"], variant, "{cfg}");
+        let dir = work.path().join(format!("fs-{arch}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        s.unpack(&img, &dir).unwrap();
+        assert!(dir.join(arch).is_file(), "/{arch} in the {arch} image");
+    }
+    // inspect describes this machine's image and lists every platform.
+    let inspected: serde_json::Value =
+        serde_json::from_str(&rbuild_ok(&store, &["inspect", "multi:1"])).unwrap();
+    let manifests = inspected[0]["Manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 3, "{inspected}");
+    assert_eq!(manifests[2]["ImageData"]["Platform"]["variant"], "v7");
+    assert_eq!(inspected[0]["RepoTags"][0], "multi:1");
+    // `images` shows the tag once, with the index's digest as its ID.
+    let images = rbuild_ok(&store, &["images", "--no-trunc"]);
+    assert_eq!(images.lines().count(), 2, "{images}");
+    assert!(images.contains(&list.digest.to_string()), "{images}");
+    // A docker archive holds one platform: refused before anything is built.
+    let refused = rbuild(
+        &store,
+        &[
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--output",
+            &format!("type=docker,dest={}", work.path().join("x.tar").display()),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(
+        err.contains("type=docker") && err.contains("type=oci"),
         "{err}"
     );
-    // Nothing was built or named.
+    assert!(!work.path().join("x.tar").exists());
+    // rmi of the index tag removes the index and the images only it listed.
+    let rmi = rbuild_ok(&store, &["rmi", "multi:1"]);
+    assert!(rmi.contains("Untagged"), "{rmi}");
     let images = rbuild_ok(&store, &["images", "-q"]);
     assert!(images.trim().is_empty(), "{images}");
+    assert!(!s.blobs().contains(&list.digest));
+    // type=local writes one directory per platform, as buildx does.
+    let local = work.path().join("local");
+    rbuild_ok(
+        &store,
+        &[
+            "build",
+            "-q",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--output",
+            &format!("type=local,dest={}", local.display()),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(local.join("linux_amd64/amd64").is_file());
+    assert!(local.join("linux_arm64/arm64").is_file());
+    assert!(!local.join("linux_arm64/amd64").exists());
 }

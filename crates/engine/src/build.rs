@@ -39,6 +39,14 @@ impl<'a> BaseImages<'a> {
         }
     }
 
+    /// Whether the stored index `reference` names lists no image for `platform`.
+    fn lists_no(&self, reference: &str, platform: Option<&Platform>) -> bool {
+        let (Some(p), Ok(Some(list))) = (platform, self.store.resolve_index(reference)) else {
+            return false;
+        };
+        list.manifest_for(p).is_none()
+    }
+
     fn fetch(&self, reference: &str, platform: &str) -> std::result::Result<Image, String> {
         let parsed: Reference = reference
             .parse()
@@ -54,28 +62,68 @@ impl<'a> BaseImages<'a> {
 
 impl ImageSource for BaseImages<'_> {
     fn image(&self, reference: &str, platform: &str) -> std::result::Result<Image, BuildError> {
-        if let Some(img) = self.pulled.lock().expect("pulled").get(reference) {
+        let key = format!("{reference}\n{platform}");
+        if let Some(img) = self.pulled.lock().expect("pulled").get(&key) {
             return Ok(img.clone());
         }
-        if !self.always_pull
-            && let Ok(img) = self.store.resolve(reference)
-        {
-            return Ok(img);
+        let wanted: Option<Platform> = Platform::parse_normalized(platform).ok();
+        // A stored image for another platform is not this build's base: it is pulled for
+        // the platform (as docker build does), and named in the error when that fails.
+        let mut other_platform = None;
+        if !self.always_pull {
+            let found = match &wanted {
+                Some(p) => self.store.resolve_platform(reference, p),
+                None => self.store.resolve(reference),
+            };
+            match found {
+                Ok(img) => match (&wanted, image_platform(&img)) {
+                    (Some(w), Some(has)) if !w.matches(&has) => other_platform = Some(has),
+                    _ => return Ok(img),
+                },
+                // A stored multi-platform image that does not list the platform: its
+                // registry's has none either (docker build's "no match for platform").
+                Err(e @ rbuild_store::StoreError::NoPlatform { .. })
+                    if self.lists_no(reference, wanted.as_ref()) =>
+                {
+                    return Err(BuildError::ImageNotFound {
+                        reference: reference.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+                Err(_) => {}
+            }
         }
         match self.fetch(reference, platform) {
             Ok(img) => {
-                self.pulled
-                    .lock()
-                    .expect("pulled")
-                    .insert(reference.to_string(), img.clone());
+                self.pulled.lock().expect("pulled").insert(key, img.clone());
                 Ok(img)
             }
             Err(e) => Err(BuildError::ImageNotFound {
                 reference: reference.to_string(),
-                reason: format!("not in the store, and pulling failed: {e}"),
+                reason: match other_platform {
+                    Some(has) => format!(
+                        "the stored image is for {has}, not {platform}, and pulling it for \
+                         {platform} failed: {e}"
+                    ),
+                    None => format!("not in the store, and pulling failed: {e}"),
+                },
             }),
         }
     }
+}
+
+/// The platform an image's config declares, normalized.
+pub fn image_platform(img: &Image) -> Option<Platform> {
+    let c = &img.config;
+    let p = Platform {
+        os: c.os().to_string(),
+        architecture: c.architecture().to_string(),
+        variant: c.variant().clone().filter(|v| !v.is_empty()),
+    };
+    if p.os.is_empty() || p.architecture.is_empty() {
+        return None;
+    }
+    Some(p.normalize())
 }
 
 /// An error and its causes on one line, `outer: inner: innermost` (anyhow's `{:#}`).
@@ -100,11 +148,16 @@ impl Engine {
         reporter: &dyn Reporter,
     ) -> Result<BuildOutcome> {
         let outcome = rbuild_builder::build::build(self.store()?, opts, images, reporter)?;
+        // A multi-platform build's tags name its index.
+        let id = match &outcome.index {
+            Some(list) => list.digest.to_string(),
+            None => outcome.image.id.to_string(),
+        };
         for t in &opts.tags {
             self.emit(crate::Event::now(
                 crate::EventType::Image,
                 "tag",
-                &outcome.image.id.to_string(),
+                &id,
                 [("name", t.to_string())],
             ));
         }

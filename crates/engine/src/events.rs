@@ -16,6 +16,8 @@ pub enum EventType {
     Image,
     /// A volume.
     Volume,
+    /// A network.
+    Network,
 }
 
 /// The object an event is about (docker's `Actor`).

@@ -43,6 +43,7 @@ pub mod events;
 mod images;
 mod info;
 pub mod inspect;
+mod networks;
 pub mod options;
 pub mod registry;
 pub mod transfer;
@@ -56,10 +57,11 @@ pub use engine::Engine;
 pub use error::{EngineError, OptionExt, Result, ResultExt};
 pub use events::{Event, EventSink, EventType, NoEvents};
 pub use images::{
-    HistoryEntry, ImageDeleted, ImageLayers, ImageSummary, ImagesPruned, ImportOptions, SaveList,
-    apply_changes,
+    HistoryEntry, ImageDeleted, ImageLayers, ImageSummary, ImagesPruned, ImportOptions,
+    IndexSummary, SaveList, SaveLists, apply_changes,
 };
 pub use info::{RunnablePlatform, SystemInfo, runnable_platforms};
-pub use inspect::{ContainerJson, ImageInspect, VolumeJson};
+pub use inspect::{ContainerJson, ImageInspect, NetworkJson, VolumeJson};
+pub use networks::{BuildNetwork, EndpointRequest, NetworkCreate};
 pub use options::CreateOptions;
 pub use registry::RegistrySettings;

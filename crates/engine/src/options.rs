@@ -62,8 +62,23 @@ pub struct CreateOptions {
     pub tmpfs: Vec<String>,
     /// Mount the root filesystem read-only.
     pub read_only: bool,
-    /// `none`, `host` or `container:NAME`.
+    /// `bridge` (also for `""` and `default`), a user network's name or ID, `none`, `host`
+    /// or `container:NAME`.
     pub network: String,
+    /// `--network-alias`: more names on a user network.
+    pub network_aliases: Vec<String>,
+    /// `--ip`: the address on the network (user-configured subnets only).
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--mac-address`.
+    pub mac_address: Option<String>,
+    /// `--dns` servers.
+    pub dns: Vec<String>,
+    /// `--dns-search` domains.
+    pub dns_search: Vec<String>,
+    /// `--dns-option` options.
+    pub dns_options: Vec<String>,
+    /// `--add-host NAME:IP` (`IP` may be `host-gateway`).
+    pub extra_hosts: Vec<String>,
     /// Memory limit in bytes.
     pub memory: Option<i64>,
     /// CPU limit in CPUs.
@@ -86,6 +101,9 @@ pub struct CreateOptions {
     pub privileged: bool,
     /// `seccomp=unconfined`, `seccomp=FILE.json`, `no-new-privileges`.
     pub security_opt: Vec<String>,
+    /// Docker's `--platform`: of a multi-platform image, this platform's image; a single
+    /// image must be for it [default: this machine's platform's image of an index].
+    pub platform: Option<rbuild_oci::Platform>,
 }
 
 impl CreateOptions {

@@ -72,6 +72,46 @@ pub fn descriptor(media_type: MediaType, digest: &Digest, size: u64) -> Descript
     )
 }
 
+/// The platform an index entry names, when it names one.
+pub fn descriptor_platform(d: &Descriptor) -> Option<Platform> {
+    d.platform().as_ref().map(|p| Platform {
+        os: p.os().to_string(),
+        architecture: p.architecture().to_string(),
+        variant: p.variant().clone().filter(|v| !v.is_empty()),
+    })
+}
+
+/// `d` with `platform` set (an index entry).
+pub fn with_platform(mut d: Descriptor, platform: &Platform) -> Descriptor {
+    let mut p = oci_spec::image::Platform::default();
+    p.set_os(oci_spec::image::Os::from(platform.os.as_str()));
+    p.set_architecture(oci_spec::image::Arch::from(platform.architecture.as_str()));
+    p.set_variant(platform.variant.clone());
+    d.set_platform(Some(p));
+    d
+}
+
+/// An OCI image index listing `manifests` (descriptors with their platforms), in order.
+pub fn index_of(manifests: Vec<Descriptor>) -> ImageIndex {
+    oci_spec::image::ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(oci_spec::image::MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()
+        .expect("all index fields are set")
+}
+
+/// The image entries of an index (image manifests that are not attestations), with platforms.
+pub fn index_images(index: &ImageIndex) -> Vec<(Digest, Option<Platform>, &Descriptor)> {
+    index
+        .manifests()
+        .iter()
+        .filter(|d| descriptor_media_type(d).is_some_and(MediaType::is_manifest))
+        .filter(|d| descriptor_platform(d).is_none_or(|p| p.os != "unknown"))
+        .filter_map(|d| Some((descriptor_digest(d).ok()?, descriptor_platform(d), d)))
+        .collect()
+}
+
 /// Decode an image manifest (OCI or Docker schema 2), checking every descriptor.
 pub fn decode_manifest(bytes: &[u8]) -> Result<ImageManifest, ManifestError> {
     const WHAT: &str = "manifest";
@@ -211,6 +251,31 @@ mod tests {
     fn rejects_unknown_layer_media_type() {
         let e = decode_manifest(manifest("application/x-weird").as_bytes()).unwrap_err();
         assert!(e.to_string().contains("application/x-weird"), "{e}");
+    }
+
+    #[test]
+    fn an_index_round_trips_with_platforms() {
+        let d: Digest = CFG.parse().unwrap();
+        let amd: Platform = "linux/amd64".parse().unwrap();
+        let arm: Platform = "linux/arm/v7".parse().unwrap();
+        let index = index_of(vec![
+            with_platform(descriptor(MediaType::OciManifest, &d, 10), &amd),
+            with_platform(descriptor(MediaType::OciManifest, &d, 10), &arm),
+        ]);
+        let bytes = serde_json::to_vec(&index).unwrap();
+        let back = decode_index(&bytes).unwrap();
+        let images = index_images(&back);
+        assert_eq!(images.len(), 2);
+        assert_eq!(images[1].1.as_ref(), Some(&arm));
+        assert_eq!(
+            select_platform(&back, &arm).and_then(descriptor_platform),
+            Some(arm)
+        );
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            text.contains("application/vnd.oci.image.index.v1+json"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -217,7 +217,7 @@ fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Erro
         }
     };
     fs::create_dir_all(&merged).map_err(Error::io(&merged))?;
-    etc::provide(&mut config.spec, &dir, own_net, config.etc)?;
+    etc::provide(&mut config.spec, &dir, own_net, &config.etc)?;
     let spec = &config.spec;
     let linux = spec.linux().clone().unwrap_or_default();
     let process = spec

@@ -75,6 +75,9 @@ pub enum Error {
     /// A container record: lookup, name or state file.
     #[error(transparent)]
     Container(#[from] crate::lifecycle::ContainerError),
+    /// A network: its state, plumbing or hub.
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
     /// A system call of the runner itself (clone, pipe, wait) failed.
     #[error("{call}: {errno}")]
     Sys {

@@ -9,7 +9,7 @@ use oci_spec::runtime::{MountBuilder, Spec};
 use crate::error::Error;
 
 /// Which `/etc` files a container is given.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum EtcFiles {
     /// docker run's: `/etc/hosts` (a fresh one in its own network namespace, the host's
     /// otherwise), `/etc/hostname` with the UTS name, the host's `/etc/resolv.conf`.
@@ -19,6 +19,27 @@ pub enum EtcFiles {
     /// and the host name for 127.0.0.1 and ::1, the host's `/etc/resolv.conf`, and the
     /// image's own `/etc/hostname` (none is mounted).
     Build,
+    /// A build step's on a network the build was attached to: as [`EtcFiles::Build`], with
+    /// this `/etc/resolv.conf` (the network's DNS server).
+    BuildOnNetwork {
+        /// The whole `/etc/resolv.conf`.
+        resolv: String,
+    },
+    /// docker run's on a bridge network: these `/etc/hosts` and `/etc/resolv.conf` (the
+    /// container's address and `--add-host` entries, the network's DNS server), and
+    /// `/etc/hostname` with the UTS name.
+    Given {
+        /// The whole `/etc/hosts`.
+        hosts: String,
+        /// The whole `/etc/resolv.conf`.
+        resolv: String,
+    },
+}
+
+impl EtcFiles {
+    fn is_build(&self) -> bool {
+        matches!(self, EtcFiles::Build | EtcFiles::BuildOnNetwork { .. })
+    }
 }
 
 /// Write the three files into `dir` and add their bind mounts to `spec`.
@@ -26,10 +47,12 @@ pub fn provide(
     spec: &mut Spec,
     dir: &Path,
     own_network: bool,
-    kind: EtcFiles,
+    kind: &EtcFiles,
 ) -> Result<(), Error> {
     let hostname = spec.hostname().clone().unwrap_or_default();
-    let hosts = if kind == EtcFiles::Build {
+    let hosts = if let EtcFiles::Given { hosts, .. } = kind {
+        hosts.clone()
+    } else if kind.is_build() {
         build_hosts(&hostname)
     } else if own_network {
         let mut h = String::from(
@@ -43,12 +66,15 @@ pub fn provide(
     } else {
         fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into())
     };
-    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = match kind {
+        EtcFiles::Given { resolv, .. } | EtcFiles::BuildOnNetwork { resolv } => resolv.clone(),
+        _ => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    };
     let mut files = vec![
         ("/etc/hosts", "hosts", hosts),
         ("/etc/resolv.conf", "resolv.conf", resolv),
     ];
-    if kind == EtcFiles::Docker {
+    if !kind.is_build() {
         files.push(("/etc/hostname", "hostname", format!("{hostname}\n")));
     }
     let mut mounts = spec.mounts().clone().unwrap_or_default();
@@ -92,7 +118,7 @@ mod tests {
         let mut spec = Spec::default();
         spec.set_mounts(Some(Vec::new()));
         spec.set_hostname(Some("buildkitsandbox".into()));
-        provide(&mut spec, dir.path(), true, kind).unwrap();
+        provide(&mut spec, dir.path(), true, &kind).unwrap();
         let dests = spec
             .mounts()
             .iter()

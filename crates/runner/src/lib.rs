@@ -73,6 +73,7 @@ mod handshake;
 pub mod image;
 pub mod lifecycle;
 pub mod netns;
+pub mod network;
 pub mod plan;
 pub mod process;
 pub mod resolve;

@@ -48,6 +48,16 @@ pub enum StoreError {
     /// No image matches a name or ID.
     #[error("no such image: {0}")]
     ImageNotFound(String),
+    /// A multi-platform image has no image for the platform asked for (or not in the store).
+    #[error("{what}: no image for platform {platform} (it has: {available})")]
+    NoPlatform {
+        /// The name or digest asked for.
+        what: String,
+        /// The platform asked for.
+        platform: String,
+        /// The platforms the index lists, with those not in the store marked.
+        available: String,
+    },
     /// A short ID matches several images.
     #[error("image ID prefix {0:?} is ambiguous")]
     AmbiguousId(String),

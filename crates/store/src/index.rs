@@ -1,5 +1,6 @@
-//! The image index: which manifests are images, and their names. Stored as `images.json`,
-//! replaced atomically under the `index` lock (see [`crate::Store`]).
+//! The image index: which manifests are images, which are image indexes (multi-platform
+//! lists), and their names. Stored as `images.json`, replaced atomically under the `index` lock
+//! (see [`crate::Store`]). A name points at one image or one index, never both.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,10 @@ use rbuild_oci::{Digest, Reference};
 pub struct ImageTable {
     /// Manifest digest → entry.
     pub images: BTreeMap<Digest, ImageEntry>,
+    /// Image index (manifest list) digest → entry. The images an index lists that are in the
+    /// store are in `images` too (usually without names of their own).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub indexes: BTreeMap<Digest, ImageEntry>,
 }
 
 /// One image's entry in the index.
@@ -30,6 +35,35 @@ impl ImageTable {
             .map(|(d, _)| d)
     }
 
+    /// The index a name points to.
+    pub fn find_index_name(&self, name: &Reference) -> Option<&Digest> {
+        self.indexes
+            .iter()
+            .find(|(_, e)| e.names.contains(name))
+            .map(|(d, _)| d)
+    }
+
+    /// Point `name` at the index `digest` (recorded if absent), moving it off any image or
+    /// other index.
+    pub fn set_index_name(&mut self, digest: &Digest, name: Reference, added: u64) {
+        self.drop_name(&name);
+        let entry = self
+            .indexes
+            .entry(digest.clone())
+            .or_insert_with(|| ImageEntry {
+                names: Vec::new(),
+                added,
+            });
+        entry.names.push(name);
+        entry.names.sort();
+    }
+
+    fn drop_name(&mut self, name: &Reference) {
+        for e in self.images.values_mut().chain(self.indexes.values_mut()) {
+            e.names.retain(|n| n != name);
+        }
+    }
+
     /// Record an image (no names yet) if absent.
     pub fn insert(&mut self, manifest: &Digest, added: u64) {
         self.images
@@ -42,21 +76,20 @@ impl ImageTable {
 
     /// Point `name` at `manifest`, moving it off any other image (which may become dangling).
     pub fn set_name(&mut self, manifest: &Digest, name: Reference, added: u64) {
-        for e in self.images.values_mut() {
-            e.names.retain(|n| *n != name);
-        }
+        self.drop_name(&name);
         self.insert(manifest, added);
         let entry = self.images.get_mut(manifest).expect("just inserted");
         entry.names.push(name);
         entry.names.sort();
     }
 
-    /// Remove `name`; returns the manifest it pointed to.
+    /// Remove `name`; returns the manifest (or index) it pointed to.
     pub fn remove_name(&mut self, name: &Reference) -> Option<Digest> {
-        let digest = self.find_name(name)?.clone();
-        if let Some(e) = self.images.get_mut(&digest) {
-            e.names.retain(|n| n != name);
-        }
+        let digest = self
+            .find_name(name)
+            .or_else(|| self.find_index_name(name))?
+            .clone();
+        self.drop_name(name);
         Some(digest)
     }
 }
@@ -81,6 +114,22 @@ mod tests {
         assert!(t.images[&d('a')].names.is_empty());
         assert_eq!(t.remove_name(&name), Some(d('b')));
         assert_eq!(t.find_name(&name), None);
+    }
+
+    #[test]
+    fn a_name_moves_between_images_and_indexes() {
+        let mut t = ImageTable::default();
+        let name: Reference = "app:1".parse().unwrap();
+        t.set_name(&d('a'), name.clone(), 1);
+        t.set_index_name(&d('c'), name.clone(), 2);
+        assert_eq!(t.find_name(&name), None);
+        assert_eq!(t.find_index_name(&name), Some(&d('c')));
+        t.set_name(&d('a'), name.clone(), 3);
+        assert_eq!(t.find_index_name(&name), None);
+        assert_eq!(t.remove_name(&name), Some(d('a')));
+        // An old index without `indexes` still loads.
+        let old: ImageTable = serde_json::from_str(r#"{"images":{}}"#).unwrap();
+        assert!(old.indexes.is_empty());
     }
 
     #[test]

@@ -51,7 +51,7 @@ mod store;
 
 pub use blobs::{BlobWriter, Blobs};
 pub use error::{Result, StoreError};
-pub use image::Image;
+pub use image::{Image, ImageList};
 pub use index::{ImageEntry, ImageTable};
 pub use layer::{LayerInfo, LayerSource};
 pub use lock::Lock;

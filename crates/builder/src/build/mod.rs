@@ -8,6 +8,7 @@ mod cache;
 mod history;
 mod imported;
 mod mounts;
+mod platforms;
 mod stage;
 mod steps;
 mod view;
@@ -17,13 +18,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rbuild_oci::{Digest, Reference};
+use rbuild_oci::{Digest, Platform, Reference};
 use rbuild_parser::instructions::{MetaScope, Platforms, parse_dockerfile, unused_build_args};
 use rbuild_runner::{LoopbackNetwork, Network};
-use rbuild_store::{Image, Store};
+use rbuild_store::{Image, ImageList, Store};
 
 pub use cache::{KeyInputs, Record, Records};
 pub use imported::{CacheEntry, CacheImport, ExplainedStep, LayerFetcher, MountEntry, UsedRecord};
+use platforms::SharedStage;
 
 use crate::checksum::DigestCache;
 use crate::config::ConfigBuilder;
@@ -105,20 +107,28 @@ pub const INLINE_CACHE_KEY: &str = "rbuild.buildcache.v1";
 pub const CACHE_FORMAT: &str = "rbuild-cache/v1";
 
 /// A RUN step's default network.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum NetworkMode {
     /// The host's network (docker build's default).
     #[default]
     Host,
     /// No network: only a loopback interface.
     None,
+    /// The network namespace at `path`, which the front end attached to a network
+    /// (`--network NAME`) and holds for the build; steps get `resolv_conf` (its DNS server).
+    Joined {
+        /// The namespace (`/proc/self/fd/N`).
+        path: PathBuf,
+        /// The steps' `/etc/resolv.conf`.
+        resolv_conf: String,
+    },
 }
 
 impl NetworkMode {
-    fn runner(self) -> Network {
+    fn runner(&self) -> Network {
         match self {
             NetworkMode::Host => Network::Host,
-            NetworkMode::None => Network::None,
+            NetworkMode::None | NetworkMode::Joined { .. } => Network::None,
         }
     }
 }
@@ -126,8 +136,13 @@ impl NetworkMode {
 /// The result of a build.
 #[derive(Debug, Clone)]
 pub struct BuildOutcome {
-    /// The image, committed to the store and named with every tag.
+    /// The image, committed to the store and named with every tag; with several platforms,
+    /// the first platform's (unnamed: the index has the names).
     pub image: Image,
+    /// Every platform's image, in `--platform` order (one for a single-platform build).
+    pub images: Vec<(Platform, Image)>,
+    /// With several platforms: the image index listing `images`, named with every tag.
+    pub index: Option<ImageList>,
     /// Steps that ran or were looked up (FROM, RUN, COPY, ADD, WORKDIR).
     pub steps: usize,
     /// Of those, how many came from the cache.
@@ -180,6 +195,9 @@ pub(crate) struct StageResult {
     key: Digest,
     /// The time of its newest layer.
     created: String,
+    /// Its SHELL and whether it set CMD (for a shared prefix of a stage, which goes on).
+    shell: Vec<String>,
+    cmd_set: bool,
     /// Whether a step of it (or of the stages it is based on) was not cached.
     rebuilt: bool,
 }
@@ -197,31 +215,33 @@ pub(crate) struct Shared<'a> {
     digests: &'a Mutex<DigestCache>,
     records: Records,
     work: &'a Path,
+    /// The target platform (`TARGETPLATFORM`).
     platform: String,
-    /// The platform string plus anything else every key must depend on.
-    key_platform: String,
-    step_ids: AtomicUsize,
-    steps: AtomicUsize,
-    cached: AtomicUsize,
+    /// Several platforms are built at once.
+    multi: bool,
+    step_ids: &'a AtomicUsize,
+    steps: &'a AtomicUsize,
+    cached: &'a AtomicUsize,
+    memo: &'a Mutex<HashMap<String, Arc<SharedStage>>>,
     results: Mutex<Vec<Option<Arc<StageResult>>>>,
     /// The loopback-only network namespace every `--network none` RUN step of this build
     /// joins (made at the first one). Held by a descriptor only, so it is gone with the build,
     /// whether it succeeds or fails, and nothing is left on the host.
     loopback: Mutex<Option<LoopbackNetwork>>,
     /// `--cache-from` caches.
-    imported: imported::Imported,
+    imported: &'a imported::Imported,
     /// Why an imported layer could not be fetched, by key.
-    fetch_failures: Mutex<HashMap<Digest, String>>,
-    /// Records used or made, for `--cache-to`.
-    used: Mutex<Vec<UsedRecord>>,
-    /// Every step's verdict.
-    explained: Mutex<Vec<ExplainedStep>>,
+    fetch_failures: &'a Mutex<HashMap<Digest, String>>,
+    /// Records used or made, for `--cache-to` (every platform's build).
+    used: &'a Mutex<Vec<UsedRecord>>,
+    /// Every step's verdict (every platform's build).
+    explained: &'a Mutex<Vec<ExplainedStep>>,
     /// `--explain`: look steps up, run nothing.
     dry_run: bool,
     /// Cache mounts used, by id.
-    cache_mounts: Mutex<BTreeMap<String, PathBuf>>,
+    cache_mounts: &'a Mutex<BTreeMap<String, PathBuf>>,
     /// Imported layers reused but not fetched yet, by diffID.
-    lazy: Mutex<HashMap<Digest, LazyLayer>>,
+    lazy: &'a Mutex<HashMap<Digest, LazyLayer>>,
 }
 
 impl Shared<'_> {
@@ -229,19 +249,7 @@ impl Shared<'_> {
     /// now. A failure ends the build with [`BuildError::ImportedLayer`] ([`build`] then
     /// builds again without that record).
     pub(crate) fn materialize(&self, diff_id: &Digest) -> Result<(), BuildError> {
-        let lazy = self.lazy.lock().expect("lazy layers").get(diff_id).cloned();
-        let Some(lazy) = lazy else {
-            return Ok(());
-        };
-        if !self.store.has_blob(diff_id) {
-            lazy.fetch(self.store)
-                .map_err(|reason| BuildError::ImportedLayer {
-                    key: lazy.entry.key.clone(),
-                    reason: format!("layer {} from {}: {reason}", lazy.entry.layer, lazy.name),
-                })?;
-        }
-        self.lazy.lock().expect("lazy layers").remove(diff_id);
-        Ok(())
+        materialize(self.store, self.lazy, diff_id)
     }
 
     /// Remember that stage `stage` used (or made) `record` for `key`, for `--cache-to`.
@@ -303,6 +311,12 @@ impl Shared<'_> {
 
 /// Build `opts` into `store`: every stage the target needs, then the final image, committed
 /// and named. Progress goes to `reporter`; base images come from `images`.
+///
+/// With several platforms (`--platform a,b`), the Dockerfile is parsed once and built once
+/// per platform, the platforms at the same time; a stage whose platform does not depend on the
+/// target (`FROM --platform=$BUILDPLATFORM`, declaring none of the `TARGET*` args, needing only
+/// such stages) is built once and shared. The images are committed without names and an OCI
+/// image index listing them gets the tags.
 pub fn build(
     store: &Store,
     opts: &BuildOptions,
@@ -335,6 +349,8 @@ pub fn build(
     };
     Ok(BuildOutcome {
         image: f.image.expect("a build commits its image"),
+        images: f.images,
+        index: f.index,
         steps: f.steps,
         cached: f.cached,
         files_hashed: f.files_hashed,
@@ -360,6 +376,8 @@ pub fn explain(
 /// What [`build_or_explain`] ends with: a [`BuildOutcome`] whose image a dry run lacks.
 struct Finished {
     image: Option<Image>,
+    images: Vec<(Platform, Image)>,
+    index: Option<ImageList>,
     steps: usize,
     cached: usize,
     files_hashed: u64,
@@ -381,17 +399,16 @@ fn build_or_explain(
     for w in &dockerfile.warnings {
         reporter.warning(&format!("Dockerfile:{}: {}", w.line, w.message));
     }
-    let mut platforms = Platforms::host();
-    if let Some(p) = &opts.platform {
-        // Until multi-platform builds exist, a list is refused rather than taken as one
-        // platform (TARGETARCH would become "amd64,linux").
-        if p.contains(',') {
-            return Err(BuildError::MultiPlatform(p.clone()));
-        }
-        platforms.target = p.clone();
-    }
-    let meta = MetaScope::resolve(&dockerfile, &opts.build_args, &platforms)?;
-    let graph = StageGraph::new(&dockerfile, &meta)?;
+    let host = Platforms::host();
+    let targets: Vec<Platform> = match &opts.platform {
+        Some(p) => Platform::parse_list([p.as_str()]).map_err(|e| BuildError::BadPlatform(e.0))?,
+        None => Vec::new(),
+    };
+    let targets: Vec<String> = if targets.is_empty() {
+        vec![host.target.clone()]
+    } else {
+        targets.iter().map(Platform::to_string).collect()
+    };
     let target = match &opts.target {
         Some(t) => {
             dockerfile
@@ -411,29 +428,20 @@ fn build_or_explain(
         .map_err(|e| BuildError::io(&tmp, e))?;
     let digest_file = digest_cache_file(store, context.root());
     let digests = Mutex::new(DigestCache::load(&digest_file));
-    let mut key_platform = platforms.target.clone();
-    if let Some(sde) = opts.source_date_epoch {
-        key_platform.push_str(&format!(";source-date-epoch={sde}"));
-    }
-    let shared = Shared {
+    let common = Common {
         store,
         opts,
         images,
         reporter,
         dockerfile: &dockerfile,
-        meta: &meta,
-        graph: &graph,
         context: &context,
         digests: &digests,
-        records: Records::new(store),
         work: work.path(),
-        platform: platforms.target.clone(),
-        key_platform,
+        multi: targets.len() > 1,
         step_ids: AtomicUsize::new(0),
         steps: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
-        results: Mutex::new(vec![None; dockerfile.stages.len()]),
-        loopback: Mutex::new(None),
+        memo: Mutex::new(HashMap::new()),
         imported: imported::Imported::new(&opts.cache_from),
         fetch_failures: Mutex::new(failed.clone()),
         used: Mutex::new(Vec::new()),
@@ -442,33 +450,52 @@ fn build_or_explain(
         cache_mounts: Mutex::new(BTreeMap::new()),
         lazy: Mutex::new(HashMap::new()),
     };
-    for batch in graph.batches(target) {
-        if batch.len() == 1 {
-            let result = stage::build_stage(&shared, batch[0])?;
-            shared.results.lock().expect("results")[batch[0]] = Some(Arc::new(result));
-            continue;
+    let built: Vec<Result<PlatformBuilt, BuildError>> = if targets.len() == 1 {
+        vec![build_platform(&common, &host.build, &targets[0], target)]
+    } else {
+        // Platforms in waves of as many as there are cores (a shared stage is built by the
+        // first build that needs it while the others of its wave wait for it).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut all = Vec::new();
+        for wave in targets.chunks(cores.max(2)) {
+            let results: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = wave
+                    .iter()
+                    .map(|t| {
+                        let common = &common;
+                        let build_platform_of = &host.build;
+                        s.spawn(move || build_platform(common, build_platform_of, t, target))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(BuildError::Container(
+                                "a platform's build thread panicked".into(),
+                            ))
+                        })
+                    })
+                    .collect()
+            });
+            all.extend(results);
         }
-        let outcomes: Vec<(usize, Result<StageResult, BuildError>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = batch
-                .iter()
-                .map(|&i| {
-                    let shared = &shared;
-                    (i, s.spawn(move || stage::build_stage(shared, i)))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(i, h)| {
-                    let r = h.join().unwrap_or_else(|_| {
-                        Err(BuildError::Container("a stage's thread panicked".into()))
-                    });
-                    (i, r)
-                })
-                .collect()
-        });
-        for (i, r) in outcomes {
-            shared.results.lock().expect("results")[i] = Some(Arc::new(r?));
+        all
+    };
+    // The error of the build that ran a shared stage says more than the others' "it failed".
+    let mut results = Vec::new();
+    let mut first_error: Option<BuildError> = None;
+    for r in built {
+        match r {
+            Ok(r) => results.push(r),
+            Err(e) => match &first_error {
+                Some(BuildError::SharedStageFailed { .. }) | None => first_error = Some(e),
+                Some(_) => {}
+            },
         }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     let unused = unused_build_args(&dockerfile, &opts.build_args);
     if !unused.is_empty() {
@@ -477,36 +504,49 @@ fn build_or_explain(
             unused.join(" ")
         ));
     }
-    let last = shared.results.lock().expect("results")[target]
-        .clone()
-        .expect("the target stage was built");
-    // The stages whose layers the image holds: the target and the stages it is based on.
-    let mut in_image = vec![target];
-    while let crate::graph::Source::Stage(j) = &graph.bases[*in_image.last().expect("target")] {
-        in_image.push(*j);
-    }
-    let mut records = std::mem::take(&mut *shared.used.lock().expect("used"));
+    // The stages whose layers the images hold: each platform's target and the stages it is
+    // based on (a stage shared by the platforms' builds has the same index in each).
+    let in_image: Vec<usize> = results
+        .iter()
+        .flat_map(|r| r.in_image.iter().copied())
+        .collect();
+    let mut records = std::mem::take(&mut *common.used.lock().expect("used"));
     for r in &mut records {
         r.in_image = in_image.contains(&r.stage);
     }
-    let image = if dry_run {
+    let single = targets.len() == 1;
+    let mut committed = Vec::new();
+    if !dry_run {
+        for (platform, built) in targets.iter().zip(&results) {
+            let last = &built.last;
+            // The image's layers must all be in the store.
+            for d in &last.layers {
+                materialize(store, &common.lazy, d)?;
+            }
+            let mut config = last.config.clone();
+            for (k, v) in &opts.labels {
+                config.set_label(k, v);
+            }
+            if opts.inline_cache {
+                config.set_top(INLINE_CACHE_KEY, inline_cache(&records, &last.layers));
+            }
+            let config_bytes = config.finish(&last.created);
+            let names: &[Reference] = if single { &opts.tags } else { &[] };
+            let image = store
+                .commit_image(&config_bytes, names)
+                .map_err(store_err)?;
+            let platform: Platform = platform
+                .parse()
+                .map_err(|_| BuildError::BadPlatform(platform.clone()))?;
+            committed.push((platform, image));
+        }
+    }
+    let index = if single || dry_run {
         None
     } else {
-        // The image's layers must all be in the store.
-        for d in &last.layers {
-            shared.materialize(d)?;
-        }
-        let mut config = last.config.clone();
-        for (k, v) in &opts.labels {
-            config.set_label(k, v);
-        }
-        if opts.inline_cache {
-            config.set_top(INLINE_CACHE_KEY, inline_cache(&records));
-        }
-        let config_bytes = config.finish(&last.created);
         Some(
             store
-                .commit_image(&config_bytes, &opts.tags)
+                .commit_index(&committed, &opts.tags)
                 .map_err(store_err)?,
         )
     };
@@ -515,23 +555,25 @@ fn build_or_explain(
         files_hashed = d.files_hashed();
         let _ = d.save();
     }
-    let mut explained = std::mem::take(&mut *shared.explained.lock().expect("explained"));
+    let mut explained = std::mem::take(&mut *common.explained.lock().expect("explained"));
     explained.sort_by_key(|e| e.id);
     Ok(Finished {
-        image,
-        steps: shared.steps.load(Ordering::Relaxed),
-        cached: shared.cached.load(Ordering::Relaxed),
+        image: committed.first().map(|(_, i)| i.clone()),
+        images: committed,
+        index,
+        steps: common.steps.load(Ordering::Relaxed),
+        cached: common.cached.load(Ordering::Relaxed),
         files_hashed,
         records,
         explained,
-        unfetched: shared
+        unfetched: common
             .lazy
             .lock()
             .expect("lazy layers")
             .values()
             .cloned()
             .collect(),
-        cache_mounts: shared
+        cache_mounts: common
             .cache_mounts
             .lock()
             .expect("cache mounts")
@@ -541,12 +583,13 @@ fn build_or_explain(
     })
 }
 
-/// The inline cache of an image: the records of its own layers (`mode=min`), without the
-/// per-file lists (they would bloat every config; a miss then says `COPY sources changed`).
-fn inline_cache(records: &[UsedRecord]) -> serde_json::Value {
+/// The inline cache of an image whose layers are `layers`: the records of its own layers
+/// (`mode=min`), without the per-file lists (they would bloat every config; a miss then says
+/// `COPY sources changed`).
+fn inline_cache(records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value {
     let entries: Vec<CacheEntry> = records
         .iter()
-        .filter(|r| r.in_image)
+        .filter(|r| r.in_image && layers.contains(&r.diff_id))
         .map(|r| CacheEntry {
             key: r.key.clone(),
             diff_id: r.diff_id.clone(),
@@ -559,6 +602,152 @@ fn inline_cache(records: &[UsedRecord]) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({ "format": CACHE_FORMAT, "records": entries })
+}
+
+/// Make sure layer `diff_id` is in `store`: an imported layer reused lazily (in `lazy`) is
+/// fetched now. A failure is [`BuildError::ImportedLayer`] ([`build`] then builds again
+/// without that record).
+fn materialize(
+    store: &Store,
+    lazy: &Mutex<HashMap<Digest, LazyLayer>>,
+    diff_id: &Digest,
+) -> Result<(), BuildError> {
+    let layer = lazy.lock().expect("lazy layers").get(diff_id).cloned();
+    let Some(layer) = layer else {
+        return Ok(());
+    };
+    if !store.has_blob(diff_id) {
+        layer
+            .fetch(store)
+            .map_err(|reason| BuildError::ImportedLayer {
+                key: layer.entry.key.clone(),
+                reason: format!("layer {} from {}: {reason}", layer.entry.layer, layer.name),
+            })?;
+    }
+    lazy.lock().expect("lazy layers").remove(diff_id);
+    Ok(())
+}
+
+/// What every platform's build of one `build` call shares.
+pub(crate) struct Common<'a> {
+    store: &'a Store,
+    opts: &'a BuildOptions,
+    images: &'a dyn ImageSource,
+    reporter: &'a dyn Reporter,
+    dockerfile: &'a rbuild_parser::instructions::Dockerfile,
+    context: &'a BuildContext,
+    digests: &'a Mutex<DigestCache>,
+    work: &'a Path,
+    /// Several platforms: stage names in progress carry the platform.
+    multi: bool,
+    step_ids: AtomicUsize,
+    steps: AtomicUsize,
+    cached: AtomicUsize,
+    /// Stages shared by the platforms' builds, by [`Shared::memo_key`]: built by the first
+    /// build to need them while the others wait.
+    memo: Mutex<HashMap<String, Arc<SharedStage>>>,
+    /// `--cache-from` caches.
+    imported: imported::Imported,
+    /// Why an imported layer could not be fetched, by key.
+    fetch_failures: Mutex<HashMap<Digest, String>>,
+    /// Records used or made (by every platform's build), for `--cache-to`.
+    used: Mutex<Vec<UsedRecord>>,
+    /// Every step's verdict.
+    explained: Mutex<Vec<ExplainedStep>>,
+    /// `--explain`: look steps up, run nothing.
+    dry_run: bool,
+    /// Cache mounts used, by id.
+    cache_mounts: Mutex<BTreeMap<String, PathBuf>>,
+    /// Imported layers reused but not fetched yet, by diffID.
+    lazy: Mutex<HashMap<Digest, LazyLayer>>,
+}
+
+/// One platform's build: its target stage's result and the stages whose layers its image
+/// holds (the target and the stages it is based on).
+struct PlatformBuilt {
+    last: Arc<StageResult>,
+    in_image: Vec<usize>,
+}
+
+/// One platform's build: every stage `target` needs, in dependency batches.
+fn build_platform(
+    common: &Common<'_>,
+    build_platform: &str,
+    target_platform: &str,
+    target: usize,
+) -> Result<PlatformBuilt, BuildError> {
+    let opts = common.opts;
+    let platforms = Platforms {
+        build: build_platform.to_string(),
+        target: target_platform.to_string(),
+    };
+    let meta = MetaScope::resolve(common.dockerfile, &opts.build_args, &platforms)?;
+    let graph = StageGraph::new(common.dockerfile, &meta)?;
+    let shared = Shared {
+        store: common.store,
+        opts,
+        images: common.images,
+        reporter: common.reporter,
+        dockerfile: common.dockerfile,
+        meta: &meta,
+        graph: &graph,
+        context: common.context,
+        digests: common.digests,
+        records: Records::new(common.store),
+        work: common.work,
+        platform: platforms.target.clone(),
+        multi: common.multi,
+        step_ids: &common.step_ids,
+        steps: &common.steps,
+        cached: &common.cached,
+        memo: &common.memo,
+        results: Mutex::new(vec![None; common.dockerfile.stages.len()]),
+        loopback: Mutex::new(None),
+        imported: &common.imported,
+        fetch_failures: &common.fetch_failures,
+        used: &common.used,
+        explained: &common.explained,
+        dry_run: common.dry_run,
+        cache_mounts: &common.cache_mounts,
+        lazy: &common.lazy,
+    };
+    for batch in graph.batches(target) {
+        if batch.len() == 1 {
+            let result = shared.stage(batch[0])?;
+            shared.results.lock().expect("results")[batch[0]] = Some(result);
+            continue;
+        }
+        let outcomes: Vec<(usize, Result<Arc<StageResult>, BuildError>)> =
+            std::thread::scope(|s| {
+                let handles: Vec<_> = batch
+                    .iter()
+                    .map(|&i| {
+                        let shared = &shared;
+                        (i, s.spawn(move || shared.stage(i)))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|(i, h)| {
+                        let r = h.join().unwrap_or_else(|_| {
+                            Err(BuildError::Container("a stage's thread panicked".into()))
+                        });
+                        (i, r)
+                    })
+                    .collect()
+            });
+        for (i, r) in outcomes {
+            shared.results.lock().expect("results")[i] = Some(r?);
+        }
+    }
+    let last = shared.results.lock().expect("results")[target]
+        .clone()
+        .expect("the target stage was built");
+    let mut in_image = vec![target];
+    while let crate::graph::Source::Stage(j) = &graph.bases[*in_image.last().expect("target")] {
+        in_image.push(*j);
+    }
+    Ok(PlatformBuilt { last, in_image })
 }
 
 /// The stat-keyed digest cache of one context directory.

@@ -36,6 +36,8 @@ pub(crate) struct State {
     pub cmd_set: bool,
     /// Layers whose tars are still being hashed, oldest first (see [`PendingLayer`]).
     pub pending: Vec<PendingLayer>,
+    /// The platform the stage is built for (`FROM --platform`, else the target).
+    pub platform: String,
     /// The stage's index in the Dockerfile.
     pub stage: usize,
     /// The stage's base key and what it stands for (`image sha256:…`, `stage NAME`).
@@ -83,23 +85,52 @@ impl PendingLayer {
 }
 
 impl State {
-    /// A stage `stage` starting from the base key `key` (standing for `base`), empty.
-    pub fn new(stage: usize, key: Digest, base: String, rebuilt: bool) -> State {
+    /// A stage `stage` for `platform` starting from the base key `key` (standing for
+    /// `base`), empty.
+    pub fn new(stage: usize, key: Digest, base: String, rebuilt: bool, platform: &str) -> State {
         State {
             layers: Vec::new(),
             snapshots: Vec::new(),
-            config: ConfigBuilder::new(None, ""),
+            config: ConfigBuilder::new(None, platform),
             key: key.clone(),
             created: String::new(),
             shell: Vec::new(),
             cmd_set: false,
             pending: Vec::new(),
+            platform: platform.to_string(),
             stage,
             base: (key, base),
             rebuilt,
             step: None,
             step_files: BTreeMap::new(),
         }
+    }
+
+    /// What the stage hands on (no layer pending any more).
+    pub fn result(&self) -> StageResult {
+        StageResult {
+            layers: self.layers.clone(),
+            snapshots: self.snapshots.clone(),
+            config: self.config.clone(),
+            key: self.key.clone(),
+            created: self.created.clone(),
+            shell: self.shell.clone(),
+            cmd_set: self.cmd_set,
+            rebuilt: self.rebuilt,
+        }
+    }
+
+    /// Go on from `r`, a shared prefix of this stage built by another platform's build.
+    pub fn restore(&mut self, r: &StageResult) {
+        self.layers = r.layers.clone();
+        self.snapshots = r.snapshots.clone();
+        self.config = r.config.clone();
+        self.key = r.key.clone();
+        self.created = r.created.clone();
+        self.shell = r.shell.clone();
+        self.cmd_set = r.cmd_set;
+        self.rebuilt = r.rebuilt;
+        self.pending.clear();
     }
 
     /// Snapshot directories of every layer, bottom first, unpacking the missing ones.
@@ -194,10 +225,17 @@ pub(crate) fn build_stage(shared: &Shared<'_>, index: usize) -> Result<StageResu
         None => format!("stage-{index}"),
     };
     let from = shared.meta.expand_from(&stage.from)?;
+    let platform = shared.stage_platform(index)?;
+    // With several platforms, BuildKit's labels carry the platform: `[linux/arm64 build 2/3]`.
+    let stage_name = if shared.multi {
+        format!("{platform} {stage_name}").trim_end().to_string()
+    } else {
+        stage_name
+    };
 
     // The base image's ONBUILD triggers run first, as if written after FROM.
     let started = Instant::now();
-    let mut state = base_state(shared, index, &from.image)?;
+    let mut state = base_state(shared, index, &from.image, &platform)?;
     let triggers = state.config.onbuild();
     let mut instructions: Vec<Located<Instruction>> = Vec::new();
     if !triggers.is_empty() {
@@ -234,38 +272,86 @@ pub(crate) fn build_stage(shared: &Shared<'_>, index: usize) -> Result<StageResu
 
     let image_env = state.config.env_pairs();
     let mut scope = StageScope::new(df, shared.meta, &shared.opts.build_args, image_env);
-    let mut steps = || -> Result<(), BuildError> {
-        for located in &instructions {
+    // The steps before a `TARGET*` arg of a fixed-platform stage are the same for every
+    // platform: the first build to get here runs them, the others take its result.
+    let prefix = match triggers.is_empty() {
+        true => shared.prefix_key(index)?,
+        false => None,
+    };
+    let run = |state: &mut State,
+               scope: &mut StageScope<'_>,
+               range: std::ops::Range<usize>,
+               position: &mut usize|
+     -> Result<(), BuildError> {
+        for located in &instructions[range] {
             let ins = scope.expand(located)?;
             scope.apply(&ins);
             if is_step(&ins) {
-                position += 1;
+                *position += 1;
                 let info = StepInfo {
                     id: shared.step_ids.fetch_add(1, Ordering::Relaxed) + 1,
                     stage: stage_name.clone(),
-                    index: position,
+                    index: *position,
                     total,
                     text: located.original.trim().to_string(),
                     line: located.start_line,
                 };
-                super::steps::run_step(shared, &mut state, &scope, &ins, &info)?;
+                super::steps::run_step(shared, state, scope, &ins, &info)?;
             } else {
-                apply_config(&mut state, &scope, &ins, located.start_line)?;
+                apply_config(state, scope, &ins, located.start_line)?;
             }
         }
         Ok(())
     };
-    let ran = steps();
+    let mut start = 0;
+    if let Some((key, n)) = prefix {
+        let cell = shared.memo_cell(key);
+        let mut own_error = None;
+        let mut ran_here = false;
+        let result = cell.get_or_init(|| {
+            ran_here = true;
+            let ran = run(&mut state, &mut scope, 0..n, &mut position);
+            let resolved = state.resolve_pending(shared);
+            match ran.and(resolved) {
+                Ok(()) => Ok(Arc::new(state.result())),
+                Err(e) => {
+                    let text = e.to_string();
+                    own_error = Some(e);
+                    Err(text)
+                }
+            }
+        });
+        if let Some(e) = own_error {
+            return Err(e);
+        }
+        let done = result
+            .clone()
+            .map_err(|reason| BuildError::SharedStageFailed {
+                stage: stage_name.clone(),
+                reason,
+            })?;
+        if !ran_here {
+            // The scope (ARG/ENV) and the step positions as if the prefix had run here.
+            for located in &instructions[..n] {
+                let ins = scope.expand(located)?;
+                scope.apply(&ins);
+                if is_step(&ins) {
+                    position += 1;
+                }
+            }
+            state.restore(&done);
+        }
+        start = n;
+    }
+    let ran = run(
+        &mut state,
+        &mut scope,
+        start..instructions.len(),
+        &mut position,
+    );
     let resolved = state.resolve_pending(shared);
     ran.and(resolved)?;
-    Ok(StageResult {
-        layers: state.layers,
-        snapshots: state.snapshots,
-        config: state.config,
-        key: state.key,
-        created: state.created,
-        rebuilt: state.rebuilt,
-    })
+    Ok(state.result())
 }
 
 /// Instructions shown and cached as steps.
@@ -277,16 +363,21 @@ fn is_step(ins: &Instruction) -> bool {
 }
 
 /// The state a stage starts from: scratch, an earlier stage, or an image.
-fn base_state(shared: &Shared<'_>, index: usize, image: &str) -> Result<State, BuildError> {
+fn base_state(
+    shared: &Shared<'_>,
+    index: usize,
+    image: &str,
+    platform: &str,
+) -> Result<State, BuildError> {
     let default_shell = vec!["/bin/sh".to_string(), "-c".to_string()];
+    let key_platform = shared.key_platform(platform);
     match &shared.graph.bases[index] {
         Source::Scratch => {
-            let key = base_key(&BaseIdentity::Scratch, &shared.key_platform);
+            let key = base_key(&BaseIdentity::Scratch, &key_platform);
             Ok(State {
-                config: ConfigBuilder::new(None, &shared.platform),
                 created: shared_time(shared, None),
                 shell: default_shell,
-                ..State::new(index, key, "scratch".into(), false)
+                ..State::new(index, key, "scratch".into(), false, platform)
             })
         }
         Source::Stage(j) => {
@@ -294,7 +385,7 @@ fn base_state(shared: &Shared<'_>, index: usize, image: &str) -> Result<State, B
                 .clone()
                 .expect("a stage's dependencies are built first");
             let shell = shell_of(&r.config).unwrap_or(default_shell);
-            let key = base_key(&BaseIdentity::Stage(r.key.clone()), &shared.key_platform);
+            let key = base_key(&BaseIdentity::Stage(r.key.clone()), &key_platform);
             let name = shared.dockerfile.stages[*j]
                 .name
                 .clone()
@@ -305,26 +396,26 @@ fn base_state(shared: &Shared<'_>, index: usize, image: &str) -> Result<State, B
                 config: r.config.clone(),
                 created: r.created.clone(),
                 shell,
-                ..State::new(index, key, format!("stage {name}"), r.rebuilt)
+                ..State::new(index, key, format!("stage {name}"), r.rebuilt, platform)
             })
         }
         Source::Image(_) => {
-            let img = shared.images.image(image, &shared.platform)?;
+            let img = shared.images.image(image, platform)?;
             let layers = img.diff_ids().map_err(store_err)?;
-            let config = ConfigBuilder::new(Some(&img.config_bytes), &shared.platform);
+            let config = ConfigBuilder::new(Some(&img.config_bytes), platform);
             let created = img
                 .config
                 .created()
                 .clone()
                 .unwrap_or_else(|| shared_time(shared, None));
             let shell = shell_of(&config).unwrap_or(default_shell);
-            let key = base_key(&BaseIdentity::Image(img.id.clone()), &shared.key_platform);
+            let key = base_key(&BaseIdentity::Image(img.id.clone()), &key_platform);
             Ok(State {
                 layers,
                 config,
                 created: shared_time(shared, Some(created)),
                 shell,
-                ..State::new(index, key, format!("image {}", img.id), false)
+                ..State::new(index, key, format!("image {}", img.id), false, platform)
             })
         }
     }
@@ -541,7 +632,13 @@ mod tests {
     }
 
     fn state() -> State {
-        State::new(0, Digest::sha256_of(b"base"), "scratch".into(), false)
+        State::new(
+            0,
+            Digest::sha256_of(b"base"),
+            "scratch".into(),
+            false,
+            "linux/amd64",
+        )
     }
 
     #[test]

@@ -106,7 +106,7 @@ fn cache_hit(
                 };
                 super::imported::explain(
                     &shared.records,
-                    &shared.imported,
+                    shared.imported,
                     &miss,
                     failure.as_deref(),
                 )
@@ -303,6 +303,13 @@ fn run(
             message: e.to_string(),
         })?)
     };
+    let joined = match (&shared.opts.network, r.network.as_deref()) {
+        (super::NetworkMode::Joined { path, resolv_conf }, None | Some("default")) => {
+            Some((path.clone(), resolv_conf.clone()))
+        }
+        _ => None,
+    };
+    let resolv_conf = joined.as_ref().map(|(_, r)| r.clone());
     let network = match r.network.as_deref() {
         None | Some("default") => shared.opts.network.runner(),
         Some("host") => rbuild_runner::Network::Host,
@@ -327,13 +334,15 @@ fn run(
         env,
         cwd: state.config.workdir(),
         user,
-        network_namespace: match network {
-            rbuild_runner::Network::None => Some(shared.loopback_network()?),
-            rbuild_runner::Network::Host => None,
+        network_namespace: match (network, joined) {
+            (_, Some((path, _))) => Some(path),
+            (rbuild_runner::Network::None, None) => Some(shared.loopback_network()?),
+            (rbuild_runner::Network::Host, None) => None,
         },
         network,
         mounts: prepared.mounts.clone(),
-        platform: shared.platform.clone(),
+        platform: state.platform.clone(),
+        resolv_conf,
     };
     let mut tail = Tail::default();
     let outcome = crate::run::run_step(&step, &dir, |chunk| {

@@ -42,15 +42,17 @@ pub struct BuildArgs {
     /// Always look for a newer version of base images in their registry
     #[arg(long)]
     pub pull: bool,
-    /// Networking mode for RUN steps: host (default) or none
+    /// Networking for RUN steps: host (default), none, or a network (bridge or a user
+    /// network's name)
     #[arg(long, value_name = "MODE", default_value = "host")]
     pub network: String,
     /// Set metadata on the image (KEY=VALUE); repeatable
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
-    /// Target platform (only this machine's platform can run RUN steps)
+    /// Target platform(s): os/arch[/variant], comma-separated or repeated for a
+    /// multi-platform image (an OCI index); foreign RUN steps need qemu-user-static
     #[arg(long, value_name = "PLATFORM")]
-    pub platform: Option<String>,
+    pub platform: Vec<String>,
     /// Progress output: auto, tty, plain or quiet
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
@@ -228,10 +230,19 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         .map(parse_output)
         .transpose()?
         .unwrap_or(Output::Image);
+    let engine = super::common::engine(globals);
+    let mut attached = None;
     let network = match args.network.as_str() {
         "host" | "default" => NetworkMode::Host,
         "none" => NetworkMode::None,
-        other => anyhow::bail!("--network {other:?}: expected host or none"),
+        name => {
+            let net = engine
+                .attach_build_network(name)
+                .with_context(|| format!("--network {name}"))?;
+            let mode = net.mode();
+            attached = Some(net);
+            mode
+        }
     };
     let labels = args
         .labels
@@ -270,6 +281,29 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|s| rbuild_engine::cache::parse_cache_from(s))
         .collect::<Result<Vec<_>, _>>()?;
+    let platforms = Platform::parse_list(args.platform.iter().map(String::as_str))
+        .map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
+    if platforms.len() > 1
+        && let Output::Archive(ArchiveFormat::Docker, _) = &output
+    {
+        let list: Vec<String> = platforms.iter().map(Platform::to_string).collect();
+        anyhow::bail!(
+            "--output type=docker: a docker archive holds one platform, and this build is for {}; \
+             use type=oci (an OCI archive with the image index), or one --platform",
+            list.join(", ")
+        );
+    }
+    if platforms.len() > 1
+        && cache_to
+            .iter()
+            .any(|c| c.location == rbuild_engine::cache::CacheLocation::Inline)
+    {
+        anyhow::bail!(
+            "--cache-to type=inline: an inline cache of a multi-platform build is not supported \
+             yet (its import reads one image's config, not an index's); use type=registry or \
+             type=local, or one --platform"
+        );
+    }
     let (dockerfile, dockerfile_path) = read_dockerfile(&args)?;
     let mut opts = BuildOptions {
         context: args.context.clone(),
@@ -280,7 +314,13 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         no_cache: args.no_cache,
         network,
         labels,
-        platform: args.platform.clone(),
+        platform: (!platforms.is_empty()).then(|| {
+            platforms
+                .iter()
+                .map(Platform::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        }),
         secrets,
         source_date_epoch,
         tags: tags.clone(),
@@ -289,7 +329,6 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             .iter()
             .any(|c| c.location == rbuild_engine::cache::CacheLocation::Inline),
     };
-    let engine = super::common::engine(globals);
     let store = engine.store()?;
     let mode = if args.quiet {
         ProgressMode::Quiet
@@ -353,17 +392,40 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(anyhow::Error::new(e).context("build failed")),
     };
-    let id = outcome.image.id.to_string();
-    progress.line(&format!(
-        "writing image {id} done ({} steps, {} cached, {} files hashed)",
-        outcome.steps, outcome.cached, outcome.files_hashed
-    ));
+    // The RUN steps are done: the build's network endpoint goes.
+    drop(attached);
+    // A multi-platform build's ID is its index's digest (as buildx's --iidfile writes).
+    let id = match &outcome.index {
+        Some(list) => list.digest.to_string(),
+        None => outcome.image.id.to_string(),
+    };
+    if let Some(list) = &outcome.index {
+        for (platform, image) in &outcome.images {
+            progress.line(&format!(
+                "writing image {} for {platform} done",
+                image.manifest_digest
+            ));
+        }
+        progress.line(&format!(
+            "writing image index {} done ({} steps, {} cached, {} files hashed)",
+            list.digest, outcome.steps, outcome.cached, outcome.files_hashed
+        ));
+    } else {
+        progress.line(&format!(
+            "writing image {id} done ({} steps, {} cached, {} files hashed)",
+            outcome.steps, outcome.cached, outcome.files_hashed
+        ));
+    }
     for t in &tags {
         progress.line(&format!("naming to {t} done"));
     }
-    match &output {
-        Output::Image => {}
-        Output::Archive(format, dest) => {
+    match (&output, &outcome.index) {
+        (Output::Image, _) => {}
+        (Output::Archive(_, dest), Some(list)) => {
+            rbuild_engine::transfer::copy::write_index_archive(store, list, &tags, dest)?;
+            progress.line(&format!("exported to {}", dest.display()));
+        }
+        (Output::Archive(format, dest), None) => {
             rbuild_engine::transfer::copy::write_archive(
                 store,
                 &outcome.image,
@@ -373,7 +435,15 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             )?;
             progress.line(&format!("exported to {}", dest.display()));
         }
-        Output::Local(dir) => {
+        (Output::Local(dir), Some(_)) => {
+            // buildx: one directory per platform, `linux_amd64`, `linux_arm_v7`.
+            for (platform, image) in &outcome.images {
+                let sub = dir.join(platform.to_string().replace('/', "_"));
+                engine.write_filesystem(image, &sub)?;
+                progress.line(&format!("exported {platform} to {}", sub.display()));
+            }
+        }
+        (Output::Local(dir), None) => {
             engine.write_filesystem(&outcome.image, dir)?;
             progress.line(&format!("exported to {}", dir.display()));
         }

@@ -20,6 +20,9 @@ pub struct ImagesArgs {
     /// Show full image IDs
     #[arg(long)]
     pub no_trunc: bool,
+    /// Show each platform of a multi-platform image under it
+    #[arg(long)]
+    pub tree: bool,
     /// Only images of this repository (and tag)
     pub reference: Option<String>,
 }
@@ -37,10 +40,15 @@ pub fn run(args: ImagesArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let mut ids_seen = Vec::new();
     for summary in &images {
         let img = &summary.image;
+        // A multi-platform image's ID is its index's digest (docker's containerd store).
+        let full_id = match &summary.index {
+            Some(i) => &i.list.digest,
+            None => &img.id,
+        };
         let id = if args.no_trunc {
-            img.id.to_string()
+            full_id.to_string()
         } else {
-            img.id.short().to_string()
+            full_id.short().to_string()
         };
         let size = human_size(summary.size);
         let created_at = summary.created;
@@ -84,6 +92,32 @@ pub fn run(args: ImagesArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 rows.push(vec![repo, tag, id.clone(), since(created_at), size.clone()]);
             }
         }
+        if let (true, false, Some(index)) = (args.tree, args.quiet, &summary.index) {
+            for (platform, image) in &index.platforms {
+                let name = platform
+                    .as_ref()
+                    .map_or("any".to_string(), |p| p.to_string());
+                let (id, created, size) = match image {
+                    Some(i) => (
+                        if args.no_trunc {
+                            i.manifest_digest.to_string()
+                        } else {
+                            i.manifest_digest.short().to_string()
+                        },
+                        since(created_of(i)),
+                        human_size(i.size()),
+                    ),
+                    None => ("(not pulled)".into(), String::new(), String::new()),
+                };
+                rows.push(vec![
+                    format!("  └─ {name}"),
+                    String::new(),
+                    id,
+                    created,
+                    size,
+                ]);
+            }
+        }
     }
     if !args.quiet && args.format != "json" {
         if args.format != "table" {
@@ -95,4 +129,14 @@ pub fn run(args: ImagesArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         print!("{}", table(&rows));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// When `img` was created, in seconds (its config's `created`, else when it was stored).
+fn created_of(img: &rbuild_store::Image) -> i64 {
+    img.config
+        .created()
+        .as_deref()
+        .and_then(rbuild_oci::time::parse_rfc3339)
+        .map(|ns| ns.div_euclid(1_000_000_000))
+        .unwrap_or(img.added as i64)
 }

@@ -17,6 +17,9 @@ pub struct LoadArgs {
     /// Read from this archive file or OCI layout directory instead of standard input
     #[arg(short, long, value_name = "FILE")]
     pub input: Option<PathBuf>,
+    /// Keep every platform of a multi-platform image and its index (OCI archives)
+    #[arg(long = "all-platforms", short = 'a')]
+    pub all_platforms: bool,
     /// Suppress the load output
     #[arg(short, long)]
     pub quiet: bool,
@@ -55,7 +58,7 @@ pub fn run(args: LoadArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
     };
     let loaded = engine
-        .load(source)
+        .load_with(source, args.all_platforms)
         .with_context(|| format!("loading {name}"))?;
     if !args.quiet {
         for l in loaded {

@@ -28,6 +28,7 @@ mod load;
 mod login;
 mod logs;
 mod manifest;
+mod network;
 mod parse;
 mod pause;
 mod port;
@@ -117,6 +118,11 @@ pub enum Command {
     Container(container::ContainerArgs),
     /// Manage volumes
     Volume(volume::VolumeArgs),
+    /// Manage networks
+    Network(network::NetworkArgs),
+    /// The owner of the networks' namespace (internal)
+    #[command(name = "network-hub", hide = true)]
+    NetworkHub(network::HubArgs),
     /// Create a new image from a container's changes
     Commit(commit::CommitArgs),
     /// Export a container's filesystem as a tar archive
@@ -181,6 +187,8 @@ impl Command {
             Command::Port(args) => port::run(args, globals),
             Command::Container(args) => container::run(args, globals),
             Command::Volume(args) => volume::run(args, globals),
+            Command::Network(args) => network::run(args, globals),
+            Command::NetworkHub(args) => network::hub(args, globals),
             Command::Commit(args) => commit::run(args, globals),
             Command::Export(args) => export::run(args, globals),
             Command::Cp(args) => cp::run(args, globals),
@@ -192,7 +200,7 @@ impl Command {
             Command::Logout(args) => login::run_logout(args),
             Command::Tags(args) => tags::run_tags(args),
             Command::Catalog(args) => tags::run_catalog(args),
-            Command::Manifest(args) => manifest::run(args),
+            Command::Manifest(args) => manifest::run(args, globals),
             Command::Compose(args) => compose::run(args),
             Command::Info(args) => info::run(args, globals),
         }

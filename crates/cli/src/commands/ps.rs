@@ -110,7 +110,7 @@ fn fields(r: &ContainerSummary, trunc: bool) -> serde_json::Map<String, Value> {
 }
 
 /// Fill `{{.Field}}` placeholders (and `{{json .}}`) of a Go-style template.
-fn render(template: &str, f: &serde_json::Map<String, Value>) -> String {
+pub(crate) fn render(template: &str, f: &serde_json::Map<String, Value>) -> String {
     let mut out = template.replace("\\t", "\t").replace("\\n", "\n");
     out = out.replace("{{json .}}", &Value::Object(f.clone()).to_string());
     for (k, v) in f {

@@ -16,7 +16,7 @@ use crate::transfer::pull_blocking;
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// Platform to pick from a multi-platform image (os/arch[/variant]) [default: this machine's]
-    #[arg(long, value_name = "PLATFORM")]
+    #[arg(long, value_name = "PLATFORM", value_parser = Platform::parse_normalized)]
     pub platform: Option<Platform>,
     /// Keep the index and every platform's image
     #[arg(long, short = 'a')]

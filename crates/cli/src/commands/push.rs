@@ -4,16 +4,22 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use rbuild_oci::Reference;
+use rbuild_oci::{Platform, Reference};
 
 use super::Globals;
 use super::common::open_store;
 use super::registry_opts::RegistryArgs;
-use crate::transfer::push_blocking;
+use crate::transfer::{push_blocking, push_index_blocking};
 
 /// Arguments of `rbuild push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
+    /// Push only this platform's image of a multi-platform image (default: the whole index)
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Push every platform of a multi-platform image (the default; accepted for docker's flag)
+    #[arg(long = "all-platforms", short = 'a')]
+    pub all_platforms: bool,
     /// Print only the pushed digest
     #[arg(long, short)]
     pub quiet: bool,
@@ -30,14 +36,33 @@ pub struct PushArgs {
 /// Run `rbuild push`.
 pub fn run(args: PushArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let store = open_store(globals)?;
-    let image = store
-        .resolve(&args.image)
-        .with_context(|| format!("finding image {:?} in the store", args.image))?;
     let dest_text = args.dest.as_deref().unwrap_or(&args.image);
     let dest: Reference = dest_text
         .parse()
         .with_context(|| format!("destination {dest_text:?}"))?;
-    let digest = push_blocking(&args.registry, &store, &image, &dest, args.quiet)?;
+    let platform = args
+        .platform
+        .as_deref()
+        .map(Platform::parse_normalized)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
+    let list = store
+        .resolve_index(&args.image)
+        .with_context(|| format!("finding image {:?} in the store", args.image))?;
+    let digest = match (list, platform) {
+        (Some(list), None) => {
+            push_index_blocking(&args.registry, &store, &list, &dest, args.quiet)?
+        }
+        (list, platform) => {
+            let image = match (&list, &platform) {
+                (Some(list), Some(p)) => store.image_for(list, &args.image, p),
+                (None, Some(p)) => store.resolve_platform(&args.image, p),
+                (_, None) => store.resolve(&args.image),
+            }
+            .with_context(|| format!("finding image {:?} in the store", args.image))?;
+            push_blocking(&args.registry, &store, &image, &dest, args.quiet)?
+        }
+    };
     if args.quiet {
         println!("{digest}");
     } else {

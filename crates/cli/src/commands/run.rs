@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use rbuild_engine::{CreateOptions, Warning, options};
+use rbuild_oci::Platform;
 use rbuild_runner::Stdio;
 use rbuild_runner::lifecycle::{Container, RestartPolicy, monitor};
 
@@ -30,6 +31,10 @@ pub struct RunArgs {
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
+    /// The platform's image of a multi-platform image (os/arch[/variant]); a foreign one runs
+    /// under qemu-user-static
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
@@ -86,10 +91,40 @@ pub struct RunArgs {
     /// Mount the root filesystem read-only
     #[arg(long = "read-only")]
     pub read_only: bool,
-    /// Network: none (own namespace, loopback only), host, or container:NAME (share that
-    /// running container's network namespace)
-    #[arg(long, default_value = "none", value_name = "MODE")]
+    /// Network: bridge (the default), a user-defined network, none (own namespace, loopback
+    /// only), host, or container:NAME (share that running container's network namespace)
+    #[arg(
+        long = "network",
+        visible_alias = "net",
+        default_value = "bridge",
+        value_name = "NETWORK"
+    )]
     pub network: String,
+    /// More names for the container on a user-defined network
+    #[arg(
+        long = "network-alias",
+        visible_alias = "net-alias",
+        value_name = "NAME"
+    )]
+    pub network_alias: Vec<String>,
+    /// IPv4 address on the network (networks with a user-configured subnet)
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// MAC address on the network (02:42:ac:11:00:02)
+    #[arg(long = "mac-address", value_name = "MAC")]
+    pub mac_address: Option<String>,
+    /// DNS server for /etc/resolv.conf
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// DNS search domain
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// DNS resolver option
+    #[arg(long = "dns-option", visible_alias = "dns-opt", value_name = "OPT")]
+    pub dns_option: Vec<String>,
+    /// Add a line to /etc/hosts (NAME:IP; IP may be host-gateway)
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
     /// Memory limit (bytes, or with a b/k/m/g suffix)
     #[arg(short = 'm', long, value_name = "SIZE")]
     pub memory: Option<String>,
@@ -255,6 +290,13 @@ fn options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
         tmpfs: args.tmpfs.clone(),
         read_only: args.read_only,
         network: args.network.clone(),
+        network_aliases: args.network_alias.clone(),
+        ip: args.ip,
+        mac_address: args.mac_address.clone(),
+        dns: args.dns.clone(),
+        dns_search: args.dns_search.clone(),
+        dns_options: args.dns_option.clone(),
+        extra_hosts: args.add_host.clone(),
         memory: args
             .memory
             .as_deref()
@@ -271,6 +313,12 @@ fn options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
         cap_drop: args.cap_drop.clone(),
         privileged: args.privileged,
         security_opt: args.security_opt.clone(),
+        platform: args
+            .platform
+            .as_deref()
+            .map(Platform::parse_normalized)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
     })
 }
 

@@ -28,6 +28,9 @@ pub struct SaveArgs {
     /// Archive format
     #[arg(long, value_enum, default_value = "docker")]
     pub format: Format,
+    /// Keep every platform of a multi-platform image and its index (needs --format oci)
+    #[arg(long = "all-platforms", short = 'a')]
+    pub all_platforms: bool,
     /// Images: names, IDs or digests
     #[arg(required = true)]
     pub images: Vec<String>,
@@ -37,10 +40,27 @@ pub struct SaveArgs {
 pub fn run(args: SaveArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let engine = super::common::engine(globals);
     engine.store()?;
-    let images = engine.images_to_save(&args.images)?;
     let format = match args.format {
         Format::Docker => ArchiveFormat::Docker,
         Format::Oci => ArchiveFormat::Oci,
+    };
+    let (lists, images) = if args.all_platforms {
+        engine.lists_to_save(&args.images)?
+    } else {
+        (Vec::new(), engine.images_to_save(&args.images)?)
+    };
+    if !lists.is_empty() && format == ArchiveFormat::Docker {
+        anyhow::bail!(
+            "--all-platforms: a docker archive holds one platform per image; use --format oci"
+        );
+    }
+    let write = |out: &mut dyn Write| -> anyhow::Result<()> {
+        if lists.is_empty() {
+            engine.save(&images, format, out)?;
+        } else {
+            engine.save_lists(&lists, &images, out)?;
+        }
+        Ok(())
     };
     match &args.output {
         Some(path) => {
@@ -51,9 +71,7 @@ pub fn run(args: SaveArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 .unwrap_or(std::path::Path::new("."));
             let mut tmp = tempfile::NamedTempFile::new_in(dir)
                 .with_context(|| format!("creating {}", path.display()))?;
-            engine
-                .save(&images, format, &mut tmp)
-                .with_context(|| format!("saving to {}", path.display()))?;
+            write(&mut tmp).with_context(|| format!("saving to {}", path.display()))?;
             tmp.as_file()
                 .sync_all()
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -68,9 +86,7 @@ pub fn run(args: SaveArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 );
             }
             let mut lock = stdout.lock();
-            engine
-                .save(&images, format, &mut lock)
-                .context("saving to standard output")?;
+            write(&mut lock).context("saving to standard output")?;
             lock.flush().context("writing standard output")?;
         }
     }

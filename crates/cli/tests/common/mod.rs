@@ -31,6 +31,20 @@ pub fn rbuild(root: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Whether a test that needs root can run: true as root; otherwise it is skipped with a
+/// message, or fails under scripts/test (`RBUILD_TEST_PEERS`), which runs as root.
+pub fn can_run_as_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("RBUILD_TEST_PEERS").is_err(),
+        "{test}: needs root under scripts/test"
+    );
+    eprintln!("skipping {test}: needs root");
+    false
+}
+
 /// Whether the peers are required (`RBUILD_TEST_PEERS=1`, set by scripts/test).
 pub fn peers_required() -> bool {
     std::env::var("RBUILD_TEST_PEERS").as_deref() == Ok("1")

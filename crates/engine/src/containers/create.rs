@@ -39,6 +39,30 @@ impl Engine {
             warnings.push(Warning::CopyingLayers(containers.dir().join(&record.id)));
         }
         let c = containers.create(record, &spec)?;
+        if c.record.is_bridged() {
+            let req = crate::networks::EndpointRequest {
+                aliases: opts.network_aliases.clone(),
+                ip: opts.ip,
+                mac: opts.mac_address.clone(),
+            };
+            let attached = self.networks().update(|st| {
+                let net = st.find(&c.record.network)?.clone();
+                let e = crate::networks::new_endpoint(
+                    st,
+                    &net,
+                    c.id(),
+                    c.name(),
+                    &c.record.hostname,
+                    &req,
+                )?;
+                st.endpoints.push(e);
+                Ok(())
+            });
+            if let Err(e) = attached {
+                let _ = c.remove();
+                return Err(e.into());
+            }
+        }
         self.emit(Event::now(
             EventType::Container,
             "create",
@@ -70,12 +94,13 @@ impl Engine {
             });
         }
         let image = opts.image.as_deref().unwrap_or_default();
-        self.resolve_image(image).map(|img| ImageParts {
-            id: img.id,
-            config: img.config,
-            rootfs: Rootfs::Layers(img.layers.clone()),
-            layers: img.layers,
-        })
+        self.resolve_image_for(image, opts.platform.as_ref())
+            .map(|img| ImageParts {
+                id: img.id,
+                config: img.config,
+                rootfs: Rootfs::Layers(img.layers.clone()),
+                layers: img.layers,
+            })
     }
 
     fn prepare(
@@ -111,6 +136,7 @@ impl Engine {
         let id = rbuild_runner::lifecycle::new_id();
         let network = match opts.network.as_str() {
             "none" | "host" => opts.network.clone(),
+            "" | "default" => "bridge".to_owned(),
             n => match n.strip_prefix("container:") {
                 Some(other) => {
                     if !opts.ports.is_empty() || opts.publish_all {
@@ -121,13 +147,41 @@ impl Engine {
                     let target = self.containers().get(other)?;
                     format!("container:{}", target.id())
                 }
-                None => {
-                    return Err(invalid(format!(
-                        "invalid --network {n:?}: rbuild has none, host and container:NAME (no bridge networks)"
-                    )));
-                }
+                None => self.networks().load()?.find(n)?.name.clone(),
             },
         };
+        let bridged =
+            !matches!(network.as_str(), "none" | "host") && !network.starts_with("container:");
+        if !bridged
+            && (!opts.network_aliases.is_empty() || opts.ip.is_some() || opts.mac_address.is_some())
+        {
+            return Err(invalid(format!(
+                "--network-alias, --ip and --mac-address need a bridge network, not {network:?}"
+            )));
+        }
+        let extra_hosts = opts
+            .extra_hosts
+            .iter()
+            .map(|h| {
+                let (name, ip) = h.split_once(['=', ':']).filter(|(n, i)| !n.is_empty() && !i.is_empty()).ok_or_else(|| {
+                    invalid(format!("invalid argument {h:?} for \"--add-host\" flag: expected NAME:IP"))
+                })?;
+                let ip = if ip == "host-gateway" {
+                    if bridged {
+                        rbuild_runner::network::HOST_GATEWAY.to_string()
+                    } else {
+                        "127.0.0.1".to_owned()
+                    }
+                } else {
+                    let bare = ip.trim_start_matches('[').trim_end_matches(']');
+                    bare.parse::<std::net::IpAddr>().map_err(|_| {
+                        invalid(format!("invalid argument {h:?} for \"--add-host\" flag: invalid IP address {ip:?}"))
+                    })?;
+                    bare.to_owned()
+                };
+                Ok(format!("{name}:{ip}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
         if opts.auto_remove && opts.restart != RestartPolicy::No {
             return Err(EngineError::Conflict(
                 "conflicting options: cannot specify both --restart and --rm".into(),
@@ -168,7 +222,7 @@ impl Engine {
                 .unwrap_or_default(),
             user: Some(user),
             hostname: opts.hostname.clone().unwrap_or_else(|| id[..12].to_owned()),
-            network: if opts.network == "host" {
+            network: if network == "host" {
                 Network::Host
             } else {
                 Network::None
@@ -252,6 +306,10 @@ impl Engine {
             exposed_ports: cfg.exposed_ports().clone().unwrap_or_default(),
             mounts: mount_records,
             network,
+            dns: opts.dns.clone(),
+            dns_search: opts.dns_search.clone(),
+            dns_options: opts.dns_options.clone(),
+            extra_hosts,
             log: opts.log,
         };
         Ok((record, spec))

@@ -7,6 +7,7 @@ use std::os::fd::OwnedFd;
 
 use rbuild_runner::lifecycle::Container;
 use rbuild_runner::lifecycle::monitor::{self, Published};
+use rbuild_runner::network::ContainerNetwork;
 use rbuild_runner::{Outcome, Running, Stdio};
 
 use crate::Engine;
@@ -20,6 +21,7 @@ pub struct Foreground {
     container: Container,
     engine: Engine,
     published: Published,
+    net: Option<ContainerNetwork>,
     _monitor: OwnedFd,
 }
 
@@ -31,7 +33,9 @@ impl Engine {
         let claimed = c.claim_monitor()?.ok_or_else(|| {
             EngineError::Conflict(format!("container {} is already running", c.id()))
         })?;
-        let published = match monitor::publish(c) {
+        let prepared = monitor::attach_network(c, self.monitor_program())
+            .and_then(|net| Ok((net, monitor::publish(c)?)));
+        let (net, published) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 let _ = monitor::record_start_failure(c, &e);
@@ -45,6 +49,7 @@ impl Engine {
             container: c.clone(),
             engine: self.clone(),
             published,
+            net,
             _monitor: claimed,
         })
     }
@@ -61,14 +66,15 @@ impl Foreground {
     pub fn spawn(&self, stdio: Stdio) -> std::result::Result<Running, rbuild_runner::Error> {
         let c = &self.container;
         let lock = c.lock()?;
-        let running = match rbuild_runner::spawn(monitor::container_config(c, stdio)?) {
-            Ok(r) => r,
-            Err(e) => {
-                drop(lock);
-                let _ = monitor::record_start_failure(c, &e);
-                return Err(e);
-            }
-        };
+        let running =
+            match rbuild_runner::spawn(monitor::container_config(c, stdio, self.net.as_ref())?) {
+                Ok(r) => r,
+                Err(e) => {
+                    drop(lock);
+                    let _ = monitor::record_start_failure(c, &e);
+                    return Err(e);
+                }
+            };
         monitor::record_start(c, &lock, &running, &self.published.bound)?;
         self.published.target.set(running.pid());
         self.engine.emit(Event::now(
@@ -110,9 +116,11 @@ impl Foreground {
             container: c,
             engine,
             published,
+            net,
             _monitor,
         } = self;
         drop(published);
+        drop(net);
         drop(_monitor);
         if c.record.auto_remove {
             c.remove()

@@ -147,6 +147,11 @@ impl Engine {
                 unsafe { libc::dup2(null.as_raw_fd(), 1) };
             }
         };
-        Ok(monitor::supervise(&c, claim, report)?)
+        Ok(monitor::supervise(
+            &c,
+            claim,
+            self.monitor_program(),
+            report,
+        )?)
     }
 }

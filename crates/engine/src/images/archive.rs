@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use rbuild_oci::Reference;
-use rbuild_store::Image;
 use rbuild_store::archive::{self, ArchiveFormat, LoadSource, Loaded};
+use rbuild_store::{Image, ImageList};
 
 use crate::Engine;
 use crate::error::Result;
@@ -14,6 +14,9 @@ use crate::events::{Event, EventType};
 /// The images `what` (names, IDs, digests) name, grouped by image; a name argument puts
 /// that name in the archive.
 pub type SaveList = Vec<(Image, Vec<Reference>)>;
+
+/// Multi-platform images to save whole, each with the names the arguments gave.
+pub type SaveLists = Vec<(ImageList, Vec<Reference>)>;
 
 impl Engine {
     /// What `save` of `what` writes: each image once, with the names the arguments gave.
@@ -37,6 +40,57 @@ impl Engine {
         Ok(images)
     }
 
+    /// What `save --all-platforms` of `what` writes: multi-platform images whole (with the
+    /// names the arguments gave), other images as [`Engine::images_to_save`] does.
+    pub fn lists_to_save(&self, what: &[String]) -> Result<(SaveLists, SaveList)> {
+        let store = self.store()?;
+        let mut lists: SaveLists = Vec::new();
+        let mut single = Vec::new();
+        for w in what {
+            let Some(list) = store.resolve_index(w)? else {
+                single.push(w.clone());
+                continue;
+            };
+            let name = w
+                .parse::<Reference>()
+                .ok()
+                .filter(|r| list.names.contains(r));
+            match lists.iter_mut().find(|(l, _)| l.digest == list.digest) {
+                Some((_, names)) => names.extend(name),
+                None => lists.push((list, name.into_iter().collect())),
+            }
+        }
+        Ok((lists, self.images_to_save(&single)?))
+    }
+
+    /// Write multi-platform images `lists` and `images` as one OCI archive to `out`. Sends
+    /// a `save` event per image and list.
+    pub fn save_lists(
+        &self,
+        lists: &[(ImageList, Vec<Reference>)],
+        images: &SaveList,
+        out: impl Write,
+    ) -> Result<()> {
+        archive::save_index(self.store()?, lists, images, out)?;
+        for (l, _) in lists {
+            self.emit(Event::now(
+                EventType::Image,
+                "save",
+                &l.digest.to_string(),
+                [],
+            ));
+        }
+        for (img, _) in images {
+            self.emit(Event::now(
+                EventType::Image,
+                "save",
+                &img.id.to_string(),
+                [],
+            ));
+        }
+        Ok(())
+    }
+
     /// Write `images` as one archive in `format` to `out`. Sends a `save` event per image.
     pub fn save(&self, images: &SaveList, format: ArchiveFormat, out: impl Write) -> Result<()> {
         archive::save(self.store()?, images, format, out)?;
@@ -54,7 +108,13 @@ impl Engine {
     /// Load the images of a docker-archive, OCI archive or OCI layout. Sends a `load` event
     /// per image.
     pub fn load(&self, source: LoadSource<'_>) -> Result<Vec<Loaded>> {
-        let loaded = archive::load(self.store()?, source)?;
+        self.load_with(source, false)
+    }
+
+    /// [`Engine::load`]; with `all_platforms`, a multi-platform image of an OCI archive keeps
+    /// every platform and its index (named as the archive names it).
+    pub fn load_with(&self, source: LoadSource<'_>, all_platforms: bool) -> Result<Vec<Loaded>> {
+        let loaded = archive::load_with(self.store()?, source, all_platforms)?;
         for l in &loaded {
             self.emit(Event::now(EventType::Image, "load", &l.id.to_string(), []));
         }

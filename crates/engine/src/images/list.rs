@@ -1,7 +1,7 @@
 //! What the store holds: images newest first (`docker images`), an image's history.
 
-use rbuild_oci::Reference;
-use rbuild_store::Image;
+use rbuild_oci::{Platform, Reference};
+use rbuild_store::{Image, ImageList};
 
 use crate::Engine;
 use crate::error::Result;
@@ -17,6 +17,19 @@ pub struct ImageSummary {
     pub created: i64,
     /// The size of its layers, uncompressed.
     pub size: u64,
+    /// Set for a multi-platform image (a name of an index): the index and each platform's
+    /// image (`None` when not in the store). `image` is then this machine's platform's image
+    /// (or the first stored one), and `size` the sum of the stored images' sizes.
+    pub index: Option<IndexSummary>,
+}
+
+/// A multi-platform image in the list.
+#[derive(Debug, Clone)]
+pub struct IndexSummary {
+    /// The index.
+    pub list: ImageList,
+    /// Each entry's platform and image, in the index's order.
+    pub platforms: Vec<(Option<Platform>, Option<Image>)>,
 }
 
 /// One step of an image's history (docker's `HistoryResponseItem`).
@@ -47,26 +60,70 @@ impl Engine {
     /// with a name it selects, and only those names.
     pub fn list_images(&self, reference: Option<&str>) -> Result<Vec<ImageSummary>> {
         let store = self.store()?;
-        let mut images = store.images()?;
-        images.sort_by_key(|i| std::cmp::Reverse(created(i)));
+        let mut summaries = Vec::new();
+        // Multi-platform images first become rows of their own; the images they list show
+        // only under names of their own.
+        let mut listed = std::collections::HashSet::new();
+        for list in store.indexes()? {
+            let mut platforms = Vec::new();
+            for (digest, platform) in list.entries() {
+                listed.insert(digest.clone());
+                platforms.push((platform, store.image(&digest).ok()));
+            }
+            let host = Platform::host();
+            let shown = platforms
+                .iter()
+                .find(|(p, i)| i.is_some() && p.as_ref().is_none_or(|p| host.matches(p)))
+                .or_else(|| platforms.iter().find(|(_, i)| i.is_some()))
+                .and_then(|(_, i)| i.clone());
+            let Some(mut image) = shown else { continue };
+            let size = platforms
+                .iter()
+                .filter_map(|(_, i)| i.as_ref())
+                .map(|i| store.image_size(i))
+                .sum();
+            image.names = list.names.clone();
+            summaries.push(ImageSummary {
+                created: created(&image),
+                size,
+                names: Vec::new(),
+                image,
+                index: Some(IndexSummary { list, platforms }),
+            });
+        }
+        for image in store.images()? {
+            if image.names.is_empty() && listed.contains(&image.manifest_digest) {
+                continue;
+            }
+            summaries.push(ImageSummary {
+                created: created(&image),
+                size: store.image_size(&image),
+                names: Vec::new(),
+                image,
+                index: None,
+            });
+        }
+        summaries.sort_by_key(|s| std::cmp::Reverse(s.created));
         let filter = reference.map(|r| {
             let explicit_tag = r.rsplit_once(':').is_some_and(|(_, t)| !t.contains('/'));
             (r.parse::<Reference>().ok(), explicit_tag)
         });
         let mut out = Vec::new();
-        for image in images {
-            let names: Vec<Reference> = match &filter {
-                None => image.names.clone(),
+        for mut summary in summaries {
+            let all = match &summary.index {
+                Some(i) => i.list.names.clone(),
+                None => summary.image.names.clone(),
+            };
+            summary.names = match &filter {
+                None => all,
                 Some((None, _)) => continue,
                 Some((Some(w), explicit_tag)) => {
-                    let names: Vec<Reference> = image
-                        .names
-                        .iter()
+                    let names: Vec<Reference> = all
+                        .into_iter()
                         .filter(|n| {
                             w.repository() == n.repository()
                                 && (!explicit_tag || w.tag() == Some(n.tag().unwrap_or("<none>")))
                         })
-                        .cloned()
                         .collect();
                     if names.is_empty() {
                         continue;
@@ -74,12 +131,7 @@ impl Engine {
                     names
                 }
             };
-            out.push(ImageSummary {
-                created: created(&image),
-                size: store.image_size(&image),
-                names,
-                image,
-            });
+            out.push(summary);
         }
         Ok(out)
     }

@@ -6,10 +6,10 @@ mod import;
 mod list;
 mod remove;
 
-pub use archive::SaveList;
+pub use archive::{SaveList, SaveLists};
 pub(crate) use import::apply_change;
 pub use import::{ImportOptions, apply_changes};
-pub use list::{HistoryEntry, ImageSummary};
+pub use list::{HistoryEntry, ImageSummary, IndexSummary};
 pub use remove::{ImageDeleted, ImagesPruned};
 
 use std::path::PathBuf;
@@ -38,10 +38,34 @@ impl Engine {
     /// Find `image` (name, name:tag, name@digest, ID or ID prefix) in the store and unpack
     /// its layers.
     pub fn resolve_image(&self, image: &str) -> Result<ImageLayers> {
+        self.resolve_image_for(image, None)
+    }
+
+    /// [`Engine::resolve_image`] for `platform`: a multi-platform image's image for it, or a
+    /// single image that must be for it (an error naming both platforms otherwise).
+    pub fn resolve_image_for(
+        &self,
+        image: &str,
+        platform: Option<&Platform>,
+    ) -> Result<ImageLayers> {
         let store = self.store()?;
         let root = self.root();
-        let img = match store.resolve(image) {
-            Ok(img) => img,
+        let found = match platform {
+            Some(p) => store.resolve_platform(image, p),
+            None => store.resolve(image),
+        };
+        let img = match found {
+            Ok(img) => {
+                if let (Some(want), Some(has)) = (platform, crate::build::image_platform(&img))
+                    && !want.matches(&has)
+                {
+                    return Err(EngineError::InvalidParameter(format!(
+                        "image {image:?} was found but does not match the specified platform: \
+                         wanted {want}, actual: {has}"
+                    )));
+                }
+                img
+            }
             Err(e @ StoreError::ImageNotFound(_)) => {
                 return Err(EngineError::from(e))
                     .with_context(|| {
@@ -91,6 +115,9 @@ impl Engine {
     pub fn image_inspect(&self, name: &str) -> Result<ImageInspect> {
         let store = self.store()?;
         let img = store.resolve(name)?;
+        if let Some(list) = store.resolve_index(name)? {
+            return Ok(ImageInspect::of_list(store, &list, &img));
+        }
         Ok(ImageInspect::new(store, &img))
     }
 }

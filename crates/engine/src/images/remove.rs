@@ -80,6 +80,22 @@ impl Engine {
     /// Give the image `source` names the name `target`. Sends a `tag` event.
     pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
         let store = self.store()?;
+        // A multi-platform image's new name names its index too.
+        if let Some(list) = store.resolve_index(source)? {
+            if target.digest().is_some() {
+                return Err(crate::EngineError::InvalidParameter(format!(
+                    "{target}: cannot tag with a digest reference"
+                )));
+            }
+            store.name_index(&list.digest, std::slice::from_ref(target))?;
+            self.emit(Event::now(
+                EventType::Image,
+                "tag",
+                &list.digest.to_string(),
+                [("name", target.to_string())],
+            ));
+            return Ok(());
+        }
         let image = store.resolve(source)?;
         store.tag(&image, target)?;
         self.emit(Event::now(
@@ -97,6 +113,9 @@ impl Engine {
     /// container), or with `force` only loses its names. Sends `untag` and `delete` events.
     pub fn remove_image(&self, what: &str, force: bool) -> Result<Vec<ImageDeleted>> {
         let store = self.store()?;
+        if let Some(list) = store.resolve_index(what)? {
+            return self.remove_list(&list, what, force);
+        }
         if let Ok(img) = store.resolve(what)
             && let Some(user) = self
                 .containers()
@@ -124,6 +143,69 @@ impl Engine {
                 self.emit_deleted(&img.id.to_string(), &out);
                 return Ok(out);
             }
+        }
+        let out = match store.remove(what, force)? {
+            RemoveOutcome::Untagged(name) => vec![ImageDeleted::Untagged(name)],
+            RemoveOutcome::Deleted { id, untagged } => untagged
+                .into_iter()
+                .map(ImageDeleted::Untagged)
+                .chain([ImageDeleted::Deleted(id)])
+                .collect(),
+        };
+        self.emit_deleted(what, &out);
+        Ok(out)
+    }
+
+    /// `rmi` of a multi-platform image: as [`Engine::remove_image`], a container created from
+    /// any of its platforms' images counting as using it (forced, only the names go: the index
+    /// and its images stay, unnamed, while the container does).
+    fn remove_list(
+        &self,
+        list: &rbuild_store::ImageList,
+        what: &str,
+        force: bool,
+    ) -> Result<Vec<ImageDeleted>> {
+        let store = self.store()?;
+        let ids: Vec<String> = list
+            .entries()
+            .iter()
+            .filter_map(|(d, _)| store.image(d).ok())
+            .map(|i| i.id.to_string())
+            .collect();
+        let user = self
+            .containers()
+            .list()?
+            .into_iter()
+            .find(|c| ids.contains(&c.record.image_id));
+        if let Some(user) = user {
+            let short = &user.id()[..12];
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "conflict: unable to remove repository reference {what:?} (must force) - container {short} is using its referenced image {}",
+                    list.digest.short()
+                ))
+                .with_hint(format!(
+                    "remove the container first (rbuild rm -f {})",
+                    user.name()
+                )));
+            }
+            let named = what
+                .parse::<Reference>()
+                .ok()
+                .filter(|r| r.digest().is_none() && list.names.contains(r));
+            let names: Vec<Reference> = match named {
+                Some(n) => vec![n],
+                None => list.names.clone(),
+            };
+            store.update_table(|t| {
+                for n in &names {
+                    t.remove_name(n);
+                }
+                Ok(())
+            })?;
+            let out: Vec<ImageDeleted> = names.into_iter().map(ImageDeleted::Untagged).collect();
+            self.emit_deleted(&list.digest.to_string(), &out);
+            return Ok(out);
         }
         let out = match store.remove(what, force)? {
             RemoveOutcome::Untagged(name) => vec![ImageDeleted::Untagged(name)],

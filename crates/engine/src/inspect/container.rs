@@ -242,12 +242,126 @@ pub struct ContainerConfig {
     pub exposed_ports: Option<BTreeMap<String, EmptyObject>>,
 }
 
-/// Docker's `NetworkSettings` (the ports only: rbuild has no bridge networks yet).
+/// Docker's `NetworkSettings`: the ports, and for a container on bridge networks its
+/// endpoint on each (`Networks`) and on the default `bridge` (the top-level fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkSettings {
     /// Ports bound now, by `PORT/PROTO` (empty unless the container runs).
     #[serde(rename = "Ports")]
     pub ports: BTreeMap<String, Vec<PortBindingJson>>,
+    /// The address on the default `bridge` network.
+    #[serde(rename = "IPAddress", default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+    /// The default `bridge` network's gateway.
+    #[serde(rename = "Gateway", default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// The prefix length on the default `bridge` network.
+    #[serde(
+        rename = "IPPrefixLen",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ip_prefix_len: Option<u8>,
+    /// The MAC address on the default `bridge` network.
+    #[serde(
+        rename = "MacAddress",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub mac_address: Option<String>,
+    /// The container's endpoint on each network it is on, by network name.
+    #[serde(
+        rename = "Networks",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+/// Docker's `EndpointSettings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointSettings {
+    /// `--ip` as asked (`{"IPv4Address": ...}`), or null.
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<BTreeMap<String, String>>,
+    /// Legacy links (none).
+    #[serde(rename = "Links")]
+    pub links: Option<Vec<String>>,
+    /// Its aliases on the network (`--network-alias`, and the short ID on user networks).
+    #[serde(rename = "Aliases")]
+    pub aliases: Option<Vec<String>>,
+    /// The network's ID.
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    /// The endpoint's ID.
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// The network's gateway.
+    #[serde(rename = "Gateway")]
+    pub gateway: String,
+    /// Its address.
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    /// The subnet's prefix length.
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    /// Its MAC address.
+    #[serde(rename = "MacAddress")]
+    pub mac_address: String,
+}
+
+impl NetworkSettings {
+    /// `ports` and, for a bridged container, its endpoints from the network state.
+    fn new(c: &Container, ports: BTreeMap<String, Vec<PortBindingJson>>) -> NetworkSettings {
+        let mut out = NetworkSettings {
+            ports,
+            ip_address: None,
+            gateway: None,
+            ip_prefix_len: None,
+            mac_address: None,
+            networks: BTreeMap::new(),
+        };
+        if !c.record.is_bridged() {
+            return out;
+        }
+        let Ok(st) = rbuild_runner::network::Networks::new(c.store_root()).load() else {
+            return out;
+        };
+        for e in st.endpoints_of(c.id()) {
+            let Some(n) = st.networks.iter().find(|n| n.id == e.network) else {
+                continue;
+            };
+            let prefix = n.subnet.map(|s| s.prefix_len()).unwrap_or(0);
+            let gateway = n.gateway.map(|g| g.to_string()).unwrap_or_default();
+            let mut aliases = e.aliases.clone();
+            if n.resolves_names() {
+                aliases.push(c.id()[..12].to_owned());
+            }
+            if n.name == "bridge" {
+                out.ip_address = Some(e.ip.to_string());
+                out.gateway = Some(gateway.clone());
+                out.ip_prefix_len = Some(prefix);
+                out.mac_address = Some(e.mac.clone());
+            }
+            out.networks.insert(
+                n.name.clone(),
+                EndpointSettings {
+                    ipam_config: e
+                        .static_ip
+                        .then(|| BTreeMap::from([("IPv4Address".to_owned(), e.ip.to_string())])),
+                    links: None,
+                    aliases: (!aliases.is_empty()).then_some(aliases),
+                    network_id: n.id.clone(),
+                    endpoint_id: e.id.clone(),
+                    gateway,
+                    ip_address: e.ip.to_string(),
+                    ip_prefix_len: prefix,
+                    mac_address: e.mac.clone(),
+                },
+            );
+        }
+        out
+    }
 }
 
 fn port_key(p: &lc::PortBinding) -> String {
@@ -374,7 +488,7 @@ impl ContainerJson {
                 stop_timeout: r.stop_timeout,
                 exposed_ports: (!exposed.is_empty()).then_some(exposed),
             },
-            network_settings: NetworkSettings { ports: port_map },
+            network_settings: NetworkSettings::new(c, port_map),
         }
     }
 }
@@ -579,6 +693,10 @@ mod tests {
                 },
             ],
             network: "none".into(),
+            dns: vec![],
+            dns_search: vec![],
+            dns_options: vec![],
+            extra_hosts: vec![],
             log: LogLimits::default(),
         }
     }

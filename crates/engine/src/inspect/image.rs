@@ -61,6 +61,11 @@ pub struct ImageInspect {
     /// When it was last named here.
     #[serde(rename = "Metadata")]
     pub metadata: ImageMetadata,
+    /// For a name of a multi-platform image: each platform's entry (docker's `Manifests`,
+    /// API 1.48: `ID`, `Descriptor`, `Available`, `Kind`, `ImageData.Platform`); the rest of
+    /// the object describes this machine's platform's image (or the one asked for).
+    #[serde(rename = "Manifests", default, skip_serializing_if = "Option::is_none")]
+    pub manifests: Option<Vec<Value>>,
 }
 
 /// Docker's `RootFS`.
@@ -131,7 +136,50 @@ impl ImageInspect {
             metadata: ImageMetadata {
                 last_tag_time: rbuild_builder::config::rfc3339(img.added as i64, 0),
             },
+            manifests: None,
         }
+    }
+
+    /// The inspect JSON of `img` as the image of the multi-platform `list`: the list's names
+    /// (digests: the index's) and every platform's entry in `Manifests`.
+    pub fn of_list(store: &Store, list: &rbuild_store::ImageList, img: &Image) -> ImageInspect {
+        let mut out = ImageInspect::new(store, img);
+        out.repo_tags = list
+            .names
+            .iter()
+            .filter(|n| n.tag().is_some())
+            .map(|n| n.familiar())
+            .collect();
+        out.repo_digests = list
+            .names
+            .iter()
+            .map(|n| n.with_digest(list.digest.clone()).familiar())
+            .collect();
+        out.repo_digests.dedup();
+        let table = store.table().unwrap_or_default();
+        out.manifests = Some(
+            rbuild_oci::manifest::index_images(&list.index)
+                .into_iter()
+                .map(|(digest, platform, desc)| {
+                    let available = table.images.contains_key(&digest);
+                    let platform = platform.map(|p| {
+                        serde_json::json!({
+                            "architecture": p.architecture,
+                            "os": p.os,
+                            "variant": p.variant,
+                        })
+                    });
+                    serde_json::json!({
+                        "ID": digest.to_string(),
+                        "Descriptor": desc,
+                        "Available": available,
+                        "Kind": "image",
+                        "ImageData": { "Platform": platform },
+                    })
+                })
+                .collect(),
+        );
+        out
     }
 }
 

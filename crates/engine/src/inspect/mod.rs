@@ -11,13 +11,15 @@
 
 mod container;
 mod image;
+mod network;
 mod volume;
 
 pub use container::{
-    ContainerConfig, ContainerJson, ContainerState, EmptyObject, HostConfig, LogConfig, MountPoint,
-    NetworkSettings, PortBindingJson, RestartPolicyJson,
+    ContainerConfig, ContainerJson, ContainerState, EmptyObject, EndpointSettings, HostConfig,
+    LogConfig, MountPoint, NetworkSettings, PortBindingJson, RestartPolicyJson,
 };
 pub use image::{ImageInspect, ImageMetadata, RootFs};
+pub use network::{Ipam, IpamConfig, NetworkContainer, NetworkJson};
 pub use volume::VolumeJson;
 
 /// Docker's zero time for timestamps never set, else the RFC 3339 time with nanoseconds.

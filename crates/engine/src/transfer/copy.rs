@@ -40,9 +40,9 @@ impl Engine {
                 .with_context(|| format!("copying {s} to {d}"));
         }
         if opts.all_platforms {
-            return Err(invalid(
-                "--all-platforms is only supported between docker:// registries".into(),
-            ));
+            return self
+                .copy_all_platforms(client, src, dst, opts, pulling, pushing)
+                .await;
         }
         // The engine's store when it is one end, else a temporary one that goes afterwards.
         let uses_store = matches!(src, Location::Store(_)) || matches!(dst, Location::Store(_));
@@ -58,6 +58,71 @@ impl Engine {
         };
         let image = fetch(client, &store, src, opts, pulling).await?;
         send(client, &store, &image, dst, pushing).await
+    }
+}
+
+impl Engine {
+    /// `copy --all-platforms` through the store: a registry's multi-platform image into the
+    /// store (the index named), the store's out to a registry or an OCI archive.
+    async fn copy_all_platforms(
+        &self,
+        client: &Client,
+        src: &Location,
+        dst: &Location,
+        opts: &PullOptions,
+        pulling: Arc<dyn Reporter>,
+        pushing: Arc<dyn Reporter>,
+    ) -> Result<Digest> {
+        let store = self.store()?;
+        match (src, dst) {
+            (Location::Docker(r), Location::Store(name)) => {
+                let digest = pull_to_store(client, store, r, opts, pulling).await?;
+                let to: Reference = name
+                    .parse()
+                    .with_context(|| format!("image name {name:?}"))?;
+                if store.resolve_index(&digest.to_string())?.is_some() {
+                    store.name_index(&digest, &[to])?;
+                } else {
+                    let image = store.image(&digest)?;
+                    store.tag(&image, &to)?;
+                }
+                Ok(digest)
+            }
+            (Location::Store(name), Location::Docker(r)) => match store.resolve_index(name)? {
+                Some(list) => self.push_index(client, &list, r, pushing).await,
+                None => {
+                    let image = store.resolve(name)?;
+                    push_from_store(client, store, &image, r, pushing).await
+                }
+            },
+            (Location::Store(name), Location::OciArchive(file, tag)) => {
+                match store.resolve_index(name)? {
+                    Some(list) => {
+                        let names = match tag {
+                            Some(t) => {
+                                let base = list.names.first().cloned().unwrap_or_else(|| {
+                                    "localhost/image".parse().expect("a valid reference")
+                                });
+                                vec![base.with_tag(t).with_context(|| format!("tag {t:?}"))?]
+                            }
+                            None => Vec::new(),
+                        };
+                        write_index_archive(store, &list, &names, file)?;
+                        Ok(list.digest)
+                    }
+                    None => {
+                        let image = store.resolve(name)?;
+                        send(client, store, &image, dst, pushing).await
+                    }
+                }
+            }
+            _ => Err(invalid(
+                "--all-platforms is supported between docker:// registries, from docker:// to \
+                 rbuild:, and from rbuild: to docker:// or oci-archive: (not yet for other \
+                 transports)"
+                    .into(),
+            )),
+        }
     }
 }
 
@@ -332,6 +397,27 @@ pub fn write_archive(
     let tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     archive::save(store, &[(image.clone(), names)], format, tmp.as_file())
+        .with_context(|| format!("writing {}", file.display()))?;
+    tmp.persist(file)
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(())
+}
+
+/// Write the multi-platform image `list` with `names` as an OCI archive `file` (replaced only
+/// once complete): `build --output type=oci` of several platforms, `save --all-platforms`.
+pub fn write_index_archive(
+    store: &Store,
+    list: &rbuild_store::ImageList,
+    names: &[Reference],
+    file: &Path,
+) -> Result<()> {
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    archive::save_index(store, &[(list.clone(), names.to_vec())], &[], tmp.as_file())
         .with_context(|| format!("writing {}", file.display()))?;
     tmp.persist(file)
         .with_context(|| format!("writing {}", file.display()))?;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rbuild_oci::manifest::{self, descriptor_digest, descriptor_media_type};
 use rbuild_oci::{Compression, Digest, MediaType, Reference};
 use rbuild_registry::{Client, PullOptions, PushOptions, Reporter};
-use rbuild_store::{Image, Store};
+use rbuild_store::{Image, ImageList, Store};
 
 pub use blobs::StoreBlobs;
 pub use gzip::pushable_manifest;
@@ -66,6 +66,67 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Push the stored multi-platform image `list` to `dest`: every image it lists (with
+    /// gzip layers), then an index naming them; returns the pushed index digest. Every image
+    /// the index lists must be in the store. A `push` event follows.
+    pub async fn push_index(
+        &self,
+        client: &Client,
+        list: &ImageList,
+        dest: &Reference,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Digest> {
+        let store = self.store()?;
+        let _hold = store.hold().context("locking the store against pruning")?;
+        let index = pushable_index(store, list)?;
+        let digest = rbuild_registry::push(
+            client,
+            dest,
+            &index,
+            Arc::new(StoreBlobs(store.clone())),
+            &PushOptions::default(),
+            reporter,
+        )
+        .await
+        .with_context(|| format!("pushing {dest}"))?;
+        self.emit(Event::now(
+            EventType::Image,
+            "push",
+            &dest.to_string(),
+            [("name", dest.to_string())],
+        ));
+        Ok(digest)
+    }
+}
+
+/// The index to push for a stored one: each listed image's pushable manifest (gzip layers) in
+/// its place, platforms kept; stored as a blob. An image the store lacks is an error naming
+/// its platform.
+pub fn pushable_index(store: &Store, list: &ImageList) -> Result<Digest> {
+    let mut entries = Vec::new();
+    for (digest, platform, desc) in manifest::index_images(&list.index) {
+        let image = store.image(&digest).map_err(|e| {
+            EngineError::Failed(format!(
+                "image {digest} ({}) of index {} is not in the store: {e}",
+                platform
+                    .as_ref()
+                    .map_or("no platform".into(), |p| p.to_string()),
+                list.digest
+            ))
+        })?;
+        let pushable = pushable_manifest(store, &image)?;
+        let bytes = store.blobs().read(&pushable)?;
+        let mut entry = desc.clone();
+        entry.set_digest(rbuild_oci::oci_spec::image::Digest::from(&pushable));
+        entry.set_size(bytes.len() as u64);
+        entries.push(entry);
+    }
+    let index = manifest::index_of(entries);
+    let bytes = serde_json::to_vec(&index).expect("an index serializes");
+    Ok(store.put_index(&bytes)?)
+}
+
 /// Run `work` (which makes and blocks on its own tokio runtime) here, or on a thread of its
 /// own when the caller is itself inside a runtime, where blocking on another would panic.
 pub fn on_own_runtime<T: Send, E: Send + From<EngineError>>(
@@ -112,21 +173,25 @@ pub async fn pull_to_store(
     for img in &pulled.images {
         record_layers(store, &img.digest)?;
     }
-    // The store names image manifests: with every platform kept, the name goes to the one the
-    // index lists for the wanted platform (the others are found by digest).
-    let named = match &pulled.index {
-        Some(index) if opts.all_platforms => manifest::decode_index(&index.bytes)
-            .ok()
-            .and_then(|i| manifest::select_platform(&i, &opts.platform).cloned())
-            .and_then(|d| descriptor_digest(&d).ok())
-            .unwrap_or_else(|| pulled.images[0].digest.clone()),
-        _ => pulled.digest.clone(),
-    };
-    // A digest reference is found by digest; a tag becomes the image's name.
+    // A digest reference is found by digest; a tag becomes the name.
     let names: Vec<Reference> = match reference.digest() {
         Some(_) => Vec::new(),
         None => vec![reference.clone()],
     };
+    // With every platform kept, the name goes to the index (a name of an index resolves to
+    // the image for the platform asked for); else to the one image pulled.
+    if let (Some(index), true) = (&pulled.index, opts.all_platforms) {
+        for img in &pulled.images {
+            store
+                .name_image(&img.digest, &[])
+                .with_context(|| format!("recording {reference} in the store"))?;
+        }
+        store
+            .name_index(&index.digest, &names)
+            .with_context(|| format!("recording {reference} in the store"))?;
+        return Ok(index.digest.clone());
+    }
+    let named = pulled.digest.clone();
     for img in &pulled.images {
         let n: &[Reference] = if img.digest == named { &names } else { &[] };
         store

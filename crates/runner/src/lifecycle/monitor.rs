@@ -20,6 +20,7 @@ use super::store::Container;
 use super::time::now_ns;
 use crate::container::{ConsoleSize, ContainerConfig, ExitStatus, Outcome, Running, Stdio};
 use crate::error::Error;
+use crate::network::{ContainerNetwork, Networks};
 
 /// Docker's exit status for a container that could not start: 127 command not found, 126
 /// not executable, 125 anything else.
@@ -46,10 +47,22 @@ fn join_network(c: &Container, spec: &mut oci_spec::runtime::Spec) -> Result<(),
     Ok(())
 }
 
-/// The runner configuration for one start of `c`, with the given streams.
-pub fn container_config(c: &Container, stdio: Stdio) -> Result<ContainerConfig, Error> {
+/// The runner configuration for one start of `c`, with the given streams; `net` is its
+/// network namespace when it is on bridge networks ([`attach_network`]).
+pub fn container_config(
+    c: &Container,
+    stdio: Stdio,
+    net: Option<&ContainerNetwork>,
+) -> Result<ContainerConfig, Error> {
     let mut spec = c.spec()?;
     join_network(c, &mut spec)?;
+    let etc = match net {
+        Some(net) => {
+            crate::netns::join_network(&mut spec, net.path());
+            bridged_etc(c, net)
+        }
+        None => crate::EtcFiles::Docker,
+    };
     Ok(ContainerConfig {
         id: c.id().to_owned(),
         dir: c.dir().to_owned(),
@@ -58,8 +71,81 @@ pub fn container_config(c: &Container, stdio: Stdio) -> Result<ContainerConfig, 
         init: c.record.init,
         stdio,
         remove: false,
-        etc: crate::EtcFiles::Docker,
+        etc,
     })
+}
+
+/// For a container on bridge networks: its own network namespace with its endpoints
+/// plugged in (the hub started with `program` if need be), held for all its runs; `None`
+/// for other network modes.
+pub fn attach_network(
+    c: &Container,
+    program: &std::path::Path,
+) -> Result<Option<ContainerNetwork>, Error> {
+    if !c.record.is_bridged() {
+        return Ok(None);
+    }
+    Ok(Some(
+        Networks::new(c.store_root()).attach_container(program, c.id())?,
+    ))
+}
+
+/// docker's `/etc/hosts` and `/etc/resolv.conf` for a bridged container: its address named
+/// by its host name, `--add-host` entries, and the first network's DNS server (the gateway)
+/// or the `--dns` servers, with `--dns-search`/`--dns-option` or the host's search domains.
+fn bridged_etc(c: &Container, net: &ContainerNetwork) -> crate::EtcFiles {
+    let r = &c.record;
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    for h in &r.extra_hosts {
+        if let Some((name, ip)) = h
+            .rsplit_once(':')
+            .filter(|(_, ip)| !ip.contains(']'))
+            .or_else(|| h.split_once(':'))
+        {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    if let Some(first) = net.endpoints.first() {
+        hosts.push_str(&format!("{}\t{}\n", first.ip, r.hostname));
+    }
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut resolv = String::new();
+    if r.dns.is_empty() {
+        let gw = Networks::new(c.store_root()).load().ok().and_then(|st| {
+            let first = net.endpoints.first()?;
+            st.networks.iter().find(|n| n.id == first.network)?.gateway
+        });
+        if let Some(gw) = gw {
+            resolv.push_str(&format!("nameserver {gw}\n"));
+        }
+    } else {
+        for d in &r.dns {
+            resolv.push_str(&format!("nameserver {d}\n"));
+        }
+    }
+    if r.dns_search.is_empty() {
+        for l in host_resolv
+            .lines()
+            .filter(|l| l.starts_with("search ") || l.starts_with("domain "))
+        {
+            resolv.push_str(l);
+            resolv.push('\n');
+        }
+    } else {
+        resolv.push_str(&format!("search {}\n", r.dns_search.join(" ")));
+    }
+    if r.dns_options.is_empty() {
+        for l in host_resolv.lines().filter(|l| l.starts_with("options ")) {
+            resolv.push_str(l);
+            resolv.push('\n');
+        }
+    } else {
+        resolv.push_str(&format!("options {}\n", r.dns_options.join(" ")));
+    }
+    crate::EtcFiles::Given { hosts, resolv }
 }
 
 /// A container's published ports being forwarded: dropping it closes them all.
@@ -185,6 +271,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
 fn start_logged(
     c: &Container,
     input: Option<&StdinServer>,
+    net: Option<&ContainerNetwork>,
 ) -> Result<(Running, JoinHandle<Result<(), Error>>), Error> {
     let mut writer = LogWriter::open(&c.log_path(), c.record.log)?;
     let (stdin, stdin_writer): (OwnedFd, Option<OwnedFd>) = if input.is_some() {
@@ -215,7 +302,7 @@ fn start_logged(
             Some((out_r, err_r)),
         )
     };
-    let mut running = crate::spawn(container_config(c, stdio)?)?;
+    let mut running = crate::spawn(container_config(c, stdio, net)?)?;
     let streams = match pipes {
         Some((out, err)) => {
             if let Some(input) = input {
@@ -252,10 +339,21 @@ fn restart_delay(previous: Duration, ran: Duration) -> Duration {
 pub fn supervise(
     c: &Container,
     monitor: OwnedFd,
+    hub_program: &std::path::Path,
     started: impl FnOnce(Result<i32, &Error>),
 ) -> Result<ContainerState, Error> {
     let mut started = Some(started);
     let mut delay = Duration::ZERO;
+    let net = match attach_network(c, hub_program) {
+        Ok(n) => n,
+        Err(e) => {
+            record_start_failure(c, &e)?;
+            if let Some(tell) = started.take() {
+                tell(Err(&e));
+            }
+            return Err(e);
+        }
+    };
     let published = match publish(c) {
         Ok(p) => p,
         Err(e) => {
@@ -285,7 +383,7 @@ pub fn supervise(
         let run = c.claim_run()?;
         let lock = c.lock()?;
         let begun = std::time::Instant::now();
-        let (running, pump) = match start_logged(c, input.as_ref()) {
+        let (running, pump) = match start_logged(c, input.as_ref(), net.as_ref()) {
             Ok(r) => r,
             Err(e) => {
                 drop(lock);
@@ -342,6 +440,7 @@ pub fn supervise(
     // Nothing may listen on the container's ports once the monitor lock is free.
     drop(input);
     drop(published);
+    drop(net);
     drop(monitor);
     Ok(last)
 }

@@ -80,6 +80,15 @@ impl RestartPolicy {
     }
 }
 
+impl ContainerRecord {
+    /// Whether the container is on bridge networks (its own namespace with an interface per
+    /// network), rather than `none`, `host` or another container's.
+    pub fn is_bridged(&self) -> bool {
+        !matches!(self.network.as_str(), "none" | "host" | "")
+            && !self.network.starts_with("container:")
+    }
+}
+
 impl RestartPolicy {
     /// Whether a container that is not running, having ended with `exit_code`, is started
     /// when rbuild's containers come back after a reboot (`rbuild container autostart`, what
@@ -227,8 +236,21 @@ pub struct ContainerRecord {
     /// Mounts besides the standard ones.
     #[serde(default)]
     pub mounts: Vec<MountRecord>,
-    /// `none`, `host` or `container:ID`.
+    /// `none`, `host`, `container:ID`, or the network a bridged container was created on
+    /// (`bridge` or a user network's name; its endpoints are in the network state).
     pub network: String,
+    /// `--dns` servers (replace the network's name server in `/etc/resolv.conf`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// `--dns-search` domains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// `--dns-option` options.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
+    /// `--add-host NAME:IP` entries, `host-gateway` already resolved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
     /// Log rotation.
     #[serde(default)]
     pub log: LogLimits,

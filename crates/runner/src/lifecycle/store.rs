@@ -542,10 +542,7 @@ impl Container {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io(&self.dir)(e)),
         }
-        let link = self.names.join(&self.record.name);
-        if fs::read_link(&link).is_ok_and(|t| t.as_os_str() == self.record.id.as_str()) {
-            let _ = fs::remove_file(&link);
-        }
+        self.release_name_and_addresses()?;
         let spawned = std::process::Command::new("rm")
             .arg("-rf")
             .arg(&doomed)
@@ -555,6 +552,22 @@ impl Container {
             .spawn();
         if spawned.is_err() {
             fs::remove_dir_all(&doomed).map_err(Error::io(&doomed))?;
+        }
+        Ok(())
+    }
+
+    /// Give up the container's name, and its endpoints' addresses on the networks.
+    fn release_name_and_addresses(&self) -> Result<(), Error> {
+        let link = self.names.join(&self.record.name);
+        if fs::read_link(&link).is_ok_and(|t| t.as_os_str() == self.record.id.as_str()) {
+            let _ = fs::remove_file(&link);
+        }
+        if self.record.is_bridged() {
+            let id = self.record.id.clone();
+            crate::network::Networks::new(self.store_root()).update(|st| {
+                st.endpoints.retain(|e| e.container != id);
+                Ok(())
+            })?;
         }
         Ok(())
     }
@@ -569,10 +582,7 @@ impl Container {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io(&self.dir)(e)),
         }
-        let link = self.names.join(&self.record.name);
-        if fs::read_link(&link).is_ok_and(|t| t.as_os_str() == self.record.id.as_str()) {
-            let _ = fs::remove_file(&link);
-        }
+        self.release_name_and_addresses()?;
         fs::remove_dir_all(&doomed).map_err(Error::io(&doomed))
     }
 }
@@ -625,6 +635,10 @@ mod tests {
             exposed_ports: vec![],
             mounts: vec![],
             network: "none".into(),
+            dns: vec![],
+            dns_search: vec![],
+            dns_options: vec![],
+            extra_hosts: vec![],
             log: Default::default(),
         }
     }

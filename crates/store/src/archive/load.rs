@@ -143,8 +143,20 @@ fn normalize(p: &str) -> Option<String> {
     Some(out.join("/"))
 }
 
-/// Load every image of an archive into `store`.
+/// Load every image of an archive into `store` (a multi-platform one as this machine's
+/// platform's image).
 pub fn load(store: &Store, source: LoadSource<'_>) -> Result<Vec<Loaded>> {
+    load_with(store, source, false)
+}
+
+/// [`load`]; with `all_platforms`, a multi-platform image of an OCI archive is kept whole:
+/// every image it lists, and its index under its names (a [`Loaded`] whose digests are the
+/// index's).
+pub fn load_with(
+    store: &Store,
+    source: LoadSource<'_>,
+    all_platforms: bool,
+) -> Result<Vec<Loaded>> {
     let _hold = store.hold()?;
     let staging = tempfile::Builder::new()
         .prefix("load-")
@@ -154,10 +166,10 @@ pub fn load(store: &Store, source: LoadSource<'_>) -> Result<Vec<Loaded>> {
         LoadSource::Stream { reader, name } => stage(reader, &name, staging.path(), store)?,
         LoadSource::Dir(dir) => scan_dir(&dir)?,
     };
-    let plan = if archive.get("index.json").is_some() {
-        super::plan::plan_oci(&archive)?
+    let (plan, lists) = if archive.get("index.json").is_some() {
+        super::plan::plan_oci(&archive, all_platforms)?
     } else if archive.get("manifest.json").is_some() {
-        super::plan::plan_docker(&archive)?
+        (super::plan::plan_docker(&archive)?, Vec::new())
     } else {
         return Err(archive.bad("neither manifest.json (docker-archive) nor index.json (OCI layout) found; not an image archive, or truncated"));
     };
@@ -193,6 +205,15 @@ pub fn load(store: &Store, source: LoadSource<'_>) -> Result<Vec<Loaded>> {
             manifest_digest: img.manifest_digest,
             id: img.id,
             names: img.names,
+        });
+    }
+    for list in lists {
+        store.blobs().put(&list.bytes, Some(&list.digest))?;
+        store.name_index(&list.digest, &list.names)?;
+        loaded.push(Loaded {
+            manifest_digest: list.digest.clone(),
+            id: list.digest,
+            names: list.names,
         });
     }
     Ok(loaded)

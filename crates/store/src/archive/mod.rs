@@ -5,8 +5,8 @@ mod load;
 mod plan;
 mod save;
 
-pub use load::{LoadSource, Loaded, load};
-pub use save::{ArchiveFormat, save};
+pub use load::{LoadSource, Loaded, load, load_with};
+pub use save::{ArchiveFormat, save, save_index};
 
 /// `index.json` annotation with the full image name (containerd, docker ≥ 25).
 pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";

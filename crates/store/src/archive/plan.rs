@@ -23,6 +23,13 @@ pub(super) struct Planned {
     pub(super) layers: Vec<PlannedLayer>,
 }
 
+/// A multi-platform image kept whole (`load --all-platforms`): its index and names.
+pub(super) struct PlannedIndex {
+    pub(super) digest: Digest,
+    pub(super) bytes: Vec<u8>,
+    pub(super) names: Vec<Reference>,
+}
+
 pub(super) struct PlannedLayer {
     pub(super) diff_id: Digest,
     pub(super) blob: Digest,
@@ -173,30 +180,66 @@ pub(super) fn plan_docker(archive: &Archive) -> Result<Vec<Planned>> {
     Ok(out)
 }
 
-pub(super) fn plan_oci(archive: &Archive) -> Result<Vec<Planned>> {
+/// The images of an OCI layout; a multi-platform entry gives this machine's platform's image,
+/// or, with `all_platforms`, every image it lists and the index itself.
+pub(super) fn plan_oci(
+    archive: &Archive,
+    all_platforms: bool,
+) -> Result<(Vec<Planned>, Vec<PlannedIndex>)> {
     let bytes = archive.read("index.json")?;
     let index = manifest::decode_index(&bytes).map_err(|source| StoreError::Manifest {
         what: format!("{}:index.json", archive.name),
         source,
     })?;
     let mut out: Vec<Planned> = Vec::new();
-    for d in index.manifests() {
-        let names = names_of(d, archive)?;
-        let mut planned = plan_oci_manifest(archive, d, 0)?;
+    let mut lists: Vec<PlannedIndex> = Vec::new();
+    let add = |out: &mut Vec<Planned>, mut planned: Planned, names: Vec<Reference>| {
         if let Some(existing) = out
             .iter_mut()
             .find(|p| p.manifest_digest == planned.manifest_digest)
         {
             existing.names.extend(names);
-            continue;
+            return;
         }
         planned.names = names;
         out.push(planned);
+    };
+    for d in index.manifests() {
+        let names = names_of(d, archive)?;
+        let is_index = manifest::descriptor_media_type(d).is_some_and(MediaType::is_index);
+        if all_platforms && is_index {
+            let digest = manifest::descriptor_digest(d).map_err(|source| StoreError::Digest {
+                what: format!("{}:index.json", archive.name),
+                source,
+            })?;
+            let m = archive.blob(&digest, Some(d.size()))?;
+            let bytes = fs::read(&m.path).at("reading", &m.path)?;
+            archive.verify(&m, &digest, "index")?;
+            let nested = manifest::decode_index(&bytes).map_err(|source| StoreError::Manifest {
+                what: format!("{}:blobs/{}", archive.name, digest),
+                source,
+            })?;
+            for (_, _, entry) in manifest::index_images(&nested) {
+                let planned = plan_oci_manifest(archive, entry, 1)?;
+                add(&mut out, planned, Vec::new());
+            }
+            match lists.iter_mut().find(|l| l.digest == digest) {
+                Some(l) => l.names.extend(names),
+                None => lists.push(PlannedIndex {
+                    digest,
+                    bytes,
+                    names,
+                }),
+            }
+            continue;
+        }
+        let planned = plan_oci_manifest(archive, d, 0)?;
+        add(&mut out, planned, names);
     }
     if out.is_empty() {
         return Err(archive.bad("index.json lists no images"));
     }
-    Ok(out)
+    Ok((out, lists))
 }
 
 /// Names from an index entry's annotations: the full containerd name, else a ref.name that is a

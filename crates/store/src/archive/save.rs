@@ -40,6 +40,113 @@ pub fn save(
     Ok(())
 }
 
+/// Write multi-platform images `lists` and single images `images` (each with the names to
+/// record) as one OCI archive to `out`: every image an index lists (each must be in the store),
+/// the indexes as blobs, and an `index.json` naming them (as `buildx build --output type=oci`
+/// writes a multi-platform build).
+pub fn save_index(
+    store: &Store,
+    lists: &[(crate::ImageList, Vec<Reference>)],
+    images: &[(Image, Vec<Reference>)],
+    out: impl Write,
+) -> Result<()> {
+    let mut tar = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, out));
+    let mut written: HashSet<Digest> = HashSet::new();
+    add_bytes(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    add_dirs(&mut tar)?;
+    let mut entries = Vec::new();
+    for (list, names) in lists {
+        for (digest, _) in list.entries() {
+            let image = store.image(&digest)?;
+            write_image_blobs(store, &image, &mut tar, &mut written)?;
+        }
+        if written.insert(list.digest.clone()) {
+            add_bytes(&mut tar, &blob_path(&list.digest), &list.bytes)?;
+        }
+        let base = json!({
+            "mediaType": rbuild_oci::MediaType::OciIndex.as_str(),
+            "digest": list.digest.to_string(),
+            "size": list.bytes.len(),
+        });
+        entries.extend(index_entries(&base, names));
+    }
+    for (image, names) in images {
+        let manifest_size = write_image_blobs(store, image, &mut tar, &mut written)?;
+        let base = json!({
+            "mediaType": image.manifest.media_type().as_ref().map_or_else(
+                || rbuild_oci::MediaType::OciManifest.as_str().to_string(),
+                |m| m.to_string(),
+            ),
+            "digest": image.manifest_digest.to_string(),
+            "size": manifest_size,
+        });
+        entries.extend(index_entries(&base, names));
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": rbuild_oci::MediaType::OciIndex.as_str(),
+        "manifests": entries,
+    });
+    add_bytes(
+        &mut tar,
+        "index.json",
+        &serde_json::to_vec(&index).expect("index.json serializes"),
+    )?;
+    tar.into_inner()
+        .at("finishing archive", "output")?
+        .flush()
+        .at("writing archive", "output")?;
+    Ok(())
+}
+
+/// `index.json` entries for `base`: one per name (with the name annotations), or one bare.
+fn index_entries(base: &serde_json::Value, names: &[Reference]) -> Vec<serde_json::Value> {
+    if names.is_empty() {
+        return vec![base.clone()];
+    }
+    names
+        .iter()
+        .map(|n| {
+            let mut e = base.clone();
+            e["annotations"] = json!({
+                ANNOTATION_IMAGE_NAME: n.to_string(),
+                ANNOTATION_REF_NAME: n.tag().unwrap_or_default(),
+            });
+            e
+        })
+        .collect()
+}
+
+/// An image's manifest, config and layer blobs, exactly as stored, each once.
+fn write_image_blobs<W: Write>(
+    store: &Store,
+    image: &Image,
+    tar: &mut tar::Builder<W>,
+    written: &mut HashSet<Digest>,
+) -> Result<usize> {
+    let manifest_bytes = store.blobs().read(&image.manifest_digest)?;
+    let mut blobs: Vec<(Digest, u64)> = vec![
+        (image.manifest_digest.clone(), manifest_bytes.len() as u64),
+        (image.id.clone(), image.config_bytes.len() as u64),
+    ];
+    for l in image.manifest.layers() {
+        let d = rbuild_oci::manifest::descriptor_digest(l).map_err(|source| {
+            crate::StoreError::Digest {
+                what: format!("manifest {}", image.manifest_digest),
+                source,
+            }
+        })?;
+        blobs.push((d, l.size()));
+    }
+    for (d, size) in blobs {
+        if written.insert(d.clone()) {
+            let f = store.blob_reader(&d)?;
+            add_reader(tar, &blob_path(&d), size, f)?;
+        }
+    }
+    Ok(manifest_bytes.len())
+}
+
 fn blob_path(d: &Digest) -> String {
     format!("blobs/{}/{}", d.algorithm(), d.hex())
 }
@@ -130,45 +237,16 @@ fn save_oci<W: Write>(
     add_dirs(tar)?;
     let mut entries = Vec::new();
     for (image, names) in images {
-        let manifest_bytes = store.blobs().read(&image.manifest_digest)?;
-        let mut blobs: Vec<(Digest, u64)> = vec![
-            (image.manifest_digest.clone(), manifest_bytes.len() as u64),
-            (image.id.clone(), image.config_bytes.len() as u64),
-        ];
-        for l in image.manifest.layers() {
-            let d = rbuild_oci::manifest::descriptor_digest(l).map_err(|source| {
-                crate::StoreError::Digest {
-                    what: format!("manifest {}", image.manifest_digest),
-                    source,
-                }
-            })?;
-            blobs.push((d, l.size()));
-        }
-        for (d, size) in blobs {
-            if written.insert(d.clone()) {
-                let f = store.blob_reader(&d)?;
-                add_reader(tar, &blob_path(&d), size, f)?;
-            }
-        }
+        let manifest_size = write_image_blobs(store, image, tar, written)?;
         let base = json!({
             "mediaType": image.manifest.media_type().as_ref().map_or_else(
                 || rbuild_oci::MediaType::OciManifest.as_str().to_string(),
                 |m| m.to_string(),
             ),
             "digest": image.manifest_digest.to_string(),
-            "size": manifest_bytes.len(),
+            "size": manifest_size,
         });
-        if names.is_empty() {
-            entries.push(base.clone());
-        }
-        for n in names {
-            let mut e = base.clone();
-            e["annotations"] = json!({
-                ANNOTATION_IMAGE_NAME: n.to_string(),
-                ANNOTATION_REF_NAME: n.tag().unwrap_or_default(),
-            });
-            entries.push(e);
-        }
+        entries.extend(index_entries(&base, names));
     }
     let index = json!({
         "schemaVersion": 2,

@@ -25,10 +25,13 @@ impl Store {
                 .and_then(|m| manifest::descriptor_digest(m.config()).ok())
         };
         let dangling = self.update_table(|t| {
+            // Unnamed indexes go first; the images the named ones list are not dangling.
+            t.indexes.retain(|_, e| !e.names.is_empty());
+            let listed = self.listed_by_indexes(t);
             let gone: Vec<Digest> = t
                 .images
                 .iter()
-                .filter(|(_, e)| e.names.is_empty())
+                .filter(|(d, e)| e.names.is_empty() && !listed.contains(d))
                 .map(|(d, _)| d.clone())
                 .filter(|d| !image_id(d).is_some_and(|id| in_use.contains(&id)))
                 .collect();
@@ -49,6 +52,7 @@ impl Store {
         let table = self.table()?;
         let mut keep_blobs: HashSet<Digest> = HashSet::new();
         let mut keep_layers: HashSet<Digest> = HashSet::new();
+        keep_blobs.extend(table.indexes.keys().cloned());
         for m in table.images.keys() {
             keep_blobs.insert(m.clone());
             let Ok(bytes) = self.blobs.read(m) else {

@@ -2,6 +2,7 @@
 
 mod gc;
 mod layers;
+mod lists;
 pub use layers::hash_layer_dir;
 
 use std::collections::{BTreeMap, HashSet};
@@ -208,8 +209,14 @@ impl Store {
     }
 
     /// Find an image by name (`alpine`, `alpine:3`), `name@digest`, full or short image ID,
-    /// or manifest digest — docker's order: names first, then IDs.
+    /// or manifest digest — docker's order: names first, then IDs. A multi-platform image
+    /// (an index) gives its image for this machine's platform.
     pub fn resolve(&self, what: &str) -> Result<Image> {
+        self.resolve_platform(what, &rbuild_oci::Platform::host())
+    }
+
+    /// [`Store::resolve`] for single images only: an index is not looked at.
+    pub(crate) fn resolve_image(&self, what: &str) -> Result<Image> {
         let d = self.resolve_manifest(what)?;
         self.image(&d)
     }
@@ -272,6 +279,9 @@ impl Store {
     /// last name goes. An ID removes the image only if it has at most one name, unless `force`.
     /// Unreferenced blobs and snapshots are then collected.
     pub fn remove(&self, what: &str, force: bool) -> Result<RemoveOutcome> {
+        if let Some(list) = self.resolve_index(what)? {
+            return self.remove_index(&list, what, force);
+        }
         let manifest = self.resolve_manifest(what)?;
         let image = self.image(&manifest)?;
         let by_name = what
