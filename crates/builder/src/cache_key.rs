@@ -62,12 +62,17 @@ pub struct StepInputs<'a> {
 
 /// The cache key of a step.
 pub fn step_key(s: &StepInputs<'_>) -> Digest {
+    key_of_document(s.parent, step_document(s))
+}
+
+/// The document a step's key is the digest of, without its parent: what a cache record keeps
+/// so that a later miss can name the input that changed (see [`first_difference`]).
+pub fn step_document(s: &StepInputs<'_>) -> serde_json::Value {
     let mut env: Vec<&(String, String)> = s.env.iter().collect();
     env.sort();
     let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let doc = json!({
+    json!({
         "v": CACHE_KEY_VERSION,
-        "parent": s.parent.to_string(),
         "instruction": serde_json::to_value(s.instruction).expect("instructions serialize"),
         "env": env,
         "shell": s.shell,
@@ -75,8 +80,106 @@ pub fn step_key(s: &StepInputs<'_>) -> Digest {
         "workdir": s.workdir,
         "content": s.content.map(|d| d.to_string()),
         "inputs": s.inputs.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-    });
+    })
+}
+
+/// The key of a step document (from [`step_document`]) under `parent`: equal to
+/// [`step_key`] of the same inputs.
+pub fn key_of_document(parent: &Digest, mut doc: serde_json::Value) -> Digest {
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("parent".into(), json!(parent.to_string()));
+    }
     digest_of(&doc)
+}
+
+/// The first input in which step document `now` differs from `then` (both from
+/// [`step_document`]), as a short phrase: `ARG VERSION changed`, `COPY src/app.py changed`.
+/// `files_*` are the steps' per-file lines ([`selection_files`]), `args` the names of the
+/// build args among the variables (the rest are ENV). `None` when they do not differ.
+pub fn first_difference(
+    now: &serde_json::Value,
+    then: &serde_json::Value,
+    files_now: &std::collections::BTreeMap<String, String>,
+    files_then: &std::collections::BTreeMap<String, String>,
+    args: &[String],
+) -> Option<String> {
+    let field = |doc: &serde_json::Value, k: &str| doc.get(k).cloned().unwrap_or_default();
+    if field(now, "v") != field(then, "v") {
+        return Some("the cache key version changed".into());
+    }
+    // Instructions serialize tagged: `{"instruction": "COPY", ...}`.
+    let keyword = now
+        .get("instruction")
+        .and_then(|i| i.get("instruction"))
+        .and_then(|k| k.as_str())
+        .unwrap_or("step")
+        .to_string();
+    if field(now, "instruction") != field(then, "instruction") {
+        return Some(format!("the {keyword} instruction changed"));
+    }
+    if field(now, "env") != field(then, "env") {
+        let vars = |doc: &serde_json::Value| -> std::collections::BTreeMap<String, String> {
+            field(doc, "env")
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| {
+                    v.as_str()?
+                        .split_once('=')
+                        .map(|(k, v)| (k.into(), v.into()))
+                })
+                .collect()
+        };
+        let (a, b) = (vars(now), vars(then));
+        let name = a
+            .keys()
+            .chain(b.keys())
+            .filter(|k| a.get(*k) != b.get(*k))
+            .min()
+            .cloned()
+            .unwrap_or_default();
+        let kind = if args.contains(&name) { "ARG" } else { "ENV" };
+        let what = match (a.contains_key(&name), b.contains_key(&name)) {
+            (true, false) => "added",
+            (false, true) => "removed",
+            _ => "changed",
+        };
+        return Some(format!("{kind} {name} {what}"));
+    }
+    for (k, phrase) in [
+        ("shell", "SHELL changed"),
+        ("user", "USER changed"),
+        ("workdir", "WORKDIR changed"),
+    ] {
+        if field(now, k) != field(then, k) {
+            return Some(phrase.into());
+        }
+    }
+    if field(now, "content") != field(then, "content") {
+        let changed = files_now
+            .keys()
+            .chain(files_then.keys())
+            .filter(|k| files_now.get(*k) != files_then.get(*k))
+            .min();
+        return Some(match changed {
+            Some(path) => {
+                let what = match (files_now.contains_key(path), files_then.contains_key(path)) {
+                    (true, false) => "added",
+                    (false, true) => "removed",
+                    _ => "changed",
+                };
+                format!("{keyword} {path} {what}")
+            }
+            None => format!("{keyword} sources changed"),
+        });
+    }
+    if field(now, "inputs") != field(then, "inputs") {
+        return Some(match keyword.as_str() {
+            "RUN" => "a RUN --mount source changed".into(),
+            _ => format!("{keyword} --from source changed"),
+        });
+    }
+    None
 }
 
 /// Digest of a COPY/ADD selection: for every entry its destination path, type, permission
@@ -85,6 +188,20 @@ pub fn selection_digest(
     selection: &Selection,
     cache: &mut DigestCache,
 ) -> Result<Digest, BuildError> {
+    Ok(selection_files(selection, cache)?.0)
+}
+
+/// Most files a cache record lists by name (to explain a miss); a larger selection is
+/// recorded by its digest only.
+pub const EXPLAINED_FILES: usize = 2000;
+
+/// [`selection_digest`], and each entry's line (mode and content) by its path in the
+/// context, for explanations (empty beyond [`EXPLAINED_FILES`] entries).
+pub fn selection_files(
+    selection: &Selection,
+    cache: &mut DigestCache,
+) -> Result<(Digest, std::collections::BTreeMap<String, String>), BuildError> {
+    let mut files = std::collections::BTreeMap::new();
     let mut lines = Vec::with_capacity(selection.entries.len() + 1);
     lines.push(format!("dest_is_dir={}", selection.dest_is_dir));
     for e in &selection.entries {
@@ -108,9 +225,12 @@ pub fn selection_digest(
                 format!("link {}", target.display())
             }
         };
+        if selection.entries.len() <= EXPLAINED_FILES {
+            files.insert(e.context_path.clone(), format!("{mode:o} {what}"));
+        }
         lines.push(format!("{}\t{mode:o}\t{what}", e.dest_path));
     }
-    Ok(Digest::sha256_of(lines.join("\n").as_bytes()))
+    Ok((Digest::sha256_of(lines.join("\n").as_bytes()), files))
 }
 
 fn digest_of(doc: &serde_json::Value) -> Digest {
@@ -199,6 +319,134 @@ mod tests {
         );
         let wd = Instruction::Workdir(Workdir { path: "/x".into() });
         assert_ne!(key(&base, &wd, &[]), key(&base, &run("/x"), &[]));
+    }
+
+    /// Two copies of one context, made at different times in different places (new inodes,
+    /// paths, mtimes and ctimes), as two machines or two fresh clones have it: every key of
+    /// a COPY of them is the same, so a cache exported from one hits on the other.
+    #[test]
+    fn keys_do_not_depend_on_where_or_when_the_context_was_made() {
+        let make = |root: &std::path::Path, mtime: u64| {
+            std::fs::create_dir_all(root.join("src/pkg")).unwrap();
+            std::fs::write(root.join("src/app.py"), b"print('hi')\n").unwrap();
+            std::fs::write(root.join("src/pkg/mod.py"), b"x = 1\n").unwrap();
+            std::os::unix::fs::symlink("app.py", root.join("src/link")).unwrap();
+            std::fs::write(root.join("README"), b"readme\n").unwrap();
+            for f in ["src/app.py", "src/pkg/mod.py", "README"] {
+                let file = std::fs::File::options()
+                    .write(true)
+                    .open(root.join(f))
+                    .unwrap();
+                let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+                file.set_modified(t).unwrap();
+            }
+        };
+        let one = tempfile::tempdir().unwrap();
+        make(&one.path().join("checkout"), 1_000_000);
+        // The second copy: elsewhere, later, with other inodes (and a persisted digest cache
+        // that knows the first copy, as a store that built it has).
+        let other = tempfile::tempdir().unwrap();
+        let two = other.path().join("deeper/clone");
+        make(&two, 1_700_000_000);
+        let keys = |root: &std::path::Path, cache: &mut DigestCache| {
+            let ctx = crate::context::BuildContext::open(root, None).unwrap();
+            let base = base_key(
+                &BaseIdentity::Image(Digest::sha256_of(b"config")),
+                "linux/amd64",
+            );
+            let mut out = vec![base.clone()];
+            let mut parent = base;
+            for (src, dest) in [
+                ("src", "/app/"),
+                ("README", "/README"),
+                ("src/*.py", "/py/"),
+            ] {
+                let sel = ctx
+                    .select("COPY", &[src.to_string()], dest, &[], false)
+                    .unwrap();
+                let (content, files) = selection_files(&sel, cache).unwrap();
+                assert!(!files.is_empty());
+                let ins = Instruction::Copy(rbuild_parser::instructions::Copy {
+                    sources: vec![src.into()],
+                    dest: dest.into(),
+                    from: None,
+                    chown: None,
+                    chmod: None,
+                    link: false,
+                    parents: false,
+                    exclude: vec![],
+                    heredocs: vec![],
+                });
+                let shell = ["/bin/sh".to_string(), "-c".to_string()];
+                parent = step_key(&StepInputs {
+                    parent: &parent,
+                    instruction: &ins,
+                    env: &[("PATH".into(), "/bin".into())],
+                    shell: &shell,
+                    user: "",
+                    workdir: "/",
+                    content: Some(&content),
+                    inputs: &[],
+                });
+                out.push(content);
+                out.push(parent.clone());
+            }
+            out
+        };
+        let digests = one.path().join("digests.jsonl");
+        let mut cache = DigestCache::load(&digests);
+        let first = keys(&one.path().join("checkout"), &mut cache);
+        cache.save().unwrap();
+        let mut cache = DigestCache::load(&digests);
+        let second = keys(&two, &mut cache);
+        assert_eq!(first, second);
+        assert_eq!(cache.files_hashed(), 3, "the new copy's files were read");
+        // …while a changed byte does change them.
+        std::fs::write(two.join("src/pkg/mod.py"), b"x = 2\n").unwrap();
+        assert_ne!(keys(&two, &mut DigestCache::in_memory()), first);
+    }
+
+    #[test]
+    fn explanations_name_the_input() {
+        let base = base_key(&BaseIdentity::Scratch, "linux/amd64");
+        let doc = |cmd: &str, env: &[(String, String)]| {
+            let shell = ["/bin/sh".to_string(), "-c".to_string()];
+            let ins = run(cmd);
+            let s = StepInputs {
+                parent: &base,
+                instruction: &ins,
+                env,
+                shell: &shell,
+                user: "",
+                workdir: "/",
+                content: None,
+                inputs: &[],
+            };
+            assert_eq!(key_of_document(&base, step_document(&s)), step_key(&s));
+            step_document(&s)
+        };
+        let none = std::collections::BTreeMap::new();
+        let args = ["VERSION".to_string()];
+        let v1 = doc("make", &[("VERSION".into(), "1".into())]);
+        let v2 = doc("make", &[("VERSION".into(), "2".into())]);
+        assert_eq!(
+            first_difference(&v2, &v1, &none, &none, &args).as_deref(),
+            Some("ARG VERSION changed")
+        );
+        let e = doc(
+            "make",
+            &[("VERSION".into(), "1".into()), ("X".into(), "y".into())],
+        );
+        assert_eq!(
+            first_difference(&e, &v1, &none, &none, &args).as_deref(),
+            Some("ENV X added")
+        );
+        let other = doc("make all", &[("VERSION".into(), "1".into())]);
+        assert_eq!(
+            first_difference(&other, &v1, &none, &none, &args).as_deref(),
+            Some("the RUN instruction changed")
+        );
+        assert_eq!(first_difference(&v1, &v1, &none, &none, &args), None);
     }
 
     #[test]

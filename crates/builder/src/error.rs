@@ -74,6 +74,15 @@ pub enum BuildError {
         /// What is wrong.
         reason: String,
     },
+    /// The layer of an imported cache record, reused without its bytes, could not be fetched
+    /// when a step or the image needed them (the build is then retried without that record).
+    #[error("imported cache layer of step {key}: {reason}")]
+    ImportedLayer {
+        /// The record's key.
+        key: rbuild_oci::Digest,
+        /// Why it could not be fetched or verified.
+        reason: String,
+    },
     /// `--target` names no stage.
     #[error("target stage {0:?} could not be found")]
     UnknownTarget(String),

@@ -56,6 +56,9 @@ pub trait Reporter: Sync {
     fn step_finished(&self, step: &StepInfo, outcome: &StepOutcome);
     /// Something the user should know (unused build args, deprecated syntax, …).
     fn warning(&self, message: &str);
+    /// Why a step that was looked up in the cache missed it (`COPY src/app.py changed`),
+    /// before it runs.
+    fn step_explained(&self, _step: &StepInfo, _reason: &str) {}
 }
 
 /// A reporter that drops everything (`--progress quiet`, tests).

@@ -153,6 +153,13 @@ impl Reporter for BuildProgress {
         }
     }
 
+    fn step_explained(&self, step: &StepInfo, reason: &str) {
+        // Plain progress says why each step that was looked up missed the cache.
+        if let Mode::Plain = &self.mode {
+            self.line(&format!("#{} cache miss: {reason}", step.id));
+        }
+    }
+
     fn warning(&self, message: &str) {
         match &self.mode {
             Mode::Quiet => {

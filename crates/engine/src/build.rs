@@ -164,6 +164,16 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// `rbuild build --explain`: each step's cache verdict (cached, or why not) against the
+    /// store's records and `opts.cache_from`, without running anything.
+    pub fn explain_build(
+        &self,
+        opts: &BuildOptions,
+        images: &dyn ImageSource,
+    ) -> Result<Vec<rbuild_builder::build::ExplainedStep>> {
+        Ok(rbuild_builder::build::explain(self.store()?, opts, images)?)
+    }
+
     /// Write `image`'s filesystem, every layer applied, into `dir` (created if missing): a
     /// build's `--output type=local,dest=DIR`.
     pub fn write_filesystem(&self, image: &Image, dir: &std::path::Path) -> Result<()> {

@@ -36,6 +36,7 @@
 //!   observers in any process) and sent to the engine's [`EventSink`] as docker's [`Event`].
 
 pub mod build;
+pub mod cache;
 mod containers;
 mod engine;
 mod error;

@@ -6,6 +6,7 @@
 
 mod cache;
 mod history;
+mod imported;
 mod mounts;
 mod platforms;
 mod stage;
@@ -22,7 +23,8 @@ use rbuild_parser::instructions::{MetaScope, Platforms, parse_dockerfile, unused
 use rbuild_runner::{LoopbackNetwork, Network};
 use rbuild_store::{Image, ImageList, Store};
 
-pub use cache::{Record, Records};
+pub use cache::{KeyInputs, Record, Records};
+pub use imported::{CacheEntry, CacheImport, ExplainedStep, LayerFetcher, MountEntry, UsedRecord};
 use platforms::SharedStage;
 
 use crate::checksum::DigestCache;
@@ -89,7 +91,20 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// `-t` names for the image.
     pub tags: Vec<Reference>,
+    /// `--cache-from`: caches imported (read by the front end), consulted after the store's
+    /// own records.
+    pub cache_from: Vec<CacheImport>,
+    /// `--cache-to type=inline`: the records of the image's own layers go into its config
+    /// (under [`INLINE_CACHE_KEY`]), so a push carries them.
+    pub inline_cache: bool,
 }
+
+/// The image config field holding an inline cache: `{"format": …, "records": [CacheEntry]}`,
+/// each record's `layer` its diffID (the registry's blob is found through the manifest).
+pub const INLINE_CACHE_KEY: &str = "rbuild.buildcache.v1";
+
+/// The version of the cache record format (exported artifacts and inline caches).
+pub const CACHE_FORMAT: &str = "rbuild-cache/v1";
 
 /// A RUN step's default network.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -135,6 +150,36 @@ pub struct BuildOutcome {
     /// Context files whose content was read and hashed (0 on a no-op rebuild: the stat-keyed
     /// digest cache answers for unchanged files).
     pub files_hashed: u64,
+    /// The step records the build used or made, for `--cache-to`.
+    pub records: Vec<UsedRecord>,
+    /// Every step's cache verdict, in step order.
+    pub explained: Vec<ExplainedStep>,
+    /// The cache mounts the build's RUN steps used: id and directory, for `--cache-to`.
+    pub cache_mounts: Vec<(String, PathBuf)>,
+    /// Imported layers the build reused without needing their bytes (not in the store; an
+    /// export fetches them with [`LazyLayer::fetch`]).
+    pub unfetched: Vec<LazyLayer>,
+}
+
+/// An imported record's layer reused without its bytes (lazy import).
+#[derive(Debug, Clone)]
+pub struct LazyLayer {
+    /// The record.
+    pub entry: CacheEntry,
+    /// Where its layer comes from.
+    pub layers: Arc<dyn LayerFetcher>,
+    /// The import's name, for messages.
+    pub name: String,
+}
+
+impl LazyLayer {
+    /// Fetch the layer into `store` (verified) and record the step locally.
+    pub fn fetch(&self, store: &Store) -> Result<(), String> {
+        self.layers.fetch(store, &self.entry)?;
+        Records::new(store)
+            .put(&self.entry.key, &self.entry.record())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// What a finished stage hands to stages that use it.
@@ -153,6 +198,8 @@ pub(crate) struct StageResult {
     /// Its SHELL and whether it set CMD (for a shared prefix of a stage, which goes on).
     shell: Vec<String>,
     cmd_set: bool,
+    /// Whether a step of it (or of the stages it is based on) was not cached.
+    rebuilt: bool,
 }
 
 /// Everything stages share while a build runs.
@@ -181,9 +228,70 @@ pub(crate) struct Shared<'a> {
     /// joins (made at the first one). Held by a descriptor only, so it is gone with the build,
     /// whether it succeeds or fails, and nothing is left on the host.
     loopback: Mutex<Option<LoopbackNetwork>>,
+    /// `--cache-from` caches.
+    imported: &'a imported::Imported,
+    /// Why an imported layer could not be fetched, by key.
+    fetch_failures: &'a Mutex<HashMap<Digest, String>>,
+    /// Records used or made, for `--cache-to` (every platform's build).
+    used: &'a Mutex<Vec<UsedRecord>>,
+    /// Every step's verdict (every platform's build).
+    explained: &'a Mutex<Vec<ExplainedStep>>,
+    /// `--explain`: look steps up, run nothing.
+    dry_run: bool,
+    /// Cache mounts used, by id.
+    cache_mounts: &'a Mutex<BTreeMap<String, PathBuf>>,
+    /// Imported layers reused but not fetched yet, by diffID.
+    lazy: &'a Mutex<HashMap<Digest, LazyLayer>>,
 }
 
 impl Shared<'_> {
+    /// Make sure layer `diff_id` is in the store: an imported layer reused lazily is fetched
+    /// now. A failure ends the build with [`BuildError::ImportedLayer`] ([`build`] then
+    /// builds again without that record).
+    pub(crate) fn materialize(&self, diff_id: &Digest) -> Result<(), BuildError> {
+        materialize(self.store, self.lazy, diff_id)
+    }
+
+    /// Remember that stage `stage` used (or made) `record` for `key`, for `--cache-to`.
+    pub(crate) fn record_used(&self, stage: usize, key: &Digest, record: &Record) {
+        let Some(diff_id) = record.diff_id.as_deref().and_then(|d| d.parse().ok()) else {
+            return;
+        };
+        let mut used = self.used.lock().expect("used");
+        if used.iter().any(|u| &u.key == key) {
+            return;
+        }
+        used.push(UsedRecord {
+            key: key.clone(),
+            diff_id,
+            created: record.created.clone(),
+            inputs: record.inputs.clone(),
+            in_image: false,
+            stage,
+        });
+    }
+
+    /// Note a step's verdict (`None`: not looked up) and, for a miss, tell the reporter why.
+    pub(crate) fn explained(
+        &self,
+        step: &crate::reporter::StepInfo,
+        cached: Option<bool>,
+        reason: Option<String>,
+    ) {
+        if let Some(r) = &reason {
+            self.reporter.step_explained(step, r);
+        }
+        self.explained
+            .lock()
+            .expect("explained")
+            .push(ExplainedStep {
+                id: step.id,
+                label: step.label(),
+                cached,
+                reason,
+            });
+    }
+
     /// The path of the build's loopback-only network namespace, made on first use.
     ///
     /// One namespace for the whole build instead of one per step: creating and tearing down
@@ -215,6 +323,78 @@ pub fn build(
     images: &dyn ImageSource,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome, BuildError> {
+    // A lazily reused imported layer that turns out bad ends an attempt; the build is made
+    // again without that record (what the attempt did is in the store's own cache now).
+    let mut failed: HashMap<Digest, String> = HashMap::new();
+    let f = loop {
+        let mut attempt_opts;
+        let attempt = if failed.is_empty() {
+            opts
+        } else {
+            attempt_opts = opts.clone();
+            for import in &mut attempt_opts.cache_from {
+                import.entries.retain(|e| !failed.contains_key(&e.key));
+            }
+            &attempt_opts
+        };
+        match build_or_explain(store, attempt, images, reporter, false, &failed) {
+            Err(BuildError::ImportedLayer { key, reason }) if !failed.contains_key(&key) => {
+                reporter.warning(&format!(
+                    "cache import: ignoring {reason}; building again without it"
+                ));
+                failed.insert(key, reason);
+            }
+            other => break other?,
+        }
+    };
+    Ok(BuildOutcome {
+        image: f.image.expect("a build commits its image"),
+        images: f.images,
+        index: f.index,
+        steps: f.steps,
+        cached: f.cached,
+        files_hashed: f.files_hashed,
+        records: f.records,
+        explained: f.explained,
+        cache_mounts: f.cache_mounts,
+        unfetched: f.unfetched,
+    })
+}
+
+/// `rbuild build --explain`: every step's cache verdict against the store's records and
+/// `opts.cache_from`, without running anything (a missed step is assumed to make a new
+/// layer, so the steps after it miss too). Base images are resolved as a build would.
+pub fn explain(
+    store: &Store,
+    opts: &BuildOptions,
+    images: &dyn ImageSource,
+) -> Result<Vec<ExplainedStep>, BuildError> {
+    let none = HashMap::new();
+    Ok(build_or_explain(store, opts, images, &crate::reporter::Silent, true, &none)?.explained)
+}
+
+/// What [`build_or_explain`] ends with: a [`BuildOutcome`] whose image a dry run lacks.
+struct Finished {
+    image: Option<Image>,
+    images: Vec<(Platform, Image)>,
+    index: Option<ImageList>,
+    steps: usize,
+    cached: usize,
+    files_hashed: u64,
+    records: Vec<UsedRecord>,
+    explained: Vec<ExplainedStep>,
+    cache_mounts: Vec<(String, PathBuf)>,
+    unfetched: Vec<LazyLayer>,
+}
+
+fn build_or_explain(
+    store: &Store,
+    opts: &BuildOptions,
+    images: &dyn ImageSource,
+    reporter: &dyn Reporter,
+    dry_run: bool,
+    failed: &HashMap<Digest, String>,
+) -> Result<Finished, BuildError> {
     let dockerfile = parse_dockerfile(&opts.dockerfile)?;
     for w in &dockerfile.warnings {
         reporter.warning(&format!("Dockerfile:{}: {}", w.line, w.message));
@@ -262,8 +442,15 @@ pub fn build(
         steps: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
         memo: Mutex::new(HashMap::new()),
+        imported: imported::Imported::new(&opts.cache_from),
+        fetch_failures: Mutex::new(failed.clone()),
+        used: Mutex::new(Vec::new()),
+        explained: Mutex::new(Vec::new()),
+        dry_run,
+        cache_mounts: Mutex::new(BTreeMap::new()),
+        lazy: Mutex::new(HashMap::new()),
     };
-    let built: Vec<Result<Arc<StageResult>, BuildError>> = if targets.len() == 1 {
+    let built: Vec<Result<PlatformBuilt, BuildError>> = if targets.len() == 1 {
         vec![build_platform(&common, &host.build, &targets[0], target)]
     } else {
         // Platforms in waves of as many as there are cores (a shared stage is built by the
@@ -317,24 +504,44 @@ pub fn build(
             unused.join(" ")
         ));
     }
+    // The stages whose layers the images hold: each platform's target and the stages it is
+    // based on (a stage shared by the platforms' builds has the same index in each).
+    let in_image: Vec<usize> = results
+        .iter()
+        .flat_map(|r| r.in_image.iter().copied())
+        .collect();
+    let mut records = std::mem::take(&mut *common.used.lock().expect("used"));
+    for r in &mut records {
+        r.in_image = in_image.contains(&r.stage);
+    }
     let single = targets.len() == 1;
     let mut committed = Vec::new();
-    for (platform, last) in targets.iter().zip(&results) {
-        let mut config = last.config.clone();
-        for (k, v) in &opts.labels {
-            config.set_label(k, v);
+    if !dry_run {
+        for (platform, built) in targets.iter().zip(&results) {
+            let last = &built.last;
+            // The image's layers must all be in the store.
+            for d in &last.layers {
+                materialize(store, &common.lazy, d)?;
+            }
+            let mut config = last.config.clone();
+            for (k, v) in &opts.labels {
+                config.set_label(k, v);
+            }
+            if opts.inline_cache {
+                config.set_top(INLINE_CACHE_KEY, inline_cache(&records, &last.layers));
+            }
+            let config_bytes = config.finish(&last.created);
+            let names: &[Reference] = if single { &opts.tags } else { &[] };
+            let image = store
+                .commit_image(&config_bytes, names)
+                .map_err(store_err)?;
+            let platform: Platform = platform
+                .parse()
+                .map_err(|_| BuildError::BadPlatform(platform.clone()))?;
+            committed.push((platform, image));
         }
-        let config_bytes = config.finish(&last.created);
-        let names: &[Reference] = if single { &opts.tags } else { &[] };
-        let image = store
-            .commit_image(&config_bytes, names)
-            .map_err(store_err)?;
-        let platform: Platform = platform
-            .parse()
-            .map_err(|_| BuildError::BadPlatform(platform.clone()))?;
-        committed.push((platform, image));
     }
-    let index = if single {
+    let index = if single || dry_run {
         None
     } else {
         Some(
@@ -348,14 +555,77 @@ pub fn build(
         files_hashed = d.files_hashed();
         let _ = d.save();
     }
-    Ok(BuildOutcome {
-        image: committed[0].1.clone(),
+    let mut explained = std::mem::take(&mut *common.explained.lock().expect("explained"));
+    explained.sort_by_key(|e| e.id);
+    Ok(Finished {
+        image: committed.first().map(|(_, i)| i.clone()),
         images: committed,
         index,
         steps: common.steps.load(Ordering::Relaxed),
         cached: common.cached.load(Ordering::Relaxed),
         files_hashed,
+        records,
+        explained,
+        unfetched: common
+            .lazy
+            .lock()
+            .expect("lazy layers")
+            .values()
+            .cloned()
+            .collect(),
+        cache_mounts: common
+            .cache_mounts
+            .lock()
+            .expect("cache mounts")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     })
+}
+
+/// The inline cache of an image whose layers are `layers`: the records of its own layers
+/// (`mode=min`), without the per-file lists (they would bloat every config; a miss then says
+/// `COPY sources changed`).
+fn inline_cache(records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value {
+    let entries: Vec<CacheEntry> = records
+        .iter()
+        .filter(|r| r.in_image && layers.contains(&r.diff_id))
+        .map(|r| CacheEntry {
+            key: r.key.clone(),
+            diff_id: r.diff_id.clone(),
+            layer: r.diff_id.clone(),
+            created: r.created.clone(),
+            inputs: r.inputs.clone().map(|i| KeyInputs {
+                files: BTreeMap::new(),
+                ..i
+            }),
+        })
+        .collect();
+    serde_json::json!({ "format": CACHE_FORMAT, "records": entries })
+}
+
+/// Make sure layer `diff_id` is in `store`: an imported layer reused lazily (in `lazy`) is
+/// fetched now. A failure is [`BuildError::ImportedLayer`] ([`build`] then builds again
+/// without that record).
+fn materialize(
+    store: &Store,
+    lazy: &Mutex<HashMap<Digest, LazyLayer>>,
+    diff_id: &Digest,
+) -> Result<(), BuildError> {
+    let layer = lazy.lock().expect("lazy layers").get(diff_id).cloned();
+    let Some(layer) = layer else {
+        return Ok(());
+    };
+    if !store.has_blob(diff_id) {
+        layer
+            .fetch(store)
+            .map_err(|reason| BuildError::ImportedLayer {
+                key: layer.entry.key.clone(),
+                reason: format!("layer {} from {}: {reason}", layer.entry.layer, layer.name),
+            })?;
+    }
+    lazy.lock().expect("lazy layers").remove(diff_id);
+    Ok(())
 }
 
 /// What every platform's build of one `build` call shares.
@@ -376,6 +646,27 @@ pub(crate) struct Common<'a> {
     /// Stages shared by the platforms' builds, by [`Shared::memo_key`]: built by the first
     /// build to need them while the others wait.
     memo: Mutex<HashMap<String, Arc<SharedStage>>>,
+    /// `--cache-from` caches.
+    imported: imported::Imported,
+    /// Why an imported layer could not be fetched, by key.
+    fetch_failures: Mutex<HashMap<Digest, String>>,
+    /// Records used or made (by every platform's build), for `--cache-to`.
+    used: Mutex<Vec<UsedRecord>>,
+    /// Every step's verdict.
+    explained: Mutex<Vec<ExplainedStep>>,
+    /// `--explain`: look steps up, run nothing.
+    dry_run: bool,
+    /// Cache mounts used, by id.
+    cache_mounts: Mutex<BTreeMap<String, PathBuf>>,
+    /// Imported layers reused but not fetched yet, by diffID.
+    lazy: Mutex<HashMap<Digest, LazyLayer>>,
+}
+
+/// One platform's build: its target stage's result and the stages whose layers its image
+/// holds (the target and the stages it is based on).
+struct PlatformBuilt {
+    last: Arc<StageResult>,
+    in_image: Vec<usize>,
 }
 
 /// One platform's build: every stage `target` needs, in dependency batches.
@@ -384,7 +675,7 @@ fn build_platform(
     build_platform: &str,
     target_platform: &str,
     target: usize,
-) -> Result<Arc<StageResult>, BuildError> {
+) -> Result<PlatformBuilt, BuildError> {
     let opts = common.opts;
     let platforms = Platforms {
         build: build_platform.to_string(),
@@ -412,6 +703,13 @@ fn build_platform(
         memo: &common.memo,
         results: Mutex::new(vec![None; common.dockerfile.stages.len()]),
         loopback: Mutex::new(None),
+        imported: &common.imported,
+        fetch_failures: &common.fetch_failures,
+        used: &common.used,
+        explained: &common.explained,
+        dry_run: common.dry_run,
+        cache_mounts: &common.cache_mounts,
+        lazy: &common.lazy,
     };
     for batch in graph.batches(target) {
         if batch.len() == 1 {
@@ -445,7 +743,11 @@ fn build_platform(
     let last = shared.results.lock().expect("results")[target]
         .clone()
         .expect("the target stage was built");
-    Ok(last)
+    let mut in_image = vec![target];
+    while let crate::graph::Source::Stage(j) = &graph.bases[*in_image.last().expect("target")] {
+        in_image.push(*j);
+    }
+    Ok(PlatformBuilt { last, in_image })
 }
 
 /// The stat-keyed digest cache of one context directory.

@@ -119,8 +119,13 @@ pub(crate) fn prepare(
                 });
                 let host = cache_dir(shared, &id);
                 if !host.is_dir() {
-                    create_owned(&host, m.mode.unwrap_or(0o755), m.uid, m.gid)?;
+                    restore_or_create(shared, &id, &host, m.mode.unwrap_or(0o755), m.uid, m.gid)?;
                 }
+                shared
+                    .cache_mounts
+                    .lock()
+                    .expect("cache mounts")
+                    .insert(id.clone(), host.clone());
                 if m.sharing == CacheSharing::Locked {
                     let lock =
                         Lock::exclusive(&host.with_extension("lock")).map_err(super::store_err)?;
@@ -186,6 +191,60 @@ fn cache_dir(shared: &Shared<'_>, id: &str) -> PathBuf {
         .join("buildcache")
         .join("mounts")
         .join(hex)
+}
+
+/// A cache mount this store does not have yet: its content from an imported cache when one
+/// has it (the layer fetched and verified, then unpacked), else empty. A content that cannot
+/// be fetched is a warning; the mount then starts empty.
+fn restore_or_create(
+    shared: &Shared<'_>,
+    id: &str,
+    dir: &Path,
+    mode: u32,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<(), BuildError> {
+    let Some((import, entry)) = shared.imported.mount(id) else {
+        return create_owned(dir, mode, uid, gid);
+    };
+    let restored = (|| -> Result<(), String> {
+        if !shared.store.has_blob(&entry.diff_id) {
+            import.layers.fetch(shared.store, &entry.as_entry())?;
+        }
+        let parent = dir.parent().expect("cache dirs have a parent");
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".restore-")
+            .tempdir_in(parent)
+            .map_err(|e| e.to_string())?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+            .map_err(|e| e.to_string())?;
+        std::os::unix::fs::chown(tmp.path(), uid.or(Some(0)), gid.or(Some(0)))
+            .map_err(|e| e.to_string())?;
+        let opts = rbuild_store::layer::ApplyOptions {
+            preserve_owners: true,
+            ..Default::default()
+        };
+        shared
+            .store
+            .apply(&entry.diff_id, tmp.path(), &opts)
+            .map_err(|e| e.to_string())?;
+        let kept = tmp.keep();
+        if std::fs::rename(&kept, dir).is_err() {
+            // Another build created it first.
+            let _ = std::fs::remove_dir_all(&kept);
+        }
+        Ok(())
+    })();
+    if let Err(e) = restored {
+        shared.reporter.warning(&format!(
+            "cache import: cache mount {id:?} from {} not restored: {e}",
+            import.name
+        ));
+        return create_owned(dir, mode, uid, gid);
+    }
+    Ok(())
 }
 
 fn create_owned(

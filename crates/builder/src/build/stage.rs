@@ -2,6 +2,7 @@
 //! Config instructions change the config; RUN, COPY, ADD and WORKDIR are steps with a cache
 //! key, looked up before they run.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -11,8 +12,9 @@ use rbuild_parser::instructions::{
     Instruction, Located, PROXY_ARGS, StageScope, Workdir, parse_dockerfile,
 };
 
+use super::cache::KeyInputs;
 use super::{Shared, StageResult, store_err};
-use crate::cache_key::{BaseIdentity, StepInputs, base_key, step_key};
+use crate::cache_key::{BaseIdentity, StepInputs, base_key, key_of_document, step_document};
 use crate::config::ConfigBuilder;
 use crate::error::BuildError;
 use crate::graph::Source;
@@ -36,6 +38,16 @@ pub(crate) struct State {
     pub pending: Vec<PendingLayer>,
     /// The platform the stage is built for (`FROM --platform`, else the target).
     pub platform: String,
+    /// The stage's index in the Dockerfile.
+    pub stage: usize,
+    /// The stage's base key and what it stands for (`image sha256:…`, `stage NAME`).
+    pub base: (Digest, String),
+    /// Whether a step of this stage (or of its base stage) was not cached.
+    pub rebuilt: bool,
+    /// The current step's key inputs (set by [`key_of`], kept in its record).
+    pub step: Option<KeyInputs>,
+    /// The current COPY/ADD's files by context path, for its key inputs.
+    pub step_files: BTreeMap<String, String>,
 }
 
 /// A step's layer whose tar is hashed on another thread while the stage's next steps run: its
@@ -50,9 +62,10 @@ pub(crate) struct PendingLayer {
     pub placeholder: Digest,
     /// The step's directory.
     pub source: rbuild_store::LayerSource,
-    /// The step's cache key and time, recorded once the digest is known.
+    /// The step's cache key, time and key inputs, recorded once the digest is known.
     pub key: Digest,
     pub created: String,
+    pub inputs: Option<KeyInputs>,
     /// The hashing while it runs, then its result.
     pub hashing: Option<std::thread::JoinHandle<rbuild_store::Result<rbuild_store::LayerInfo>>>,
     pub hashed: Option<rbuild_store::Result<rbuild_store::LayerInfo>>,
@@ -72,6 +85,27 @@ impl PendingLayer {
 }
 
 impl State {
+    /// A stage `stage` for `platform` starting from the base key `key` (standing for
+    /// `base`), empty.
+    pub fn new(stage: usize, key: Digest, base: String, rebuilt: bool, platform: &str) -> State {
+        State {
+            layers: Vec::new(),
+            snapshots: Vec::new(),
+            config: ConfigBuilder::new(None, platform),
+            key: key.clone(),
+            created: String::new(),
+            shell: Vec::new(),
+            cmd_set: false,
+            pending: Vec::new(),
+            platform: platform.to_string(),
+            stage,
+            base: (key, base),
+            rebuilt,
+            step: None,
+            step_files: BTreeMap::new(),
+        }
+    }
+
     /// What the stage hands on (no layer pending any more).
     pub fn result(&self) -> StageResult {
         StageResult {
@@ -82,6 +116,7 @@ impl State {
             created: self.created.clone(),
             shell: self.shell.clone(),
             cmd_set: self.cmd_set,
+            rebuilt: self.rebuilt,
         }
     }
 
@@ -94,6 +129,7 @@ impl State {
         self.created = r.created.clone();
         self.shell = r.shell.clone();
         self.cmd_set = r.cmd_set;
+        self.rebuilt = r.rebuilt;
         self.pending.clear();
     }
 
@@ -133,10 +169,12 @@ impl State {
             let record = super::cache::Record {
                 diff_id: Some(info.diff_id.to_string()),
                 created: p.created,
+                inputs: p.inputs,
             };
             if let Err(e) = shared.records.put(&p.key, &record) {
                 first_error.get_or_insert(e);
             }
+            shared.record_used(self.stage, &p.key, &record);
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -227,6 +265,7 @@ pub(crate) fn build_stage(shared: &Shared<'_>, index: usize) -> Result<StageResu
     };
     shared.reporter.step_started(&from_step);
     shared.steps.fetch_add(1, Ordering::Relaxed);
+    shared.explained(&from_step, None, None);
     shared
         .reporter
         .step_finished(&from_step, &StepOutcome::Done(started.elapsed()));
@@ -333,32 +372,31 @@ fn base_state(
     let default_shell = vec!["/bin/sh".to_string(), "-c".to_string()];
     let key_platform = shared.key_platform(platform);
     match &shared.graph.bases[index] {
-        Source::Scratch => Ok(State {
-            layers: Vec::new(),
-            snapshots: Vec::new(),
-            config: ConfigBuilder::new(None, platform),
-            key: base_key(&BaseIdentity::Scratch, &key_platform),
-            created: shared_time(shared, None),
-            shell: default_shell,
-            cmd_set: false,
-            pending: Vec::new(),
-            platform: platform.to_string(),
-        }),
+        Source::Scratch => {
+            let key = base_key(&BaseIdentity::Scratch, &key_platform);
+            Ok(State {
+                created: shared_time(shared, None),
+                shell: default_shell,
+                ..State::new(index, key, "scratch".into(), false, platform)
+            })
+        }
         Source::Stage(j) => {
             let r: Arc<StageResult> = shared.results.lock().expect("results")[*j]
                 .clone()
                 .expect("a stage's dependencies are built first");
             let shell = shell_of(&r.config).unwrap_or(default_shell);
+            let key = base_key(&BaseIdentity::Stage(r.key.clone()), &key_platform);
+            let name = shared.dockerfile.stages[*j]
+                .name
+                .clone()
+                .unwrap_or_else(|| j.to_string());
             Ok(State {
                 layers: r.layers.clone(),
                 snapshots: r.snapshots.clone(),
                 config: r.config.clone(),
-                key: base_key(&BaseIdentity::Stage(r.key.clone()), &key_platform),
                 created: r.created.clone(),
                 shell,
-                cmd_set: false,
-                pending: Vec::new(),
-                platform: platform.to_string(),
+                ..State::new(index, key, format!("stage {name}"), r.rebuilt, platform)
             })
         }
         Source::Image(_) => {
@@ -371,16 +409,13 @@ fn base_state(
                 .clone()
                 .unwrap_or_else(|| shared_time(shared, None));
             let shell = shell_of(&config).unwrap_or(default_shell);
+            let key = base_key(&BaseIdentity::Image(img.id.clone()), &key_platform);
             Ok(State {
                 layers,
-                snapshots: Vec::new(),
                 config,
-                key: base_key(&BaseIdentity::Image(img.id.clone()), &key_platform),
                 created: shared_time(shared, Some(created)),
                 shell,
-                cmd_set: false,
-                pending: Vec::new(),
-                platform: platform.to_string(),
+                ..State::new(index, key, format!("image {}", img.id), false, platform)
             })
         }
     }
@@ -417,25 +452,44 @@ pub(crate) fn key_env(scope: &StageScope<'_>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The key of a step of `state`, with the step's own extra inputs.
+/// The key of a step of `state`, with the step's own extra inputs; what it was made of goes
+/// to `state.step` (with the files of `state.step_files`), for the step's record.
 pub(crate) fn key_of(
-    state: &State,
+    state: &mut State,
     scope: &StageScope<'_>,
     ins: &Instruction,
     content: Option<&Digest>,
     inputs: &[Digest],
 ) -> Digest {
     let env = key_env(scope);
-    step_key(&StepInputs {
+    let user = state.config.user();
+    let workdir = state.config.workdir();
+    let step = StepInputs {
         parent: &state.key,
         instruction: ins,
         env: &env,
         shell: &state.shell,
-        user: &state.config.user(),
-        workdir: &state.config.workdir(),
+        user: &user,
+        workdir: &workdir,
         content,
         inputs,
-    })
+    };
+    let doc = step_document(&step);
+    let key = key_of_document(&state.key, doc.clone());
+    let declared = scope.declared_args();
+    let args = env
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| declared.iter().any(|(a, _)| a == k))
+        .collect();
+    state.step = Some(KeyInputs {
+        parent: state.key.to_string(),
+        step: doc,
+        files: std::mem::take(&mut state.step_files),
+        base: (state.key == state.base.0).then(|| state.base.1.clone()),
+        args,
+    });
+    key
 }
 
 /// Keys of a `COPY --link` or `ADD --link` step: the cache record's key, which leaves out the parent, the
@@ -443,7 +497,7 @@ pub(crate) fn key_of(
 /// its destination is resolved against, the selected content and the `--chown` ids), and the
 /// key the stage's chain continues with (parent and record key together).
 pub(crate) fn link_key_of(
-    state: &State,
+    state: &mut State,
     ins: &Instruction,
     content: Option<&Digest>,
     inputs: &[Digest],
@@ -451,15 +505,24 @@ pub(crate) fn link_key_of(
 ) -> (Digest, Digest) {
     let unlinked = Digest::sha256_of(b"copy --link");
     let owner = owner.map(|(u, g)| format!("{u}:{g}")).unwrap_or_default();
-    let record = step_key(&StepInputs {
+    let workdir = state.config.workdir();
+    let doc = step_document(&StepInputs {
         parent: &unlinked,
         instruction: ins,
         env: &[],
         shell: &[],
         user: &owner,
-        workdir: &state.config.workdir(),
+        workdir: &workdir,
         content,
         inputs,
+    });
+    let record = key_of_document(&unlinked, doc.clone());
+    state.step = Some(KeyInputs {
+        parent: unlinked.to_string(),
+        step: doc,
+        files: std::mem::take(&mut state.step_files),
+        base: None,
+        args: Vec::new(),
     });
     let chain = Digest::sha256_of(format!("{}\n{record}", state.key).as_bytes());
     (record, chain)
@@ -561,6 +624,7 @@ mod tests {
             source: rbuild_store::LayerSource::Tree(format!("/nowhere/{n}").into()),
             key: Digest::sha256_of(b"key"),
             created: String::new(),
+            inputs: None,
             hashing: Some(hashing),
             hashed: None,
         };
@@ -568,17 +632,13 @@ mod tests {
     }
 
     fn state() -> State {
-        State {
-            layers: Vec::new(),
-            snapshots: Vec::new(),
-            config: ConfigBuilder::new(None, "linux/amd64"),
-            key: Digest::sha256_of(b"base"),
-            created: String::new(),
-            shell: Vec::new(),
-            cmd_set: false,
-            pending: Vec::new(),
-            platform: "linux/amd64".into(),
-        }
+        State::new(
+            0,
+            Digest::sha256_of(b"base"),
+            "scratch".into(),
+            false,
+            "linux/amd64",
+        )
     }
 
     #[test]

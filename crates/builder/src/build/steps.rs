@@ -60,18 +60,103 @@ pub(crate) fn run_step(
     }
 }
 
-/// The cached result of `key`, unless `--no-cache`. On a hit the state takes the layer.
-fn cache_hit(shared: &Shared<'_>, state: &mut State, key: &Digest, created_by: &str) -> bool {
-    if shared.opts.no_cache {
-        return false;
-    }
-    match shared.records.get(shared.store, key) {
+/// The cached result of `key`, unless `--no-cache`: the store's record, else an imported
+/// one (its layer fetched now, verified, unless the store has it). On a hit the state takes
+/// the layer; on a miss the reporter hears why.
+fn cache_hit(
+    shared: &Shared<'_>,
+    state: &mut State,
+    key: &Digest,
+    created_by: &str,
+    info: &StepInfo,
+) -> bool {
+    let found = if shared.opts.no_cache {
+        None
+    } else {
+        shared
+            .records
+            .get(shared.store, key)
+            .or_else(|| imported_hit(shared, key))
+    };
+    match found {
         Some((record, diff_id)) => {
+            shared.record_used(state.stage, key, &record);
             state.push_layer(created_by, diff_id, None, key.clone(), record.created);
+            state.step = None;
+            shared.explained(info, Some(true), None);
             true
         }
-        None => false,
+        None => {
+            let reason = if shared.opts.no_cache {
+                "--no-cache".to_string()
+            } else {
+                let failure = shared
+                    .fetch_failures
+                    .lock()
+                    .expect("fetch failures")
+                    .get(key)
+                    .cloned();
+                let first = (state.key == state.base.0).then_some(state.base.1.as_str());
+                let miss = super::imported::Miss {
+                    key,
+                    parent: &state.key,
+                    inputs: state.step.as_ref(),
+                    after_rebuilt: state.rebuilt,
+                    first,
+                };
+                super::imported::explain(
+                    &shared.records,
+                    shared.imported,
+                    &miss,
+                    failure.as_deref(),
+                )
+            };
+            state.rebuilt = true;
+            shared.explained(info, Some(false), Some(reason));
+            false
+        }
     }
+}
+
+/// An imported record for `key`. Its layer is not fetched now (import is lazy): it is when a
+/// later step or the image needs the bytes ([`Shared::materialize`]).
+fn imported_hit(shared: &Shared<'_>, key: &Digest) -> Option<(Record, Digest)> {
+    if shared
+        .fetch_failures
+        .lock()
+        .expect("fetch failures")
+        .contains_key(key)
+    {
+        return None;
+    }
+    let (import, entry) = shared.imported.get(key)?;
+    let record = entry.record();
+    if shared.dry_run {
+        return Some((record, entry.diff_id.clone()));
+    }
+    if shared.store.has_blob(&entry.diff_id) {
+        // Remembered locally: the next build hits without the import.
+        let _ = shared.records.put(key, &record);
+    } else {
+        shared.lazy.lock().expect("lazy layers").insert(
+            entry.diff_id.clone(),
+            super::LazyLayer {
+                entry: entry.clone(),
+                layers: import.layers.clone(),
+                name: import.name.clone(),
+            },
+        );
+    }
+    Some((record, entry.diff_id.clone()))
+}
+
+/// `--explain` after a miss: nothing runs; the step stands for a new layer (a placeholder
+/// digest), so the steps after it are looked up under its key.
+fn dry_run_miss(state: &mut State, created_by: &str, key: Digest) {
+    let placeholder = Digest::sha256_of(format!("not built {key}").as_bytes());
+    let created = state.created.clone();
+    state.push_layer(created_by, placeholder, None, key, created);
+    state.step = None;
 }
 
 /// Store the layer a step made in directory `source` (an empty one too), remember it in
@@ -110,12 +195,14 @@ fn commit_layer(
             key.clone(),
             created.clone(),
         );
+        let inputs = state.step.take();
         state.pending.push(PendingLayer {
             slot: state.layers.len() - 1,
             placeholder,
             source,
             key,
             created,
+            inputs,
             hashing: Some(hashing),
             hashed: None,
         });
@@ -150,8 +237,10 @@ fn commit_layer(
     let record = Record {
         diff_id: Some(diff_id.to_string()),
         created: created.clone(),
+        inputs: state.step.take(),
     };
     shared.records.put(&key, &record)?;
+    shared.record_used(state.stage, &key, &record);
     state.push_layer(created_by, diff_id, snapshot, key, created);
     Ok(())
 }
@@ -186,8 +275,12 @@ fn run(
     let created_by = history::run(&args, &scope.declared_args());
     let inputs = mounts::inputs(shared, r)?;
     let key = key_of(state, scope, ins, None, &inputs);
-    if cache_hit(shared, state, &key, &created_by) {
+    if cache_hit(shared, state, &key, &created_by, info) {
         return Ok(true);
+    }
+    if shared.dry_run {
+        dry_run_miss(state, &created_by, key);
+        return Ok(false);
     }
     let lowers = state.lowers(shared)?;
     let mut prepared = mounts::prepare(shared, r, &dir, &state.config.workdir(), info.line)?;
@@ -488,6 +581,7 @@ pub(crate) fn snapshots(
 ) -> Result<Vec<PathBuf>, BuildError> {
     let mut out = known.to_vec();
     for d in &layers[out.len().min(layers.len())..] {
+        shared.materialize(d)?;
         out.push(shared.store.snapshot(d).map_err(store_err)?);
     }
     Ok(out)
@@ -529,10 +623,11 @@ fn copy_like(
     let (selection, content, inputs) = match &c.from {
         None => {
             let sel = select_sources(shared.context, keyword, c, &dest, &dir)?;
-            let digest = {
+            let (digest, files) = {
                 let mut cache = shared.digests.lock().expect("digest cache");
-                crate::cache_key::selection_digest(&sel, &mut cache)?
+                crate::cache_key::selection_files(&sel, &mut cache)?
             };
+            state.step_files = files;
             (Some(sel), Some(digest), Vec::new())
         }
         Some(from) => (None, None, vec![from_identity(shared, from)?]),
@@ -548,8 +643,13 @@ fn copy_like(
         c.chown.as_deref(),
         info.line,
     )?;
-    if keys.cached(shared, state, &created_by) {
+    if keys.cached(shared, state, &created_by, info) {
         return Ok(true);
+    }
+    if shared.dry_run {
+        dry_run_miss(state, &created_by, keys.record.clone());
+        keys.continue_chain(state);
+        return Ok(false);
     }
     let (lowers, owner) = keys.base(shared, state, c.chown.as_deref(), info.line)?;
     // Symlinks on the destination's way are followed, as BuildKit does: `COPY f /linkdir/`
@@ -631,7 +731,12 @@ impl CopyKeys {
                 linked: None,
             });
         }
-        let ids = owner(chown, &state.lowers(shared)?, line)?;
+        // A dry run has no layers for the steps it did not run: names resolve against none.
+        let lowers = match state.lowers(shared) {
+            Err(_) if shared.dry_run => Vec::new(),
+            other => other?,
+        };
+        let ids = owner(chown, &lowers, line)?;
         let (record, chain) = super::stage::link_key_of(state, ins, content, inputs, ids);
         Ok(CopyKeys {
             record,
@@ -659,8 +764,14 @@ impl CopyKeys {
     }
 
     /// Whether the step is cached: the state then has its layer (and, linked, its chain key).
-    fn cached(&self, shared: &Shared<'_>, state: &mut State, created_by: &str) -> bool {
-        let hit = cache_hit(shared, state, &self.record, created_by);
+    fn cached(
+        &self,
+        shared: &Shared<'_>,
+        state: &mut State,
+        created_by: &str,
+        info: &StepInfo,
+    ) -> bool {
+        let hit = cache_hit(shared, state, &self.record, created_by, info);
         if hit {
             self.continue_chain(state);
         }
@@ -756,10 +867,11 @@ fn add(
             }
         }
     }
-    let content = {
+    let (content, files) = {
         let mut cache = shared.digests.lock().expect("digest cache");
-        crate::cache_key::selection_digest(&selection, &mut cache)?
+        crate::cache_key::selection_files(&selection, &mut cache)?
     };
+    state.step_files = files;
     let keys = CopyKeys::of(
         shared,
         state,
@@ -771,8 +883,13 @@ fn add(
         a.chown.as_deref(),
         info.line,
     )?;
-    if keys.cached(shared, state, &created_by) {
+    if keys.cached(shared, state, &created_by, info) {
         return Ok(true);
+    }
+    if shared.dry_run {
+        dry_run_miss(state, &created_by, keys.record.clone());
+        keys.continue_chain(state);
+        return Ok(false);
     }
     for (i, (url, name, path)) in downloads.into_iter().enumerate() {
         let path = match path {
@@ -876,10 +993,16 @@ fn workdir(
         // Nothing to create: BuildKit records the step without a layer.
         let created = state.created.clone();
         state.config.record(&created_by, None, &created);
+        state.step = None;
+        shared.explained(info, None, None);
         return Ok(false);
     }
-    if cache_hit(shared, state, &key, &created_by) {
+    if cache_hit(shared, state, &key, &created_by, info) {
         return Ok(true);
+    }
+    if shared.dry_run {
+        dry_run_miss(state, &created_by, key);
+        return Ok(false);
     }
     let lowers = state.lowers(shared)?;
     let staging = step_dir(shared, "workdir", info);

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use rbuild_builder::BuildError;
 use rbuild_builder::build::{BuildOptions, NetworkMode, Secret};
+use rbuild_builder::reporter::Reporter;
 use rbuild_engine::EngineError;
 use rbuild_engine::build::BaseImages;
 use rbuild_oci::{Platform, Reference};
@@ -70,6 +71,16 @@ pub struct BuildArgs {
     /// Secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
+    /// Export the build cache: type=registry,ref=REF[,mode=min|max] or type=local,dest=DIR;
+    /// repeatable
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+    /// Import a build cache: type=registry,ref=REF, type=local,src=DIR, or REF; repeatable
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+    /// Print each step's cache verdict (cached, or why not) without building
+    #[arg(long)]
+    pub explain: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// The build context directory
@@ -255,6 +266,21 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         ),
         _ => None,
     };
+    if args.explain && (args.push || !args.cache_to.is_empty() || args.output.is_some()) {
+        anyhow::bail!(
+            "--explain builds nothing: it cannot be combined with --push, --cache-to or --output"
+        );
+    }
+    let cache_to = args
+        .cache_to
+        .iter()
+        .map(|s| rbuild_engine::cache::parse_cache_to(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cache_from = args
+        .cache_from
+        .iter()
+        .map(|s| rbuild_engine::cache::parse_cache_from(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let platforms = Platform::parse_list(args.platform.iter().map(String::as_str))
         .map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
     if platforms.len() > 1
@@ -267,8 +293,19 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             list.join(", ")
         );
     }
+    if platforms.len() > 1
+        && cache_to
+            .iter()
+            .any(|c| c.location == rbuild_engine::cache::CacheLocation::Inline)
+    {
+        anyhow::bail!(
+            "--cache-to type=inline: an inline cache of a multi-platform build is not supported \
+             yet (its import reads one image's config, not an index's); use type=registry or \
+             type=local, or one --platform"
+        );
+    }
     let (dockerfile, dockerfile_path) = read_dockerfile(&args)?;
-    let opts = BuildOptions {
+    let mut opts = BuildOptions {
         context: args.context.clone(),
         dockerfile,
         dockerfile_path,
@@ -287,6 +324,10 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         secrets,
         source_date_epoch,
         tags: tags.clone(),
+        cache_from: Vec::new(),
+        inline_cache: cache_to
+            .iter()
+            .any(|c| c.location == rbuild_engine::cache::CacheLocation::Inline),
     };
     let store = engine.store()?;
     let mode = if args.quiet {
@@ -301,6 +342,35 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             .map_err(|e| format!("{e:#}"))
     };
     let images = BaseImages::new(store, args.pull, &pull);
+    let client = if cache_to.is_empty() && cache_from.is_empty() {
+        None
+    } else {
+        Some(args.registry.client()?)
+    };
+    for from in &cache_from {
+        let client = client.as_ref().expect("made for caches");
+        // As BuildKit: a cache that cannot be imported is a warning; the build goes on cold.
+        match rbuild_engine::cache::import(client, from) {
+            Ok(import) => {
+                progress.line(&format!(
+                    "importing cache from {} done ({} steps)",
+                    from.location,
+                    import.entries.len()
+                ));
+                opts.cache_from.push(import);
+            }
+            Err(e) => progress.warning(&format!(
+                "cache import from {} failed, building without it: {}",
+                from.location,
+                rbuild_engine::build::chain_text(&e)
+            )),
+        }
+    }
+    if args.explain {
+        let rows = engine.explain_build(&opts, &images)?;
+        print_explanation(&rows);
+        return Ok(ExitCode::SUCCESS);
+    }
     let outcome = match engine.build(&opts, &images, &progress) {
         Ok(o) => o,
         Err(EngineError::Build(BuildError::StepFailed {
@@ -378,6 +448,34 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             progress.line(&format!("exported to {}", dir.display()));
         }
     }
+    for to in &cache_to {
+        let client = client.as_ref().expect("made for caches");
+        match rbuild_engine::cache::export(client, store, to, &outcome) {
+            Ok(done) if to.location == rbuild_engine::cache::CacheLocation::Inline => progress
+                .line(&format!(
+                    "writing inline cache into the image config done ({} steps)",
+                    done.records
+                )),
+            Ok(done) => {
+                for w in &done.warnings {
+                    progress.warning(w);
+                }
+                progress.line(&format!(
+                    "exporting cache to {} done ({} steps, {} cache mounts, {} layers, {})",
+                    to.location, done.records, done.mounts, done.layers, done.digest
+                ));
+            }
+            Err(e) if to.ignore_error => progress.warning(&format!(
+                "cache export to {} failed: {}",
+                to.location,
+                rbuild_engine::build::chain_text(&e)
+            )),
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("exporting the build cache to {}", to.location)));
+            }
+        }
+    }
     if args.push {
         for t in &tags {
             let digest = push_image_blocking(&args.registry, store, t, args.quiet)?;
@@ -392,6 +490,35 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         println!("{id}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--explain`'s table on stdout: each step, whether it is cached, and why not.
+fn print_explanation(rows: &[rbuild_builder::build::ExplainedStep]) {
+    let width = rows
+        .iter()
+        .map(|r| r.label.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 60);
+    println!("{:<width$}  {:<6}  REASON", "STEP", "CACHED");
+    for r in rows {
+        let label: String = if r.label.chars().count() > width {
+            let mut s: String = r.label.chars().take(width - 1).collect();
+            s.push('…');
+            s
+        } else {
+            r.label.clone()
+        };
+        let cached = match r.cached {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "-",
+        };
+        println!(
+            "{label:<width$}  {cached:<6}  {}",
+            r.reason.as_deref().unwrap_or("")
+        );
+    }
 }
 
 #[cfg(test)]

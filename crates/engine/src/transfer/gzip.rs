@@ -94,7 +94,7 @@ pub fn pushable_manifest(store: &Store, image: &Image) -> Result<Digest> {
 /// fastest level (pushing is dominated by compression; level 1 is several times faster than
 /// the default and any gzip reader takes it), verified against the diffID and recorded so the
 /// next push or save reuses it.
-fn gzip_layer(store: &Store, diff_id: &Digest) -> Result<(Digest, u64)> {
+pub(crate) fn gzip_layer(store: &Store, diff_id: &Digest) -> Result<(Digest, u64)> {
     if let Some(known) = store.layer_blob(diff_id, Compression::Gzip)? {
         return Ok(known);
     }
@@ -143,10 +143,10 @@ fn gzip_layer(store: &Store, diff_id: &Digest) -> Result<(Digest, u64)> {
 }
 
 /// Bytes of a layer sampled to decide whether deflate is worth it.
-const SAMPLE: usize = 4 << 20;
+pub(crate) const SAMPLE: usize = 4 << 20;
 
 /// Whether `sample` shrinks by at least 5% at gzip's fastest level.
-fn compresses(sample: &[u8]) -> bool {
+pub(crate) fn compresses(sample: &[u8]) -> bool {
     let mut c = flate2::Compress::new(flate2::Compression::fast(), false);
     let mut out = Vec::with_capacity(sample.len() + 1024);
     match c.compress_vec(sample, &mut out, flate2::FlushCompress::Finish) {

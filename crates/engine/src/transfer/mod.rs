@@ -18,6 +18,7 @@ use rbuild_store::{Image, ImageList, Store};
 
 pub use blobs::StoreBlobs;
 pub use gzip::pushable_manifest;
+pub(crate) use gzip::{SAMPLE, compresses, gzip_layer};
 
 use crate::Engine;
 use crate::error::{EngineError, Result, ResultExt};

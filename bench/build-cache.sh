@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Build cache that travels (#17): a cold build on store A, the same cold build exporting its
+# cache (`--cache-to type=registry,...,mode=max` to a local docker-registry, and
+# `type=local,dest=DIR`), and the cache-imported build on a fresh store B ("another machine":
+# a new root holding only the base image) with `--cache-from`, for bench/build.sh's two
+# workloads, beside BuildKit in the same run:
+#   (a) small: 5 RUN steps, ENV/WORKDIR/LABEL/CMD and a COPY of 2,000 small files;
+#   (b) big:   a COPY of 400 MB of incompressible files plus a RUN writing 200 MB.
+# BuildKit is dockerd 20.10's embedded one through buildx's `docker` driver, which cannot
+# export a cache (`type=local`/`type=registry` need the docker-container driver, whose image
+# comes from Docker Hub); the script checks that and then measures BuildKit's inline cache
+# instead: a cold build with BUILDKIT_INLINE_CACHE=1 pushed to the same registry, and a build
+# importing it with `--cache-from IMAGE` after `docker builder prune -af` and removing the
+# built images (dockerd keeps only the base image, as store B does).
+# Records the table in docs/BENCHMARKS.md (section build-cache).
+#
+#   bench/build-cache.sh      (as root; BENCH_RUNS_SMALL / BENCH_RUNS_BIG set the run counts)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+source scripts/lib/peers.sh
+[ "$(id -u)" -eq 0 ] || { echo "bench/build-cache.sh: needs root" >&2; exit 1; }
+peers_install
+cargo build --release -q -p rbuild-cli
+rbuild=$PWD/target/release/rbuild
+
+work=$(mktemp -d /tmp/rbuild-bench-cache.XXXXXX)
+cleanup() {
+  # rbuild's error output of the timed runs (hyperfine hides it).
+  if [ -s "$work/errors.log" ]; then
+    echo "rbuild errors:" >&2
+    cat "$work/errors.log" >&2
+  fi
+  peers_stop || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+peers_start
+reg=$RBUILD_TEST_REGISTRY
+load_before=$(uptime | sed 's/.*load average: //')
+
+# The busybox base in store A, in the archive every fresh store B loads, and in dockerd.
+scripts/busybox-rootfs "$work/rootfs"
+tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
+"$rbuild" --root "$work/a" import --change 'CMD ["sh"]' "$work/rootfs.tar" busybox:local >/dev/null
+"$rbuild" --root "$work/a" save -o "$work/busybox.tar" busybox:local
+docker load -i "$work/busybox.tar" >/dev/null
+
+# (a) small context (as bench/build.sh).
+mkdir -p "$work/small/src"
+python3 - "$work/small/src" <<'PY'
+import os, sys
+root = sys.argv[1]
+for i in range(2000):
+    d = os.path.join(root, f"d{i // 100:02d}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:04d}.txt"), "w") as f:
+        f.write(f"file {i}\n" * 40)
+PY
+cat >"$work/small/Dockerfile" <<'EOF'
+FROM busybox:local
+ENV APP=/app MODE=bench
+WORKDIR /app
+LABEL bench=small
+RUN echo one > /one
+RUN for i in $(seq 1 500); do echo $i; done > /numbers
+RUN mkdir -p /var/x && cp /numbers /var/x/
+COPY src/ /app/src/
+RUN find /app/src -type f | wc -l > /count
+RUN cat /app/src/d00/f0000.txt > /first
+CMD ["sh"]
+EOF
+
+# (b) big context: 4 x 100 MB incompressible files; the RUN writes 200 MB.
+mkdir -p "$work/big/data"
+for i in 1 2 3 4; do head -c 100M /dev/urandom >"$work/big/data/blob$i"; done
+cat >"$work/big/Dockerfile" <<'EOF'
+FROM busybox:local
+COPY data/ /data/
+RUN head -c 200m /dev/urandom > /generated
+EOF
+
+# Can this BuildKit export a cache? (Recorded in the notes either way.)
+if DOCKER_BUILDKIT=1 docker buildx build -q --network none --cache-to "type=local,dest=$work/bk-local" \
+    -t bench-probe "$work/small" >"$work/bk-probe.log" 2>&1; then
+  bk_local=yes
+else
+  bk_local=no
+fi
+bk_probe=$(grep -m1 -i 'cache export\|error' "$work/bk-probe.log" | sed 's/^ *//' || true)
+
+# rbuild on store A or B, its error output kept for the end (hyperfine hides it).
+for s in a b; do
+  printf '#!/bin/sh\nRUST_BACKTRACE=1 exec %s --root %s "$@" 2>>%s\n' "$rbuild" "$work/$s" "$work/errors.log" >"$work/rbuild-$s"
+  chmod +x "$work/rbuild-$s"
+done
+a=$work/rbuild-a
+b=$work/rbuild-b
+# A fresh store B holding only the base image.
+cat >"$work/fresh-b.sh" <<EOF
+#!/bin/sh
+rm -rf $work/b && $b load -q -i $work/busybox.tar >/dev/null && sync
+EOF
+# dockerd as a fresh machine with the base image: no build cache, no built images.
+cat >"$work/fresh-docker.sh" <<'EOF'
+#!/bin/sh
+docker images --format '{{.Repository}}:{{.Tag}}' | grep -v '^busybox:local$' | xargs -r docker rmi -f >/dev/null 2>&1
+docker builder prune -af >/dev/null 2>&1
+sync
+EOF
+# Before each cold run: the previous run's image and layers gone (the disk would otherwise fill
+# with 200 MB per run of (b) in each store, registry and directory), nothing dirty in the cache.
+cat >"$work/prune.sh" <<EOF
+#!/bin/sh
+$rbuild --root $work/a image prune -f >/dev/null 2>&1
+rm -rf $work/cache-timed
+docker image prune -f >/dev/null 2>&1
+docker builder prune -af >/dev/null 2>&1
+sync
+EOF
+chmod +x "$work/fresh-b.sh" "$work/fresh-docker.sh" "$work/prune.sh"
+fresh_b=$work/fresh-b.sh
+fresh_docker=$work/fresh-docker.sh
+
+results=$work/results
+mkdir -p "$results"
+bench_workload() {
+  local w=$1 runs=$2 ctx=$work/$1
+  local to_reg="type=registry,ref=$reg/cache/$w:max,mode=max" to_dir="type=local,dest=$work/cache-$w,mode=max"
+  local to_timed="type=local,dest=$work/cache-timed,mode=max"
+  local bk_img=$reg/bench-bk/$w:inline
+  # Warm-ups that leave the caches to import in the registry, the directory and dockerd's push.
+  $a build -q --network none --cache-to "$to_reg" --cache-to "$to_dir" -t "bench-$w" "$ctx" >/dev/null
+  DOCKER_BUILDKIT=1 docker build -q --network none --build-arg BUILDKIT_INLINE_CACHE=1 -t "$bk_img" "$ctx" >/dev/null
+  docker push -q "$bk_img" >/dev/null
+  hyperfine -N --runs "$runs" --warmup 1 --prepare "$work/prune.sh" --export-json "$results/$w-cold.json" \
+    -n "rbuild cold" "$a build -q --no-cache --network none -t bench-$w $ctx" \
+    -n "rbuild cold + export registry" "$a build -q --no-cache --network none --cache-to $to_reg -t bench-$w $ctx" \
+    -n "rbuild cold + export local" "$a build -q --no-cache --network none --cache-to $to_timed -t bench-$w $ctx" \
+    -n "BuildKit cold" "env DOCKER_BUILDKIT=1 docker build -q --no-cache --network none -t bench-bk-$w $ctx" \
+    -n "BuildKit cold + inline cache + push" "sh -c 'DOCKER_BUILDKIT=1 docker build -q --no-cache --network none --build-arg BUILDKIT_INLINE_CACHE=1 -t $bk_img $ctx >/dev/null && docker push -q $bk_img >/dev/null'"
+  hyperfine -N --runs "$runs" --warmup 1 --prepare "$fresh_b" --export-json "$results/$w-import-rbuild.json" \
+    -n "rbuild fresh store, --cache-from registry" "$b build -q --network none --cache-from $reg/cache/$w:max -t bench-$w $ctx" \
+    -n "rbuild fresh store, --cache-from local" "$b build -q --network none --cache-from type=local,src=$work/cache-$w -t bench-$w $ctx"
+  hyperfine -N --runs "$runs" --warmup 1 --prepare "$fresh_docker" --export-json "$results/$w-import-bk.json" \
+    -n "BuildKit pruned, --cache-from inline image" "env DOCKER_BUILDKIT=1 docker build -q --network none --cache-from $bk_img -t bench-bk-$w $ctx"
+  # Every step of the imported builds must have been cached: check once, outside the timing.
+  "$fresh_b"
+  "$rbuild" --root "$work/b" build --progress plain --network none --cache-from "$reg/cache/$w:max" \
+    -t "bench-$w" "$ctx" 2>"$results/$w-import.log"
+  grep -q ' cache miss: ' "$results/$w-import.log" && { echo "imported build of $w missed:" >&2; grep 'cache miss' "$results/$w-import.log" >&2; exit 1; }
+  true
+}
+small_runs=${BENCH_RUNS_SMALL:-10}
+big_runs=${BENCH_RUNS_BIG:-5}
+bench_workload small "$small_runs"
+bench_workload big "$big_runs"
+load_after=$(uptime | sed 's/.*load average: //')
+
+python3 - "$results" "$work/section.md" "$(bench_machine)" "$small_runs" "$big_runs" \
+  "$load_before" "$load_after" "$bk_local" "$bk_probe" <<'PY'
+import json, os, sys
+res, out_path, machine, small_runs, big_runs, load_before, load_after, bk_local, bk_probe = sys.argv[1:10]
+def med(name):
+    data = json.load(open(os.path.join(res, name + ".json")))["results"]
+    return {r["command"]: r["median"] for r in data}
+fmt = lambda s: f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
+out = ["## Build cache that travels: cold on store A vs cache-imported on a fresh store B", "",
+       machine + f" hyperfine medians ({small_runs} runs for (a), {big_runs} for (b), one warm-up). "
+       f"Load average {load_before} before, {load_after} after (a 2-core machine shared with "
+       "other engineers' compiles).", "",
+       "(a) 5 RUN steps, ENV/WORKDIR/LABEL/CMD and a COPY of 2,000 small files; "
+       "(b) a COPY of 400 MB of incompressible files and a RUN writing 200 MB (bench/build.sh's). "
+       "Before each cold run the previous run's images are pruned (`rbuild image prune`, "
+       "`docker image prune`, `docker builder prune -af`) and the local export's directory "
+       "removed, so every export starts empty and the disk does not fill. "
+       "All RUN steps `--network none`. *fresh store B*: a new `--root` holding only the base "
+       "image (loaded before each run, not timed), importing A's `mode=max` cache from a "
+       "docker-registry on loopback or from an OCI layout directory; the script checks that "
+       "every step of the imported build is CACHED. BuildKit's *pruned* state: "
+       "`docker builder prune -af` and the built images removed before each run (dockerd keeps "
+       "the base image), importing the inline cache of the image pushed to the same registry.", "",
+       "| workload | rbuild cold | + export registry | + export local | imported (registry) | imported (local) | imported / cold | BuildKit cold | + inline + push | BuildKit imported |",
+       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+for w, label in (("small", "(a) small files"), ("big", "(b) 600 MB")):
+    c, ir, ib = med(f"{w}-cold"), med(f"{w}-import-rbuild"), med(f"{w}-import-bk")
+    cold = c["rbuild cold"]
+    reg_exp, loc_exp = c["rbuild cold + export registry"], c["rbuild cold + export local"]
+    imp_reg = ir["rbuild fresh store, --cache-from registry"]
+    imp_loc = ir["rbuild fresh store, --cache-from local"]
+    out.append(f"| {label} | {fmt(cold)} | {fmt(reg_exp)} (+{100 * (reg_exp / cold - 1):.0f}%) | "
+               f"{fmt(loc_exp)} (+{100 * (loc_exp / cold - 1):.0f}%) | {fmt(imp_reg)} | {fmt(imp_loc)} | "
+               f"{100 * imp_reg / cold:.0f}% | {fmt(c['BuildKit cold'])} | "
+               f"{fmt(c['BuildKit cold + inline cache + push'])} | "
+               f"{fmt(ib['BuildKit pruned, --cache-from inline image'])} |")
+note = ("can export a local cache" if bk_local == "yes" else
+        f"cannot export a cache here (`--cache-to type=local` with buildx's docker driver: `{bk_probe}`), "
+        "so BuildKit is measured with its inline cache")
+out += ["", f"BuildKit {note}. Targets of #17: an imported fully cached build ≤ 10% of the cold "
+        "build's time and ≤ 1 s for (a); export adds ≤ 10% to a cold build. An export sends a "
+        "layer's gzip form when a push made one, the tar itself when its data does not compress "
+        "(the tar is made again from the layer's directory and streamed: nothing is written), "
+        "else a new gzip form (level 1), and uploads or copies it. The imported build downloads "
+        "and verifies every layer of the image (by blob digest, then by diffID) because the store "
+        "keeps whole images; layers of stages not in the image are fetched only when a later step "
+        "misses and needs them (lazy import).", "",
+        "Command lines (CTX is the workload's context, REG the registry):", "",
+        "- `rbuild --root A build -q --no-cache --network none [--cache-to type=registry,ref=REG/cache/W:max,mode=max | --cache-to type=local,dest=DIR,mode=max] -t bench-W CTX`",
+        "- `rbuild --root B build -q --network none --cache-from REG/cache/W:max | --cache-from type=local,src=DIR -t bench-W CTX`",
+        "- `DOCKER_BUILDKIT=1 docker build -q --no-cache --network none [--build-arg BUILDKIT_INLINE_CACHE=1 -t REG/bench-bk/W:inline CTX && docker push REG/bench-bk/W:inline]`",
+        "- `DOCKER_BUILDKIT=1 docker build -q --network none --cache-from REG/bench-bk/W:inline -t bench-bk-W CTX`"]
+open(out_path, "w").write("\n".join(out) + "\n")
+PY
+bench_record build-cache "$work/section.md"
+cat "$work/section.md"

@@ -1,0 +1,166 @@
+//! A cache as an OCI image layout directory (`type=local`): `oci-layout`, `index.json` naming
+//! the artifact's manifest (`org.opencontainers.image.ref.name` `latest`), `blobs/sha256/…`.
+//! Every blob read from it is verified by its digest.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rbuild_builder::build::{CacheEntry, LayerFetcher};
+use rbuild_oci::Digest;
+use rbuild_store::Store;
+
+use crate::error::{EngineError, Result, ResultExt};
+
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+    dir.join("blobs")
+        .join(digest.algorithm().as_str())
+        .join(digest.hex())
+}
+
+/// Write `file` to `dest` through a temporary file beside it and a rename.
+fn write_atomic(
+    dest: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(parent)
+        .with_context(|| format!("creating a file in {}", parent.display()))?;
+    write(tmp.as_file_mut()).with_context(|| format!("writing {}", dest.display()))?;
+    tmp.persist(dest)?;
+    Ok(())
+}
+
+/// Write the artifact `manifest` (in the store, with its config and layers) into `dir`,
+/// blobs first and `index.json` last, so a reader never sees an index without its blobs.
+pub(super) fn write(store: &Store, dir: &Path, manifest: &Digest, size: u64) -> Result<()> {
+    let bytes = store.blobs().read(manifest)?;
+    let blobs = rbuild_registry_blobs(&bytes);
+    for d in blobs.iter().chain(std::iter::once(manifest)) {
+        let dest = blob_path(dir, d);
+        if dest.is_file() {
+            continue;
+        }
+        let mut src = store.blob_reader(d)?;
+        write_atomic(&dest, |f| std::io::copy(&mut src, f).map(|_| ()))?;
+    }
+    write_atomic(&dir.join("oci-layout"), |f| {
+        std::io::Write::write_all(f, br#"{"imageLayoutVersion":"1.0.0"}"#)
+    })?;
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest.to_string(),
+            "size": size,
+            "annotations": { REF_NAME: "latest" },
+        }],
+    });
+    let index = serde_json::to_vec(&index)?;
+    write_atomic(&dir.join("index.json"), |f| {
+        std::io::Write::write_all(f, &index)
+    })
+}
+
+/// The digests a manifest's config and layers name.
+fn rbuild_registry_blobs(manifest: &[u8]) -> Vec<Digest> {
+    let doc: serde_json::Value = serde_json::from_slice(manifest).unwrap_or_default();
+    let mut out = Vec::new();
+    let descs = doc.get("config").into_iter().chain(
+        doc.get("layers")
+            .and_then(|l| l.as_array())
+            .into_iter()
+            .flatten(),
+    );
+    for d in descs {
+        if let Some(d) = d
+            .get("digest")
+            .and_then(|d| d.as_str())
+            .and_then(|d| d.parse().ok())
+        {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// The bytes of the cache manifest `dir`'s `index.json` names (`latest`, or its only entry),
+/// verified, and its digest.
+pub(super) fn read_manifest(dir: &Path) -> Result<(Vec<u8>, Digest)> {
+    let path = dir.join("index.json");
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let index: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| EngineError::Failed(format!("{}: not an OCI index: {e}", path.display())))?;
+    let manifests = index
+        .get("manifests")
+        .and_then(|m| m.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let chosen = manifests
+        .iter()
+        .find(|m| m["annotations"][REF_NAME] == "latest")
+        .or(if manifests.len() == 1 {
+            manifests.first()
+        } else {
+            None
+        })
+        .ok_or_else(|| {
+            EngineError::Failed(format!("{}: no manifest named latest", path.display()))
+        })?;
+    let digest: Digest = chosen["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| EngineError::Failed(format!("{}: {e}", path.display())))?;
+    Ok((read_blob(dir, &digest, 4 << 20)?, digest))
+}
+
+/// Blob `digest` of `dir` in memory (at most `max` bytes), verified.
+pub(super) fn read_blob(dir: &Path, digest: &Digest, max: u64) -> Result<Vec<u8>> {
+    let path = blob_path(dir, digest);
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > max {
+        return Err(EngineError::Failed(format!(
+            "{}: larger than {max} bytes",
+            path.display()
+        )));
+    }
+    let actual = Digest::sha256_of(&bytes);
+    if &actual != digest {
+        return Err(EngineError::Failed(format!(
+            "{}: content has digest {actual}, expected {digest}",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Layers of a cache in a layout directory, copied in (verified) on hits.
+#[derive(Debug)]
+pub(super) struct LocalLayers {
+    /// The layout.
+    pub dir: PathBuf,
+}
+
+impl LayerFetcher for LocalLayers {
+    fn fetch(&self, store: &Store, entry: &CacheEntry) -> std::result::Result<(), String> {
+        let copied = (|| -> Result<()> {
+            if !store.blobs().contains(&entry.layer) {
+                let path = blob_path(&self.dir, &entry.layer);
+                let file = std::fs::File::open(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                store
+                    .blobs()
+                    .ingest(file, Some(&entry.layer), &path.display().to_string())?;
+            }
+            super::store_layer(store, &entry.layer, &entry.diff_id)
+        })();
+        copied.map_err(|e| crate::build::chain_text(&e))
+    }
+}
