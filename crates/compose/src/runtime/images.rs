@@ -83,6 +83,9 @@ impl Runtime<'_> {
             secrets: BTreeMap::new(),
             source_date_epoch: None,
             tags: vec![reference],
+            // `build.cache_from`/`cache_to` are refused when the project loads.
+            cache_from: Vec::new(),
+            inline_cache: false,
         };
         let store = self
             .engine
