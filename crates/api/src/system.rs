@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use hyper::header::{CACHE_CONTROL, HeaderValue};
 use hyper::{Method, StatusCode};
-use rbuild_engine::Event;
 use serde_json::{Value, json};
 
 use crate::http::{
@@ -122,41 +121,6 @@ pub async fn info(s: &Arc<Service>) -> ApiResult {
     Ok(json(&v))
 }
 
-/// Whether `e` passes docker's event filters (`type`, `event`/`action`, `container`,
-/// `image`, `volume`, `label`): values of one key ORed, keys ANDed.
-pub fn event_matches(e: &Event, filters: &[(String, String)]) -> bool {
-    let kind = serde_json::to_value(e.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let attr = |k: &str| e.actor.attributes.get(k).map(String::as_str).unwrap_or("");
-    let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys.into_iter().all(|key| {
-        filters
-            .iter()
-            .filter(|(k, _)| k == key)
-            .any(|(_, v)| match key {
-                "type" => kind == *v,
-                "event" | "action" => e.action == *v,
-                "container" => {
-                    kind == "container" && (e.actor.id.starts_with(v.as_str()) || attr("name") == v)
-                }
-                "image" => {
-                    (kind == "image" && (e.actor.id == *v || attr("name") == v))
-                        || (kind == "container" && attr("image") == v)
-                }
-                "volume" => kind == "volume" && e.actor.id == *v,
-                "label" => match v.split_once('=') {
-                    Some((k, val)) => attr(k) == val,
-                    None => e.actor.attributes.contains_key(v),
-                },
-                _ => false,
-            })
-    })
-}
-
 /// `GET /events?since&until&filters`: the journal's past events in the range, then (unless
 /// `until` is past) new ones as they are appended, one JSON document each.
 pub async fn events(s: &Arc<Service>, c: &Call) -> ApiResult {
@@ -190,7 +154,7 @@ pub async fn events(s: &Arc<Service>, c: &Call) -> ApiResult {
                 if e.time_nano > now {
                     break;
                 }
-                if event_matches(&e, &filters) && tx.blocking_send(json_line(&e)).is_err() {
+                if e.matches(&filters) && tx.blocking_send(json_line(&e)).is_err() {
                     return;
                 }
             }
@@ -208,7 +172,7 @@ pub async fn events(s: &Arc<Service>, c: &Call) -> ApiResult {
                 if until.is_some_and(|u| e.time_nano >= u) {
                     return;
                 }
-                if event_matches(&e, &filters) {
+                if e.matches(&filters) {
                     if tx.blocking_send(json_line(&e)).is_err() {
                         return;
                     }
@@ -271,40 +235,4 @@ pub async fn df(s: &Arc<Service>) -> ApiResult {
     })
     .await?;
     Ok(json(&v))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rbuild_engine::EventType;
-
-    #[test]
-    fn event_filters() {
-        let e = Event::now(
-            EventType::Container,
-            "start",
-            "abcdef",
-            [("name", "web".to_owned()), ("image", "busybox".to_owned())],
-        );
-        let f = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        assert!(event_matches(&e, &[]));
-        assert!(event_matches(&e, &f(&[("type", "container")])));
-        assert!(!event_matches(&e, &f(&[("type", "image")])));
-        assert!(event_matches(
-            &e,
-            &f(&[("event", "die"), ("event", "start")])
-        ));
-        assert!(event_matches(
-            &e,
-            &f(&[("container", "web"), ("type", "container")])
-        ));
-        assert!(event_matches(&e, &f(&[("container", "abc")])));
-        assert!(!event_matches(&e, &f(&[("container", "db")])));
-        assert!(event_matches(&e, &f(&[("image", "busybox")])));
-    }
 }

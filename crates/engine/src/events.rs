@@ -78,6 +78,49 @@ impl Event {
             time_nano,
         }
     }
+
+    /// Whether the event passes docker's event filters (`type`, `event`/`action`,
+    /// `container`, `image`, `volume`, `label`): values of one key ORed, keys ANDed. Shared
+    /// by `rbuild events` and the API's `/events`.
+    pub fn matches(&self, filters: &[(String, String)]) -> bool {
+        let kind = serde_json::to_value(self.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let attr = |k: &str| {
+            self.actor
+                .attributes
+                .get(k)
+                .map(String::as_str)
+                .unwrap_or("")
+        };
+        let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter().all(|key| {
+            filters
+                .iter()
+                .filter(|(k, _)| k == key)
+                .any(|(_, v)| match key {
+                    "type" => kind == *v,
+                    "event" | "action" => self.action == *v,
+                    "container" => {
+                        kind == "container"
+                            && (self.actor.id.starts_with(v.as_str()) || attr("name") == v)
+                    }
+                    "image" => {
+                        (kind == "image" && (self.actor.id == *v || attr("name") == v))
+                            || (kind == "container" && attr("image") == v)
+                    }
+                    "volume" => kind == "volume" && self.actor.id == *v,
+                    "label" => match v.split_once('=') {
+                        Some((k, val)) => attr(k) == val,
+                        None => self.actor.attributes.contains_key(v),
+                    },
+                    _ => false,
+                })
+        })
+    }
 }
 
 /// Where the engine sends its events. Called on the thread that acted; must not block long.
@@ -116,6 +159,30 @@ impl EventSink for Recorded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_filters() {
+        let e = Event::now(
+            EventType::Container,
+            "start",
+            "abcdef",
+            [("name", "web".to_owned()), ("image", "busybox".to_owned())],
+        );
+        let f = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(e.matches(&[]));
+        assert!(e.matches(&f(&[("type", "container")])));
+        assert!(!e.matches(&f(&[("type", "image")])));
+        assert!(e.matches(&f(&[("event", "die"), ("event", "start")])));
+        assert!(e.matches(&f(&[("container", "web"), ("type", "container")])));
+        assert!(e.matches(&f(&[("container", "abc")])));
+        assert!(!e.matches(&f(&[("container", "db")])));
+        assert!(e.matches(&f(&[("image", "busybox")])));
+    }
 
     #[test]
     fn events_serialize_in_dockers_shape() {

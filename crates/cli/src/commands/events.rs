@@ -28,40 +28,6 @@ pub struct EventsArgs {
     pub format: Option<String>,
 }
 
-/// Whether `e` passes the filters (values of one key ORed, keys ANDed).
-fn matches(e: &Event, filters: &[(String, String)]) -> bool {
-    let kind = serde_json::to_value(e.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let attr = |k: &str| e.actor.attributes.get(k).map(String::as_str).unwrap_or("");
-    let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys.into_iter().all(|key| {
-        filters
-            .iter()
-            .filter(|(k, _)| k == key)
-            .any(|(_, v)| match key {
-                "type" => kind == *v,
-                "event" | "action" => e.action == *v,
-                "container" => {
-                    kind == "container" && (e.actor.id.starts_with(v.as_str()) || attr("name") == v)
-                }
-                "image" => {
-                    (kind == "image" && (e.actor.id == *v || attr("name") == v))
-                        || (kind == "container" && attr("image") == v)
-                }
-                "volume" => kind == "volume" && e.actor.id == *v,
-                "label" => match v.split_once('=') {
-                    Some((k, val)) => attr(k) == val,
-                    None => e.actor.attributes.contains_key(v),
-                },
-                _ => false,
-            })
-    })
-}
-
 /// Docker's line: `TIME TYPE ACTION ID (k=v, ...)`.
 fn line(e: &Event) -> String {
     let secs = e.time_nano.div_euclid(1_000_000_000);
@@ -150,7 +116,7 @@ pub fn run(args: EventsArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let format = args.format.as_deref();
     if since.is_some() || until.is_some() {
         for e in journal.read(since, until.map(|u| u.min(now))) {
-            if matches(&e, &filters) {
+            if e.matches(&filters) {
                 writeln!(out, "{}", render(&e, format))?;
             }
         }
@@ -164,7 +130,7 @@ pub fn run(args: EventsArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         if until.is_some_and(|u| e.time_nano >= u) {
             return false;
         }
-        if matches(&e, &filters) {
+        if e.matches(&filters) {
             let ok = writeln!(out, "{}", render(&e, format)).and_then(|_| out.flush());
             failed = ok.is_err();
             return !failed;
