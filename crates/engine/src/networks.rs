@@ -425,11 +425,7 @@ impl BuildNetwork {
 impl Drop for BuildNetwork {
     fn drop(&mut self) {
         drop(self.net.take());
-        let id = self.id.clone();
-        let _ = self.networks.update(|st| {
-            st.endpoints.retain(|e| e.container != id);
-            Ok(())
-        });
+        let _ = self.networks.release(&self.id);
     }
 }
 

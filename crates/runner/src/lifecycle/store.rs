@@ -563,11 +563,7 @@ impl Container {
             let _ = fs::remove_file(&link);
         }
         if self.record.is_bridged() {
-            let id = self.record.id.clone();
-            crate::network::Networks::new(self.store_root()).update(|st| {
-                st.endpoints.retain(|e| e.container != id);
-                Ok(())
-            })?;
+            crate::network::Networks::new(self.store_root()).release(&self.record.id)?;
         }
         Ok(())
     }

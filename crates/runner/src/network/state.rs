@@ -371,6 +371,15 @@ impl Networks {
         fs::rename(&tmp, &path).map_err(NetworkError::io(&path))
     }
 
+    /// Give the addresses of container `id`'s endpoints back (it is removed, or a build's
+    /// endpoint is done).
+    pub fn release(&self, id: &str) -> Result<(), NetworkError> {
+        self.update(|st| {
+            st.endpoints.retain(|e| e.container != id);
+            Ok(())
+        })
+    }
+
     /// Load, change and save the state under the lock; returns what `f` returned.
     pub fn update<T>(
         &self,
