@@ -59,8 +59,8 @@ pub use engine::Engine;
 pub use error::{EngineError, OptionExt, Result, ResultExt};
 pub use events::{Event, EventSink, EventType, NoEvents};
 pub use images::{
-    HistoryEntry, ImageDeleted, ImageLayers, ImageSummary, ImagesPruned, ImportOptions,
-    IndexSummary, SaveList, SaveLists, apply_changes,
+    EntryPlatform, HistoryEntry, ImageDeleted, ImageLayers, ImageSummary, ImagesPruned,
+    ImportOptions, IndexSummary, PullFn, SaveList, SaveLists, apply_changes,
 };
 pub use info::{RunnablePlatform, SystemInfo, runnable_platforms};
 pub use inspect::{ContainerJson, ImageInspect, NetworkJson, VolumeJson};

@@ -8,13 +8,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use rbuild_oci::manifest::{descriptor_digest, descriptor_platform, with_platform};
-use rbuild_oci::{Descriptor, Platform, Reference};
+use rbuild_engine::{EngineError, EntryPlatform};
+use rbuild_oci::{Digest, Reference};
 use rbuild_registry::PullOptions;
-use rbuild_store::{Image, ImageList, Store};
+use rbuild_store::Store;
 
 use super::Globals;
-use super::common::open_store;
+use super::common::{engine, open_store};
 use super::registry_opts::{RegistryArgs, runtime};
 use crate::transfer::{pull_blocking, push_index_blocking};
 
@@ -138,8 +138,43 @@ fn parse(reference: &str) -> anyhow::Result<Reference> {
         .with_context(|| format!("image reference {reference:?}"))
 }
 
+impl PlatformFields {
+    /// The engine's form of the fields (`--os-features` split at commas).
+    fn entry(&self) -> EntryPlatform {
+        EntryPlatform {
+            os: self.os.clone(),
+            arch: self.arch.clone(),
+            variant: self.variant.clone(),
+            os_version: self.os_version.clone(),
+            os_features: self
+                .os_features
+                .as_ref()
+                .map(|s| s.split(',').map(str::to_string).collect()),
+        }
+    }
+}
+
+/// The pull the engine calls for an image not in the store: quiet, with `registry`'s
+/// settings, every platform of a list when asked.
+fn puller<'a>(
+    registry: &'a RegistryArgs,
+    store: &'a Store,
+) -> impl FnMut(&Reference, bool) -> rbuild_engine::Result<Digest> + 'a {
+    move |r, all| {
+        let opts = PullOptions {
+            all_platforms: all,
+            ..PullOptions::default()
+        };
+        pull_blocking(registry, store, r, &opts, true).map_err(|e| match e.downcast() {
+            Ok(e) => e,
+            Err(e) => EngineError::Failed(format!("{e:#}")),
+        })
+    }
+}
+
 /// Run `rbuild manifest`.
 pub fn run(args: ManifestArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let engine = engine(globals);
     match args.command {
         ManifestCommand::Create {
             amend,
@@ -150,21 +185,15 @@ pub fn run(args: ManifestArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         } => {
             let name = parse(&list)?;
             let store = open_store(globals)?;
-            let mut entries = match store.resolve_index(&list)? {
-                Some(_) if !amend => anyhow::bail!(
-                    "manifest list {list:?} already exists (use --amend to add to it, or `rbuild manifest rm` first)"
-                ),
-                Some(existing) => existing.index.manifests().clone(),
-                None => Vec::new(),
-            };
-            for image in &images {
-                for d in entries_of(&store, &registry, image, &PlatformFields::default(), all)? {
-                    replace_entry(&mut entries, d);
-                }
-            }
-            let made = store.commit_index_of(entries, std::slice::from_ref(&name))?;
+            let digest = engine.create_manifest_list(
+                &list,
+                &images,
+                amend,
+                all,
+                &mut puller(&registry, &store),
+            )?;
             println!("Created manifest list {name}");
-            eprintln!("{}", made.digest);
+            eprintln!("{digest}");
         }
         ManifestCommand::Add {
             all,
@@ -174,30 +203,22 @@ pub fn run(args: ManifestArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             image,
         } => {
             let store = open_store(globals)?;
-            let (name, existing) = local_list(&store, &list)?;
-            let mut entries = existing.index.manifests().clone();
-            for d in entries_of(&store, &registry, &image, &platform, all)? {
-                replace_entry(&mut entries, d);
-            }
-            let made = store.commit_index_of(entries, &[name])?;
-            println!("{}", made.digest);
+            let digest = engine.add_to_manifest_list(
+                &list,
+                &image,
+                &platform.entry(),
+                all,
+                &mut puller(&registry, &store),
+            )?;
+            println!("{digest}");
         }
         ManifestCommand::Annotate {
             platform,
             list,
             image,
         } => {
-            let store = open_store(globals)?;
-            let (name, existing) = local_list(&store, &list)?;
-            let wanted = entry_digest(&store, &existing, &image)?;
-            let mut entries = existing.index.manifests().clone();
-            let entry = entries
-                .iter_mut()
-                .find(|d| descriptor_digest(d).ok().as_ref() == Some(&wanted))
-                .with_context(|| format!("{image:?} is not in manifest list {list:?}"))?;
-            *entry = annotated(entry.clone(), &platform)?;
-            let made = store.commit_index_of(entries, &[name])?;
-            println!("{}", made.digest);
+            let digest = engine.annotate_manifest_list(&list, &image, &platform.entry())?;
+            println!("{digest}");
         }
         ManifestCommand::Inspect {
             registry,
@@ -233,7 +254,7 @@ pub fn run(args: ManifestArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             dest,
         } => {
             let store = open_store(globals)?;
-            let (_, existing) = local_list(&store, &list)?;
+            let (_, existing) = engine.manifest_list(&list)?;
             let dest_text = dest.as_deref().unwrap_or(&list);
             let dest = parse(dest_text)?;
             let digest = push_index_blocking(&registry, &store, &existing, &dest, quiet)?;
@@ -262,124 +283,4 @@ pub fn run(args: ManifestArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The local list `list` names, with its name.
-fn local_list(store: &Store, list: &str) -> anyhow::Result<(Reference, ImageList)> {
-    let name = parse(list)?;
-    let existing = store.resolve_index(list)?.with_context(|| {
-        format!("no manifest list {list:?} in the store (make it with `rbuild manifest create`)")
-    })?;
-    Ok((name, existing))
-}
-
-/// The entries `image` contributes: a stored list's entries, or one image with the platform its
-/// config says (overridden by `fields`). Not in the store: pulled (this machine's platform's
-/// image of a remote list, or with `all` every platform's).
-fn entries_of(
-    store: &Store,
-    registry: &RegistryArgs,
-    image: &str,
-    fields: &PlatformFields,
-    all: bool,
-) -> anyhow::Result<Vec<Descriptor>> {
-    if let Some(list) = store.resolve_index(image)? {
-        return Ok(list.index.manifests().clone());
-    }
-    let img = match store.resolve(image) {
-        Ok(img) => img,
-        Err(rbuild_store::StoreError::ImageNotFound(_)) => {
-            let r = parse(image)?;
-            let opts = PullOptions {
-                all_platforms: all,
-                ..PullOptions::default()
-            };
-            let digest = pull_blocking(registry, store, &r, &opts, true)
-                .with_context(|| format!("{image:?} is not in the store; pulling it failed"))?;
-            if let Some(list) = store.resolve_index(&digest.to_string())? {
-                return Ok(list.index.manifests().clone());
-            }
-            store.image(&digest)?
-        }
-        Err(e) => return Err(e).with_context(|| format!("image {image:?}")),
-    };
-    let d = with_platform(store.manifest_descriptor(&img)?, &config_platform(&img));
-    Ok(vec![annotated(d, fields)?])
-}
-
-/// The platform an image's config declares (`linux/amd64` fields default to this machine's).
-fn config_platform(img: &Image) -> Platform {
-    rbuild_engine::build::image_platform(img).unwrap_or_else(Platform::host)
-}
-
-/// `d` with the platform fields given set.
-fn annotated(mut d: Descriptor, f: &PlatformFields) -> anyhow::Result<Descriptor> {
-    let mut p = descriptor_platform(&d).unwrap_or_else(Platform::host);
-    if let Some(os) = &f.os {
-        p.os = os.clone();
-    }
-    if let Some(arch) = &f.arch {
-        p.architecture = arch.clone();
-    }
-    if let Some(v) = &f.variant {
-        p.variant = Some(v.clone()).filter(|v| !v.is_empty());
-    }
-    // Architecture names are normalized (`aarch64` → `arm64`); a variant given is kept as
-    // written (`docker manifest annotate --variant v8` records `v8`).
-    let mut p = Platform::parse_normalized(&p.to_string())
-        .map_err(|e| anyhow::anyhow!("--os/--arch/--variant: {e}"))?;
-    if let Some(v) = f.variant.as_ref().filter(|v| !v.is_empty()) {
-        p.variant = Some(v.clone());
-    }
-    let before = d.platform().clone();
-    d = with_platform(d, &p);
-    if let Some(mut plat) = d.platform().clone() {
-        let old_version = before.as_ref().and_then(|b| b.os_version().clone());
-        let old_features = before.as_ref().and_then(|b| b.os_features().clone());
-        plat.set_os_version(f.os_version.clone().or(old_version));
-        plat.set_os_features(
-            f.os_features
-                .as_ref()
-                .map(|s| s.split(',').map(str::to_string).collect())
-                .or(old_features),
-        );
-        d.set_platform(Some(plat));
-    }
-    Ok(d)
-}
-
-/// Put `d` in `entries`, replacing an entry for the same manifest.
-fn replace_entry(entries: &mut Vec<Descriptor>, d: Descriptor) {
-    let digest = descriptor_digest(&d).ok();
-    match entries
-        .iter_mut()
-        .find(|e| descriptor_digest(e).ok() == digest)
-    {
-        Some(e) => *e = d,
-        None => entries.push(d),
-    }
-}
-
-/// The manifest digest `image` means in `list`: a digest, or a stored image's manifest.
-fn entry_digest(
-    store: &Store,
-    list: &ImageList,
-    image: &str,
-) -> anyhow::Result<rbuild_oci::Digest> {
-    if let Ok(d) = image.parse::<rbuild_oci::Digest>()
-        && list.entries().iter().any(|(e, _)| *e == d)
-    {
-        return Ok(d);
-    }
-    if let Some(d) = image
-        .parse::<Reference>()
-        .ok()
-        .and_then(|r| r.digest().cloned())
-    {
-        return Ok(d);
-    }
-    Ok(store
-        .resolve(image)
-        .with_context(|| format!("image {image:?}"))?
-        .manifest_digest)
 }

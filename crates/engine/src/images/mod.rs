@@ -4,12 +4,14 @@
 mod archive;
 mod import;
 mod list;
+mod manifest_list;
 mod remove;
 
 pub use archive::{SaveList, SaveLists};
 pub(crate) use import::apply_change;
 pub use import::{ImportOptions, apply_changes};
 pub use list::{HistoryEntry, ImageSummary, IndexSummary};
+pub use manifest_list::{EntryPlatform, PullFn};
 pub use remove::{ImageDeleted, ImagesPruned};
 
 use std::path::PathBuf;
