@@ -36,6 +36,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     match cli.command.run(&cli.globals) {
         Ok(code) => code,
@@ -44,4 +45,26 @@ fn main() -> ExitCode {
             ExitCode::from(report::exit_code(&err))
         }
     }
+}
+
+/// A closed standard output (`rbuild images | head -1`) ends the command quietly with the
+/// status a shell gives a process that SIGPIPE ended (141), as docker's CLI ends, instead of
+/// the standard library's "failed printing to stdout" panic. SIGPIPE itself stays ignored: a
+/// container's closed stdin pipe or a client's closed socket must not kill a monitor or the
+/// API service.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied());
+        if message.is_some_and(|m| {
+            m.starts_with("failed printing to stdout") && m.contains("Broken pipe")
+        }) {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

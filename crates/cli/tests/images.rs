@@ -233,3 +233,22 @@ fn prune_removes_dangling_images() {
     assert!(out.contains("Total reclaimed space: 2."), "{out}");
     assert!(!rbuild_ok(r, &["images"]).contains("<none>"));
 }
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly_with_sigpipes_status() {
+    let root = tempfile::tempdir().unwrap();
+    // `rbuild images | head -0`: the reading end is gone before rbuild prints its table.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(root.path())
+        .arg("images")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -11,8 +11,6 @@ use rbuild_runner::lifecycle::Container;
 use crate::terminal::RawMode;
 
 use super::Globals;
-use super::common::store_root;
-use super::containers::find;
 
 /// Arguments of `rbuild attach`.
 #[derive(Debug, Args)]
@@ -47,7 +45,7 @@ impl DetachKeys {
 
 /// Run `rbuild attach`.
 pub fn run(args: AttachArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let c = find(&store_root(globals), &args.container)?;
+    let c = super::common::engine(globals).container(&args.container)?;
     if !c.state()?.status.is_active() {
         bail!("You cannot attach to a stopped container, start it first");
     }

@@ -10,8 +10,6 @@ use clap::Args;
 use rbuild_engine::CommitOptions;
 
 use super::Globals;
-use super::common::store_root;
-use super::containers::find;
 
 /// Arguments of `rbuild commit`.
 #[derive(Debug, Args)]
@@ -36,7 +34,7 @@ pub struct CommitArgs {
 
 /// Run `rbuild commit`: prints the new image's ID.
 pub fn run(args: CommitArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let c = find(&store_root(globals), &args.container)?;
+    let c = super::common::engine(globals).container(&args.container)?;
     let name = args
         .reference
         .as_deref()

@@ -1,16 +1,9 @@
-//! Helpers shared by the container commands: finding containers, and docker's wording for a
+//! Helpers shared by the container commands: docker's wording for a
 //! container's status, ports and command (the `ps` columns).
 
-use std::path::Path;
-
-use rbuild_runner::lifecycle::{Container, ContainerState, Containers, Status};
+use rbuild_runner::lifecycle::{Container, ContainerState, Status};
 
 use super::common::{human_duration, now};
-
-/// A container by ID, name or unique ID prefix.
-pub fn find(root: &Path, query: &str) -> anyhow::Result<Container> {
-    Ok(Containers::new(root).get(query)?)
-}
 
 /// Seconds of a nanosecond timestamp.
 pub fn secs(ns: i64) -> i64 {

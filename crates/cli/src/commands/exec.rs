@@ -12,8 +12,6 @@ use rbuild_engine::ExecOptions;
 use rbuild_runner::Stdio;
 
 use super::Globals;
-use super::common::store_root;
-use super::containers::find;
 use crate::report::ExitStatus;
 use crate::{signals, terminal};
 
@@ -54,7 +52,7 @@ fn fail(e: anyhow::Error) -> anyhow::Error {
 
 /// Run `rbuild exec`.
 pub fn run(args: ExecArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let c = find(&store_root(globals), &args.container)?;
+    let c = super::common::engine(globals).container(&args.container)?;
     let env: Vec<String> = args
         .env
         .iter()

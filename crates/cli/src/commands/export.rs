@@ -9,8 +9,6 @@ use anyhow::bail;
 use clap::Args;
 
 use super::Globals;
-use super::common::store_root;
-use super::containers::find;
 
 /// Arguments of `rbuild export`.
 #[derive(Debug, Args)]
@@ -24,7 +22,7 @@ pub struct ExportArgs {
 
 /// Run `rbuild export`.
 pub fn run(args: ExportArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let c = find(&store_root(globals), &args.container)?;
+    let c = super::common::engine(globals).container(&args.container)?;
     if args.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         bail!("cowardly refusing to write a tar to a terminal: use -o FILE or redirect the output");
     }

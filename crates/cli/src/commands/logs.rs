@@ -12,8 +12,6 @@ use rbuild_runner::lifecycle::Container;
 use rbuild_runner::lifecycle::log::LogEntry;
 
 use super::Globals;
-use super::common::store_root;
-use super::containers::find;
 
 /// Arguments of `rbuild logs`.
 #[derive(Debug, Args)]
@@ -55,7 +53,7 @@ fn print(e: &LogEntry, timestamps: bool) {
 
 /// Run `rbuild logs`.
 pub fn run(args: LogsArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let c = find(&store_root(globals), &args.container)?;
+    let c = super::common::engine(globals).container(&args.container)?;
     let since = args.since.as_deref().map(parse_when).transpose()?;
     let until = args.until.as_deref().map(parse_when).transpose()?;
     let tail: Option<usize> = match args.tail.as_str() {

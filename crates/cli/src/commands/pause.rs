@@ -6,8 +6,6 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Globals;
-use super::common::store_root;
-use super::containers::find;
 
 /// Arguments of `rbuild pause` and `rbuild unpause`.
 #[derive(Debug, Args)]
@@ -18,18 +16,20 @@ pub struct PauseArgs {
 }
 
 fn each(args: PauseArgs, globals: &Globals, paused: bool) -> ExitCode {
-    let root = store_root(globals);
     let engine = super::common::engine(globals);
     let mut failed = false;
     for name in &args.containers {
-        match find(&root, name).and_then(|c| {
-            if paused {
-                engine.pause(&c)?;
-            } else {
-                engine.unpause(&c)?;
-            }
-            Ok(())
-        }) {
+        match engine
+            .container(name)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| {
+                if paused {
+                    engine.pause(&c)?;
+                } else {
+                    engine.unpause(&c)?;
+                }
+                Ok(())
+            }) {
             Ok(()) => println!("{name}"),
             Err(e) => {
                 crate::report::print_error(&e);

@@ -6,8 +6,6 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Globals;
-use super::common::store_root;
-use super::containers::find;
 
 /// Arguments of `rbuild port`.
 #[derive(Debug, Args)]
@@ -20,7 +18,7 @@ pub struct PortArgs {
 
 /// Run `rbuild port`.
 pub fn run(args: PortArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let c = find(&store_root(globals), &args.container)?;
+    let c = super::common::engine(globals).container(&args.container)?;
     let private = args.private_port.as_deref();
     for b in super::common::engine(globals).port(&c, private)? {
         match private {

@@ -5,8 +5,6 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Globals;
-use super::common::store_root;
-use super::containers::find;
 
 /// Arguments of `rbuild rm`.
 #[derive(Debug, Args)]
@@ -24,11 +22,12 @@ pub struct RmArgs {
 
 /// Run `rbuild rm`.
 pub fn run(args: RmArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let root = store_root(globals);
     let engine = super::common::engine(globals);
     let mut failed = false;
     for name in &args.containers {
-        match find(&root, name)
+        match engine
+            .container(name)
+            .map_err(anyhow::Error::from)
             .and_then(|c| Ok(engine.remove_container(&c, args.force, args.volumes)?))
         {
             Ok(()) => println!("{name}"),

@@ -11,8 +11,6 @@ use clap::Args;
 use nix::libc;
 
 use super::Globals;
-use super::common::store_root;
-use super::containers::find;
 
 /// Arguments of `rbuild start`.
 #[derive(Debug, Args)]
@@ -32,7 +30,6 @@ pub struct StartArgs {
 
 /// Run `rbuild start`.
 pub fn run(args: StartArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let root = store_root(globals);
     let attach = args.attach || args.interactive;
     let keys = args.detach.keys()?;
     if attach && args.containers.len() > 1 {
@@ -41,7 +38,7 @@ pub fn run(args: StartArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let engine = super::common::engine(globals);
     let mut failed = false;
     for name in &args.containers {
-        let c = match find(&root, name) {
+        let c = match engine.container(name).map_err(anyhow::Error::from) {
             Ok(c) => c,
             Err(e) => {
                 crate::report::print_error(&e);

@@ -1,6 +1,5 @@
 //! `rbuild stop`, `rbuild kill` and `rbuild restart`.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -8,8 +7,6 @@ use rbuild_engine::options::parse_signal;
 use rbuild_runner::lifecycle::Container;
 
 use super::Globals;
-use super::common::store_root;
-use super::containers::find;
 
 /// Arguments of `rbuild stop`.
 #[derive(Debug, Args)]
@@ -43,12 +40,16 @@ pub struct KillArgs {
 
 fn each(
     names: &[String],
-    root: &Path,
+    engine: &rbuild_engine::Engine,
     mut f: impl FnMut(&Container) -> anyhow::Result<()>,
 ) -> ExitCode {
     let mut failed = false;
     for name in names {
-        match find(root, name).and_then(|c| f(&c)) {
+        match engine
+            .container(name)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| f(&c))
+        {
             Ok(()) => println!("{name}"),
             Err(e) => {
                 crate::report::print_error(&e);
@@ -65,26 +66,27 @@ fn each(
 
 /// Run `rbuild stop`.
 pub fn run_stop(args: StopArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let root = store_root(globals);
     let engine = super::common::engine(globals);
-    Ok(each(&args.containers, &root, |c| {
+    Ok(each(&args.containers, &engine, |c| {
         Ok(engine.stop(c, args.time, args.signal.as_deref())?)
     }))
 }
 
 /// Run `rbuild kill`.
 pub fn run_kill(args: KillArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let root = store_root(globals);
     let sig = parse_signal(&args.signal)?;
     let engine = super::common::engine(globals);
-    Ok(each(&args.containers, &root, |c| Ok(engine.kill(c, sig)?)))
+    Ok(each(
+        &args.containers,
+        &engine,
+        |c| Ok(engine.kill(c, sig)?),
+    ))
 }
 
 /// Run `rbuild restart` (stop, then start).
 pub fn run_restart(args: StopArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let root = store_root(globals);
     let engine = super::common::engine(globals);
-    Ok(each(&args.containers, &root, |c| {
+    Ok(each(&args.containers, &engine, |c| {
         Ok(engine.restart(c, args.time, args.signal.as_deref())?)
     }))
 }

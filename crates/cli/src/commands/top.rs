@@ -6,8 +6,6 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Globals;
-use super::common::store_root;
-use super::containers::find;
 
 /// Arguments of `rbuild top`.
 #[derive(Debug, Args)]
@@ -21,7 +19,7 @@ pub struct TopArgs {
 
 /// Run `rbuild top`.
 pub fn run(args: TopArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let c = find(&store_root(globals), &args.container)?;
+    let c = super::common::engine(globals).container(&args.container)?;
     let top = super::common::engine(globals).top(&c, &args.ps_args)?;
     println!("{}", top.header);
     for l in &top.processes {

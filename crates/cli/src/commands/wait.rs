@@ -6,8 +6,6 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Globals;
-use super::common::store_root;
-use super::containers::find;
 
 /// Arguments of `rbuild wait`.
 #[derive(Debug, Args)]
@@ -19,11 +17,13 @@ pub struct WaitArgs {
 
 /// Run `rbuild wait`.
 pub fn run(args: WaitArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let root = store_root(globals);
     let engine = super::common::engine(globals);
     let mut failed = false;
     for name in &args.containers {
-        let waited = find(&root, name).and_then(|c| Ok(engine.wait(&c)?));
+        let waited = engine
+            .container(name)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| Ok(engine.wait(&c)?));
         match waited {
             Ok(code) => println!("{code}"),
             Err(e) => {
