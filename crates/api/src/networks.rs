@@ -117,21 +117,11 @@ pub async fn handle(s: &Arc<Service>, mut c: Call) -> ApiResult {
         (&Method::GET, ["networks"]) => {
             let filters = c.filters()?;
             let list = blocking(move || {
-                let (records, st) = engine.list_networks()?;
-                let mut out = Vec::new();
-                for r in &records {
-                    let keep = filters.iter().all(|(k, v)| match k.as_str() {
-                        "name" => r.name.contains(v.as_str()),
-                        "id" => r.id.starts_with(v.as_str()),
-                        "driver" => r.driver == *v,
-                        "type" => (v == "builtin") == r.is_predefined(),
-                        _ => true,
-                    });
-                    if keep {
-                        out.push(to_json(&NetworkJson::new(r, &st))?);
-                    }
-                }
-                Ok(out)
+                let (records, st) = engine.list_networks_matching(&filters)?;
+                records
+                    .iter()
+                    .map(|r| to_json(&NetworkJson::new(r, &st)))
+                    .collect::<Result<Vec<_>, _>>()
             })
             .await?;
             Ok(json(&list))

@@ -33,31 +33,11 @@ pub async fn list(s: &Arc<Service>, c: &Call) -> ApiResult {
     let filters = c.filters()?;
     let engine = s.engine.clone();
     let vols = blocking(move || {
-        let mut out = Vec::new();
-        for v in engine.list_volumes()? {
-            let mut keep = true;
-            for (k, want) in &filters {
-                keep &= match k.as_str() {
-                    "name" => v.name.contains(want.as_str()),
-                    "dangling" => {
-                        let used = !engine.volumes().users(&v.name)?.is_empty();
-                        (want == "true" || want == "1") != used
-                    }
-                    "driver" => want == "local",
-                    "label" => match want.split_once('=') {
-                        Some((lk, lv)) => v.labels.get(lk).is_some_and(|x| x == lv),
-                        None => v.labels.contains_key(want),
-                    },
-                    other => {
-                        return Err(ApiError::bad(format!("invalid filter '{other}'")));
-                    }
-                };
-            }
-            if keep {
-                out.push(volume_json(&v));
-            }
-        }
-        Ok(out)
+        Ok(engine
+            .list_volumes_matching(&filters)?
+            .iter()
+            .map(volume_json)
+            .collect::<Vec<_>>())
     })
     .await?;
     Ok(json(&json!({"Volumes": vols, "Warnings": []})))

@@ -155,33 +155,6 @@ fn fields(n: &rbuild_runner::network::NetworkRecord, no_trunc: bool) -> Map<Stri
     m
 }
 
-fn matches(
-    n: &rbuild_runner::network::NetworkRecord,
-    filters: &[(String, String)],
-) -> anyhow::Result<bool> {
-    for (k, v) in filters {
-        let ok = match k.as_str() {
-            "name" => n.name.contains(v.as_str()),
-            "id" => n.id.starts_with(v.as_str()),
-            "driver" => n.driver == *v,
-            "label" => match v.split_once('=') {
-                Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
-                None => n.labels.contains_key(v),
-            },
-            "type" => match v.as_str() {
-                "custom" => !n.is_predefined(),
-                "builtin" => n.is_predefined(),
-                _ => anyhow::bail!("invalid filter 'type={v}' (custom or builtin)"),
-            },
-            _ => anyhow::bail!("invalid filter {k:?} (name, id, driver, label, type)"),
-        };
-        if !ok {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 /// Run `rbuild network …`.
 pub fn run(args: NetworkArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let engine = super::common::engine(globals);
@@ -222,14 +195,7 @@ pub fn run(args: NetworkArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                         })
                 })
                 .collect::<anyhow::Result<_>>()?;
-            let (mut all, _) = engine.list_networks()?;
-            all.sort_by(|a, b| a.name.cmp(&b.name));
-            let mut shown = Vec::new();
-            for n in all {
-                if matches(&n, &filters)? {
-                    shown.push(n);
-                }
-            }
+            let (shown, _) = engine.list_networks_matching(&filters)?;
             if quiet {
                 for n in &shown {
                     println!("{}", if no_trunc { &n.id[..] } else { &n.id[..12] });
