@@ -201,27 +201,33 @@ pub async fn events(s: &Arc<Service>, c: &Call) -> ApiResult {
 pub async fn df(s: &Arc<Service>) -> ApiResult {
     let engine = s.engine.clone();
     let v = blocking(move || {
-        let images: Vec<Value> = engine
-            .list_images(None)?
+        let usage = engine.disk_usage()?;
+        let images: Vec<Value> = usage
+            .images
             .iter()
-            .map(crate::images::summary_json)
+            .map(|i| {
+                let mut j = crate::images::summary_json(&i.summary);
+                j["Containers"] = json!(i.containers);
+                j
+            })
             .collect();
-        let layers: i64 = images.iter().filter_map(|i| i["Size"].as_i64()).sum();
-        let containers: Vec<Value> = engine
-            .list_containers(&rbuild_engine::ListOptions {
-                all: true,
-                ..Default::default()
-            })?
+        let (layers, _) = usage.images_size();
+        let containers: Vec<Value> = usage
+            .containers
             .iter()
-            .map(crate::containers::summary_json)
+            .map(|c| {
+                let mut j = crate::containers::summary_json(&c.summary);
+                j["SizeRw"] = json!(c.size);
+                j
+            })
             .collect();
-        let volumes: Vec<Value> = engine
-            .list_volumes()?
+        let volumes: Vec<Value> = usage
+            .volumes
             .iter()
             .map(|v| {
-                let mut j =
-                    serde_json::to_value(rbuild_engine::VolumeJson::from(v)).unwrap_or(Value::Null);
-                j["UsageData"] = json!({"Size": -1, "RefCount": -1});
+                let mut j = serde_json::to_value(rbuild_engine::VolumeJson::from(&v.volume))
+                    .unwrap_or(Value::Null);
+                j["UsageData"] = json!({"Size": v.size, "RefCount": v.links});
                 j
             })
             .collect();

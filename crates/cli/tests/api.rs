@@ -270,6 +270,13 @@ fn docker_cli_version_info_images_and_containers() {
             .any(|l| l.starts_with("Containers") && l.split_whitespace().nth(1) == Some("1")),
         "{df}"
     );
+    // The image the container was made from counts as active (the service reports each
+    // image's containers, as dockerd does).
+    assert!(
+        df.lines()
+            .any(|l| l.starts_with("Images") && l.split_whitespace().nth(2) == Some("1")),
+        "{df}"
+    );
     s.ok(&["rm", "web"]);
     assert_eq!(s.ok(&["ps", "-aq"]).trim(), "");
     s.ok(&["create", "--name", "pruned", "busybox", "true"]);
@@ -716,6 +723,20 @@ fn version_system_df_and_prune() {
         return;
     }
     rbuild_ok(&root, &["create", "--name", "stopped", "busybox", "true"]);
+    rbuild_ok(&root, &["volume", "create", "kept"]);
+    rbuild_ok(
+        &root,
+        &[
+            "create",
+            "--network",
+            "none",
+            "-v",
+            "kept:/data",
+            "busybox",
+            "true",
+        ],
+    );
+    rbuild_ok(&root, &["network", "create", "unused-net"]);
     let df = rbuild_ok(&root, &["system", "df"]);
     let row = |t: &str| -> Vec<String> {
         df.lines()
@@ -726,10 +747,19 @@ fn version_system_df_and_prune() {
             .collect()
     };
     assert_eq!(row("Images")[1..3], ["1", "1"], "{df}");
-    assert_eq!(row("Containers")[1..3], ["1", "0"], "{df}");
+    assert_eq!(row("Containers")[1..3], ["2", "0"], "{df}");
+    assert_eq!(row("Local Volumes")[2..4], ["1", "1"], "{df}");
     let out = rbuild_ok(&root, &["system", "prune", "-f", "-a"]);
     assert!(out.contains("Deleted Containers:"), "{out}");
+    assert!(out.contains("Deleted Networks:\nunused-net\n"), "{out}");
+    assert!(!out.contains("Deleted Volumes:"), "{out}");
     assert!(out.contains("Deleted Images:"), "{out}");
+    assert!(
+        rbuild_ok(&root, &["network", "ls", "--format", "{{.Name}}"])
+            .lines()
+            .all(|n| n != "unused-net")
+    );
+    assert_eq!(rbuild_ok(&root, &["volume", "ls", "-q"]).trim(), "kept");
     assert!(rbuild_ok(&root, &["ps", "-aq"]).trim().is_empty());
     assert!(rbuild_ok(&root, &["images", "-q"]).trim().is_empty());
 }

@@ -41,6 +41,7 @@ mod containers;
 mod engine;
 mod error;
 pub mod events;
+mod filters;
 mod images;
 mod info;
 pub mod inspect;
@@ -49,6 +50,7 @@ mod networks;
 pub mod options;
 pub mod registry;
 pub mod transfer;
+mod usage;
 mod volumes;
 
 pub use containers::{
@@ -67,3 +69,4 @@ pub use inspect::{ContainerJson, ImageInspect, NetworkJson, VolumeJson};
 pub use networks::{BuildNetwork, EndpointRequest, NetworkCreate};
 pub use options::CreateOptions;
 pub use registry::RegistrySettings;
+pub use usage::{ContainerUsage, DiskUsage, ImageUsage, SystemPrune, SystemPruned, VolumeUsage};

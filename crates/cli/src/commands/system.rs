@@ -5,13 +5,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use std::collections::HashSet;
 use std::io::{BufRead, Write};
-use std::path::Path;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use rbuild_engine::ListOptions;
 
 use super::Globals;
 use super::common::{human_size, table};
@@ -107,73 +104,23 @@ fn service(args: ServiceArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The bytes of the files under `dir` (not following symlinks).
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 fn reclaimable(part: u64, whole: u64) -> String {
     let pct = (part * 100).checked_div(whole).unwrap_or(0);
     format!("{} ({pct}%)", human_size(part))
 }
 
 fn df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let engine = super::common::engine(globals);
-    let images = engine.list_images(None)?;
-    let containers = engine.list_containers(&ListOptions {
-        all: true,
-        ..ListOptions::default()
-    })?;
-    let volumes = engine.list_volumes()?;
-    let used: HashSet<String> = containers
+    let usage = super::common::engine(globals).disk_usage()?;
+    let (img_total, img_unused) = usage.images_size();
+    let (c_total, c_stopped) = usage.containers_size();
+    let (v_total, v_unused) = usage.volumes_size();
+    let img_active = usage.images.iter().filter(|i| i.containers > 0).count();
+    let c_active = usage
+        .containers
         .iter()
-        .map(|c| c.container.record.image_id.clone())
-        .collect();
-    let img_total: u64 = images.iter().map(|i| i.size).sum();
-    let img_unused: u64 = images
-        .iter()
-        .filter(|i| !used.contains(&i.image.id.to_string()))
-        .map(|i| i.size)
-        .sum();
-    let img_active = images
-        .iter()
-        .filter(|i| used.contains(&i.image.id.to_string()))
+        .filter(|c| c.summary.state.status.is_active())
         .count();
-    let c_size = |c: &rbuild_engine::ContainerSummary| dir_size(&c.container.dir().join("upper"));
-    let c_total: u64 = containers.iter().map(c_size).sum();
-    let c_active = containers
-        .iter()
-        .filter(|c| c.state.status.is_active())
-        .count();
-    let c_stopped: u64 = containers
-        .iter()
-        .filter(|c| !c.state.status.is_active())
-        .map(c_size)
-        .sum();
-    let vols = engine.volumes();
-    let v_size = |name: &str| dir_size(&engine.root().join("volumes").join(name).join("_data"));
-    let mut v_total = 0;
-    let mut v_unused = 0;
-    let mut v_active = 0;
-    for v in &volumes {
-        let size = v_size(&v.name);
-        v_total += size;
-        if vols.users(&v.name)?.is_empty() {
-            v_unused += size;
-        } else {
-            v_active += 1;
-        }
-    }
+    let v_active = usage.volumes.iter().filter(|v| v.links > 0).count();
     let mut out = std::io::stdout().lock();
     let rows = vec![
         ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
@@ -181,21 +128,21 @@ fn df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             .to_vec(),
         vec![
             "Images".into(),
-            images.len().to_string(),
+            usage.images.len().to_string(),
             img_active.to_string(),
             human_size(img_total),
             reclaimable(img_unused, img_total),
         ],
         vec![
             "Containers".into(),
-            containers.len().to_string(),
+            usage.containers.len().to_string(),
             c_active.to_string(),
             human_size(c_total),
             reclaimable(c_stopped, c_total),
         ],
         vec![
             "Local Volumes".into(),
-            volumes.len().to_string(),
+            usage.volumes.len().to_string(),
             v_active.to_string(),
             human_size(v_total),
             reclaimable(v_unused, v_total),
@@ -208,17 +155,14 @@ fn df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 .map(String::from)
                 .to_vec(),
         ];
-        for i in &images {
-            let id = i.image.id.to_string();
-            let users = containers
-                .iter()
-                .filter(|c| c.container.record.image_id == id)
-                .count();
+        for i in &usage.images {
+            let id = i.summary.image.id.to_string();
             let short = id.trim_start_matches("sha256:")[..12].to_owned();
-            let names: Vec<(String, String)> = if i.names.is_empty() {
+            let names: Vec<(String, String)> = if i.summary.names.is_empty() {
                 vec![("<none>".into(), "<none>".into())]
             } else {
-                i.names
+                i.summary
+                    .names
                     .iter()
                     .map(|n| {
                         (
@@ -233,8 +177,8 @@ fn df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                     repo,
                     tag,
                     short.clone(),
-                    human_size(i.size),
-                    users.to_string(),
+                    human_size(i.summary.size),
+                    i.containers.to_string(),
                 ]);
             }
         }
@@ -244,22 +188,23 @@ fn df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 .map(String::from)
                 .to_vec(),
         ];
-        for c in &containers {
+        for c in &usage.containers {
+            let container = &c.summary.container;
             rows.push(vec![
-                c.container.id()[..12].to_owned(),
-                c.container.record.image.clone(),
-                human_size(c_size(c)),
-                c.state.status.as_str().to_owned(),
-                c.container.name().to_owned(),
+                container.id()[..12].to_owned(),
+                container.record.image.clone(),
+                human_size(c.size),
+                c.summary.state.status.as_str().to_owned(),
+                container.name().to_owned(),
             ]);
         }
         write!(out, "\nContainers space usage:\n\n{}", table(&rows))?;
         let mut rows = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
-        for v in &volumes {
+        for v in &usage.volumes {
             rows.push(vec![
-                v.name.clone(),
-                vols.users(&v.name)?.len().to_string(),
-                human_size(v_size(&v.name)),
+                v.volume.name.clone(),
+                v.links.to_string(),
+                human_size(v.size),
             ]);
         }
         write!(out, "\nLocal Volumes space usage:\n\n{}", table(&rows))?;
@@ -269,7 +214,10 @@ fn df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 
 fn prune(args: PruneArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     if !args.force {
-        let mut what = vec!["  - all stopped containers"];
+        let mut what = vec![
+            "  - all stopped containers",
+            "  - all networks not used by at least one container",
+        ];
         if args.volumes {
             what.push("  - all anonymous volumes not used by at least one container");
         }
@@ -291,65 +239,37 @@ fn prune(args: PruneArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let engine = super::common::engine(globals);
+    let pruned = super::common::engine(globals).system_prune(&rbuild_engine::SystemPrune {
+        all_images: args.all,
+        volumes: args.volumes,
+    })?;
+    let images: Vec<String> = pruned
+        .images
+        .iter()
+        .map(|d| match d {
+            rbuild_engine::ImageDeleted::Untagged(r) => format!("untagged: {}", r.familiar()),
+            rbuild_engine::ImageDeleted::Deleted(d) => format!("deleted: {d}"),
+        })
+        .collect();
     let mut out = std::io::stdout().lock();
-    let before = dir_size(engine.root());
-    let containers = engine.prune_containers()?;
-    if !containers.is_empty() {
-        writeln!(out, "Deleted Containers:")?;
-        for c in &containers {
-            writeln!(out, "{c}")?;
-        }
-        writeln!(out)?;
-    }
-    if args.volumes {
-        let vols = engine.prune_volumes(false)?;
-        if !vols.is_empty() {
-            writeln!(out, "Deleted Volumes:")?;
-            for v in &vols {
-                writeln!(out, "{v}")?;
+    for (title, items) in [
+        ("Deleted Containers:", &pruned.containers),
+        ("Deleted Networks:", &pruned.networks),
+        ("Deleted Volumes:", &pruned.volumes),
+        ("Deleted Images:", &images),
+    ] {
+        if !items.is_empty() {
+            writeln!(out, "{title}")?;
+            for i in items {
+                writeln!(out, "{i}")?;
             }
             writeln!(out)?;
         }
     }
-    let mut deleted: Vec<String> = Vec::new();
-    if args.all {
-        let used: HashSet<String> = engine
-            .containers()
-            .list()?
-            .iter()
-            .map(|c| c.record.image_id.clone())
-            .collect();
-        for i in engine.list_images(None)? {
-            let id = i.image.id.to_string();
-            if used.contains(&id) {
-                continue;
-            }
-            for d in engine.remove_image(&id, true)? {
-                deleted.push(match d {
-                    rbuild_engine::ImageDeleted::Untagged(r) => {
-                        format!("untagged: {}", r.familiar())
-                    }
-                    rbuild_engine::ImageDeleted::Deleted(d) => format!("deleted: {d}"),
-                });
-            }
-        }
-    }
-    for d in engine.prune_images()?.deleted {
-        deleted.push(format!("deleted: {d}"));
-    }
-    if !deleted.is_empty() {
-        writeln!(out, "Deleted Images:")?;
-        for d in &deleted {
-            writeln!(out, "{d}")?;
-        }
-        writeln!(out)?;
-    }
-    let after = dir_size(engine.root());
     writeln!(
         out,
         "Total reclaimed space: {}",
-        human_size(before.saturating_sub(after))
+        human_size(pruned.reclaimed)
     )?;
     Ok(ExitCode::SUCCESS)
 }

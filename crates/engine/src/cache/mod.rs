@@ -99,22 +99,6 @@ fn cache_blob(store: &Store, diff_id: &Digest) -> Result<(Digest, u64, &'static 
     Ok((d, size, GZIP_LAYER))
 }
 
-/// The bytes of the files under `dir` (stopping early past `limit`).
-fn dir_size(dir: &std::path::Path, limit: u64) -> u64 {
-    let mut total = 0;
-    for e in walkdir::WalkDir::new(dir).into_iter().flatten() {
-        if let Ok(m) = e.metadata()
-            && m.is_file()
-        {
-            total += m.len();
-            if total > limit {
-                break;
-            }
-        }
-    }
-    total
-}
-
 /// Cache mounts as layers: their entries, their blobs (digest, size), and warnings about
 /// the ones left out.
 type MountLayers = (Vec<MountEntry>, Vec<Blob>, Vec<String>);
@@ -131,7 +115,7 @@ fn mount_layers(
 ) -> Result<MountLayers> {
     let (mut entries, mut blobs, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
     for (id, dir) in mounts {
-        let size = dir_size(dir, max);
+        let size = crate::usage::dir_size(dir, max);
         if size > max {
             warnings.push(format!(
                 "cache mount {id:?} not exported: larger than cache-mount-max-size ({max} bytes)"

@@ -65,17 +65,6 @@ fn conflict(
     })
 }
 
-/// The bytes of the files under `p`.
-fn dir_size(p: &std::path::Path) -> u64 {
-    walkdir::WalkDir::new(p)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
-}
-
 impl Engine {
     /// Give the image `source` names the name `target`. Sends a `tag` event.
     pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
@@ -233,7 +222,7 @@ impl Engine {
     /// only they used (docker's `image prune`).
     pub fn prune_images(&self) -> Result<ImagesPruned> {
         let store = self.store()?;
-        let before = dir_size(store.root());
+        let before = crate::usage::dir_size(store.root(), u64::MAX);
         // Images containers were created from stay, dangling or not (their layers are the
         // containers' lower dirs).
         let in_use: HashSet<Digest> = self
@@ -243,7 +232,7 @@ impl Engine {
             .filter_map(|c| c.record.image_id.parse().ok())
             .collect();
         let deleted = store.prune(&in_use)?;
-        let after = dir_size(store.root());
+        let after = crate::usage::dir_size(store.root(), u64::MAX);
         for d in &deleted {
             self.emit(Event::now(EventType::Image, "delete", &d.to_string(), []));
         }
