@@ -231,13 +231,77 @@ fn two_platform_build_pushes_an_index_that_skopeo_rbuild_and_docker_read() {
     let fresh = work.path().join("fresh");
     rbuild_ok(&fresh, &["pull", "-q", &tag]);
     assert_eq!(rbuild_ok(&fresh, &["run", "--rm", &tag]).trim(), "x86_64");
+    // The tag names the index (as containerd's store keeps it), with only amd64 pulled.
     let refused = rbuild(&fresh, &["run", "--rm", "--platform", "linux/arm64", &tag]);
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        err.contains("wanted linux/arm64, actual: linux/amd64"),
+        err.contains("no image for platform linux/arm64")
+            && err.contains("linux/arm64 (not pulled)")
+            && err.contains("rbuild pull --platform linux/arm64"),
         "{err}"
     );
+
+    // A base pulled for one platform's FROM, then for another's (one build, then a
+    // two-platform build from it): both stay stored under the tag, the host's is the default.
+    let bases = work.path().join("bases");
+    let derived = work.path().join("derived");
+    std::fs::create_dir_all(&derived).unwrap();
+    std::fs::write(
+        derived.join("Dockerfile"),
+        format!("FROM {tag}\nRUN uname -m > /derived\n"),
+    )
+    .unwrap();
+    let derived_dir = derived.to_str().unwrap();
+    rbuild_ok(
+        &bases,
+        &[
+            "build",
+            "-q",
+            "--platform",
+            "linux/amd64",
+            "-t",
+            "d:amd",
+            derived_dir,
+        ],
+    );
+    rbuild_ok(
+        &bases,
+        &[
+            "build",
+            "-q",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "d:both",
+            derived_dir,
+        ],
+    );
+    assert_eq!(rbuild_ok(&bases, &["run", "--rm", &tag]).trim(), "x86_64");
+    assert_eq!(
+        rbuild_ok(&bases, &["run", "--rm", "--platform", "linux/arm64", &tag]).trim(),
+        "aarch64"
+    );
+    let tree = rbuild_ok(&bases, &["images", "--tree", &tag]);
+    assert!(
+        tree.contains("└─ linux/amd64") && tree.contains("└─ linux/arm64"),
+        "{tree}"
+    );
+    for (platform, arch) in [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")] {
+        let out = rbuild_ok(
+            &bases,
+            &[
+                "run",
+                "--rm",
+                "--platform",
+                platform,
+                "d:both",
+                "cat",
+                "/derived",
+            ],
+        );
+        assert_eq!(out.trim(), arch, "{platform}");
+    }
     let all = work.path().join("all");
     rbuild_ok(&all, &["pull", "-q", "--all-platforms", &tag]);
     assert_eq!(rbuild_ok(&all, &["run", "--rm", &tag]).trim(), "x86_64");
