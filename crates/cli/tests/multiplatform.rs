@@ -863,3 +863,198 @@ fn steps_before_a_target_arg_of_a_build_platform_stage_run_once() {
     // Both images carry the one preparation's output.
     assert_eq!(prep_times[0], prep_times[1]);
 }
+
+/// The platforms a raw index lists (`os/arch`), sorted; panics when `raw` is no index.
+fn index_platforms(raw: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(raw).unwrap();
+    let mut out: Vec<String> = v["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an index: {raw}"))
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn copy_all_platforms_between_every_transport_read_and_written_by_skopeo() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let Ok(registry) = std::env::var("RBUILD_TEST_REGISTRY") else {
+        assert!(!peers_required(), "RBUILD_TEST_REGISTRY is not set");
+        eprintln!("skipped: no registry");
+        return;
+    };
+    if !have_peer("skopeo", &["--version"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = |name: &str| work.path().join(name).to_str().unwrap().to_string();
+    let store = work.path().join("store");
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nARG TARGETARCH\nCOPY Dockerfile /for-$TARGETARCH\n",
+    )
+    .unwrap();
+    let iid = work.path().join("iid");
+    rbuild_ok(
+        &store,
+        &[
+            "build",
+            "-q",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "-t",
+            "multi:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let index_digest = std::fs::read_to_string(&iid).unwrap().trim().to_string();
+    let both = ["linux/amd64", "linux/arm64"];
+    let skopeo_raw = |what: &str| {
+        index_platforms(&run_ok(
+            "skopeo",
+            &["inspect", "--tls-verify=false", "--raw", what],
+        ))
+    };
+    let skopeo_copy = |from: &str, to: &str| {
+        run_ok(
+            "skopeo",
+            &[
+                "copy",
+                "--all",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                from,
+                to,
+            ],
+        )
+    };
+    let copy = |root: &Path, from: &str, to: &str| {
+        rbuild_ok(root, &["copy", "-q", "--all-platforms", from, to])
+            .trim()
+            .to_string()
+    };
+    let tree_has_both = |root: &Path, name: &str| {
+        let tree = rbuild_ok(root, &["images", "--tree", name]);
+        assert!(
+            tree.contains("└─ linux/amd64") && tree.contains("└─ linux/arm64"),
+            "{name}: {tree}"
+        );
+    };
+    let other = work.path().join("other");
+
+    // store → oci dir: the index as built (same digest); skopeo reads it and copies it on.
+    let dir1 = format!("oci:{}:v1", w("dir1"));
+    assert_eq!(copy(&store, "rbuild:multi:1", &dir1), index_digest);
+    assert_eq!(skopeo_raw(&dir1), both);
+    let via_skopeo = format!("docker://{registry}/copies/skopeo-from-oci:1");
+    skopeo_copy(&dir1, &via_skopeo);
+    assert_eq!(skopeo_raw(&via_skopeo), both);
+
+    // oci dir → registry.
+    let reg1 = format!("docker://{registry}/copies/from-oci:1");
+    copy(&other, &dir1, &reg1);
+    assert_eq!(skopeo_raw(&reg1), both);
+
+    // registry → oci dir (a temporary store between), and an oci dir skopeo wrote → store.
+    let dir2 = format!("oci:{}", w("dir2"));
+    copy(&other, &reg1, &dir2);
+    assert_eq!(skopeo_raw(&dir2), both);
+    let dir3 = format!("oci:{}:v3", w("dir3"));
+    skopeo_copy(&reg1, &dir3);
+    copy(&other, &dir3, "rbuild:from-skopeo-dir:1");
+    tree_has_both(&other, "from-skopeo-dir:1");
+
+    // registry → oci-archive, read by skopeo; an oci-archive skopeo wrote → registry and store.
+    let ar1 = format!("oci-archive:{}", w("a1.tar"));
+    copy(&other, &reg1, &ar1);
+    assert_eq!(skopeo_raw(&ar1), both);
+    let ar2 = format!("oci-archive:{}:v2", w("a2.tar"));
+    skopeo_copy(&reg1, &ar2);
+    let reg2 = format!("docker://{registry}/copies/from-archive:1");
+    copy(&other, &ar2, &reg2);
+    assert_eq!(skopeo_raw(&reg2), both);
+    copy(&other, &ar2, "rbuild:from-archive:1");
+    tree_has_both(&other, "from-archive:1");
+
+    // oci dir → oci-archive, oci-archive → oci dir, store → store.
+    let ar3 = format!("oci-archive:{}", w("a3.tar"));
+    assert_eq!(copy(&store, &dir1, &ar3), index_digest);
+    assert_eq!(skopeo_raw(&ar3), both);
+    let dir4 = format!("oci:{}:v4", w("dir4"));
+    assert_eq!(copy(&store, &ar3, &dir4), index_digest);
+    assert_eq!(skopeo_raw(&dir4), both);
+    assert_eq!(
+        copy(&store, "rbuild:multi:1", "rbuild:renamed:1"),
+        index_digest
+    );
+    tree_has_both(&store, "renamed:1");
+
+    // docker-archive holds no index: refused (as skopeo refuses it), nothing written.
+    for (root, from) in [
+        (&store, "rbuild:multi:1".to_string()),
+        (&other, reg1.clone()),
+    ] {
+        let file = work.path().join("refused.tar");
+        let out = rbuild(
+            root,
+            &[
+                "copy",
+                "--all-platforms",
+                &from,
+                &format!("docker-archive:{}", file.display()),
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{from}: {err}");
+        assert!(
+            err.contains("does not support copying multiple images"),
+            "{from}: {err}"
+        );
+        assert!(!file.exists(), "{from}: a file was left");
+    }
+    let skopeo_refused = Command::new("skopeo")
+        .args([
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &reg1,
+            &format!("docker-archive:{}", w("skopeo-refused.tar")),
+        ])
+        .output()
+        .unwrap();
+    assert!(!skopeo_refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&skopeo_refused.stderr)
+            .contains("does not support copying multiple images")
+    );
+
+    // A single image with --all-platforms: docker-archive → oci dir → registry, as it is.
+    let single = w("single.tar");
+    rbuild_ok(&store, &["save", "-o", &single, "multi:1"]);
+    let dir5 = format!("oci:{}", w("dir5"));
+    copy(&other, &format!("docker-archive:{single}"), &dir5);
+    let raw = run_ok("skopeo", &["inspect", "--raw", &dir5]);
+    let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert!(v["layers"].is_array(), "{raw}");
+    let config: serde_json::Value =
+        serde_json::from_str(&run_ok("skopeo", &["inspect", "--config", &dir5])).unwrap();
+    assert_eq!(
+        config["architecture"],
+        rbuild_oci::Platform::host().architecture,
+        "{config}"
+    );
+}
