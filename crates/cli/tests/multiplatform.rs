@@ -1058,3 +1058,104 @@ fn copy_all_platforms_between_every_transport_read_and_written_by_skopeo() {
         "{config}"
     );
 }
+
+#[test]
+fn leading_copy_steps_of_a_scratch_stage_are_built_once_with_the_same_layers() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("store");
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("data"), "x".repeat(1 << 20)).unwrap();
+    // The final stage's COPY of the build stage's output and of a context file come before
+    // anything that depends on the target: the same layers for both platforms.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM --platform=$BUILDPLATFORM scratch AS build\nCOPY Dockerfile /built\n\
+         FROM scratch\nCOPY --from=build /built /app/built\nCOPY data /app/data\nENV X=1\n\
+         ARG TARGETARCH\nCOPY Dockerfile /for-$TARGETARCH\n",
+    )
+    .unwrap();
+    let build = |iid: &Path| {
+        let out = rbuild(
+            &store,
+            &[
+                "build",
+                "--progress",
+                "plain",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "--iidfile",
+                iid.to_str().unwrap(),
+                "-t",
+                "scratch-copies:1",
+                ctx.to_str().unwrap(),
+            ],
+        );
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{log}");
+        log
+    };
+    let first_iid = work.path().join("iid1");
+    let log = build(&first_iid);
+    let starts = |text: &str| {
+        log.lines()
+            .filter(|l| l.starts_with('#') && l.contains(text) && l.contains(']'))
+            .count()
+    };
+    assert_eq!(starts("COPY --from=build /built /app/built"), 1, "{log}");
+    assert_eq!(starts("COPY data /app/data"), 1, "{log}");
+    assert_eq!(starts("COPY Dockerfile /for-"), 2, "{log}");
+    let s = rbuild_store::Store::open(&store).unwrap();
+    let image = |arch: &str| {
+        s.resolve_platform(
+            "scratch-copies:1",
+            &format!("linux/{arch}").parse().unwrap(),
+        )
+        .unwrap()
+    };
+    let (amd, arm) = (image("amd64"), image("arm64"));
+    let (amd_layers, arm_layers) = (amd.diff_ids().unwrap(), arm.diff_ids().unwrap());
+    assert_eq!(amd_layers.len(), 3);
+    assert_eq!(arm_layers.len(), 3);
+    assert_eq!(amd_layers[..2], arm_layers[..2]);
+    assert_ne!(amd_layers[2], arm_layers[2]);
+    for (img, arch) in [(&amd, "amd64"), (&arm, "arm64")] {
+        let config = img.config_json();
+        assert_eq!(config["architecture"], arch);
+        assert!(
+            config["config"]["Env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e == "X=1"),
+            "{config}"
+        );
+        let dir = work.path().join(format!("fs-{arch}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        s.unpack(img, &dir).unwrap();
+        assert!(dir.join("app/built").is_file() && dir.join("app/data").is_file());
+        assert!(dir.join(format!("for-{arch}")).is_file());
+    }
+    // Again: every step cached, for both platforms, and the same index.
+    let second_iid = work.path().join("iid2");
+    let again = build(&second_iid);
+    let copies: Vec<&str> = again
+        .lines()
+        .filter(|l| l.starts_with('#') && l.contains("] COPY"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(copies.len(), 5, "{again}");
+    for id in copies {
+        assert!(
+            again.lines().any(|l| l == format!("{id} CACHED")),
+            "{id} ran again: {again}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&first_iid).unwrap(),
+        std::fs::read_to_string(&second_iid).unwrap()
+    );
+}
