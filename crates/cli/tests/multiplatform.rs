@@ -969,6 +969,11 @@ fn copy_all_platforms_between_every_transport_read_and_written_by_skopeo() {
     copy(&other, &dir1, &reg1);
     assert_eq!(skopeo_raw(&reg1), both);
 
+    // registry → registry (blobs streamed, no store).
+    let reg0 = format!("docker://{registry}/copies/from-registry:1");
+    copy(&other, &reg1, &reg0);
+    assert_eq!(skopeo_raw(&reg0), both);
+
     // registry → oci dir (a temporary store between), and an oci dir skopeo wrote → store.
     let dir2 = format!("oci:{}", w("dir2"));
     copy(&other, &reg1, &dir2);
@@ -1157,5 +1162,190 @@ fn leading_copy_steps_of_a_scratch_stage_are_built_once_with_the_same_layers() {
     assert_eq!(
         std::fs::read_to_string(&first_iid).unwrap(),
         std::fs::read_to_string(&second_iid).unwrap()
+    );
+}
+
+#[test]
+fn platform_args_are_buildkits_for_each_platform_of_a_list() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("store");
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\n\
+         ARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM BUILDOS BUILDARCH BUILDVARIANT\n\
+         LABEL tp=$TARGETPLATFORM to=$TARGETOS ta=$TARGETARCH tv=$TARGETVARIANT \
+         bp=$BUILDPLATFORM bo=$BUILDOS ba=$BUILDARCH bv=$BUILDVARIANT\n\
+         COPY Dockerfile /\n",
+    )
+    .unwrap();
+    let platforms = ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"];
+    rbuild_ok(
+        &store,
+        &[
+            "build",
+            "-q",
+            "--platform",
+            &platforms.join(","),
+            "-t",
+            "args:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let s = rbuild_store::Store::open(&store).unwrap();
+    let ours = |p: &str| {
+        let img = s.resolve_platform("args:1", &p.parse().unwrap()).unwrap();
+        img.config_json()["config"]["Labels"].clone()
+    };
+    // The values BuildKit defines, on this machine.
+    let host = rbuild_oci::Platform::host();
+    let arm64 = ours("linux/arm64");
+    assert_eq!(arm64["tp"], "linux/arm64", "{arm64}");
+    assert_eq!(arm64["tv"], "", "{arm64}");
+    assert_eq!(arm64["bp"], host.to_string(), "{arm64}");
+    assert_eq!(arm64["ba"], host.architecture, "{arm64}");
+    let arm = ours("linux/arm/v7");
+    assert_eq!(
+        (&arm["tp"], &arm["ta"], &arm["tv"], &arm["to"]),
+        (
+            &"linux/arm/v7".into(),
+            &"arm".into(),
+            &"v7".into(),
+            &"linux".into()
+        ),
+        "{arm}"
+    );
+    // And BuildKit's own (dockerd's, one platform at a time) are the same.
+    if !have_peer("docker", &["version"]) {
+        return;
+    }
+    for p in platforms {
+        let out = Command::new("docker")
+            .args(["build", "-q", "--platform", p, "-t", "rbuild-args/x:1"])
+            .arg(&ctx)
+            .env("DOCKER_BUILDKIT", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker build --platform {p}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs: serde_json::Value = serde_json::from_str(&run_ok(
+            "docker",
+            &[
+                "image",
+                "inspect",
+                "--format",
+                "{{json .Config.Labels}}",
+                "rbuild-args/x:1",
+            ],
+        ))
+        .unwrap();
+        assert_eq!(ours(p), theirs, "{p}");
+    }
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "rbuild-args/x:1"])
+        .output();
+}
+
+#[test]
+fn info_lists_the_platforms_binfmt_misc_handlers_run_in_containers() {
+    let work = tempfile::tempdir().unwrap();
+    let info = rbuild_ok(&work.path().join("store"), &["info"]);
+    let line = info
+        .lines()
+        .find(|l| l.starts_with("Platforms: "))
+        .unwrap_or_else(|| panic!("{info}"))
+        .to_string();
+    // The kernel's own listing: an enabled handler with the F flag makes the platform
+    // runnable (and names it); none, a disabled one, or one without F does not.
+    let host = rbuild_oci::Platform::host();
+    assert!(line.contains(&host.to_string()), "{line}");
+    for (arch, handler) in [
+        ("arm64", "qemu-aarch64"),
+        ("s390x", "qemu-s390x"),
+        ("riscv64", "qemu-riscv64"),
+        ("ppc64le", "qemu-ppc64le"),
+    ] {
+        if arch == host.architecture {
+            continue;
+        }
+        let text = std::fs::read_to_string(format!("/proc/sys/fs/binfmt_misc/{handler}"))
+            .unwrap_or_default();
+        let usable = text.starts_with("enabled")
+            && text
+                .lines()
+                .any(|l| l.starts_with("flags:") && l.contains('F'));
+        let listed = line.contains(&format!("linux/{arch} ({handler})"));
+        assert_eq!(listed, usable, "{arch}: {line}\n{handler}: {text}");
+    }
+}
+
+#[test]
+fn the_platforms_of_a_list_are_built_at_the_same_time() {
+    if cfg!(not(target_arch = "x86_64")) {
+        return;
+    }
+    let Some(arm64) = arm64_busybox() else {
+        return;
+    };
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: one core");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context(work.path(), &arm64);
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nARG TARGETARCH\nADD rootfs-${TARGETARCH}.tar /\n\
+         RUN sleep 2 && uname -m > /slept\n",
+    )
+    .unwrap();
+    let store = work.path().join("store");
+    let out = rbuild(
+        &store,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "parallel:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    let lines: Vec<&str> = log.lines().collect();
+    let started = |platform: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(&format!("[{platform} 3/3] RUN sleep 2")))
+            .unwrap_or_else(|| panic!("no RUN for {platform}: {log}"))
+    };
+    let ids: Vec<String> = ["linux/amd64", "linux/arm64"]
+        .iter()
+        .map(|p| {
+            lines[started(p)]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let first_done = lines
+        .iter()
+        .position(|l| ids.iter().any(|id| l.starts_with(&format!("{id} DONE"))))
+        .unwrap_or_else(|| panic!("no RUN finished: {log}"));
+    // Both platforms' RUN started before either ended: they ran side by side.
+    assert!(
+        started("linux/amd64") < first_done && started("linux/arm64") < first_done,
+        "{log}"
     );
 }
