@@ -242,6 +242,32 @@ fn two_platform_build_pushes_an_index_that_skopeo_rbuild_and_docker_read() {
         "{err}"
     );
 
+    // Pushed on, the partly pulled image goes as the one image pulled (as docker pushes it).
+    let partial = format!("{registry}/multi/partial:1");
+    rbuild_ok(&fresh, &["push", "-q", &tag, &partial]);
+    let pushed: serde_json::Value = serde_json::from_str(&run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{partial}"),
+        ],
+    ))
+    .unwrap();
+    assert!(pushed["layers"].is_array(), "{pushed}");
+    let config: serde_json::Value = serde_json::from_str(&run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--config",
+            &format!("docker://{partial}"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(config["architecture"], "amd64", "{config}");
+
     // A base pulled for one platform's FROM, then for another's (one build, then a
     // two-platform build from it): both stay stored under the tag, the host's is the default.
     let bases = work.path().join("bases");
