@@ -103,8 +103,8 @@ impl Engine {
 
 /// What `copy --all-platforms` fetched: a multi-platform image, or a single image.
 enum Fetched {
-    List(rbuild_store::ImageList),
-    Image(Image),
+    List(Box<rbuild_store::ImageList>),
+    Image(Box<Image>),
 }
 
 fn no_index_in_docker_archive(file: &Path) -> EngineError {
@@ -135,18 +135,19 @@ async fn fetch_all(
         }
         Location::Store(name) => {
             return match store.resolve_index(name)? {
-                Some(list) => Ok(Fetched::List(list)),
+                Some(list) => Ok(Fetched::List(Box::new(list))),
                 None => {
-                    Ok(Fetched::Image(store.resolve(name).with_context(|| {
-                        format!("finding image {name:?} in the store")
-                    })?))
+                    let image = store
+                        .resolve(name)
+                        .with_context(|| format!("finding image {name:?} in the store"))?;
+                    Ok(Fetched::Image(Box::new(image)))
                 }
             };
         }
         Location::DockerArchive(..) => {
-            return Ok(Fetched::Image(
+            return Ok(Fetched::Image(Box::new(
                 fetch(client, store, src, opts, reporter).await?,
-            ));
+            )));
         }
         Location::Oci(dir, tag) => {
             let loaded = archive::load_with(store, LoadSource::Dir(dir.clone()), true)
@@ -194,11 +195,11 @@ fn fetched(store: &Store, digest: &Digest) -> Result<Fetched> {
     if let Some(list) = store.resolve_index(&digest.to_string())?
         && list.digest == *digest
     {
-        return Ok(Fetched::List(list));
+        return Ok(Fetched::List(Box::new(list)));
     }
-    Ok(Fetched::Image(store.image(digest).with_context(|| {
-        format!("reading image {digest} from the store")
-    })?))
+    Ok(Fetched::Image(Box::new(store.image(digest).with_context(
+        || format!("reading image {digest} from the store"),
+    )?)))
 }
 
 /// Write the multi-platform image `list` from `store` to the destination; returns its digest
