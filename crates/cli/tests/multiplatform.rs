@@ -1021,7 +1021,10 @@ fn copy_all_platforms_between_every_transport_read_and_written_by_skopeo() {
     copy(&other, &ar2, "rbuild:from-archive:1");
     tree_has_both(&other, "from-archive:1");
 
-    // oci dir → oci-archive, oci-archive → oci dir, store → store.
+    // store → oci-archive, oci dir → oci-archive, oci-archive → oci dir, store → store.
+    let ar0 = format!("oci-archive:{}:v0", w("a0.tar"));
+    assert_eq!(copy(&store, "rbuild:multi:1", &ar0), index_digest);
+    assert_eq!(skopeo_raw(&ar0), both);
     let ar3 = format!("oci-archive:{}", w("a3.tar"));
     assert_eq!(copy(&store, &dir1, &ar3), index_digest);
     assert_eq!(skopeo_raw(&ar3), both);
