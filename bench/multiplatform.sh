@@ -5,8 +5,9 @@
 # `buildah build --platform linux/amd64,linux/arm64 --manifest`. arm64 RUN steps run under
 # Debian's qemu-user-static; the arm64 root filesystem is Debian's arm64 busybox-static.
 # Every build is cold (`--no-cache`), RUN steps with `--network none`.
-# (dockerd 20.10's embedded BuildKit cannot build several platforms without the containerd image
-# store, so BuildKit is not in this table.)
+# dockerd 20.10's embedded BuildKit cannot build several platforms at once without the containerd
+# image store, so BuildKit's row (`DOCKER_BUILDKIT=1 docker build`, the test dockerd of
+# scripts/lib/peers.sh) is two single-platform builds, one after the other.
 # Records the table in docs/BENCHMARKS.md (section multiplatform).
 #
 #   bench/multiplatform.sh      (as root; BENCH_RUNS sets the run count, default 5)
@@ -24,7 +25,9 @@ rbuild=$PWD/target/release/rbuild
 
 work=$(mktemp -d /tmp/rbuild-bench-multi.XXXXXX)
 buildah_cmd="buildah --root $work/buildah --runroot $work/buildah-run --storage-driver overlay"
+peers_start
 cleanup() {
+  peers_stop
   $buildah_cmd rm --all >/dev/null 2>&1 || true
   umount -R "$work/buildah" 2>/dev/null || true
   rm -rf "$work"
@@ -65,20 +68,28 @@ uname_arm=$("$rbuild" run --rm --platform linux/arm64 bench-multi cat /arch /out
 multi="$rbuild build -q --no-cache --network none --platform linux/amd64,linux/arm64 -t bench-multi $ctx"
 separate="sh -c '$rbuild build -q --no-cache --network none --platform linux/amd64 -t bench-amd64 $ctx >/dev/null && $rbuild build -q --no-cache --network none --platform linux/arm64 -t bench-arm64 $ctx >/dev/null'"
 buildah_multi="$buildah_cmd build --quiet --no-cache --layers --pull=never --runtime runc --isolation oci --network none --platform linux/amd64,linux/arm64 --manifest bench-list $ctx"
+buildkit="sh -c 'DOCKER_BUILDKIT=1 docker build -q --no-cache --network none --platform linux/amd64 -t bench-bk-amd64 $ctx >/dev/null && DOCKER_BUILDKIT=1 docker build -q --no-cache --network none --platform linux/arm64 -t bench-bk-arm64 $ctx >/dev/null'"
+bk_args=()
+if [ -n "${DOCKER_HOST:-}" ] && docker version >/dev/null 2>&1; then
+  bk_args=(-n "BuildKit (dockerd 20.10), two single-platform builds" "$buildkit")
+else
+  buildkit=""
+fi
 runs=${BENCH_RUNS:-5}
 hyperfine -N --runs "$runs" --warmup 1 \
   --prepare "sh -c '$buildah_cmd manifest rm bench-list >/dev/null 2>&1 || true; sync'" \
   --export-json "$work/results.json" \
   -n "rbuild, one two-platform build" "$multi" \
   -n "rbuild, two single-platform builds" "$separate" \
-  -n "buildah build --platform a,b --manifest" "$buildah_multi"
+  -n "buildah build --platform a,b --manifest" "$buildah_multi" \
+  "${bk_args[@]}"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 python3 - "$work/results.json" "$work/section.md" "$(bench_machine)" "$runs" "$shared_runs" \
-  "$uname_arm" "$load_before" "$load_after" "$multi" "$separate" "$buildah_multi" <<'PY'
+  "$uname_arm" "$load_before" "$load_after" "$multi" "$separate" "$buildah_multi" "$buildkit" <<'PY'
 import json, sys
 res, out_path, machine, runs, shared, uname_arm, before, after = sys.argv[1:9]
-cmds = sys.argv[9:12]
+cmds = [c for c in sys.argv[9:13] if c]
 data = {r["command"]: r["median"] for r in json.load(open(res))["results"]}
 multi = data["rbuild, one two-platform build"]
 sep = data["rbuild, two single-platform builds"]
@@ -97,7 +108,11 @@ out = ["## Multi-platform builds: linux/amd64 + linux/arm64 (arm64 under qemu-us
        "|---|---:|---:|",
        f"| rbuild, one two-platform build | {fmt(multi)} | 1.00 |",
        f"| rbuild, two single-platform builds | {fmt(sep)} | {sep / multi:.2f}× slower |",
-       f"| buildah build --platform a,b --manifest | {fmt(bah)} | {bah / multi:.2f}× slower |", "",
+       f"| buildah build --platform a,b --manifest | {fmt(bah)} | {bah / multi:.2f}× slower |"]
+bk = data.get("BuildKit (dockerd 20.10), two single-platform builds")
+if bk is not None:
+    out.append(f"| BuildKit (dockerd 20.10), two single-platform builds | {fmt(bk)} | {bk / multi:.2f}× slower |")
+out += ["",
        f"In the two-platform build the `$BUILDPLATFORM` stage's RUN ran {shared} time(s) "
        f"(counted in the plain progress); the arm64 image's `uname -m` and its build stage's "
        f"note: {uname_arm.strip()}.", "",

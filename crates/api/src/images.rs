@@ -610,9 +610,12 @@ pub async fn build(s: &Arc<Service>, mut c: Call) -> ApiResult {
             let e2 = pull_engine.clone();
             let r = reference.clone();
             rbuild_engine::transfer::block_on(move || async move {
-                e2.pull(&client, &r, &opts, Arc::new(rbuild_registry::Silent))
+                // The image pulled (the name may be a multi-platform image's, several
+                // platforms of which are stored).
+                let digest = e2
+                    .pull(&client, &r, &opts, Arc::new(rbuild_registry::Silent))
                     .await?;
-                Ok(e2.store()?.resolve(&r.to_string())?)
+                Ok(e2.store()?.image(&digest)?)
             })
             .map_err(|e| rbuild_engine::build::chain_text(&e))
         };

@@ -94,6 +94,20 @@ impl ConfigBuilder {
             .to_string()
     }
 
+    /// Make the config one for `platform` (`os/arch[/variant]`): a step shared by several
+    /// platforms' builds was recorded in another platform's config.
+    pub fn set_platform(&mut self, platform: &str) {
+        let mut parts = platform.split('/');
+        let os = parts.next().unwrap_or("linux");
+        let arch = parts.next().unwrap_or("amd64");
+        self.doc.insert("os".into(), json!(os));
+        self.doc.insert("architecture".into(), json!(arch));
+        match parts.next() {
+            Some(v) => self.doc.insert("variant".into(), json!(v)),
+            None => self.doc.remove("variant"),
+        };
+    }
+
     /// `config.Env` as `KEY=VALUE` strings.
     pub fn env(&self) -> Vec<String> {
         self.strings("Env")

@@ -104,7 +104,7 @@ impl StageGraph {
 }
 
 /// A `FROM`/`--from` value as a stage (by name or, for `--from`, by index), `scratch`, or an image.
-fn resolve(
+pub(crate) fn resolve(
     df: &Dockerfile,
     current: usize,
     name: &str,

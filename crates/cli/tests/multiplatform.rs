@@ -231,13 +231,103 @@ fn two_platform_build_pushes_an_index_that_skopeo_rbuild_and_docker_read() {
     let fresh = work.path().join("fresh");
     rbuild_ok(&fresh, &["pull", "-q", &tag]);
     assert_eq!(rbuild_ok(&fresh, &["run", "--rm", &tag]).trim(), "x86_64");
+    // The tag names the index (as containerd's store keeps it), with only amd64 pulled.
     let refused = rbuild(&fresh, &["run", "--rm", "--platform", "linux/arm64", &tag]);
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        err.contains("wanted linux/arm64, actual: linux/amd64"),
+        err.contains("no image for platform linux/arm64")
+            && err.contains("linux/arm64 (not pulled)")
+            && err.contains("rbuild pull --platform linux/arm64"),
         "{err}"
     );
+
+    // Pushed on, the partly pulled image goes as the one image pulled (as docker pushes it).
+    let partial = format!("{registry}/multi/partial:1");
+    rbuild_ok(&fresh, &["push", "-q", &tag, &partial]);
+    let pushed: serde_json::Value = serde_json::from_str(&run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{partial}"),
+        ],
+    ))
+    .unwrap();
+    assert!(pushed["layers"].is_array(), "{pushed}");
+    let config: serde_json::Value = serde_json::from_str(&run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--config",
+            &format!("docker://{partial}"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(config["architecture"], "amd64", "{config}");
+
+    // A base pulled for one platform's FROM, then for another's (one build, then a
+    // two-platform build from it): both stay stored under the tag, the host's is the default.
+    let bases = work.path().join("bases");
+    let derived = work.path().join("derived");
+    std::fs::create_dir_all(&derived).unwrap();
+    std::fs::write(
+        derived.join("Dockerfile"),
+        format!("FROM {tag}\nRUN uname -m > /derived\n"),
+    )
+    .unwrap();
+    let derived_dir = derived.to_str().unwrap();
+    rbuild_ok(
+        &bases,
+        &[
+            "build",
+            "-q",
+            "--platform",
+            "linux/amd64",
+            "-t",
+            "d:amd",
+            derived_dir,
+        ],
+    );
+    rbuild_ok(
+        &bases,
+        &[
+            "build",
+            "-q",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "d:both",
+            derived_dir,
+        ],
+    );
+    assert_eq!(rbuild_ok(&bases, &["run", "--rm", &tag]).trim(), "x86_64");
+    assert_eq!(
+        rbuild_ok(&bases, &["run", "--rm", "--platform", "linux/arm64", &tag]).trim(),
+        "aarch64"
+    );
+    let tree = rbuild_ok(&bases, &["images", "--tree", &tag]);
+    assert!(
+        tree.contains("└─ linux/amd64") && tree.contains("└─ linux/arm64"),
+        "{tree}"
+    );
+    for (platform, arch) in [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")] {
+        let out = rbuild_ok(
+            &bases,
+            &[
+                "run",
+                "--rm",
+                "--platform",
+                platform,
+                "d:both",
+                "cat",
+                "/derived",
+            ],
+        );
+        assert_eq!(out.trim(), arch, "{platform}");
+    }
     let all = work.path().join("all");
     rbuild_ok(&all, &["pull", "-q", "--all-platforms", &tag]);
     assert_eq!(rbuild_ok(&all, &["run", "--rm", &tag]).trim(), "x86_64");
@@ -798,4 +888,493 @@ fn steps_before_a_target_arg_of_a_build_platform_stage_run_once() {
     }
     // Both images carry the one preparation's output.
     assert_eq!(prep_times[0], prep_times[1]);
+}
+
+/// The platforms a raw index lists (`os/arch`), sorted; panics when `raw` is no index.
+fn index_platforms(raw: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(raw).unwrap();
+    let mut out: Vec<String> = v["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an index: {raw}"))
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn copy_all_platforms_between_every_transport_read_and_written_by_skopeo() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let Ok(registry) = std::env::var("RBUILD_TEST_REGISTRY") else {
+        assert!(!peers_required(), "RBUILD_TEST_REGISTRY is not set");
+        eprintln!("skipped: no registry");
+        return;
+    };
+    if !have_peer("skopeo", &["--version"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = |name: &str| work.path().join(name).to_str().unwrap().to_string();
+    let store = work.path().join("store");
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nARG TARGETARCH\nCOPY Dockerfile /for-$TARGETARCH\n",
+    )
+    .unwrap();
+    let iid = work.path().join("iid");
+    rbuild_ok(
+        &store,
+        &[
+            "build",
+            "-q",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "-t",
+            "multi:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let index_digest = std::fs::read_to_string(&iid).unwrap().trim().to_string();
+    let both = ["linux/amd64", "linux/arm64"];
+    let skopeo_raw = |what: &str| {
+        index_platforms(&run_ok(
+            "skopeo",
+            &["inspect", "--tls-verify=false", "--raw", what],
+        ))
+    };
+    let skopeo_copy = |from: &str, to: &str| {
+        run_ok(
+            "skopeo",
+            &[
+                "copy",
+                "--all",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                from,
+                to,
+            ],
+        )
+    };
+    let copy = |root: &Path, from: &str, to: &str| {
+        rbuild_ok(root, &["copy", "-q", "--all-platforms", from, to])
+            .trim()
+            .to_string()
+    };
+    let tree_has_both = |root: &Path, name: &str| {
+        let tree = rbuild_ok(root, &["images", "--tree", name]);
+        assert!(
+            tree.contains("└─ linux/amd64") && tree.contains("└─ linux/arm64"),
+            "{name}: {tree}"
+        );
+    };
+    let other = work.path().join("other");
+
+    // store → oci dir: the index as built (same digest); skopeo reads it and copies it on.
+    let dir1 = format!("oci:{}:v1", w("dir1"));
+    assert_eq!(copy(&store, "rbuild:multi:1", &dir1), index_digest);
+    assert_eq!(skopeo_raw(&dir1), both);
+    let via_skopeo = format!("docker://{registry}/copies/skopeo-from-oci:1");
+    skopeo_copy(&dir1, &via_skopeo);
+    assert_eq!(skopeo_raw(&via_skopeo), both);
+
+    // oci dir → registry.
+    let reg1 = format!("docker://{registry}/copies/from-oci:1");
+    copy(&other, &dir1, &reg1);
+    assert_eq!(skopeo_raw(&reg1), both);
+
+    // registry → registry (blobs streamed, no store).
+    let reg0 = format!("docker://{registry}/copies/from-registry:1");
+    copy(&other, &reg1, &reg0);
+    assert_eq!(skopeo_raw(&reg0), both);
+
+    // registry → oci dir (a temporary store between), and an oci dir skopeo wrote → store.
+    let dir2 = format!("oci:{}", w("dir2"));
+    copy(&other, &reg1, &dir2);
+    assert_eq!(skopeo_raw(&dir2), both);
+    let dir3 = format!("oci:{}:v3", w("dir3"));
+    skopeo_copy(&reg1, &dir3);
+    copy(&other, &dir3, "rbuild:from-skopeo-dir:1");
+    tree_has_both(&other, "from-skopeo-dir:1");
+
+    // registry → oci-archive, read by skopeo; an oci-archive skopeo wrote → registry and store.
+    let ar1 = format!("oci-archive:{}", w("a1.tar"));
+    copy(&other, &reg1, &ar1);
+    assert_eq!(skopeo_raw(&ar1), both);
+    let ar2 = format!("oci-archive:{}:v2", w("a2.tar"));
+    skopeo_copy(&reg1, &ar2);
+    let reg2 = format!("docker://{registry}/copies/from-archive:1");
+    copy(&other, &ar2, &reg2);
+    assert_eq!(skopeo_raw(&reg2), both);
+    copy(&other, &ar2, "rbuild:from-archive:1");
+    tree_has_both(&other, "from-archive:1");
+
+    // store → oci-archive, oci dir → oci-archive, oci-archive → oci dir, store → store.
+    let ar0 = format!("oci-archive:{}:v0", w("a0.tar"));
+    assert_eq!(copy(&store, "rbuild:multi:1", &ar0), index_digest);
+    assert_eq!(skopeo_raw(&ar0), both);
+    let ar3 = format!("oci-archive:{}", w("a3.tar"));
+    assert_eq!(copy(&store, &dir1, &ar3), index_digest);
+    assert_eq!(skopeo_raw(&ar3), both);
+    let dir4 = format!("oci:{}:v4", w("dir4"));
+    assert_eq!(copy(&store, &ar3, &dir4), index_digest);
+    assert_eq!(skopeo_raw(&dir4), both);
+    assert_eq!(
+        copy(&store, "rbuild:multi:1", "rbuild:renamed:1"),
+        index_digest
+    );
+    tree_has_both(&store, "renamed:1");
+
+    // docker-archive holds no index: refused (as skopeo refuses it), nothing written.
+    for (root, from) in [
+        (&store, "rbuild:multi:1".to_string()),
+        (&other, reg1.clone()),
+    ] {
+        let file = work.path().join("refused.tar");
+        let out = rbuild(
+            root,
+            &[
+                "copy",
+                "--all-platforms",
+                &from,
+                &format!("docker-archive:{}", file.display()),
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{from}: {err}");
+        assert!(
+            err.contains("does not support copying multiple images"),
+            "{from}: {err}"
+        );
+        assert!(!file.exists(), "{from}: a file was left");
+    }
+    let skopeo_refused = Command::new("skopeo")
+        .args([
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &reg1,
+            &format!("docker-archive:{}", w("skopeo-refused.tar")),
+        ])
+        .output()
+        .unwrap();
+    assert!(!skopeo_refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&skopeo_refused.stderr)
+            .contains("does not support copying multiple images")
+    );
+
+    // A single image with --all-platforms: docker-archive → oci dir → registry, as it is.
+    let single = w("single.tar");
+    rbuild_ok(&store, &["save", "-o", &single, "multi:1"]);
+    let dir5 = format!("oci:{}", w("dir5"));
+    copy(&other, &format!("docker-archive:{single}"), &dir5);
+    let raw = run_ok("skopeo", &["inspect", "--raw", &dir5]);
+    let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert!(v["layers"].is_array(), "{raw}");
+    let config: serde_json::Value =
+        serde_json::from_str(&run_ok("skopeo", &["inspect", "--config", &dir5])).unwrap();
+    assert_eq!(
+        config["architecture"],
+        rbuild_oci::Platform::host().architecture,
+        "{config}"
+    );
+}
+
+#[test]
+fn leading_copy_steps_of_a_scratch_stage_are_built_once_with_the_same_layers() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("store");
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("data"), "x".repeat(1 << 20)).unwrap();
+    // The final stage's COPY of the build stage's output and of a context file come before
+    // anything that depends on the target: the same layers for both platforms.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM --platform=$BUILDPLATFORM scratch AS build\nCOPY Dockerfile /built\n\
+         FROM scratch\nCOPY --from=build /built /app/built\nCOPY data /app/data\nENV X=1\n\
+         ARG TARGETARCH\nCOPY Dockerfile /for-$TARGETARCH\n",
+    )
+    .unwrap();
+    let build = |iid: &Path| {
+        let out = rbuild(
+            &store,
+            &[
+                "build",
+                "--progress",
+                "plain",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "--iidfile",
+                iid.to_str().unwrap(),
+                "-t",
+                "scratch-copies:1",
+                ctx.to_str().unwrap(),
+            ],
+        );
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{log}");
+        log
+    };
+    let first_iid = work.path().join("iid1");
+    let log = build(&first_iid);
+    let starts = |text: &str| {
+        log.lines()
+            .filter(|l| l.starts_with('#') && l.contains(text) && l.contains(']'))
+            .count()
+    };
+    assert_eq!(starts("COPY --from=build /built /app/built"), 1, "{log}");
+    assert_eq!(starts("COPY data /app/data"), 1, "{log}");
+    assert_eq!(starts("COPY Dockerfile /for-"), 2, "{log}");
+    let s = rbuild_store::Store::open(&store).unwrap();
+    let image = |arch: &str| {
+        s.resolve_platform(
+            "scratch-copies:1",
+            &format!("linux/{arch}").parse().unwrap(),
+        )
+        .unwrap()
+    };
+    let (amd, arm) = (image("amd64"), image("arm64"));
+    let (amd_layers, arm_layers) = (amd.diff_ids().unwrap(), arm.diff_ids().unwrap());
+    assert_eq!(amd_layers.len(), 3);
+    assert_eq!(arm_layers.len(), 3);
+    assert_eq!(amd_layers[..2], arm_layers[..2]);
+    assert_ne!(amd_layers[2], arm_layers[2]);
+    for (img, arch) in [(&amd, "amd64"), (&arm, "arm64")] {
+        let config = img.config_json();
+        assert_eq!(config["architecture"], arch);
+        assert!(
+            config["config"]["Env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e == "X=1"),
+            "{config}"
+        );
+        let dir = work.path().join(format!("fs-{arch}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        s.unpack(img, &dir).unwrap();
+        assert!(dir.join("app/built").is_file() && dir.join("app/data").is_file());
+        assert!(dir.join(format!("for-{arch}")).is_file());
+    }
+    // Again: every step cached, for both platforms, and the same index.
+    let second_iid = work.path().join("iid2");
+    let again = build(&second_iid);
+    let copies: Vec<&str> = again
+        .lines()
+        .filter(|l| l.starts_with('#') && l.contains("] COPY"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(copies.len(), 5, "{again}");
+    for id in copies {
+        assert!(
+            again.lines().any(|l| l == format!("{id} CACHED")),
+            "{id} ran again: {again}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&first_iid).unwrap(),
+        std::fs::read_to_string(&second_iid).unwrap()
+    );
+}
+
+#[test]
+fn platform_args_are_buildkits_for_each_platform_of_a_list() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("store");
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\n\
+         ARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM BUILDOS BUILDARCH BUILDVARIANT\n\
+         LABEL tp=$TARGETPLATFORM to=$TARGETOS ta=$TARGETARCH tv=$TARGETVARIANT \
+         bp=$BUILDPLATFORM bo=$BUILDOS ba=$BUILDARCH bv=$BUILDVARIANT\n\
+         COPY Dockerfile /\n",
+    )
+    .unwrap();
+    let platforms = ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"];
+    rbuild_ok(
+        &store,
+        &[
+            "build",
+            "-q",
+            "--platform",
+            &platforms.join(","),
+            "-t",
+            "args:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let s = rbuild_store::Store::open(&store).unwrap();
+    let ours = |p: &str| {
+        let img = s.resolve_platform("args:1", &p.parse().unwrap()).unwrap();
+        img.config_json()["config"]["Labels"].clone()
+    };
+    // The values BuildKit defines, on this machine.
+    let host = rbuild_oci::Platform::host();
+    let arm64 = ours("linux/arm64");
+    assert_eq!(arm64["tp"], "linux/arm64", "{arm64}");
+    assert_eq!(arm64["tv"], "", "{arm64}");
+    assert_eq!(arm64["bp"], host.to_string(), "{arm64}");
+    assert_eq!(arm64["ba"], host.architecture, "{arm64}");
+    let arm = ours("linux/arm/v7");
+    assert_eq!(
+        (&arm["tp"], &arm["ta"], &arm["tv"], &arm["to"]),
+        (
+            &"linux/arm/v7".into(),
+            &"arm".into(),
+            &"v7".into(),
+            &"linux".into()
+        ),
+        "{arm}"
+    );
+    // And BuildKit's own (dockerd's, one platform at a time) are the same.
+    if !have_peer("docker", &["version"]) {
+        return;
+    }
+    for p in platforms {
+        let out = Command::new("docker")
+            .args(["build", "-q", "--platform", p, "-t", "rbuild-args/x:1"])
+            .arg(&ctx)
+            .env("DOCKER_BUILDKIT", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker build --platform {p}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs: serde_json::Value = serde_json::from_str(&run_ok(
+            "docker",
+            &[
+                "image",
+                "inspect",
+                "--format",
+                "{{json .Config.Labels}}",
+                "rbuild-args/x:1",
+            ],
+        ))
+        .unwrap();
+        assert_eq!(ours(p), theirs, "{p}");
+    }
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "rbuild-args/x:1"])
+        .output();
+}
+
+#[test]
+fn info_lists_the_platforms_binfmt_misc_handlers_run_in_containers() {
+    let work = tempfile::tempdir().unwrap();
+    let info = rbuild_ok(&work.path().join("store"), &["info"]);
+    let line = info
+        .lines()
+        .find(|l| l.starts_with("Platforms: "))
+        .unwrap_or_else(|| panic!("{info}"))
+        .to_string();
+    // The kernel's own listing: an enabled handler with the F flag makes the platform
+    // runnable (and names it); none, a disabled one, or one without F does not.
+    let host = rbuild_oci::Platform::host();
+    assert!(line.contains(&host.to_string()), "{line}");
+    for (arch, handler) in [
+        ("arm64", "qemu-aarch64"),
+        ("s390x", "qemu-s390x"),
+        ("riscv64", "qemu-riscv64"),
+        ("ppc64le", "qemu-ppc64le"),
+    ] {
+        if arch == host.architecture {
+            continue;
+        }
+        let text = std::fs::read_to_string(format!("/proc/sys/fs/binfmt_misc/{handler}"))
+            .unwrap_or_default();
+        let usable = text.starts_with("enabled")
+            && text
+                .lines()
+                .any(|l| l.starts_with("flags:") && l.contains('F'));
+        let listed = line.contains(&format!("linux/{arch} ({handler})"));
+        assert_eq!(listed, usable, "{arch}: {line}\n{handler}: {text}");
+    }
+}
+
+#[test]
+fn the_platforms_of_a_list_are_built_at_the_same_time() {
+    if cfg!(not(target_arch = "x86_64")) {
+        return;
+    }
+    let Some(arm64) = arm64_busybox() else {
+        return;
+    };
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: one core");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context(work.path(), &arm64);
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nARG TARGETARCH\nADD rootfs-${TARGETARCH}.tar /\n\
+         RUN sleep 2 && uname -m > /slept\n",
+    )
+    .unwrap();
+    let store = work.path().join("store");
+    let out = rbuild(
+        &store,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "parallel:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    let lines: Vec<&str> = log.lines().collect();
+    let started = |platform: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(&format!("[{platform} 3/3] RUN sleep 2")))
+            .unwrap_or_else(|| panic!("no RUN for {platform}: {log}"))
+    };
+    let ids: Vec<String> = ["linux/amd64", "linux/arm64"]
+        .iter()
+        .map(|p| {
+            lines[started(p)]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let first_done = lines
+        .iter()
+        .position(|l| ids.iter().any(|id| l.starts_with(&format!("{id} DONE"))))
+        .unwrap_or_else(|| panic!("no RUN finished: {log}"));
+    // Both platforms' RUN started before either ended: they ran side by side.
+    assert!(
+        started("linux/amd64") < first_done && started("linux/arm64") < first_done,
+        "{log}"
+    );
 }

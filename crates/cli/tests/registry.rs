@@ -552,11 +552,25 @@ fn pull_picks_a_platform_or_keeps_them_all() {
         text(&out)
     );
     let store = rbuild_store::Store::open(root.path()).unwrap();
-    assert_eq!(store.resolve(&r).unwrap().manifest_digest.to_string(), arm);
-    assert!(
-        !store.blobs().contains(&index.parse().unwrap()),
-        "index not kept"
+    let arm64: rbuild_oci::Platform = "linux/arm64".parse().unwrap();
+    assert_eq!(
+        store
+            .resolve_platform(&r, &arm64)
+            .unwrap()
+            .manifest_digest
+            .to_string(),
+        arm
     );
+    // The tag names the index (as containerd's store keeps it), which lists the one image
+    // pulled; the other platform is not there.
+    let list = store
+        .resolve_index(&r)
+        .unwrap()
+        .expect("the tag names the index");
+    assert_eq!(list.digest.to_string(), index);
+    let amd64: rbuild_oci::Platform = "linux/amd64".parse().unwrap();
+    let missing = store.resolve_platform(&r, &amd64).unwrap_err().to_string();
+    assert!(missing.contains("linux/amd64 (not pulled)"), "{missing}");
 
     let all = tempfile::tempdir().unwrap();
     let out = rbuild(

@@ -155,10 +155,22 @@ pub struct NoEmulation {
     pub reason: String,
 }
 
-/// The handler among `handlers` that runs programs for `arch` (OCI name), if any.
+impl Handler {
+    /// Whether the kernel opened the interpreter when the handler was registered (the `F`
+    /// flag): only then does it run programs in a container, whose root lacks the
+    /// interpreter's path.
+    pub fn fixed_binary(&self) -> bool {
+        self.flags.contains('F')
+    }
+}
+
+/// The handler among `handlers` that runs programs for `arch` (OCI name) inside containers
+/// (enabled, with the `F` flag), if any.
 pub fn emulator<'a>(arch: &str, handlers: &'a [Handler]) -> Option<&'a Handler> {
     let header = elf_header(arch)?;
-    handlers.iter().find(|h| h.matches(&header))
+    handlers
+        .iter()
+        .find(|h| h.matches(&header) && h.fixed_binary())
 }
 
 /// Whether programs for `arch` (OCI name) can run here, natively or through a binfmt_misc
@@ -186,6 +198,20 @@ pub fn can_run(arch: &str, dir: &Path) -> Result<Option<Handler>, NoEmulation> {
             "no binfmt_misc handlers are registered ({} is empty or not mounted); install \
              qemu-user-static and binfmt-support",
             dir.display()
+        )));
+    }
+    if let Some(h) = all
+        .iter()
+        .find(|h| elf_header(arch).is_some_and(|e| h.matches(&e)) && !h.fixed_binary())
+        && emulator(arch, &all).is_none()
+    {
+        return Err(no(format!(
+            "the binfmt_misc handler {} is registered without the F flag, so its interpreter \
+             {} is looked for inside the container, where it is not; register it with F \
+             (qemu-user-static and binfmt-support do: update-binfmts --enable {})",
+            h.name,
+            h.interpreter.display(),
+            h.name
         )));
     }
     emulator(arch, &all)
@@ -249,6 +275,22 @@ mod tests {
             let empty = tempfile::tempdir().unwrap();
             let e = can_run("arm64", empty.path()).unwrap_err().to_string();
             assert!(e.contains("no binfmt_misc handlers are registered"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_handler_without_the_f_flag_does_not_run_programs_in_containers() {
+        let no_f = QEMU_AARCH64.replace("flags: POCF", "flags: POC");
+        let dir = dir_with(&[("qemu-aarch64", &no_f)]);
+        let hs = handlers(dir.path());
+        assert!(!hs[0].fixed_binary());
+        assert!(emulator("arm64", &hs).is_none());
+        if native_architectures().contains(&"amd64") {
+            let e = can_run("arm64", dir.path()).unwrap_err().to_string();
+            assert!(
+                e.contains("qemu-aarch64 is registered without the F flag"),
+                "{e}"
+            );
         }
     }
 

@@ -135,6 +135,67 @@ impl Shared<'_> {
         Ok(Some((key, n)))
     }
 
+    /// For a `FROM scratch` stage built for the target platform: its leading COPY/ADD steps
+    /// that read only the context or stages shared by every platform (with ENV, LABEL and
+    /// WORKDIR among them), which make the same layers whatever the target. What identifies
+    /// them across the platforms' builds, and how many instructions they are; `None` when
+    /// there is no such step. They are built once, with platform-neutral cache keys (the
+    /// steps after them key on the platform again, see `stage::build_stage`).
+    pub(crate) fn scratch_prefix_key(
+        &self,
+        index: usize,
+    ) -> Result<Option<(String, usize)>, BuildError> {
+        if !self.multi
+            || self.graph.bases[index] != crate::graph::Source::Scratch
+            || self.fixed_platform(index)?
+        {
+            return Ok(None);
+        }
+        let stage = &self.dockerfile.stages[index];
+        let mut key = format!("scratch-prefix|{index}");
+        let mut n = 0;
+        let mut steps = 0;
+        for located in &stage.instructions {
+            match &located.instruction {
+                Instruction::Copy(c) => {
+                    if let Some(from) = &c.from {
+                        // A stage that is itself shared (an image or a stage built per
+                        // platform would differ; a variable is not looked into).
+                        if from.contains('$') {
+                            break;
+                        }
+                        let source = crate::graph::resolve(self.dockerfile, index, from, false)?;
+                        let crate::graph::Source::Stage(j) = source else {
+                            break;
+                        };
+                        match self.memo_key(j)? {
+                            Some(k) => key.push_str(&format!("|({k})")),
+                            None => break,
+                        }
+                    }
+                    steps += 1;
+                }
+                Instruction::Add(_) | Instruction::Workdir(_) => steps += 1,
+                Instruction::Env(_) | Instruction::Label(_) => {}
+                _ => break,
+            }
+            n += 1;
+        }
+        // Trailing config instructions stay with the platform's own steps.
+        while n > 0
+            && matches!(
+                stage.instructions[n - 1].instruction,
+                Instruction::Env(_) | Instruction::Label(_)
+            )
+        {
+            n -= 1;
+        }
+        if steps == 0 {
+            return Ok(None);
+        }
+        Ok(Some((format!("{key}|{n}"), n)))
+    }
+
     /// The cell of the shared result `key` (made on first use).
     pub(crate) fn memo_cell(&self, key: String) -> Arc<SharedStage> {
         Arc::clone(self.memo.lock().expect("memo").entry(key).or_default())

@@ -274,10 +274,21 @@ pub(crate) fn build_stage(shared: &Shared<'_>, index: usize) -> Result<StageResu
     let mut scope = StageScope::new(df, shared.meta, &shared.opts.build_args, image_env);
     // The steps before a `TARGET*` arg of a fixed-platform stage are the same for every
     // platform: the first build to get here runs them, the others take its result.
-    let prefix = match triggers.is_empty() {
-        true => shared.prefix_key(index)?,
-        false => None,
+    // Likewise the leading COPY steps of a `FROM scratch` stage built for the target, which
+    // make the same layers for every platform: they key on no platform (`neutral`), and
+    // the steps after them on the stage's platform again.
+    let (prefix, neutral) = match triggers.is_empty() {
+        false => (None, false),
+        true => match shared.prefix_key(index)? {
+            Some(p) => (Some(p), false),
+            None => (shared.scratch_prefix_key(index)?, true),
+        },
     };
+    if neutral && prefix.is_some() {
+        let key = base_key(&BaseIdentity::Scratch, &shared.key_platform("any platform"));
+        state.key = key.clone();
+        state.base = (key, "scratch".into());
+    }
     let run = |state: &mut State,
                scope: &mut StageScope<'_>,
                range: std::ops::Range<usize>,
@@ -340,6 +351,15 @@ pub(crate) fn build_stage(shared: &Shared<'_>, index: usize) -> Result<StageResu
                 }
             }
             state.restore(&done);
+        }
+        if neutral {
+            let key = base_key(
+                &BaseIdentity::Stage(done.key.clone()),
+                &shared.key_platform(&platform),
+            );
+            state.key = key.clone();
+            state.base = (key, "the steps shared by every platform".into());
+            state.config.set_platform(&platform);
         }
         start = n;
     }

@@ -22,7 +22,8 @@ pub struct CopyArgs {
     /// Platform to pick from a multi-platform source [default: this machine's]
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<Platform>,
-    /// Copy the whole index with every platform (registry → registry)
+    /// Copy a multi-platform image whole, every platform and its index (to any end but
+    /// docker-archive, which holds no index)
     #[arg(long, short = 'a')]
     pub all_platforms: bool,
     /// No progress output

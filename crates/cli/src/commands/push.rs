@@ -49,6 +49,21 @@ pub fn run(args: PushArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let list = store
         .resolve_index(&args.image)
         .with_context(|| format!("finding image {:?} in the store", args.image))?;
+    // A multi-platform image of which only some platforms were pulled: the host's image is
+    // pushed alone (as docker pushes the image it pulled), the others not being here.
+    let list = match list {
+        Some(l)
+            if platform.is_none() && !l.entries().iter().all(|(d, _)| store.image(d).is_ok()) =>
+        {
+            eprintln!(
+                "note: {} has platforms that were not pulled (pull --all-platforms for all of \
+                 them); pushing this machine's platform's image alone",
+                args.image
+            );
+            None
+        }
+        other => other,
+    };
     let digest = match (list, platform) {
         (Some(list), None) => {
             push_index_blocking(&args.registry, &store, &list, &dest, args.quiet)?

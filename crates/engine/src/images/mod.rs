@@ -77,6 +77,17 @@ impl Engine {
                         e.with_hint("images come from `rbuild load`, `rbuild import` or `rbuild build`; `rbuild images` lists them")
                     });
             }
+            // A platform of a multi-platform image that was not pulled (a pull takes one).
+            Err(e @ StoreError::NoPlatform { .. }) if e.to_string().contains("(not pulled)") => {
+                let platform = platform.cloned().unwrap_or_else(Platform::host);
+                return Err(EngineError::from(e))
+                    .with_context(|| format!("image {image:?}"))
+                    .map_err(|e| {
+                        e.with_hint(format!(
+                            "`rbuild pull --platform {platform} {image}` fetches that platform's image"
+                        ))
+                    });
+            }
             Err(e) => return Err(e).with_context(|| format!("image {image:?}")),
         };
         let mut layers = Vec::new();

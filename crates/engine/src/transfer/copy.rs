@@ -24,7 +24,8 @@ impl Engine {
     /// registry streams (or mounts) blobs with no local copy (progress to `pushing`);
     /// everything else goes through a store — the engine's when `rbuild:` is an end, else a
     /// temporary one removed afterwards — fetching with progress to `pulling` and sending
-    /// with progress to `pushing`. Only registry to registry keeps every platform.
+    /// with progress to `pushing`. With `opts.all_platforms` a multi-platform image is
+    /// copied whole between any two ends but docker-archive (which holds no index).
     pub async fn copy(
         &self,
         client: &Client,
@@ -62,8 +63,11 @@ impl Engine {
 }
 
 impl Engine {
-    /// `copy --all-platforms` through the store: a registry's multi-platform image into the
-    /// store (the index named), the store's out to a registry or an OCI archive.
+    /// `copy --all-platforms` through a store (the engine's when `rbuild:` is an end, else a
+    /// temporary one): the source's multi-platform image — a registry's index, a stored one,
+    /// an OCI layout's or archive's — fetched whole, then sent whole: pushed, named, written
+    /// as an OCI layout or archive. A single image is copied as it is. docker-archive holds
+    /// no index: a multi-platform image to it is refused (as skopeo refuses it).
     async fn copy_all_platforms(
         &self,
         client: &Client,
@@ -73,55 +77,185 @@ impl Engine {
         pulling: Arc<dyn Reporter>,
         pushing: Arc<dyn Reporter>,
     ) -> Result<Digest> {
-        let store = self.store()?;
-        match (src, dst) {
-            (Location::Docker(r), Location::Store(name)) => {
-                let digest = pull_to_store(client, store, r, opts, pulling).await?;
-                let to: Reference = name
-                    .parse()
-                    .with_context(|| format!("image name {name:?}"))?;
-                if store.resolve_index(&digest.to_string())?.is_some() {
-                    store.name_index(&digest, &[to])?;
-                } else {
-                    let image = store.image(&digest)?;
-                    store.tag(&image, &to)?;
-                }
-                Ok(digest)
-            }
-            (Location::Store(name), Location::Docker(r)) => match store.resolve_index(name)? {
-                Some(list) => self.push_index(client, &list, r, pushing).await,
+        let uses_store = matches!(src, Location::Store(_)) || matches!(dst, Location::Store(_));
+        let (store, _tmp) = if uses_store {
+            (self.store()?.clone(), None)
+        } else {
+            let base = std::env::temp_dir();
+            let tmp = tempfile::Builder::new()
+                .prefix("rbuild-copy-")
+                .tempdir_in(&base)
+                .with_context(|| format!("creating a temporary store in {}", base.display()))?;
+            (Store::open(tmp.path())?, Some(tmp))
+        };
+        // Refused before anything is fetched: a stored multi-platform image to docker-archive.
+        if let (Location::Store(name), Location::DockerArchive(file, _)) = (src, dst)
+            && store.resolve_index(name)?.is_some()
+        {
+            return Err(no_index_in_docker_archive(file));
+        }
+        match fetch_all(client, &store, src, opts, pulling).await? {
+            Fetched::Image(image) => send(client, &store, &image, dst, pushing).await,
+            Fetched::List(list) => send_list(client, &store, &list, dst, pushing).await,
+        }
+    }
+}
+
+/// What `copy --all-platforms` fetched: a multi-platform image, or a single image.
+enum Fetched {
+    List(Box<rbuild_store::ImageList>),
+    Image(Box<Image>),
+}
+
+fn no_index_in_docker_archive(file: &Path) -> EngineError {
+    invalid(format!(
+        "docker-archive:{}: copying multiple images: destination transport \"docker-archive\" \
+         does not support copying multiple images as a group (it holds no image index)",
+        file.display()
+    ))
+    .with_hint("copy one platform (--platform P, without --all-platforms), or to oci-archive:FILE")
+}
+
+/// Get the whole source (every platform of a multi-platform one) into `store`.
+async fn fetch_all(
+    client: &Client,
+    store: &Store,
+    src: &Location,
+    opts: &PullOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Fetched> {
+    let loaded = match src {
+        Location::Docker(r) => {
+            let opts = PullOptions {
+                all_platforms: true,
+                ..opts.clone()
+            };
+            let digest = pull_to_store(client, store, r, &opts, reporter).await?;
+            return fetched(store, &digest);
+        }
+        Location::Store(name) => {
+            return match store.resolve_index(name)? {
+                Some(list) => Ok(Fetched::List(Box::new(list))),
                 None => {
-                    let image = store.resolve(name)?;
-                    push_from_store(client, store, &image, r, pushing).await
+                    let image = store
+                        .resolve(name)
+                        .with_context(|| format!("finding image {name:?} in the store"))?;
+                    Ok(Fetched::Image(Box::new(image)))
                 }
-            },
-            (Location::Store(name), Location::OciArchive(file, tag)) => {
-                match store.resolve_index(name)? {
-                    Some(list) => {
-                        let names = match tag {
-                            Some(t) => {
-                                let base = list.names.first().cloned().unwrap_or_else(|| {
-                                    "localhost/image".parse().expect("a valid reference")
-                                });
-                                vec![base.with_tag(t).with_context(|| format!("tag {t:?}"))?]
-                            }
-                            None => Vec::new(),
-                        };
-                        write_index_archive(store, &list, &names, file)?;
-                        Ok(list.digest)
-                    }
-                    None => {
-                        let image = store.resolve(name)?;
-                        send(client, store, &image, dst, pushing).await
-                    }
-                }
+            };
+        }
+        Location::DockerArchive(..) => {
+            return Ok(Fetched::Image(Box::new(
+                fetch(client, store, src, opts, reporter).await?,
+            )));
+        }
+        Location::Oci(dir, tag) => {
+            let loaded = archive::load_with(store, LoadSource::Dir(dir.clone()), true)
+                .with_context(|| format!("reading OCI layout {}", dir.display()))?;
+            if let Some(t) = tag {
+                return fetched(store, &oci_dir_tag(dir, t)?);
             }
-            _ => Err(invalid(
-                "--all-platforms is supported between docker:// registries, from docker:// to \
-                 rbuild:, and from rbuild: to docker:// or oci-archive: (not yet for other \
-                 transports)"
-                    .into(),
-            )),
+            (loaded, dir.display().to_string(), None)
+        }
+        Location::OciArchive(file, tag) => {
+            let f =
+                std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+            let loaded = archive::load_with(
+                store,
+                LoadSource::Stream {
+                    reader: Box::new(std::io::BufReader::with_capacity(1 << 20, f)),
+                    name: file.display().to_string(),
+                },
+                true,
+            )
+            .with_context(|| format!("reading archive {}", file.display()))?;
+            (loaded, file.display().to_string(), tag.clone())
+        }
+    };
+    let (loaded, what, tag) = loaded;
+    // The archive's top-level images: its indexes, and the images none of them lists.
+    let lists: Vec<rbuild_store::ImageList> = loaded
+        .iter()
+        .filter_map(|l| store.index(&l.manifest_digest).ok())
+        .collect();
+    let listed: std::collections::HashSet<Digest> = lists
+        .iter()
+        .flat_map(|l| l.entries().into_iter().map(|(d, _)| d))
+        .collect();
+    let top: Vec<Loaded> = loaded
+        .into_iter()
+        .filter(|l| !listed.contains(&l.manifest_digest))
+        .collect();
+    let digest = pick(&top, None, tag.as_deref(), &what)?;
+    fetched(store, &digest)
+}
+
+/// The stored index or image `digest`.
+fn fetched(store: &Store, digest: &Digest) -> Result<Fetched> {
+    if let Some(list) = store.resolve_index(&digest.to_string())?
+        && list.digest == *digest
+    {
+        return Ok(Fetched::List(Box::new(list)));
+    }
+    Ok(Fetched::Image(Box::new(store.image(digest).with_context(
+        || format!("reading image {digest} from the store"),
+    )?)))
+}
+
+/// Write the multi-platform image `list` from `store` to the destination; returns its digest
+/// there.
+async fn send_list(
+    client: &Client,
+    store: &Store,
+    list: &rbuild_store::ImageList,
+    dst: &Location,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Digest> {
+    let tag_names = |tag: &Option<String>| -> Result<Vec<Reference>> {
+        let Some(t) = tag else {
+            return Ok(Vec::new());
+        };
+        let base = list
+            .names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "localhost/image".parse().expect("a valid reference"));
+        Ok(vec![
+            base.with_tag(t).with_context(|| format!("tag {t:?}"))?,
+        ])
+    };
+    match dst {
+        Location::Docker(r) => super::push_index_from_store(client, store, list, r, reporter).await,
+        Location::Store(name) => {
+            let to: Reference = name
+                .parse()
+                .with_context(|| format!("image name {name:?}"))?;
+            store
+                .name_index(&list.digest, &[to])
+                .with_context(|| format!("naming the image {name}"))?;
+            Ok(list.digest.clone())
+        }
+        Location::DockerArchive(file, _) => Err(no_index_in_docker_archive(file)),
+        Location::OciArchive(file, tag) => {
+            write_index_archive(store, list, &tag_names(tag)?, file)?;
+            Ok(list.digest.clone())
+        }
+        Location::Oci(dir, tag) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let tmp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+            archive::save_index(
+                store,
+                &[(list.clone(), tag_names(tag)?)],
+                &[],
+                tmp.as_file(),
+            )
+            .with_context(|| format!("writing OCI layout {}", dir.display()))?;
+            let f = std::fs::File::open(tmp.path())?;
+            tar::Archive::new(f)
+                .unpack(dir)
+                .with_context(|| format!("writing OCI layout {}", dir.display()))?;
+            Ok(list.digest.clone())
         }
     }
 }

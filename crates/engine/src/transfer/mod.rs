@@ -77,19 +77,7 @@ impl Engine {
         dest: &Reference,
         reporter: Arc<dyn Reporter>,
     ) -> Result<Digest> {
-        let store = self.store()?;
-        let _hold = store.hold().context("locking the store against pruning")?;
-        let index = pushable_index(store, list)?;
-        let digest = rbuild_registry::push(
-            client,
-            dest,
-            &index,
-            Arc::new(StoreBlobs(store.clone())),
-            &PushOptions::default(),
-            reporter,
-        )
-        .await
-        .with_context(|| format!("pushing {dest}"))?;
+        let digest = push_index_from_store(client, self.store()?, list, dest, reporter).await?;
         self.emit(Event::now(
             EventType::Image,
             "push",
@@ -98,6 +86,28 @@ impl Engine {
         ));
         Ok(digest)
     }
+}
+
+/// Push the multi-platform image `list` from `store` to `dest` (see [`Engine::push_index`]).
+pub async fn push_index_from_store(
+    client: &Client,
+    store: &Store,
+    list: &ImageList,
+    dest: &Reference,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Digest> {
+    let _hold = store.hold().context("locking the store against pruning")?;
+    let index = pushable_index(store, list)?;
+    rbuild_registry::push(
+        client,
+        dest,
+        &index,
+        Arc::new(StoreBlobs(store.clone())),
+        &PushOptions::default(),
+        reporter,
+    )
+    .await
+    .with_context(|| format!("pushing {dest}"))
 }
 
 /// The index to push for a stored one: each listed image's pushable manifest (gzip layers) in
@@ -190,6 +200,30 @@ pub async fn pull_to_store(
             .name_index(&index.digest, &names)
             .with_context(|| format!("recording {reference} in the store"))?;
         return Ok(index.digest.clone());
+    }
+    // One platform of a multi-platform image: the name goes to the index all the same, which
+    // lists the images pulled so far (as containerd's image store keeps it), so pulling another
+    // platform under the same tag (a build for several platforms from one base) adds to it
+    // instead of taking the name off the one pulled before.
+    if let Some(index) = &pulled.index {
+        let stored = store
+            .put_index(&index.bytes)
+            .with_context(|| format!("storing the index of {reference}"))?;
+        if stored != index.digest {
+            return Err(EngineError::Failed(format!(
+                "{reference}: the index stored as {stored}, not {}",
+                index.digest
+            )));
+        }
+        for img in &pulled.images {
+            store
+                .name_image(&img.digest, &[])
+                .with_context(|| format!("recording {reference} in the store"))?;
+        }
+        store
+            .name_index(&index.digest, &names)
+            .with_context(|| format!("recording {reference} in the store"))?;
+        return Ok(pulled.digest.clone());
     }
     let named = pulled.digest.clone();
     for img in &pulled.images {
