@@ -384,7 +384,10 @@ pub fn status_text(st: &rbuild_runner::lifecycle::ContainerState) -> String {
     let ago = |ns: i64| human_duration(now_secs() - ns / 1_000_000_000);
     match st.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", ago(st.started_at)),
+        Status::Running => match &st.health {
+            Some(h) => format!("Up {} ({})", ago(st.started_at), h.summary()),
+            None => format!("Up {}", ago(st.started_at)),
+        },
         Status::Paused => format!("Up {} (Paused)", ago(st.started_at)),
         Status::Restarting => format!("Restarting ({}) {} ago", st.exit_code, ago(st.finished_at)),
         Status::Exited => format!("Exited ({}) {} ago", st.exit_code, ago(st.finished_at)),
