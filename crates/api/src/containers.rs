@@ -164,6 +164,8 @@ pub struct CreateBody {
     pub stop_signal: Option<String>,
     /// Stop timeout in seconds.
     pub stop_timeout: Option<i64>,
+    /// The healthcheck (docker's `HealthConfig`), over the image's.
+    pub healthcheck: Option<rbuild_runner::lifecycle::health::HealthConfig>,
     /// Anonymous volumes (`{"/data": {}}`).
     pub volumes: Option<BTreeMap<String, Value>>,
     /// Ports exposed (`{"80/tcp": {}}`): recorded by the image or `-p`.
@@ -207,6 +209,7 @@ pub fn create_options(name: Option<String>, b: CreateBody) -> ApiResult<CreateOp
     o.tty = b.tty.unwrap_or(false);
     o.stop_signal = b.stop_signal.filter(|s| !s.is_empty());
     o.stop_timeout = b.stop_timeout.and_then(|t| u32::try_from(t).ok());
+    o.healthcheck = b.healthcheck;
     for (path, _) in b.volumes.unwrap_or_default() {
         o.volumes.push(path);
     }

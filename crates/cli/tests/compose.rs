@@ -639,13 +639,27 @@ fn a_sample_project_goes_up_changes_and_goes_down() {
     assert_eq!(common::rbuild_ok(root, &["ps", "-aq"]), "");
     assert!(!common::rbuild_ok(root, &["network", "ls"]).contains("nginx-golang"));
     assert!(common::rbuild_ok(root, &["volume", "ls", "-q"]).contains("nginx-golang_db-data"));
-    // down -v: the volume too.
-    let (_, err) = rbc_ok(root, &dir, &["down", "-v"], &env2);
+    // down -v: the volume too; --rmi local: the image compose built (not busybox:local).
+    let o = rbc(root, &dir, &["down", "--rmi", "some"], &env2);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("invalid --rmi option \"some\""),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (_, err) = rbc_ok(root, &dir, &["down", "-v", "--rmi", "local"], &env2);
     assert!(
         err.lines()
             .any(|l| l == "Volume nginx-golang_db-data  Removed"),
         "{err}"
     );
+    assert!(
+        err.lines()
+            .any(|l| l == "Image nginx-golang-backend  Removed"),
+        "{err}"
+    );
+    let images = common::rbuild_ok(root, &["images"]);
+    assert!(!images.contains("nginx-golang-backend"), "{images}");
+    assert!(images.contains("busybox"), "{images}");
     assert_eq!(common::rbuild_ok(root, &["volume", "ls", "-q"]), "");
 
     // Nothing left running or mounted.
@@ -1098,7 +1112,7 @@ services:
     tty: true
     stdin_open: true
     labels: {{tier: tools}}
-    restart: on-failure:2
+    restart: on-failure
     deploy:
       resources:
         limits: {{memory: 64m, cpus: '0.5', pids: 40}}
@@ -1163,7 +1177,7 @@ services:
     assert_eq!(tool["Config"]["OpenStdin"], true);
     assert_eq!(tool["Config"]["Labels"]["tier"], "tools");
     assert_eq!(tool["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
-    assert_eq!(tool["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 2);
+    assert_eq!(tool["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 0);
     assert!(
         v[1]["Config"]["ExposedPorts"]
             .as_object()
@@ -1244,10 +1258,10 @@ services:
       slow: {condition: service_healthy}
       migrate: {condition: service_completed_successfully}
     secrets:
-      - token
-      - source: key
-        target: api.key
+      - source: token
+        target: api.token
         mode: 256
+      - key
     configs:
       - app_conf
       - source: inline
@@ -1298,11 +1312,11 @@ configs:
             "app",
             "sh",
             "-c",
-            "cat /run/secrets/token; echo; cat /run/secrets/api.key /app_conf /etc/inline.conf; echo; stat -c %a /run/secrets/token",
+            "cat /run/secrets/api.token; echo; cat /run/secrets/key /app_conf /etc/inline.conf; echo; stat -c %a /run/secrets/api.token /etc/inline.conf",
         ],
         &env,
     );
-    assert_eq!(out, "t0k3n\nmode=file\nmode=file\ninline=t0k3n\n444\n");
+    assert_eq!(out, "t0k3n\nmode=file\nmode=file\ninline=t0k3n\n400\n444\n");
     let o = rbc(
         root,
         d,
@@ -1343,4 +1357,56 @@ configs:
     );
     rbc_ok(root, d, &["down"], &env);
     assert_eq!(common::rbuild_ok(root, &["ps", "-aq"]), "");
+}
+
+#[test]
+fn build_cache_to_and_from_reach_the_builder() {
+    if !can_run("build_cache_to_and_from_reach_the_builder") {
+        return;
+    }
+    let root_dir = tempfile::tempdir().unwrap();
+    let root = root_dir.path();
+    if common::busybox_image(root, "busybox:local").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    std::fs::create_dir(d.join("ctx")).unwrap();
+    std::fs::write(
+        d.join("ctx/Dockerfile"),
+        "FROM busybox:local\nRUN echo built > /built\n",
+    )
+    .unwrap();
+    let write = |key: &str| {
+        std::fs::write(
+            d.join("compose.yaml"),
+            format!(
+                "name: cc\nservices:\n  app:\n    build:\n      context: ctx\n      {key}: [\"type=local,{}={}\"]\n",
+                if key == "cache_to" { "dest" } else { "src" },
+                cache.display()
+            ),
+        )
+        .unwrap();
+    };
+    write("cache_to");
+    rbc_ok(root, d, &["build"], &[]);
+    assert!(cache.join("index.json").is_file(), "the cache was exported");
+    // A second store with the same base image: the step comes from the imported cache.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = other_dir.path();
+    let saved = d.join("busybox.tar");
+    common::rbuild_ok(
+        root,
+        &["save", "-o", saved.to_str().unwrap(), "busybox:local"],
+    );
+    common::rbuild_ok(other, &["load", "-i", saved.to_str().unwrap()]);
+    write("cache_from");
+    let (_, err) = rbc_ok(other, d, &["build"], &[]);
+    assert!(err.contains("#2 CACHED"), "{err}");
+    // A cache that cannot be read is a warning; the build goes on.
+    std::fs::remove_dir_all(&cache).unwrap();
+    let (_, err) = rbc_ok(other, d, &["build"], &[]);
+    assert!(err.contains("cache import from"), "{err}");
+    assert!(err.contains("Image cc-app  Built"), "{err}");
 }

@@ -107,6 +107,8 @@ pub struct CreateOptions {
     /// `--health-*` options (fields not given come from the image's HEALTHCHECK; `Test`
     /// `["NONE"]` is `--no-healthcheck`) [default: the image's].
     pub healthcheck: Option<rbuild_runner::lifecycle::health::HealthConfig>,
+    /// `--expose PORT[/PROTO]`: ports exposed besides the image's.
+    pub expose: Vec<String>,
 }
 
 impl CreateOptions {

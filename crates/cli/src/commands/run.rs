@@ -162,6 +162,9 @@ pub struct RunArgs {
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
+    /// Expose a port (PORT[/PROTO]) besides the image's
+    #[arg(long = "expose", value_name = "PORT")]
+    pub expose: Vec<String>,
     /// Add a capability (CAP_X or X; ALL for all)
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
@@ -340,6 +343,7 @@ fn options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
             .transpose()
             .map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
         healthcheck: healthcheck(args)?,
+        expose: args.expose.clone(),
     })
 }
 

@@ -20,7 +20,7 @@ use rbuild_runner::lifecycle::Container;
 use crate::error::ComposeError;
 use crate::project::Project;
 
-pub use down::DownOptions;
+pub use down::{DownOptions, RemoveImages};
 pub use oneoff::RunOptions;
 pub use up::{Images, UpOptions};
 

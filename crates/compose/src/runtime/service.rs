@@ -75,6 +75,8 @@ const BUILD_KEYS: &[&str] = &[
     "args",
     "target",
     "labels",
+    "cache_from",
+    "cache_to",
 ];
 
 /// `deploy:` keys rbuild uses (`resources` only with `limits` of cpus, memory and pids).
@@ -455,6 +457,7 @@ pub(crate) fn create_options(
     }
 
     o.healthcheck = service.healthcheck.as_ref().map(health_config);
+    o.expose = service.expose.iter().map(text).collect();
     o.volumes
         .extend(super::files::service_files(project, name, service)?.binds);
 

@@ -116,6 +116,7 @@ impl Runtime<'_> {
         // Refuse what cannot run before anything is made.
         for name in &selected {
             service::check_supported(name, self.service(name))?;
+            super::files::service_files(self.project, name, self.service(name))?;
         }
         // Orphans: containers of services the project no longer has.
         let known: Vec<String> = self.project.service_names();

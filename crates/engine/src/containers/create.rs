@@ -263,6 +263,19 @@ impl Engine {
             .into_iter()
             .collect();
         labels.extend(opts.labels.clone());
+        let mut exposed: Vec<String> = cfg.exposed_ports().clone().unwrap_or_default();
+        for e in &opts.expose {
+            let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+            if port.parse::<u16>().is_err() || !matches!(proto, "tcp" | "udp") {
+                return Err(invalid(format!(
+                    "invalid exposed port {e:?}: expected PORT[/tcp|/udp]"
+                )));
+            }
+            let p = format!("{port}/{proto}");
+            if !exposed.contains(&p) {
+                exposed.push(p);
+            }
+        }
         let record = ContainerRecord {
             id: id.clone(),
             name: opts.name.clone().unwrap_or_default(),
@@ -302,12 +315,8 @@ impl Engine {
             auto_remove: opts.auto_remove,
             stop_signal,
             stop_timeout: opts.stop_timeout,
-            ports: publish(
-                opts,
-                cfg.exposed_ports().as_deref().unwrap_or_default(),
-                warnings,
-            )?,
-            exposed_ports: cfg.exposed_ports().clone().unwrap_or_default(),
+            ports: publish(opts, &exposed, warnings)?,
+            exposed_ports: exposed,
             mounts: mount_records,
             network,
             dns: opts.dns.clone(),

@@ -101,13 +101,11 @@ pub fn run(args: ComposeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         ComposeCommand::Config(c) => config(&project, &c),
         ComposeCommand::Up(a) => up(&rt, &engine, a),
         ComposeCommand::Down(a) => {
-            if a.rmi.is_some() {
-                bail!("rbuild compose down --rmi: not supported yet");
-            }
             rt.down(&DownOptions {
                 volumes: a.volumes,
                 remove_orphans: a.remove_orphans,
                 timeout: a.timeout,
+                rmi: a.rmi.as_deref().map(str::parse).transpose()?,
             })?;
             Ok(ExitCode::SUCCESS)
         }
