@@ -148,10 +148,8 @@ pub(crate) fn check_supported(name: &str, service: &Service) -> Result<(), Compo
                     }
                 }
             }
-            "healthcheck" => {
-                if value.get("start_interval").is_some() {
-                    return Err(unsupported(name, "healthcheck.start_interval"));
-                }
+            "healthcheck" if value.get("start_interval").is_some() => {
+                return Err(unsupported(name, "healthcheck.start_interval"));
             }
             "logging" => {
                 let driver = value.get("driver").and_then(Value::as_str);
