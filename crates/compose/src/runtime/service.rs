@@ -148,6 +148,13 @@ pub(crate) fn check_supported(name: &str, service: &Service) -> Result<(), Compo
                     }
                 }
             }
+            // The runner writes `/etc/hosts` and `/etc/resolv.conf` with these only for
+            // containers on bridge networks.
+            "extra_hosts" | "dns" | "dns_search" | "dns_opt"
+                if map.get("network_mode").is_some() =>
+            {
+                return Err(unsupported(name, &format!("{key} with network_mode")));
+            }
             "healthcheck" if value.get("start_interval").is_some() => {
                 return Err(unsupported(name, "healthcheck.start_interval"));
             }
@@ -707,6 +714,14 @@ mod tests {
         let e = check_supported("web", &s).unwrap_err().to_string();
         assert!(
             e.contains("healthcheck.start_interval") && e.contains("not supported yet"),
+            "{e}"
+        );
+        let s: Service =
+            serde_yaml::from_str("image: a\nnetwork_mode: none\nextra_hosts: ['h:10.0.0.1']\n")
+                .unwrap();
+        let e = check_supported("web", &s).unwrap_err().to_string();
+        assert!(
+            e.contains("`extra_hosts with network_mode` is not supported yet"),
             "{e}"
         );
         let s: Service = serde_yaml::from_str("image: a\nlogging:\n  driver: syslog\n").unwrap();
