@@ -164,6 +164,8 @@ pub struct CreateBody {
     pub stop_signal: Option<String>,
     /// Stop timeout in seconds.
     pub stop_timeout: Option<i64>,
+    /// The healthcheck (docker's `HealthConfig`), over the image's.
+    pub healthcheck: Option<rbuild_runner::lifecycle::health::HealthConfig>,
     /// Anonymous volumes (`{"/data": {}}`).
     pub volumes: Option<BTreeMap<String, Value>>,
     /// Ports exposed (`{"80/tcp": {}}`): recorded by the image or `-p`.
@@ -207,6 +209,7 @@ pub fn create_options(name: Option<String>, b: CreateBody) -> ApiResult<CreateOp
     o.tty = b.tty.unwrap_or(false);
     o.stop_signal = b.stop_signal.filter(|s| !s.is_empty());
     o.stop_timeout = b.stop_timeout.and_then(|t| u32::try_from(t).ok());
+    o.healthcheck = b.healthcheck;
     for (path, _) in b.volumes.unwrap_or_default() {
         o.volumes.push(path);
     }
@@ -384,7 +387,10 @@ pub fn status_text(st: &rbuild_runner::lifecycle::ContainerState) -> String {
     let ago = |ns: i64| human_duration(now_secs() - ns / 1_000_000_000);
     match st.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", ago(st.started_at)),
+        Status::Running => match &st.health {
+            Some(h) => format!("Up {} ({})", ago(st.started_at), h.summary()),
+            None => format!("Up {}", ago(st.started_at)),
+        },
         Status::Paused => format!("Up {} (Paused)", ago(st.started_at)),
         Status::Restarting => format!("Restarting ({}) {} ago", st.exit_code, ago(st.finished_at)),
         Status::Exited => format!("Exited ({}) {} ago", st.exit_code, ago(st.finished_at)),

@@ -139,7 +139,7 @@ fn verbs_and_keys_not_run_yet_are_refused_before_anything_is_made() {
     let d = dir.path();
     std::fs::write(
         d.join("compose.yaml"),
-        "services:\n  web:\n    image: a\n    healthcheck:\n      test: [CMD, 'true']\n  db:\n    image: b\n    deploy:\n      resources:\n        reservations:\n          memory: 1g\n",
+        "services:\n  web:\n    image: a\n    healthcheck:\n      test: [CMD, 'true']\n      start_interval: 1s\n  db:\n    image: b\n    deploy:\n      resources:\n        reservations:\n          memory: 1g\n",
     )
     .unwrap();
     for verb in ["events", "cp", "stats", "watch"] {
@@ -155,14 +155,17 @@ fn verbs_and_keys_not_run_yet_are_refused_before_anything_is_made() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("service \"web\": `healthcheck` is not supported yet"),
+        err.contains("service \"web\": `healthcheck.start_interval` is not supported yet"),
         "{err}"
     );
     let err = String::from_utf8_lossy(
         &compose(d, &["run", "--rm", "web"], &[("RBUILD_ROOT", root_s)]).stderr,
     )
     .into_owned();
-    assert!(err.contains("`healthcheck` is not supported yet"), "{err}");
+    assert!(
+        err.contains("`healthcheck.start_interval` is not supported yet"),
+        "{err}"
+    );
     let err = String::from_utf8_lossy(
         &compose(d, &["up", "-d", "db"], &[("RBUILD_ROOT", root_s)]).stderr,
     )
@@ -344,10 +347,17 @@ fn a_sample_project_goes_up_changes_and_goes_down() {
     ] {
         assert!(err.lines().any(|l| l == line), "{line:?} in:\n{err}");
     }
-    // Dependencies first: db before the backends, the backends before the proxy.
-    let at = |l: &str| err.find(l).unwrap();
+    // Dependencies first: db before the backends (once its healthcheck passed:
+    // `service_healthy`), the backends before the proxy.
+    let at = |l: &str| err.find(l).unwrap_or_else(|| panic!("{l:?} in:\n{err}"));
     assert!(
-        at("Container nginx-golang-db-1  Started")
+        at("Container nginx-golang-db-1  Started") < at("Container nginx-golang-db-1  Waiting")
+    );
+    assert!(
+        at("Container nginx-golang-db-1  Waiting") < at("Container nginx-golang-db-1  Healthy")
+    );
+    assert!(
+        at("Container nginx-golang-db-1  Healthy")
             < at("Container nginx-golang-backend-1  Creating")
     );
     assert!(
@@ -391,6 +401,53 @@ fn a_sample_project_goes_up_changes_and_goes_down() {
             "{labels}"
         );
     }
+    let db = ps
+        .iter()
+        .find(|c| c["Name"] == "nginx-golang-db-1")
+        .unwrap();
+    assert_eq!(db["Health"], "healthy", "{db}");
+    assert!(
+        db["Status"].as_str().unwrap().ends_with("(healthy)"),
+        "{db}"
+    );
+    let (out, _) = rbc_ok(root, &dir, &["ps", "db"], &env);
+    assert!(out.contains("(healthy)"), "{out}");
+    let inspect = common::rbuild_ok(root, &["inspect", "nginx-golang-db-1"]);
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(inspect[0]["State"]["Health"]["Status"], "healthy");
+    assert_eq!(
+        inspect[0]["Config"]["Healthcheck"]["Test"],
+        serde_json::json!([
+            "CMD",
+            "wget",
+            "-q",
+            "-O",
+            "/dev/null",
+            "http://127.0.0.1:5432/ready"
+        ])
+    );
+    // The file secret, read-only at /run/secrets/NAME.
+    let (out, _) = rbc_ok(
+        root,
+        &dir,
+        &["exec", "-T", "backend", "cat", "/run/secrets/db-password"],
+        &env,
+    );
+    assert_eq!(out, "db-secret-from-file\n");
+    let o = rbc(
+        root,
+        &dir,
+        &[
+            "exec",
+            "-T",
+            "db",
+            "sh",
+            "-c",
+            "echo x > /run/secrets/db-password",
+        ],
+        &env,
+    );
+    assert!(!o.status.success(), "the secret is read-only");
     let backend2 = ps
         .iter()
         .find(|c| c["Name"] == "nginx-golang-backend-2")
@@ -582,13 +639,27 @@ fn a_sample_project_goes_up_changes_and_goes_down() {
     assert_eq!(common::rbuild_ok(root, &["ps", "-aq"]), "");
     assert!(!common::rbuild_ok(root, &["network", "ls"]).contains("nginx-golang"));
     assert!(common::rbuild_ok(root, &["volume", "ls", "-q"]).contains("nginx-golang_db-data"));
-    // down -v: the volume too.
-    let (_, err) = rbc_ok(root, &dir, &["down", "-v"], &env2);
+    // down -v: the volume too; --rmi local: the image compose built (not busybox:local).
+    let o = rbc(root, &dir, &["down", "--rmi", "some"], &env2);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("invalid --rmi option \"some\""),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (_, err) = rbc_ok(root, &dir, &["down", "-v", "--rmi", "local"], &env2);
     assert!(
         err.lines()
             .any(|l| l == "Volume nginx-golang_db-data  Removed"),
         "{err}"
     );
+    assert!(
+        err.lines()
+            .any(|l| l == "Image nginx-golang-backend  Removed"),
+        "{err}"
+    );
+    let images = common::rbuild_ok(root, &["images"]);
+    assert!(!images.contains("nginx-golang-backend"), "{images}");
+    assert!(images.contains("busybox"), "{images}");
     assert_eq!(common::rbuild_ok(root, &["volume", "ls", "-q"]), "");
 
     // Nothing left running or mounted.
@@ -959,4 +1030,383 @@ fn pull_and_push_go_through_the_registry() {
         &["run", "--rm", "--network", "none", &built, "cat", "/built"],
     );
     assert_eq!(out, "built\n");
+}
+
+/// The cgroup limits of the running container `name` as the host sees them: (memory bytes,
+/// CPU quota per 100 ms period in µs, pids) — cgroup v1 or v2.
+fn cgroup_limits(root: &Path, name: &str) -> (String, String, String) {
+    let v = common::rbuild_ok(root, &["inspect", name]);
+    let v: serde_json::Value = serde_json::from_str(&v).unwrap();
+    let pid = v[0]["State"]["Pid"].as_i64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path_of = |ctrl: &str| -> Option<String> {
+        cg.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            ctrls.split(',').any(|c| c == ctrl).then(|| path.to_owned())
+        })
+    };
+    let read = |p: String| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    match path_of("memory") {
+        Some(mem) => (
+            read(format!("/sys/fs/cgroup/memory{mem}/memory.limit_in_bytes")),
+            read(format!(
+                "/sys/fs/cgroup/cpu{}/cpu.cfs_quota_us",
+                path_of("cpu").unwrap()
+            )),
+            read(format!(
+                "/sys/fs/cgroup/pids{}/pids.max",
+                path_of("pids").unwrap()
+            )),
+        ),
+        None => {
+            let p = cg.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+            let cpu = read(format!("/sys/fs/cgroup{p}/cpu.max"));
+            (
+                read(format!("/sys/fs/cgroup{p}/memory.max")),
+                cpu.split_whitespace().next().unwrap().to_owned(),
+                read(format!("/sys/fs/cgroup{p}/pids.max")),
+            )
+        }
+    }
+}
+
+#[test]
+fn service_keys_reach_the_containers() {
+    if !can_run("service_keys_reach_the_containers") {
+        return;
+    }
+    let root_dir = tempfile::tempdir().unwrap();
+    let root = root_dir.path();
+    if common::busybox_image(root, "busybox:local").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    std::fs::write(d.join("app.env"), "FROM_FILE=yes\n").unwrap();
+    std::fs::write(
+        d.join("compose.yaml"),
+        format!(
+            r#"name: keys
+services:
+  tool:
+    image: busybox:local
+    entrypoint: ["sh", "-c"]
+    command: ["trap 'exit 0' USR1; while :; do sleep 0.1; done"]
+    env_file: [app.env]
+    init: true
+    working_dir: /scratch
+    hostname: toolbox
+    read_only: true
+    tmpfs: [/scratch]
+    volumes:
+      - type: tmpfs
+        target: /cache
+    cap_drop: [ALL]
+    cap_add: [NET_BIND_SERVICE]
+    stop_signal: SIGUSR1
+    stop_grace_period: 3s
+    extra_hosts: ["db.example:10.1.2.3"]
+    dns: [10.0.0.53]
+    tty: true
+    stdin_open: true
+    labels: {{tier: tools}}
+    restart: on-failure
+    deploy:
+      resources:
+        limits: {{memory: 64m, cpus: '0.5', pids: 40}}
+  web:
+    image: busybox:local
+    command: sh -c 'mkdir -p /www && echo long syntax > /www/index.html && exec httpd -f -p 80 -h /www'
+    expose: ["9000"]
+    ports:
+      - target: 80
+        published: "{port}"
+        host_ip: 127.0.0.1
+        protocol: tcp
+  who:
+    image: busybox:local
+    command: sleep 60
+    user: "1000:1000"
+    working_dir: /tmp
+    network_mode: none
+"#
+        ),
+    )
+    .unwrap();
+    rbc_ok(root, d, &["up", "-d"], &[]);
+    let sh = |svc: &str, script: &str| -> String {
+        rbc_ok(root, d, &["exec", "-T", svc, "sh", "-c", script], &[]).0
+    };
+    // env_file, working_dir, hostname, extra_hosts, dns, tmpfs (short and long), read_only.
+    assert_eq!(
+        sh("tool", "echo $FROM_FILE; pwd; hostname"),
+        "yes\n/scratch\ntoolbox\n"
+    );
+    assert!(sh("tool", "cat /etc/hosts").contains("10.1.2.3\tdb.example"));
+    assert!(sh("tool", "cat /etc/resolv.conf").contains("nameserver 10.0.0.53"));
+    let mounts = sh("tool", "cat /proc/mounts");
+    assert!(mounts.contains("tmpfs /scratch tmpfs"), "{mounts}");
+    assert!(mounts.contains("tmpfs /cache tmpfs"), "{mounts}");
+    let o = rbc(root, d, &["exec", "-T", "tool", "touch", "/x"], &[]);
+    assert!(!o.status.success(), "read_only root");
+    sh("tool", "touch /scratch/ok /cache/ok");
+    // init: PID 1 is the init, the command its child.
+    let pid1 = sh("tool", "tr '\\0' ' ' < /proc/1/cmdline");
+    assert!(!pid1.starts_with("sh "), "{pid1}");
+    // cap_drop ALL + cap_add NET_BIND_SERVICE (bit 10): only it is left.
+    let caps = sh("tool", "grep CapEff /proc/self/status");
+    assert_eq!(
+        caps.split_whitespace().nth(1),
+        Some("0000000000000400"),
+        "{caps}"
+    );
+    // deploy.resources.limits.
+    let (mem, cpu, pids) = cgroup_limits(root, "keys-tool-1");
+    assert_eq!(mem.trim(), (64u64 << 20).to_string());
+    assert_eq!(cpu.trim(), "50000");
+    assert_eq!(pids.trim(), "40");
+    // stop_signal, stop_grace_period, tty, stdin_open, labels, restart, expose.
+    let v = common::rbuild_ok(root, &["inspect", "keys-tool-1", "keys-web-1"]);
+    let v: serde_json::Value = serde_json::from_str(&v).unwrap();
+    let tool = &v[0];
+    assert_eq!(tool["Config"]["StopSignal"], "SIGUSR1");
+    assert_eq!(tool["Config"]["StopTimeout"], 3);
+    assert_eq!(tool["Config"]["Tty"], true);
+    assert_eq!(tool["Config"]["OpenStdin"], true);
+    assert_eq!(tool["Config"]["Labels"]["tier"], "tools");
+    assert_eq!(tool["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(tool["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 0);
+    assert!(
+        v[1]["Config"]["ExposedPorts"]
+            .as_object()
+            .unwrap()
+            .contains_key("9000/tcp")
+    );
+    // The long port syntax answers from the host.
+    let body = http_get_until(port, "long syntax");
+    assert!(body.contains("long syntax"), "{body}");
+    // user, working_dir, network_mode: none.
+    assert_eq!(sh("who", "id -u; id -g; pwd"), "1000\n1000\n/tmp\n");
+    let ifaces = sh("who", "cat /proc/net/dev");
+    assert!(
+        ifaces.contains("lo:") && !ifaces.contains("eth0"),
+        "{ifaces}"
+    );
+    // stop sends SIGUSR1, which the command traps to exit 0 at once.
+    let t = Instant::now();
+    rbc_ok(root, d, &["stop", "tool"], &[]);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let ps = ps_json(root, d);
+    let tool = ps.iter().find(|c| c["Service"] == "tool").unwrap();
+    assert_eq!(tool["ExitCode"], 0, "{tool}");
+    rbc_ok(root, d, &["down"], &[]);
+    assert_eq!(common::rbuild_ok(root, &["ps", "-aq"]), "");
+}
+
+#[test]
+fn healthchecks_secrets_and_configs() {
+    if !can_run("healthchecks_secrets_and_configs") {
+        return;
+    }
+    let root_dir = tempfile::tempdir().unwrap();
+    let root = root_dir.path();
+    if common::busybox_image(root, "busybox:local").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("app.conf"), "mode=file\n").unwrap();
+    std::fs::write(
+        d.join("compose.yaml"),
+        r#"name: hc
+services:
+  slow:
+    image: busybox:local
+    command: sh -c 'sleep 0.7; touch /tmp/up; exec sleep 60'
+    network_mode: none
+    init: true
+    healthcheck:
+      test: test -e /tmp/up
+      interval: 100ms
+      retries: 30
+  sick:
+    image: busybox:local
+    command: sleep 60
+    network_mode: none
+    init: true
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 100ms
+      retries: 2
+  plain:
+    image: busybox:local
+    command: sleep 60
+    network_mode: none
+    init: true
+  migrate:
+    image: busybox:local
+    command: sh -c 'sleep 0.3; echo migrated'
+    network_mode: none
+  app:
+    image: busybox:local
+    command: sleep 60
+    network_mode: none
+    init: true
+    depends_on:
+      slow: {condition: service_healthy}
+      migrate: {condition: service_completed_successfully}
+    secrets:
+      - source: token
+        target: api.token
+        mode: 256
+      - key
+    configs:
+      - app_conf
+      - source: inline
+        target: /etc/inline.conf
+  needs-sick:
+    image: busybox:local
+    command: sleep 60
+    network_mode: none
+    depends_on:
+      sick: {condition: service_healthy}
+  needs-plain:
+    image: busybox:local
+    command: sleep 60
+    network_mode: none
+    depends_on:
+      plain: {condition: service_healthy}
+secrets:
+  token:
+    environment: TOKEN
+  key:
+    file: ./app.conf
+configs:
+  app_conf:
+    file: ./app.conf
+  inline:
+    content: "inline=${TOKEN}"
+"#,
+    )
+    .unwrap();
+    let env = [("TOKEN", "t0k3n")];
+    // service_healthy and service_completed_successfully: app waits for both.
+    let (_, err) = rbc_ok(root, d, &["up", "-d", "app"], &env);
+    let at = |l: &str| err.find(l).unwrap_or_else(|| panic!("{l:?} in:\n{err}"));
+    assert!(at("Container hc-slow-1  Healthy") < at("Container hc-app-1  Creating"));
+    assert!(at("Container hc-migrate-1  Exited") < at("Container hc-app-1  Creating"));
+    let ps = ps_json(root, d);
+    let slow = ps.iter().find(|c| c["Service"] == "slow").unwrap();
+    assert_eq!(slow["Health"], "healthy", "{slow}");
+    let (out, _) = rbc_ok(root, d, &["ps", "slow"], &[]);
+    assert!(out.contains("(healthy)"), "{out}");
+    // Secrets at /run/secrets, configs at /NAME or their target.
+    let (out, _) = rbc_ok(
+        root,
+        d,
+        &[
+            "exec",
+            "-T",
+            "app",
+            "sh",
+            "-c",
+            "cat /run/secrets/api.token; echo; cat /run/secrets/key /app_conf /etc/inline.conf; echo; stat -c %a /run/secrets/api.token /etc/inline.conf",
+        ],
+        &env,
+    );
+    assert_eq!(out, "t0k3n\nmode=file\nmode=file\ninline=t0k3n\n400\n444\n");
+    let o = rbc(
+        root,
+        d,
+        &["exec", "-T", "app", "sh", "-c", "echo x > /app_conf"],
+        &env,
+    );
+    assert!(!o.status.success(), "a file config is read-only");
+    // A dependency that turns unhealthy, or has no healthcheck, fails the up clearly and
+    // its dependent is not created.
+    let o = rbc(root, d, &["up", "-d", "needs-sick"], &env);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("dependency failed to start: container hc-sick-1 is unhealthy"),
+        "{err}"
+    );
+    let o = rbc(root, d, &["up", "-d", "needs-plain"], &env);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("container hc-plain-1 has no healthcheck configured"),
+        "{err}"
+    );
+    let names = common::rbuild_ok(root, &["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!names.contains("needs-"), "{names}");
+    // up --wait: returns once healthy; an unhealthy one fails it.
+    rbc_ok(root, d, &["down"], &env);
+    let (_, err) = rbc_ok(root, d, &["up", "-d", "--wait", "slow"], &env);
+    assert!(err.contains("Container hc-slow-1  Healthy"), "{err}");
+    let v = common::rbuild_ok(root, &["inspect", "hc-slow-1"]);
+    let v: serde_json::Value = serde_json::from_str(&v).unwrap();
+    assert_eq!(v[0]["State"]["Health"]["Status"], "healthy");
+    let o = rbc(root, d, &["up", "-d", "--wait", "sick"], &env);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("container hc-sick-1 is unhealthy"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    rbc_ok(root, d, &["down"], &env);
+    assert_eq!(common::rbuild_ok(root, &["ps", "-aq"]), "");
+}
+
+#[test]
+fn build_cache_to_and_from_reach_the_builder() {
+    if !can_run("build_cache_to_and_from_reach_the_builder") {
+        return;
+    }
+    let root_dir = tempfile::tempdir().unwrap();
+    let root = root_dir.path();
+    if common::busybox_image(root, "busybox:local").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    std::fs::create_dir(d.join("ctx")).unwrap();
+    std::fs::write(
+        d.join("ctx/Dockerfile"),
+        "FROM busybox:local\nRUN echo built > /built\n",
+    )
+    .unwrap();
+    let write = |key: &str| {
+        std::fs::write(
+            d.join("compose.yaml"),
+            format!(
+                "name: cc\nservices:\n  app:\n    build:\n      context: ctx\n      {key}: [\"type=local,{}={}\"]\n",
+                if key == "cache_to" { "dest" } else { "src" },
+                cache.display()
+            ),
+        )
+        .unwrap();
+    };
+    write("cache_to");
+    rbc_ok(root, d, &["build"], &[]);
+    assert!(cache.join("index.json").is_file(), "the cache was exported");
+    // A second store with the same base image: the step comes from the imported cache.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = other_dir.path();
+    let saved = d.join("busybox.tar");
+    common::rbuild_ok(
+        root,
+        &["save", "-o", saved.to_str().unwrap(), "busybox:local"],
+    );
+    common::rbuild_ok(other, &["load", "-i", saved.to_str().unwrap()]);
+    write("cache_from");
+    let (_, err) = rbc_ok(other, d, &["build"], &[]);
+    assert!(err.contains("#2 CACHED"), "{err}");
+    // A cache that cannot be read is a warning; the build goes on.
+    std::fs::remove_dir_all(&cache).unwrap();
+    let (_, err) = rbc_ok(other, d, &["build"], &[]);
+    assert!(err.contains("cache import from"), "{err}");
+    assert!(err.contains("Image cc-app  Built"), "{err}");
 }

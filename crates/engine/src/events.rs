@@ -103,7 +103,11 @@ impl Event {
                 .filter(|(k, _)| k == key)
                 .any(|(_, v)| match key {
                     "type" => kind == *v,
-                    "event" | "action" => self.action == *v,
+                    // docker's `event=health_status` also matches `health_status: healthy`.
+                    "event" | "action" => {
+                        self.action == *v
+                            || self.action.split_once(':').is_some_and(|(a, _)| a == v)
+                    }
                     "container" => {
                         kind == "container"
                             && (self.actor.id.starts_with(v.as_str()) || attr("name") == v)
@@ -182,6 +186,10 @@ mod tests {
         assert!(e.matches(&f(&[("container", "abc")])));
         assert!(!e.matches(&f(&[("container", "db")])));
         assert!(e.matches(&f(&[("image", "busybox")])));
+        let health = Event::now(EventType::Container, "health_status: healthy", "abc", []);
+        assert!(health.matches(&f(&[("event", "health_status")])));
+        assert!(health.matches(&f(&[("event", "health_status: healthy")])));
+        assert!(!health.matches(&f(&[("event", "health")])));
     }
 
     #[test]

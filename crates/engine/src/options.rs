@@ -104,6 +104,11 @@ pub struct CreateOptions {
     /// Docker's `--platform`: of a multi-platform image, this platform's image; a single
     /// image must be for it [default: this machine's platform's image of an index].
     pub platform: Option<rbuild_oci::Platform>,
+    /// `--health-*` options (fields not given come from the image's HEALTHCHECK; `Test`
+    /// `["NONE"]` is `--no-healthcheck`) [default: the image's].
+    pub healthcheck: Option<rbuild_runner::lifecycle::health::HealthConfig>,
+    /// `--expose PORT[/PROTO]`: ports exposed besides the image's.
+    pub expose: Vec<String>,
 }
 
 impl CreateOptions {

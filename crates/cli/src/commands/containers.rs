@@ -14,7 +14,14 @@ pub fn secs(ns: i64) -> i64 {
 pub fn status_text(st: &ContainerState) -> String {
     match st.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", human_duration(now() - secs(st.started_at))),
+        Status::Running => match &st.health {
+            Some(h) => format!(
+                "Up {} ({})",
+                human_duration(now() - secs(st.started_at)),
+                h.summary()
+            ),
+            None => format!("Up {}", human_duration(now() - secs(st.started_at))),
+        },
         Status::Paused => format!(
             "Up {} (Paused)",
             human_duration(now() - secs(st.started_at))

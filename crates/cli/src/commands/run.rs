@@ -12,6 +12,7 @@ use clap::Args;
 use rbuild_engine::{CreateOptions, Warning, options};
 use rbuild_oci::Platform;
 use rbuild_runner::Stdio;
+use rbuild_runner::lifecycle::health::HealthConfig;
 use rbuild_runner::lifecycle::{Container, RestartPolicy, monitor};
 
 use super::Globals;
@@ -143,6 +144,27 @@ pub struct RunArgs {
     /// Run a minimal init as PID 1 that forwards signals and reaps zombies
     #[arg(long)]
     pub init: bool,
+    /// Command to run to check health (run with /bin/sh -c in the container)
+    #[arg(long = "health-cmd", value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) [default: 30s]
+    #[arg(long = "health-interval", value_name = "DURATION")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) [default: 30s]
+    #[arg(long = "health-timeout", value_name = "DURATION")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy [default: 3]
+    #[arg(long = "health-retries", value_name = "N")]
+    pub health_retries: Option<u32>,
+    /// Start period for the container to initialize before failures count (ms|s|m|h)
+    #[arg(long = "health-start-period", value_name = "DURATION")]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+    /// Expose a port (PORT[/PROTO]) besides the image's
+    #[arg(long = "expose", value_name = "PORT")]
+    pub expose: Vec<String>,
     /// Add a capability (CAP_X or X; ALL for all)
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
@@ -320,7 +342,45 @@ fn options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
             .map(Platform::parse_normalized)
             .transpose()
             .map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
+        healthcheck: healthcheck(args)?,
+        expose: args.expose.clone(),
     })
+}
+
+/// docker's `--health-*` and `--no-healthcheck` as a healthcheck over the image's.
+fn healthcheck(args: &RunArgs) -> anyhow::Result<Option<HealthConfig>> {
+    let duration = |flag: &str, v: &Option<String>| -> anyhow::Result<i64> {
+        match v {
+            None => Ok(0),
+            Some(s) => {
+                let d = rbuild_parser::instructions::parse_go_duration(s).map_err(|e| {
+                    anyhow::anyhow!("invalid argument {s:?} for \"--{flag}\" flag: {e}")
+                })?;
+                Ok(d.as_nanos() as i64)
+            }
+        }
+    };
+    let config = HealthConfig {
+        test: args
+            .health_cmd
+            .as_ref()
+            .map(|c| vec!["CMD-SHELL".to_owned(), c.clone()])
+            .unwrap_or_default(),
+        interval: duration("health-interval", &args.health_interval)?,
+        timeout: duration("health-timeout", &args.health_timeout)?,
+        start_period: duration("health-start-period", &args.health_start_period)?,
+        retries: args.health_retries.unwrap_or(0),
+    };
+    if args.no_healthcheck {
+        if config != HealthConfig::default() {
+            anyhow::bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        return Ok(Some(HealthConfig {
+            test: vec!["NONE".into()],
+            ..HealthConfig::default()
+        }));
+    }
+    Ok((config != HealthConfig::default()).then_some(config))
 }
 
 /// Create the container `args` describe (`rbuild create`, and the first half of `run`)

@@ -13,9 +13,58 @@ pub struct DownOptions {
     pub remove_orphans: bool,
     /// `-t`: seconds to wait for each container to stop.
     pub timeout: Option<i64>,
+    /// `--rmi`: remove images too.
+    pub rmi: Option<RemoveImages>,
+}
+
+/// `down --rmi local|all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveImages {
+    /// `local`: the images compose built for services without an `image:` name.
+    Local,
+    /// `all`: every image a service uses.
+    All,
+}
+
+impl std::str::FromStr for RemoveImages {
+    type Err = ComposeError;
+
+    fn from_str(s: &str) -> Result<Self, ComposeError> {
+        match s {
+            "local" => Ok(RemoveImages::Local),
+            "all" => Ok(RemoveImages::All),
+            _ => Err(ComposeError::Failed(format!(
+                "invalid --rmi option {s:?}: expected local or all"
+            ))),
+        }
+    }
 }
 
 impl Runtime<'_> {
+    /// The images `down --rmi` removes, once each: a missing one is skipped, one still used
+    /// by another container is an error (docker's conflict).
+    fn remove_images(&self, rmi: RemoveImages) -> Result<(), ComposeError> {
+        let mut seen = Vec::new();
+        for name in self.project.service_order() {
+            let s = self.service(&name);
+            if rmi == RemoveImages::Local && (s.image.is_some() || s.build.is_none()) {
+                continue;
+            }
+            let image = self.image_name(&name);
+            if seen.contains(&image) {
+                continue;
+            }
+            seen.push(image.clone());
+            self.progress.event(Kind::Image, &image, Status::Removing);
+            match self.engine.remove_image(&image, false) {
+                Ok(_) => self.progress.event(Kind::Image, &image, Status::Removed),
+                Err(rbuild_engine::EngineError::NotFound(_)) => {}
+                Err(e) => return Err(engine_err(format!("removing image {image}"))(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// `down`.
     pub fn down(&self, opts: &DownOptions) -> Result<(), ComposeError> {
         let known = self.project.service_names();
@@ -77,6 +126,9 @@ impl Runtime<'_> {
                     .map_err(engine_err(format!("removing volume {}", v.name)))?;
                 self.progress.event(Kind::Volume, &v.name, Status::Removed);
             }
+        }
+        if let Some(rmi) = opts.rmi {
+            self.remove_images(rmi)?;
         }
         Ok(())
     }

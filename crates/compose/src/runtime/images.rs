@@ -9,6 +9,7 @@ use compose_spec::service::Build;
 use compose_spec::service::build::Dockerfile;
 use rbuild_builder::build::{BuildOptions, NetworkMode};
 use rbuild_engine::build::BaseImages;
+use rbuild_engine::cache;
 use rbuild_oci::{Platform, Reference};
 
 use super::service::{self, text};
@@ -70,6 +71,46 @@ impl Runtime<'_> {
             message: format!("invalid image name {tag:?}: {e}"),
         })?;
         let env = |k: &str| self.project.environment.get(k).cloned();
+        let bad_cache = |e: rbuild_engine::EngineError| ComposeError::Service {
+            service: name.to_owned(),
+            message: format!("build: {}", rbuild_engine::build::chain_text(&e)),
+        };
+        // `cache_from`/`cache_to` in buildx's syntax, as `rbuild build --cache-from/--cache-to`.
+        let cache_from = b
+            .cache_from
+            .iter()
+            .map(|c| cache::parse_cache_from(&c.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad_cache)?;
+        let cache_to = b
+            .cache_to
+            .iter()
+            .map(|c| cache::parse_cache_to(&c.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad_cache)?;
+        let client = if cache_from.is_empty() && cache_to.is_empty() {
+            None
+        } else {
+            Some(
+                self.engine
+                    .registry()
+                    .client()
+                    .map_err(engine_err("making the registry client"))?,
+            )
+        };
+        let mut imports = Vec::new();
+        for from in &cache_from {
+            let client = client.as_ref().expect("made for caches");
+            // As BuildKit: a cache that cannot be imported is a warning; the build goes on.
+            match cache::import(client, from) {
+                Ok(import) => imports.push(import),
+                Err(e) => self.progress.warning(&format!(
+                    "service {name:?}: cache import from {} failed, building without it: {}",
+                    from.location,
+                    rbuild_engine::build::chain_text(&e)
+                )),
+            }
+        }
         let opts = BuildOptions {
             context,
             dockerfile,
@@ -83,9 +124,10 @@ impl Runtime<'_> {
             secrets: BTreeMap::new(),
             source_date_epoch: None,
             tags: vec![reference],
-            // `build.cache_from`/`cache_to` are refused when the project loads.
-            cache_from: Vec::new(),
-            inline_cache: false,
+            cache_from: imports,
+            inline_cache: cache_to
+                .iter()
+                .any(|c| c.location == cache::CacheLocation::Inline),
         };
         let store = self
             .engine
@@ -97,6 +139,27 @@ impl Runtime<'_> {
             .engine
             .build(&opts, &base, images.reporter)
             .map_err(engine_err(format!("building service {name:?}")))?;
+        for to in &cache_to {
+            let client = client.as_ref().expect("made for caches");
+            match cache::export(client, store, to, &outcome) {
+                Ok(done) => {
+                    for w in &done.warnings {
+                        self.progress.warning(w);
+                    }
+                }
+                Err(e) if to.ignore_error => self.progress.warning(&format!(
+                    "service {name:?}: cache export to {} failed: {}",
+                    to.location,
+                    rbuild_engine::build::chain_text(&e)
+                )),
+                Err(e) => {
+                    return Err(engine_err(format!(
+                        "service {name:?}: exporting cache to {}",
+                        to.location
+                    ))(e));
+                }
+            }
+        }
         self.progress.event(Kind::Image, &tag, Status::Built);
         Ok(outcome.image.id.to_string())
     }

@@ -6,6 +6,7 @@
 //! Nothing is printed here: what happens to each resource goes to a [`Progress`].
 
 mod down;
+mod files;
 mod images;
 pub mod labels;
 mod oneoff;
@@ -19,7 +20,7 @@ use rbuild_runner::lifecycle::Container;
 use crate::error::ComposeError;
 use crate::project::Project;
 
-pub use down::DownOptions;
+pub use down::{DownOptions, RemoveImages};
 pub use oneoff::RunOptions;
 pub use up::{Images, UpOptions};
 
@@ -81,6 +82,8 @@ pub enum Status {
     Waiting,
     /// A dependency exited (successfully).
     Exited,
+    /// A dependency's healthcheck passed.
+    Healthy,
     /// Being restarted.
     Restarting,
     /// Restarted.
@@ -118,6 +121,7 @@ impl Status {
             Status::Built => "Built",
             Status::Waiting => "Waiting",
             Status::Exited => "Exited",
+            Status::Healthy => "Healthy",
             Status::Restarting => "Restarting",
             Status::Restarted => "Restarted",
             Status::Killing => "Killing",

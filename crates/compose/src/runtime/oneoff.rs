@@ -49,6 +49,7 @@ impl Runtime<'_> {
         self.check_services(std::slice::from_ref(&opts.service))?;
         let name = opts.service.as_str();
         service::check_supported(name, self.service(name))?;
+        super::files::service_files(self.project, name, self.service(name))?;
         if !opts.no_deps {
             let deps: Vec<String> = self
                 .dependencies(name)

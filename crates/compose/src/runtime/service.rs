@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use compose_spec::service::healthcheck::{Healthcheck, Test};
 use compose_spec::service::network_config::NetworkMode;
 use compose_spec::service::ports::{self, Port};
 use compose_spec::service::volumes::{self, Mount};
@@ -11,6 +12,7 @@ use compose_spec::service::{Command, NetworkConfig};
 use compose_spec::{ListOrMap, Resource, Service, ShortOrLong};
 use rbuild_engine::CreateOptions;
 use rbuild_engine::options::{parse_log_opts, parse_publish, parse_restart, parse_size};
+use rbuild_runner::lifecycle::health::HealthConfig;
 use serde_json::Value;
 
 use super::labels;
@@ -60,6 +62,9 @@ const SUPPORTED_KEYS: &[&str] = &[
     "tmpfs",
     "mac_address",
     "logging",
+    "healthcheck",
+    "secrets",
+    "configs",
 ];
 
 /// `build:` keys rbuild uses.
@@ -70,6 +75,8 @@ const BUILD_KEYS: &[&str] = &[
     "args",
     "target",
     "labels",
+    "cache_from",
+    "cache_to",
 ];
 
 /// `deploy:` keys rbuild uses (`resources` only with `limits` of cpus, memory and pids).
@@ -135,16 +142,21 @@ pub(crate) fn check_supported(name: &str, service: &Service) -> Result<(), Compo
             "depends_on" => {
                 if let Value::Object(deps) = value {
                     for (dep, d) in deps {
-                        if d.get("condition").and_then(Value::as_str) == Some("service_healthy") {
-                            return Err(ComposeError::NotSupported(format!(
-                                "service {name:?}: depends_on.{dep}.condition: service_healthy is not supported yet by rbuild compose (healthchecks are not run yet)"
-                            )));
-                        }
                         if d.get("restart").and_then(Value::as_bool) == Some(true) {
                             return Err(unsupported(name, &format!("depends_on.{dep}.restart")));
                         }
                     }
                 }
+            }
+            // The runner writes `/etc/hosts` and `/etc/resolv.conf` with these only for
+            // containers on bridge networks.
+            "extra_hosts" | "dns" | "dns_search" | "dns_opt"
+                if map.get("network_mode").is_some() =>
+            {
+                return Err(unsupported(name, &format!("{key} with network_mode")));
+            }
+            "healthcheck" if value.get("start_interval").is_some() => {
+                return Err(unsupported(name, "healthcheck.start_interval"));
             }
             "logging" => {
                 let driver = value.get("driver").and_then(Value::as_str);
@@ -449,6 +461,11 @@ pub(crate) fn create_options(
         o.tmpfs = t.clone().into_list().iter().map(text).collect();
     }
 
+    o.healthcheck = service.healthcheck.as_ref().map(health_config);
+    o.expose = service.expose.iter().map(text).collect();
+    o.volumes
+        .extend(super::files::service_files(project, name, service)?.binds);
+
     // The json-file log's limits.
     if let Some(l) = &service.logging {
         let opts: Vec<String> = l
@@ -578,6 +595,31 @@ pub(crate) fn create_options(
     Ok(o)
 }
 
+/// A service's `healthcheck:` as docker's `HealthConfig` (fields not given are the image's;
+/// `disable: true` or `test: [NONE]` is `NONE`).
+fn health_config(h: &Healthcheck) -> HealthConfig {
+    let ns = |d: Option<std::time::Duration>| d.map_or(0, |d| d.as_nanos() as i64);
+    match h {
+        Healthcheck::Disable => HealthConfig {
+            test: vec!["NONE".into()],
+            ..HealthConfig::default()
+        },
+        Healthcheck::Command(c) => HealthConfig {
+            test: match &c.test {
+                None => vec![],
+                Some(Test::Command(args)) => std::iter::once("CMD".to_owned())
+                    .chain(args.iter().cloned())
+                    .collect(),
+                Some(Test::ShellCommand(s)) => vec!["CMD-SHELL".into(), s.clone()],
+            },
+            interval: ns(c.interval),
+            timeout: ns(c.timeout),
+            start_period: ns(c.start_period),
+            retries: c.retries.map_or(0, |r| r.min(u32::MAX as u64) as u32),
+        },
+    }
+}
+
 /// `-p` specs for a port of the long syntax (one per port of a range).
 fn publish_specs(p: &Port) -> Vec<String> {
     let proto = p
@@ -665,11 +707,21 @@ mod tests {
 
     #[test]
     fn unknown_behaviour_keys_are_refused_by_name() {
-        let s: Service =
-            serde_yaml::from_str("image: a\nhealthcheck:\n  test: [CMD, 'true']\n").unwrap();
+        let s: Service = serde_yaml::from_str(
+            "image: a\nhealthcheck:\n  test: [CMD, 'true']\n  start_interval: 1s\n",
+        )
+        .unwrap();
         let e = check_supported("web", &s).unwrap_err().to_string();
         assert!(
-            e.contains("healthcheck") && e.contains("not supported yet"),
+            e.contains("healthcheck.start_interval") && e.contains("not supported yet"),
+            "{e}"
+        );
+        let s: Service =
+            serde_yaml::from_str("image: a\nnetwork_mode: none\nextra_hosts: ['h:10.0.0.1']\n")
+                .unwrap();
+        let e = check_supported("web", &s).unwrap_err().to_string();
+        assert!(
+            e.contains("`extra_hosts with network_mode` is not supported yet"),
             "{e}"
         );
         let s: Service = serde_yaml::from_str("image: a\nlogging:\n  driver: syslog\n").unwrap();
@@ -683,6 +735,33 @@ mod tests {
         )
         .unwrap();
         check_supported("web", &s).unwrap();
+    }
+
+    #[test]
+    fn healthchecks_become_dockers_health_config() {
+        let s: Service = serde_yaml::from_str(
+            "image: a\nhealthcheck:\n  test: [CMD-SHELL, 'wget -q localhost']\n  interval: 1m30s\n  timeout: 500ms\n  retries: 4\n  start_period: 2s\n",
+        )
+        .unwrap();
+        check_supported("web", &s).unwrap();
+        let h = health_config(s.healthcheck.as_ref().unwrap());
+        assert_eq!(h.test, ["CMD-SHELL", "wget -q localhost"]);
+        assert_eq!(h.interval, 90_000_000_000);
+        assert_eq!(h.timeout, 500_000_000);
+        assert_eq!(h.start_period, 2_000_000_000);
+        assert_eq!(h.retries, 4);
+        let s: Service =
+            serde_yaml::from_str("image: a\nhealthcheck:\n  test: [CMD, pg_isready, -q]\n")
+                .unwrap();
+        assert_eq!(
+            health_config(s.healthcheck.as_ref().unwrap()).test,
+            ["CMD", "pg_isready", "-q"]
+        );
+        let s: Service = serde_yaml::from_str("image: a\nhealthcheck:\n  disable: true\n").unwrap();
+        assert_eq!(
+            health_config(s.healthcheck.as_ref().unwrap()).test,
+            ["NONE"]
+        );
     }
 
     #[test]

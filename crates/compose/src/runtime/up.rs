@@ -10,6 +10,7 @@ use rbuild_builder::reporter::Reporter;
 use rbuild_engine::EndpointRequest;
 use rbuild_engine::build::PullFn;
 use rbuild_runner::lifecycle::Container;
+use rbuild_runner::lifecycle::health::HealthStatus;
 
 use super::service::{self, text};
 use super::{Kind, Runtime, ServiceContainer, Status, engine_err, labels};
@@ -115,6 +116,7 @@ impl Runtime<'_> {
         // Refuse what cannot run before anything is made.
         for name in &selected {
             service::check_supported(name, self.service(name))?;
+            super::files::service_files(self.project, name, self.service(name))?;
         }
         // Orphans: containers of services the project no longer has.
         let known: Vec<String> = self.project.service_names();
@@ -216,9 +218,17 @@ impl Runtime<'_> {
     pub(crate) fn wait_for(&self, dep: &str, cond: Condition) -> Result<(), ComposeError> {
         match cond {
             Condition::ServiceStarted => Ok(()),
-            Condition::ServiceHealthy => Err(ComposeError::NotSupported(format!(
-                "depends_on {dep}: condition service_healthy is not supported yet by rbuild compose (healthchecks are not run yet)"
-            ))),
+            Condition::ServiceHealthy => {
+                for c in self.service_containers(&[dep.to_owned()])? {
+                    let name = c.container().name().to_owned();
+                    self.progress.event(Kind::Container, &name, Status::Waiting);
+                    self.wait_healthy(c.container()).map_err(|e| {
+                        ComposeError::Failed(format!("dependency failed to start: {e}"))
+                    })?;
+                    self.progress.event(Kind::Container, &name, Status::Healthy);
+                }
+                Ok(())
+            }
             Condition::ServiceCompletedSuccessfully => {
                 for c in self.service_containers(&[dep.to_owned()])? {
                     let name = c.container().name().to_owned();
@@ -237,6 +247,101 @@ impl Runtime<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Write service `name`'s environment-based secrets and configs into its new container
+    /// `c`, through a temporary file each (as `docker compose` copies them in).
+    fn write_files(&self, name: &str, c: &Container) -> Result<(), ComposeError> {
+        use std::os::unix::fs::PermissionsExt;
+        let files = super::files::service_files(self.project, name, self.service(name))?;
+        for (i, (target, bytes, mode)) in files.written.iter().enumerate() {
+            let tmp = std::env::temp_dir().join(format!(
+                "rbuild-compose-{}-{}-{i}",
+                std::process::id(),
+                &c.id()[..12]
+            ));
+            let written = std::fs::write(&tmp, bytes)
+                .and_then(|()| {
+                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(*mode))
+                })
+                .map_err(|e| ComposeError::Failed(format!("writing {}: {e}", tmp.display())));
+            let copied = written.and_then(|()| {
+                self.engine
+                    .copy_to_container(&tmp, c.id(), target)
+                    .map_err(engine_err(format!("writing {target} into {}", c.name())))
+            });
+            let _ = std::fs::remove_file(&tmp);
+            copied?;
+        }
+        Ok(())
+    }
+
+    /// Wait until `c`'s healthcheck passes (docker compose's `service_healthy`): a container
+    /// without a healthcheck, one that turned unhealthy and one that ended are errors, worded
+    /// as compose words them (`container X is unhealthy`).
+    pub fn wait_healthy(&self, c: &Container) -> Result<(), ComposeError> {
+        let name = c.name();
+        if c.record
+            .healthcheck
+            .as_ref()
+            .and_then(|h| h.probe_command())
+            .is_none()
+        {
+            return Err(ComposeError::Failed(format!(
+                "container {name} has no healthcheck configured"
+            )));
+        }
+        loop {
+            let st = c
+                .state()
+                .map_err(|e| ComposeError::Failed(format!("container {name}: {e}")))?;
+            if !st.status.is_active() {
+                return Err(ComposeError::Failed(format!(
+                    "container {name} exited ({})",
+                    st.exit_code
+                )));
+            }
+            match st.health.map(|h| h.status) {
+                Some(HealthStatus::Healthy) => return Ok(()),
+                Some(HealthStatus::Unhealthy) => {
+                    return Err(ComposeError::Failed(format!(
+                        "container {name} is unhealthy"
+                    )));
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    }
+
+    /// `up --wait`: wait until each of `containers` runs and, if it has a healthcheck, is
+    /// healthy; one that ended or turned unhealthy is an error.
+    pub fn wait_ready(&self, containers: &[Container]) -> Result<(), ComposeError> {
+        for c in containers {
+            let probed = c
+                .record
+                .healthcheck
+                .as_ref()
+                .and_then(|h| h.probe_command())
+                .is_some();
+            let name = c.name().to_owned();
+            self.progress.event(Kind::Container, &name, Status::Waiting);
+            if probed {
+                self.wait_healthy(c)?;
+                self.progress.event(Kind::Container, &name, Status::Healthy);
+            } else {
+                let st = c
+                    .state()
+                    .map_err(|e| ComposeError::Failed(format!("container {name}: {e}")))?;
+                if !st.status.is_active() {
+                    return Err(ComposeError::Failed(format!(
+                        "container {name} exited ({})",
+                        st.exit_code
+                    )));
+                }
+                self.progress.event(Kind::Container, &name, Status::Running);
+            }
+        }
+        Ok(())
     }
 
     /// Bring service `name` to its wanted state: replicas 1..=N up to date and running,
@@ -376,6 +481,10 @@ impl Runtime<'_> {
             .create_container(&create)
             .map_err(engine_err(format!("creating container {cname}")))?;
         let c = created.container;
+        if let Err(e) = self.write_files(name, &c) {
+            let _ = self.engine.remove_container(&c, true, false);
+            return Err(e);
+        }
         for (key, aliases, ip) in nets.iter().skip(1) {
             let Some(net) = networks.get(key) else {
                 continue;

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use rbuild_runner::lifecycle::health::HealthConfig;
 use rbuild_runner::lifecycle::{ContainerRecord, MountRecord, PortBinding, RestartPolicy};
 use rbuild_runner::{Network, Rootfs, RunOptions};
 
@@ -19,6 +20,7 @@ struct ImageParts {
     /// The image ID, empty for `rootfs`.
     id: String,
     config: Option<oci_spec::image::Config>,
+    healthcheck: Option<rbuild_runner::lifecycle::health::HealthConfig>,
     rootfs: Rootfs,
     /// Layer directories to read `/etc/passwd` and `/etc/group` from.
     layers: Vec<PathBuf>,
@@ -89,6 +91,7 @@ impl Engine {
             return Ok(ImageParts {
                 id: String::new(),
                 config: None,
+                healthcheck: None,
                 rootfs: Rootfs::Directory(dir.clone()),
                 layers: vec![dir.clone()],
             });
@@ -98,6 +101,7 @@ impl Engine {
             .map(|img| ImageParts {
                 id: img.id,
                 config: img.config,
+                healthcheck: img.healthcheck,
                 rootfs: Rootfs::Layers(img.layers.clone()),
                 layers: img.layers,
             })
@@ -259,6 +263,19 @@ impl Engine {
             .into_iter()
             .collect();
         labels.extend(opts.labels.clone());
+        let mut exposed: Vec<String> = cfg.exposed_ports().clone().unwrap_or_default();
+        for e in &opts.expose {
+            let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+            if port.parse::<u16>().is_err() || !matches!(proto, "tcp" | "udp") {
+                return Err(invalid(format!(
+                    "invalid exposed port {e:?}: expected PORT[/tcp|/udp]"
+                )));
+            }
+            let p = format!("{port}/{proto}");
+            if !exposed.contains(&p) {
+                exposed.push(p);
+            }
+        }
         let record = ContainerRecord {
             id: id.clone(),
             name: opts.name.clone().unwrap_or_default(),
@@ -298,12 +315,8 @@ impl Engine {
             auto_remove: opts.auto_remove,
             stop_signal,
             stop_timeout: opts.stop_timeout,
-            ports: publish(
-                opts,
-                cfg.exposed_ports().as_deref().unwrap_or_default(),
-                warnings,
-            )?,
-            exposed_ports: cfg.exposed_ports().clone().unwrap_or_default(),
+            ports: publish(opts, &exposed, warnings)?,
+            exposed_ports: exposed,
             mounts: mount_records,
             network,
             dns: opts.dns.clone(),
@@ -311,9 +324,41 @@ impl Engine {
             dns_options: opts.dns_options.clone(),
             extra_hosts,
             log: opts.log,
+            healthcheck: healthcheck(opts, parts.healthcheck.as_ref())?,
         };
         Ok((record, spec))
     }
+}
+
+/// The healthcheck the container's monitor runs: the options' fields over the image's
+/// (docker's merge); `None` when there is none, or it is disabled (`NONE`) — docker keeps
+/// `["NONE"]` in the config, so it is kept too, and the monitor runs nothing.
+fn healthcheck(opts: &CreateOptions, image: Option<&HealthConfig>) -> Result<Option<HealthConfig>> {
+    let merged = match opts.healthcheck.clone() {
+        Some(given) => given.merged_over(image),
+        None => match image {
+            Some(h) => h.clone(),
+            None => return Ok(None),
+        },
+    };
+    if merged.interval < 0 || merged.timeout < 0 || merged.start_period < 0 {
+        return Err(invalid(
+            "healthcheck interval, timeout and start period must not be negative".into(),
+        ));
+    }
+    for (what, ns) in [
+        ("interval", merged.interval),
+        ("timeout", merged.timeout),
+        ("start period", merged.start_period),
+    ] {
+        if ns != 0 && ns < 1_000_000 {
+            return Err(invalid(format!("healthcheck {what} must be at least 1ms")));
+        }
+    }
+    if merged.test.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(merged))
 }
 
 /// The published ports: `ports`, and with `publish_all` every EXPOSEd port on a free host

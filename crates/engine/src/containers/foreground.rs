@@ -22,6 +22,8 @@ pub struct Foreground {
     engine: Engine,
     published: Published,
     net: Option<ContainerNetwork>,
+    /// The healthcheck's probes of the current run.
+    prober: std::sync::Mutex<Option<rbuild_runner::lifecycle::health::Prober>>,
     _monitor: OwnedFd,
 }
 
@@ -50,6 +52,7 @@ impl Engine {
             engine: self.clone(),
             published,
             net,
+            prober: Default::default(),
             _monitor: claimed,
         })
     }
@@ -76,7 +79,14 @@ impl Foreground {
                 }
             };
         monitor::record_start(c, &lock, &running, &self.published.bound)?;
+        drop(lock);
         self.published.target.set(running.pid());
+        let prober =
+            rbuild_runner::lifecycle::health::start(c, running.pid(), self.engine.health_events(c))
+                .unwrap_or(None);
+        if let Ok(mut p) = self.prober.lock() {
+            *p = prober;
+        }
         self.engine.emit(Event::now(
             EventType::Container,
             "start",
@@ -95,6 +105,9 @@ impl Foreground {
         let c = &self.container;
         let outcome = ran.and_then(|running| {
             running.wait_exit_ready()?;
+            if let Ok(mut p) = self.prober.lock() {
+                drop(p.take());
+            }
             monitor::record_exit(c, running).map(|(_, o)| o)
         })?;
         self.engine.emit(Event::now(
@@ -117,8 +130,10 @@ impl Foreground {
             engine,
             published,
             net,
+            prober,
             _monitor,
         } = self;
+        drop(prober);
         drop(published);
         drop(net);
         drop(_monitor);

@@ -99,6 +99,25 @@ impl Engine {
         Err(EngineError::Start { status, message })
     }
 
+    /// What a healthcheck's changes of status become: docker's `health_status: STATUS`
+    /// events, sent from the monitor's probe thread.
+    pub(crate) fn health_events(&self, c: &Container) -> monitor::HealthObserver {
+        let engine = self.clone();
+        let (id, image, name) = (
+            c.id().to_owned(),
+            c.record.image.clone(),
+            c.name().to_owned(),
+        );
+        std::sync::Arc::new(move |status| {
+            engine.emit(Event::now(
+                EventType::Container,
+                &format!("health_status: {}", status.as_str()),
+                &id,
+                [("image", image.clone()), ("name", name.clone())],
+            ));
+        })
+    }
+
     /// dockerd's start at boot, for a machine without a daemon: start each container whose
     /// restart policy says so (`always`, `unless-stopped` unless a user stopped it,
     /// `on-failure` after a failure) and that is exited or dead (dead ones were running when
@@ -155,8 +174,13 @@ impl Engine {
                 ("name", c.name().to_owned()),
             ]
         };
-        let last =
-            monitor::supervise_observed(&c, claim, self.monitor_program(), report, |e| match e {
+        let health = self.health_events(&c);
+        let last = monitor::supervise_with_health(
+            &c,
+            claim,
+            self.monitor_program(),
+            report,
+            |e| match e {
                 monitor::RunEvent::Exited(st) => {
                     let mut die = Event::now(EventType::Container, "die", c.id(), attrs());
                     die.actor
@@ -167,7 +191,9 @@ impl Engine {
                 monitor::RunEvent::Restarted(_) => {
                     self.emit(Event::now(EventType::Container, "start", c.id(), attrs()));
                 }
-            })?;
+            },
+            health,
+        )?;
         if !c.dir().exists() {
             self.emit(Event::now(EventType::Container, "destroy", c.id(), attrs()));
         }

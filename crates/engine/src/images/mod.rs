@@ -32,6 +32,8 @@ pub struct ImageLayers {
     pub id: String,
     /// Its config's process defaults (`None` if it has no `config` section).
     pub config: Option<oci_spec::image::Config>,
+    /// Its `config.Healthcheck` (docker's field, beside the OCI ones).
+    pub healthcheck: Option<rbuild_runner::lifecycle::health::HealthConfig>,
     /// Its layer directories, bottom first, ready as overlay lower dirs.
     pub layers: Vec<PathBuf>,
 }
@@ -98,9 +100,15 @@ impl Engine {
                     .with_context(|| format!("unpacking layer {diff_id} of {image}"))?,
             );
         }
+        let healthcheck = img
+            .config_json()
+            .get("config")
+            .and_then(|c| c.get("Healthcheck"))
+            .and_then(|h| serde_json::from_value(h.clone()).ok());
         Ok(ImageLayers {
             id: img.id.to_string(),
             config: img.config.config().clone(),
+            healthcheck,
             layers,
         })
     }

@@ -108,6 +108,9 @@ pub struct ContainerState {
     /// When it last ended.
     #[serde(rename = "FinishedAt")]
     pub finished_at: String,
+    /// Its health, once started with a healthcheck.
+    #[serde(rename = "Health", default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<rbuild_runner::lifecycle::health::Health>,
 }
 
 /// One published port (`HostIp`, `HostPort`).
@@ -240,6 +243,13 @@ pub struct ContainerConfig {
     /// Exposed and published ports (`null` when none).
     #[serde(rename = "ExposedPorts")]
     pub exposed_ports: Option<BTreeMap<String, EmptyObject>>,
+    /// The healthcheck (the image's merged with `--health-*`).
+    #[serde(
+        rename = "Healthcheck",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub healthcheck: Option<rbuild_runner::lifecycle::health::HealthConfig>,
 }
 
 /// Docker's `NetworkSettings`: the ports, and for a container on bridge networks its
@@ -443,6 +453,7 @@ impl ContainerJson {
                 error: st.error.clone(),
                 started_at: time_or_zero(st.started_at),
                 finished_at: time_or_zero(st.finished_at),
+                health: st.health.clone(),
             },
             image: r.image_id.clone(),
             resolv_conf_path: c.dir().join("resolv.conf"),
@@ -487,6 +498,7 @@ impl ContainerJson {
                 stop_signal: r.stop_signal.clone(),
                 stop_timeout: r.stop_timeout,
                 exposed_ports: (!exposed.is_empty()).then_some(exposed),
+                healthcheck: r.healthcheck.clone(),
             },
             network_settings: NetworkSettings::new(c, port_map),
         }
@@ -698,6 +710,7 @@ mod tests {
             dns_options: vec![],
             extra_hosts: vec![],
             log: LogLimits::default(),
+            healthcheck: None,
         }
     }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Parse a Go duration string; negative durations are rejected.
-pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("time: invalid duration {s:?}");
     let mut rest = s.strip_prefix('+').unwrap_or(s);
     if rest.starts_with('-') {

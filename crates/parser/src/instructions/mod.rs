@@ -23,6 +23,7 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 pub use convert::{instruction_from_node, parse_dockerfile};
+pub use duration::parse_go_duration;
 pub use mount::{CacheSharing, Mount, MountType, parse_mount};
 pub use scope::{MetaScope, PROXY_ARGS, Platforms, StageScope, unused_build_args};
 

@@ -8,6 +8,7 @@
 //! container, which dies with it) is noticed by the next command, which sweeps what is left.
 
 mod error;
+pub mod health;
 pub mod log;
 pub mod monitor;
 pub mod names;

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use nix::libc;
 
+use super::health;
+pub use super::health::HealthObserver;
 use super::log::{self, LogWriter};
 use super::ports;
 use super::record::{ContainerState, PortBinding, Status};
@@ -361,7 +363,27 @@ pub fn supervise_observed(
     monitor: OwnedFd,
     hub_program: &std::path::Path,
     started: impl FnOnce(Result<i32, &Error>),
+    observe: impl FnMut(RunEvent),
+) -> Result<ContainerState, Error> {
+    supervise_with_health(
+        c,
+        monitor,
+        hub_program,
+        started,
+        observe,
+        std::sync::Arc::new(|_| {}),
+    )
+}
+
+/// [`supervise_observed`], also running the container's healthcheck during each run
+/// ([`health::start`]); `health` hears each change of its status (from another thread).
+pub fn supervise_with_health(
+    c: &Container,
+    monitor: OwnedFd,
+    hub_program: &std::path::Path,
+    started: impl FnOnce(Result<i32, &Error>),
     mut observe: impl FnMut(RunEvent),
+    health: health::HealthObserver,
 ) -> Result<ContainerState, Error> {
     let mut started = Some(started);
     let mut delay = Duration::ZERO;
@@ -423,7 +445,9 @@ pub fn supervise_observed(
             Some(tell) => tell(Ok(running.pid())),
             None => observe(RunEvent::Restarted(running.pid())),
         }
+        let prober = health::start(c, running.pid(), health.clone()).unwrap_or(None);
         running.wait_exit_ready()?;
+        drop(prober);
         // The output ends with the container's processes (its PID namespace dies with
         // PID 1): all of it is in the log before the end is recorded.
         let _ = pump.join();

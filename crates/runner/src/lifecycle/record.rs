@@ -254,6 +254,9 @@ pub struct ContainerRecord {
     /// Log rotation.
     #[serde(default)]
     pub log: LogLimits,
+    /// The healthcheck its monitor runs (the image's merged with `--health-*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<super::health::HealthConfig>,
 }
 
 /// A container's status, as `docker inspect` names them.
@@ -325,6 +328,9 @@ pub struct ContainerState {
     /// Host ports the forwarder listens on, for published ports given as 0.
     #[serde(default)]
     pub ports: Vec<PortBinding>,
+    /// Its health, when it has a healthcheck and was started (docker's `State.Health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
 }
 
 #[cfg(test)]

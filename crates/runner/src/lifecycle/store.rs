@@ -636,6 +636,7 @@ mod tests {
             dns_options: vec![],
             extra_hosts: vec![],
             log: Default::default(),
+            healthcheck: None,
         }
     }
 

@@ -135,7 +135,7 @@ pub struct UpArgs {
     /// Remove containers for services not defined in the Compose file
     #[arg(long)]
     pub remove_orphans: bool,
-    /// Wait for services to be running (implies -d; healthchecks are not run yet)
+    /// Wait for services to be running and healthy (implies -d)
     #[arg(long)]
     pub wait: bool,
     /// Scale SERVICE to NUM instances; overrides the `scale` setting in the Compose file
@@ -156,7 +156,7 @@ pub struct DownArgs {
     /// Remove containers for services not defined in the Compose file
     #[arg(long)]
     pub remove_orphans: bool,
-    /// Remove images used by services (not supported yet)
+    /// Remove images used by services: "local" removes only images built without an `image:` name, "all" every service's image
     #[arg(long, value_name = "TYPE")]
     pub rmi: Option<String>,
     /// Shutdown timeout in seconds

@@ -88,7 +88,7 @@ pub(super) fn ps_json(c: &ServiceContainer, project: &str) -> Value {
         "Command": format!("{:?}", command_text(k)),
         "CreatedAt": docker_time(created),
         "ExitCode": st.exit_code,
-        "Health": "",
+        "Health": st.health.as_ref().map(|h| h.status.as_str()).unwrap_or_default(),
         "ID": k.id(),
         "Image": k.record.image,
         "Labels": labels.join(","),

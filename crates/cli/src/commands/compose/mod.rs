@@ -101,13 +101,11 @@ pub fn run(args: ComposeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         ComposeCommand::Config(c) => config(&project, &c),
         ComposeCommand::Up(a) => up(&rt, &engine, a),
         ComposeCommand::Down(a) => {
-            if a.rmi.is_some() {
-                bail!("rbuild compose down --rmi: not supported yet");
-            }
             rt.down(&DownOptions {
                 volumes: a.volumes,
                 remove_orphans: a.remove_orphans,
                 timeout: a.timeout,
+                rmi: a.rmi.as_deref().map(str::parse).transpose()?,
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -340,14 +338,9 @@ fn up(rt: &Runtime<'_>, engine: &rbuild_engine::Engine, a: UpArgs) -> anyhow::Re
     };
     let containers = rt.up(&opts, &images)?;
     if a.wait && !a.no_start {
-        // Healthchecks are refused before anything starts, so running is what to wait for:
-        // a container that ended instead fails the wait, as compose's does.
-        for c in &containers {
-            let st = c.state()?;
-            if !st.status.is_active() {
-                bail!("container {} exited ({})", c.name(), st.exit_code);
-            }
-        }
+        // Running, and healthy where there is a healthcheck: a container that ended or
+        // turned unhealthy fails the wait, as compose's does.
+        rt.wait_ready(&containers)?;
         return Ok(ExitCode::SUCCESS);
     }
     if a.detach || a.no_start {
