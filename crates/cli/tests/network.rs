@@ -698,3 +698,124 @@ fn internal_networks_have_no_way_out() {
     ok(root, &["rm", "-f", "inside"]);
     assert_all_gone(root, hub);
 }
+
+#[test]
+fn add_host_and_dns_apply_off_bridge_networks_too() {
+    if !can_run("add_host_and_dns_apply_off_bridge_networks_too") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let Some(_) = busybox_image(root, "bb:1") else {
+        return;
+    };
+    let etc = |network: &str| {
+        ok(
+            root,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                network,
+                "--hostname",
+                "box",
+                "--add-host",
+                "db.example:10.9.8.7",
+                "--dns",
+                "192.0.2.53",
+                "--dns-search",
+                "corp.example",
+                "--dns-option",
+                "ndots:2",
+                "bb:1",
+                "sh",
+                "-c",
+                "cat /etc/hosts; echo ---; cat /etc/resolv.conf",
+            ],
+        )
+    };
+    for network in ["none", "host"] {
+        let out = etc(network);
+        let (hosts, resolv) = out.split_once("---\n").expect("both files");
+        assert!(
+            hosts.contains("10.9.8.7\tdb.example\n"),
+            "{network}: {hosts}"
+        );
+        assert_eq!(
+            resolv, "nameserver 192.0.2.53\nsearch corp.example\noptions ndots:2\n",
+            "{network}"
+        );
+        if network == "none" {
+            assert!(hosts.starts_with("127.0.0.1\tlocalhost\n"), "{hosts}");
+            assert!(hosts.contains("127.0.1.1\tbox\n"), "{hosts}");
+        } else {
+            // The host's own /etc/hosts, then the entry.
+            let host = std::fs::read_to_string("/etc/hosts").unwrap();
+            assert!(hosts.starts_with(host.trim_end()), "{hosts}");
+        }
+    }
+    // Without them a container keeps docker's own files: the host's resolv.conf.
+    let plain = ok(
+        root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "bb:1",
+            "cat",
+            "/etc/resolv.conf",
+        ],
+    );
+    assert_eq!(plain, std::fs::read_to_string("/etc/resolv.conf").unwrap());
+    // A container in another's network namespace shares its files: refused, as docker does.
+    ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "owner",
+            "--network",
+            "none",
+            "bb:1",
+            "sleep",
+            "30",
+        ],
+    );
+    let err = fails(
+        root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:owner",
+            "--add-host",
+            "a:1.2.3.4",
+            "bb:1",
+            "true",
+        ],
+    );
+    assert!(
+        err.contains("conflicting options: custom host-to-IP mapping"),
+        "{err}"
+    );
+    let err = fails(
+        root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:owner",
+            "--dns",
+            "1.1.1.1",
+            "bb:1",
+            "true",
+        ],
+    );
+    assert!(
+        err.contains("conflicting options: dns and the network mode"),
+        "{err}"
+    );
+    ok(root, &["rm", "-f", "owner"]);
+}

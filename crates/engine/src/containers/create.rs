@@ -163,6 +163,20 @@ impl Engine {
                 "--network-alias, --ip and --mac-address need a bridge network, not {network:?}"
             )));
         }
+        // A container joining another's network namespace shares its /etc files (docker's
+        // words).
+        if network.starts_with("container:") {
+            if !opts.extra_hosts.is_empty() {
+                return Err(invalid(
+                    "conflicting options: custom host-to-IP mapping and the network mode".into(),
+                ));
+            }
+            if !opts.dns.is_empty() || !opts.dns_search.is_empty() || !opts.dns_options.is_empty() {
+                return Err(invalid(
+                    "conflicting options: dns and the network mode".into(),
+                ));
+            }
+        }
         let extra_hosts = opts
             .extra_hosts
             .iter()

@@ -16,7 +16,7 @@ use super::health;
 pub use super::health::HealthObserver;
 use super::log::{self, LogWriter};
 use super::ports;
-use super::record::{ContainerState, PortBinding, Status};
+use super::record::{ContainerRecord, ContainerState, PortBinding, Status};
 use super::stdin::StdinServer;
 use super::store::Container;
 use super::time::now_ns;
@@ -63,7 +63,7 @@ pub fn container_config(
             crate::netns::join_network(&mut spec, net.path());
             bridged_etc(c, net)
         }
-        None => crate::EtcFiles::Docker,
+        None => unbridged_etc(c),
     };
     Ok(ContainerConfig {
         id: c.id().to_owned(),
@@ -92,16 +92,71 @@ pub fn attach_network(
     ))
 }
 
+/// The `/etc/hosts` header docker writes for a container with its own network namespace.
+const OWN_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+     fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
 /// docker's `/etc/hosts` and `/etc/resolv.conf` for a bridged container: its address named
 /// by its host name, `--add-host` entries, and the first network's DNS server (the gateway)
 /// or the `--dns` servers, with `--dns-search`/`--dns-option` or the host's search domains.
 fn bridged_etc(c: &Container, net: &ContainerNetwork) -> crate::EtcFiles {
     let r = &c.record;
-    let mut hosts = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-         fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    let mut hosts = String::from(OWN_HOSTS);
+    add_hosts(&mut hosts, &r.extra_hosts);
+    if let Some(first) = net.endpoints.first() {
+        hosts.push_str(&format!("{}\t{}\n", first.ip, r.hostname));
+    }
+    let gateway = Networks::new(c.store_root()).load().ok().and_then(|st| {
+        let first = net.endpoints.first()?;
+        st.networks.iter().find(|n| n.id == first.network)?.gateway
+    });
+    let resolv = resolv_conf(
+        r,
+        gateway.map(|gw| format!("nameserver {gw}\n")),
+        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     );
-    for h in &r.extra_hosts {
+    crate::EtcFiles::Given { hosts, resolv }
+}
+
+/// The `/etc` files of a container on no bridge network: docker's own ones, or, with
+/// `--add-host`, `--dns`, `--dns-search` or `--dns-option`, those applied to them (the
+/// `none` network's fresh `/etc/hosts`, the host's with `--network host`; the host's
+/// `resolv.conf`), as docker writes them.
+fn unbridged_etc(c: &Container) -> crate::EtcFiles {
+    let r = &c.record;
+    if r.extra_hosts.is_empty()
+        && r.dns.is_empty()
+        && r.dns_search.is_empty()
+        && r.dns_options.is_empty()
+    {
+        return crate::EtcFiles::Docker;
+    }
+    let mut hosts = if r.network == "host" {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into())
+    } else {
+        let mut h = String::from(OWN_HOSTS);
+        if !r.hostname.is_empty() {
+            h.push_str(&format!("127.0.1.1\t{}\n", r.hostname));
+        }
+        h
+    };
+    if !hosts.ends_with('\n') {
+        hosts.push('\n');
+    }
+    add_hosts(&mut hosts, &r.extra_hosts);
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let host_servers: String = host_resolv
+        .lines()
+        .filter(|l| l.starts_with("nameserver "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let resolv = resolv_conf(r, Some(host_servers), &host_resolv);
+    crate::EtcFiles::Given { hosts, resolv }
+}
+
+/// Append `--add-host NAME:IP` entries (an IPv6 address may hold colons) to `hosts`.
+fn add_hosts(hosts: &mut String, extra: &[String]) {
+    for h in extra {
         if let Some((name, ip)) = h
             .rsplit_once(':')
             .filter(|(_, ip)| !ip.contains(']'))
@@ -110,19 +165,15 @@ fn bridged_etc(c: &Container, net: &ContainerNetwork) -> crate::EtcFiles {
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }
-    if let Some(first) = net.endpoints.first() {
-        hosts.push_str(&format!("{}\t{}\n", first.ip, r.hostname));
-    }
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+}
+
+/// A container's `resolv.conf`: the `--dns` servers, else `servers` (the network's DNS
+/// server, or the host's); `--dns-search`, else the host's search/domain lines;
+/// `--dns-option`, else the host's options.
+fn resolv_conf(r: &ContainerRecord, servers: Option<String>, host_resolv: &str) -> String {
     let mut resolv = String::new();
     if r.dns.is_empty() {
-        let gw = Networks::new(c.store_root()).load().ok().and_then(|st| {
-            let first = net.endpoints.first()?;
-            st.networks.iter().find(|n| n.id == first.network)?.gateway
-        });
-        if let Some(gw) = gw {
-            resolv.push_str(&format!("nameserver {gw}\n"));
-        }
+        resolv.push_str(&servers.unwrap_or_default());
     } else {
         for d in &r.dns {
             resolv.push_str(&format!("nameserver {d}\n"));
@@ -147,7 +198,7 @@ fn bridged_etc(c: &Container, net: &ContainerNetwork) -> crate::EtcFiles {
     } else {
         resolv.push_str(&format!("options {}\n", r.dns_options.join(" ")));
     }
-    crate::EtcFiles::Given { hosts, resolv }
+    resolv
 }
 
 /// A container's published ports being forwarded: dropping it closes them all.
