@@ -148,13 +148,6 @@ pub(crate) fn check_supported(name: &str, service: &Service) -> Result<(), Compo
                     }
                 }
             }
-            // The runner writes `/etc/hosts` and `/etc/resolv.conf` with these only for
-            // containers on bridge networks.
-            "extra_hosts" | "dns" | "dns_search" | "dns_opt"
-                if map.get("network_mode").is_some() =>
-            {
-                return Err(unsupported(name, &format!("{key} with network_mode")));
-            }
             "healthcheck" if value.get("start_interval").is_some() => {
                 return Err(unsupported(name, "healthcheck.start_interval"));
             }
@@ -716,14 +709,11 @@ mod tests {
             e.contains("healthcheck.start_interval") && e.contains("not supported yet"),
             "{e}"
         );
+        // The runner writes /etc/hosts and resolv.conf with these off bridge networks too.
         let s: Service =
             serde_yaml::from_str("image: a\nnetwork_mode: none\nextra_hosts: ['h:10.0.0.1']\n")
                 .unwrap();
-        let e = check_supported("web", &s).unwrap_err().to_string();
-        assert!(
-            e.contains("`extra_hosts with network_mode` is not supported yet"),
-            "{e}"
-        );
+        check_supported("web", &s).unwrap();
         let s: Service = serde_yaml::from_str("image: a\nlogging:\n  driver: syslog\n").unwrap();
         let e = check_supported("web", &s).unwrap_err().to_string();
         assert!(e.contains("logging.driver: syslog"), "{e}");
