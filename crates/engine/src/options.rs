@@ -50,6 +50,9 @@ pub struct CreateOptions {
     pub ports: Vec<PortBinding>,
     /// Publish every port the image EXPOSEs on a free host port (`-P`).
     pub publish_all: bool,
+    /// Ports exposed besides the image's (`--expose PORT[-PORT][/PROTO]`, the API's
+    /// `ExposedPorts`).
+    pub expose: Vec<String>,
     /// Limits of the json-file log.
     pub log: LogLimits,
     /// `-v [HOST_PATH|NAME:]CONTAINER_PATH[:ro]`.

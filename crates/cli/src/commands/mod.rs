@@ -37,6 +37,7 @@ mod ps;
 mod pull;
 mod push;
 pub mod registry_opts;
+mod rename;
 mod rm;
 mod rmi;
 mod run;
@@ -101,6 +102,8 @@ pub enum Command {
     Restart(stop::StopArgs),
     /// Remove containers
     Rm(rm::RmArgs),
+    /// Rename a container
+    Rename(rename::RenameArgs),
     /// Block until containers stop, then print their exit codes
     Wait(wait::WaitArgs),
     /// Fetch the logs of a container
@@ -186,6 +189,7 @@ impl Command {
             Command::Kill(args) => stop::run_kill(args, globals),
             Command::Restart(args) => stop::run_restart(args, globals),
             Command::Rm(args) => rm::run(args, globals),
+            Command::Rename(args) => rename::run(args, globals),
             Command::Wait(args) => wait::run(args, globals),
             Command::Logs(args) => logs::run(args, globals),
             Command::Attach(args) => attach::run(args, globals),

@@ -54,6 +54,9 @@ pub struct RunArgs {
     /// Publish every port the image EXPOSEs on a free host port
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Expose a port or a range of ports: PORT[-PORT][/PROTO]
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
     /// Log options: max-size=SIZE, max-file=N
     #[arg(long = "log-opt", value_name = "OPT")]
     pub log_opt: Vec<String>,
@@ -284,6 +287,7 @@ fn options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
         stop_timeout: args.stop_timeout,
         ports,
         publish_all: args.publish_all,
+        expose: args.expose.clone(),
         log: options::parse_log_opts(&args.log_opt)?,
         volumes: args.volume.clone(),
         mounts: args.mount.clone(),

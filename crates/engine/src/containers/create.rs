@@ -259,6 +259,14 @@ impl Engine {
             .into_iter()
             .collect();
         labels.extend(opts.labels.clone());
+        let mut exposed = cfg.exposed_ports().clone().unwrap_or_default();
+        for e in &opts.expose {
+            for port in expose_spec(e)? {
+                if !exposed.contains(&port) {
+                    exposed.push(port);
+                }
+            }
+        }
         let record = ContainerRecord {
             id: id.clone(),
             name: opts.name.clone().unwrap_or_default(),
@@ -298,12 +306,8 @@ impl Engine {
             auto_remove: opts.auto_remove,
             stop_signal,
             stop_timeout: opts.stop_timeout,
-            ports: publish(
-                opts,
-                cfg.exposed_ports().as_deref().unwrap_or_default(),
-                warnings,
-            )?,
-            exposed_ports: cfg.exposed_ports().clone().unwrap_or_default(),
+            ports: publish(opts, &exposed, warnings)?,
+            exposed_ports: exposed,
             mounts: mount_records,
             network,
             dns: opts.dns.clone(),
@@ -314,6 +318,23 @@ impl Engine {
         };
         Ok((record, spec))
     }
+}
+
+/// `--expose`'s `PORT[-PORT][/PROTO]` as docker's `PORT/PROTO` keys, a range expanded.
+fn expose_spec(e: &str) -> Result<Vec<String>> {
+    let (ports, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+    let bad = || EngineError::InvalidParameter(format!("invalid exposed port {e:?}"));
+    let (lo, hi): (u16, u16) = match ports.split_once('-') {
+        Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+        None => {
+            let p = ports.parse().map_err(|_| bad())?;
+            (p, p)
+        }
+    };
+    if lo == 0 || lo > hi || !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(bad());
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
 
 /// The published ports: `ports`, and with `publish_all` every EXPOSEd port on a free host
