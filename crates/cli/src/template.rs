@@ -397,7 +397,8 @@ fn len(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::from(n))
 }
 
-/// Go's `index`: a map's missing key is `<no value>`, an array's index out of range an error.
+/// Go's `index`: a map's missing key is its zero value, an array's index out of range an
+/// error.
 fn index(args: &[Value]) -> Result<Value, FuncError> {
     let Some((first, keys)) = args.split_first() else {
         return Err(FuncError::AtLeastXArgs("index".into(), 1));
@@ -405,9 +406,15 @@ fn index(args: &[Value]) -> Result<Value, FuncError> {
     let mut cur = first.clone();
     for k in keys {
         cur = match (&cur, k) {
-            (Value::Map(m) | Value::Object(m), Value::String(s)) => {
-                m.get(s).cloned().unwrap_or(Value::NoValue)
-            }
+            // Go gives the element type's zero value: docker's maps hold strings (labels,
+            // options), so "" unless the map holds something else.
+            (Value::Map(m) | Value::Object(m), Value::String(s)) => match m.get(s) {
+                Some(v) => v.clone(),
+                None if m.values().all(|v| matches!(v, Value::String(_))) => {
+                    Value::String(String::new())
+                }
+                None => Value::NoValue,
+            },
             (Value::Array(a), Value::Number(n)) => {
                 let i = n.as_i64().unwrap_or(-1);
                 usize::try_from(i)

@@ -54,6 +54,9 @@ pub struct RunArgs {
     /// Publish every port the image EXPOSEs on a free host port
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Set a label on the container: KEY=VALUE (or KEY, for an empty value)
+    #[arg(short = 'l', long = "label", value_name = "LABEL")]
+    pub label: Vec<String>,
     /// Expose a port or a range of ports: PORT[-PORT][/PROTO]
     #[arg(long, value_name = "PORT")]
     pub expose: Vec<String>,
@@ -277,7 +280,14 @@ fn options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
         cmd,
         entrypoint: args.entrypoint.clone(),
         env,
-        labels: Default::default(),
+        labels: args
+            .label
+            .iter()
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect(),
         workdir: args.workdir.clone(),
         user: args.user.clone(),
         hostname: args.hostname.clone(),
