@@ -745,3 +745,22 @@ pub async fn auth(s: &Arc<Service>, mut c: Call) -> ApiResult {
         )),
     }
 }
+
+/// `GET /images/search?term&limit&filters`: the registry's search API (Docker Hub's v1 or
+/// Harbor's), docker's `SearchResult` objects; a registry without one is a 500 naming it,
+/// as dockerd answers.
+pub async fn search(s: &Arc<Service>, c: &Call) -> ApiResult {
+    let term = c
+        .q("term")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::bad("term is required"))?
+        .to_owned();
+    let limit = match c.int("limit")? {
+        None | Some(0) => rbuild_engine::registry::DEFAULT_SEARCH_LIMIT,
+        Some(n) => usize::try_from(n).map_err(|_| ApiError::bad(format!("invalid limit {n}")))?,
+    };
+    let filters = c.filters()?;
+    let client = client_for(s, c)?;
+    let found = rbuild_engine::registry::search(&client, &term, limit, &filters).await?;
+    Ok(json(&found))
+}

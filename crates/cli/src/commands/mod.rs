@@ -42,6 +42,7 @@ mod rm;
 mod rmi;
 mod run;
 mod save;
+mod search;
 mod start;
 mod stop;
 mod system;
@@ -152,6 +153,8 @@ pub enum Command {
     Tags(tags::TagsArgs),
     /// List the repositories of a registry
     Catalog(tags::CatalogArgs),
+    /// Search a registry (Docker Hub's or Harbor's search API) for repositories
+    Search(search::SearchArgs),
     /// Inspect or delete manifests on a registry
     Manifest(manifest::ManifestArgs),
     /// Multi-container applications from compose files
@@ -213,6 +216,7 @@ impl Command {
             Command::Logout(args) => login::run_logout(args),
             Command::Tags(args) => tags::run_tags(args),
             Command::Catalog(args) => tags::run_catalog(args),
+            Command::Search(args) => search::run(args),
             Command::Manifest(args) => manifest::run(args, globals),
             Command::Compose(args) => compose::run(args, globals),
             Command::Info(args) => info::run(args, globals),
