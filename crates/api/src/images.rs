@@ -61,79 +61,12 @@ pub fn summary_json(s: &ImageSummary) -> Value {
 }
 
 /// `GET /images/json?all&filters`: docker's `reference`, `dangling`, `label` (all must
-/// match), `before` and `since` (an image's name or ID) filters.
+/// match), `before` and `since` (an image's name or ID) filters (the engine's).
 pub async fn list(s: &Arc<Service>, c: &Call) -> ApiResult {
     let filters = c.filters()?;
-    let mut reference = None;
-    let mut dangling = None;
-    let mut labels = Vec::new();
-    let mut before = None;
-    let mut since = None;
-    for (k, v) in &filters {
-        match k.as_str() {
-            "reference" => reference = Some(v.clone()),
-            "dangling" => match v.as_str() {
-                "true" | "1" => dangling = Some(true),
-                "false" | "0" => dangling = Some(false),
-                _ => {
-                    return Err(ApiError::bad(format!("Invalid filter 'dangling={v}'")));
-                }
-            },
-            "label" => labels.push(v.clone()),
-            "before" => before = Some(v.clone()),
-            "since" => since = Some(v.clone()),
-            other => {
-                return Err(ApiError::bad(format!("invalid filter '{other}'")));
-            }
-        }
-    }
     let engine = s.engine.clone();
-    let relative = before.is_some() || since.is_some();
-    let (rows, all) = blocking(move || {
-        let all = if relative {
-            engine.list_images(None)?
-        } else {
-            Vec::new()
-        };
-        Ok((engine.list_images(reference.as_deref())?, all))
-    })
-    .await?;
-    let created_of = |name: &Option<String>| -> ApiResult<Option<i64>> {
-        let Some(name) = name else { return Ok(None) };
-        let id = name.trim_start_matches("sha256:");
-        all.iter()
-            .find(|r| {
-                r.image
-                    .id
-                    .to_string()
-                    .trim_start_matches("sha256:")
-                    .starts_with(id)
-                    || r.image.names.iter().any(|n| {
-                        let f = n.familiar();
-                        f == *name || f == format!("{name}:latest")
-                    })
-            })
-            .map(|r| Some(r.created))
-            .ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))
-    };
-    let (before, since) = (created_of(&before)?, created_of(&since)?);
-    let out: Vec<Value> = rows
-        .iter()
-        .filter(|r| dangling.is_none_or(|d| d == r.names.is_empty()))
-        .filter(|r| before.is_none_or(|t| r.created < t))
-        .filter(|r| since.is_none_or(|t| r.created > t))
-        .map(summary_json)
-        .filter(|v| {
-            labels.iter().all(|l| {
-                let have = &v["Labels"];
-                match l.split_once('=') {
-                    Some((k, val)) => have[k].as_str() == Some(val),
-                    None => have.get(l).is_some(),
-                }
-            })
-        })
-        .collect();
-    Ok(json(&out))
+    let rows = blocking(move || Ok(engine.list_images_filtered(&filters)?)).await?;
+    Ok(json(&rows.iter().map(summary_json).collect::<Vec<_>>()))
 }
 
 /// `GET /images/{name}/json`.

@@ -219,4 +219,31 @@ fn docker_images_filters() {
     assert_eq!(images(&["reference=plain"]), ["plain:2"]);
     let out = s.docker(&["images", "--filter", "nonsense=1"]);
     assert!(!out.status.success(), "{out:?}");
+    // The CLI's `rbuild images --filter`: the same engine filters.
+    let rbuild_images = |filters: &[&str]| {
+        let mut args = vec!["images", "--format", "{{.Repository}}:{{.Tag}}"];
+        for f in filters {
+            args.push("--filter");
+            args.push(f);
+        }
+        let out = common::rbuild(&s.root(), &args);
+        assert!(out.status.success(), "{out:?}");
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(rbuild_images(&["label=kind=test"]), ["labelled:1"]);
+    assert_eq!(
+        rbuild_images(&["since=busybox", "before=plain:2"]),
+        ["labelled:1"]
+    );
+    assert_eq!(rbuild_images(&["reference=plain"]), ["plain:2"]);
+    assert!(
+        !common::rbuild(&s.root(), &["images", "--filter", "dangling=maybe"])
+            .status
+            .success()
+    );
 }

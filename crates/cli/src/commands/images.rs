@@ -24,6 +24,10 @@ pub struct ImagesArgs {
     /// Show each platform of a multi-platform image under it
     #[arg(long)]
     pub tree: bool,
+    /// Filter: reference=REPO[:TAG], dangling=true|false, label=KEY[=VALUE], before=IMAGE,
+    /// since=IMAGE
+    #[arg(short = 'f', long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
     /// Only images of this repository (and tag)
     pub reference: Option<String>,
 }
@@ -34,7 +38,19 @@ pub fn run(args: ImagesArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         "table" | "json" => None,
         t => Some(crate::template::Template::parse(t)?),
     };
-    let images = super::common::engine(globals).list_images(args.reference.as_deref())?;
+    let mut filters = args
+        .filter
+        .iter()
+        .map(|f| {
+            f.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {f}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(r) = &args.reference {
+        filters.push(("reference".to_owned(), r.clone()));
+    }
+    let images = super::common::engine(globals).list_images_filtered(&filters)?;
     let mut objects = Vec::new();
     let mut rows = vec![vec![
         "REPOSITORY".into(),
