@@ -676,6 +676,41 @@ mod tests {
     }
 
     #[test]
+    fn rename_moves_the_name_and_refuses_a_taken_or_invalid_one() {
+        let root = tempfile::tempdir().unwrap();
+        let cs = Containers::new(root.path());
+        let spec = Spec::default();
+        let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+        let mut web = cs.create(record(&a, "web"), &spec).unwrap();
+        cs.create(record(&b, "db"), &spec).unwrap();
+        web.rename("/front").unwrap();
+        assert_eq!(web.name(), "front");
+        assert_eq!(cs.get("front").unwrap().id(), a);
+        assert_eq!(
+            cs.get("front").unwrap().name(),
+            "front",
+            "the record is rewritten"
+        );
+        assert!(cs.get("web").is_err(), "the old name is given up");
+        assert!(matches!(
+            web.rename("db"),
+            Err(Error::Container(ContainerError::NameInUse { .. }))
+        ));
+        assert!(matches!(
+            web.rename("b/d"),
+            Err(Error::Container(ContainerError::InvalidName(_)))
+        ));
+        assert_eq!(
+            cs.get("db").unwrap().id(),
+            b,
+            "a refused rename changes nothing"
+        );
+        assert_eq!(cs.get("front").unwrap().id(), a);
+        // The old name can be taken again.
+        cs.create(record(&"ef".repeat(32), "web"), &spec).unwrap();
+    }
+
+    #[test]
     fn names_ids_and_prefixes_resolve_as_dockers_do() {
         let root = tempfile::tempdir().unwrap();
         let cs = Containers::new(root.path());
