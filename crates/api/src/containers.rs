@@ -210,6 +210,7 @@ pub fn create_options(name: Option<String>, b: CreateBody) -> ApiResult<CreateOp
     o.stop_signal = b.stop_signal.filter(|s| !s.is_empty());
     o.stop_timeout = b.stop_timeout.and_then(|t| u32::try_from(t).ok());
     o.healthcheck = b.healthcheck;
+    o.expose = b.exposed_ports.unwrap_or_default().into_keys().collect();
     for (path, _) in b.volumes.unwrap_or_default() {
         o.volumes.push(path);
     }
@@ -458,25 +459,6 @@ pub fn summary_json(r: &ContainerSummary) -> Value {
 /// `GET /containers/json?all&limit&filters`.
 pub async fn list(s: &Arc<Service>, c: &Call) -> ApiResult {
     let mut filters = c.filters()?;
-    // Docker's `before`/`since`/`network`/`volume` filters are not kept by the engine.
-    if let Some((k, _)) = filters.iter().find(|(k, _)| {
-        matches!(
-            k.as_str(),
-            "before"
-                | "since"
-                | "network"
-                | "volume"
-                | "health"
-                | "publish"
-                | "expose"
-                | "isolation"
-                | "is-task"
-        )
-    }) {
-        return Err(ApiError::not_supported(&format!(
-            "the container filter '{k}'"
-        )));
-    }
     // `status=created` etc. are the engine's; docker's `name` filter is a regexp over
     // "/name", which the engine's substring match covers for plain names.
     for f in &mut filters {
@@ -665,9 +647,16 @@ pub async fn top(s: &Arc<Service>, c: &Call, id: &str) -> ApiResult {
     Ok(json(&json!({"Titles": titles, "Processes": procs})))
 }
 
-/// `POST /containers/{id}/rename`: not in the engine yet.
-pub async fn rename(_s: &Arc<Service>, _c: &Call, _id: &str) -> ApiResult {
-    Err(ApiError::not_supported("renaming a container"))
+/// `POST /containers/{id}/rename?name=NEW`: 204; 409 if another container has the name.
+pub async fn rename(s: &Arc<Service>, c: &Call, id: &str) -> ApiResult {
+    let new = c.q("name").unwrap_or_default().to_owned();
+    let (engine, id) = (s.engine.clone(), id.to_owned());
+    blocking(move || {
+        let mut c = engine.container(&id)?;
+        Ok(engine.rename_container(&mut c, &new)?)
+    })
+    .await?;
+    Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// `DELETE /containers/{id}?force&v`.

@@ -60,30 +60,13 @@ pub fn summary_json(s: &ImageSummary) -> Value {
     })
 }
 
-/// `GET /images/json?all&filters`.
+/// `GET /images/json?all&filters`: docker's `reference`, `dangling`, `label` (all must
+/// match), `before` and `since` (an image's name or ID) filters (the engine's).
 pub async fn list(s: &Arc<Service>, c: &Call) -> ApiResult {
     let filters = c.filters()?;
-    let mut reference = None;
-    let mut dangling = None;
-    for (k, v) in &filters {
-        match k.as_str() {
-            "reference" => reference = Some(v.clone()),
-            "dangling" => dangling = Some(v == "true" || v == "1"),
-            other => {
-                return Err(ApiError::not_supported(&format!(
-                    "the image filter '{other}'"
-                )));
-            }
-        }
-    }
     let engine = s.engine.clone();
-    let rows = blocking(move || Ok(engine.list_images(reference.as_deref())?)).await?;
-    let out: Vec<Value> = rows
-        .iter()
-        .filter(|r| dangling.is_none_or(|d| d == r.names.is_empty()))
-        .map(summary_json)
-        .collect();
-    Ok(json(&out))
+    let rows = blocking(move || Ok(engine.list_images_filtered(&filters)?)).await?;
+    Ok(json(&rows.iter().map(summary_json).collect::<Vec<_>>()))
 }
 
 /// `GET /images/{name}/json`.
@@ -697,4 +680,23 @@ pub async fn auth(s: &Arc<Service>, mut c: Call) -> ApiResult {
             ),
         )),
     }
+}
+
+/// `GET /images/search?term&limit&filters`: the registry's search API (Docker Hub's v1 or
+/// Harbor's), docker's `SearchResult` objects; a registry without one is a 500 naming it,
+/// as dockerd answers.
+pub async fn search(s: &Arc<Service>, c: &Call) -> ApiResult {
+    let term = c
+        .q("term")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::bad("term is required"))?
+        .to_owned();
+    let limit = match c.int("limit")? {
+        None | Some(0) => rbuild_engine::registry::DEFAULT_SEARCH_LIMIT,
+        Some(n) => usize::try_from(n).map_err(|_| ApiError::bad(format!("invalid limit {n}")))?,
+    };
+    let filters = c.filters()?;
+    let client = client_for(s, c)?;
+    let found = rbuild_engine::registry::search(&client, &term, limit, &filters).await?;
+    Ok(json(&found))
 }

@@ -8,6 +8,8 @@
 //! - `router`: docker's routes, versioned (`/v1.41/...`) and not.
 //! - `system`, `containers`, `streams` (logs, attach), `exec`, `images` (with pull, push,
 //!   save/load, build), `volumes`, `networks` (the engine's: predefined and user-defined).
+//! - [`tls`]: `--tls`/`--tlsverify` for TCP (rustls), client certificates required off
+//!   loopback.
 //! - [`http`]: requests taken apart, bounded bodies, docker's replies and `{"message"}`
 //!   errors with their status codes.
 
@@ -21,7 +23,9 @@ pub mod server;
 mod state;
 mod streams;
 mod system;
+pub mod tls;
 mod volumes;
 
 pub use http::{API_VERSION, ApiError, MIN_API_VERSION};
 pub use server::{Address, Listener, ServeError, ServeOptions, bind, default_address, serve};
+pub use tls::{Tls, TlsError, TlsOptions};

@@ -102,8 +102,11 @@ async fn route(s: Arc<Service>, c: Call) -> ApiResult<Reply> {
         (&M::POST, ["images", "load"]) => images::load(&s, c).await,
         (&M::GET, ["images", "get"]) => images::save(&s, &c, c.q_all("names")).await,
         (&M::POST, ["images", "prune"]) => images::prune(&s).await,
-        (&M::GET, ["images", "search"]) => Err(ApiError::not_supported("image search")),
+        (&M::GET, ["images", "search"]) => images::search(&s, &c).await,
         (&M::POST, ["build"]) => images::build(&s, c).await,
+        (&M::POST, ["session"] | ["grpc"]) => Err(ApiError::not_supported(
+            "BuildKit (the /session and /grpc endpoints; build with DOCKER_BUILDKIT=0, the classic builder)",
+        )),
         (&M::POST, ["build", "prune"]) => Err(ApiError::not_supported("build cache prune")),
         (_, ["images", name @ .., action]) if !name.is_empty() => {
             let name = name.join("/");

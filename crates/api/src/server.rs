@@ -1,4 +1,4 @@
-//! Listening and serving: the address (`unix://PATH`, `tcp://127.0.0.1:PORT`), the socket's
+//! Listening and serving: the address (`unix://PATH`, `tcp://IP:PORT`, TLS), the socket's
 //! permissions, one HTTP/1 connection per client with upgrades (hijacked streams), bounded
 //! headers, and the idle exit.
 
@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::state::Service;
+use crate::tls::Tls;
 
 /// Where the service listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,9 @@ pub enum ServeError {
     /// Another service answers on the socket already.
     #[error("{0}: another service is listening on this socket")]
     InUse(PathBuf),
+    /// The TLS files cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// Listening failed.
     #[error("{what}: {source}")]
     Io {
@@ -80,14 +84,9 @@ impl std::str::FromStr for Address {
             let addr: SocketAddr = hostport
                 .parse()
                 .map_err(|_| bad("expected tcp://IP:PORT"))?;
-            if !addr.ip().is_loopback() {
-                return Err(bad(
-                    "serving on a non-loopback address needs TLS (--tls* options), which is not supported yet; use 127.0.0.1 or a unix socket",
-                ));
-            }
             return Ok(Address::Tcp(addr));
         }
-        Err(bad("expected unix://PATH or tcp://127.0.0.1:PORT"))
+        Err(bad("expected unix://PATH or tcp://IP:PORT"))
     }
 }
 
@@ -167,8 +166,8 @@ impl Drop for Active {
 pub enum Listener {
     /// On a unix socket (removed when the listener is dropped).
     Unix(UnixListener, SocketFile),
-    /// On loopback TCP.
-    Tcp(TcpListener),
+    /// On TCP, over TLS or not.
+    Tcp(TcpListener, Option<tokio_rustls::TlsAcceptor>),
 }
 
 /// The socket file, removed on drop.
@@ -182,9 +181,16 @@ impl Drop for SocketFile {
 }
 
 /// Bind `address`: a unix socket is made 0660 (its directory made 0755 if missing); a stale
-/// socket is replaced, a live one refused. Must run inside a tokio runtime.
-pub fn bind(address: &Address) -> Result<Listener, ServeError> {
+/// socket is replaced, a live one refused. A TCP address serves over `tls` when given, and
+/// one other than loopback only with client certificates verified (dockerd's `--tlsverify`):
+/// anyone reaching it could otherwise run anything as this user. Must run inside a tokio
+/// runtime.
+pub fn bind(address: &Address, tls: Option<&Tls>) -> Result<Listener, ServeError> {
     match address {
+        Address::Unix(_) if tls.is_some() => Err(ServeError::Address {
+            address: address.to_string(),
+            reason: "the --tls options apply to tcp:// addresses only".into(),
+        }),
         Address::Unix(path) => {
             if let Some(dir) = path.parent()
                 && !dir.exists()
@@ -209,6 +215,12 @@ pub fn bind(address: &Address) -> Result<Listener, ServeError> {
                 .map_err(io(format!("setting the mode of {}", path.display())))?;
             Ok(Listener::Unix(l, file))
         }
+        Address::Tcp(addr) if !addr.ip().is_loopback() && !tls.is_some_and(Tls::verifies_clients) => {
+            Err(ServeError::Address {
+                address: address.to_string(),
+                reason: "serving on a non-loopback address needs TLS with client certificates (--tlsverify --tlscacert CA --tlscert CERT --tlskey KEY); use 127.0.0.1 or a unix socket otherwise".into(),
+            })
+        }
         Address::Tcp(addr) => {
             let std =
                 std::net::TcpListener::bind(addr).map_err(io(format!("listening on {addr}")))?;
@@ -216,6 +228,7 @@ pub fn bind(address: &Address) -> Result<Listener, ServeError> {
                 .map_err(io(format!("listening on {addr}")))?;
             Ok(Listener::Tcp(
                 TcpListener::from_std(std).map_err(io(format!("listening on {addr}")))?,
+                tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config.clone())),
             ))
         }
     }
@@ -226,7 +239,7 @@ impl Listener {
     pub fn socket_path(&self) -> Option<&Path> {
         match self {
             Listener::Unix(_, f) => Some(&f.0),
-            Listener::Tcp(_) => None,
+            Listener::Tcp(..) => None,
         }
     }
 }
@@ -318,20 +331,41 @@ fn reap_detached(name: &str, execs: &[i32]) {
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 
-async fn accept(listener: &Listener) -> std::io::Result<Box<dyn Stream>> {
+/// An accepted connection; a TLS one still has its handshake to do (in its own task, so a
+/// slow client does not hold up the others).
+enum Accepted {
+    Plain(Box<dyn Stream>),
+    Tls(tokio::net::TcpStream, tokio_rustls::TlsAcceptor),
+}
+
+async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
     Ok(match listener {
-        Listener::Unix(l, _) => Box::new(l.accept().await?.0),
-        Listener::Tcp(l) => {
+        Listener::Unix(l, _) => Accepted::Plain(Box::new(l.accept().await?.0)),
+        Listener::Tcp(l, tls) => {
             let (s, _) = l.accept().await?;
             let _ = s.set_nodelay(true);
-            Box::new(s)
+            match tls {
+                Some(a) => Accepted::Tls(s, a.clone()),
+                None => Accepted::Plain(Box::new(s)),
+            }
         }
     })
 }
 
-fn spawn_connection(service: Arc<Service>, active: Active, conn: Box<dyn Stream>) {
+fn spawn_connection(service: Arc<Service>, active: Active, conn: Accepted) {
     tokio::spawn(async move {
         let _active = active;
+        let conn: Box<dyn Stream> = match conn {
+            Accepted::Plain(c) => c,
+            // A failed handshake (no or a foreign client certificate) just closes the
+            // connection; rustls has sent the client its alert.
+            Accepted::Tls(tcp, acceptor) => {
+                match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => Box::new(s),
+                    _ => return,
+                }
+            }
+        };
         let svc = service_fn(move |req| {
             let service = service.clone();
             async move { Ok::<_, std::convert::Infallible>(crate::router::handle(service, req).await) }
@@ -371,8 +405,10 @@ mod tests {
             "tcp://localhost:2375".parse::<Address>().unwrap(),
             Address::Tcp("127.0.0.1:2375".parse().unwrap())
         );
-        let e = "tcp://0.0.0.0:2375".parse::<Address>().unwrap_err();
-        assert!(e.to_string().contains("TLS"), "{e}");
+        assert_eq!(
+            "tcp://0.0.0.0:2376".parse::<Address>().unwrap(),
+            Address::Tcp("0.0.0.0:2376".parse().unwrap())
+        );
         assert!("unix://rel.sock".parse::<Address>().is_err());
         assert!("http://x".parse::<Address>().is_err());
     }

@@ -56,7 +56,7 @@ fn service() -> &'static PathBuf {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                let l = rbuild_api::bind(&address).unwrap();
+                let l = rbuild_api::bind(&address, None).unwrap();
                 rbuild_api::serve(engine, l, rbuild_api::ServeOptions::default())
                     .await
                     .unwrap();

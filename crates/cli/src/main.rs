@@ -6,6 +6,7 @@ mod commands;
 mod progress;
 mod report;
 mod signals;
+mod template;
 mod terminal;
 mod transfer;
 

@@ -139,6 +139,11 @@ fn health_flags_make_a_container_healthy_then_unhealthy() {
     assert_eq!(last["ExitCode"], 0, "{h}");
     assert_eq!(last["Output"], "fine\n", "{h}");
     assert!(last["Start"].as_str().unwrap().ends_with('Z'), "{h}");
+    // ps's health filter sees it (docker's `none` for containers without a healthcheck).
+    let names = |f: &str| ok(root, &["ps", "--filter", f, "--format", "{{.Names}}"]);
+    assert_eq!(names("health=healthy").trim(), "web");
+    assert_eq!(names("health=unhealthy").trim(), "");
+    assert!(!names("health=none").lines().any(|n| n == "web"));
     ok(root, &["exec", "web", "rm", "/tmp/ready"]);
     eventually(10, "unhealthy", || {
         ps_status(root, "web").ends_with("(unhealthy)")

@@ -50,6 +50,9 @@ pub struct CreateOptions {
     pub ports: Vec<PortBinding>,
     /// Publish every port the image EXPOSEs on a free host port (`-P`).
     pub publish_all: bool,
+    /// Ports exposed besides the image's (`--expose PORT[-PORT][/PROTO]`, the API's
+    /// `ExposedPorts`).
+    pub expose: Vec<String>,
     /// Limits of the json-file log.
     pub log: LogLimits,
     /// `-v [HOST_PATH|NAME:]CONTAINER_PATH[:ro]`.
@@ -107,8 +110,6 @@ pub struct CreateOptions {
     /// `--health-*` options (fields not given come from the image's HEALTHCHECK; `Test`
     /// `["NONE"]` is `--no-healthcheck`) [default: the image's].
     pub healthcheck: Option<rbuild_runner::lifecycle::health::HealthConfig>,
-    /// `--expose PORT[/PROTO]`: ports exposed besides the image's.
-    pub expose: Vec<String>,
 }
 
 impl CreateOptions {

@@ -28,6 +28,7 @@ mod progress;
 mod pull;
 mod push;
 mod retry;
+mod search;
 mod tasks;
 mod transport;
 mod upload;
@@ -43,3 +44,4 @@ pub use manifest::{MANIFEST_ACCEPT, ManifestInfo, RemoteManifest, media_type_of}
 pub use progress::{Outcome, Reporter, Silent};
 pub use pull::{PullOptions, Pulled, pull, reference_target};
 pub use push::{PushOptions, push};
+pub use search::SearchResult;

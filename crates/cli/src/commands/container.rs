@@ -35,6 +35,8 @@ enum ContainerCommand {
     Restart(super::stop::StopArgs),
     /// Block until containers stop, then print their exit codes
     Wait(super::wait::WaitArgs),
+    /// Rename a container
+    Rename(super::rename::RenameArgs),
     /// Fetch the logs of a container
     Logs(super::logs::LogsArgs),
     /// Pause all processes of containers
@@ -58,6 +60,7 @@ pub fn run(args: ContainerArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         ContainerCommand::Kill(a) => super::stop::run_kill(a, globals),
         ContainerCommand::Restart(a) => super::stop::run_restart(a, globals),
         ContainerCommand::Wait(a) => super::wait::run(a, globals),
+        ContainerCommand::Rename(a) => super::rename::run(a, globals),
         ContainerCommand::Logs(a) => super::logs::run(a, globals),
         ContainerCommand::Pause(a) => super::pause::run_pause(a, globals),
         ContainerCommand::Unpause(a) => super::pause::run_unpause(a, globals),

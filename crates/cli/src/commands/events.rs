@@ -56,30 +56,28 @@ fn line(e: &Event) -> String {
     }
 }
 
-fn render(e: &Event, format: Option<&str>) -> String {
+/// How events are printed: docker's line, JSON, or a Go template.
+enum Output {
+    Line,
+    Json,
+    Template(crate::template::Template),
+}
+
+fn render(e: &Event, format: &Output) -> anyhow::Result<String> {
     let v = serde_json::to_value(e).unwrap_or_default();
-    match format {
-        None => line(e),
-        Some("json") | Some("{{json .}}") => v.to_string(),
-        Some(t) => {
-            let mut out = t.replace("{{json .}}", &v.to_string());
-            for (pat, val) in [
-                ("{{.Type}}", v["Type"].as_str().unwrap_or("")),
-                ("{{.Action}}", e.action.as_str()),
-                ("{{.Status}}", e.action.as_str()),
-                ("{{.Actor.ID}}", e.actor.id.as_str()),
-                ("{{.ID}}", e.actor.id.as_str()),
-                ("{{.Scope}}", e.scope.as_str()),
-            ] {
-                out = out.replace(pat, val);
-            }
-            for (k, val) in &e.actor.attributes {
-                out = out.replace(&format!("{{{{.Actor.Attributes.{k}}}}}"), val);
-            }
-            out.replace("{{.Time}}", &e.time.to_string())
-                .replace("{{.TimeNano}}", &e.time_nano.to_string())
+    Ok(match format {
+        Output::Line => line(e),
+        Output::Json => v.to_string(),
+        Output::Template(t) => {
+            // docker's `events.Message` field names, the deprecated ones too.
+            let data = serde_json::json!({
+                "Type": v["Type"], "Action": e.action, "Actor": v["Actor"], "Scope": e.scope,
+                "Time": e.time, "TimeNano": e.time_nano, "Status": e.action,
+                "ID": e.actor.id, "From": e.actor.attributes.get("image").cloned().unwrap_or_default(),
+            });
+            t.render(&data)?
         }
-    }
+    })
 }
 
 /// Run `rbuild events`.
@@ -113,11 +111,15 @@ pub fn run(args: EventsArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let now = rbuild_runner::lifecycle::time::now_ns();
     let start = journal.end();
     let mut out = std::io::stdout().lock();
-    let format = args.format.as_deref();
+    let format = match args.format.as_deref() {
+        None => Output::Line,
+        Some("json") => Output::Json,
+        Some(t) => Output::Template(crate::template::Template::parse(t)?),
+    };
     if since.is_some() || until.is_some() {
         for e in journal.read(since, until.map(|u| u.min(now))) {
             if e.matches(&filters) {
-                writeln!(out, "{}", render(&e, format))?;
+                writeln!(out, "{}", render(&e, &format)?)?;
             }
         }
     }
@@ -131,9 +133,15 @@ pub fn run(args: EventsArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             return false;
         }
         if e.matches(&filters) {
-            let ok = writeln!(out, "{}", render(&e, format)).and_then(|_| out.flush());
-            failed = ok.is_err();
-            return !failed;
+            let ok = match render(&e, &format) {
+                Ok(text) => writeln!(out, "{text}").and_then(|_| out.flush()).is_ok(),
+                Err(err) => {
+                    crate::report::print_error(&err);
+                    false
+                }
+            };
+            failed = !ok;
+            return ok;
         }
         true
     });

@@ -14,7 +14,8 @@ pub struct ImagesArgs {
     /// Only show image IDs
     #[arg(short, long)]
     pub quiet: bool,
-    /// Output format: `table` (default) or `json` (one object per line, docker's fields)
+    /// Output format: `table` (default), `json` (one object per line, docker's fields) or a
+    /// Go template (`{{.Repository}}:{{.Tag}}`, `table {{.ID}}\t{{.Size}}`)
     #[arg(long, default_value = "table")]
     pub format: String,
     /// Show full image IDs
@@ -23,13 +24,34 @@ pub struct ImagesArgs {
     /// Show each platform of a multi-platform image under it
     #[arg(long)]
     pub tree: bool,
+    /// Filter: reference=REPO[:TAG], dangling=true|false, label=KEY[=VALUE], before=IMAGE,
+    /// since=IMAGE
+    #[arg(short = 'f', long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
     /// Only images of this repository (and tag)
     pub reference: Option<String>,
 }
 
 /// Run `rbuild images`.
 pub fn run(args: ImagesArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let images = super::common::engine(globals).list_images(args.reference.as_deref())?;
+    let template = match args.format.as_str() {
+        "table" | "json" => None,
+        t => Some(crate::template::Template::parse(t)?),
+    };
+    let mut filters = args
+        .filter
+        .iter()
+        .map(|f| {
+            f.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {f}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(r) = &args.reference {
+        filters.push(("reference".to_owned(), r.clone()));
+    }
+    let images = super::common::engine(globals).list_images_filtered(&filters)?;
+    let mut objects = Vec::new();
     let mut rows = vec![vec![
         "REPOSITORY".into(),
         "TAG".into(),
@@ -73,7 +95,7 @@ pub fn run(args: ImagesArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 }
                 continue;
             }
-            if args.format == "json" {
+            if args.format != "table" {
                 let line = json!({
                     "Containers": "N/A",
                     "CreatedAt": docker_time(created_at),
@@ -87,7 +109,7 @@ pub fn run(args: ImagesArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                     "UniqueSize": "N/A",
                     "VirtualSize": size,
                 });
-                println!("{line}");
+                objects.push(line);
             } else {
                 rows.push(vec![repo, tag, id.clone(), since(created_at), size.clone()]);
             }
@@ -119,13 +141,21 @@ pub fn run(args: ImagesArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    if !args.quiet && args.format != "json" {
-        if args.format != "table" {
-            anyhow::bail!(
-                "unsupported --format {:?} (supported: table, json)",
-                args.format
-            );
+    if args.quiet {
+        // The IDs are printed already.
+    } else if args.format == "json" {
+        for o in &objects {
+            println!("{o}");
         }
+    } else if let Some(t) = template {
+        let header = json!({
+            "Containers": "CONTAINERS", "CreatedAt": "CREATED AT", "CreatedSince": "CREATED",
+            "Digest": "DIGEST", "ID": "IMAGE ID", "Repository": "REPOSITORY",
+            "SharedSize": "SHARED SIZE", "Size": "SIZE", "Tag": "TAG",
+            "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE",
+        });
+        print!("{}", crate::template::render_rows(&t, &header, &objects)?);
+    } else {
         print!("{}", table(&rows));
     }
     Ok(ExitCode::SUCCESS)

@@ -12,7 +12,8 @@ use super::common::engine;
 /// Arguments of `rbuild info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Output format: `json` (docker's /info object) instead of the text report
+    /// Output format: `json` (docker's /info object) or a Go template over it, instead of
+    /// the text report
     #[arg(long, short, value_name = "FORMAT")]
     pub format: Option<String>,
 }
@@ -22,12 +23,16 @@ pub fn run(args: InfoArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let info = engine(globals).info()?;
     let mut out = std::io::stdout().lock();
     match args.format.as_deref() {
-        Some("json") | Some("{{json .}}") => {
+        Some("json") => {
             serde_json::to_writer(&mut out, &info)?;
             writeln!(out)?;
             return Ok(ExitCode::SUCCESS);
         }
-        Some(other) => anyhow::bail!("--format {other:?}: only json is supported"),
+        Some(f) => {
+            let t = crate::template::Template::parse(f)?;
+            writeln!(out, "{}", t.render(&serde_json::to_value(&info)?)?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         None => {}
     }
     let platforms: Vec<String> = rbuild_engine::runnable_platforms()

@@ -1,4 +1,5 @@
-//! `rbuild inspect [--type image] NAME...`: docker-style JSON of objects.
+//! `rbuild inspect [--type image] [-f TEMPLATE] NAME...`: docker-style JSON of objects, or
+//! each through a Go template.
 //!
 //! Structured by object kind: each kind resolves a name to the engine's docker-shaped JSON
 //! (`ContainerJson`, `ImageInspect`); without `--type`, containers are tried first, then
@@ -27,6 +28,9 @@ pub struct InspectArgs {
     /// Only look for objects of this kind
     #[arg(long = "type", value_enum)]
     pub kind: Option<Kind>,
+    /// Format each object with a Go template (`{{.State.Running}}`, `{{json .Config}}`)
+    #[arg(short = 'f', long = "format", value_name = "TEMPLATE")]
+    pub format: Option<String>,
     /// Names or IDs
     #[arg(required = true)]
     pub names: Vec<String>,
@@ -37,6 +41,10 @@ pub struct InspectArgs {
 pub fn run(args: InspectArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let engine = super::common::engine(globals);
     engine.store()?;
+    let template = match args.format.as_deref() {
+        None | Some("json") => None,
+        Some(t) => Some(crate::template::Template::parse(t)?),
+    };
     let mut out = Vec::new();
     let mut failed = false;
     for name in &args.names {
@@ -48,7 +56,14 @@ pub fn run(args: InspectArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+    match template {
+        Some(t) => {
+            for v in &out {
+                println!("{}", t.render(v)?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
+    }
     Ok(if failed {
         ExitCode::FAILURE
     } else {

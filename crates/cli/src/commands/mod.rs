@@ -37,10 +37,12 @@ mod ps;
 mod pull;
 mod push;
 pub mod registry_opts;
+mod rename;
 mod rm;
 mod rmi;
 mod run;
 mod save;
+mod search;
 mod start;
 mod stop;
 mod system;
@@ -101,6 +103,8 @@ pub enum Command {
     Restart(stop::StopArgs),
     /// Remove containers
     Rm(rm::RmArgs),
+    /// Rename a container
+    Rename(rename::RenameArgs),
     /// Block until containers stop, then print their exit codes
     Wait(wait::WaitArgs),
     /// Fetch the logs of a container
@@ -149,6 +153,8 @@ pub enum Command {
     Tags(tags::TagsArgs),
     /// List the repositories of a registry
     Catalog(tags::CatalogArgs),
+    /// Search a registry (Docker Hub's or Harbor's search API) for repositories
+    Search(search::SearchArgs),
     /// Inspect or delete manifests on a registry
     Manifest(manifest::ManifestArgs),
     /// Multi-container applications from compose files
@@ -186,6 +192,7 @@ impl Command {
             Command::Kill(args) => stop::run_kill(args, globals),
             Command::Restart(args) => stop::run_restart(args, globals),
             Command::Rm(args) => rm::run(args, globals),
+            Command::Rename(args) => rename::run(args, globals),
             Command::Wait(args) => wait::run(args, globals),
             Command::Logs(args) => logs::run(args, globals),
             Command::Attach(args) => attach::run(args, globals),
@@ -209,6 +216,7 @@ impl Command {
             Command::Logout(args) => login::run_logout(args),
             Command::Tags(args) => tags::run_tags(args),
             Command::Catalog(args) => tags::run_catalog(args),
+            Command::Search(args) => search::run(args),
             Command::Manifest(args) => manifest::run(args, globals),
             Command::Compose(args) => compose::run(args, globals),
             Command::Info(args) => info::run(args, globals),

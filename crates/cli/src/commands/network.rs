@@ -201,13 +201,22 @@ pub fn run(args: NetworkArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                     println!("{}", if no_trunc { &n.id[..] } else { &n.id[..12] });
                 }
             } else if let Some(f) = format.as_deref().filter(|f| *f != "table") {
-                for n in &shown {
-                    let m = fields(n, no_trunc);
-                    if f == "json" {
-                        println!("{}", Value::Object(m));
-                    } else {
-                        println!("{}", super::ps::render(f, &m));
+                if f == "json" {
+                    for n in &shown {
+                        println!("{}", Value::Object(fields(n, no_trunc)));
                     }
+                } else {
+                    let t = crate::template::Template::parse(f)?;
+                    let header = serde_json::json!({
+                        "ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+                        "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS",
+                        "CreatedAt": "CREATED AT",
+                    });
+                    let rows: Vec<Value> = shown
+                        .iter()
+                        .map(|n| Value::Object(fields(n, no_trunc)))
+                        .collect();
+                    print!("{}", crate::template::render_rows(&t, &header, &rows)?);
                 }
             } else {
                 let mut rows = vec![vec![
@@ -245,22 +254,9 @@ pub fn run(args: NetworkArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             }
             match format {
                 Some(f) => {
+                    let t = crate::template::Template::parse(&f)?;
                     for v in &out {
-                        let m = match v {
-                            Value::Object(m) => m
-                                .iter()
-                                .map(|(k, v)| {
-                                    let text = match v {
-                                        Value::String(s) => s.clone(),
-                                        other => other.to_string(),
-                                    };
-                                    (k.clone(), Value::String(text))
-                                })
-                                .collect(),
-                            _ => Map::new(),
-                        };
-                        let f = f.replace("{{json .}}", &v.to_string());
-                        println!("{}", super::ps::render(&f, &m));
+                        println!("{}", t.render(v)?);
                     }
                 }
                 None => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),

@@ -109,19 +109,6 @@ fn fields(r: &ContainerSummary, trunc: bool) -> serde_json::Map<String, Value> {
     m
 }
 
-/// Fill `{{.Field}}` placeholders (and `{{json .}}`) of a Go-style template.
-pub(crate) fn render(template: &str, f: &serde_json::Map<String, Value>) -> String {
-    let mut out = template.replace("\\t", "\t").replace("\\n", "\n");
-    out = out.replace("{{json .}}", &Value::Object(f.clone()).to_string());
-    for (k, v) in f {
-        let text = v.as_str().unwrap_or_default();
-        for pat in [format!("{{{{.{k}}}}}"), format!("{{{{ .{k} }}}}")] {
-            out = out.replace(&pat, text);
-        }
-    }
-    out
-}
-
 /// Run `rbuild ps`.
 pub fn run(args: PsArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let filters: Vec<(String, String)> = args
@@ -188,17 +175,15 @@ pub fn run(args: PsArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             }
         }
         Some(t) => {
-            let (header, t) = match t.strip_prefix("table ") {
-                Some(rest) => (true, rest),
-                None => (false, t),
-            };
-            if header {
-                let names: serde_json::Map<String, Value> = fields_names();
-                println!("{}", render(t, &names));
-            }
-            for r in &rows {
-                println!("{}", render(t, &fields(r, trunc)));
-            }
+            let t = crate::template::Template::parse(t)?;
+            let rows: Vec<Value> = rows
+                .iter()
+                .map(|r| Value::Object(fields(r, trunc)))
+                .collect();
+            print!(
+                "{}",
+                crate::template::render_rows(&t, &Value::Object(fields_names()), &rows)?
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -55,6 +55,12 @@ pub struct RunArgs {
     /// Publish every port the image EXPOSEs on a free host port
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Set a label on the container: KEY=VALUE (or KEY, for an empty value)
+    #[arg(short = 'l', long = "label", value_name = "LABEL")]
+    pub label: Vec<String>,
+    /// Expose a port or a range of ports: PORT[-PORT][/PROTO]
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
     /// Log options: max-size=SIZE, max-file=N
     #[arg(long = "log-opt", value_name = "OPT")]
     pub log_opt: Vec<String>,
@@ -162,9 +168,6 @@ pub struct RunArgs {
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
-    /// Expose a port (PORT[/PROTO]) besides the image's
-    #[arg(long = "expose", value_name = "PORT")]
-    pub expose: Vec<String>,
     /// Add a capability (CAP_X or X; ALL for all)
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
@@ -296,7 +299,14 @@ fn options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
         cmd,
         entrypoint: args.entrypoint.clone(),
         env,
-        labels: Default::default(),
+        labels: args
+            .label
+            .iter()
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect(),
         workdir: args.workdir.clone(),
         user: args.user.clone(),
         hostname: args.hostname.clone(),
@@ -306,6 +316,7 @@ fn options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
         stop_timeout: args.stop_timeout,
         ports,
         publish_all: args.publish_all,
+        expose: args.expose.clone(),
         log: options::parse_log_opts(&args.log_opt)?,
         volumes: args.volume.clone(),
         mounts: args.mount.clone(),
@@ -343,7 +354,6 @@ fn options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
             .transpose()
             .map_err(|e| anyhow::anyhow!("--platform: {e}"))?,
         healthcheck: healthcheck(args)?,
-        expose: args.expose.clone(),
     })
 }
 

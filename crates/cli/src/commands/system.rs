@@ -1,4 +1,4 @@
-//! `rbuild system service [--time SECONDS] [URI]`: serve the Docker Engine API (so the
+//! `rbuild system service [--time SECONDS] [--tlsverify --tlscacert CA --tlscert CERT --tlskey KEY] [URI]`: serve the Docker Engine API (so the
 //! docker CLI, docker-compose and the SDKs drive rbuild), as `podman system service`;
 //! `rbuild system df` (disk use by images, containers, volumes) and `rbuild system prune`.
 
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -65,10 +66,52 @@ pub struct ServiceArgs {
         default_value_t = 5
     )]
     pub time: u64,
-    /// Where to listen: unix:///PATH or tcp://127.0.0.1:PORT
+    /// Where to listen: unix:///PATH or tcp://IP:PORT (an address other than loopback only
+    /// with --tlsverify)
     /// [default: unix:///run/rbuild/rbuild.sock for root, $XDG_RUNTIME_DIR/rbuild/rbuild.sock otherwise]
     #[arg(value_name = "URI")]
     pub uri: Option<String>,
+    /// Serve a tcp:// address over TLS (implied by --tlsverify)
+    #[arg(long)]
+    pub tls: bool,
+    /// Serve over TLS and accept only clients with a certificate signed by --tlscacert
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// The CA that signs client certificates [default: ~/.docker/ca.pem]
+    #[arg(long, value_name = "FILE")]
+    pub tlscacert: Option<PathBuf>,
+    /// The server's TLS certificate [default: ~/.docker/cert.pem]
+    #[arg(long, value_name = "FILE")]
+    pub tlscert: Option<PathBuf>,
+    /// The server's TLS key [default: ~/.docker/key.pem]
+    #[arg(long, value_name = "FILE")]
+    pub tlskey: Option<PathBuf>,
+}
+
+impl ServiceArgs {
+    /// The TLS options, if any was given (a file option alone implies --tls, as with
+    /// dockerd); docker's defaults are `$DOCKER_CERT_PATH` or `~/.docker`.
+    fn tls_options(&self) -> Option<rbuild_api::TlsOptions> {
+        let any = self.tls
+            || self.tlsverify
+            || self.tlscacert.is_some()
+            || self.tlscert.is_some()
+            || self.tlskey.is_some();
+        if !any {
+            return None;
+        }
+        let dir = std::env::var_os("DOCKER_CERT_PATH")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+            .unwrap_or_else(|| PathBuf::from(".docker"));
+        Some(rbuild_api::TlsOptions {
+            verify: self.tlsverify,
+            ca: self.tlscacert.clone().unwrap_or_else(|| dir.join("ca.pem")),
+            cert: self.tlscert.clone().unwrap_or_else(|| dir.join("cert.pem")),
+            key: self.tlskey.clone().unwrap_or_else(|| dir.join("key.pem")),
+        })
+    }
 }
 
 /// Run `rbuild system`.
@@ -85,13 +128,18 @@ fn service(args: ServiceArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         Some(u) => u.parse::<rbuild_api::Address>()?,
         None => rbuild_api::default_address(),
     };
+    let tls = args
+        .tls_options()
+        .map(|o| rbuild_api::Tls::load(&o))
+        .transpose()
+        .context("loading the service's TLS files")?;
     let engine = super::common::engine(globals);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let listener = rbuild_api::bind(&address)?;
+        let listener = rbuild_api::bind(&address, tls.as_ref())?;
         let opts = rbuild_api::ServeOptions {
             idle: (args.time > 0).then(|| Duration::from_secs(args.time)),
         };

@@ -10,7 +10,7 @@ use serde_json::json;
 /// Arguments of `rbuild version`.
 #[derive(Debug, Args)]
 pub struct VersionArgs {
-    /// Output format: `json` instead of the text report
+    /// Output format: `json` or a Go template instead of the text report
     #[arg(long, short, value_name = "FORMAT")]
     pub format: Option<String>,
 }
@@ -25,17 +25,23 @@ pub fn run(args: VersionArgs) -> anyhow::Result<ExitCode> {
     let version = env!("CARGO_PKG_VERSION");
     let mut out = std::io::stdout().lock();
     match args.format.as_deref() {
-        Some("json") | Some("{{json .}}") => {
-            let v = json!({
+        Some(f) => {
+            let mut v = json!({
                 "Version": version,
                 "ApiVersion": rbuild_api::API_VERSION,
                 "MinAPIVersion": rbuild_api::MIN_API_VERSION,
                 "Os": "linux",
                 "Arch": arch,
             });
-            writeln!(out, "{v}")?;
+            if f == "json" {
+                writeln!(out, "{v}")?;
+            } else {
+                // docker's `{{.Client.…}}` and `{{.Server.…}}`: rbuild is both.
+                v["Client"] = v.clone();
+                v["Server"] = v["Client"].clone();
+                writeln!(out, "{}", crate::template::Template::parse(f)?.render(&v)?)?;
+            }
         }
-        Some(other) => anyhow::bail!("--format {other:?}: only json is supported"),
         None => {
             writeln!(out, "Version:           {version}")?;
             writeln!(

@@ -36,12 +36,15 @@ enum VolumeCommand {
         /// Only display volume names
         #[arg(short, long)]
         quiet: bool,
-        /// Output: table or json
+        /// Output: table, json or a Go template (`{{.Name}}`)
         #[arg(long)]
         format: Option<String>,
     },
     /// Display detailed information on volumes
     Inspect {
+        /// Format each volume with a Go template (`{{.Mountpoint}}`)
+        #[arg(short, long, value_name = "TEMPLATE")]
+        format: Option<String>,
         /// Volume names
         #[arg(required = true)]
         names: Vec<String>,
@@ -92,12 +95,19 @@ pub fn run(args: VolumeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 for v in &all {
                     println!("{}", v.name);
                 }
-            } else if format.as_deref() == Some("json") {
-                for v in &all {
-                    println!(
-                        "{}",
-                        json!({"Driver": "local", "Labels": "", "Mountpoint": v.mountpoint, "Name": v.name, "Scope": "local"})
-                    );
+            } else if let Some(f) = format.as_deref().filter(|f| *f != "table") {
+                let rows: Vec<Value> = all
+                    .iter()
+                    .map(|v| json!({"Driver": "local", "Labels": "", "Mountpoint": v.mountpoint, "Name": v.name, "Scope": "local"}))
+                    .collect();
+                if f == "json" {
+                    for r in &rows {
+                        println!("{r}");
+                    }
+                } else {
+                    let t = crate::template::Template::parse(f)?;
+                    let header = json!({"Driver": "DRIVER", "Labels": "LABELS", "Mountpoint": "MOUNTPOINT", "Name": "VOLUME NAME", "Scope": "SCOPE"});
+                    print!("{}", crate::template::render_rows(&t, &header, &rows)?);
                 }
             } else {
                 let mut rows = vec![vec!["DRIVER".to_owned(), "VOLUME NAME".to_owned()]];
@@ -105,7 +115,7 @@ pub fn run(args: VolumeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 print!("{}", table(&rows));
             }
         }
-        VolumeCommand::Inspect { names } => {
+        VolumeCommand::Inspect { format, names } => {
             let mut out = Vec::new();
             let mut failed = false;
             for n in &names {
@@ -117,7 +127,15 @@ pub fn run(args: VolumeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+            match format.as_deref().filter(|f| *f != "json") {
+                Some(f) => {
+                    let t = crate::template::Template::parse(f)?;
+                    for v in &out {
+                        println!("{}", t.render(v)?);
+                    }
+                }
+                None => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
+            }
             if failed {
                 return Ok(ExitCode::FAILURE);
             }

@@ -277,17 +277,12 @@ impl Engine {
             .into_iter()
             .collect();
         labels.extend(opts.labels.clone());
-        let mut exposed: Vec<String> = cfg.exposed_ports().clone().unwrap_or_default();
+        let mut exposed = cfg.exposed_ports().clone().unwrap_or_default();
         for e in &opts.expose {
-            let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
-            if port.parse::<u16>().is_err() || !matches!(proto, "tcp" | "udp") {
-                return Err(invalid(format!(
-                    "invalid exposed port {e:?}: expected PORT[/tcp|/udp]"
-                )));
-            }
-            let p = format!("{port}/{proto}");
-            if !exposed.contains(&p) {
-                exposed.push(p);
+            for port in expose_spec(e)? {
+                if !exposed.contains(&port) {
+                    exposed.push(port);
+                }
             }
         }
         let record = ContainerRecord {
@@ -373,6 +368,23 @@ fn healthcheck(opts: &CreateOptions, image: Option<&HealthConfig>) -> Result<Opt
         return Ok(None);
     }
     Ok(Some(merged))
+}
+
+/// `--expose`'s `PORT[-PORT][/PROTO]` as docker's `PORT/PROTO` keys, a range expanded.
+fn expose_spec(e: &str) -> Result<Vec<String>> {
+    let (ports, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+    let bad = || EngineError::InvalidParameter(format!("invalid exposed port {e:?}"));
+    let (lo, hi): (u16, u16) = match ports.split_once('-') {
+        Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+        None => {
+            let p = ports.parse().map_err(|_| bad())?;
+            (p, p)
+        }
+    };
+    if lo == 0 || lo > hi || !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(bad());
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
 
 /// The published ports: `ports`, and with `publish_all` every EXPOSEd port on a free host

@@ -14,6 +14,7 @@ mod monitor;
 pub(crate) mod mounts;
 mod ops;
 mod remove;
+mod rename;
 mod stop;
 
 use std::path::PathBuf;

@@ -4,7 +4,7 @@ use rbuild_oci::{Platform, Reference};
 use rbuild_store::{Image, ImageList};
 
 use crate::Engine;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 
 /// One image of the list.
 #[derive(Debug, Clone)]
@@ -134,6 +134,92 @@ impl Engine {
             out.push(summary);
         }
         Ok(out)
+    }
+
+    /// The images docker's `images --filter` keys select: `reference` (`repo` or
+    /// `repo:tag`; only the names it selects are kept), `dangling` (`true`: untagged),
+    /// `label` (`KEY` or `KEY=VALUE`, all must match), `before` and `since` (created before
+    /// or after the image a name or ID names). Newest first.
+    pub fn list_images_filtered(&self, filters: &[(String, String)]) -> Result<Vec<ImageSummary>> {
+        let mut reference = None;
+        let mut dangling = None;
+        let mut labels = Vec::new();
+        let mut relative = Vec::new();
+        for (k, v) in filters {
+            match k.as_str() {
+                "reference" => reference = Some(v.as_str()),
+                "dangling" => {
+                    dangling = Some(match v.as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(EngineError::InvalidParameter(format!(
+                                "Invalid filter 'dangling={v}'"
+                            )));
+                        }
+                    })
+                }
+                "label" => labels.push(v.as_str()),
+                "before" | "since" => relative.push((k.as_str(), v.as_str())),
+                _ => {
+                    return Err(EngineError::InvalidParameter(format!(
+                        "invalid filter '{k}'"
+                    )));
+                }
+            }
+        }
+        let mut bounds = Vec::new();
+        if !relative.is_empty() {
+            let all = self.list_images(None)?;
+            for (k, name) in relative {
+                let id = name.trim_start_matches("sha256:");
+                let created = all
+                    .iter()
+                    .find(|r| {
+                        r.image
+                            .id
+                            .to_string()
+                            .trim_start_matches("sha256:")
+                            .starts_with(id)
+                            || r.image.names.iter().any(|n| {
+                                let f = n.familiar();
+                                f == name || f == format!("{name}:latest")
+                            })
+                    })
+                    .map(|r| r.created)
+                    .ok_or_else(|| EngineError::NotFound(format!("No such image: {name}")))?;
+                bounds.push((k == "before", created));
+            }
+        }
+        Ok(self
+            .list_images(reference)?
+            .into_iter()
+            .filter(|r| dangling.is_none_or(|d| d == r.names.is_empty()))
+            .filter(|r| {
+                bounds.iter().all(
+                    |&(before, t)| {
+                        if before { r.created < t } else { r.created > t }
+                    },
+                )
+            })
+            .filter(|r| {
+                if labels.is_empty() {
+                    return true;
+                }
+                let config = r.image.config_json();
+                let have = config.pointer("/config/Labels");
+                labels.iter().all(|l| {
+                    let (k, v) = match l.split_once('=') {
+                        Some((k, v)) => (k, Some(v)),
+                        None => (*l, None),
+                    };
+                    match have.and_then(|h| h.get(k)) {
+                        Some(x) => v.is_none_or(|v| x.as_str() == Some(v)),
+                        None => false,
+                    }
+                })
+            })
+            .collect())
     }
 
     /// The history of the image `name` names, newest first, each step with its layer's size.

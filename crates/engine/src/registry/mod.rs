@@ -6,6 +6,7 @@
 
 mod auth;
 mod remote;
+mod search;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use rbuild_registry::{Client, ClientOptions};
 
 pub use auth::{login, logout, normalize_host};
 pub use remote::{catalog, delete_manifest, manifest, tags};
+pub use search::{DEFAULT_SEARCH_LIMIT, search, search_filter, search_target};
 
 use crate::error::{EngineError, Result, ResultExt};
 

@@ -1,4 +1,5 @@
-//! What is stored about a container: its creation record (`config.json`, written once) and its
+//! What is stored about a container: its creation record (`config.json`, written at creation
+//! and by a rename) and its
 //! state (`state.json`, replaced atomically on every change).
 
 use std::path::PathBuf;

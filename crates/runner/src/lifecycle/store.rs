@@ -1,5 +1,5 @@
 //! Containers under the store root: one directory per container, `<root>/containers/<id>/`,
-//! holding `config.json` (the [`ContainerRecord`], written once), `spec.json` (the OCI spec),
+//! holding `config.json` (the [`ContainerRecord`], written at creation and by a rename), `spec.json` (the OCI spec),
 //! `state.json` (the [`ContainerState`], replaced atomically), `lock` (a `flock` taken for
 //! every read-modify-write of the state), `monitor.lock` (an OFD lock held by the monitor
 //! for its whole life, so its death is seen without trusting PIDs) and the log. Names are
@@ -556,6 +556,42 @@ impl Container {
         Ok(())
     }
 
+    /// Give the container the name `new` (docker's `rename`): the new name is taken
+    /// atomically (fails with [`ContainerError::NameInUse`] if another container has it), the
+    /// record is rewritten under the state lock, and the old name is given up.
+    pub fn rename(&mut self, new: &str) -> Result<(), Error> {
+        let new = new.trim_start_matches('/');
+        if !names::valid(new) {
+            return Err(ContainerError::InvalidName(new.to_owned()).into());
+        }
+        let containers = Containers {
+            dir: self.dir.parent().unwrap_or(&self.dir).to_owned(),
+            names: self.names.clone(),
+        };
+        containers.reserve(new, &self.record.id)?;
+        let lock = self.lock();
+        let written = lock.and_then(|_lock| {
+            let mut record: ContainerRecord = read_json(&self.dir.join("config.json"))?;
+            let old = std::mem::replace(&mut record.name, new.to_owned());
+            write_json(&self.dir.join("config.json"), &record)?;
+            Ok((old, record))
+        });
+        match written {
+            Ok((old, record)) => {
+                let link = self.names.join(&old);
+                if fs::read_link(&link).is_ok_and(|t| t.as_os_str() == self.record.id.as_str()) {
+                    let _ = fs::remove_file(&link);
+                }
+                self.record = record;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_file(self.names.join(new));
+                Err(e)
+            }
+        }
+    }
+
     /// Give up the container's name, and its endpoints' addresses on the networks.
     fn release_name_and_addresses(&self) -> Result<(), Error> {
         let link = self.names.join(&self.record.name);
@@ -638,6 +674,41 @@ mod tests {
             log: Default::default(),
             healthcheck: None,
         }
+    }
+
+    #[test]
+    fn rename_moves_the_name_and_refuses_a_taken_or_invalid_one() {
+        let root = tempfile::tempdir().unwrap();
+        let cs = Containers::new(root.path());
+        let spec = Spec::default();
+        let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+        let mut web = cs.create(record(&a, "web"), &spec).unwrap();
+        cs.create(record(&b, "db"), &spec).unwrap();
+        web.rename("/front").unwrap();
+        assert_eq!(web.name(), "front");
+        assert_eq!(cs.get("front").unwrap().id(), a);
+        assert_eq!(
+            cs.get("front").unwrap().name(),
+            "front",
+            "the record is rewritten"
+        );
+        assert!(cs.get("web").is_err(), "the old name is given up");
+        assert!(matches!(
+            web.rename("db"),
+            Err(Error::Container(ContainerError::NameInUse { .. }))
+        ));
+        assert!(matches!(
+            web.rename("b/d"),
+            Err(Error::Container(ContainerError::InvalidName(_)))
+        ));
+        assert_eq!(
+            cs.get("db").unwrap().id(),
+            b,
+            "a refused rename changes nothing"
+        );
+        assert_eq!(cs.get("front").unwrap().id(), a);
+        // The old name can be taken again.
+        cs.create(record(&"ef".repeat(32), "web"), &spec).unwrap();
     }
 
     #[test]
