@@ -1112,7 +1112,7 @@ services:
     tty: true
     stdin_open: true
     labels: {{tier: tools}}
-    restart: on-failure
+    restart: on-failure:2
     deploy:
       resources:
         limits: {{memory: 64m, cpus: '0.5', pids: 40}}
@@ -1177,7 +1177,7 @@ services:
     assert_eq!(tool["Config"]["OpenStdin"], true);
     assert_eq!(tool["Config"]["Labels"]["tier"], "tools");
     assert_eq!(tool["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
-    assert_eq!(tool["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 0);
+    assert_eq!(tool["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 2);
     assert!(
         v[1]["Config"]["ExposedPorts"]
             .as_object()

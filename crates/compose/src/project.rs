@@ -185,7 +185,18 @@ impl Project {
 
     /// The normalized model as YAML (`config`).
     pub fn config_yaml(&self) -> String {
-        serde_yaml::to_string(&self.model).expect("a compose model serializes")
+        let mut doc = serde_yaml::to_value(&self.model).expect("a compose model serializes");
+        // `restart: on-failure:N` as it was written.
+        if let Some(services) = doc.get_mut("services").and_then(Value::as_mapping_mut) {
+            for (_, service) in services.iter_mut() {
+                if let Some(map) = service.as_mapping_mut()
+                    && let Some(policy) = map.remove(RESTART_RETRIES_KEY)
+                {
+                    map.insert("restart".into(), policy);
+                }
+            }
+        }
+        serde_yaml::to_string(&doc).expect("a compose model serializes")
     }
 }
 
@@ -284,13 +295,65 @@ fn read_yaml(file: &Path) -> Result<Value, ComposeError> {
 /// `doc` as the typed model; an error says where in the document it failed
 /// (`services.web.ports[0]: …`).
 fn deserialize(doc: &Value, file: &Path) -> Result<compose_spec::Compose, ComposeError> {
-    serde_path_to_error::deserialize(doc.clone()).map_err(|e| {
+    let mut doc = doc.clone();
+    hold_restart_retries(&mut doc);
+    octal_modes(&mut doc);
+    serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().to_string();
         ComposeError::Invalid {
             file: file.to_path_buf(),
             message: format!("{path}: {}", e.into_inner()),
         }
     })
+}
+
+/// The extension key holding a service's `restart: on-failure:N` while the typed model,
+/// whose `restart` knows only the bare policies, reads `on-failure`.
+pub const RESTART_RETRIES_KEY: &str = "x-rbuild-restart";
+
+/// Move each service's `restart: on-failure:N` (the Compose Specification's form with a
+/// retry count) into [`RESTART_RETRIES_KEY`], leaving `on-failure` for the typed model.
+fn hold_restart_retries(doc: &mut Value) {
+    let Some(services) = doc.get_mut("services").and_then(Value::as_mapping_mut) else {
+        return;
+    };
+    for (_, service) in services.iter_mut() {
+        let Some(map) = service.as_mapping_mut() else {
+            continue;
+        };
+        let Some(policy) = map.get("restart").and_then(Value::as_str) else {
+            continue;
+        };
+        if policy.starts_with("on-failure:") {
+            let policy = policy.to_owned();
+            map.insert("restart".into(), "on-failure".into());
+            map.insert(RESTART_RETRIES_KEY.into(), policy.into());
+        }
+    }
+}
+
+/// A `secrets`/`configs` entry's `mode: 0440` is octal, as docker compose reads it (YAML 1.1
+/// octal); the YAML 1.2 reader here sees the string `"0440"` (or `0o440`): made the number.
+fn octal_modes(doc: &mut Value) {
+    let Some(services) = doc.get_mut("services").and_then(Value::as_mapping_mut) else {
+        return;
+    };
+    for (_, service) in services.iter_mut() {
+        for key in ["secrets", "configs"] {
+            let Some(list) = service.get_mut(key).and_then(Value::as_sequence_mut) else {
+                continue;
+            };
+            for entry in list.iter_mut().filter_map(Value::as_mapping_mut) {
+                let Some(text) = entry.get("mode").and_then(Value::as_str) else {
+                    continue;
+                };
+                let digits = text.strip_prefix("0o").unwrap_or(text);
+                if let Ok(mode) = u32::from_str_radix(digits, 8) {
+                    entry.insert("mode".into(), mode.into());
+                }
+            }
+        }
+    }
 }
 
 /// `doc` checked against the Compose Specification.

@@ -267,3 +267,27 @@ fn extends_takes_a_base_service_from_this_or_another_file() {
     let e = load_in(dir.path(), |_| {}).unwrap_err().to_string();
     assert!(e.contains("circular reference"), "{e}");
 }
+
+#[test]
+fn restart_with_a_retry_count_and_octal_modes_load_as_docker_compose_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "compose.yaml",
+        "services:\n  a:\n    image: busybox\n    restart: on-failure:3\n    secrets:\n      - source: s\n        mode: 0440\n  b:\n    image: busybox\n    restart: always\nsecrets:\n  s:\n    environment: HOME\n",
+    );
+    let p = load_in(dir.path(), |_| {}).unwrap();
+    let config = p.config_yaml();
+    assert!(config.contains("restart: on-failure:3\n"), "{config}");
+    assert!(config.contains("restart: always\n"), "{config}");
+    assert!(config.contains("mode: 288\n"), "{config}");
+    assert!(!config.contains("x-rbuild"), "{config}");
+    // A count that is no number is still refused when the service is run.
+    write(
+        dir.path(),
+        "compose.yaml",
+        "services:\n  a:\n    image: busybox\n    restart: sometimes\n",
+    );
+    let e = load_in(dir.path(), |_| {}).unwrap_err().to_string();
+    assert!(e.contains("services.a.restart"), "{e}");
+}

@@ -420,8 +420,13 @@ pub(crate) fn create_options(
     o.workdir = service.working_dir.as_ref().map(text);
     o.user = service.user.as_ref().map(text);
     o.hostname = service.hostname.as_ref().map(text);
-    if let Some(r) = &service.restart {
-        o.restart = parse_restart(&text(r)).map_err(|e| invalid(name, format!("restart: {e}")))?;
+    // `on-failure:N` waits in an extension key: the typed model knows only `on-failure`.
+    let held = service
+        .extensions
+        .get(crate::project::RESTART_RETRIES_KEY)
+        .and_then(|v| v.as_str().map(str::to_owned));
+    if let Some(r) = held.or_else(|| service.restart.as_ref().map(text)) {
+        o.restart = parse_restart(&r).map_err(|e| invalid(name, format!("restart: {e}")))?;
     }
     o.stop_signal = service.stop_signal.clone();
     o.stop_timeout = service.stop_grace_period.map(|d| d.as_secs() as u32);
