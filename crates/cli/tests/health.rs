@@ -290,3 +290,47 @@ fn a_foreground_run_is_probed_too() {
     let events = health_events(root);
     assert_eq!(events, ["health_status: healthy fg"], "{events:?}");
 }
+
+#[test]
+fn probes_come_every_start_interval_during_the_start_period() {
+    if !can_run_as_root("probes_come_every_start_interval_during_the_start_period") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    if busybox_image(root, "busybox:latest").is_none() {
+        return;
+    }
+    // An hour between probes, but 100 ms while the minute's start period lasts: healthy at
+    // once. Without the start interval the first probe would come after an hour.
+    ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "quick",
+            "--network",
+            "none",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "1h",
+            "--health-start-period",
+            "1m",
+            "--health-start-interval",
+            "100ms",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    assert_eq!(
+        inspect(root, "quick")["Config"]["Healthcheck"]["StartInterval"],
+        100_000_000
+    );
+    eventually(10, "healthy", || {
+        ps_status(root, "quick").ends_with("(healthy)")
+    });
+    ok(root, &["rm", "-f", "quick"]);
+}

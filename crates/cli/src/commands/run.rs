@@ -165,6 +165,9 @@ pub struct RunArgs {
     /// Start period for the container to initialize before failures count (ms|s|m|h)
     #[arg(long = "health-start-period", value_name = "DURATION")]
     pub health_start_period: Option<String>,
+    /// Time between probes during the start period (ms|s|m|h)
+    #[arg(long = "health-start-interval", value_name = "DURATION")]
+    pub health_start_interval: Option<String>,
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
@@ -380,6 +383,7 @@ fn healthcheck(args: &RunArgs) -> anyhow::Result<Option<HealthConfig>> {
         timeout: duration("health-timeout", &args.health_timeout)?,
         start_period: duration("health-start-period", &args.health_start_period)?,
         retries: args.health_retries.unwrap_or(0),
+        start_interval: duration("health-start-interval", &args.health_start_interval)?,
     };
     if args.no_healthcheck {
         if config != HealthConfig::default() {

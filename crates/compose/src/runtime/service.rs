@@ -148,9 +148,6 @@ pub(crate) fn check_supported(name: &str, service: &Service) -> Result<(), Compo
                     }
                 }
             }
-            "healthcheck" if value.get("start_interval").is_some() => {
-                return Err(unsupported(name, "healthcheck.start_interval"));
-            }
             "logging" => {
                 let driver = value.get("driver").and_then(Value::as_str);
                 if driver.is_some_and(|d| d != "json-file") {
@@ -614,6 +611,7 @@ fn health_config(h: &Healthcheck) -> HealthConfig {
             timeout: ns(c.timeout),
             start_period: ns(c.start_period),
             retries: c.retries.map_or(0, |r| r.min(u32::MAX as u64) as u32),
+            start_interval: ns(c.start_interval),
         },
     }
 }
@@ -709,11 +707,11 @@ mod tests {
             "image: a\nhealthcheck:\n  test: [CMD, 'true']\n  start_interval: 1s\n",
         )
         .unwrap();
-        let e = check_supported("web", &s).unwrap_err().to_string();
-        assert!(
-            e.contains("healthcheck.start_interval") && e.contains("not supported yet"),
-            "{e}"
-        );
+        check_supported("web", &s).unwrap();
+        let Some(h) = &s.healthcheck else {
+            panic!("a healthcheck")
+        };
+        assert_eq!(health_config(h).start_interval, 1_000_000_000);
         // The runner writes /etc/hosts and resolv.conf with these off bridge networks too.
         let s: Service =
             serde_yaml::from_str("image: a\nnetwork_mode: none\nextra_hosts: ['h:10.0.0.1']\n")

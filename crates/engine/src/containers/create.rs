@@ -350,7 +350,11 @@ fn healthcheck(opts: &CreateOptions, image: Option<&HealthConfig>) -> Result<Opt
             None => return Ok(None),
         },
     };
-    if merged.interval < 0 || merged.timeout < 0 || merged.start_period < 0 {
+    if merged.interval < 0
+        || merged.timeout < 0
+        || merged.start_period < 0
+        || merged.start_interval < 0
+    {
         return Err(invalid(
             "healthcheck interval, timeout and start period must not be negative".into(),
         ));
@@ -359,6 +363,7 @@ fn healthcheck(opts: &CreateOptions, image: Option<&HealthConfig>) -> Result<Opt
         ("interval", merged.interval),
         ("timeout", merged.timeout),
         ("start period", merged.start_period),
+        ("start interval", merged.start_interval),
     ] {
         if ns != 0 && ns < 1_000_000 {
             return Err(invalid(format!("healthcheck {what} must be at least 1ms")));

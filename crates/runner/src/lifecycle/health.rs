@@ -53,6 +53,9 @@ pub struct HealthConfig {
     /// Failures in a row that make the container unhealthy.
     #[serde(rename = "Retries", default, skip_serializing_if = "is_zero_u32")]
     pub retries: u32,
+    /// Time between probes during the start period (docker 25's `StartInterval`).
+    #[serde(rename = "StartInterval", default, skip_serializing_if = "is_zero")]
+    pub start_interval: i64,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -94,6 +97,11 @@ impl HealthConfig {
             } else {
                 self.retries
             },
+            start_interval: if self.start_interval == 0 {
+                image.start_interval
+            } else {
+                self.start_interval
+            },
         }
     }
 
@@ -121,6 +129,12 @@ impl HealthConfig {
     /// The time between probes.
     pub fn interval(&self) -> Duration {
         Self::duration(self.interval, DEFAULT_INTERVAL)
+    }
+
+    /// The time between probes during the start period: the interval unless one is given
+    /// (docker 20.10 has none; docker 25 would use 5 s where none is given).
+    pub fn start_interval(&self) -> Duration {
+        Self::duration(self.start_interval, self.interval())
     }
 
     /// The time a probe may take.
@@ -265,9 +279,15 @@ pub fn start(c: &Container, pid: i32, observe: HealthObserver) -> Result<Option<
     let thread = std::thread::Builder::new()
         .name("health".into())
         .spawn(move || {
-            let interval = config.interval();
             let start_period = Duration::from_nanos(config.start_period.max(0) as u64);
             loop {
+                // Docker's: probes come every StartInterval while the start period lasts.
+                let since_start = Duration::from_nanos((now_ns() - started_at).max(0) as u64);
+                let interval = if since_start < start_period {
+                    config.start_interval()
+                } else {
+                    config.interval()
+                };
                 match stopped.recv_timeout(interval) {
                     Err(RecvTimeoutError::Timeout) => {}
                     _ => return,
