@@ -43,6 +43,12 @@ pub fn print_error(err: &anyhow::Error) {
         if let Some(h) = EngineError::downcast(cause).and_then(EngineError::hint) {
             hints.push(h.to_owned());
         }
+        if let Some(rbuild_runner::Error::Rootless(e)) =
+            cause.downcast_ref::<rbuild_runner::Error>()
+            && let Some(h) = e.hint()
+        {
+            hints.push(h);
+        }
         if let Some(h) = cause.downcast_ref::<Hint>() {
             hints.push(h.0.clone());
             continue;

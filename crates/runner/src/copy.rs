@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 
-const OPAQUE: &str = "trusted.overlay.opaque";
+/// Opaque markers: `trusted.*` as root, `user.*` in rootless mode (overlay's `userxattr`).
+const OPAQUE: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
 
 fn is_whiteout(meta: &fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
@@ -49,10 +50,12 @@ pub fn copy_layers(layers: &[PathBuf], dest: &Path) -> Result<(), Error> {
                 remove_any(&target)?;
                 whiteouts.push(target);
             } else if meta.is_dir() {
-                let opaque = xattr::get(entry.path(), OPAQUE)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|v| v == b"y");
+                let opaque = OPAQUE.iter().any(|name| {
+                    xattr::get(entry.path(), name)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|v| v == b"y")
+                });
                 if opaque || below.as_ref().is_some_and(|b| !b.is_dir()) {
                     remove_any(&target)?;
                 }
@@ -79,7 +82,9 @@ pub fn copy_layers(layers: &[PathBuf], dest: &Path) -> Result<(), Error> {
     // The markers have done their job; the copy is a plain tree.
     for entry in walkdir::WalkDir::new(dest).into_iter().flatten() {
         if entry.file_type().is_dir() {
-            let _ = xattr::remove(entry.path(), OPAQUE);
+            for name in OPAQUE {
+                let _ = xattr::remove(entry.path(), name);
+            }
         }
     }
     Ok(())

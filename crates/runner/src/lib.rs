@@ -78,6 +78,7 @@ pub mod plan;
 pub mod process;
 pub mod resolve;
 pub mod rootfs;
+pub mod rootless;
 pub mod seccomp;
 pub mod spec;
 pub mod syscall;

@@ -211,10 +211,17 @@ pub fn rootfs_ops(spec: &RootfsSpec<'_>) -> Result<Vec<Op>, Error> {
                     })
                     .collect();
                 format!(
-                    "lowerdir={},upperdir={},workdir={}",
+                    "lowerdir={},upperdir={},workdir={}{}",
                     lowerdir.join(":"),
                     upper.display(),
-                    work.display()
+                    work.display(),
+                    // In rootless mode's user namespace overlay keeps its metadata in
+                    // `user.overlay.*` xattrs (Linux 5.11+).
+                    if crate::rootless::active() {
+                        ",userxattr"
+                    } else {
+                        ""
+                    }
                 )
             };
             let mut data = render(None);

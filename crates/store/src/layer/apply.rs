@@ -69,7 +69,7 @@ impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
             whiteouts: Whiteouts::Delete,
-            preserve_owners: nix::unistd::geteuid().is_root(),
+            preserve_owners: crate::userns::can_chown(),
             owner: None,
             paths: Paths::Strict,
         }
@@ -430,7 +430,7 @@ impl Applier {
                 Ok(())
             }
             Whiteouts::Overlay => {
-                xattr::set(dir, "trusted.overlay.opaque", b"y").at("marking opaque", dir)
+                xattr::set(dir, crate::userns::opaque_xattr(), b"y").at("marking opaque", dir)
             }
         }
     }
