@@ -315,6 +315,10 @@ fn mount_ops(spec: &RootfsSpec<'_>, m: &Mount, ops: &mut Vec<Op>) -> Result<(), 
     let mut typ = m.typ().clone().unwrap_or_default();
     let mut options = parse_options(m.options().as_deref().unwrap_or_default());
     let mut source = m.source().clone();
+    // A single-id user namespace maps no tty group: devpts takes the namespace's only gid.
+    if typ == "devpts" && crate::rootless::single_id() {
+        options.data.retain(|d| !d.starts_with("gid="));
+    }
     // sysfs belongs to a network namespace: without our own, bind the host's (as runc does).
     if typ == "sysfs" && !spec.own_network {
         typ = "bind".into();
