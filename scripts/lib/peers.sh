@@ -46,6 +46,8 @@ peers_install() {
 # too few (rbuild refuses, naming the fix).
 peers_rootless_users() {
   [ "$(id -u)" -eq 0 ] || return 0
+  # slirp4netns opens /dev/net/tun as the user: Debian's udev makes it 0666, some VMs 0600.
+  [ ! -c /dev/net/tun ] || chmod 0666 /dev/net/tun
   local entry user range
   for entry in rbuild-test:100000:65536 rbuild-test-noid: rbuild-test-small:300000:1000; do
     user=${entry%%:*} range=${entry#*:}

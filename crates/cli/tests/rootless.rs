@@ -5,10 +5,13 @@
 #![allow(clippy::print_stderr)]
 
 mod common;
+#[allow(dead_code, clippy::print_stderr)]
+#[path = "../../registry/tests/support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -165,6 +168,16 @@ impl User {
 
 impl Drop for User {
     fn drop(&mut self) {
+        // Containers left by a failed test, then the pause process holding the namespace.
+        if let Ok(out) = self
+            .command(&self.path("rbuild"))
+            .args(["ps", "-aq"])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = self.rbuild(&["rm", "-f", id]);
+            }
+        }
         // The pause process holding the user's namespace, and anything still in it.
         if let Ok(pid) = fs::read_to_string(self.path("run/rbuild/pause.pid")) {
             if let Ok(pid) = pid.trim().parse::<i32>() {
@@ -470,4 +483,254 @@ fn rootless_with_too_few_subordinate_ids_is_refused_naming_the_fix() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 2, "{err}");
+}
+
+/// An HTTP GET of `path` on 127.0.0.1:`port` from the host; the body, when it answered 200.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.lines()
+        .next()
+        .is_some_and(|l| l.contains(" 200 "))
+        .then(|| body.to_owned())
+}
+
+#[test]
+fn rootless_networks_none_host_and_default_bridge_with_egress() {
+    let Some(u) = User::new("rbuild-test", "rootless_networks") else {
+        return;
+    };
+    if u.busybox("busybox").is_none() {
+        return;
+    }
+    // none: loopback only.
+    let links = u.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    // host: the host's interfaces (the user's namespace shares the host's network).
+    let host_links: Vec<String> = fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let seen = u.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    let mut seen: Vec<&str> = seen.split_whitespace().collect();
+    seen.sort();
+    let mut want: Vec<&str> = host_links.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(seen, want);
+    // The default bridge: an address on docker's subnet and the outside through slirp4netns
+    // (Debian's mirror: a package registry, which the machine may reach).
+    let out = u.rbuild(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0 && wget -q -O- http://deb.debian.org/debian/dists/bookworm/Release | head -3",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("inet 172.17."), "{text}");
+    assert!(text.contains("Origin: Debian"), "{text}");
+    // Nothing of it runs as root on the host: the hub and its uplink are the user's.
+    let uid = nix::unistd::User::from_name("rbuild-test")
+        .unwrap()
+        .unwrap()
+        .uid;
+    let hub_json =
+        fs::read_to_string(u.path("home/.local/share/rbuild/networks/hub.json")).unwrap();
+    let hub: serde_json::Value = serde_json::from_str(&hub_json).unwrap();
+    if let Some(pid) = hub["pid"].as_i64() {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        assert!(
+            status.is_empty()
+                || status.lines().any(|l| l.starts_with("Uid:")
+                    && l.split_whitespace().nth(1) == Some(&uid.to_string())),
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn rootless_detached_container_publishes_a_port_and_lives_its_lifecycle() {
+    let Some(u) = User::new("rbuild-test", "rootless_detached_container") else {
+        return;
+    };
+    if u.busybox("busybox").is_none() {
+        return;
+    }
+    let port = support::free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let id = u.ok(&[
+        "run", "-d", "--name", "web", "-p", &publish, "busybox", "sh", "-c",
+        "mkdir /www && echo rootless-page > /www/index.html && echo started && exec httpd -f -p 80 -h /www",
+    ]);
+    let id = id.trim();
+    let mut body = None;
+    for _ in 0..100 {
+        body = http_get(port, "/index.html");
+        if body.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(body.as_deref(), Some("rootless-page\n"));
+    let ps = u.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert!(
+        ps.contains(&format!("web 127.0.0.1:{port}->80/tcp")),
+        "{ps}"
+    );
+    assert_eq!(u.ok(&["exec", "web", "id", "-u"]).trim(), "0");
+    assert_eq!(
+        u.ok(&["exec", "-u", "1000", "web", "id", "-u"]).trim(),
+        "1000"
+    );
+    let ps_inside = u.ok(&["exec", "web", "ps", "-o", "pid,args"]);
+    assert!(
+        ps_inside.contains("1 httpd -f -p 80 -h /www"),
+        "{ps_inside}"
+    );
+    assert_eq!(u.ok(&["logs", "web"]).trim(), "started");
+    u.ok(&["stop", "-t", "1", "web"]);
+    let state = u.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(state.starts_with("web Exited ("), "{state}");
+    u.ok(&["rm", id]);
+    assert_eq!(u.ok(&["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+fn rootless_volumes_and_save_load() {
+    let Some(u) = User::new("rbuild-test", "rootless_volumes_and_save_load") else {
+        return;
+    };
+    if u.busybox("busybox").is_none() {
+        return;
+    }
+    u.ok(&["volume", "create", "data"]);
+    u.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/f && chown 1000:1000 /data/f",
+    ]);
+    let seen = u.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "data:/data",
+        "busybox",
+        "stat",
+        "-c",
+        "%u:%g %n",
+        "/data/f",
+    ]);
+    assert_eq!(seen.trim(), "1000:1000 /data/f");
+    // The volume's file is the subordinate id 1000 maps to, on the host.
+    let host_file = u.path("home/.local/share/rbuild/volumes/data/_data/f");
+    let meta = fs::metadata(&host_file).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        meta.uid(),
+        100000 + 999,
+        "1000 inside is the range's 1000th id"
+    );
+    assert_eq!(fs::read_to_string(&host_file).unwrap(), "kept\n");
+    u.ok(&["save", "-o", "bb.tar", "busybox"]);
+    u.ok(&["rmi", "busybox"]);
+    assert!(!u.rbuild(&["inspect", "busybox"]).status.success());
+    let loaded = u.ok(&["load", "-i", "bb.tar"]);
+    assert!(loaded.contains("Loaded image: busybox:latest"), "{loaded}");
+    assert_eq!(
+        u.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "stat",
+            "-c",
+            "%u",
+            "/home/user"
+        ])
+        .trim(),
+        "1000"
+    );
+    u.ok(&["volume", "rm", "data"]);
+}
+
+#[test]
+fn rootless_push_uses_the_users_docker_credentials() {
+    let Some(u) = User::new("rbuild-test", "rootless_push_uses_the_users_credentials") else {
+        return;
+    };
+    let Some(registry) = support::RegistryProcess::start(
+        support::Auth::Htpasswd {
+            user: "alice".into(),
+            password: "s3cret".into(),
+        },
+        "rootless_push",
+    ) else {
+        return;
+    };
+    if u.busybox("busybox").is_none() {
+        return;
+    }
+    let target = format!("{}/rootless/busybox:1", registry.addr);
+    u.ok(&["tag", "busybox", &target]);
+    let denied = u.rbuild(&["push", &target]);
+    assert!(!denied.status.success(), "pushed without credentials");
+    let mut login = u.command(&u.path("rbuild"));
+    login
+        .args(["login", "-u", "alice", "--password-stdin", &registry.addr])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "login: {}", stderr(&out));
+    let config = fs::read_to_string(u.path("home/.docker/config.json")).unwrap();
+    assert!(config.contains(&registry.addr), "{config}");
+    u.ok(&["push", &target]);
+    // Read back by root's rbuild with the same credentials: the image is there.
+    let root = tempfile::tempdir().unwrap();
+    let cfg = root.path().join("docker");
+    fs::create_dir_all(&cfg).unwrap();
+    fs::write(cfg.join("config.json"), &config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(root.path().join("store"))
+        .args(["pull", &target])
+        .env("DOCKER_CONFIG", &cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pull as root: {}", stderr(&out));
 }

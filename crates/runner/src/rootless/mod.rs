@@ -15,6 +15,7 @@
 
 mod enter;
 pub mod idmap;
+pub(crate) mod spawn;
 
 use std::fs;
 use std::path::{Path, PathBuf};
