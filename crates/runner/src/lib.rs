@@ -64,6 +64,7 @@ pub mod binfmt;
 pub mod caps;
 pub mod cgroup;
 mod child;
+pub mod chroot;
 pub mod container;
 pub mod copy;
 pub mod error;
