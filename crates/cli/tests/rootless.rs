@@ -734,3 +734,101 @@ fn rootless_push_uses_the_users_docker_credentials() {
         .unwrap();
     assert!(out.status.success(), "pull as root: {}", stderr(&out));
 }
+
+/// The shared libraries `binary` loads (from `ldd`), to mount into a container without them.
+fn shared_libraries(binary: &str) -> Vec<String> {
+    let out = Command::new("ldd").arg(binary).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let path = match l.split_once("=>") {
+                Some((_, right)) => right.split_whitespace().next()?,
+                None => l.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| path.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn chroot_isolation_builds_inside_an_unprivileged_docker_container() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(!peers_required(), "needs root under scripts/test");
+        eprintln!(
+            "skipping chroot_isolation_builds_inside_an_unprivileged_docker_container: needs root (dockerd)"
+        );
+        return;
+    }
+    if !common::have_peer("docker", &["version"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let Some(rootfs) = common::busybox_rootfs(work.path()) else {
+        return;
+    };
+    let tarball = work.path().join("busybox.tar");
+    tar_dir(&rootfs, &tarball);
+    // The container's image: the busybox userland (imported, never pulled).
+    let image = format!("rbuild-chroot-test-{}", std::process::id());
+    let imported = Command::new("docker")
+        .args(["import", tarball.to_str().unwrap(), &image])
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "docker import: {}",
+        stderr(&imported)
+    );
+    let ctx = work.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo hi > /hello && chown 1000:1000 /hello && mkdir /d && touch /d/x\nCOPY --chown=1000:1000 a.txt /a.txt\nRUN rm /d/x && cat /a.txt /hello\n",
+    )
+    .unwrap();
+    fs::write(ctx.join("a.txt"), "aaa\n").unwrap();
+    let out_dir = work.path().join("out");
+    fs::create_dir_all(&out_dir).unwrap();
+    let bin = env!("CARGO_BIN_EXE_rbuild");
+    let mut run = Command::new("docker");
+    // Docker's defaults: no --privileged, default capabilities and seccomp profile.
+    run.args(["run", "--rm", "--network", "host"])
+        .arg("-v")
+        .arg(format!("{bin}:/usr/local/bin/rbuild:ro"));
+    for lib in shared_libraries(bin) {
+        run.arg("-v").arg(format!("{lib}:{lib}:ro"));
+    }
+    run.arg("-v")
+        .arg(format!("{}:/in/busybox.tar:ro", tarball.display()))
+        .arg("-v")
+        .arg(format!("{}:/ctx:ro", ctx.display()))
+        .arg("-v")
+        .arg(format!("{}:/out", out_dir.display()))
+        .arg(&image)
+        .args([
+            "sh",
+            "-c",
+            "rbuild --root /store import /in/busybox.tar busybox && rbuild --root /store build --progress plain -t built /ctx && rbuild --root /store save -o /out/built.tar built",
+        ]);
+    let out = run.output().unwrap();
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+    let err = stderr(&out);
+    assert!(out.status.success(), "build in docker: {err}");
+    assert!(
+        err.contains("note: RUN steps use chroot isolation (namespaces cannot be created here)"),
+        "{err}"
+    );
+    assert!(err.contains("#4 aaa") && err.contains("#4 hi"), "{err}");
+    let layers = layer_owners(&out_dir.join("built.tar"));
+    assert_eq!(layers.len(), 4, "{:?}", &layers[1..]);
+    assert_eq!(layers[1]["hello"], (1000, 1000), "{:?}", layers[1]);
+    assert_eq!(layers[1]["d/x"], (0, 0));
+    assert_eq!(layers[2]["a.txt"], (1000, 1000));
+    assert!(layers[3].contains_key("d/.wh.x"), "{:?}", layers[3]);
+    assert_eq!(
+        layers[3].len(),
+        2,
+        "only the whiteout and its directory: {:?}",
+        layers[3]
+    );
+}

@@ -47,3 +47,36 @@ pub fn overlay_options() -> &'static str {
         ""
     }
 }
+
+/// The xattr that makes an empty regular file a whiteout (overlayfs's "xwhiteout", Linux
+/// 6.7+): the form used where a character device 0/0 cannot be made (inside an unprivileged
+/// container, whose overlayfs root refuses them).
+pub const WHITEOUT_XATTR: &str = "user.overlay.whiteout";
+
+/// Whether `path` is a whiteout: a character device 0/0, or an empty regular file marked with
+/// [`WHITEOUT_XATTR`] (or its `trusted.` form).
+pub fn is_whiteout(path: &std::path::Path, md: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if md.file_type().is_char_device() && md.rdev() == 0 {
+        return true;
+    }
+    md.is_file()
+        && md.len() == 0
+        && [WHITEOUT_XATTR, "trusted.overlay.whiteout"]
+            .iter()
+            .any(|n| matches!(xattr::get(path, n), Ok(Some(_))))
+}
+
+/// Make a whiteout at `path`: a character device 0/0, or where that is refused (`EPERM`) an
+/// empty file marked with [`WHITEOUT_XATTR`].
+pub fn make_whiteout(path: &std::path::Path) -> std::io::Result<()> {
+    use nix::sys::stat::{Mode, SFlag};
+    match nix::sys::stat::mknod(path, SFlag::S_IFCHR, Mode::empty(), 0) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EPERM) => {
+            std::fs::File::create(path)?;
+            xattr::set(path, WHITEOUT_XATTR, b"y")
+        }
+        Err(e) => Err(e.into()),
+    }
+}

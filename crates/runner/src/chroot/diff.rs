@@ -234,7 +234,14 @@ pub(super) fn write_upper(
         let c = cpath(&dst);
         // SAFETY: mknod of a whiteout (character device 0/0) on a NUL-terminated path.
         if unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) } != 0 {
-            return Err(Error::io(&dst)(std::io::Error::last_os_error()));
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EPERM) {
+                return Err(Error::io(&dst)(err));
+            }
+            // An overlayfs root (an unprivileged container's) refuses 0/0 devices: overlay's
+            // other whiteout form, an empty file marked with an xattr (the store reads both).
+            fs::File::create(&dst).map_err(Error::io(&dst))?;
+            xattr::set(&dst, "user.overlay.whiteout", b"y").map_err(Error::io(&dst))?;
         }
     }
     for (dst, m) in dirs.iter().rev() {
