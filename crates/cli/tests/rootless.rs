@@ -5,7 +5,6 @@
 #![allow(clippy::print_stderr)]
 
 mod common;
-#[allow(dead_code, clippy::print_stderr)]
 #[path = "../../registry/tests/support/mod.rs"]
 mod support;
 
@@ -179,13 +178,13 @@ impl Drop for User {
             }
         }
         // The pause process holding the user's namespace, and anything still in it.
-        if let Ok(pid) = fs::read_to_string(self.path("run/rbuild/pause.pid")) {
-            if let Ok(pid) = pid.trim().parse::<i32>() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+        if let Ok(pid) = fs::read_to_string(self.path("run/rbuild/pause.pid"))
+            && let Ok(pid) = pid.trim().parse::<i32>()
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
