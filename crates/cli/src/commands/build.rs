@@ -527,6 +527,34 @@ fn print_explanation(rows: &[rbuild_builder::build::ExplainedStep]) {
     }
 }
 
+/// Choose the RUN steps' isolation (`--isolation`, or chroot when namespaces cannot be
+/// created) and say what chroot isolation does not isolate.
+fn isolation(asked: Option<&str>, network: &str) -> anyhow::Result<()> {
+    use rbuild_builder::run::{Isolation, isolation, set_isolation};
+    match asked {
+        Some("chroot") => set_isolation(Isolation::Chroot),
+        Some(_) => set_isolation(Isolation::Oci),
+        None => {}
+    }
+    if isolation() == Isolation::Chroot {
+        if !matches!(network, "host" | "default") {
+            anyhow::bail!(
+                "--network: not supported yet with --isolation chroot: RUN steps share the host's network (other networks need a network namespace)"
+            );
+        }
+        let why = if asked.is_some() {
+            "as asked"
+        } else {
+            "namespaces cannot be created here"
+        };
+        eprintln!(
+            "note: RUN steps use chroot isolation ({why}): {}",
+            rbuild_runner::chroot::LIMITS
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,32 +590,4 @@ mod tests {
         assert_eq!(id, "x");
         assert_eq!(s, Secret::File("/etc/hostname".into()));
     }
-}
-
-/// Choose the RUN steps' isolation (`--isolation`, or chroot when namespaces cannot be
-/// created) and say what chroot isolation does not isolate.
-fn isolation(asked: Option<&str>, network: &str) -> anyhow::Result<()> {
-    use rbuild_builder::run::{Isolation, isolation, set_isolation};
-    match asked {
-        Some("chroot") => set_isolation(Isolation::Chroot),
-        Some(_) => set_isolation(Isolation::Oci),
-        None => {}
-    }
-    if isolation() == Isolation::Chroot {
-        if !matches!(network, "host" | "default") {
-            anyhow::bail!(
-                "--network: not supported yet with --isolation chroot: RUN steps share the host's network (other networks need a network namespace)"
-            );
-        }
-        let why = if asked.is_some() {
-            "as asked"
-        } else {
-            "namespaces cannot be created here"
-        };
-        eprintln!(
-            "note: RUN steps use chroot isolation ({why}): {}",
-            rbuild_runner::chroot::LIMITS
-        );
-    }
-    Ok(())
 }

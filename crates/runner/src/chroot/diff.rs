@@ -256,6 +256,7 @@ mod tests {
     use std::os::unix::fs::FileTypeExt;
 
     #[test]
+    #[allow(clippy::print_stderr)]
     fn upper_holds_changes_and_whiteouts() {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("skipping upper_holds_changes_and_whiteouts: whiteouts need mknod (root)");
