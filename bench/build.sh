@@ -43,40 +43,9 @@ buildah_cmd="buildah --root $work/buildah --runroot $work/buildah-run --storage-
 $buildah_cmd pull -q "docker-archive:$work/busybox.tar" >/dev/null
 $buildah_cmd tag docker.io/library/busybox:local busybox:local 2>/dev/null || true
 
-# (a) small context.
-mkdir -p "$work/small/src"
-python3 - "$work/small/src" <<'PY'
-import os, sys
-root = sys.argv[1]
-for i in range(2000):
-    d = os.path.join(root, f"d{i // 100:02d}")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, f"f{i:04d}.txt"), "w") as f:
-        f.write(f"file {i}\n" * 40)
-PY
-cat >"$work/small/Dockerfile" <<'EOF'
-FROM busybox:local
-ENV APP=/app MODE=bench
-WORKDIR /app
-LABEL bench=small
-RUN echo one > /one
-RUN for i in $(seq 1 500); do echo $i; done > /numbers
-RUN mkdir -p /var/x && cp /numbers /var/x/
-COPY src/ /app/src/
-RUN find /app/src -type f | wc -l > /count
-RUN cat /app/src/d00/f0000.txt > /first
-CMD ["sh"]
-EOF
-
-# (b) big context: 4 x 100 MB incompressible files; the RUN writes 200 MB.
-mkdir -p "$work/big/data"
-for i in 1 2 3 4; do head -c 100M /dev/urandom >"$work/big/data/blob$i"; done
-cat >"$work/big/Dockerfile" <<'EOF'
-FROM busybox:local
-COPY data/ /data/
-RUN head -c 200m /dev/urandom > /generated
-EOF
-head -c 200M /dev/urandom >"$work/gen200"
+# The two workloads (shared with bench/rootless.sh): $work/small, $work/big, $work/gen200.
+source bench/workloads.sh
+bench_build_workloads "$work"
 
 build_rbuild() { echo "$rbuild build -q --network none -t bench-$1 $2 $work/$1"; }
 build_buildkit() { echo "env DOCKER_BUILDKIT=1 docker build -q --network none -t bench-bk-$1 $2 $work/$1"; }

@@ -13,6 +13,8 @@ RBUILD_PEER_PACKAGES=(
   slirp4netns:slirp4netns
   iptables-restore:iptables
   docker-compose:docker-compose
+  newuidmap:uidmap
+  setpriv:util-linux
 )
 
 peers_install() {
@@ -22,7 +24,7 @@ peers_install() {
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    [ "$(id -u)" -ne 0 ] || { peers_install_buildx; peers_install_emulation; peers_install_docker_py; }
+    [ "$(id -u)" -ne 0 ] || { peers_install_buildx; peers_install_emulation; peers_install_docker_py; peers_rootless_users; }
     return
   fi
   if [ "$(id -u)" -ne 0 ]; then
@@ -35,6 +37,28 @@ peers_install() {
   peers_install_buildx
   peers_install_emulation
   peers_install_docker_py
+  peers_rootless_users
+}
+
+# Unprivileged users for the rootless tests (crates/cli/tests/rootless.rs), as root:
+# rbuild-test with 65536 subordinate uids and gids (what useradd gives a new user),
+# rbuild-test-noid without any (rbuild maps its single id and warns), rbuild-test-small with
+# too few (rbuild refuses, naming the fix).
+peers_rootless_users() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  # slirp4netns opens /dev/net/tun as the user: Debian's udev makes it 0666, some VMs 0600.
+  [ ! -c /dev/net/tun ] || chmod 0666 /dev/net/tun
+  local entry user range
+  for entry in rbuild-test:100000:65536 rbuild-test-noid: rbuild-test-small:300000:1000; do
+    user=${entry%%:*} range=${entry#*:}
+    id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$user" >/dev/null
+    for f in /etc/subuid /etc/subgid; do
+      touch "$f"
+      # Only the ranges given here: useradd may have added its own.
+      sed -i "/^$user:/d" "$f"
+      [ -z "$range" ] || echo "$user:$range" >>"$f"
+    done
+  done
 }
 
 # The Docker SDK for Python (PyPI `docker`), a client of rbuild's Engine API service in the

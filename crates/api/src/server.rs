@@ -102,6 +102,12 @@ impl std::fmt::Display for Address {
 /// The default address: `/run/rbuild/rbuild.sock` for root, else
 /// `$XDG_RUNTIME_DIR/rbuild/rbuild.sock` (or `/tmp/rbuild-UID/rbuild.sock` without one).
 pub fn default_address() -> Address {
+    // Rootless mode: root inside the user's namespace, whose runtime directory is the user's.
+    if rbuild_runner::rootless::active()
+        && let Ok(dir) = rbuild_runner::rootless::runtime_dir()
+    {
+        return Address::Unix(dir.join("rbuild.sock"));
+    }
     let uid = nix::unistd::getuid();
     if uid.is_root() {
         return Address::Unix(PathBuf::from("/run/rbuild/rbuild.sock"));

@@ -71,7 +71,7 @@ impl Default for ExtractOptions {
     fn default() -> Self {
         ExtractOptions {
             owner: None,
-            preserve_owners: nix::unistd::geteuid().is_root(),
+            preserve_owners: rbuild_store::userns::can_chown(),
         }
     }
 }

@@ -41,6 +41,36 @@ pub struct RunStep {
     pub platform: String,
 }
 
+/// How RUN steps are isolated (buildah's `--isolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// A container: namespaces, overlay root, cgroups, seccomp (the default).
+    Oci,
+    /// A chroot into a copy of the stage's files, without namespaces (see
+    /// [`rbuild_runner::chroot`]): for builds inside unprivileged containers.
+    Chroot,
+}
+
+static ISOLATION: std::sync::OnceLock<Isolation> = std::sync::OnceLock::new();
+
+/// Choose the isolation of this process's RUN steps (`--isolation`); without a choice it is
+/// [`Isolation::Oci`] when namespaces can be created, else [`Isolation::Chroot`]. The first
+/// choice (or use) holds for the process.
+pub fn set_isolation(isolation: Isolation) {
+    let _ = ISOLATION.set(isolation);
+}
+
+/// The isolation RUN steps use (chosen, or probed once).
+pub fn isolation() -> Isolation {
+    *ISOLATION.get_or_init(|| {
+        if rbuild_runner::chroot::namespaces_available() {
+            Isolation::Oci
+        } else {
+            Isolation::Chroot
+        }
+    })
+}
+
 /// Run `step` in a container whose directory is `dir`. Output chunks go to `output` as they
 /// come. On success returns the upper directory (`dir/upper`); on failure the exit code.
 pub fn run_step(
@@ -48,6 +78,9 @@ pub fn run_step(
     dir: &Path,
     mut output: impl FnMut(&[u8]),
 ) -> Result<Result<PathBuf, i32>, BuildError> {
+    if isolation() == Isolation::Chroot {
+        return run_chroot(step, dir, output);
+    }
     let caps = rbuild_runner::caps::docker_default();
     let seccomp = rbuild_runner::seccomp::docker_default(&caps).map_err(runner_err)?;
     let opts = RunOptions {
@@ -132,6 +165,58 @@ pub fn run_step(
     let upper = dir.join("upper");
     remove_mount_stubs(&upper, &step.lower, &mount_points);
     Ok(Ok(upper))
+}
+
+/// [`run_step`] under [`Isolation::Chroot`].
+fn run_chroot(
+    step: &RunStep,
+    dir: &Path,
+    mut output: impl FnMut(&[u8]),
+) -> Result<Result<PathBuf, i32>, BuildError> {
+    let unsupported = |what: &str| {
+        BuildError::Container(format!("not supported yet with --isolation chroot: {what}"))
+    };
+    if !step.mounts.is_empty() {
+        return Err(unsupported("RUN --mount and heredocs (they need mounts)"));
+    }
+    if step.network != Network::Host || step.network_namespace.is_some() {
+        return Err(unsupported(
+            "a RUN network other than the host's (it needs a network namespace)",
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| BuildError::io(dir, e))?;
+    let (read_end, write_end) = nix::unistd::pipe().map_err(|e| BuildError::io(dir, e.into()))?;
+    let chroot_step = rbuild_runner::chroot::ChrootStep {
+        lowers: &step.lower,
+        dir,
+        args: &step.args,
+        env: &step.env,
+        cwd: &step.cwd,
+        user: step.user.as_ref(),
+        output: write_end,
+    };
+    let (result, read) = std::thread::scope(|s| {
+        let runner = s.spawn(move || rbuild_runner::chroot::run(&chroot_step));
+        let mut reader = std::fs::File::from(read_end);
+        let mut buf = [0u8; 16 * 1024];
+        let read = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => output(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        (runner.join(), read)
+    });
+    read.map_err(|e| BuildError::io(dir, e))?;
+    let (code, upper) = result
+        .map_err(|_| BuildError::Container("the chroot step's thread panicked".into()))?
+        .map_err(runner_err)?;
+    match upper {
+        Some(upper) if code == 0 => Ok(Ok(upper)),
+        _ => Ok(Err(code)),
+    }
 }
 
 /// Remove empty files and directories the runtime created in `upper` as mount points, where

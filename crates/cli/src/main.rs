@@ -5,6 +5,7 @@ mod build_progress;
 mod commands;
 mod progress;
 mod report;
+mod rootless;
 mod signals;
 mod template;
 mod terminal;
@@ -39,6 +40,13 @@ struct Cli {
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = Cli::parse();
+    if let Err(err) = rootless::enter(&cli.command) {
+        eprintln!("error: {err}");
+        if let Some(hint) = err.hint() {
+            eprintln!("  hint: {hint}");
+        }
+        return ExitCode::from(1);
+    }
     match cli.command.run(&cli.globals) {
         Ok(code) => code,
         Err(err) => {

@@ -43,6 +43,17 @@ pub fn print_error(err: &anyhow::Error) {
         if let Some(h) = EngineError::downcast(cause).and_then(EngineError::hint) {
             hints.push(h.to_owned());
         }
+        let runner = cause.downcast_ref::<rbuild_runner::Error>().or_else(|| {
+            match EngineError::downcast(cause)? {
+                EngineError::Runner(e) => Some(e),
+                _ => None,
+            }
+        });
+        if let Some(rbuild_runner::Error::Rootless(e)) = runner
+            && let Some(h) = e.hint()
+        {
+            hints.push(h);
+        }
         if let Some(h) = cause.downcast_ref::<Hint>() {
             hints.push(h.0.clone());
             continue;

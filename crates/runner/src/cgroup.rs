@@ -68,7 +68,17 @@ fn write(path: &Path, value: &str) -> Result<(), Error> {
 
 impl Cgroup {
     /// Create the cgroup `rbuild-<id>` below this process's own and apply the spec's limits.
+    ///
+    /// In rootless mode without a delegated cgroup v2 subtree the container gets no cgroup
+    /// (an empty one: nothing to join, limit or remove); limits are then refused.
     pub fn create(id: &str, resources: Option<&LinuxResources>) -> Result<Cgroup, Error> {
+        if crate::rootless::cgroups().is_err() {
+            crate::rootless::check_resources(resources)?;
+            return Ok(Cgroup {
+                version: detect(),
+                dirs: Vec::new(),
+            });
+        }
         let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         Cgroup::create_at(Path::new(ROOT), detect(), &own, id, resources)
     }

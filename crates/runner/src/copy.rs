@@ -9,10 +9,20 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 
-const OPAQUE: &str = "trusted.overlay.opaque";
+/// Opaque markers: `trusted.*` as root, `user.*` in rootless mode (overlay's `userxattr`).
+const OPAQUE: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
 
-fn is_whiteout(meta: &fs::Metadata) -> bool {
-    meta.file_type().is_char_device() && meta.rdev() == 0
+/// A character device 0/0, or an empty file with overlay's whiteout xattr (the form made where
+/// device nodes cannot be, see `rbuild_store::userns::make_whiteout`).
+fn is_whiteout(path: &Path, meta: &fs::Metadata) -> bool {
+    if meta.file_type().is_char_device() && meta.rdev() == 0 {
+        return true;
+    }
+    meta.is_file()
+        && meta.len() == 0
+        && ["user.overlay.whiteout", "trusted.overlay.whiteout"]
+            .iter()
+            .any(|n| matches!(xattr::get(path, n), Ok(Some(_))))
 }
 
 fn remove_any(path: &Path) -> Result<(), Error> {
@@ -45,14 +55,16 @@ pub fn copy_layers(layers: &[PathBuf], dest: &Path) -> Result<(), Error> {
                 .symlink_metadata()
                 .map_err(Error::io(entry.path()))?;
             let below = fs::symlink_metadata(&target).ok();
-            if is_whiteout(&meta) {
+            if is_whiteout(entry.path(), &meta) {
                 remove_any(&target)?;
                 whiteouts.push(target);
             } else if meta.is_dir() {
-                let opaque = xattr::get(entry.path(), OPAQUE)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|v| v == b"y");
+                let opaque = OPAQUE.iter().any(|name| {
+                    xattr::get(entry.path(), name)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|v| v == b"y")
+                });
                 if opaque || below.as_ref().is_some_and(|b| !b.is_dir()) {
                     remove_any(&target)?;
                 }
@@ -79,7 +91,9 @@ pub fn copy_layers(layers: &[PathBuf], dest: &Path) -> Result<(), Error> {
     // The markers have done their job; the copy is a plain tree.
     for entry in walkdir::WalkDir::new(dest).into_iter().flatten() {
         if entry.file_type().is_dir() {
-            let _ = xattr::remove(entry.path(), OPAQUE);
+            for name in OPAQUE {
+                let _ = xattr::remove(entry.path(), name);
+            }
         }
     }
     Ok(())

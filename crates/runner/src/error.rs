@@ -78,6 +78,9 @@ pub enum Error {
     /// A network: its state, plumbing or hub.
     #[error(transparent)]
     Network(#[from] crate::network::NetworkError),
+    /// Rootless mode could not do what was asked.
+    #[error(transparent)]
+    Rootless(#[from] crate::rootless::RootlessError),
     /// A system call of the runner itself (clone, pipe, wait) failed.
     #[error("{call}: {errno}")]
     Sys {

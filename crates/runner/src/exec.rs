@@ -154,36 +154,43 @@ pub fn exec(mut config: ExecConfig) -> Result<Running, Error> {
         init: false,
         tty: config.stdio.tty || console.is_some(),
     };
-    // Children of ours go into the container's PID namespace from now until we switch back.
     let pid_ns = open_ns(pid, "pid")?;
-    let own_pid_ns = match &pid_ns {
-        Some(_) => Some(
-            fs::File::open("/proc/self/ns/pid_for_children")
-                .map(OwnedFd::from)
-                .map_err(Error::io("/proc/self/ns/pid_for_children"))?,
-        ),
-        None => None,
+    let child = match &pid_ns {
+        // Rootless: there is no way back into our own PID namespace (the host's user
+        // namespace owns it); a helper joins theirs and clones the child for us.
+        Some(ns) if crate::rootless::active() => crate::rootless::spawn::clone_in_pid_ns(ns, &ctx)?,
+        _ => {
+            // Children of ours go into the container's PID namespace from now until we switch back.
+            let own_pid_ns = match &pid_ns {
+                Some(_) => Some(
+                    fs::File::open("/proc/self/ns/pid_for_children")
+                        .map(OwnedFd::from)
+                        .map_err(Error::io("/proc/self/ns/pid_for_children"))?,
+                ),
+                None => None,
+            };
+            if let Some(ns) = &pid_ns {
+                setns(ns, libc::CLONE_NEWPID)?;
+            }
+            // SAFETY: a fork-like clone; the child only runs child_main on the prepared context.
+            let child = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
+            if child == 0 {
+                // SAFETY: we are the freshly cloned child.
+                unsafe { child::child_main(&ctx) }
+            }
+            let cloned = Errno::last();
+            if let Some(own) = &own_pid_ns {
+                setns(own, libc::CLONE_NEWPID)?;
+            }
+            if child < 0 {
+                return Err(Error::Sys {
+                    call: "clone",
+                    errno: cloned,
+                });
+            }
+            child as libc::pid_t
+        }
     };
-    if let Some(ns) = &pid_ns {
-        setns(ns, libc::CLONE_NEWPID)?;
-    }
-    // SAFETY: a fork-like clone; the child only runs child_main on the prepared context.
-    let child = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
-    if child == 0 {
-        // SAFETY: we are the freshly cloned child.
-        unsafe { child::child_main(&ctx) }
-    }
-    let cloned = Errno::last();
-    if let Some(own) = &own_pid_ns {
-        setns(own, libc::CLONE_NEWPID)?;
-    }
-    if child < 0 {
-        return Err(Error::Sys {
-            call: "clone",
-            errno: cloned,
-        });
-    }
-    let child = child as libc::pid_t;
     drop(sync_r);
     drop(err_w);
     config.stdio = Stdio::default();

@@ -87,9 +87,12 @@ pub fn process_ops(spec: &ProcessSpec<'_>) -> Result<Vec<Op>, Error> {
     }
     let user = p.user();
     ops.push(Op::KeepCaps(true));
-    ops.push(Op::Groups(
-        user.additional_gids().clone().unwrap_or_default(),
-    ));
+    // A single-id user namespace denies setgroups(2) (and maps no other group anyway).
+    if !crate::rootless::single_id() {
+        ops.push(Op::Groups(
+            user.additional_gids().clone().unwrap_or_default(),
+        ));
+    }
     ops.push(Op::Gid(user.gid()));
     ops.push(Op::Uid(user.uid()));
     ops.push(Op::KeepCaps(false));

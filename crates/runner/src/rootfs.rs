@@ -211,10 +211,17 @@ pub fn rootfs_ops(spec: &RootfsSpec<'_>) -> Result<Vec<Op>, Error> {
                     })
                     .collect();
                 format!(
-                    "lowerdir={},upperdir={},workdir={}",
+                    "lowerdir={},upperdir={},workdir={}{}",
                     lowerdir.join(":"),
                     upper.display(),
-                    work.display()
+                    work.display(),
+                    // In rootless mode's user namespace overlay keeps its metadata in
+                    // `user.overlay.*` xattrs (Linux 5.11+).
+                    if crate::rootless::active() {
+                        ",userxattr"
+                    } else {
+                        ""
+                    }
                 )
             };
             let mut data = render(None);
@@ -308,6 +315,10 @@ fn mount_ops(spec: &RootfsSpec<'_>, m: &Mount, ops: &mut Vec<Op>) -> Result<(), 
     let mut typ = m.typ().clone().unwrap_or_default();
     let mut options = parse_options(m.options().as_deref().unwrap_or_default());
     let mut source = m.source().clone();
+    // A single-id user namespace maps no tty group: devpts takes the namespace's only gid.
+    if typ == "devpts" && crate::rootless::single_id() {
+        options.data.retain(|d| !d.starts_with("gid="));
+    }
     // sysfs belongs to a network namespace: without our own, bind the host's (as runc does).
     if typ == "sysfs" && !spec.own_network {
         typ = "bind".into();

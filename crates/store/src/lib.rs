@@ -48,6 +48,7 @@ mod index;
 pub mod layer;
 mod lock;
 mod store;
+pub mod userns;
 
 pub use blobs::{BlobWriter, Blobs};
 pub use error::{Result, StoreError};

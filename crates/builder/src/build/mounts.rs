@@ -345,10 +345,11 @@ fn writable_copy(source: &Path, at: &Path, p: &mut Prepared) -> Result<PathBuf, 
             std::fs::create_dir_all(d).map_err(|e| BuildError::io(d, e))?;
         }
         let data = format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={}{}",
             source.display(),
             upper.display(),
-            work.display()
+            work.display(),
+            rbuild_store::userns::overlay_options()
         );
         mount(
             Some("overlay"),

@@ -336,6 +336,14 @@ fn run(
         user,
         network_namespace: match (network, joined) {
             (_, Some((path, _))) => Some(path),
+            (rbuild_runner::Network::None, None)
+                if crate::run::isolation() == crate::run::Isolation::Chroot =>
+            {
+                return Err(BuildError::Invalid {
+                    line: info.line,
+                    message: "not supported yet with --isolation chroot: RUN without network (--network none needs a network namespace)".into(),
+                });
+            }
             (rbuild_runner::Network::None, None) => Some(shared.loopback_network()?),
             (rbuild_runner::Network::Host, None) => None,
         },

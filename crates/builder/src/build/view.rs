@@ -28,7 +28,11 @@ impl View {
             .map(|p| p.to_string_lossy().replace(':', "\\:"))
             .collect();
         lowers.push(empty.to_string_lossy().to_string());
-        let data = format!("lowerdir={}", lowers.join(":"));
+        let data = format!(
+            "lowerdir={}{}",
+            lowers.join(":"),
+            rbuild_store::userns::overlay_options()
+        );
         mount(
             Some("overlay"),
             target,

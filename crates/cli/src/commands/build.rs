@@ -46,6 +46,11 @@ pub struct BuildArgs {
     /// network's name)
     #[arg(long, value_name = "MODE", default_value = "host")]
     pub network: String,
+    /// How RUN steps are isolated: oci (a container: namespaces, overlayfs, cgroups) or
+    /// chroot (no namespaces, for builds inside unprivileged containers); default oci when
+    /// namespaces can be created, else chroot
+    #[arg(long, value_name = "ISOLATION", value_parser = ["oci", "chroot"])]
+    pub isolation: Option<String>,
     /// Set metadata on the image (KEY=VALUE); repeatable
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
@@ -232,6 +237,7 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         .unwrap_or(Output::Image);
     let engine = super::common::engine(globals);
     let mut attached = None;
+    isolation(args.isolation.as_deref(), &args.network)?;
     let network = match args.network.as_str() {
         "host" | "default" => NetworkMode::Host,
         "none" => NetworkMode::None,
@@ -519,6 +525,34 @@ fn print_explanation(rows: &[rbuild_builder::build::ExplainedStep]) {
             r.reason.as_deref().unwrap_or("")
         );
     }
+}
+
+/// Choose the RUN steps' isolation (`--isolation`, or chroot when namespaces cannot be
+/// created) and say what chroot isolation does not isolate.
+fn isolation(asked: Option<&str>, network: &str) -> anyhow::Result<()> {
+    use rbuild_builder::run::{Isolation, isolation, set_isolation};
+    match asked {
+        Some("chroot") => set_isolation(Isolation::Chroot),
+        Some(_) => set_isolation(Isolation::Oci),
+        None => {}
+    }
+    if isolation() == Isolation::Chroot {
+        if !matches!(network, "host" | "default") {
+            anyhow::bail!(
+                "--network: not supported yet with --isolation chroot: RUN steps share the host's network (other networks need a network namespace)"
+            );
+        }
+        let why = if asked.is_some() {
+            "as asked"
+        } else {
+            "namespaces cannot be created here"
+        };
+        eprintln!(
+            "note: RUN steps use chroot isolation ({why}): {}",
+            rbuild_runner::chroot::LIMITS
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

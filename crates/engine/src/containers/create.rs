@@ -263,6 +263,11 @@ impl Engine {
         }
         security(opts, &mut run)?;
         let spec = rbuild_runner::docker_spec(&run)?;
+        // Rootless without a delegated cgroup: limits are refused at create, not at start.
+        rbuild_runner::rootless::check_resources(
+            spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
+        )
+        .map_err(rbuild_runner::Error::from)?;
         let mount_records: Vec<MountRecord> = planned.into_iter().map(|(_, r)| r).collect();
         let stop_signal = opts
             .stop_signal

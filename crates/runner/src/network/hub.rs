@@ -348,6 +348,8 @@ pub fn serve_hub(root: &Path) -> Result<(), NetworkError> {
             return Err(NetworkError::io("/proc/self/ns/net")(e));
         }
     };
+    // Rootless: the uplink cannot re-enter the host's namespace later; it starts now.
+    let pending = crate::rootless::active().then(|| super::uplink_rootless::prepare(UPLINK));
     // SAFETY: unshare on the only thread.
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
         let e = std::io::Error::last_os_error();
@@ -367,7 +369,11 @@ pub fn serve_hub(root: &Path) -> Result<(), NetworkError> {
                 netlink::ensure_bridge(&n.bridge, gw, subnet.prefix_len())?;
             }
         }
-        let slirp = match uplink(&host) {
+        let started = match pending {
+            Some(p) => p.and_then(super::uplink_rootless::PendingUplink::start),
+            None => uplink(&host),
+        };
+        let slirp = match started {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln_log(&format!("no way out for containers: {e}"));

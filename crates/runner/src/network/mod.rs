@@ -15,6 +15,7 @@ mod dns;
 mod hub;
 mod netlink;
 mod state;
+mod uplink_rootless;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;

@@ -69,7 +69,7 @@ impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
             whiteouts: Whiteouts::Delete,
-            preserve_owners: nix::unistd::geteuid().is_root(),
+            preserve_owners: crate::userns::can_chown(),
             owner: None,
             paths: Paths::Strict,
         }
@@ -411,8 +411,7 @@ impl Applier {
                 if fs::symlink_metadata(&path).is_ok() {
                     remove_any(&path)?;
                 }
-                nix::sys::stat::mknod(&path, SFlag::S_IFCHR, Mode::empty(), 0)
-                    .at("creating whiteout device", &path)
+                crate::userns::make_whiteout(&path).at("creating whiteout device", &path)
             }
         }
     }
@@ -430,7 +429,15 @@ impl Applier {
                 Ok(())
             }
             Whiteouts::Overlay => {
-                xattr::set(dir, "trusted.overlay.opaque", b"y").at("marking opaque", dir)
+                match xattr::set(dir, crate::userns::opaque_xattr(), b"y") {
+                    // trusted.* needs the host's CAP_SYS_ADMIN (not given to an unprivileged
+                    // container): the user.* form, which chroot isolation's copies read.
+                    Err(e) if e.raw_os_error() == Some(nix::libc::EPERM) => {
+                        xattr::set(dir, "user.overlay.opaque", b"y")
+                    }
+                    r => r,
+                }
+                .at("marking opaque", dir)
             }
         }
     }

@@ -292,7 +292,7 @@ fn collect(source: &LayerSource) -> Result<BTreeMap<OsString, Change>> {
         LayerSource::OverlayUpper(root) => {
             for (rel, abs) in walk(root)? {
                 let md = fs::symlink_metadata(&abs).at("reading", &abs)?;
-                if md.file_type().is_char_device() && md.rdev() == 0 {
+                if crate::userns::is_whiteout(&abs, &md) {
                     out.insert(whiteout_of(&rel, false), Change::Whiteout);
                     continue;
                 }

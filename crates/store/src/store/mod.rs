@@ -20,9 +20,9 @@ use crate::index::ImageTable;
 use crate::lock::Lock;
 
 /// The default store root: `/var/lib/rbuild` for root, `$XDG_DATA_HOME/rbuild`
-/// (`~/.local/share/rbuild`) otherwise.
+/// (`~/.local/share/rbuild`) otherwise, also in rootless mode's user namespace.
 pub fn default_root() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
+    if nix::unistd::geteuid().is_root() && !crate::userns::in_user_namespace() {
         return PathBuf::from("/var/lib/rbuild");
     }
     match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
