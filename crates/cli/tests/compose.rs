@@ -139,7 +139,7 @@ fn verbs_and_keys_not_run_yet_are_refused_before_anything_is_made() {
     let d = dir.path();
     std::fs::write(
         d.join("compose.yaml"),
-        "services:\n  web:\n    image: a\n    healthcheck:\n      test: [CMD, 'true']\n      start_interval: 1s\n  db:\n    image: b\n    deploy:\n      resources:\n        reservations:\n          memory: 1g\n",
+        "services:\n  web:\n    image: a\n    logging:\n      driver: syslog\n  db:\n    image: b\n    deploy:\n      resources:\n        reservations:\n          memory: 1g\n",
     )
     .unwrap();
     for verb in ["events", "cp", "stats", "watch"] {
@@ -155,7 +155,7 @@ fn verbs_and_keys_not_run_yet_are_refused_before_anything_is_made() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("service \"web\": `healthcheck.start_interval` is not supported yet"),
+        err.contains("service \"web\": `logging.driver: syslog` is not supported yet"),
         "{err}"
     );
     let err = String::from_utf8_lossy(
@@ -163,7 +163,7 @@ fn verbs_and_keys_not_run_yet_are_refused_before_anything_is_made() {
     )
     .into_owned();
     assert!(
-        err.contains("`healthcheck.start_interval` is not supported yet"),
+        err.contains("`logging.driver: syslog` is not supported yet"),
         "{err}"
     );
     let err = String::from_utf8_lossy(
