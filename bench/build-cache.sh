@@ -18,6 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
+source bench/workloads.sh
 source scripts/lib/peers.sh
 [ "$(id -u)" -eq 0 ] || { echo "bench/build-cache.sh: needs root" >&2; exit 1; }
 peers_install
@@ -46,39 +47,9 @@ tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
 "$rbuild" --root "$work/a" save -o "$work/busybox.tar" busybox:local
 docker load -i "$work/busybox.tar" >/dev/null
 
-# (a) small context (as bench/build.sh).
-mkdir -p "$work/small/src"
-python3 - "$work/small/src" <<'PY'
-import os, sys
-root = sys.argv[1]
-for i in range(2000):
-    d = os.path.join(root, f"d{i // 100:02d}")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, f"f{i:04d}.txt"), "w") as f:
-        f.write(f"file {i}\n" * 40)
-PY
-cat >"$work/small/Dockerfile" <<'EOF'
-FROM busybox:local
-ENV APP=/app MODE=bench
-WORKDIR /app
-LABEL bench=small
-RUN echo one > /one
-RUN for i in $(seq 1 500); do echo $i; done > /numbers
-RUN mkdir -p /var/x && cp /numbers /var/x/
-COPY src/ /app/src/
-RUN find /app/src -type f | wc -l > /count
-RUN cat /app/src/d00/f0000.txt > /first
-CMD ["sh"]
-EOF
-
-# (b) big context: 4 x 100 MB incompressible files; the RUN writes 200 MB.
-mkdir -p "$work/big/data"
-for i in 1 2 3 4; do head -c 100M /dev/urandom >"$work/big/data/blob$i"; done
-cat >"$work/big/Dockerfile" <<'EOF'
-FROM busybox:local
-COPY data/ /data/
-RUN head -c 200m /dev/urandom > /generated
-EOF
+# bench/build.sh's workloads: (a) small files, (b) 600 MB.
+bench_build_workloads "$work"
+rm -f "$work/gen200"
 
 # Can this BuildKit export a cache? (Recorded in the notes either way.)
 if DOCKER_BUILDKIT=1 docker buildx build -q --network none --cache-to "type=local,dest=$work/bk-local" \
