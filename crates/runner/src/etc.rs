@@ -8,6 +8,11 @@ use oci_spec::runtime::{MountBuilder, Spec};
 
 use crate::error::Error;
 
+/// The `/etc/hosts` docker writes for a container with its own network namespace, before
+/// its own names.
+pub const OWN_NETWORK_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+     fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
 /// Which `/etc` files a container is given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum EtcFiles {
@@ -55,10 +60,7 @@ pub fn provide(
     } else if kind.is_build() {
         build_hosts(&hostname)
     } else if own_network {
-        let mut h = String::from(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-        );
+        let mut h = String::from(OWN_NETWORK_HOSTS);
         if !hostname.is_empty() {
             h.push_str(&format!("127.0.1.1\t{hostname}\n"));
         }

@@ -45,24 +45,31 @@ impl Engine {
                 .copy_all_platforms(client, src, dst, opts, pulling, pushing)
                 .await;
         }
-        // The engine's store when it is one end, else a temporary one that goes afterwards.
-        let uses_store = matches!(src, Location::Store(_)) || matches!(dst, Location::Store(_));
-        let (store, _tmp) = if uses_store {
-            (self.store()?.clone(), None)
-        } else {
-            let base = std::env::temp_dir();
-            let tmp = tempfile::Builder::new()
-                .prefix("rbuild-copy-")
-                .tempdir_in(&base)
-                .with_context(|| format!("creating a temporary store in {}", base.display()))?;
-            (Store::open(tmp.path())?, Some(tmp))
-        };
+        let (store, _tmp) = self.copy_store(src, dst)?;
         let image = fetch(client, &store, src, opts, pulling).await?;
         send(client, &store, &image, dst, pushing).await
     }
 }
 
 impl Engine {
+    /// The store a copy goes through: the engine's when `rbuild:` is one end, else a temporary
+    /// one that goes with the returned directory.
+    fn copy_store(
+        &self,
+        src: &Location,
+        dst: &Location,
+    ) -> Result<(Store, Option<tempfile::TempDir>)> {
+        if matches!(src, Location::Store(_)) || matches!(dst, Location::Store(_)) {
+            return Ok((self.store()?.clone(), None));
+        }
+        let base = std::env::temp_dir();
+        let tmp = tempfile::Builder::new()
+            .prefix("rbuild-copy-")
+            .tempdir_in(&base)
+            .with_context(|| format!("creating a temporary store in {}", base.display()))?;
+        Ok((Store::open(tmp.path())?, Some(tmp)))
+    }
+
     /// `copy --all-platforms` through a store (the engine's when `rbuild:` is an end, else a
     /// temporary one): the source's multi-platform image — a registry's index, a stored one,
     /// an OCI layout's or archive's — fetched whole, then sent whole: pushed, named, written
@@ -77,17 +84,7 @@ impl Engine {
         pulling: Arc<dyn Reporter>,
         pushing: Arc<dyn Reporter>,
     ) -> Result<Digest> {
-        let uses_store = matches!(src, Location::Store(_)) || matches!(dst, Location::Store(_));
-        let (store, _tmp) = if uses_store {
-            (self.store()?.clone(), None)
-        } else {
-            let base = std::env::temp_dir();
-            let tmp = tempfile::Builder::new()
-                .prefix("rbuild-copy-")
-                .tempdir_in(&base)
-                .with_context(|| format!("creating a temporary store in {}", base.display()))?;
-            (Store::open(tmp.path())?, Some(tmp))
-        };
+        let (store, _tmp) = self.copy_store(src, dst)?;
         // Refused before anything is fetched: a stored multi-platform image to docker-archive.
         if let (Location::Store(name), Location::DockerArchive(file, _)) = (src, dst)
             && store.resolve_index(name)?.is_some()

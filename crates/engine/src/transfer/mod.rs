@@ -188,32 +188,22 @@ pub async fn pull_to_store(
         Some(_) => Vec::new(),
         None => vec![reference.clone()],
     };
-    // With every platform kept, the name goes to the index (a name of an index resolves to
-    // the image for the platform asked for); else to the one image pulled.
-    if let (Some(index), true) = (&pulled.index, opts.all_platforms) {
-        for img in &pulled.images {
-            store
-                .name_image(&img.digest, &[])
-                .with_context(|| format!("recording {reference} in the store"))?;
-        }
-        store
-            .name_index(&index.digest, &names)
-            .with_context(|| format!("recording {reference} in the store"))?;
-        return Ok(index.digest.clone());
-    }
-    // One platform of a multi-platform image: the name goes to the index all the same, which
-    // lists the images pulled so far (as containerd's image store keeps it), so pulling another
-    // platform under the same tag (a build for several platforms from one base) adds to it
-    // instead of taking the name off the one pulled before.
+    // A multi-platform image's name goes to its index. With every platform kept the index is
+    // the result; with one platform pulled it lists the images pulled so far (as containerd's
+    // image store keeps it), so pulling another platform under the same tag (a build for
+    // several platforms from one base) adds to it instead of taking the name off the one
+    // pulled before, and the result is the image pulled.
     if let Some(index) = &pulled.index {
-        let stored = store
-            .put_index(&index.bytes)
-            .with_context(|| format!("storing the index of {reference}"))?;
-        if stored != index.digest {
-            return Err(EngineError::Failed(format!(
-                "{reference}: the index stored as {stored}, not {}",
-                index.digest
-            )));
+        if !opts.all_platforms {
+            let stored = store
+                .put_index(&index.bytes)
+                .with_context(|| format!("storing the index of {reference}"))?;
+            if stored != index.digest {
+                return Err(EngineError::Failed(format!(
+                    "{reference}: the index stored as {stored}, not {}",
+                    index.digest
+                )));
+            }
         }
         for img in &pulled.images {
             store
@@ -223,7 +213,11 @@ pub async fn pull_to_store(
         store
             .name_index(&index.digest, &names)
             .with_context(|| format!("recording {reference} in the store"))?;
-        return Ok(pulled.digest.clone());
+        return Ok(if opts.all_platforms {
+            index.digest.clone()
+        } else {
+            pulled.digest.clone()
+        });
     }
     let named = pulled.digest.clone();
     for img in &pulled.images {

@@ -92,16 +92,12 @@ pub fn attach_network(
     ))
 }
 
-/// The `/etc/hosts` header docker writes for a container with its own network namespace.
-const OWN_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-     fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
-
 /// docker's `/etc/hosts` and `/etc/resolv.conf` for a bridged container: its address named
 /// by its host name, `--add-host` entries, and the first network's DNS server (the gateway)
 /// or the `--dns` servers, with `--dns-search`/`--dns-option` or the host's search domains.
 fn bridged_etc(c: &Container, net: &ContainerNetwork) -> crate::EtcFiles {
     let r = &c.record;
-    let mut hosts = String::from(OWN_HOSTS);
+    let mut hosts = String::from(crate::etc::OWN_NETWORK_HOSTS);
     add_hosts(&mut hosts, &r.extra_hosts);
     if let Some(first) = net.endpoints.first() {
         hosts.push_str(&format!("{}\t{}\n", first.ip, r.hostname));
@@ -134,7 +130,7 @@ fn unbridged_etc(c: &Container) -> crate::EtcFiles {
     let mut hosts = if r.network == "host" {
         std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into())
     } else {
-        let mut h = String::from(OWN_HOSTS);
+        let mut h = String::from(crate::etc::OWN_NETWORK_HOSTS);
         if !r.hostname.is_empty() {
             h.push_str(&format!("127.0.1.1\t{}\n", r.hostname));
         }
