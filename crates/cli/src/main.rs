@@ -77,3 +77,16 @@ fn quiet_on_closed_stdout() {
         default(info);
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over every subcommand, deferred ones included (a start
+    /// only builds the subcommand it runs, so a misdefined one would otherwise surface only
+    /// when it is invoked).
+    #[test]
+    fn every_subcommand_is_well_defined() {
+        super::Cli::command().debug_assert();
+    }
+}
