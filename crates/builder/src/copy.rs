@@ -67,6 +67,10 @@ fn materialize_into(
     let (uid, gid) = opts.owner.unwrap_or((0, 0));
     let mut written = Vec::with_capacity(selection.entries.len());
     let mut dirs: Vec<(PathBuf, std::fs::Metadata)> = Vec::new();
+    // Image directories known to exist in `staging` (so each file's parents are not looked up
+    // again), and whether any directory made here is set-group-ID (then new files take its
+    // group and must be chowned whatever the ids).
+    let mut made = Made::default();
     // Regular files are copied after the tree's directories exist, on several threads (a
     // large COPY is bound by the kernel's page copying, one core each); a later entry for
     // the same path replaces an earlier one, as copying in order would.
@@ -87,7 +91,9 @@ fn materialize_into(
             .parent()
             .map(|p| p.to_string_lossy().to_string())
             .unwrap_or_default();
-        ensure_parents(staging, &parent, opts, &mut dirs)?;
+        if !made.dirs.contains(&parent) {
+            ensure_parents(staging, &parent, opts, &mut dirs, &mut made)?;
+        }
         let out = staging.join(target.trim_start_matches('/'));
         let meta =
             std::fs::symlink_metadata(&e.path).map_err(|err| BuildError::io(&e.path, err))?;
@@ -101,6 +107,8 @@ fn materialize_into(
                     std::fs::create_dir(&out).map_err(|err| BuildError::io(&out, err))?;
                 }
                 set_owner_mode(&out, uid, gid, Some(mode))?;
+                made.setgid |= mode & 0o2000 != 0;
+                made.dirs.insert(target.clone());
                 dirs.push((out.clone(), meta));
             }
             EntryKind::File => {
@@ -125,6 +133,7 @@ fn materialize_into(
                 let link =
                     std::fs::read_link(&e.path).map_err(|err| BuildError::io(&e.path, err))?;
                 let _ = std::fs::remove_file(&out);
+                made.dirs.remove(&target);
                 std::os::unix::fs::symlink(&link, &out).map_err(|err| BuildError::io(&out, err))?;
                 set_owner_mode(&out, uid, gid, None)?;
                 set_times(&out, &meta)?;
@@ -139,7 +148,8 @@ fn materialize_into(
             }
         }
     }
-    copy_files(&files, uid, gid)?;
+    let born = Born::new(uid, gid, made.setgid || is_setgid(staging));
+    copy_files(&files, uid, gid, &born)?;
     // Directory times last: writing their entries changed them.
     for (dir, meta) in dirs.iter().rev() {
         set_times(dir, meta)?;
@@ -159,9 +169,14 @@ struct FileJob<'a> {
 }
 
 /// Copy `jobs` (holes skipped) on up to four threads; the first failure is returned.
-fn copy_files(jobs: &[Option<FileJob<'_>>], uid: u32, gid: u32) -> Result<(), BuildError> {
+fn copy_files(
+    jobs: &[Option<FileJob<'_>>],
+    uid: u32,
+    gid: u32,
+    born: &Born,
+) -> Result<(), BuildError> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let copy = |j: &FileJob<'_>| copy_file(j, uid, gid);
+    let copy = |j: &FileJob<'_>| copy_file(j, uid, gid, born);
     // Small files stay on this thread: creating many in one directory from several threads
     // contends on the directory's lock and costs more than it saves.
     let bytes: u64 = jobs.iter().flatten().map(|j| j.meta.len()).sum();
@@ -195,19 +210,69 @@ fn copy_files(jobs: &[Option<FileJob<'_>>], uid: u32, gid: u32) -> Result<(), Bu
     })
 }
 
+/// Image directories a COPY has made (or found) in its staging tree.
+#[derive(Default)]
+struct Made {
+    /// Their image paths (`/app/src`).
+    dirs: std::collections::HashSet<String>,
+    /// Whether one of them is set-group-ID.
+    setgid: bool,
+}
+
+fn is_setgid(dir: &Path) -> bool {
+    std::fs::metadata(dir).map_or(true, |m| m.mode() & 0o2000 != 0)
+}
+
+/// What a file this process creates already has, so that [`copy_file`] skips the `fchown`
+/// and `fchmod` that would only set it again (two of a small file's system calls).
+struct Born {
+    /// Created files already carry the wanted owner: it is this process's effective ids
+    /// and no directory of the tree is set-group-ID.
+    owned: bool,
+    /// The process's umask, when known (`/proc/self/status`).
+    umask: Option<u32>,
+}
+
+impl Born {
+    fn new(uid: u32, gid: u32, setgid_dirs: bool) -> Born {
+        let owned = !setgid_dirs
+            && nix::unistd::geteuid().as_raw() == uid
+            && nix::unistd::getegid().as_raw() == gid;
+        let umask = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("Umask:"))?;
+                u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+            });
+        Born { owned, umask }
+    }
+
+    /// Whether creating with `mode` gives exactly `mode` (no set-id or sticky bits, none
+    /// masked off by the umask).
+    fn keeps(&self, mode: u32) -> bool {
+        mode & 0o7000 == 0 && self.umask.is_some_and(|m| mode & m == 0)
+    }
+}
+
+/// Files up to this size are copied with one `read` into a buffer and one `write`, instead
+/// of `std::io::copy`'s two `fstat`s and `copy_file_range`s.
+const SMALL_FILE: usize = 64 << 10;
+
 /// Copy one small file: created new (replacing only what an earlier entry of the same COPY
 /// put there, e.g. a symlink), owner, mode and times set through the descriptor. Per file
 /// that is one path lookup for the copy instead of five (unlink, create, lchown, chmod,
-/// utimensat), which is most of a COPY of many small files.
-fn copy_file(j: &FileJob<'_>, uid: u32, gid: u32) -> Result<(), BuildError> {
+/// utimensat), which is most of a COPY of many small files; owner and mode are set only
+/// when creating the file did not already give them ([`Born`]).
+fn copy_file(j: &FileJob<'_>, uid: u32, gid: u32, born: &Born) -> Result<(), BuildError> {
     use std::os::unix::fs::{OpenOptionsExt, fchown};
     let io = |err| BuildError::io(&j.out, err);
     let mut src = std::fs::File::open(j.src).map_err(|err| BuildError::io(j.src, err))?;
+    let mode_at_create = born.keeps(j.mode);
     let create = || {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(if mode_at_create { j.mode } else { 0o600 })
             .open(&j.out)
     };
     let mut dst = match create() {
@@ -218,14 +283,44 @@ fn copy_file(j: &FileJob<'_>, uid: u32, gid: u32) -> Result<(), BuildError> {
         other => other,
     }
     .map_err(io)?;
-    std::io::copy(&mut src, &mut dst).map_err(io)?;
-    // Owner before mode: chown clears set-id bits.
-    fchown(&dst, Some(uid), Some(gid)).map_err(io)?;
-    dst.set_permissions(std::fs::Permissions::from_mode(j.mode))
-        .map_err(io)?;
+    if j.meta.len() <= SMALL_FILE as u64 {
+        copy_small(&mut src, &mut dst).map_err(io)?;
+    } else {
+        std::io::copy(&mut src, &mut dst).map_err(io)?;
+    }
+    // Owner before mode: chown clears set-id bits (a mode given at creation has none).
+    if !born.owned {
+        fchown(&dst, Some(uid), Some(gid)).map_err(io)?;
+    }
+    if !mode_at_create {
+        dst.set_permissions(std::fs::Permissions::from_mode(j.mode))
+            .map_err(io)?;
+    }
     let mtime = TimeSpec::new(j.meta.mtime(), j.meta.mtime_nsec());
     nix::sys::stat::futimens(&dst, &mtime, &mtime)
         .map_err(|errno| BuildError::io(&j.out, std::io::Error::from(errno)))
+}
+
+/// Copy a file expected to be at most [`SMALL_FILE`] bytes through a buffer on the stack;
+/// one that has grown since is copied whole all the same.
+fn copy_small(src: &mut std::fs::File, dst: &mut std::fs::File) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut buf = [0u8; SMALL_FILE + 1];
+    let mut n = 0;
+    loop {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(r) => n += r,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        if n == buf.len() {
+            dst.write_all(&buf)?;
+            std::io::copy(src, dst)?;
+            return Ok(());
+        }
+    }
+    dst.write_all(&buf[..n])
 }
 
 /// COPY leaves files of this size or more to [`Deferred`].
@@ -496,7 +591,7 @@ fn write_chunks(
 /// 0755 and owned like the copied files (`opts.owner`).
 pub fn ensure_dir(staging: &Path, dir: &str, opts: &CopyOptions<'_>) -> Result<(), BuildError> {
     let mut dirs = Vec::new();
-    ensure_parents(staging, dir, opts, &mut dirs)?;
+    ensure_parents(staging, dir, opts, &mut dirs, &mut Made::default())?;
     for (d, meta) in dirs.iter().rev() {
         set_times(d, meta)?;
     }
@@ -510,18 +605,26 @@ fn ensure_parents(
     dir: &str,
     opts: &CopyOptions<'_>,
     dirs: &mut Vec<(PathBuf, std::fs::Metadata)>,
+    made: &mut Made,
 ) -> Result<(), BuildError> {
     let mut path = String::new();
     for part in dir.split('/').filter(|p| !p.is_empty()) {
         path.push('/');
         path.push_str(part);
+        if made.dirs.contains(&path) {
+            continue;
+        }
         let out = staging.join(path.trim_start_matches('/'));
         if out.is_dir() {
+            made.setgid |= is_setgid(&out);
+            made.dirs.insert(path.clone());
             continue;
         }
         std::fs::create_dir(&out).map_err(|err| BuildError::io(&out, err))?;
+        made.dirs.insert(path.clone());
         match lower::lookup(opts.lower, &path) {
             Some((_, meta)) if meta.is_dir() => {
+                made.setgid |= meta.permissions().mode() & 0o2000 != 0;
                 set_owner_mode(
                     &out,
                     meta.uid(),
@@ -668,6 +771,52 @@ mod tests {
             lower: &lowers,
         };
         assert_eq!(materialize(&sel, &opts, &staging).unwrap(), ["/tmp/a.sh"]);
+    }
+
+    /// Files are created with their final mode and owner when the process's umask and ids
+    /// give them (no fchmod/fchown then): every mode comes out exact, those the umask would
+    /// cut and set-id ones included, and a set-group-ID directory of the stage with another
+    /// group does not pass its group on to the copied files.
+    #[test]
+    fn modes_and_owner_exact_whatever_the_umask_and_a_setgid_parent() {
+        let (dir, _ctx, lower, staging) = setup();
+        let ctx_dir = dir.path().join("modes");
+        std::fs::create_dir(&ctx_dir).unwrap();
+        let modes = [0o644, 0o666, 0o444, 0o600, 0o777, 0o4755, 0o2711, 0o1700, 0o000];
+        for m in modes {
+            let p = ctx_dir.join(format!("f{m:o}"));
+            std::fs::write(&p, format!("{m:o}").repeat(100)).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).unwrap();
+        }
+        // A grown file: bigger than the one-read buffer.
+        std::fs::write(ctx_dir.join("big"), vec![7u8; SMALL_FILE + 10]).unwrap();
+        std::fs::create_dir(lower.join("srv")).unwrap();
+        std::os::unix::fs::chown(lower.join("srv"), Some(0), Some(50)).unwrap();
+        std::fs::set_permissions(lower.join("srv"), std::fs::Permissions::from_mode(0o2775))
+            .unwrap();
+        let ctx = BuildContext::open(&ctx_dir, None).unwrap();
+        let lowers = vec![lower];
+        let sel = ctx.select("COPY", &[".".to_string()], "/srv/", &[], false).unwrap();
+        let opts = CopyOptions {
+            dest: "/srv/",
+            owner: None,
+            chmod: None,
+            lower: &lowers,
+        };
+        materialize(&sel, &opts, &staging).unwrap();
+        let srv = std::fs::metadata(staging.join("srv")).unwrap();
+        assert_eq!((srv.gid(), srv.mode() & 0o7777), (50, 0o2775));
+        for m in modes {
+            let p = staging.join(format!("srv/f{m:o}"));
+            let meta = std::fs::metadata(&p).unwrap();
+            assert_eq!(meta.mode() & 0o7777, m, "{}", p.display());
+            assert_eq!((meta.uid(), meta.gid()), (0, 0), "{}", p.display());
+            assert_eq!(std::fs::read(&p).unwrap(), format!("{m:o}").repeat(100).as_bytes());
+        }
+        assert_eq!(
+            std::fs::read(staging.join("srv/big")).unwrap(),
+            vec![7u8; SMALL_FILE + 10]
+        );
     }
 
     #[test]
