@@ -1353,3 +1353,135 @@ fn rootless_bridge_without_a_usable_tun_device_is_refused_naming_the_cause() {
     // Nothing left: the container of the failed run is gone.
     assert_eq!(u.ok(&["ps", "-aq"]).trim(), "");
 }
+
+const EVERY_INSTRUCTION_DOCKERFILE: &str = r#"# syntax=docker/dockerfile:1
+FROM busybox AS base
+ARG GREETING=hello
+ENV APP=/app
+WORKDIR $APP
+SHELL ["/bin/sh", "-c"]
+ADD files.tar extracted/
+COPY --chmod=0750 run.sh run.sh
+RUN <<EOS
+echo "$GREETING from a heredoc" > heredoc.txt
+echo "app:x:1500:1500::/home/app:/bin/sh" >> /etc/passwd
+EOS
+RUN --mount=type=bind,source=bound.txt,target=/mnt/bound.txt cp /mnt/bound.txt bound-copy.txt
+USER user
+RUN id -u > /tmp/uid && touch /tmp/mine
+USER root
+
+FROM busybox
+WORKDIR /app
+COPY --from=base /app /app
+COPY --from=base --chown=1500:1500 /tmp/mine /tmp/uid /owned/
+COPY --from=base /etc/passwd /etc/passwd
+LABEL org.example.rootless=yes
+EXPOSE 8080/tcp
+VOLUME /data
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s CMD true
+ONBUILD RUN echo child
+ENTRYPOINT ["/bin/sh", "/app/run.sh"]
+CMD ["from-cmd"]
+"#;
+
+#[test]
+fn rootless_build_runs_every_instruction() {
+    let Some(u) = User::new("rbuild-test", "rootless_build_runs_every_instruction") else {
+        return;
+    };
+    if u.busybox("busybox").is_none() {
+        return;
+    }
+    u.write("ctx/Dockerfile", EVERY_INSTRUCTION_DOCKERFILE);
+    u.write("ctx/run.sh", "echo \"$(cat /app/heredoc.txt); args: $*\"\n");
+    u.write("ctx/bound.txt", "bound\n");
+    // A tarball whose file belongs to 1234: ADD extracts it with that owner.
+    let tarball = u.write("ctx/files.tar", "");
+    {
+        let mut tar = tar::Builder::new(fs::File::create(&tarball).unwrap());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_uid(1234);
+        h.set_gid(1234);
+        h.set_cksum();
+        tar.append_data(&mut h, "x.txt", &b"tar\n"[..]).unwrap();
+        tar.finish().unwrap();
+    }
+    let build = u.rbuild(&[
+        "build",
+        "--network",
+        "none",
+        "--build-arg",
+        "GREETING=bonjour",
+        "-t",
+        "every",
+        "ctx",
+    ]);
+    assert!(build.status.success(), "build: {}", stderr(&build));
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm", "--network", "none"];
+        all.extend_from_slice(args);
+        u.ok(&all)
+    };
+    assert_eq!(run(&["every"]), "bonjour from a heredoc; args: from-cmd\n");
+    let seen = run(&[
+        "--entrypoint",
+        "sh",
+        "every",
+        "-c",
+        "stat -c '%u:%g %a %n' /app/run.sh /owned/mine /owned/uid && cat /app/extracted/x.txt /app/bound-copy.txt /owned/uid",
+    ]);
+    assert_eq!(
+        seen,
+        "0:0 750 /app/run.sh\n1500:1500 644 /owned/mine\n1500:1500 644 /owned/uid\ntar\nbound\n1000\n"
+    );
+    // The first stage alone (--target, from the cache): ADD kept the tarball's owner.
+    u.ok(&[
+        "build",
+        "--network",
+        "none",
+        "--build-arg",
+        "GREETING=bonjour",
+        "--target",
+        "base",
+        "-t",
+        "every-base",
+        "ctx",
+    ]);
+    assert_eq!(
+        run(&[
+            "every-base",
+            "stat",
+            "-c",
+            "%u:%g %n",
+            "/app/extracted/x.txt"
+        ]),
+        "1234:1234 /app/extracted/x.txt\n"
+    );
+    let config = u.ok(&["inspect", "--format", "{{json .Config}}", "every"]);
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["WorkingDir"], "/app", "{config}");
+    assert_eq!(config["Labels"]["org.example.rootless"], "yes", "{config}");
+    assert!(config["ExposedPorts"].get("8080/tcp").is_some(), "{config}");
+    assert!(config["Volumes"].get("/data").is_some(), "{config}");
+    assert_eq!(config["StopSignal"], "SIGINT", "{config}");
+    assert_eq!(
+        config["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"]),
+        "{config}"
+    );
+    assert_eq!(
+        config["OnBuild"],
+        serde_json::json!(["RUN echo child"]),
+        "{config}"
+    );
+    assert_eq!(
+        config["Entrypoint"],
+        serde_json::json!(["/bin/sh", "/app/run.sh"]),
+        "{config}"
+    );
+    assert_eq!(config["Cmd"], serde_json::json!(["from-cmd"]), "{config}");
+}
