@@ -1304,6 +1304,11 @@ fn rootless_api_service_on_the_users_socket_serves_the_docker_cli() {
     .unwrap();
     let out = service.wait_with_output().unwrap();
     assert!(out.status.success(), "service: {}", stderr(&out));
+    // It runs containers: without cgroups it says so, once, when it starts.
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let warnings = stderr(&out).matches("running without cgroups").count();
+        assert_eq!(warnings, 1, "{}", stderr(&out));
+    }
 }
 
 #[test]
