@@ -1490,3 +1490,58 @@ fn rootless_build_runs_every_instruction() {
     );
     assert_eq!(config["Cmd"], serde_json::json!(["from-cmd"]), "{config}");
 }
+
+#[test]
+fn rootless_without_xdg_runtime_dir_keeps_state_in_a_private_tmp_directory() {
+    let Some(u) = User::new("rbuild-test-noid", "rootless_without_xdg_runtime_dir") else {
+        return;
+    };
+    // rbuild-test-noid: no other test of this file uses /tmp/rbuild-UID for that user.
+    let uid = nix::unistd::User::from_name(u.name).unwrap().unwrap().uid;
+    let dir = PathBuf::from(format!("/tmp/rbuild-{uid}"));
+    let kill_pause = |dir: &Path| {
+        if let Ok(pid) = fs::read_to_string(dir.join("pause.pid"))
+            && let Ok(pid) = pid.trim().parse::<i32>()
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = fs::remove_dir_all(dir);
+    };
+    kill_pause(&dir);
+    let images = || {
+        u.command(&u.path("rbuild"))
+            .env_remove("XDG_RUNTIME_DIR")
+            .args(["images", "-q"])
+            .output()
+            .unwrap()
+    };
+    // One that someone else made first (here root, 0755) is refused, not used.
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let refused = images();
+    let _ = fs::remove_dir(&dir);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains(&format!(
+            "error: rootless setup: {}: not a private directory of this user",
+            dir.display()
+        )),
+        "{}",
+        stderr(&refused)
+    );
+    let out = images();
+    let made = fs::symlink_metadata(&dir);
+    let pid = fs::read_to_string(dir.join("pause.pid"));
+    kill_pause(&dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    use std::os::unix::fs::MetadataExt;
+    let made = made.expect("the runtime directory under /tmp");
+    assert!(made.is_dir());
+    assert_eq!(made.uid(), uid.as_raw());
+    assert_eq!(made.mode() & 0o777, 0o700);
+    assert!(pid.is_ok(), "the pause process is recorded there");
+    assert!(!u.path("run/rbuild").exists());
+}
