@@ -26,6 +26,11 @@ pub fn enter(command: &Command) -> Result<(), rootless::RootlessError> {
             | Command::Start(_)
             | Command::Restart(_)
             | Command::Compose(_)
+    ) || matches!(
+        command,
+        Command::System(crate::commands::system::SystemArgs {
+            command: crate::commands::system::SystemCommand::Service(_)
+        })
     );
     if runs_containers && let Err(reason) = rootless::cgroups() {
         eprintln!(

@@ -80,7 +80,22 @@ impl User {
 
     /// A command run as the user, with only the user's environment.
     fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new("setpriv");
+        self.command_via(&[], program)
+    }
+
+    /// A command run as the user by `setpriv`, itself run (as root) by `wrapper` (a program
+    /// and its arguments, ending with the command it runs), with only the user's environment.
+    fn command_via(&self, wrapper: &[&std::ffi::OsStr], program: &Path) -> Command {
+        // Absolute: a PATH given to the user's command must not change which setpriv runs.
+        let setpriv = tool_path("setpriv");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&setpriv);
+                c
+            }
+            None => Command::new(&setpriv),
+        };
         cmd.args([
             "--reuid",
             self.name,
@@ -187,6 +202,14 @@ impl Drop for User {
             );
         }
     }
+}
+
+/// `tool`'s path on the test's PATH (the tool itself when not found).
+fn tool_path(tool: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| tool.into())
 }
 
 fn stderr(o: &Output) -> String {
@@ -582,7 +605,7 @@ fn rootless_detached_container_publishes_a_port_and_lives_its_lifecycle() {
     let publish = format!("127.0.0.1:{port}:80");
     let id = u.ok(&[
         "run", "-d", "--name", "web", "-p", &publish, "busybox", "sh", "-c",
-        "mkdir /www && echo rootless-page > /www/index.html && echo started && exec httpd -f -p 80 -h /www",
+        "mkdir -p /www && echo rootless-page > /www/index.html && echo started && exec httpd -f -p 80 -h /www",
     ]);
     let id = id.trim();
     let mut body = None;
@@ -613,8 +636,28 @@ fn rootless_detached_container_publishes_a_port_and_lives_its_lifecycle() {
     u.ok(&["stop", "-t", "1", "web"]);
     let state = u.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
     assert!(state.starts_with("web Exited ("), "{state}");
-    u.ok(&["rm", id]);
+    assert!(
+        http_get(port, "/index.html").is_none(),
+        "stopped, yet served"
+    );
+    // Started again, it serves again (its logs keep both runs); rm -f ends it.
+    u.ok(&["start", "web"]);
+    let mut body = None;
+    for _ in 0..100 {
+        body = http_get(port, "/index.html");
+        if body.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(body.as_deref(), Some("rootless-page\n"));
+    assert_eq!(u.ok(&["logs", "web"]), "started\nstarted\n");
+    u.ok(&["rm", "-f", id]);
     assert_eq!(u.ok(&["ps", "-aq"]).trim(), "");
+    assert!(
+        http_get(port, "/index.html").is_none(),
+        "removed, yet served"
+    );
 }
 
 #[test]
@@ -830,4 +873,675 @@ fn chroot_isolation_builds_inside_an_unprivileged_docker_container() {
         "only the whiteout and its directory: {:?}",
         layers[3]
     );
+}
+
+/// Every entry of every layer of a `docker save` archive: (layer index, path, contents).
+fn layer_files(archive: &Path) -> Vec<(usize, String, Vec<u8>)> {
+    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut tar = tar::Archive::new(fs::File::open(archive).unwrap());
+    for e in tar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        blobs.insert(path, data);
+    }
+    let mut out = Vec::new();
+    for (i, name) in layer_names(archive).iter().enumerate() {
+        let mut layer = tar::Archive::new(&blobs[name.as_str()][..]);
+        for e in layer.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            out.push((i, path, data));
+        }
+    }
+    out
+}
+
+const CACHE_SECRET_DOCKERFILE: &str = r#"FROM busybox
+ARG ROUND
+RUN --mount=type=cache,target=/cache,uid=1000,gid=1000 echo "round $ROUND" >> /cache/log && cp /cache/log /seen && stat -c %u:%g /cache > /cache-owner
+RUN --mount=type=secret,id=token wc -c < /run/secrets/token > /secret-length && stat -c %a /run/secrets/token > /secret-mode
+RUN test ! -e /run/secrets/token && echo gone > /secret-after
+"#;
+
+#[test]
+fn rootless_build_cache_mounts_persist_and_secrets_stay_out_of_layers() {
+    let Some(u) = User::new("rbuild-test", "rootless_build_cache_mounts_and_secrets") else {
+        return;
+    };
+    if u.busybox("busybox").is_none() {
+        return;
+    }
+    u.write("ctx/Dockerfile", CACHE_SECRET_DOCKERFILE);
+    let secret = "rootless-secret-value-7f3a";
+    u.write("token.txt", secret);
+    for round in ["1", "2"] {
+        let arg = format!("ROUND={round}");
+        u.ok(&[
+            "build",
+            "--network",
+            "none",
+            "--secret",
+            "id=token,src=token.txt",
+            "--build-arg",
+            &arg,
+            "-t",
+            "cached",
+            "ctx",
+        ]);
+    }
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm", "--network", "none", "cached"];
+        all.extend_from_slice(args);
+        u.ok(&all)
+    };
+    // The second build's step saw what the first left in the cache, owned as asked.
+    assert_eq!(run(&["cat", "/seen"]), "round 1\nround 2\n");
+    assert_eq!(run(&["cat", "/cache-owner"]).trim(), "1000:1000");
+    // The secret was there during its step (readable, 0400 as BuildKit mounts it) and only then.
+    assert_eq!(
+        run(&["cat", "/secret-length"]).trim(),
+        secret.len().to_string()
+    );
+    assert_eq!(run(&["cat", "/secret-mode"]).trim(), "400");
+    assert_eq!(run(&["cat", "/secret-after"]).trim(), "gone");
+    // Nothing of the secret or the cache is in the image's layers.
+    u.ok(&["save", "-o", "cached.tar", "cached"]);
+    for (layer, path, data) in layer_files(&u.path("work/cached.tar")) {
+        assert!(
+            !path.contains("secrets/token") && !path.starts_with("cache/"),
+            "layer {layer} holds {path}"
+        );
+        assert!(
+            !data.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "layer {layer}'s {path} holds the secret"
+        );
+    }
+}
+
+#[test]
+fn rootless_pull_from_a_registry_into_a_fresh_store_and_run() {
+    let Some(u) = User::new("rbuild-test", "rootless_pull_from_a_registry") else {
+        return;
+    };
+    let Ok(registry) = std::env::var("RBUILD_TEST_REGISTRY") else {
+        assert!(!peers_required(), "RBUILD_TEST_REGISTRY is not set");
+        eprintln!("skipping rootless_pull_from_a_registry: RBUILD_TEST_REGISTRY is not set");
+        return;
+    };
+    // Root's rbuild puts busybox (with its files owned by 1000) into the registry.
+    let root = tempfile::tempdir().unwrap();
+    let Some(rootfs) = common::busybox_rootfs(root.path()) else {
+        return;
+    };
+    let tarball = root.path().join("busybox.tar");
+    tar_dir(&rootfs, &tarball);
+    let target = format!("{registry}/rootless-pull/busybox:{}", std::process::id());
+    let store = root.path().join("store");
+    for args in [
+        vec![
+            "import",
+            "--change",
+            "CMD [\"/bin/sh\"]",
+            tarball.to_str().unwrap(),
+            &target,
+        ],
+        vec!["push", &target],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+            .arg("--root")
+            .arg(&store)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "root rbuild {args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // The user pulls it into a store that has never seen it, and runs it.
+    let pulled = u.rbuild(&["pull", &target]);
+    assert!(pulled.status.success(), "pull: {}", stderr(&pulled));
+    assert_eq!(stdout(&pulled).trim(), target);
+    assert!(u.path("home/.local/share/rbuild/images.json").exists());
+    assert_eq!(
+        u.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &target,
+            "stat",
+            "-c",
+            "%u:%g",
+            "/home/user"
+        ])
+        .trim(),
+        "1000:1000"
+    );
+    // And pushes its own build back, which root then reads.
+    u.write(
+        "ctx/Dockerfile",
+        &format!("FROM {target}\nRUN echo from-user > /mark && chown 1000 /mark\n"),
+    );
+    let built = format!("{target}-user");
+    u.ok(&["build", "--network", "none", "-t", &built, "ctx"]);
+    u.ok(&["push", &built]);
+    let as_root = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+            .arg("--root")
+            .arg(&store)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "root rbuild {args:?}: {}",
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+    as_root(&["pull", &built]);
+    let mark = as_root(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &built,
+        "stat",
+        "-c",
+        "%u %n",
+        "/mark",
+    ]);
+    assert_eq!(mark.trim(), "1000 /mark");
+}
+
+#[test]
+fn rootless_ports_below_the_unprivileged_start_are_refused_naming_the_sysctl() {
+    let Some(u) = User::new("rbuild-test", "rootless_ports_below_the_unprivileged_start") else {
+        return;
+    };
+    let start: u16 = fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    if start <= 80 {
+        eprintln!("skipping: net.ipv4.ip_unprivileged_port_start is {start}, port 80 is allowed");
+        return;
+    }
+    if u.busybox("busybox").is_none() {
+        return;
+    }
+    for detach in [true, false] {
+        let mut args = vec!["run", "--rm", "-p", "127.0.0.1:80:80"];
+        if detach {
+            args = vec!["run", "-d", "--name", "low", "-p", "127.0.0.1:80:80"];
+        }
+        args.extend(["busybox", "true"]);
+        let out = u.rbuild(&args);
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "rootless mode cannot publish port 80 (127.0.0.1:80/tcp): ports below {start} need root (net.ipv4.ip_unprivileged_port_start = {start})"
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains("sysctl net.ipv4.ip_unprivileged_port_start=80"),
+            "{err}"
+        );
+        // Refused before anything was made.
+        assert_eq!(u.ok(&["ps", "-aq"]).trim(), "", "{args:?}");
+    }
+}
+
+#[test]
+fn rootless_without_newuidmap_is_refused_naming_the_package() {
+    let Some(u) = User::new("rbuild-test", "rootless_without_newuidmap") else {
+        return;
+    };
+    // A PATH without shadow's newuidmap (Debian installs it in /usr/bin).
+    let bin = u.path("bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = u.rbuild_env(&[("PATH", bin.to_str().unwrap())], &["images"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: rootless mode needs newuidmap to map rbuild-test's subordinate ids, and it is not on PATH"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: install the uidmap package (apt-get install uidmap)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 2, "{err}");
+    // Nothing was left: no namespace, no runtime state, no store.
+    assert!(!u.path("run/rbuild").exists());
+    assert!(!u.path("home/.local/share/rbuild").exists());
+}
+
+/// Wait up to 20 s for `what` to hold.
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !ok() {
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+const COMPOSE_PROJECT: &str = r#"services:
+  web:
+    image: busybox
+    command: sh -c 'mkdir -p /www && echo compose-rootless > /www/index.html && exec httpd -f -p 80 -h /www'
+  client:
+    image: busybox
+    command: sleep 300
+    depends_on: [web]
+"#;
+
+#[test]
+fn rootless_compose_project_goes_up_reaches_services_by_name_and_down() {
+    let Some(u) = User::new("rbuild-test", "rootless_compose_project") else {
+        return;
+    };
+    if u.busybox("busybox").is_none() {
+        return;
+    }
+    u.write("proj/compose.yaml", COMPOSE_PROJECT);
+    let compose = |args: &[&str]| {
+        let mut cmd = u.command(&u.path("rbuild"));
+        cmd.arg("compose")
+            .args(args)
+            .current_dir(u.path("work/proj"))
+            .env("RBUILD_NETWORK_LINGER", "0.3")
+            .stdin(std::process::Stdio::null());
+        cmd.output().unwrap()
+    };
+    let up = compose(&["up", "-d"]);
+    assert!(up.status.success(), "up: {}", stderr(&up));
+    for line in [
+        "Network proj_default  Created",
+        "Container proj-web-1  Started",
+        "Container proj-client-1  Started",
+    ] {
+        assert!(
+            stderr(&up).lines().any(|l| l == line),
+            "{line:?} in {}",
+            stderr(&up)
+        );
+    }
+    // The client reaches the web service by its name on the project's network.
+    let mut body = String::new();
+    wait_for("client reaches http://web/", || {
+        let o = compose(&["exec", "-T", "client", "wget", "-q", "-O-", "http://web/"]);
+        body = stdout(&o);
+        o.status.success()
+    });
+    assert_eq!(body, "compose-rootless\n");
+    let ps = compose(&["ps", "--format", "json"]);
+    assert!(ps.status.success(), "ps: {}", stderr(&ps));
+    let mut running: Vec<String> = stdout(&ps)
+        .lines()
+        .map(|l| {
+            let c: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{} {}",
+                c["Name"].as_str().unwrap(),
+                c["State"].as_str().unwrap()
+            )
+        })
+        .collect();
+    running.sort();
+    assert_eq!(running, ["proj-client-1 running", "proj-web-1 running"]);
+    let down = compose(&["down", "-t", "1"]);
+    assert!(down.status.success(), "down: {}", stderr(&down));
+    assert!(
+        stderr(&down)
+            .lines()
+            .any(|l| l == "Network proj_default  Removed"),
+        "{}",
+        stderr(&down)
+    );
+    // Nothing of the project is left: containers, its network.
+    assert_eq!(u.ok(&["ps", "-aq"]).trim(), "");
+    let networks = u.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    let mut networks: Vec<&str> = networks.split_whitespace().collect();
+    networks.sort();
+    assert_eq!(networks, ["bridge", "host", "none"]);
+}
+
+#[test]
+fn rootless_api_service_on_the_users_socket_serves_the_docker_cli() {
+    let Some(u) = User::new("rbuild-test", "rootless_api_service") else {
+        return;
+    };
+    let docker = Path::new("/usr/local/bin/docker");
+    if !docker.exists() {
+        assert!(!peers_required(), "{} is missing", docker.display());
+        eprintln!(
+            "skipping rootless_api_service: no docker CLI at {}",
+            docker.display()
+        );
+        return;
+    }
+    if u.busybox("busybox").is_none() {
+        return;
+    }
+    // The default socket: the user's runtime directory.
+    let service = u
+        .command(&u.path("rbuild"))
+        .args(["system", "service", "--time", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sock = u.path("run/rbuild/rbuild.sock");
+    wait_for(
+        "the service listens on $XDG_RUNTIME_DIR/rbuild/rbuild.sock",
+        || std::os::unix::net::UnixStream::connect(&sock).is_ok(),
+    );
+    let uid = nix::unistd::User::from_name("rbuild-test")
+        .unwrap()
+        .unwrap()
+        .uid;
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(fs::metadata(&sock).unwrap().uid(), uid.as_raw());
+    }
+    let host = format!("unix://{}", sock.display());
+    let docker_as_user = |args: &[&str]| {
+        let out = u
+            .command(docker)
+            .args(args)
+            .env("DOCKER_HOST", &host)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}{}",
+            stderr(&out),
+            stdout(&out)
+        );
+        stdout(&out)
+    };
+    assert_eq!(
+        docker_as_user(&["run", "--rm", "busybox", "echo", "hi"]),
+        "hi\n"
+    );
+    assert_eq!(
+        docker_as_user(&["run", "--rm", "--network", "none", "busybox", "id", "-u"]),
+        "0\n"
+    );
+    let images = docker_as_user(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.lines().any(|l| l == "busybox:latest"), "{images}");
+    let id = docker_as_user(&["run", "-d", "--name", "svc", "busybox", "sleep", "60"]);
+    let ps = docker_as_user(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("svc Up "), "{ps}");
+    // The same containers as the user's own rbuild sees.
+    assert_eq!(u.ok(&["ps", "-q"]).trim(), &id.trim()[..12]);
+    docker_as_user(&["rm", "-f", "svc"]);
+    assert_eq!(docker_as_user(&["ps", "-aq"]).trim(), "");
+    // The service is the user's (no root on the host).
+    let status = fs::read_to_string(format!("/proc/{}/status", service.id())).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&uid.to_string())),
+        "{status}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(service.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = service.wait_with_output().unwrap();
+    assert!(out.status.success(), "service: {}", stderr(&out));
+    // It runs containers: without cgroups it says so, once, when it starts.
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let warnings = stderr(&out).matches("running without cgroups").count();
+        assert_eq!(warnings, 1, "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn rootless_bridge_without_a_usable_tun_device_is_refused_naming_the_cause() {
+    let Some(u) = User::new("rbuild-test", "rootless_bridge_without_a_usable_tun_device") else {
+        return;
+    };
+    if u.busybox("busybox").is_none() {
+        return;
+    }
+    // /dev/net/tun shut to the user in a mount namespace of the test's own (the host's device
+    // is not touched): a root-owned 0600 file bound over it.
+    let fake = u.path("fake-tun");
+    fs::write(&fake, "").unwrap();
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o600)).unwrap();
+    let script = "mount --bind \"$0\" /dev/net/tun && exec \"$@\"";
+    let unshare = tool_path("unshare");
+    let wrapper: Vec<&std::ffi::OsStr> = vec![
+        unshare.as_os_str(),
+        "-m".as_ref(),
+        "--propagation".as_ref(),
+        "private".as_ref(),
+        "--".as_ref(),
+        "/bin/sh".as_ref(),
+        "-c".as_ref(),
+        script.as_ref(),
+        fake.as_os_str(),
+    ];
+    let run = |args: &[&str]| {
+        u.command_via(&wrapper, &u.path("rbuild"))
+            .args(args)
+            .env("RBUILD_NETWORK_LINGER", "0.3")
+            .output()
+            .unwrap()
+    };
+    // Without a bridge the run is fine there.
+    let out = run(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["run", "--rm", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("network bridge has no way out: rootless mode: /dev/net/tun cannot be opened by this user (Permission denied"),
+        "{err}"
+    );
+    assert!(err.contains("chmod 0666 /dev/net/tun"), "{err}");
+    // Nothing left: the container of the failed run is gone.
+    assert_eq!(u.ok(&["ps", "-aq"]).trim(), "");
+}
+
+const EVERY_INSTRUCTION_DOCKERFILE: &str = r#"# syntax=docker/dockerfile:1
+FROM busybox AS base
+ARG GREETING=hello
+ENV APP=/app
+WORKDIR $APP
+SHELL ["/bin/sh", "-c"]
+ADD files.tar extracted/
+COPY --chmod=0750 run.sh run.sh
+RUN <<EOS
+echo "$GREETING from a heredoc" > heredoc.txt
+echo "app:x:1500:1500::/home/app:/bin/sh" >> /etc/passwd
+EOS
+RUN --mount=type=bind,source=bound.txt,target=/mnt/bound.txt cp /mnt/bound.txt bound-copy.txt
+USER user
+RUN id -u > /tmp/uid && touch /tmp/mine
+USER root
+
+FROM busybox
+WORKDIR /app
+COPY --from=base /app /app
+COPY --from=base --chown=1500:1500 /tmp/mine /tmp/uid /owned/
+COPY --from=base /etc/passwd /etc/passwd
+LABEL org.example.rootless=yes
+EXPOSE 8080/tcp
+VOLUME /data
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s CMD true
+ONBUILD RUN echo child
+ENTRYPOINT ["/bin/sh", "/app/run.sh"]
+CMD ["from-cmd"]
+"#;
+
+#[test]
+fn rootless_build_runs_every_instruction() {
+    let Some(u) = User::new("rbuild-test", "rootless_build_runs_every_instruction") else {
+        return;
+    };
+    if u.busybox("busybox").is_none() {
+        return;
+    }
+    u.write("ctx/Dockerfile", EVERY_INSTRUCTION_DOCKERFILE);
+    u.write("ctx/run.sh", "echo \"$(cat /app/heredoc.txt); args: $*\"\n");
+    u.write("ctx/bound.txt", "bound\n");
+    // A tarball whose file belongs to 1234: ADD extracts it with that owner.
+    let tarball = u.write("ctx/files.tar", "");
+    {
+        let mut tar = tar::Builder::new(fs::File::create(&tarball).unwrap());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_uid(1234);
+        h.set_gid(1234);
+        h.set_cksum();
+        tar.append_data(&mut h, "x.txt", &b"tar\n"[..]).unwrap();
+        tar.finish().unwrap();
+    }
+    let build = u.rbuild(&[
+        "build",
+        "--network",
+        "none",
+        "--build-arg",
+        "GREETING=bonjour",
+        "-t",
+        "every",
+        "ctx",
+    ]);
+    assert!(build.status.success(), "build: {}", stderr(&build));
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm", "--network", "none"];
+        all.extend_from_slice(args);
+        u.ok(&all)
+    };
+    assert_eq!(run(&["every"]), "bonjour from a heredoc; args: from-cmd\n");
+    let seen = run(&[
+        "--entrypoint",
+        "sh",
+        "every",
+        "-c",
+        "stat -c '%u:%g %a %n' /app/run.sh /owned/mine /owned/uid && cat /app/extracted/x.txt /app/bound-copy.txt /owned/uid",
+    ]);
+    assert_eq!(
+        seen,
+        "0:0 750 /app/run.sh\n1500:1500 644 /owned/mine\n1500:1500 644 /owned/uid\ntar\nbound\n1000\n"
+    );
+    // The first stage alone (--target, from the cache): ADD kept the tarball's owner.
+    u.ok(&[
+        "build",
+        "--network",
+        "none",
+        "--build-arg",
+        "GREETING=bonjour",
+        "--target",
+        "base",
+        "-t",
+        "every-base",
+        "ctx",
+    ]);
+    assert_eq!(
+        run(&[
+            "every-base",
+            "stat",
+            "-c",
+            "%u:%g %n",
+            "/app/extracted/x.txt"
+        ]),
+        "1234:1234 /app/extracted/x.txt\n"
+    );
+    let config = u.ok(&["inspect", "--format", "{{json .Config}}", "every"]);
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["WorkingDir"], "/app", "{config}");
+    assert_eq!(config["Labels"]["org.example.rootless"], "yes", "{config}");
+    assert!(config["ExposedPorts"].get("8080/tcp").is_some(), "{config}");
+    assert!(config["Volumes"].get("/data").is_some(), "{config}");
+    assert_eq!(config["StopSignal"], "SIGINT", "{config}");
+    assert_eq!(
+        config["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"]),
+        "{config}"
+    );
+    assert_eq!(
+        config["OnBuild"],
+        serde_json::json!(["RUN echo child"]),
+        "{config}"
+    );
+    assert_eq!(
+        config["Entrypoint"],
+        serde_json::json!(["/bin/sh", "/app/run.sh"]),
+        "{config}"
+    );
+    assert_eq!(config["Cmd"], serde_json::json!(["from-cmd"]), "{config}");
+}
+
+#[test]
+fn rootless_without_xdg_runtime_dir_keeps_state_in_a_private_tmp_directory() {
+    let Some(u) = User::new("rbuild-test-noid", "rootless_without_xdg_runtime_dir") else {
+        return;
+    };
+    // rbuild-test-noid: no other test of this file uses /tmp/rbuild-UID for that user.
+    let uid = nix::unistd::User::from_name(u.name).unwrap().unwrap().uid;
+    let dir = PathBuf::from(format!("/tmp/rbuild-{uid}"));
+    let kill_pause = |dir: &Path| {
+        if let Ok(pid) = fs::read_to_string(dir.join("pause.pid"))
+            && let Ok(pid) = pid.trim().parse::<i32>()
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = fs::remove_dir_all(dir);
+    };
+    kill_pause(&dir);
+    let images = || {
+        u.command(&u.path("rbuild"))
+            .env_remove("XDG_RUNTIME_DIR")
+            .args(["images", "-q"])
+            .output()
+            .unwrap()
+    };
+    // One that someone else made first (here root, 0755) is refused, not used.
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let refused = images();
+    let _ = fs::remove_dir(&dir);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains(&format!(
+            "error: rootless setup: {}: not a private directory of this user",
+            dir.display()
+        )),
+        "{}",
+        stderr(&refused)
+    );
+    let out = images();
+    let made = fs::symlink_metadata(&dir);
+    let pid = fs::read_to_string(dir.join("pause.pid"));
+    kill_pause(&dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    use std::os::unix::fs::MetadataExt;
+    let made = made.expect("the runtime directory under /tmp");
+    assert!(made.is_dir());
+    assert_eq!(made.uid(), uid.as_raw());
+    assert_eq!(made.mode() & 0o777, 0o700);
+    assert!(pid.is_ok(), "the pause process is recorded there");
+    assert!(!u.path("run/rbuild").exists());
 }

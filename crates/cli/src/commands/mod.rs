@@ -45,7 +45,7 @@ mod save;
 mod search;
 mod start;
 mod stop;
-mod system;
+pub(crate) mod system;
 mod tag;
 mod tags;
 mod top;

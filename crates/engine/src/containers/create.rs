@@ -154,6 +154,11 @@ impl Engine {
                 None => self.networks().load()?.find(n)?.name.clone(),
             },
         };
+        // Rootless: host ports only root may bind are refused here, before anything is made.
+        if network != "host" {
+            rbuild_runner::rootless::check_ports(&opts.ports)
+                .map_err(rbuild_runner::Error::from)?;
+        }
         let bridged =
             !matches!(network.as_str(), "none" | "host") && !network.starts_with("container:");
         if !bridged

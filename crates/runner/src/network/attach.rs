@@ -76,6 +76,27 @@ pub(crate) fn plug(
     })
 }
 
+/// Refuse to attach a container to a network with a way out (not `--internal`) when the hub
+/// has no uplink: the container would start and silently reach nothing beyond its bridges.
+/// The error names the network and the reason the uplink could not start.
+fn no_way_out(hub: &Hub, st: &NetworkState, endpoints: &[Endpoint]) -> Result<(), NetworkError> {
+    let Some(reason) = &hub.uplink_error else {
+        return Ok(());
+    };
+    let outward = endpoints.iter().find_map(|e| {
+        st.networks
+            .iter()
+            .find(|n| n.id == e.network && !n.internal)
+    });
+    match outward {
+        Some(n) => Err(NetworkError::NoUplink {
+            network: n.name.clone(),
+            reason: reason.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
 impl Networks {
     /// Make container `id`'s network namespace and plug in its endpoints (starting the hub
     /// with `program` if it is not running). With no endpoint the namespace has only `lo`.
@@ -91,6 +112,7 @@ impl Networks {
             .map_err(|e| NetworkError::Setup(format!("container network namespace: {e}")))?;
         if !endpoints.is_empty() {
             let hub = self.ensure_hub(&lock, program)?;
+            no_way_out(&hub, &st, &endpoints)?;
             let target = File::open(ns.path()).map_err(NetworkError::io(ns.path()))?;
             let target: OwnedFd = target.into();
             for e in &endpoints {

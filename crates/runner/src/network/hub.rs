@@ -53,6 +53,9 @@ pub fn linger() -> Duration {
 struct HubFile {
     pid: i32,
     start: u64,
+    /// Why the hub has no uplink (containers on its bridges cannot leave them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uplink_error: Option<String>,
 }
 
 /// A running hub, and its network namespace held open.
@@ -61,6 +64,9 @@ pub struct Hub {
     /// Its process.
     pub pid: i32,
     ns: OwnedFd,
+    /// Why it has no uplink, when its uplink could not start: containers on its bridges
+    /// reach each other but not the outside.
+    pub uplink_error: Option<String>,
 }
 
 impl Hub {
@@ -90,6 +96,7 @@ impl Networks {
         (start_time(f.pid) == Some(f.start)).then(|| Hub {
             pid: f.pid,
             ns: ns.into(),
+            uplink_error: f.uplink_error,
         })
     }
 
@@ -145,13 +152,10 @@ impl Networks {
         if let Some(mut out) = child.stdout.take() {
             let _ = out.read_to_string(&mut report);
         }
-        // The intermediate process ended at once; the hub's PID is in its report.
+        // The intermediate process ended at once; the hub's PID is in its report
+        // (`ok PID`, or `ok PID no-uplink REASON`).
         let _ = child.wait();
-        let pid: i32 = report
-            .trim()
-            .strip_prefix("ok ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
+        let (pid, uplink_error) = parse_report(&report);
         if pid <= 0 {
             let tail = fs::read_to_string(&log_path).unwrap_or_default();
             let last = tail
@@ -166,13 +170,21 @@ impl Networks {
             )));
         }
         let start = start_time(pid).unwrap_or_default();
-        let f = HubFile { pid, start };
+        let f = HubFile {
+            pid,
+            start,
+            uplink_error: uplink_error.clone(),
+        };
         let path = self.dir().join("hub.json");
         fs::write(&path, serde_json::to_vec(&f).expect("serializes"))
             .map_err(NetworkError::io(&path))?;
         let ns = File::open(format!("/proc/{pid}/ns/net"))
             .map_err(NetworkError::io(format!("/proc/{pid}/ns/net")))?;
-        Ok(Hub { pid, ns: ns.into() })
+        Ok(Hub {
+            pid,
+            ns: ns.into(),
+            uplink_error,
+        })
     }
 
     /// Plug every running container's endpoints into a new hub.
@@ -207,6 +219,19 @@ impl Networks {
     pub fn refresh_firewall(&self, hub: &Hub, st: &NetworkState) -> Result<(), NetworkError> {
         firewall(Some(hub.ns.as_raw_fd()), st)
     }
+}
+
+/// The hub's report on its standard output: `ok PID` or `ok PID no-uplink REASON` once it
+/// serves (PID, and why it has no uplink), anything else when it failed (PID 0).
+fn parse_report(report: &str) -> (i32, Option<String>) {
+    let Some(ok) = report.trim().strip_prefix("ok ") else {
+        return (0, None);
+    };
+    let (pid, reason) = ok.split_once(" no-uplink ").unwrap_or((ok, ""));
+    (
+        pid.parse().unwrap_or(0),
+        (!reason.is_empty()).then(|| reason.to_owned()),
+    )
 }
 
 /// The rules of the hub's namespace: forward only within a bridge, from a non-internal
@@ -356,7 +381,8 @@ pub fn serve_hub(root: &Path) -> Result<(), NetworkError> {
         report(&format!("error unshare(CLONE_NEWNET): {e}"));
         return Err(NetworkError::Setup(format!("unshare(CLONE_NEWNET): {e}")));
     }
-    let setup = || -> Result<(Option<Child>, std::thread::JoinHandle<()>), NetworkError> {
+    type Setup = (Result<Child, String>, std::thread::JoinHandle<()>);
+    let setup = || -> Result<Setup, NetworkError> {
         use crate::syscall::Syscall;
         crate::syscall::LinuxSyscall
             .loopback_up()
@@ -373,14 +399,14 @@ pub fn serve_hub(root: &Path) -> Result<(), NetworkError> {
             Some(p) => p.and_then(super::uplink_rootless::PendingUplink::start),
             None => uplink(&host),
         };
-        let slirp = match started {
-            Ok(c) => Some(c),
-            Err(e) => {
-                eprintln_log(&format!("no way out for containers: {e}"));
-                None
+        let slirp = started.map_err(|e| {
+            eprintln_log(&format!("no way out for containers: {e}"));
+            match e {
+                NetworkError::Setup(m) => m,
+                e => e.to_string(),
             }
-        };
-        if slirp.is_some()
+        });
+        if slirp.is_ok()
             && let Err(e) = firewall(None, &st)
         {
             eprintln_log(&format!("no NAT for containers: {e}"));
@@ -388,14 +414,26 @@ pub fn serve_hub(root: &Path) -> Result<(), NetworkError> {
         let dns = super::dns::serve(networks.clone())?;
         Ok((slirp, dns))
     };
-    let (mut slirp, _dns) = match setup() {
+    let (slirp, _dns) = match setup() {
         Ok(x) => x,
         Err(e) => {
             report(&format!("error {e}"));
             return Err(e);
         }
     };
-    report(&format!("ok {}", std::process::id()));
+    // The reason for a missing uplink goes with the report (one line): the commands that
+    // attach containers say it, instead of it being only in this log.
+    let mut slirp = match slirp {
+        Ok(c) => {
+            report(&format!("ok {}", std::process::id()));
+            Some(c)
+        }
+        Err(reason) => {
+            let reason = reason.replace('\n', " ");
+            report(&format!("ok {} no-uplink {reason}", std::process::id()));
+            None
+        }
+    };
     let linger = linger();
     let mut idle_since: Option<Instant> = None;
     loop {
@@ -452,6 +490,20 @@ pub(crate) fn eprintln_log(line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_gives_the_pid_and_why_there_is_no_uplink() {
+        assert_eq!(parse_report("ok 42\n"), (42, None));
+        assert_eq!(
+            parse_report("ok 42 no-uplink /dev/net/tun cannot be opened\n"),
+            (42, Some("/dev/net/tun cannot be opened".into()))
+        );
+        assert_eq!(
+            parse_report("error unshare(CLONE_NEWNET): EPERM"),
+            (0, None)
+        );
+        assert_eq!(parse_report(""), (0, None));
+    }
 
     #[test]
     fn rules_isolate_networks_and_keep_internal_ones_in() {

@@ -58,6 +58,14 @@ pub enum NetworkError {
     /// A bad parameter.
     #[error("{0}")]
     Invalid(String),
+    /// The hub's uplink did not start, so a network with a way out has none.
+    #[error("network {network} has no way out: {reason}")]
+    NoUplink {
+        /// The network.
+        network: String,
+        /// Why the uplink did not start.
+        reason: String,
+    },
     /// Plumbing failed (netlink, the hub, the uplink).
     #[error("network setup: {0}")]
     Setup(String),

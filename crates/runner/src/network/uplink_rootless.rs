@@ -14,6 +14,9 @@ use nix::libc;
 
 use super::NetworkError;
 
+/// The tun device slirp4netns makes its tap device with.
+const TUN: &str = "/dev/net/tun";
+
 /// A `slirp4netns` waiting to be told to start.
 pub(super) struct PendingUplink {
     child: Child,
@@ -25,16 +28,12 @@ pub(super) struct PendingUplink {
 /// Start the waiting uplink for the namespace the hub (this process) is about to unshare,
 /// with the tap device `tap`. Call before `unshare(CLONE_NEWNET)`.
 pub(super) fn prepare(tap: &str) -> Result<PendingUplink, NetworkError> {
-    let tun = std::path::Path::new("/dev/net/tun");
-    if nix::unistd::access(
-        tun,
-        nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
-    )
-    .is_err()
-    {
-        return Err(NetworkError::Setup(
-            "rootless mode: /dev/net/tun is not open to this user, so slirp4netns cannot give containers a way out (chmod 0666 /dev/net/tun, Debian's default)".into(),
-        ));
+    // slirp4netns opens the tun device as the user; try it first, so the reason is ours to
+    // tell (a mode that shuts the user out, a device the cgroup denies, no device at all).
+    if let Err(e) = std::fs::File::options().read(true).write(true).open(TUN) {
+        return Err(NetworkError::Setup(format!(
+            "rootless mode: {TUN} cannot be opened by this user ({e}), so slirp4netns cannot give containers a way out (as root: chmod 0666 {TUN}, Debian's default)"
+        )));
     }
     let (r, w) = nix::unistd::pipe().map_err(|e| NetworkError::Setup(format!("pipe: {e}")))?;
     let wfd = w.as_raw_fd();
@@ -90,11 +89,12 @@ impl PendingUplink {
             (Ok(()), Ok(1)) => Ok(child),
             _ => {
                 let _ = child.kill();
-                let _ = child.wait();
-                Err(NetworkError::Setup(
-                    "slirp4netns ended before its interface was up (apt-get install slirp4netns)"
-                        .into(),
-                ))
+                let status = child.wait();
+                // The shell's 127: slirp4netns is not on PATH.
+                Err(NetworkError::Setup(match status.ok().and_then(|s| s.code()) {
+                    Some(127) => "slirp4netns is not installed (apt-get install slirp4netns)".into(),
+                    _ => "slirp4netns ended before its interface was up (its messages are in the network hub's log, hub.log under the store's networks directory)".into(),
+                }))
             }
         }
     }

@@ -54,18 +54,23 @@ fn host_uid() -> u32 {
         .unwrap_or(own)
 }
 
+/// Where the user's runtime directory for rbuild is: `$XDG_RUNTIME_DIR/rbuild` when
+/// `$XDG_RUNTIME_DIR` is an absolute path to a directory, otherwise `/tmp/rbuild-UID`.
+fn runtime_dir_path() -> PathBuf {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute() && fs::metadata(d).is_ok_and(|m| m.is_dir()));
+    match xdg {
+        Some(x) => x.join("rbuild"),
+        None => PathBuf::from(format!("/tmp/rbuild-{}", host_uid())),
+    }
+}
+
 /// The user's runtime directory for rbuild: `$XDG_RUNTIME_DIR/rbuild` when that directory is
 /// the user's, otherwise a private (0700) `/tmp/rbuild-UID`; made when missing. A `/tmp`
 /// directory that someone else owns, or that others may enter, is refused.
 pub fn runtime_dir() -> Result<PathBuf, RootlessError> {
-    let uid = host_uid();
-    let xdg = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|d| d.is_absolute() && fs::metadata(d).is_ok_and(|m| m.is_dir()));
-    let dir = match xdg {
-        Some(x) => x.join("rbuild"),
-        None => PathBuf::from(format!("/tmp/rbuild-{uid}")),
-    };
+    let dir = runtime_dir_path();
     match fs::DirBuilder::new().mode(0o700).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -84,6 +89,41 @@ pub fn runtime_dir() -> Result<PathBuf, RootlessError> {
     Ok(dir)
 }
 
+/// The subordinate ranges a new namespace maps (uids, gids); `None`: the single-id map.
+type Ranges = Option<(Vec<Range>, Vec<Range>)>;
+
+/// The id maps a new namespace of `user` gets. Refuses too small a range, and ranges without
+/// `newuidmap` and `newgidmap` on `PATH` to map them.
+fn plan_maps(user: &str, uid: Uid) -> Result<Ranges, RootlessError> {
+    let subuid = fs::read_to_string("/etc/subuid").unwrap_or_default();
+    let subgid = fs::read_to_string("/etc/subgid").unwrap_or_default();
+    let uids = idmap::ranges(&subuid, user, uid.as_raw());
+    let gids = idmap::ranges(&subgid, user, uid.as_raw());
+    if uids.is_empty() && gids.is_empty() {
+        return Ok(None);
+    }
+    for (kind, ranges) in [("uid", &uids), ("gid", &gids)] {
+        let have = idmap::total(ranges);
+        if have < super::MIN_SUBORDINATE_IDS {
+            return Err(RootlessError::RangeTooSmall {
+                user: user.to_owned(),
+                kind,
+                have,
+                need: super::MIN_SUBORDINATE_IDS,
+            });
+        }
+    }
+    for tool in ["newuidmap", "newgidmap"] {
+        if find_tool(tool).is_none() {
+            return Err(RootlessError::NoMapTool {
+                tool,
+                user: user.to_owned(),
+            });
+        }
+    }
+    Ok(Some((uids, gids)))
+}
+
 /// Put this process into the user's rootless user namespace (as its root) and a private mount
 /// namespace; nothing when it runs as root already. Must be called while the process has one
 /// thread (`setns` of a user namespace requires it).
@@ -97,6 +137,11 @@ pub fn enter() -> Result<Option<Entered>, RootlessError> {
         .ok()
         .flatten()
         .map_or_else(|| uid.to_string(), |u| u.name);
+    // What a new namespace needs is checked before anything is made, so a refusal leaves
+    // nothing behind (not even the runtime directory).
+    if live_pause(&runtime_dir_path(), uid).is_none() {
+        plan_maps(&user, uid)?;
+    }
     let dir = runtime_dir()?;
     let lock_path = dir.join("pause.lock");
     let lock = fs::File::create(&lock_path).map_err(io(&lock_path))?;
@@ -105,30 +150,12 @@ pub fn enter() -> Result<Option<Entered>, RootlessError> {
     let pid = match live_pause(&dir, uid) {
         Some(pid) => pid,
         None => {
-            let subuid = fs::read_to_string("/etc/subuid").unwrap_or_default();
-            let subgid = fs::read_to_string("/etc/subgid").unwrap_or_default();
-            let uids = idmap::ranges(&subuid, &user, uid.as_raw());
-            let gids = idmap::ranges(&subgid, &user, uid.as_raw());
-            let single = uids.is_empty() && gids.is_empty();
-            if !single {
-                for (kind, ranges) in [("uid", &uids), ("gid", &gids)] {
-                    let have = idmap::total(ranges);
-                    if have < super::MIN_SUBORDINATE_IDS {
-                        return Err(RootlessError::RangeTooSmall {
-                            user,
-                            kind,
-                            have,
-                            need: super::MIN_SUBORDINATE_IDS,
-                        });
-                    }
-                }
-                for tool in ["newuidmap", "newgidmap"] {
-                    if find_tool(tool).is_none() {
-                        return Err(RootlessError::NoMapTool { tool, user });
-                    }
-                }
-            }
-            let pid = start_pause(uid.as_raw(), gid, (!single).then_some((&uids, &gids)))?;
+            let ranges = plan_maps(&user, uid)?;
+            let pid = start_pause(
+                uid.as_raw(),
+                gid,
+                ranges.as_ref().map(|(u, g)| (u.as_slice(), g.as_slice())),
+            )?;
             let pid_file = dir.join("pause.pid");
             let tmp = dir.join("pause.pid.tmp");
             fs::write(&tmp, pid.to_string()).map_err(io(&tmp))?;
@@ -144,12 +171,14 @@ pub fn enter() -> Result<Option<Entered>, RootlessError> {
     }))
 }
 
+/// `tool` on `PATH`, as Podman looks `newuidmap` up (they are setuid programs: which one runs
+/// is the user's choice, as with any command).
 fn find_tool(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .chain(["/usr/bin".into(), "/usr/sbin".into(), "/bin".into()])
+        .filter(|d| d.is_absolute())
         .map(|d| d.join(tool))
-        .find(|p| p.is_file())
+        .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 /// The pause process recorded in `dir`, when it still runs, is this user's and is not the
@@ -185,7 +214,7 @@ fn live_pause(dir: &Path, uid: Uid) -> Option<i32> {
 fn start_pause(
     uid: u32,
     gid: u32,
-    ranges: Option<(&Vec<Range>, &Vec<Range>)>,
+    ranges: Option<(&[Range], &[Range])>,
 ) -> Result<i32, RootlessError> {
     let (ready_r, ready_w) = pipe()?;
     let (go_r, go_w) = pipe()?;

@@ -23,6 +23,8 @@ use std::sync::OnceLock;
 
 use oci_spec::runtime::LinuxResources;
 
+use crate::lifecycle::PortBinding;
+
 pub use enter::{Entered, enter, runtime_dir};
 
 /// The smallest number of subordinate ids rbuild accepts: container ids 0..=65535 must map
@@ -32,8 +34,9 @@ pub const MIN_SUBORDINATE_IDS: u64 = 65535;
 /// What rootless mode could not set up, or refuses to do.
 #[derive(Debug, thiserror::Error)]
 pub enum RootlessError {
-    /// The user has subordinate ids but `newuidmap`/`newgidmap` are not installed.
-    #[error("rootless mode needs {tool} to map {user}'s subordinate ids, and it is not installed")]
+    /// The user has subordinate ids but `newuidmap`/`newgidmap` is not on `PATH` (not
+    /// installed).
+    #[error("rootless mode needs {tool} to map {user}'s subordinate ids, and it is not on PATH")]
     NoMapTool {
         /// `newuidmap` or `newgidmap`.
         tool: &'static str,
@@ -86,6 +89,19 @@ pub enum RootlessError {
         /// Why cgroups are not available.
         reason: String,
     },
+    /// A published host port below `net.ipv4.ip_unprivileged_port_start`, which only root may
+    /// bind.
+    #[error(
+        "rootless mode cannot publish port {port} ({binding}): ports below {start} need root (net.ipv4.ip_unprivileged_port_start = {start})"
+    )]
+    PrivilegedPort {
+        /// The host port.
+        port: u16,
+        /// The binding, `IP:PORT/PROTOCOL`.
+        binding: String,
+        /// The lowest port a user may bind.
+        start: u16,
+    },
     /// Something rootless mode does not do yet.
     #[error("not supported yet in rootless mode: {0}")]
     NotSupported(String),
@@ -100,6 +116,9 @@ impl RootlessError {
             }
             RootlessError::RangeTooSmall { user, .. } => Some(format!(
                 "give {user} 65536 ids: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}"
+            )),
+            RootlessError::PrivilegedPort { port, start, .. } => Some(format!(
+                "publish on a host port of {start} or above, or let users bind lower ports (as root): sysctl net.ipv4.ip_unprivileged_port_start={port}"
             )),
             RootlessError::NoCgroups { .. } => Some(
                 "delegate a cgroup v2 subtree to the user (systemd's user@.service with Delegate=yes on a cgroup v2 host), or run as root"
@@ -196,5 +215,76 @@ pub fn check_resources(resources: Option<&LinuxResources>) -> Result<(), Rootles
             reason: reason.into(),
         }),
         None => Ok(()),
+    }
+}
+
+/// The lowest port a user may bind in this network namespace
+/// (`net.ipv4.ip_unprivileged_port_start`; 1024 when it cannot be read, the kernel's default).
+pub fn unprivileged_port_start() -> u16 {
+    fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024)
+}
+
+/// Refuse published host ports a rootless container's forwarder cannot bind: its sockets are
+/// in the host's network namespace, which the user's namespace does not own, so ports below
+/// `net.ipv4.ip_unprivileged_port_start` are root's (as rootless Podman and Docker refuse
+/// them). Port 0 (any free port) is always allowed.
+pub fn check_ports(bindings: &[PortBinding]) -> Result<(), RootlessError> {
+    if !active() {
+        return Ok(());
+    }
+    privileged_port(bindings, unprivileged_port_start())
+}
+
+/// The first binding of a host port below `start` (port 0 is any free port), as the error.
+fn privileged_port(bindings: &[PortBinding], start: u16) -> Result<(), RootlessError> {
+    match bindings
+        .iter()
+        .find(|b| b.host_port != 0 && b.host_port < start)
+    {
+        Some(b) => Err(RootlessError::PrivilegedPort {
+            port: b.host_port,
+            binding: format!("{}:{}/{}", b.host_ip, b.host_port, b.protocol.as_str()),
+            start,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::Protocol;
+
+    fn binding(host_port: u16, protocol: Protocol) -> PortBinding {
+        PortBinding {
+            host_ip: "127.0.0.1".into(),
+            host_port,
+            container_port: 80,
+            protocol,
+        }
+    }
+
+    #[test]
+    fn ports_below_the_unprivileged_start_are_refused_naming_both() {
+        let ok = [binding(0, Protocol::Tcp), binding(1024, Protocol::Tcp)];
+        assert!(privileged_port(&ok, 1024).is_ok());
+        let low = [binding(8080, Protocol::Tcp), binding(53, Protocol::Udp)];
+        let err = privileged_port(&low, 1024).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rootless mode cannot publish port 53 (127.0.0.1:53/udp): ports below 1024 need root (net.ipv4.ip_unprivileged_port_start = 1024)"
+        );
+        assert!(
+            err.hint()
+                .unwrap()
+                .ends_with("sysctl net.ipv4.ip_unprivileged_port_start=53")
+        );
+        assert!(
+            privileged_port(&low, 53).is_ok(),
+            "the sysctl lowered to 53"
+        );
     }
 }
