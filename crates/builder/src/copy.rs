@@ -26,6 +26,10 @@ pub struct CopyOptions<'a> {
     pub dest: &'a str,
     /// `--chown` as numeric ids.
     pub owner: Option<(u32, u32)>,
+    /// Without `--chown`, the sources keep their owners (`COPY --from` a stage or an image,
+    /// as BuildKit and docker's builder since moby#38599 do) instead of becoming 0:0 (files
+    /// of the build context).
+    pub keep_owner: bool,
     /// `--chmod` bits.
     pub chmod: Option<u32>,
     /// The stage's layers (bottom first), to find existing directories.
@@ -98,6 +102,11 @@ fn materialize_into(
         let meta =
             std::fs::symlink_metadata(&e.path).map_err(|err| BuildError::io(&e.path, err))?;
         let mode = opts.chmod.unwrap_or(meta.permissions().mode() & 0o7777);
+        let (uid, gid) = if opts.keep_owner && opts.owner.is_none() {
+            (meta.uid(), meta.gid())
+        } else {
+            (uid, gid)
+        };
         match e.kind {
             EntryKind::Dir => {
                 if let Some(i) = queued.remove(&out) {
@@ -116,6 +125,8 @@ fn materialize_into(
                     src: &e.path,
                     out: out.clone(),
                     mode,
+                    uid,
+                    gid,
                     meta,
                 };
                 match queued.get(&out) {
@@ -144,12 +155,12 @@ fn materialize_into(
     if let Some(d) = deferred {
         for j in files.iter_mut() {
             if let Some(job) = j.take_if(|j| j.meta.len() >= DEFERRED_BYTES) {
-                d.add(job, uid, gid)?;
+                d.add(job)?;
             }
         }
     }
-    let born = Born::new(uid, gid, made.setgid || is_setgid(staging));
-    copy_files(&files, uid, gid, &born)?;
+    let born = Born::new(made.setgid || is_setgid(staging));
+    copy_files(&files, &born)?;
     // Directory times last: writing their entries changed them.
     for (dir, meta) in dirs.iter().rev() {
         set_times(dir, meta)?;
@@ -160,23 +171,21 @@ fn materialize_into(
 /// A COPY of at least this many bytes copies its files on several threads.
 const PARALLEL_COPY_BYTES: u64 = 32 << 20;
 
-/// One regular file of a COPY: from `src` to `out` with `mode`, the source's times.
+/// One regular file of a COPY: from `src` to `out` with `mode` and owner `uid`:`gid`, the
+/// source's times.
 struct FileJob<'a> {
     src: &'a Path,
     out: PathBuf,
     mode: u32,
+    uid: u32,
+    gid: u32,
     meta: std::fs::Metadata,
 }
 
 /// Copy `jobs` (holes skipped) on up to four threads; the first failure is returned.
-fn copy_files(
-    jobs: &[Option<FileJob<'_>>],
-    uid: u32,
-    gid: u32,
-    born: &Born,
-) -> Result<(), BuildError> {
+fn copy_files(jobs: &[Option<FileJob<'_>>], born: &Born) -> Result<(), BuildError> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let copy = |j: &FileJob<'_>| copy_file(j, uid, gid, born);
+    let copy = |j: &FileJob<'_>| copy_file(j, born);
     // Small files stay on this thread: creating many in one directory from several threads
     // contends on the directory's lock and costs more than it saves.
     let bytes: u64 = jobs.iter().flatten().map(|j| j.meta.len()).sum();
@@ -226,25 +235,33 @@ fn is_setgid(dir: &Path) -> bool {
 /// What a file this process creates already has, so that [`copy_file`] skips the `fchown`
 /// and `fchmod` that would only set it again (two of a small file's system calls).
 struct Born {
-    /// Created files already carry the wanted owner: it is this process's effective ids
-    /// and no directory of the tree is set-group-ID.
-    owned: bool,
+    /// The owner created files get (this process's effective ids), unless a directory of
+    /// the tree is set-group-ID.
+    ids: Option<(u32, u32)>,
     /// The process's umask, when known (`/proc/self/status`).
     umask: Option<u32>,
 }
 
 impl Born {
-    fn new(uid: u32, gid: u32, setgid_dirs: bool) -> Born {
-        let owned = !setgid_dirs
-            && nix::unistd::geteuid().as_raw() == uid
-            && nix::unistd::getegid().as_raw() == gid;
+    fn new(setgid_dirs: bool) -> Born {
+        let ids = (!setgid_dirs).then(|| {
+            (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            )
+        });
         let umask = std::fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|s| {
                 let line = s.lines().find(|l| l.starts_with("Umask:"))?;
                 u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
             });
-        Born { owned, umask }
+        Born { ids, umask }
+    }
+
+    /// Whether a created file is already owned by `uid`:`gid`.
+    fn owns(&self, uid: u32, gid: u32) -> bool {
+        self.ids == Some((uid, gid))
     }
 
     /// Whether creating with `mode` gives exactly `mode` (no set-id or sticky bits, none
@@ -263,7 +280,7 @@ const SMALL_FILE: usize = 64 << 10;
 /// that is one path lookup for the copy instead of five (unlink, create, lchown, chmod,
 /// utimensat), which is most of a COPY of many small files; owner and mode are set only
 /// when creating the file did not already give them ([`Born`]).
-fn copy_file(j: &FileJob<'_>, uid: u32, gid: u32, born: &Born) -> Result<(), BuildError> {
+fn copy_file(j: &FileJob<'_>, born: &Born) -> Result<(), BuildError> {
     use std::os::unix::fs::{OpenOptionsExt, fchown};
     let io = |err| BuildError::io(&j.out, err);
     let mut src = std::fs::File::open(j.src).map_err(|err| BuildError::io(j.src, err))?;
@@ -289,8 +306,8 @@ fn copy_file(j: &FileJob<'_>, uid: u32, gid: u32, born: &Born) -> Result<(), Bui
         std::io::copy(&mut src, &mut dst).map_err(io)?;
     }
     // Owner before mode: chown clears set-id bits (a mode given at creation has none).
-    if !born.owned {
-        fchown(&dst, Some(uid), Some(gid)).map_err(io)?;
+    if !born.owns(j.uid, j.gid) {
+        fchown(&dst, Some(j.uid), Some(j.gid)).map_err(io)?;
     }
     if !mode_at_create {
         dst.set_permissions(std::fs::Permissions::from_mode(j.mode))
@@ -355,7 +372,8 @@ impl Deferred {
         self.files.is_empty()
     }
 
-    fn add(&mut self, job: FileJob<'_>, uid: u32, gid: u32) -> Result<(), BuildError> {
+    fn add(&mut self, job: FileJob<'_>) -> Result<(), BuildError> {
+        let (uid, gid) = (job.uid, job.gid);
         let _ = std::fs::remove_file(&job.out);
         let f = std::fs::File::create_new(&job.out).map_err(|e| BuildError::io(&job.out, e))?;
         f.set_len(job.meta.len())
@@ -707,6 +725,7 @@ mod tests {
         let opts = CopyOptions {
             dest: "/app",
             owner: Some((1000, 1000)),
+            keep_owner: false,
             chmod: None,
             lower: &lowers,
         };
@@ -745,6 +764,7 @@ mod tests {
         let opts = CopyOptions {
             dest: "/tmp/x/renamed",
             owner: None,
+            keep_owner: false,
             chmod: Some(0o600),
             lower: &lowers,
         };
@@ -767,6 +787,7 @@ mod tests {
         let opts = CopyOptions {
             dest: "/tmp",
             owner: None,
+            keep_owner: false,
             chmod: None,
             lower: &lowers,
         };
@@ -782,7 +803,9 @@ mod tests {
         let (dir, _ctx, lower, staging) = setup();
         let ctx_dir = dir.path().join("modes");
         std::fs::create_dir(&ctx_dir).unwrap();
-        let modes = [0o644, 0o666, 0o444, 0o600, 0o777, 0o4755, 0o2711, 0o1700, 0o000];
+        let modes = [
+            0o644, 0o666, 0o444, 0o600, 0o777, 0o4755, 0o2711, 0o1700, 0o000,
+        ];
         for m in modes {
             let p = ctx_dir.join(format!("f{m:o}"));
             std::fs::write(&p, format!("{m:o}").repeat(100)).unwrap();
@@ -796,10 +819,13 @@ mod tests {
             .unwrap();
         let ctx = BuildContext::open(&ctx_dir, None).unwrap();
         let lowers = vec![lower];
-        let sel = ctx.select("COPY", &[".".to_string()], "/srv/", &[], false).unwrap();
+        let sel = ctx
+            .select("COPY", &[".".to_string()], "/srv/", &[], false)
+            .unwrap();
         let opts = CopyOptions {
             dest: "/srv/",
             owner: None,
+            keep_owner: false,
             chmod: None,
             lower: &lowers,
         };
@@ -811,7 +837,10 @@ mod tests {
             let meta = std::fs::metadata(&p).unwrap();
             assert_eq!(meta.mode() & 0o7777, m, "{}", p.display());
             assert_eq!((meta.uid(), meta.gid()), (0, 0), "{}", p.display());
-            assert_eq!(std::fs::read(&p).unwrap(), format!("{m:o}").repeat(100).as_bytes());
+            assert_eq!(
+                std::fs::read(&p).unwrap(),
+                format!("{m:o}").repeat(100).as_bytes()
+            );
         }
         assert_eq!(
             std::fs::read(staging.join("srv/big")).unwrap(),
@@ -835,6 +864,7 @@ mod tests {
         let opts = CopyOptions {
             dest: "/d/",
             owner: None,
+            keep_owner: false,
             chmod: None,
             lower: &lowers,
         };
@@ -900,6 +930,7 @@ mod tests {
         let opts = CopyOptions {
             dest: "/app",
             owner: Some((1000, 1001)),
+            keep_owner: false,
             chmod: None,
             lower: &lowers,
         };
@@ -972,6 +1003,7 @@ mod tests {
             let opts = CopyOptions {
                 dest: "/x",
                 owner: None,
+                keep_owner: false,
                 chmod: None,
                 lower: &lowers,
             };
@@ -1001,6 +1033,7 @@ mod tests {
         let opts = CopyOptions {
             dest: "/b/",
             owner: None,
+            keep_owner: false,
             chmod: None,
             lower: &lowers,
         };

@@ -18,7 +18,7 @@ use serde_json::Value;
 /// The compared Dockerfile. Its base has its own /etc/hostname, /etc/hosts and
 /// /etc/resolv.conf, as Debian-based images do.
 const DOCKERFILE: &str = r#"FROM base AS binaries
-RUN mkdir -p /out && echo built > /out/tool
+RUN mkdir -p /out && echo built > /out/tool && chown -R 1234:5678 /out
 
 FROM base
 ARG WITHVALUE=1
@@ -60,6 +60,8 @@ struct Image {
     layers: Vec<Vec<String>>,
     /// Regular files of the final filesystem (top-most layer wins), by path.
     files: BTreeMap<String, Vec<u8>>,
+    /// Owners (uid, gid) of the final filesystem's entries, by path.
+    owners: BTreeMap<String, (u64, u64)>,
 }
 
 impl Image {
@@ -89,6 +91,7 @@ impl Image {
             .collect();
         let mut layers = Vec::new();
         let mut files = BTreeMap::new();
+        let mut owners = BTreeMap::new();
         for l in manifest[0]["Layers"].as_array().unwrap() {
             let bytes = &entries[l.as_str().unwrap()];
             let mut names = Vec::new();
@@ -103,6 +106,10 @@ impl Image {
                 if name.is_empty() || name == "." {
                     continue;
                 }
+                owners.insert(
+                    name.clone(),
+                    (e.header().uid().unwrap(), e.header().gid().unwrap()),
+                );
                 if e.header().entry_type().is_file() {
                     let mut content = Vec::new();
                     e.read_to_end(&mut content).unwrap();
@@ -123,6 +130,7 @@ impl Image {
             config,
             layers,
             files,
+            owners,
         }
     }
 
@@ -272,6 +280,18 @@ fn expose_ranges_expand_to_one_port_each() {
     }
     assert!(ports.get("8000-8002/tcp").is_none(), "{ports}");
     assert_eq!(ports, &p.theirs.config["ExposedPorts"]);
+}
+
+/// `COPY --from` keeps the owners the files have in the source stage (BuildKit; docker's
+/// builder since moby#38599); files of the build context become 0:0.
+#[test]
+fn copy_from_keeps_the_source_stages_owners() {
+    let Some(p) = pair() else { return };
+    for (path, want) in [("usr/local/bin/tool", (1234, 5678)), ("real/f.txt", (0, 0))] {
+        let theirs = p.theirs.owners.get(path).copied();
+        assert_eq!(theirs, Some(want), "BuildKit's {path}");
+        assert_eq!(p.ours.owners.get(path).copied(), theirs, "{path}");
+    }
 }
 
 #[test]

@@ -638,7 +638,16 @@ fn copy_like(
             state.step_files = files;
             (Some(sel), Some(digest), Vec::new())
         }
-        Some(from) => (None, None, vec![from_identity(shared, from)?]),
+        // The second input marks records made since COPY --from keeps the sources' owners
+        // (earlier ones hold layers whose files were made 0:0).
+        Some(from) => (
+            None,
+            None,
+            vec![
+                from_identity(shared, from)?,
+                Digest::sha256_of(b"rbuild: COPY --from keeps owners"),
+            ],
+        ),
     };
     let keys = CopyKeys::of(
         shared,
@@ -680,6 +689,7 @@ fn copy_like(
     let opts = CopyOptions {
         dest: &dest,
         owner,
+        keep_owner: c.from.is_some(),
         chmod: mode,
         lower: &lowers,
     };
@@ -949,6 +959,7 @@ fn add(
     let opts = CopyOptions {
         dest: &dest,
         owner,
+        keep_owner: false,
         chmod: mode,
         lower: &lowers,
     };
@@ -1027,6 +1038,7 @@ fn workdir(
         let opts = CopyOptions {
             dest: &path,
             owner: ids,
+            keep_owner: false,
             chmod: None,
             lower: &lowers,
         };
