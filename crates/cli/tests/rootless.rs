@@ -163,6 +163,13 @@ impl User {
         p
     }
 
+    /// User `rbuild-test` with the busybox rootfs imported as `busybox`, or `None` (skip).
+    fn with_busybox(test: &str) -> Option<User> {
+        let u = User::new("rbuild-test", test)?;
+        u.busybox("busybox")?;
+        Some(u)
+    }
+
     /// The busybox rootfs imported as `name` by the user (the tarball made by root).
     fn busybox(&self, name: &str) -> Option<()> {
         let rootfs = common::busybox_rootfs(&self.path("bb"))?;
@@ -285,12 +292,9 @@ RUN rm /a.txt && rm -rf /home/user && mkdir -p /etc/opq && touch /etc/opq/new
 
 #[test]
 fn rootless_build_records_image_ids_in_layers_same_bytes_as_root() {
-    let Some(u) = User::new("rbuild-test", "rootless_build_records_image_ids_in_layers") else {
+    let Some(u) = User::with_busybox("rootless_build_records_image_ids_in_layers") else {
         return;
     };
-    if u.busybox("busybox").is_none() {
-        return;
-    }
     u.write("ctx/Dockerfile", OWNERS_DOCKERFILE);
     u.write("ctx/a.txt", "a\n");
     u.write("ctx/b.txt", "b\n");
@@ -355,12 +359,9 @@ fn rootless_build_records_image_ids_in_layers_same_bytes_as_root() {
 
 #[test]
 fn rootless_run_is_root_inside_and_user_option_works() {
-    let Some(u) = User::new("rbuild-test", "rootless_run_is_root_inside") else {
+    let Some(u) = User::with_busybox("rootless_run_is_root_inside") else {
         return;
     };
-    if u.busybox("busybox").is_none() {
-        return;
-    }
     let out = u.rbuild(&["run", "--rm", "--network", "none", "busybox", "id", "-u"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "0");
@@ -417,12 +418,9 @@ fn rootless_run_is_root_inside_and_user_option_works() {
 
 #[test]
 fn rootless_memory_limit_works_or_is_refused_clearly() {
-    let Some(u) = User::new("rbuild-test", "rootless_memory_limit") else {
+    let Some(u) = User::with_busybox("rootless_memory_limit") else {
         return;
     };
-    if u.busybox("busybox").is_none() {
-        return;
-    }
     for (flag, value) in [("-m", "32m"), ("--pids-limit", "10"), ("--cpus", "0.5")] {
         let out = u.rbuild(&[
             "run",
@@ -524,12 +522,9 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 
 #[test]
 fn rootless_networks_none_host_and_default_bridge_with_egress() {
-    let Some(u) = User::new("rbuild-test", "rootless_networks") else {
+    let Some(u) = User::with_busybox("rootless_networks") else {
         return;
     };
-    if u.busybox("busybox").is_none() {
-        return;
-    }
     // none: loopback only.
     let links = u.ok(&[
         "run",
@@ -595,12 +590,9 @@ fn rootless_networks_none_host_and_default_bridge_with_egress() {
 
 #[test]
 fn rootless_detached_container_publishes_a_port_and_lives_its_lifecycle() {
-    let Some(u) = User::new("rbuild-test", "rootless_detached_container") else {
+    let Some(u) = User::with_busybox("rootless_detached_container") else {
         return;
     };
-    if u.busybox("busybox").is_none() {
-        return;
-    }
     let port = support::free_port();
     let publish = format!("127.0.0.1:{port}:80");
     let id = u.ok(&[
@@ -662,12 +654,9 @@ fn rootless_detached_container_publishes_a_port_and_lives_its_lifecycle() {
 
 #[test]
 fn rootless_volumes_and_save_load() {
-    let Some(u) = User::new("rbuild-test", "rootless_volumes_and_save_load") else {
+    let Some(u) = User::with_busybox("rootless_volumes_and_save_load") else {
         return;
     };
-    if u.busybox("busybox").is_none() {
-        return;
-    }
     u.ok(&["volume", "create", "data"]);
     u.ok(&[
         "run",
@@ -909,12 +898,9 @@ RUN test ! -e /run/secrets/token && echo gone > /secret-after
 
 #[test]
 fn rootless_build_cache_mounts_persist_and_secrets_stay_out_of_layers() {
-    let Some(u) = User::new("rbuild-test", "rootless_build_cache_mounts_and_secrets") else {
+    let Some(u) = User::with_busybox("rootless_build_cache_mounts_and_secrets") else {
         return;
     };
-    if u.busybox("busybox").is_none() {
-        return;
-    }
     u.write("ctx/Dockerfile", CACHE_SECRET_DOCKERFILE);
     let secret = "rootless-secret-value-7f3a";
     u.write("token.txt", secret);
@@ -1148,12 +1134,9 @@ const COMPOSE_PROJECT: &str = r#"services:
 
 #[test]
 fn rootless_compose_project_goes_up_reaches_services_by_name_and_down() {
-    let Some(u) = User::new("rbuild-test", "rootless_compose_project") else {
+    let Some(u) = User::with_busybox("rootless_compose_project") else {
         return;
     };
-    if u.busybox("busybox").is_none() {
-        return;
-    }
     u.write("proj/compose.yaml", COMPOSE_PROJECT);
     let compose = |args: &[&str]| {
         let mut cmd = u.command(&u.path("rbuild"));
@@ -1313,12 +1296,9 @@ fn rootless_api_service_on_the_users_socket_serves_the_docker_cli() {
 
 #[test]
 fn rootless_bridge_without_a_usable_tun_device_is_refused_naming_the_cause() {
-    let Some(u) = User::new("rbuild-test", "rootless_bridge_without_a_usable_tun_device") else {
+    let Some(u) = User::with_busybox("rootless_bridge_without_a_usable_tun_device") else {
         return;
     };
-    if u.busybox("busybox").is_none() {
-        return;
-    }
     // /dev/net/tun shut to the user in a mount namespace of the test's own (the host's device
     // is not touched): a root-owned 0600 file bound over it.
     let fake = u.path("fake-tun");
@@ -1393,12 +1373,9 @@ CMD ["from-cmd"]
 
 #[test]
 fn rootless_build_runs_every_instruction() {
-    let Some(u) = User::new("rbuild-test", "rootless_build_runs_every_instruction") else {
+    let Some(u) = User::with_busybox("rootless_build_runs_every_instruction") else {
         return;
     };
-    if u.busybox("busybox").is_none() {
-        return;
-    }
     u.write("ctx/Dockerfile", EVERY_INSTRUCTION_DOCKERFILE);
     u.write("ctx/run.sh", "echo \"$(cat /app/heredoc.txt); args: $*\"\n");
     u.write("ctx/bound.txt", "bound\n");
