@@ -59,14 +59,8 @@ pub fn provide(
         hosts.clone()
     } else if kind.is_build() {
         build_hosts(&hostname)
-    } else if own_network {
-        let mut h = String::from(OWN_NETWORK_HOSTS);
-        if !hostname.is_empty() {
-            h.push_str(&format!("127.0.1.1\t{hostname}\n"));
-        }
-        h
     } else {
-        fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into())
+        docker_hosts(&hostname, own_network)
     };
     let resolv = match kind {
         EtcFiles::Given { resolv, .. } | EtcFiles::BuildOnNetwork { resolv } => resolv.clone(),
@@ -97,6 +91,24 @@ pub fn provide(
     }
     spec.set_mounts(Some(mounts));
     Ok(())
+}
+
+/// docker run's `/etc/hosts` for a container on no bridge network: a fresh one naming
+/// `hostname` in its own network namespace, the host's (ending in a newline) otherwise.
+pub(crate) fn docker_hosts(hostname: &str, own_network: bool) -> String {
+    if own_network {
+        let mut h = String::from(OWN_NETWORK_HOSTS);
+        if !hostname.is_empty() {
+            h.push_str(&format!("127.0.1.1\t{hostname}\n"));
+        }
+        return h;
+    }
+    let mut h =
+        fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into());
+    if !h.ends_with('\n') {
+        h.push('\n');
+    }
+    h
 }
 
 /// BuildKit's `/etc/hosts` for a build step (`buildkitsandbox` when the step has no name).

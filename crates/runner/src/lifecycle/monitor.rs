@@ -127,18 +127,7 @@ fn unbridged_etc(c: &Container) -> crate::EtcFiles {
     {
         return crate::EtcFiles::Docker;
     }
-    let mut hosts = if r.network == "host" {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into())
-    } else {
-        let mut h = String::from(crate::etc::OWN_NETWORK_HOSTS);
-        if !r.hostname.is_empty() {
-            h.push_str(&format!("127.0.1.1\t{}\n", r.hostname));
-        }
-        h
-    };
-    if !hosts.ends_with('\n') {
-        hosts.push('\n');
-    }
+    let mut hosts = crate::etc::docker_hosts(&r.hostname, r.network != "host");
     add_hosts(&mut hosts, &r.extra_hosts);
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let host_servers: String = host_resolv
