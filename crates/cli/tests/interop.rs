@@ -266,3 +266,84 @@ fn skopeo_oci_archives_load_and_rbuild_oci_output_is_readable_by_skopeo() {
         );
     }
 }
+
+/// `rbuild copy` into an OCI layout that holds images already adds to its index, as skopeo
+/// does: skopeo's image stays readable, a second image gets its own tag, and copying to a tag
+/// again replaces only that tag's entry.
+#[test]
+fn copy_into_an_existing_oci_layout_keeps_its_images() {
+    if !have_peer("skopeo", &["--version"]) {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    if busybox_image(r, "localhost/layout/a:1").is_none() {
+        return;
+    }
+    // A second, different image: the first with a label.
+    let ctx = r.join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost/layout/a:1\nLABEL second=yes\n",
+    )
+    .unwrap();
+    rbuild_ok(
+        r,
+        &[
+            "build",
+            "-q",
+            "-t",
+            "localhost/layout/b:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let archive = r.join("a.tar");
+    rbuild_ok(
+        r,
+        &[
+            "save",
+            "--format",
+            "oci",
+            "-o",
+            archive.to_str().unwrap(),
+            "localhost/layout/a:1",
+        ],
+    );
+    let layout = r.join("layout");
+    let oci = |tag: &str| format!("oci:{}:{tag}", layout.display());
+    run(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &format!("oci-archive:{}", archive.display()),
+            &oci("v1"),
+        ],
+    );
+    rbuild_ok(r, &["copy", "rbuild:localhost/layout/b:1", &oci("v2")]);
+    let label = |tag: &str| -> Value {
+        let config: Value =
+            serde_json::from_str(&run("skopeo", &["inspect", "--config", &oci(tag)])).unwrap();
+        config["config"]["Labels"]["second"].clone()
+    };
+    assert_eq!(label("v1"), Value::Null, "skopeo's image is still there");
+    assert_eq!(label("v2"), "yes");
+    // Again to v2, now the first image: v2 is replaced, v1 kept, two entries in all.
+    rbuild_ok(r, &["copy", "rbuild:localhost/layout/a:1", &oci("v2")]);
+    assert_eq!(label("v2"), Value::Null);
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let names: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(names.len(), 2, "{index}");
+    assert!(names.iter().any(|n| n.ends_with("v1")) && names.iter().any(|n| n.ends_with("v2")));
+}

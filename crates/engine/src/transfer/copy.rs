@@ -238,20 +238,10 @@ async fn send_list(
             Ok(list.digest.clone())
         }
         Location::Oci(dir, tag) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            let tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-            archive::save_index(
-                store,
-                &[(list.clone(), tag_names(tag)?)],
-                &[],
-                tmp.as_file(),
-            )
-            .with_context(|| format!("writing OCI layout {}", dir.display()))?;
-            let f = std::fs::File::open(tmp.path())?;
-            tar::Archive::new(f)
-                .unpack(dir)
-                .with_context(|| format!("writing OCI layout {}", dir.display()))?;
+            let names = tag_names(tag)?;
+            write_layout(dir, |f| {
+                archive::save_index(store, &[(list.clone(), names)], &[], f)
+            })?;
             Ok(list.digest.clone())
         }
     }
@@ -479,23 +469,77 @@ pub async fn send(
         }
         Location::Oci(dir, tag) => {
             let names = tag_names(image, tag.as_deref())?;
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            let tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-            archive::save(
-                store,
-                &[(image.clone(), names)],
-                ArchiveFormat::Oci,
-                tmp.as_file(),
-            )
-            .with_context(|| format!("writing OCI layout {}", dir.display()))?;
-            let f = std::fs::File::open(tmp.path())?;
-            tar::Archive::new(f)
-                .unpack(dir)
-                .with_context(|| format!("writing OCI layout {}", dir.display()))?;
+            write_layout(dir, |f| {
+                archive::save(store, &[(image.clone(), names)], ArchiveFormat::Oci, f)
+            })?;
             Ok(image.manifest_digest.clone())
         }
     }
+}
+
+/// Write an OCI layout into `dir` with `save` (which writes it as a tar): blobs and
+/// `oci-layout` first, then `index.json` (atomically) last. An existing layout keeps its
+/// images: the new entries are added to its index, replacing only an entry of the same
+/// name (`org.opencontainers.image.ref.name`) or the same unnamed manifest, as skopeo does.
+fn write_layout(
+    dir: &Path,
+    save: impl FnOnce(&std::fs::File) -> rbuild_store::Result<()>,
+) -> Result<()> {
+    let what = || format!("writing OCI layout {}", dir.display());
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let index_path = dir.join("index.json");
+    let existing =
+        match std::fs::read(&index_path) {
+            Ok(bytes) => Some(rbuild_oci::manifest::decode_index(&bytes).with_context(|| {
+                format!("reading {} (not an OCI layout?)", index_path.display())
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", index_path.display())),
+        };
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    save(tmp.as_file()).with_context(what)?;
+    let mut new_index = None;
+    let mut entries = tar::Archive::new(std::fs::File::open(tmp.path())?);
+    for e in entries.entries().with_context(what)? {
+        let mut e = e.with_context(what)?;
+        if e.path().with_context(what)?.as_os_str() == "index.json" {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut bytes).with_context(what)?;
+            new_index = Some(rbuild_oci::manifest::decode_index(&bytes).with_context(what)?);
+            continue;
+        }
+        e.unpack_in(dir).with_context(what)?;
+    }
+    let mut index = new_index.ok_or_else(|| invalid(format!("{}: no index.json", what())))?;
+    if let Some(old) = existing {
+        let name = |d: &oci_spec::image::Descriptor| {
+            d.annotations()
+                .as_ref()
+                .and_then(|a| a.get(archive::ANNOTATION_REF_NAME))
+                .cloned()
+        };
+        let added = index.manifests().clone();
+        let mut kept: Vec<_> = old
+            .manifests()
+            .iter()
+            .filter(|o| {
+                !added.iter().any(|n| match (name(o), name(n)) {
+                    (Some(a), Some(b)) => a == b,
+                    (None, None) => o.digest() == n.digest(),
+                    _ => false,
+                })
+            })
+            .cloned()
+            .collect();
+        kept.extend(added);
+        index.set_manifests(kept);
+    }
+    let mut out = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    serde_json::to_writer(out.as_file_mut(), &index).with_context(what)?;
+    out.persist(&index_path).with_context(what)?;
+    Ok(())
 }
 
 /// The names to record in an OCI index: the tag given (on the image's repository), else none.
