@@ -242,6 +242,36 @@ fn two_platform_build_pushes_an_index_that_skopeo_rbuild_and_docker_read() {
         "{err}"
     );
 
+    // Written whole (save/copy --all-platforms), the partly pulled image is refused, naming
+    // what is missing and how to get it; nothing is written.
+    let out_tar = work.path().join("partial-all.tar");
+    let layout = work.path().join("partial-layout");
+    for args in [
+        vec![
+            "save",
+            "--all-platforms",
+            "-o",
+            out_tar.to_str().unwrap(),
+            &tag,
+        ],
+        vec![
+            "copy",
+            "--all-platforms",
+            &format!("rbuild:{tag}"),
+            &format!("oci:{}:v1", layout.display()),
+        ],
+    ] {
+        let refused = rbuild(&fresh, &args);
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            err.contains("a multi-platform image of which this store holds only linux/amd64; not pulled: linux/arm64")
+                && err.contains("pull it with --all-platforms first"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!out_tar.exists() && !layout.join("index.json").exists());
+
     // Pushed on, the partly pulled image goes as the one image pulled (as docker pushes it).
     let partial = format!("{registry}/multi/partial:1");
     rbuild_ok(&fresh, &["push", "-q", &tag, &partial]);

@@ -51,6 +51,7 @@ impl Engine {
                 single.push(w.clone());
                 continue;
             };
+            require_every_platform(store, &list, w)?;
             let name = w
                 .parse::<Reference>()
                 .ok()
@@ -120,4 +121,44 @@ impl Engine {
         }
         Ok(loaded)
     }
+}
+
+/// Refuse to write the multi-platform image `list` (named `what`) whole when the store holds
+/// only some of its platforms (a pull of one platform keeps the index): the error names what
+/// is missing and how to get it, instead of a bare "not found" from deep in the write.
+pub(crate) fn require_every_platform(
+    store: &rbuild_store::Store,
+    list: &ImageList,
+    what: &str,
+) -> Result<()> {
+    let mut have = Vec::new();
+    let mut missing = Vec::new();
+    for (digest, platform) in list.entries() {
+        let whole = store.image(&digest).is_ok_and(|img| {
+            img.diff_ids()
+                .is_ok_and(|layers| layers.iter().all(|d| store.has_layer(d)))
+        });
+        let name = platform.map_or_else(|| digest.short().to_string(), |p| p.to_string());
+        if whole {
+            have.push(name)
+        } else {
+            missing.push(name)
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let held = if have.is_empty() {
+        "none of its platforms".to_string()
+    } else {
+        format!("only {}", have.join(", "))
+    };
+    Err(crate::EngineError::InvalidParameter(format!(
+        "{what}: a multi-platform image of which this store holds {held}; not pulled: {}",
+        missing.join(", ")
+    ))
+    .with_hint(format!(
+        "pull it with --all-platforms first, or name one platform with --platform {}",
+        have.first().map_or("OS/ARCH", String::as_str)
+    )))
 }

@@ -1,7 +1,7 @@
 //! Images: finding one for a container (its process defaults and unpacked layers), pulling a
 //! build's base, docker's inspect JSON; naming and removing them (`tag`, `rmi`, `image prune`).
 
-mod archive;
+pub(crate) mod archive;
 mod import;
 mod list;
 mod manifest_list;

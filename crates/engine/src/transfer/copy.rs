@@ -132,7 +132,10 @@ async fn fetch_all(
         }
         Location::Store(name) => {
             return match store.resolve_index(name)? {
-                Some(list) => Ok(Fetched::List(Box::new(list))),
+                Some(list) => {
+                    crate::images::archive::require_every_platform(store, &list, name)?;
+                    Ok(Fetched::List(Box::new(list)))
+                }
                 None => {
                     let image = store
                         .resolve(name)

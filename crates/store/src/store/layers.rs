@@ -184,6 +184,23 @@ impl Store {
         known.unwrap_or_else(|| image.size())
     }
 
+    /// Whether the store holds layer `diff_id` in some form [`Store::layer_reader`] reads:
+    /// a compressed or uncompressed blob, or its snapshot.
+    pub fn has_layer(&self, diff_id: &Digest) -> bool {
+        let Ok(rec) = self.layer_record(diff_id) else {
+            return false;
+        };
+        [Compression::None, Compression::Zstd, Compression::Gzip]
+            .iter()
+            .any(|c| {
+                rec.blobs
+                    .get(c.as_str())
+                    .is_some_and(|b| self.blobs.contains(&b.digest))
+            })
+            || self.blobs.contains(diff_id)
+            || self.tree_source(diff_id, &rec).is_some()
+    }
+
     /// The uncompressed tar of a layer, from whichever form the store holds.
     pub fn layer_reader(&self, diff_id: &Digest) -> Result<Box<dyn Read>> {
         let rec = self.layer_record(diff_id)?;
