@@ -120,6 +120,7 @@ const FUNCS: &[(&str, Func)] = &[
     ("rbuildPrint", go_print as Func),
     ("rbuildKeys", keys as Func),
     ("rbuildValues", values as Func),
+    ("rbuildLabel", label as Func),
     ("json", json as Func),
     ("join", join as Func),
     ("split", split as Func),
@@ -302,6 +303,34 @@ fn values(args: &[Value]) -> Result<Value, FuncError> {
 }
 
 /// Docker's `json`: the value as JSON, without a trailing newline.
+/// `rbuildLabel LABELS KEY`: the value of label KEY in a row's labels (docker's `k=v,k=v`
+/// text, a value holding commas kept whole, or a map), empty when it has none.
+fn label(args: &[Value]) -> Result<Value, FuncError> {
+    let [labels, key] = args else {
+        return Err(FuncError::ExactlyXArgs("Label".into(), 1));
+    };
+    let key = string_arg("Label", key)?;
+    let found = match labels {
+        Value::Map(m) => m.get(&key).map(go_format),
+        Value::String(text) => {
+            let mut pairs: Vec<(String, String)> = Vec::new();
+            for part in text.split(',') {
+                match (part.split_once('='), pairs.last_mut()) {
+                    (Some((k, v)), _) => pairs.push((k.to_owned(), v.to_owned())),
+                    (None, Some((_, v))) => {
+                        v.push(',');
+                        v.push_str(part);
+                    }
+                    (None, None) => {}
+                }
+            }
+            pairs.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        }
+        _ => None,
+    };
+    Ok(Value::String(found.unwrap_or_default()))
+}
+
 fn json(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(to_json(one("json", args)?).to_string()))
 }
@@ -539,6 +568,34 @@ fn actions(text: &str) -> Vec<Result<&str, Action<'_>>> {
 
 /// The template with printing actions formatted Go's way and `range` in Go's order (see
 /// the module's documentation).
+/// docker's `.Label "KEY"` method of `ps`, `images`, `volume ls` and `network ls` rows, as a
+/// call of [`label`] on the row's `Labels` (gtmpl has no methods): `(rbuildLabel .Labels "KEY")`.
+fn label_calls(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(at) = rest.find(".Label") {
+        let after = &rest[at + ".Label".len()..];
+        let starts_token =
+            at == 0 || !rest[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        let arg = after.trim_start();
+        let quoted = arg.starts_with('"') && after.starts_with(char::is_whitespace);
+        let end = quoted.then(|| arg[1..].find('"')).flatten();
+        match end {
+            Some(end) if starts_token => {
+                out.push_str(&rest[..at]);
+                out.push_str(&format!("(rbuildLabel .Labels {})", &arg[..end + 2]));
+                rest = &arg[end + 2..];
+            }
+            _ => {
+                out.push_str(&rest[..at + ".Label".len()]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn rewrite(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 32);
     let mut ranges = 0;
@@ -552,7 +609,8 @@ fn rewrite(text: &str) -> String {
         };
         let open = if a.trim_left { "{{- " } else { "{{" };
         let close = if a.trim_right { " -}}" } else { "}}" };
-        let body = a.body.trim();
+        let label_calls = label_calls(a.body.trim());
+        let body = label_calls.as_str();
         let word = body
             .split(|c: char| c.is_whitespace() || c == '(')
             .next()
@@ -616,6 +674,27 @@ mod tests {
 
     fn run(t: &str, v: serde_json::Value) -> String {
         Template::parse(t).unwrap().render(&v).unwrap()
+    }
+
+    #[test]
+    fn label_method_of_list_rows() {
+        let row = json!({"Labels": "a=1,com.x.svc=web,list=x,y", "Names": "c"});
+        assert_eq!(run(r#"{{.Label "a"}}"#, row.clone()), "1");
+        assert_eq!(
+            run(r#"{{.Label "com.x.svc"}}|{{.Names}}"#, row.clone()),
+            "web|c"
+        );
+        assert_eq!(run(r#"{{.Label "list"}}"#, row.clone()), "x,y");
+        assert_eq!(run(r#"{{.Label "missing"}}"#, row.clone()), "");
+        assert_eq!(
+            run(r#"{{if eq (.Label "a") "1"}}yes{{end}}"#, row.clone()),
+            "yes"
+        );
+        assert_eq!(
+            run("{{.Labels}}", row.clone()),
+            "a=1,com.x.svc=web,list=x,y"
+        );
+        assert_eq!(run(r#"{{.Label "b"}}"#, json!({"Labels": {"b": "2"}})), "2");
     }
 
     #[test]

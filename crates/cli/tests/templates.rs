@@ -129,19 +129,26 @@ fn inspect_templates_match_docker() {
     }
     // `table` templates: a header of docker's column names, columns aligned as docker's
     // tabwriter aligns them.
-    let table = "table {{.Names}}\t{{.Image}}\t{{.State}}";
-    let theirs = docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("name={name}"),
-        "--format",
-        table,
-    ]);
-    let out = rbuild(&root, &["ps", "-a", "--format", table]);
-    let ours = String::from_utf8_lossy(&out.stdout).into_owned();
-    if ours != theirs {
-        failures.push(format!("{table}\n  docker: {theirs:?}\n  rbuild: {ours:?}"));
+    // And `ps`'s `.Label "KEY"` method.
+    for format in [
+        "table {{.Names}}\t{{.Image}}\t{{.State}}",
+        r#"{{.Label "a"}}|{{.Label "z"}}|{{.Label "none"}}|{{.Labels}}"#,
+    ] {
+        let theirs = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("name={name}"),
+            "--format",
+            format,
+        ]);
+        let out = rbuild(&root, &["ps", "-a", "--format", format]);
+        let ours = String::from_utf8_lossy(&out.stdout).into_owned();
+        if ours != theirs {
+            failures.push(format!(
+                "{format}\n  docker: {theirs:?}\n  rbuild: {ours:?}"
+            ));
+        }
     }
     let _ = Command::new("docker").args(["rm", "-f", &name]).output();
     let _ = Command::new("docker").args(["volume", "rm", &vol]).output();
