@@ -124,6 +124,10 @@ pub fn run_step(
             ..Default::default()
         },
         remove: false,
+        // The step's upper directory becomes its layer; the build syncs the store once
+        // before recording RUN layers (`sync_store`) instead of each step's end syncing the
+        // whole filesystem.
+        volatile: true,
         etc: match &step.resolv_conf {
             Some(resolv) => rbuild_runner::EtcFiles::BuildOnNetwork {
                 resolv: resolv.clone(),

@@ -79,6 +79,11 @@ pub struct ContainerConfig {
     pub stdio: Stdio,
     /// Remove `dir` when the container ends.
     pub remove: bool,
+    /// The writable layer's changes need no durability: the container's directory goes when
+    /// it ends (`--rm`), or the caller syncs what it keeps (a build syncs the store before it
+    /// records a RUN step's layer). Its overlay is then mounted `volatile` (Linux 5.10+), so
+    /// the container's end does not sync the whole filesystem its upper directory is on.
+    pub volatile: bool,
     /// Which `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` it is given.
     pub etc: crate::etc::EtcFiles,
 }
@@ -208,6 +213,7 @@ fn prepare(config: &mut ContainerConfig, own_net: bool) -> Result<Prepared, Erro
                 lowers: layers.clone(),
                 upper: dir.join("upper"),
                 work: dir.join("work"),
+                volatile: config.volatile && crate::rootfs::volatile_supported(),
             }
         }
         Rootfs::Layers(layers) | Rootfs::Copy(layers) => {

@@ -53,6 +53,7 @@
 //!     init: true,
 //!     stdio: Stdio::default(),
 //!     remove: false,
+//!     volatile: false,
 //!     etc: EtcFiles::Docker,
 //! })?;
 //! assert_eq!(outcome.status.code(), 0);

@@ -112,6 +112,7 @@ mod tests {
             lowers: vec![r.to_path_buf(), top.path().to_path_buf()],
             upper: top.path().join("none"),
             work: top.path().join("none"),
+            volatile: false,
         };
         assert_eq!(
             resolve_in_rootfs(&layered, Path::new("/abs/dir")).unwrap(),

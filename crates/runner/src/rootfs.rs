@@ -24,6 +24,8 @@ pub enum RootfsSource {
         upper: PathBuf,
         /// overlayfs's scratch directory, on the same filesystem as `upper`.
         work: PathBuf,
+        /// Mount it `volatile`: no sync of the upper filesystem when it is unmounted.
+        volatile: bool,
     },
     /// A complete root filesystem directory, used as is (bind-mounted onto itself).
     Directory(PathBuf),
@@ -185,6 +187,27 @@ pub fn parse_options(options: &[String]) -> MountOptions {
     o
 }
 
+/// Whether this kernel mounts overlayfs with `volatile` (Linux 5.10+).
+pub(crate) fn volatile_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        let release = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        kernel_at_least(&release, (5, 10))
+    })
+}
+
+/// Whether kernel `release` (`6.18.44-...`) is `min` (major, minor) or later.
+fn kernel_at_least(release: &str, min: (u32, u32)) -> bool {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= min
+}
+
 /// Build the rootfs part of a container's plan.
 pub fn rootfs_ops(spec: &RootfsSpec<'_>) -> Result<Vec<Op>, Error> {
     let merged = spec.merged;
@@ -200,6 +223,7 @@ pub fn rootfs_ops(spec: &RootfsSpec<'_>) -> Result<Vec<Op>, Error> {
             lowers,
             upper,
             work,
+            volatile,
         } => {
             let render = |base: Option<&Path>| -> String {
                 let lowerdir: Vec<String> = lowers
@@ -211,7 +235,7 @@ pub fn rootfs_ops(spec: &RootfsSpec<'_>) -> Result<Vec<Op>, Error> {
                     })
                     .collect();
                 format!(
-                    "lowerdir={},upperdir={},workdir={}{}",
+                    "lowerdir={},upperdir={},workdir={}{}{}",
                     lowerdir.join(":"),
                     upper.display(),
                     work.display(),
@@ -221,7 +245,8 @@ pub fn rootfs_ops(spec: &RootfsSpec<'_>) -> Result<Vec<Op>, Error> {
                         ",userxattr"
                     } else {
                         ""
-                    }
+                    },
+                    if *volatile { ",volatile" } else { "" }
                 )
             };
             let mut data = render(None);
@@ -419,11 +444,43 @@ mod tests {
     }
 
     #[test]
+    fn a_volatile_overlay_says_so_and_kernels_are_compared_by_version() {
+        let source = RootfsSource::Overlay {
+            lowers: vec!["/l/base".into()],
+            upper: "/c/upper".into(),
+            work: "/c/work".into(),
+            volatile: true,
+        };
+        let spec = RootfsSpec {
+            merged: Path::new("/c/merged"),
+            source: &source,
+            mounts: &[],
+            masked_paths: &[],
+            readonly_paths: &[],
+            readonly_root: false,
+            own_network: true,
+        };
+        let calls = record(&spec);
+        assert!(
+            calls[1].starts_with("mount overlay /c/merged overlay 0x0 lowerdir=/l/base,upperdir=/c/upper,workdir=/c/work")
+                && calls[1].ends_with(",volatile"),
+            "{}",
+            calls[1]
+        );
+        assert!(kernel_at_least("6.18.44-fc-v1272", (5, 10)));
+        assert!(kernel_at_least("5.10.0-21-amd64", (5, 10)));
+        assert!(!kernel_at_least("5.4.0-150-generic", (5, 10)));
+        assert!(!kernel_at_least("4.19.0", (5, 10)));
+        assert!(!kernel_at_least("", (5, 10)));
+    }
+
+    #[test]
     fn overlay_lists_layers_top_first_then_mounts_then_pivots_then_masks() {
         let source = RootfsSource::Overlay {
             lowers: vec!["/l/base".into(), "/l/top".into()],
             upper: "/c/upper".into(),
             work: "/c/work".into(),
+            volatile: false,
         };
         let mounts = [
             mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
@@ -482,6 +539,7 @@ mod tests {
             lowers: lowers.clone(),
             upper: "/c/u".into(),
             work: "/c/w".into(),
+            volatile: false,
         };
         let spec = RootfsSpec {
             merged: Path::new("/c/m"),
@@ -508,6 +566,7 @@ mod tests {
             lowers: many,
             upper: "/c/u".into(),
             work: "/c/w".into(),
+            volatile: false,
         };
         let err = rootfs_ops(&RootfsSpec {
             source: &source,

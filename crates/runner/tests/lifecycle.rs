@@ -177,6 +177,7 @@ fn a_container_killed_mid_run_is_cleaned_up() {
         init: true,
         stdio: Default::default(),
         remove: true,
+        volatile: true,
         etc: rbuild_runner::EtcFiles::Docker,
     };
     let running = rbuild_runner::spawn(config).unwrap();
@@ -243,6 +244,7 @@ fn a_console_is_a_terminal_in_the_containers_own_devpts() {
             ..Default::default()
         },
         remove: true,
+        volatile: false,
         etc: rbuild_runner::EtcFiles::Docker,
     };
     let mut running = rbuild_runner::spawn(config).unwrap();

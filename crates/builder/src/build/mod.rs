@@ -245,6 +245,15 @@ pub(crate) struct Shared<'a> {
 }
 
 impl Shared<'_> {
+    /// Write everything dirty on the store's filesystem to disk (`syncfs`): RUN steps mount
+    /// their overlays `volatile`, so their layers are made durable here, once for a batch,
+    /// before their cache records say they exist.
+    pub(crate) fn sync_store(&self) -> Result<(), BuildError> {
+        let root = self.store.root();
+        let dir = std::fs::File::open(root).map_err(|e| BuildError::io(root, e))?;
+        nix::unistd::syncfs(&dir).map_err(|e| BuildError::io(root, std::io::Error::from(e)))
+    }
+
     /// Make sure layer `diff_id` is in the store: an imported layer reused lazily is fetched
     /// now. A failure ends the build with [`BuildError::ImportedLayer`] ([`build`] then
     /// builds again without that record).

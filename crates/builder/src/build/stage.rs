@@ -145,6 +145,18 @@ impl State {
     /// worked stay cached.
     pub fn resolve_pending(&mut self, shared: &Shared<'_>) -> Result<(), BuildError> {
         let mut first_error = None;
+        // RUN steps' overlays are volatile: their files reach the disk here, once, before
+        // any of their layers is recorded as a cache hit.
+        if self
+            .pending
+            .iter()
+            .any(|p| matches!(p.source, rbuild_store::LayerSource::OverlayUpper(_)))
+            && let Err(e) = shared.sync_store()
+        {
+            first_error = Some(e);
+            self.pending.iter_mut().for_each(|p| p.wait());
+            self.pending.clear();
+        }
         for mut p in std::mem::take(&mut self.pending) {
             p.wait();
             let stored = p

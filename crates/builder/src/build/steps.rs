@@ -239,6 +239,10 @@ fn commit_layer(
         created: created.clone(),
         inputs: state.step.take(),
     };
+    // A RUN step's overlay was volatile: its files reach the disk before the record.
+    if matches!(source, LayerSource::OverlayUpper(_)) {
+        shared.sync_store()?;
+    }
     shared.records.put(&key, &record)?;
     shared.record_used(state.stage, &key, &record);
     state.push_layer(created_by, diff_id, snapshot, key, created);

@@ -28,6 +28,7 @@ fn view(c: &Container) -> Result<(RootfsSource, Option<PathBuf>)> {
                 lowers: l.clone(),
                 upper: c.dir().join("upper"),
                 work: c.dir().join("work"),
+                volatile: false,
             },
             None,
         ),

@@ -73,6 +73,8 @@ pub fn container_config(
         init: c.record.init,
         stdio,
         remove: false,
+        // A `--rm` container's writable layer goes with it: no sync when it ends.
+        volatile: c.record.auto_remove,
         etc,
     })
 }

@@ -130,6 +130,8 @@ pub fn run(rootfs: Rootfs, opts: RunOptions, init: bool, remove: bool) -> Ran {
             console: None,
         },
         remove,
+        // Containers removed at their end need no durable upper layer.
+        volatile: remove,
         etc: rbuild_runner::EtcFiles::Docker,
     };
     let result = rbuild_runner::run(config);
