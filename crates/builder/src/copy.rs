@@ -89,8 +89,12 @@ fn materialize_into(
             .unwrap_or_default();
         ensure_parents(staging, &parent, opts, &mut dirs)?;
         let out = staging.join(target.trim_start_matches('/'));
-        let meta =
-            std::fs::symlink_metadata(&e.path).map_err(|err| BuildError::io(&e.path, err))?;
+        let meta = match &e.meta {
+            Some(m) => m.clone(),
+            None => {
+                std::fs::symlink_metadata(&e.path).map_err(|err| BuildError::io(&e.path, err))?
+            }
+        };
         let mode = opts.chmod.unwrap_or(meta.permissions().mode() & 0o7777);
         match e.kind {
             EntryKind::Dir => {

@@ -495,6 +495,7 @@ fn select_sources(
                 context_path: h.name.clone(),
                 dest_path: h.name.clone(),
                 kind: EntryKind::File,
+                meta: None,
             });
         }
         selection.dest_is_dir |= sources.len() > 1;
@@ -917,6 +918,7 @@ fn add(
             context_path: url,
             dest_path: name,
             kind: EntryKind::File,
+            meta: None,
         });
     }
     // Local archives named at the top level are unpacked into the destination (unless
