@@ -70,6 +70,9 @@ pub struct DigestCache {
     loaded: Vec<u8>,
     /// Where each persisted record starts in `loaded`, sorted by the records' paths.
     index: Vec<usize>,
+    /// The index position after the last persisted hit: a walk asks in path order, so the
+    /// next question is usually about that record.
+    next: usize,
     /// Digests made by this instance, by the path's bytes (they replace persisted ones).
     fresh: HashMap<Vec<u8>, (StatKey, Digest)>,
     hashed: u64,
@@ -127,11 +130,16 @@ impl DigestCache {
     }
 
     /// The persisted digest of `path` if it was recorded with stat `key`.
-    fn persisted(&self, path: &[u8], key: &StatKey) -> Option<Digest> {
-        let i = self
-            .index
-            .binary_search_by(|at| record_path(&self.loaded, *at).cmp(path))
-            .ok()?;
+    fn persisted(&mut self, path: &[u8], key: &StatKey) -> Option<Digest> {
+        let path_at = |i: usize| record_path(&self.loaded, self.index[i]);
+        let i = if self.next < self.index.len() && path_at(self.next) == path {
+            self.next
+        } else {
+            self.index
+                .binary_search_by(|at| record_path(&self.loaded, *at).cmp(path))
+                .ok()?
+        };
+        self.next = i + 1;
         let record = &self.loaded[self.index[i]..];
         if record[..STAT_LEN] != key.to_bytes() {
             return None;

@@ -171,9 +171,9 @@ impl BuildContext {
                     dest_is_dir = true;
                     if parents && rel != "." {
                         entries.push(entry(
-                            &path,
-                            &rel,
-                            &join(&base, basename(&rel)),
+                            path.clone(),
+                            rel.clone(),
+                            join(&base, basename(&rel)),
                             EntryKind::Dir,
                             meta.clone(),
                         ));
@@ -193,7 +193,8 @@ impl BuildContext {
                     } else {
                         EntryKind::Symlink
                     };
-                    entries.push(entry(&path, &rel, &join(&base, basename(&rel)), kind, meta));
+                    let dest_path = join(&base, basename(&rel));
+                    entries.push(entry(path, rel, dest_path, kind, meta));
                 }
             }
         }
@@ -335,36 +336,43 @@ impl Walk<'_> {
                 let meta = item
                     .metadata()
                     .map_err(|e| BuildError::io(item.path(), e))?;
-                children.push((item.path(), inner, context_path, ignored, meta));
+                let kind = if meta.is_dir() {
+                    EntryKind::Dir
+                } else if meta.file_type().is_symlink() {
+                    EntryKind::Symlink
+                } else {
+                    EntryKind::File
+                };
+                // A directory's path below the source is kept to walk it.
+                let is_dir = kind == EntryKind::Dir;
+                let (dest_path, below) = match (self.base.is_empty(), is_dir) {
+                    (true, false) => (inner, None),
+                    (true, true) => (inner.clone(), Some(inner)),
+                    (false, _) => (join(self.base, &inner), is_dir.then_some(inner)),
+                };
+                let e = entry(item.path(), context_path, dest_path, kind, meta);
+                children.push((e, ignored, below));
             }
         }
-        for (child, inner, context_path, ignored, meta) in children {
-            pending.retain(|p| context_path.starts_with(&format!("{}/", p.context_path)));
-            let is_dir = meta.is_dir();
-            let dest_path = join(self.base, &inner);
+        for (e, ignored, below) in children {
+            pending.retain(|p| e.context_path.starts_with(&format!("{}/", p.context_path)));
             if ignored {
                 // A directory only (see above), kept in case a `!pattern` re-includes below.
-                pending.push(entry(
-                    &child,
-                    &context_path,
-                    &dest_path,
-                    EntryKind::Dir,
-                    meta,
-                ));
-                self.level(&child, &inner, pending, out)?;
+                if let Some(below) = below {
+                    let dir = e.path.clone();
+                    pending.push(e);
+                    self.level(&dir, &below, pending, out)?;
+                }
                 continue;
             }
             out.append(pending);
-            let kind = if is_dir {
-                EntryKind::Dir
-            } else if meta.file_type().is_symlink() {
-                EntryKind::Symlink
-            } else {
-                EntryKind::File
-            };
-            out.push(entry(&child, &context_path, &dest_path, kind, meta));
-            if is_dir {
-                self.level(&child, &inner, pending, out)?;
+            match below {
+                Some(below) => {
+                    let dir = e.path.clone();
+                    out.push(e);
+                    self.level(&dir, &below, pending, out)?;
+                }
+                None => out.push(e),
             }
         }
         Ok(())
@@ -372,16 +380,16 @@ impl Walk<'_> {
 }
 
 fn entry(
-    path: &Path,
-    context_path: &str,
-    dest_path: &str,
+    path: PathBuf,
+    context_path: String,
+    dest_path: String,
     kind: EntryKind,
     meta: std::fs::Metadata,
 ) -> SourceEntry {
     SourceEntry {
-        path: path.to_path_buf(),
-        context_path: context_path.to_string(),
-        dest_path: dest_path.to_string(),
+        path,
+        context_path,
+        dest_path,
         kind,
         meta: Some(meta),
     }

@@ -615,8 +615,9 @@ fn copy_like(
     info: &StepInfo,
     c: &Copy,
 ) -> Result<bool, BuildError> {
+    // Made by whatever first writes under it (heredocs, a --from view, the staging tree),
+    // so a cache hit makes no directory.
     let dir = step_dir(shared, "copy", info);
-    std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
     let dest = absolute_dest(&c.dest, &state.config.workdir());
     let created_by = history::copy(
         ins.keyword(),
