@@ -188,6 +188,8 @@ impl DigestCache {
         let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
         std::fs::write(&tmp, &out).map_err(|e| BuildError::io(&tmp, e))?;
         std::fs::rename(&tmp, file).map_err(|e| BuildError::io(file, e))?;
+        // The JSON-lines cache older versions kept beside it is read no more.
+        let _ = std::fs::remove_file(file.with_extension("json"));
         self.dirty = false;
         Ok(())
     }
@@ -251,6 +253,9 @@ mod tests {
         let file = dir.path().join("f");
         std::fs::write(&file, b"hello").unwrap();
         let store = dir.path().join("cache/digests");
+        let legacy = dir.path().join("cache/digests.json");
+        std::fs::create_dir_all(legacy.parent().unwrap()).unwrap();
+        std::fs::write(&legacy, b"{}\n").unwrap();
         let mut cache = DigestCache::load(&store);
         let meta = std::fs::metadata(&file).unwrap();
         let d1 = cache.digest(&file, &meta).unwrap();
@@ -258,6 +263,7 @@ mod tests {
         assert_eq!(cache.digest(&file, &meta).unwrap(), d1);
         assert_eq!(cache.files_hashed(), 1);
         cache.save().unwrap();
+        assert!(!legacy.exists(), "the old JSON cache is removed");
 
         let mut reloaded = DigestCache::load(&store);
         assert_eq!(reloaded.digest(&file, &meta).unwrap(), d1);
