@@ -5,9 +5,10 @@
 //! so a fresh clone or a `touch` still hits. Keys are pinned by tests: a change here must bump
 //! [`CACHE_KEY_VERSION`].
 
+use std::fmt::Write as _;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use rbuild_oci::Digest;
+use rbuild_oci::{Algorithm, Digest, Hasher};
 use rbuild_parser::instructions::Instruction;
 use serde_json::json;
 
@@ -202,35 +203,57 @@ pub fn selection_files(
     cache: &mut DigestCache,
 ) -> Result<(Digest, std::collections::BTreeMap<String, String>), BuildError> {
     let mut files = std::collections::BTreeMap::new();
-    let mut lines = Vec::with_capacity(selection.entries.len() + 1);
-    lines.push(format!("dest_is_dir={}", selection.dest_is_dir));
+    let explained = selection.entries.len() <= EXPLAINED_FILES;
+    // The digest is of the entries' lines joined by newlines, hashed as they are made.
+    let mut hasher = Hasher::new(Algorithm::Sha256);
+    hasher.update(format!("dest_is_dir={}", selection.dest_is_dir).as_bytes());
     for e in &selection.entries {
-        let meta =
-            std::fs::symlink_metadata(&e.path).map_err(|err| BuildError::io(&e.path, err))?;
+        let lstat;
+        let meta = match &e.meta {
+            Some(m) => m,
+            None => {
+                lstat = std::fs::symlink_metadata(&e.path)
+                    .map_err(|err| BuildError::io(&e.path, err))?;
+                &lstat
+            }
+        };
         let mode = meta.permissions().mode() & 0o7777;
-        let what = match e.kind {
-            EntryKind::Dir => "dir".to_string(),
+        // "MODE WHAT" is the file's line for explanations; the digest's line is
+        // "DEST\tMODE\tWHAT". One string serves both.
+        let mut line = format!("{mode:o} ");
+        let what_at = line.len();
+        match e.kind {
+            EntryKind::Dir => line.push_str("dir"),
             EntryKind::File => {
                 // A regular file's lstat is its stat; only a followed link needs a second one.
+                let followed;
                 let meta = if meta.file_type().is_file() {
                     meta
                 } else {
-                    std::fs::metadata(&e.path).map_err(|err| BuildError::io(&e.path, err))?
+                    followed =
+                        std::fs::metadata(&e.path).map_err(|err| BuildError::io(&e.path, err))?;
+                    &followed
                 };
-                format!("file {} {}", meta.size(), cache.digest(&e.path, &meta)?)
+                let digest = cache.digest(&e.path, meta)?;
+                write!(line, "file {} {digest}", meta.size()).expect("writing to a string");
             }
             EntryKind::Symlink => {
                 let target =
                     std::fs::read_link(&e.path).map_err(|err| BuildError::io(&e.path, err))?;
-                format!("link {}", target.display())
+                write!(line, "link {}", target.display()).expect("writing to a string");
             }
-        };
-        if selection.entries.len() <= EXPLAINED_FILES {
-            files.insert(e.context_path.clone(), format!("{mode:o} {what}"));
         }
-        lines.push(format!("{}\t{mode:o}\t{what}", e.dest_path));
+        hasher.update(b"\n");
+        hasher.update(e.dest_path.as_bytes());
+        hasher.update(b"\t");
+        hasher.update(&line.as_bytes()[..what_at - 1]);
+        hasher.update(b"\t");
+        hasher.update(&line.as_bytes()[what_at..]);
+        if explained {
+            files.insert(e.context_path.clone(), line);
+        }
     }
-    Ok((Digest::sha256_of(lines.join("\n").as_bytes()), files))
+    Ok((hasher.finish(), files))
 }
 
 fn digest_of(doc: &serde_json::Value) -> Digest {
@@ -454,32 +477,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a"), b"one").unwrap();
         let ctx = crate::context::BuildContext::open(dir.path(), None).unwrap();
-        let sel = ctx
-            .select("COPY", &["a".to_string()], "/a", &[], false)
-            .unwrap();
         let mut cache = DigestCache::in_memory();
-        let d1 = selection_digest(&sel, &mut cache).unwrap();
+        // A selection holds the stat taken when it was made: select again after each change.
+        let mut digest = || {
+            let sel = ctx
+                .select("COPY", &["a".to_string()], "/a", &[], false)
+                .unwrap();
+            selection_digest(&sel, &mut cache).unwrap()
+        };
+        let d1 = digest();
         let f = std::fs::File::options()
             .write(true)
             .open(dir.path().join("a"))
             .unwrap();
         f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
-        assert_eq!(
-            selection_digest(&sel, &mut cache).unwrap(),
-            d1,
-            "touch must not change the digest"
-        );
+        assert_eq!(digest(), d1, "touch must not change the digest");
         std::fs::write(dir.path().join("a"), b"two").unwrap();
-        assert_ne!(selection_digest(&sel, &mut cache).unwrap(), d1);
+        assert_ne!(digest(), d1);
         std::fs::set_permissions(dir.path().join("a"), std::fs::Permissions::from_mode(0o600))
             .unwrap();
-        let d3 = selection_digest(&sel, &mut cache).unwrap();
+        let d3 = digest();
         std::fs::set_permissions(dir.path().join("a"), std::fs::Permissions::from_mode(0o644))
             .unwrap();
-        assert_ne!(
-            selection_digest(&sel, &mut cache).unwrap(),
-            d3,
-            "mode is part of the digest"
-        );
+        assert_ne!(digest(), d3, "mode is part of the digest");
     }
 }

@@ -3,18 +3,22 @@
 //! The key is (device, inode, size, mtime, ctime) of the file: a `touch` changes mtime and
 //! forces a re-hash, but the *digest* is of content, so the step's cache key (which uses
 //! digests, never times) still hits. A fresh clone has new inodes and is re-hashed once.
+//!
+//! The cache is persisted in a small binary file (a header line, then one record per file:
+//! the stat key, the digest and the path, length-prefixed), read in one go: a cached build
+//! of a large context loads it on every run.
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rbuild_oci::{Algorithm, Digest, Hasher};
-use serde::{Deserialize, Serialize};
 
 use crate::error::BuildError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct StatKey {
     dev: u64,
     ino: u64,
@@ -33,20 +37,44 @@ impl StatKey {
             ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
         }
     }
+
+    /// The persisted form: dev, ino, size, mtime and ctime, little-endian.
+    fn to_bytes(self) -> [u8; STAT_LEN] {
+        let mut out = [0u8; STAT_LEN];
+        out[0..8].copy_from_slice(&self.dev.to_le_bytes());
+        out[8..16].copy_from_slice(&self.ino.to_le_bytes());
+        out[16..24].copy_from_slice(&self.size.to_le_bytes());
+        out[24..40].copy_from_slice(&self.mtime_ns.to_le_bytes());
+        out[40..56].copy_from_slice(&self.ctime_ns.to_le_bytes());
+        out
+    }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Entry {
-    path: PathBuf,
-    stat: StatKey,
-    digest: Digest,
-}
+/// The persisted file's first bytes; a file without them (another version's) is ignored.
+const MAGIC: &[u8] = b"rbuild digest cache v2\n";
+/// A record is the stat key ([`StatKey::to_bytes`]), the path's length (4 bytes,
+/// little-endian), the digest (`sha256:` and 64 hex digits) and the path. Records are
+/// written sorted by path.
+const STAT_LEN: usize = 8 * 3 + 16 * 2;
+const DIGEST_LEN: usize = 7 + 64;
+const FIXED: usize = STAT_LEN + 4 + DIGEST_LEN;
 
-/// A stat-keyed cache of file content digests, persisted as JSON lines.
+/// A stat-keyed cache of file content digests, persisted in a binary file.
+///
+/// The persisted records stay as read, with an index sorted by path: loading costs one read
+/// and a scan, and a lookup is a binary search and a comparison of the stat's bytes.
 #[derive(Debug, Default)]
 pub struct DigestCache {
     file: Option<PathBuf>,
-    entries: HashMap<PathBuf, (StatKey, Digest)>,
+    /// The persisted file as read.
+    loaded: Vec<u8>,
+    /// Where each persisted record starts in `loaded`, sorted by the records' paths.
+    index: Vec<usize>,
+    /// The index position after the last persisted hit: a walk asks in path order, so the
+    /// next question is usually about that record.
+    next: usize,
+    /// Digests made by this instance, by the path's bytes (they replace persisted ones).
+    fresh: HashMap<Vec<u8>, (StatKey, Digest)>,
     hashed: u64,
     dirty: bool,
 }
@@ -57,17 +85,27 @@ impl DigestCache {
         Self::default()
     }
 
-    /// Load the cache persisted at `file` (missing or unreadable entries are ignored).
+    /// Load the cache persisted at `file` (a missing, foreign or damaged file, or the
+    /// damaged rest of one, is ignored: those files are hashed again).
     pub fn load(file: &Path) -> Self {
         let mut cache = DigestCache {
             file: Some(file.to_path_buf()),
             ..Default::default()
         };
-        if let Ok(text) = std::fs::read_to_string(file) {
-            for line in text.lines() {
-                if let Ok(e) = serde_json::from_str::<Entry>(line) {
-                    cache.entries.insert(e.path, (e.stat, e.digest));
-                }
+        if let Ok(bytes) = std::fs::read(file)
+            && bytes.starts_with(MAGIC)
+        {
+            let mut at = MAGIC.len();
+            while let Some(next) = record_end(&bytes, at) {
+                cache.index.push(at);
+                at = next;
+            }
+            cache.loaded = bytes;
+            let path = |at: &usize| record_path(&cache.loaded, *at);
+            if !cache.index.is_sorted_by(|a, b| path(a) <= path(b)) {
+                let mut index = std::mem::take(&mut cache.index);
+                index.sort_by(|a, b| path(a).cmp(path(b)));
+                cache.index = index;
             }
         }
         cache
@@ -76,17 +114,38 @@ impl DigestCache {
     /// The sha256 of a regular file's content, from the cache when its stat is unchanged.
     pub fn digest(&mut self, path: &Path, meta: &std::fs::Metadata) -> Result<Digest, BuildError> {
         let key = StatKey::of(meta);
-        if let Some((stat, digest)) = self.entries.get(path)
-            && *stat == key
-        {
-            return Ok(digest.clone());
+        let bytes = path.as_os_str().as_bytes();
+        if let Some((stat, digest)) = self.fresh.get(bytes) {
+            if *stat == key {
+                return Ok(digest.clone());
+            }
+        } else if let Some(digest) = self.persisted(bytes, &key) {
+            return Ok(digest);
         }
         let digest = hash_file(path)?;
         self.hashed += 1;
-        self.entries
-            .insert(path.to_path_buf(), (key, digest.clone()));
+        self.fresh.insert(bytes.to_vec(), (key, digest.clone()));
         self.dirty = true;
         Ok(digest)
+    }
+
+    /// The persisted digest of `path` if it was recorded with stat `key`.
+    fn persisted(&mut self, path: &[u8], key: &StatKey) -> Option<Digest> {
+        let path_at = |i: usize| record_path(&self.loaded, self.index[i]);
+        let i = if self.next < self.index.len() && path_at(self.next) == path {
+            self.next
+        } else {
+            self.index
+                .binary_search_by(|at| record_path(&self.loaded, *at).cmp(path))
+                .ok()?
+        };
+        self.next = i + 1;
+        let record = &self.loaded[self.index[i]..];
+        if record[..STAT_LEN] != key.to_bytes() {
+            return None;
+        }
+        let digest = &record[STAT_LEN + 4..FIXED];
+        std::str::from_utf8(digest).ok()?.parse().ok()
     }
 
     /// How many files were actually read and hashed by this instance.
@@ -102,25 +161,71 @@ impl DigestCache {
         if !self.dirty {
             return Ok(());
         }
-        let mut text = String::new();
-        for (path, (stat, digest)) in &self.entries {
-            let entry = Entry {
-                path: path.clone(),
-                stat: *stat,
-                digest: digest.clone(),
-            };
-            text.push_str(&serde_json::to_string(&entry).expect("serializable"));
-            text.push('\n');
+        // Persisted records not replaced, and the fresh ones, sorted by path.
+        let mut records: Vec<(&[u8], &[u8])> = self
+            .index
+            .iter()
+            .map(|at| (record_path(&self.loaded, *at), *at))
+            .filter(|(path, _)| !self.fresh.contains_key(*path))
+            .map(|(path, at)| (path, &self.loaded[at..at + FIXED + path.len()]))
+            .collect();
+        let fresh: Vec<(&[u8], Vec<u8>)> = self
+            .fresh
+            .iter()
+            .filter_map(|(path, (stat, digest))| {
+                Some((path.as_slice(), encode(path, stat, digest)?))
+            })
+            .collect();
+        records.extend(fresh.iter().map(|(path, r)| (*path, r.as_slice())));
+        records.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = MAGIC.to_vec();
+        for (_, record) in records {
+            out.extend_from_slice(record);
         }
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir).map_err(|e| BuildError::io(dir, e))?;
         }
         let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
-        std::fs::write(&tmp, text).map_err(|e| BuildError::io(&tmp, e))?;
+        std::fs::write(&tmp, &out).map_err(|e| BuildError::io(&tmp, e))?;
         std::fs::rename(&tmp, file).map_err(|e| BuildError::io(file, e))?;
+        // The JSON-lines cache older versions kept beside it is read no more.
+        let _ = std::fs::remove_file(file.with_extension("json"));
         self.dirty = false;
         Ok(())
     }
+}
+
+/// One record as persisted; `None` for a digest of another length than sha256's (none is
+/// made here).
+fn encode(path: &[u8], stat: &StatKey, digest: &Digest) -> Option<Vec<u8>> {
+    let text = digest.to_string();
+    if text.len() != DIGEST_LEN {
+        return None;
+    }
+    let mut out = Vec::with_capacity(FIXED + path.len());
+    out.extend_from_slice(&stat.to_bytes());
+    out.extend_from_slice(&u32::try_from(path.len()).ok()?.to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(path);
+    Some(out)
+}
+
+/// Where the record starting at `at` ends; `None` at the end or at a truncated record.
+fn record_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let fixed = bytes.get(at..at + FIXED)?;
+    let len = u32::from_le_bytes(fixed[STAT_LEN..STAT_LEN + 4].try_into().expect("4 bytes"));
+    let end = at + FIXED + len as usize;
+    (end <= bytes.len()).then_some(end)
+}
+
+/// The path of the record starting at `at` (which [`record_end`] accepted).
+fn record_path(bytes: &[u8], at: usize) -> &[u8] {
+    let len = u32::from_le_bytes(
+        bytes[at + STAT_LEN..at + STAT_LEN + 4]
+            .try_into()
+            .expect("4 bytes"),
+    );
+    &bytes[at + FIXED..at + FIXED + len as usize]
 }
 
 /// sha256 of a file's content, streamed.
@@ -147,7 +252,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, b"hello").unwrap();
-        let store = dir.path().join("cache/digests.jsonl");
+        let store = dir.path().join("cache/digests");
+        let legacy = dir.path().join("cache/digests.json");
+        std::fs::create_dir_all(legacy.parent().unwrap()).unwrap();
+        std::fs::write(&legacy, b"{}\n").unwrap();
         let mut cache = DigestCache::load(&store);
         let meta = std::fs::metadata(&file).unwrap();
         let d1 = cache.digest(&file, &meta).unwrap();
@@ -155,6 +263,7 @@ mod tests {
         assert_eq!(cache.digest(&file, &meta).unwrap(), d1);
         assert_eq!(cache.files_hashed(), 1);
         cache.save().unwrap();
+        assert!(!legacy.exists(), "the old JSON cache is removed");
 
         let mut reloaded = DigestCache::load(&store);
         assert_eq!(reloaded.digest(&file, &meta).unwrap(), d1);
@@ -171,5 +280,47 @@ mod tests {
             Digest::sha256_of(b"changed")
         );
         assert_eq!(reloaded.files_hashed(), 1);
+    }
+
+    #[test]
+    fn merged_on_save_and_damage_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["c", "a", "b"];
+        for n in names {
+            std::fs::write(dir.path().join(n), n).unwrap();
+        }
+        let meta = |n: &str| std::fs::metadata(dir.path().join(n)).unwrap();
+        let store = dir.path().join("digests");
+        // Two builds each hash some files; the second's save keeps the first's.
+        let mut first = DigestCache::load(&store);
+        first.digest(&dir.path().join("c"), &meta("c")).unwrap();
+        first.save().unwrap();
+        let mut second = DigestCache::load(&store);
+        for n in ["a", "b"] {
+            second.digest(&dir.path().join(n), &meta(n)).unwrap();
+        }
+        second.save().unwrap();
+        let mut third = DigestCache::load(&store);
+        for n in names {
+            assert_eq!(
+                third.digest(&dir.path().join(n), &meta(n)).unwrap(),
+                Digest::sha256_of(n.as_bytes())
+            );
+        }
+        assert_eq!(third.files_hashed(), 0);
+
+        // A record cut short is dropped (its file hashed again), the ones before it kept.
+        let bytes = std::fs::read(&store).unwrap();
+        std::fs::write(&store, &bytes[..bytes.len() - 1]).unwrap();
+        let mut cut = DigestCache::load(&store);
+        for n in names {
+            cut.digest(&dir.path().join(n), &meta(n)).unwrap();
+        }
+        assert_eq!(cut.files_hashed(), 1);
+        // Another version's file is ignored as a whole.
+        std::fs::write(&store, b"{\"path\":\"/x\"}\n").unwrap();
+        let mut foreign = DigestCache::load(&store);
+        foreign.digest(&dir.path().join("a"), &meta("a")).unwrap();
+        assert_eq!(foreign.files_hashed(), 1);
     }
 }

@@ -31,7 +31,7 @@ pub enum EntryKind {
 }
 
 /// One file a COPY/ADD will write.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SourceEntry {
     /// Absolute path on disk.
     pub path: PathBuf,
@@ -41,10 +41,13 @@ pub struct SourceEntry {
     pub dest_path: String,
     /// File type.
     pub kind: EntryKind,
+    /// `path`'s `lstat`, taken when the entry was selected (`None`: taken when needed). The
+    /// cache key and the copy use this one stat, so a walk stats each file once.
+    pub meta: Option<std::fs::Metadata>,
 }
 
 /// The sources of one COPY/ADD, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Selection {
     /// Every entry, sorted by destination path; directories precede their contents.
     pub entries: Vec<SourceEntry>,
@@ -168,10 +171,11 @@ impl BuildContext {
                     dest_is_dir = true;
                     if parents && rel != "." {
                         entries.push(entry(
-                            &path,
-                            &rel,
-                            &join(&base, basename(&rel)),
+                            path.clone(),
+                            rel.clone(),
+                            join(&base, basename(&rel)),
                             EntryKind::Dir,
+                            meta.clone(),
                         ));
                     }
                     let inner_base = if parents && rel != "." {
@@ -189,7 +193,8 @@ impl BuildContext {
                     } else {
                         EntryKind::Symlink
                     };
-                    entries.push(entry(&path, &rel, &join(&base, basename(&rel)), kind));
+                    let dest_path = join(&base, basename(&rel));
+                    entries.push(entry(path, rel, dest_path, kind, meta));
                 }
             }
         }
@@ -226,60 +231,17 @@ impl BuildContext {
         exclude: &Matcher,
         out: &mut Vec<SourceEntry>,
     ) -> Result<(), BuildError> {
-        let skip_ignored_dirs = !self.ignore.has_exclusions() && !exclude.has_exclusions();
-        let mut walk = walkdir::WalkDir::new(dir)
-            .min_depth(1)
-            .follow_links(false)
-            .sort_by_file_name()
-            .into_iter();
+        let walk = Walk {
+            context: self,
+            rel,
+            base,
+            exclude,
+            skip_ignored_dirs: !self.ignore.has_exclusions() && !exclude.has_exclusions(),
+        };
         // Ignored directories that may still hold re-included (`!pattern`) files: emitted
         // before the first such file so its parents exist with their own metadata.
         let mut pending: Vec<SourceEntry> = Vec::new();
-        while let Some(item) = walk.next() {
-            let item = item.map_err(|e| {
-                let path = e
-                    .path()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| dir.to_path_buf());
-                BuildError::io(path, e.into())
-            })?;
-            let inner = item
-                .path()
-                .strip_prefix(dir)
-                .expect("walkdir yields children")
-                .to_string_lossy()
-                .to_string();
-            let context_path = if rel == "." {
-                inner.clone()
-            } else {
-                format!("{rel}/{inner}")
-            };
-            let is_dir = item.file_type().is_dir();
-            pending.retain(|p| context_path.starts_with(&format!("{}/", p.context_path)));
-            if self.is_ignored(&context_path) || exclude.is_ignored(&context_path) {
-                if is_dir && skip_ignored_dirs {
-                    walk.skip_current_dir();
-                } else if is_dir {
-                    pending.push(entry(
-                        item.path(),
-                        &context_path,
-                        &join(base, &inner),
-                        EntryKind::Dir,
-                    ));
-                }
-                continue;
-            }
-            out.append(&mut pending);
-            let kind = if is_dir {
-                EntryKind::Dir
-            } else if item.file_type().is_symlink() {
-                EntryKind::Symlink
-            } else {
-                EntryKind::File
-            };
-            out.push(entry(item.path(), &context_path, &join(base, &inner), kind));
-        }
-        Ok(())
+        walk.level(dir, "", &mut pending, out)
     }
 
     /// Context paths matching a wildcard source, component by component, not ignored.
@@ -323,12 +285,113 @@ impl BuildContext {
     }
 }
 
-fn entry(path: &Path, context_path: &str, dest_path: &str, kind: EntryKind) -> SourceEntry {
+/// One directory source's walk: depth first, each directory's entries sorted by name, every
+/// entry stat'ed relative to its directory's descriptor (`fstatat`), which spares the kernel
+/// a path walk from the root per file.
+struct Walk<'a> {
+    context: &'a BuildContext,
+    /// The source directory's context path (`.` for the root).
+    rel: &'a str,
+    /// What the destination paths start with.
+    base: &'a str,
+    exclude: &'a Matcher,
+    /// No `!pattern` can re-include anything below an ignored directory.
+    skip_ignored_dirs: bool,
+}
+
+impl Walk<'_> {
+    /// Walk directory `path`, whose path below the source directory is `inner` ("" for the
+    /// source directory itself).
+    fn level(
+        &self,
+        path: &Path,
+        inner: &str,
+        pending: &mut Vec<SourceEntry>,
+        out: &mut Vec<SourceEntry>,
+    ) -> Result<(), BuildError> {
+        // This level's entries are stat'ed while its directory is open, then it is closed
+        // before descending, so a deep tree holds one descriptor at a time.
+        let mut children = Vec::new();
+        {
+            let read = std::fs::read_dir(path).map_err(|e| BuildError::io(path, e))?;
+            let mut items = Vec::new();
+            for item in read {
+                let item = item.map_err(|e| BuildError::io(path, e))?;
+                items.push((item.file_name(), item));
+            }
+            items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (name, item) in items {
+                let inner = join(inner, &name.to_string_lossy());
+                let context_path = if self.rel == "." {
+                    inner.clone()
+                } else {
+                    format!("{}/{inner}", self.rel)
+                };
+                let ignored = self.context.is_ignored(&context_path)
+                    || self.exclude.is_ignored(&context_path);
+                let is_dir = item.file_type().is_ok_and(|t| t.is_dir());
+                if ignored && (!is_dir || self.skip_ignored_dirs) {
+                    continue;
+                }
+                let meta = item
+                    .metadata()
+                    .map_err(|e| BuildError::io(item.path(), e))?;
+                let kind = if meta.is_dir() {
+                    EntryKind::Dir
+                } else if meta.file_type().is_symlink() {
+                    EntryKind::Symlink
+                } else {
+                    EntryKind::File
+                };
+                // A directory's path below the source is kept to walk it.
+                let is_dir = kind == EntryKind::Dir;
+                let (dest_path, below) = match (self.base.is_empty(), is_dir) {
+                    (true, false) => (inner, None),
+                    (true, true) => (inner.clone(), Some(inner)),
+                    (false, _) => (join(self.base, &inner), is_dir.then_some(inner)),
+                };
+                let e = entry(item.path(), context_path, dest_path, kind, meta);
+                children.push((e, ignored, below));
+            }
+        }
+        for (e, ignored, below) in children {
+            pending.retain(|p| e.context_path.starts_with(&format!("{}/", p.context_path)));
+            if ignored {
+                // A directory only (see above), kept in case a `!pattern` re-includes below.
+                if let Some(below) = below {
+                    let dir = e.path.clone();
+                    pending.push(e);
+                    self.level(&dir, &below, pending, out)?;
+                }
+                continue;
+            }
+            out.append(pending);
+            match below {
+                Some(below) => {
+                    let dir = e.path.clone();
+                    out.push(e);
+                    self.level(&dir, &below, pending, out)?;
+                }
+                None => out.push(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn entry(
+    path: PathBuf,
+    context_path: String,
+    dest_path: String,
+    kind: EntryKind,
+    meta: std::fs::Metadata,
+) -> SourceEntry {
     SourceEntry {
-        path: path.to_path_buf(),
-        context_path: context_path.to_string(),
-        dest_path: dest_path.to_string(),
+        path,
+        context_path,
+        dest_path,
         kind,
+        meta: Some(meta),
     }
 }
 

@@ -99,8 +99,12 @@ fn materialize_into(
             ensure_parents(staging, &parent, opts, &mut dirs, &mut made)?;
         }
         let out = staging.join(target.trim_start_matches('/'));
-        let meta =
-            std::fs::symlink_metadata(&e.path).map_err(|err| BuildError::io(&e.path, err))?;
+        let meta = match &e.meta {
+            Some(m) => m.clone(),
+            None => {
+                std::fs::symlink_metadata(&e.path).map_err(|err| BuildError::io(&e.path, err))?
+            }
+        };
         let mode = opts.chmod.unwrap_or(meta.permissions().mode() & 0o7777);
         let (uid, gid) = if opts.keep_owner && opts.owner.is_none() {
             (meta.uid(), meta.gid())

@@ -766,7 +766,7 @@ fn digest_cache_file(store: &Store, context: &Path) -> PathBuf {
         .root()
         .join("buildcache")
         .join("context")
-        .join(format!("{}.json", &id.hex()[..32]))
+        .join(format!("{}.digests", &id.hex()[..32]))
 }
 
 pub(crate) fn store_err(e: rbuild_store::StoreError) -> BuildError {

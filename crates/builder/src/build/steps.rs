@@ -499,6 +499,7 @@ fn select_sources(
                 context_path: h.name.clone(),
                 dest_path: h.name.clone(),
                 kind: EntryKind::File,
+                meta: None,
             });
         }
         selection.dest_is_dir |= sources.len() > 1;
@@ -618,8 +619,9 @@ fn copy_like(
     info: &StepInfo,
     c: &Copy,
 ) -> Result<bool, BuildError> {
+    // Made by whatever first writes under it (heredocs, a --from view, the staging tree),
+    // so a cache hit makes no directory.
     let dir = step_dir(shared, "copy", info);
-    std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
     let dest = absolute_dest(&c.dest, &state.config.workdir());
     let created_by = history::copy(
         ins.keyword(),
@@ -931,6 +933,7 @@ fn add(
             context_path: url,
             dest_path: name,
             kind: EntryKind::File,
+            meta: None,
         });
     }
     // Local archives named at the top level are unpacked into the destination (unless
