@@ -443,6 +443,19 @@ mod tests {
         sys.calls
     }
 
+    /// A rootfs plan of `source` at `merged` with no mounts, masks or read-only paths.
+    fn no_mounts<'a>(merged: &'a Path, source: &'a RootfsSource) -> RootfsSpec<'a> {
+        RootfsSpec {
+            merged,
+            source,
+            mounts: &[],
+            masked_paths: &[],
+            readonly_paths: &[],
+            readonly_root: false,
+            own_network: true,
+        }
+    }
+
     #[test]
     fn a_volatile_overlay_says_so_and_kernels_are_compared_by_version() {
         let source = RootfsSource::Overlay {
@@ -451,16 +464,7 @@ mod tests {
             work: "/c/work".into(),
             volatile: true,
         };
-        let spec = RootfsSpec {
-            merged: Path::new("/c/merged"),
-            source: &source,
-            mounts: &[],
-            masked_paths: &[],
-            readonly_paths: &[],
-            readonly_root: false,
-            own_network: true,
-        };
-        let calls = record(&spec);
+        let calls = record(&no_mounts(Path::new("/c/merged"), &source));
         assert!(
             calls[1].starts_with("mount overlay /c/merged overlay 0x0 lowerdir=/l/base,upperdir=/c/upper,workdir=/c/work")
                 && calls[1].ends_with(",volatile"),
@@ -541,16 +545,7 @@ mod tests {
             work: "/c/w".into(),
             volatile: false,
         };
-        let spec = RootfsSpec {
-            merged: Path::new("/c/m"),
-            source: &source,
-            mounts: &[],
-            masked_paths: &[],
-            readonly_paths: &[],
-            readonly_root: false,
-            own_network: true,
-        };
-        let calls = record(&spec);
+        let calls = record(&no_mounts(Path::new("/c/m"), &source));
         assert_eq!(calls[1], format!("chdir {dir}"));
         let lowerdir = format!("lowerdir={:064x}:{:064x}:", 49, 48);
         assert!(
@@ -568,12 +563,9 @@ mod tests {
             work: "/c/w".into(),
             volatile: false,
         };
-        let err = rootfs_ops(&RootfsSpec {
-            source: &source,
-            ..spec
-        })
-        .unwrap_err()
-        .to_string();
+        let err = rootfs_ops(&no_mounts(Path::new("/c/m"), &source))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("80 layers"), "{err}");
     }
 
