@@ -219,6 +219,17 @@ fn tool_path(tool: &str) -> PathBuf {
         .unwrap_or_else(|| tool.into())
 }
 
+/// Assert that `out` failed with exit `code` and a standard error holding every one of
+/// `needles`; returns that standard error.
+fn refused(out: &Output, code: i32, needles: &[&str]) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "missing {n:?} in:\n{err}");
+    }
+    err
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -491,16 +502,13 @@ fn rootless_with_too_few_subordinate_ids_is_refused_naming_the_fix() {
     let Some(u) = User::new("rbuild-test-small", "rootless_with_too_few_subordinate_ids") else {
         return;
     };
-    let out = u.rbuild(&["images"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(
-        err.contains("error: rbuild-test-small has 1000 subordinate uids in /etc/subuid; rootless mode needs at least 65535"),
-        "{err}"
-    );
-    assert!(
-        err.contains("hint: give rbuild-test-small 65536 ids: usermod --add-subuids"),
-        "{err}"
+    let err = refused(
+        &u.rbuild(&["images"]),
+        1,
+        &[
+            "error: rbuild-test-small has 1000 subordinate uids in /etc/subuid; rootless mode needs at least 65535",
+            "hint: give rbuild-test-small 65536 ids: usermod --add-subuids",
+        ],
     );
     assert_eq!(err.lines().count(), 2, "{err}");
 }
@@ -1069,18 +1077,15 @@ fn rootless_ports_below_the_unprivileged_start_are_refused_naming_the_sysctl() {
             args = vec!["run", "-d", "--name", "low", "-p", "127.0.0.1:80:80"];
         }
         args.extend(["busybox", "true"]);
-        let out = u.rbuild(&args);
-        assert_eq!(out.status.code(), Some(125), "{args:?}: {}", stderr(&out));
-        let err = stderr(&out);
-        assert!(
-            err.contains(&format!(
-                "rootless mode cannot publish port 80 (127.0.0.1:80/tcp): ports below {start} need root (net.ipv4.ip_unprivileged_port_start = {start})"
-            )),
-            "{err}"
-        );
-        assert!(
-            err.contains("sysctl net.ipv4.ip_unprivileged_port_start=80"),
-            "{err}"
+        refused(
+            &u.rbuild(&args),
+            125,
+            &[
+                &format!(
+                    "rootless mode cannot publish port 80 (127.0.0.1:80/tcp): ports below {start} need root (net.ipv4.ip_unprivileged_port_start = {start})"
+                ),
+                "sysctl net.ipv4.ip_unprivileged_port_start=80",
+            ],
         );
         // Refused before anything was made.
         assert_eq!(u.ok(&["ps", "-aq"]).trim(), "", "{args:?}");
@@ -1096,16 +1101,13 @@ fn rootless_without_newuidmap_is_refused_naming_the_package() {
     let bin = u.path("bin");
     fs::create_dir_all(&bin).unwrap();
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-    let out = u.rbuild_env(&[("PATH", bin.to_str().unwrap())], &["images"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(
-        err.contains("error: rootless mode needs newuidmap to map rbuild-test's subordinate ids, and it is not on PATH"),
-        "{err}"
-    );
-    assert!(
-        err.contains("hint: install the uidmap package (apt-get install uidmap)"),
-        "{err}"
+    let err = refused(
+        &u.rbuild_env(&[("PATH", bin.to_str().unwrap())], &["images"]),
+        1,
+        &[
+            "error: rootless mode needs newuidmap to map rbuild-test's subordinate ids, and it is not on PATH",
+            "hint: install the uidmap package (apt-get install uidmap)",
+        ],
     );
     assert_eq!(err.lines().count(), 2, "{err}");
     // Nothing was left: no namespace, no runtime state, no store.
