@@ -802,11 +802,9 @@ fn chroot_isolation_builds_inside_an_unprivileged_docker_container() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let Some(rootfs) = common::busybox_rootfs(work.path()) else {
+    let Some(tarball) = common::busybox_tarball(work.path()) else {
         return;
     };
-    let tarball = work.path().join("busybox.tar");
-    tar_dir(&rootfs, &tarball);
     // The container's image: the busybox userland (imported, never pulled).
     let image = format!("rbuild-chroot-test-{}", std::process::id());
     let imported = Command::new("docker")
@@ -968,11 +966,9 @@ fn rootless_pull_from_a_registry_into_a_fresh_store_and_run() {
     };
     // Root's rbuild puts busybox (with its files owned by 1000) into the registry.
     let root = tempfile::tempdir().unwrap();
-    let Some(rootfs) = common::busybox_rootfs(root.path()) else {
+    let Some(tarball) = common::busybox_tarball(root.path()) else {
         return;
     };
-    let tarball = root.path().join("busybox.tar");
-    tar_dir(&rootfs, &tarball);
     let target = format!("{registry}/rootless-pull/busybox:{}", std::process::id());
     let store = root.path().join("store");
     for args in [

@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{busybox_rootfs, have_peer, rbuild, tar_dir};
+use common::{busybox_tarball, have_peer, rbuild};
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().unwrap();
@@ -48,11 +48,9 @@ fn inspect_templates_match_docker() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let Some(rootfs) = busybox_rootfs(work.path()) else {
+    let Some(tarball) = busybox_tarball(work.path()) else {
         return;
     };
-    let tarball = work.path().join("rootfs.tar");
-    tar_dir(&rootfs, &tarball);
     let root = work.path().join("root");
     let tag = format!("rbuild-templates-busybox:{}", std::process::id());
     let name = format!("tpl-{}", std::process::id());

@@ -106,6 +106,15 @@ pub fn tar_dir(dir: &Path, tarball: &Path) {
     assert!(status.success(), "tar of {}", dir.display());
 }
 
+/// The busybox root filesystem (see [`busybox_rootfs`]) made under `dir` and packed as
+/// `dir/busybox.tar`; returns the tarball. `None` (skip) as [`busybox_rootfs`].
+pub fn busybox_tarball(dir: &Path) -> Option<PathBuf> {
+    let rootfs = busybox_rootfs(dir)?;
+    let tarball = dir.join("busybox.tar");
+    tar_dir(&rootfs, &tarball);
+    Some(tarball)
+}
+
 /// Import the busybox rootfs into the store at `root` as `name`; returns the image ID.
 pub fn busybox_image(root: &Path, name: &str) -> Option<String> {
     let work = tempfile::tempdir().unwrap();
