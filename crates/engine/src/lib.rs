@@ -41,6 +41,7 @@ mod containers;
 mod engine;
 mod error;
 pub mod events;
+mod files;
 mod filters;
 mod images;
 mod info;

@@ -10,6 +10,7 @@ use rbuild_oci::Digest;
 use rbuild_store::Store;
 
 use crate::error::{EngineError, Result, ResultExt};
+use crate::files::write_atomic;
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -17,20 +18,6 @@ fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
     dir.join("blobs")
         .join(digest.algorithm().as_str())
         .join(digest.hex())
-}
-
-/// Write `file` to `dest` through a temporary file beside it and a rename.
-fn write_atomic(
-    dest: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-) -> Result<()> {
-    let parent = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)
-        .with_context(|| format!("creating a file in {}", parent.display()))?;
-    write(tmp.as_file_mut()).with_context(|| format!("writing {}", dest.display()))?;
-    tmp.persist(dest)?;
-    Ok(())
 }
 
 /// Write the artifact `manifest` (in the store, with its config and layers) into `dir`,
@@ -43,6 +30,9 @@ pub(super) fn write(store: &Store, dir: &Path, manifest: &Digest, size: u64) -> 
         if dest.is_file() {
             continue;
         }
+        let parent = dest.parent().unwrap_or(dir);
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
         let mut src = store.blob_reader(d)?;
         write_atomic(&dest, |f| std::io::copy(&mut src, f).map(|_| ()))?;
     }

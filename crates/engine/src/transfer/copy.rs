@@ -14,6 +14,7 @@ use rbuild_store::{Image, Store};
 use super::{pull_to_store, push_from_store};
 use crate::Engine;
 use crate::error::{EngineError, OptionExt, Result, ResultExt};
+use crate::files::write_atomic;
 
 fn invalid(message: String) -> EngineError {
     EngineError::InvalidParameter(message)
@@ -538,11 +539,7 @@ fn write_layout(
         kept.extend(added);
         index.set_manifests(kept);
     }
-    let mut out = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    serde_json::to_writer(out.as_file_mut(), &index).with_context(what)?;
-    out.persist(&index_path).with_context(what)?;
-    Ok(())
+    write_atomic(&index_path, |f| serde_json::to_writer(f, &index))
 }
 
 /// The names to record in an OCI index: the tag given (on the image's repository), else none.
@@ -568,17 +565,9 @@ pub fn write_archive(
     format: ArchiveFormat,
     file: &Path,
 ) -> Result<()> {
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    archive::save(store, &[(image.clone(), names)], format, tmp.as_file())
-        .with_context(|| format!("writing {}", file.display()))?;
-    tmp.persist(file)
-        .with_context(|| format!("writing {}", file.display()))?;
-    Ok(())
+    write_atomic(file, |f| {
+        archive::save(store, &[(image.clone(), names)], format, &*f)
+    })
 }
 
 /// Write the multi-platform image `list` with `names` as an OCI archive `file` (replaced only
@@ -589,17 +578,9 @@ pub fn write_index_archive(
     names: &[Reference],
     file: &Path,
 ) -> Result<()> {
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    archive::save_index(store, &[(list.clone(), names.to_vec())], &[], tmp.as_file())
-        .with_context(|| format!("writing {}", file.display()))?;
-    tmp.persist(file)
-        .with_context(|| format!("writing {}", file.display()))?;
-    Ok(())
+    write_atomic(file, |f| {
+        archive::save_index(store, &[(list.clone(), names.to_vec())], &[], &*f)
+    })
 }
 
 #[cfg(test)]
