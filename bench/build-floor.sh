@@ -10,12 +10,17 @@
 # DEST/run/generated once; then its tar is hashed (its content is only known when it ends).
 # No cache keys, no container, no store, no fsync. Prints the two diffIDs.
 #
-#   bench/build-floor.sh DATA DEST
+# With CHANGED (one file of DATA), the floor of a rebuild after that file changed: only it is
+# written (a build can link the unchanged files from its previous copy), the COPY's tar is still
+# hashed whole, beside the RUN (which only needs the files complete).
+#
+#   bench/build-floor.sh DATA DEST [CHANGED]
 set -euo pipefail
 exec python3 - "$@" <<'PY'
 import hashlib, os, queue, shutil, subprocess, sys, tarfile, threading
 
 data, dest = sys.argv[1], sys.argv[2]
+changed = os.path.abspath(sys.argv[3]) if len(sys.argv) > 3 else None
 CHUNK = 4 << 20
 
 
@@ -57,7 +62,8 @@ def layer(name, files):
     print(name, out["digest"])
 
 
-def copy_files():
+def copy_files(hash_only=False):
+    """The COPY's entries; with hash_only, its files are only read for the tar stream."""
     yield "data/", None, os.path.join(dest, "data"), 0
     for root, dirs, names in os.walk(data):
         dirs.sort()
@@ -68,7 +74,8 @@ def copy_files():
         for n in sorted(names):
             src = os.path.join(root, n)
             arc = os.path.normpath(os.path.join("data", rel, n))
-            yield arc, open(src, "rb"), os.path.join(dest, arc), os.path.getsize(src)
+            target = None if hash_only else os.path.join(dest, arc)
+            yield arc, open(src, "rb"), target, os.path.getsize(src)
 
 
 busybox = os.environ.get("RBUILD_BUSYBOX") or shutil.which("busybox")
@@ -82,6 +89,15 @@ def run_layer():
     layer("run", [("generated", open(generated, "rb"), None, os.path.getsize(generated))])
 
 
-layer("copy", copy_files())
-run_layer()
+if changed is None:
+    layer("copy", copy_files())
+    run_layer()
+else:
+    rel = os.path.relpath(changed, data)
+    os.makedirs(os.path.dirname(os.path.join(dest, "data", rel)), exist_ok=True)
+    shutil.copyfile(changed, os.path.join(dest, "data", rel))
+    hashing = threading.Thread(target=layer, args=("copy", copy_files(hash_only=True)))
+    hashing.start()
+    run_layer()
+    hashing.join()
 PY

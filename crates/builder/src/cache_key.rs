@@ -13,7 +13,7 @@ use rbuild_parser::instructions::Instruction;
 use serde_json::json;
 
 use crate::checksum::DigestCache;
-use crate::context::{EntryKind, Selection};
+use crate::context::{EntryKind, Selection, SourceEntry};
 use crate::error::BuildError;
 
 /// The version of the derivation; part of every key.
@@ -225,17 +225,8 @@ pub fn selection_files(
         match e.kind {
             EntryKind::Dir => line.push_str("dir"),
             EntryKind::File => {
-                // A regular file's lstat is its stat; only a followed link needs a second one.
-                let followed;
-                let meta = if meta.file_type().is_file() {
-                    meta
-                } else {
-                    followed =
-                        std::fs::metadata(&e.path).map_err(|err| BuildError::io(&e.path, err))?;
-                    &followed
-                };
-                let digest = cache.digest(&e.path, meta)?;
-                write!(line, "file {} {digest}", meta.size()).expect("writing to a string");
+                let (digest, size) = file_digest(e, meta, cache)?;
+                write!(line, "file {size} {digest}").expect("writing to a string");
             }
             EntryKind::Symlink => {
                 let target =
@@ -254,6 +245,51 @@ pub fn selection_files(
         }
     }
     Ok((hasher.finish(), files))
+}
+
+/// The content digest of each entry of `selection` that is a regular file (`None` for the
+/// others), in the selection's order: what [`selection_files`] hashed, asked again of `cache`.
+pub fn selection_digests(
+    selection: &Selection,
+    cache: &mut DigestCache,
+) -> Result<Vec<Option<Digest>>, BuildError> {
+    let mut out = Vec::with_capacity(selection.entries.len());
+    for e in &selection.entries {
+        out.push(match e.kind {
+            EntryKind::File => {
+                let lstat;
+                let meta = match &e.meta {
+                    Some(m) => m,
+                    None => {
+                        lstat = std::fs::symlink_metadata(&e.path)
+                            .map_err(|err| BuildError::io(&e.path, err))?;
+                        &lstat
+                    }
+                };
+                Some(file_digest(e, meta, cache)?.0)
+            }
+            _ => None,
+        });
+    }
+    Ok(out)
+}
+
+/// A selected regular file's content digest and size, given its `lstat`: a followed link's
+/// are its target's.
+fn file_digest(
+    e: &SourceEntry,
+    lstat: &std::fs::Metadata,
+    cache: &mut DigestCache,
+) -> Result<(Digest, u64), BuildError> {
+    // A regular file's lstat is its stat; only a followed link needs a second one.
+    let followed;
+    let meta = if lstat.file_type().is_file() {
+        lstat
+    } else {
+        followed = std::fs::metadata(&e.path).map_err(|err| BuildError::io(&e.path, err))?;
+        &followed
+    };
+    Ok((cache.digest(&e.path, meta)?, meta.size()))
 }
 
 fn digest_of(doc: &serde_json::Value) -> Digest {

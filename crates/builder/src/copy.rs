@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
+use rbuild_oci::Digest;
 use rbuild_store::direct::{self, AlignedBuf, CHUNK, DirectFile};
 use rbuild_store::layer::FileContents;
 
@@ -34,6 +35,103 @@ pub struct CopyOptions<'a> {
     pub chmod: Option<u32>,
     /// The stage's layers (bottom first), to find existing directories.
     pub lower: &'a [PathBuf],
+    /// The content digest of each selected entry that is a regular file (aligned with the
+    /// selection's entries): then the copy lists its files with their digests
+    /// ([`Copied::files`]) and may link unchanged ones from `donor`.
+    pub digests: Option<&'a [Option<Digest>]>,
+    /// An earlier COPY's layer whose unchanged files are linked instead of copied.
+    pub donor: Option<&'a Donor>,
+}
+
+/// The layer of an earlier COPY, from which a COPY links the files that are the same in
+/// every respect the layer's tar records (content, size, mode, owner, mtime), instead of
+/// writing them again: a hard link shares the inode, so the new layer's tree, tar and diffID
+/// are exactly those of a copy, and neither tree is ever written in place (snapshots are
+/// read-only lowers; a RUN step above changes a file in its overlay's upper, a new inode).
+/// The content is decided by digest, as the step cache decides it: the digest recorded for
+/// the file when the earlier COPY made it against the digest of the source now. A link is
+/// taken only where reusing the earlier layer whole would have been (a cache hit trusts the
+/// same per-file digests).
+#[derive(Debug)]
+pub struct Donor {
+    /// The earlier layer's snapshot directory.
+    dir: PathBuf,
+    /// Its regular files by image path, with the content digest each was copied with.
+    files: std::collections::HashMap<String, Digest>,
+}
+
+impl Donor {
+    /// The layer whose snapshot is `dir`, with the file list a COPY wrote for it
+    /// ([`write_file_list`]) at `list`; `None` when the list is missing or damaged.
+    pub fn load(dir: PathBuf, list: &Path) -> Option<Donor> {
+        let bytes = std::fs::read(list).ok()?;
+        let mut files = std::collections::HashMap::new();
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            let nul = rest.iter().position(|&b| b == 0)?;
+            let path = std::str::from_utf8(&rest[..nul]).ok()?;
+            let hex = rest.get(nul + 1..nul + 65)?;
+            if rest.get(nul + 65) != Some(&b'\n') {
+                return None;
+            }
+            let digest: Digest = format!("sha256:{}", std::str::from_utf8(hex).ok()?)
+                .parse()
+                .ok()?;
+            files.insert(path.to_string(), digest);
+            rest = &rest[nul + 66..];
+        }
+        Some(Donor { dir, files })
+    }
+
+    /// The donor's file to link for image path `target` when it has the content `digest`
+    /// and, on disk, exactly the size, mode, owner and mtime the copy would give it.
+    fn file_for(&self, target: &str, digest: &Digest, job: &FileJob<'_>) -> Option<PathBuf> {
+        if self.files.get(target) != Some(digest) {
+            return None;
+        }
+        let path = self.dir.join(target.trim_start_matches('/'));
+        let m = std::fs::symlink_metadata(&path).ok()?;
+        let same = m.file_type().is_file()
+            && m.len() == job.meta.len()
+            && m.mode() & 0o7777 == job.mode
+            && (m.uid(), m.gid()) == (job.uid, job.gid)
+            && (m.mtime(), m.mtime_nsec()) == (job.meta.mtime(), job.meta.mtime_nsec());
+        same.then_some(path)
+    }
+}
+
+/// Write the file list of a COPY's layer ([`Copied::files`]) to `path`, through a temporary
+/// file and a rename: each file as its image path, a NUL, its sha256 digest in hex and a
+/// newline.
+pub fn write_file_list(path: &Path, files: &[(String, Digest)]) -> Result<(), BuildError> {
+    let mut out = Vec::with_capacity(files.len() * 100);
+    for (target, digest) in files {
+        if digest.algorithm().as_str() != "sha256" || target.contains('\0') {
+            continue;
+        }
+        out.extend_from_slice(target.as_bytes());
+        out.push(0);
+        out.extend_from_slice(digest.hex().as_bytes());
+        out.push(b'\n');
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| BuildError::io(dir, e))?;
+    }
+    crate::build::write_atomic(path, &out)
+}
+
+/// What a COPY wrote.
+#[derive(Default)]
+pub struct Copied {
+    /// The image paths written.
+    pub written: Vec<String>,
+    /// Its large files, still to be filled ([`materialize_deferring`]).
+    pub deferred: Deferred,
+    /// With [`CopyOptions::digests`]: each regular file in the layer by image path, with its
+    /// content digest (what [`write_file_list`] keeps for a later COPY's [`Donor`]).
+    pub files: Vec<(String, Digest)>,
+    /// How many files were linked from the donor.
+    pub linked: usize,
 }
 
 /// Write `selection` into `staging` (the new layer's tree). Returns the image paths written.
@@ -42,29 +140,27 @@ pub fn materialize(
     opts: &CopyOptions<'_>,
     staging: &Path,
 ) -> Result<Vec<String>, BuildError> {
-    let mut deferred = None;
-    materialize_into(selection, opts, staging, &mut deferred)
+    Ok(materialize_into(selection, opts, staging, false)?.written)
 }
 
-/// [`materialize`], leaving files of [`DEFERRED_BYTES`] or more empty: created with their
-/// size, owner, mode and times, and filled by the returned [`Deferred`] while the layer's tar
-/// is hashed from `staging`. Nothing may write into `staging` before that.
+/// [`materialize`], leaving files of [`DEFERRED_BYTES`] or more empty (unless files were
+/// linked from a [`Donor`]): created with their size, owner, mode and times, and filled by
+/// the returned [`Deferred`] while the layer's tar is hashed from `staging`. Nothing may
+/// write into `staging` before that.
 pub fn materialize_deferring(
     selection: &Selection,
     opts: &CopyOptions<'_>,
     staging: &Path,
-) -> Result<(Vec<String>, Deferred), BuildError> {
-    let mut deferred = Some(Deferred::default());
-    let written = materialize_into(selection, opts, staging, &mut deferred)?;
-    Ok((written, deferred.unwrap_or_default()))
+) -> Result<Copied, BuildError> {
+    materialize_into(selection, opts, staging, true)
 }
 
 fn materialize_into(
     selection: &Selection,
     opts: &CopyOptions<'_>,
     staging: &Path,
-    deferred: &mut Option<Deferred>,
-) -> Result<Vec<String>, BuildError> {
+    defer: bool,
+) -> Result<Copied, BuildError> {
     let dest = opts.dest.trim_end_matches('/');
     let into_dir =
         selection.dest_is_dir || opts.dest.ends_with('/') || lower::is_dir(opts.lower, dest);
@@ -80,7 +176,7 @@ fn materialize_into(
     // the same path replaces an earlier one, as copying in order would.
     let mut files: Vec<Option<FileJob<'_>>> = Vec::new();
     let mut queued: std::collections::HashMap<PathBuf, usize> = Default::default();
-    for e in &selection.entries {
+    for (i, e) in selection.entries.iter().enumerate() {
         let target = if into_dir {
             format!("{dest}/{}", e.dest_path)
         } else {
@@ -128,6 +224,8 @@ fn materialize_into(
                 let job = FileJob {
                     src: &e.path,
                     out: out.clone(),
+                    target: target.clone(),
+                    digest: opts.digests.and_then(|d| d.get(i)?.as_ref()),
                     mode,
                     uid,
                     gid,
@@ -156,10 +254,29 @@ fn materialize_into(
         }
         written.push(target);
     }
-    if let Some(d) = deferred {
+    let mut copied = Copied::default();
+    if opts.digests.is_some() {
+        copied.files = files
+            .iter()
+            .flatten()
+            .filter_map(|j| Some((j.target.clone(), j.digest?.clone())))
+            .collect();
+    }
+    if let Some(donor) = opts.donor {
+        for j in files.iter_mut() {
+            if j.as_ref().is_some_and(|j| link_from(donor, j)) {
+                *j = None;
+                copied.linked += 1;
+            }
+        }
+    }
+    // Deferring saves the page cache a large copy's pages, but makes the layer's hash part
+    // of the step. With files linked from a donor, what is left to write is what changed,
+    // usually little: it is copied now, and the layer hashed beside the next steps.
+    if defer && copied.linked == 0 {
         for j in files.iter_mut() {
             if let Some(job) = j.take_if(|j| j.meta.len() >= DEFERRED_BYTES) {
-                d.add(job)?;
+                copied.deferred.add(job)?;
             }
         }
     }
@@ -169,7 +286,24 @@ fn materialize_into(
     for (dir, meta) in dirs.iter().rev() {
         set_times(dir, meta)?;
     }
-    Ok(written)
+    copied.written = written;
+    Ok(copied)
+}
+
+/// Link `job`'s destination to the donor's same file when it has one; whether it did (a
+/// failed link, e.g. across filesystems or past the link limit, leaves the file to copy).
+fn link_from(donor: &Donor, job: &FileJob<'_>) -> bool {
+    let Some(from) = job.digest.and_then(|d| donor.file_for(&job.target, d, job)) else {
+        return false;
+    };
+    match std::fs::hard_link(&from, &job.out) {
+        Ok(()) => true,
+        // An earlier entry of the same COPY put something there (e.g. a symlink).
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(&job.out).is_ok() && std::fs::hard_link(&from, &job.out).is_ok()
+        }
+        Err(_) => false,
+    }
 }
 
 /// A COPY of at least this many bytes copies its files on several threads.
@@ -180,6 +314,10 @@ const PARALLEL_COPY_BYTES: u64 = 32 << 20;
 struct FileJob<'a> {
     src: &'a Path,
     out: PathBuf,
+    /// The image path (`/app/src/a.txt`).
+    target: String,
+    /// The source's content digest, when the caller gave them.
+    digest: Option<&'a Digest>,
     mode: u32,
     uid: u32,
     gid: u32,
@@ -720,6 +858,99 @@ mod tests {
     }
 
     #[test]
+    fn unchanged_files_are_linked_from_a_donor_and_the_layer_is_a_copys() {
+        use rbuild_store::LayerSource;
+        let (d, ctx_unused, lower, first) = setup();
+        drop(ctx_unused);
+        let ctx_dir = d.path().join("ctx");
+        std::fs::write(ctx_dir.join("src/c.txt"), "cccc").unwrap();
+        std::fs::write(ctx_dir.join("src/d.txt"), "dddd").unwrap();
+        let lowers = vec![lower];
+        let select = || {
+            let ctx = BuildContext::open(&ctx_dir, None).unwrap();
+            let sel = ctx
+                .select("COPY", &["src".to_string()], "/app", &[], false)
+                .unwrap();
+            let mut cache = crate::checksum::DigestCache::in_memory();
+            let digests = crate::cache_key::selection_digests(&sel, &mut cache).unwrap();
+            (sel, digests)
+        };
+        let opts = |digests, donor| CopyOptions {
+            dest: "/app",
+            owner: Some((1000, 1001)),
+            keep_owner: false,
+            chmod: None,
+            lower: &lowers,
+            digests,
+            donor,
+        };
+        let (sel, digests) = select();
+        let made = materialize_deferring(&sel, &opts(Some(&digests), None), &first).unwrap();
+        assert_eq!(made.linked, 0);
+        let mut listed: Vec<&str> = made.files.iter().map(|(p, _)| p.as_str()).collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            ["/app/a.sh", "/app/c.txt", "/app/d.txt", "/app/sub/b.txt"]
+        );
+        let list = d.path().join("list");
+        write_file_list(&list, &made.files).unwrap();
+        let donor = Donor::load(first.clone(), &list).unwrap();
+        assert_eq!(donor.files.len(), 4);
+
+        // c.txt: new content of the same size, its mtime put back; d.txt: the same content
+        // but the donor's copy has another mode (as if made with another --chmod).
+        let c = ctx_dir.join("src/c.txt");
+        let before = std::fs::metadata(&c).unwrap();
+        std::fs::write(&c, "CCCC").unwrap();
+        set_times(&c, &before).unwrap();
+        std::fs::set_permissions(
+            first.join("app/d.txt"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        let (sel, digests) = select();
+        let second = staging_in(&d, "second");
+        let made =
+            materialize_deferring(&sel, &opts(Some(&digests), Some(&donor)), &second).unwrap();
+        let ino = |p: &Path| std::fs::symlink_metadata(p).unwrap().ino();
+        for same in ["app/a.sh", "app/sub/b.txt"] {
+            assert_eq!(
+                ino(&first.join(same)),
+                ino(&second.join(same)),
+                "{same} linked"
+            );
+        }
+        for other in ["app/c.txt", "app/d.txt"] {
+            assert_ne!(
+                ino(&first.join(other)),
+                ino(&second.join(other)),
+                "{other} copied"
+            );
+        }
+        assert_eq!(made.linked, 2);
+        assert_eq!(std::fs::read(second.join("app/c.txt")).unwrap(), b"CCCC");
+        assert_eq!(std::fs::read(first.join("app/c.txt")).unwrap(), b"cccc");
+
+        // The layer is exactly a plain copy's.
+        let plain = staging_in(&d, "plain");
+        materialize(&sel, &opts(None, None), &plain).unwrap();
+        let hash = |dir: &Path| {
+            rbuild_store::hash_layer_dir(
+                &LayerSource::Tree(dir.to_path_buf()),
+                &mut rbuild_store::layer::ReadFiles,
+            )
+            .unwrap()
+            .diff_id
+        };
+        assert_eq!(hash(&second), hash(&plain));
+
+        // A damaged list is no donor.
+        std::fs::write(&list, b"/app/a.sh\0abc\n").unwrap();
+        assert!(Donor::load(first.clone(), &list).is_none());
+    }
+
+    #[test]
     fn directory_contents_with_chown_and_kept_modes() {
         let (_d, ctx, lower, staging) = setup();
         let sel = ctx
@@ -732,6 +963,8 @@ mod tests {
             keep_owner: false,
             chmod: None,
             lower: &lowers,
+            digests: None,
+            donor: None,
         };
         let written = materialize(&sel, &opts, &staging).unwrap();
         assert_eq!(
@@ -771,6 +1004,8 @@ mod tests {
             keep_owner: false,
             chmod: Some(0o600),
             lower: &lowers,
+            digests: None,
+            donor: None,
         };
         materialize(&sel, &opts, &staging).unwrap();
         assert_eq!(
@@ -794,6 +1029,8 @@ mod tests {
             keep_owner: false,
             chmod: None,
             lower: &lowers,
+            digests: None,
+            donor: None,
         };
         assert_eq!(materialize(&sel, &opts, &staging).unwrap(), ["/tmp/a.sh"]);
     }
@@ -832,6 +1069,8 @@ mod tests {
             keep_owner: false,
             chmod: None,
             lower: &lowers,
+            digests: None,
+            donor: None,
         };
         materialize(&sel, &opts, &staging).unwrap();
         let srv = std::fs::metadata(staging.join("srv")).unwrap();
@@ -871,6 +1110,8 @@ mod tests {
             keep_owner: false,
             chmod: None,
             lower: &lowers,
+            digests: None,
+            donor: None,
         };
         materialize(&sel, &opts, &staging).unwrap();
         assert_eq!(
@@ -937,11 +1178,17 @@ mod tests {
             keep_owner: false,
             chmod: None,
             lower: &lowers,
+            digests: None,
+            donor: None,
         };
         let plain = staging_in(&d, "plain");
         let written = materialize(&sel, &opts, &plain).unwrap();
         let filled = staging_in(&d, "filled");
-        let (written2, mut deferred) = materialize_deferring(&sel, &opts, &filled).unwrap();
+        let Copied {
+            written: written2,
+            mut deferred,
+            ..
+        } = materialize_deferring(&sel, &opts, &filled).unwrap();
         assert_eq!(written, written2);
         let mut left: Vec<_> = deferred.files.keys().cloned().collect();
         left.sort();
@@ -1010,9 +1257,13 @@ mod tests {
                 keep_owner: false,
                 chmod: None,
                 lower: &lowers,
+                digests: None,
+                donor: None,
             };
             let staging = staging_in(&d, "s");
-            let (_, mut deferred) = materialize_deferring(&sel, &opts, &staging).unwrap();
+            let mut deferred = materialize_deferring(&sel, &opts, &staging)
+                .unwrap()
+                .deferred;
             let src = d.path().join("ctx/src/suid.bin");
             let len = std::fs::metadata(&src).unwrap().len();
             let f = std::fs::File::options().write(true).open(&src).unwrap();
@@ -1040,9 +1291,13 @@ mod tests {
             keep_owner: false,
             chmod: None,
             lower: &lowers,
+            digests: None,
+            donor: None,
         };
         let staging = staging_in(&d, "s");
-        let (_, mut deferred) = materialize_deferring(&sel, &opts, &staging).unwrap();
+        let mut deferred = materialize_deferring(&sel, &opts, &staging)
+            .unwrap()
+            .deferred;
         assert!(!deferred.is_empty());
         let err = deferred.finish().unwrap_err();
         assert!(err.to_string().contains("never asked for"), "{err}");

@@ -1165,11 +1165,23 @@ fn same_size_same_mtime_content_change_is_a_cache_miss() {
         return;
     };
     f.write("src/a.txt", "one\n");
+    f.write("src/b.txt", "unchanged\n");
     f.write(
         "Dockerfile",
         "FROM busybox:local\nCOPY src/ /src/\nCMD [\"cat\", \"/src/a.txt\"]\n",
     );
     f.build_ok(&["-t", "m:1"]);
+    // The COPY layer's snapshot (the busybox layer is the first).
+    let copy_snapshot = || {
+        let layers = rbuild_ok(
+            &f.root(),
+            &["inspect", "-f", "{{json .RootFS.Layers}}", "m:1"],
+        );
+        let layers: Vec<String> = serde_json::from_str(layers.trim()).unwrap();
+        let hex = layers[1].strip_prefix("sha256:").unwrap().to_owned();
+        f.root().join("snapshots/sha256").join(hex).join("src")
+    };
+    let first = copy_snapshot();
     let path = f.ctx().join("src/a.txt");
     let before = std::fs::metadata(&path).unwrap();
     // The same size, written in place (same inode), the old mtime put back: only the content
@@ -1190,4 +1202,21 @@ fn same_size_same_mtime_content_change_is_a_cache_miss() {
     let log = f.build_ok(&["-t", "m:1"]);
     assert_eq!(cached_steps(&log), (0, 2), "the COPY must run again: {log}");
     assert_eq!(rbuild_ok(&f.root(), &["run", "--rm", "m:1"]), "two\n");
+    // The new COPY links the unchanged file from the first one's layer, never the changed
+    // one, whose size, mode, owner and mtime are all the same: its content decides.
+    let second = copy_snapshot();
+    assert_ne!(first, second);
+    let ino = |p: PathBuf| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(ino(first.join("b.txt")), ino(second.join("b.txt")));
+    assert_ne!(ino(first.join("a.txt")), ino(second.join("a.txt")));
+    assert_eq!(
+        std::fs::read_to_string(first.join("a.txt")).unwrap(),
+        "one\n"
+    );
+    // --no-cache reuses nothing of earlier builds, links included.
+    f.write("src/a.txt", "six\n");
+    f.build_ok(&["--no-cache", "-t", "m:1"]);
+    let third = copy_snapshot();
+    assert_ne!(ino(second.join("b.txt")), ino(third.join("b.txt")));
+    assert_eq!(rbuild_ok(&f.root(), &["run", "--rm", "m:1"]), "six\n");
 }

@@ -91,6 +91,13 @@ impl Records {
         Ok(())
     }
 
+    /// Where a COPY's file list for the layer of the step with `key` is kept
+    /// (`buildcache/copies/<key hex>`, [`crate::copy::write_file_list`]).
+    pub fn file_list(&self, key: &Digest) -> PathBuf {
+        let root = self.dir.parent().unwrap_or(&self.dir);
+        root.join("copies").join(key.hex())
+    }
+
     /// The index directories a record with `inputs` is listed in: by parent, by step.
     fn index_dirs(&self, inputs: &KeyInputs) -> [PathBuf; 2] {
         let index = self.dir.parent().unwrap_or(&self.dir).join("index");

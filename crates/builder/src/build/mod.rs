@@ -23,6 +23,7 @@ use rbuild_parser::instructions::{MetaScope, Platforms, parse_dockerfile, unused
 use rbuild_runner::{LoopbackNetwork, Network};
 use rbuild_store::{Image, ImageList, Store};
 
+pub(crate) use cache::write_atomic;
 pub use cache::{KeyInputs, Record, Records};
 pub use imported::{CacheEntry, CacheImport, ExplainedStep, LayerFetcher, MountEntry, UsedRecord};
 use platforms::SharedStage;

@@ -16,7 +16,9 @@ use super::view::View;
 use super::{Shared, history, mounts, store_err};
 use crate::context::{BuildContext, EntryKind, Selection, SourceEntry};
 use crate::context::{glob_match, has_wildcard};
-use crate::copy::{CopyOptions, Deferred, ensure_dir, materialize, materialize_deferring};
+use crate::copy::{
+    CopyOptions, Deferred, Donor, ensure_dir, materialize, materialize_deferring, write_file_list,
+};
 use crate::error::BuildError;
 use crate::lower;
 use crate::reporter::{StepInfo, StepOutcome};
@@ -692,17 +694,34 @@ fn copy_like(
     let mode = chmod(c.chmod.as_deref(), info.line)?;
     let staging = dir.join("layer");
     std::fs::create_dir_all(&staging).map_err(|e| BuildError::io(&staging, e))?;
+    // A COPY from the context whose layer becomes its snapshot lists its files' digests, so
+    // a later COPY under the same parent can link the unchanged ones from it ([`Donor`]).
+    let snapshotted = shared.opts.source_date_epoch.is_none();
+    let digests = match (&c.from, snapshotted) {
+        (None, true) => {
+            let mut cache = shared.digests.lock().expect("digest cache");
+            Some(crate::cache_key::selection_digests(&selection, &mut cache)?)
+        }
+        _ => None,
+    };
+    let donor = digests.as_ref().and_then(|_| donor(shared, state));
     let opts = CopyOptions {
         dest: &dest,
         owner,
         keep_owner: c.from.is_some(),
         chmod: mode,
         lower: &lowers,
+        digests: digests.as_deref(),
+        donor: donor.as_ref(),
     };
     // Large files are filled as the layer is hashed, unless SOURCE_DATE_EPOCH asks for a
     // stored (clamped) tar.
-    let mut fill = if shared.opts.source_date_epoch.is_none() {
-        Some(materialize_deferring(&selection, &opts, &staging)?.1)
+    let mut fill = if snapshotted {
+        let copied = materialize_deferring(&selection, &opts, &staging)?;
+        if digests.is_some() {
+            write_file_list(&shared.records.file_list(&keys.record), &copied.files)?;
+        }
+        Some(copied.deferred)
     } else {
         materialize(&selection, &opts, &staging)?;
         None
@@ -718,6 +737,26 @@ fn copy_like(
     drop(_view);
     keys.continue_chain(state);
     Ok(false)
+}
+
+/// The layer of the latest COPY under this step's parent that listed its files, to link
+/// unchanged files from (never with `--no-cache`, which reuses nothing of earlier builds).
+fn donor(shared: &Shared<'_>, state: &State) -> Option<Donor> {
+    if shared.opts.no_cache {
+        return None;
+    }
+    let parent: Digest = state.step.as_ref()?.parent.parse().ok()?;
+    let mut siblings = shared.records.by_parent(&parent);
+    siblings.sort_by(|a, b| b.1.created.cmp(&a.1.created));
+    siblings.into_iter().find_map(|(key, record)| {
+        let list = shared.records.file_list(&key);
+        if !list.exists() {
+            return None;
+        }
+        let diff_id: Digest = record.diff_id?.parse().ok()?;
+        let dir = shared.store.existing_snapshot(&diff_id)?;
+        Donor::load(dir, &list)
+    })
 }
 
 /// The keys of a COPY or ADD. With `--link` (BuildKit's rule) the layer is made apart from
@@ -969,6 +1008,8 @@ fn add(
         keep_owner: false,
         chmod: mode,
         lower: &lowers,
+        digests: None,
+        donor: None,
     };
     materialize(&plain, &opts, &staging)?;
     if !archives.is_empty() {
@@ -1048,6 +1089,8 @@ fn workdir(
             keep_owner: false,
             chmod: None,
             lower: &lowers,
+            digests: None,
+            donor: None,
         };
         ensure_dir(&staging, &path, &opts)?;
     }

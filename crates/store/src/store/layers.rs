@@ -359,6 +359,12 @@ impl Store {
             .join(diff_id.hex())
     }
 
+    /// The snapshot directory of layer `diff_id` when it is already unpacked.
+    pub fn existing_snapshot(&self, diff_id: &Digest) -> Option<PathBuf> {
+        let dir = self.snapshot_dir(diff_id);
+        dir.is_dir().then_some(dir)
+    }
+
     /// The unpacked snapshot directory of layer `diff_id`, unpacked on first use. Its whiteouts
     /// are in overlay form, so it can serve directly as an overlay lower directory.
     pub fn snapshot(&self, diff_id: &Digest) -> Result<PathBuf> {
