@@ -739,3 +739,74 @@ fn interrupted_pull_leaves_nothing_behind() {
     assert!(leftovers.is_empty(), "staging files left: {leftovers:?}");
     assert_eq!(rbuild_ok(other.path(), &["images", "-q"]), "");
 }
+
+#[test]
+fn run_pulls_a_missing_image_as_docker_run_does() {
+    let Some(reg) = RegistryProcess::start(Auth::Open, "run pulls a missing image") else {
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    if busybox_image(src.path(), "bb:1").is_none() {
+        return;
+    }
+    let name = format!("{}/run/bb:1", reg.addr);
+    rbuild_ok(src.path(), &["tag", "bb:1", &name]);
+    rbuild_ok(src.path(), &["push", "-q", &name]);
+
+    let fresh = tempfile::tempdir().unwrap();
+    // --pull never: the store lacks it, nothing is fetched, docker's create status.
+    let out = rbuild(
+        fresh.path(),
+        &["run", "--rm", "--pull", "never", &name, "true"],
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+    assert!(
+        text(&out).contains("unable to find image"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !text(&out).contains("Unable to find image"),
+        "{}",
+        text(&out)
+    );
+    // The default (missing): said on stderr, pulled, run; stdout is the command's alone.
+    let out = rbuild(
+        fresh.path(),
+        &["run", "--rm", &name, "echo", "pulled and ran"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pulled and ran\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("Unable to find image '{name}' locally")),
+        "{err}"
+    );
+    let images = rbuild_ok(
+        fresh.path(),
+        &["images", "--format", "{{.Repository}}:{{.Tag}}"],
+    );
+    assert_eq!(images.trim(), name);
+    // Now present: no pull (nothing said), also with the registry gone.
+    drop(reg);
+    let out = rbuild(fresh.path(), &["run", "--rm", &name, "echo", "again"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !text(&out).contains("Unable to find image"),
+        "{}",
+        text(&out)
+    );
+    // --pull always must reach the registry, which is gone now.
+    let out = rbuild(
+        fresh.path(),
+        &["run", "--rm", "--pull", "always", &name, "true"],
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+    // A bad policy is refused by name.
+    let out = rbuild(
+        fresh.path(),
+        &["run", "--rm", "--pull", "sometimes", &name, "true"],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("sometimes"), "{}", text(&out));
+}

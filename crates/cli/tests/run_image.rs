@@ -147,7 +147,8 @@ fn unknown_images_and_missing_commands_are_reported() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    let o = rbuild(root.path(), &["no/such:image", "true"]);
+    // (--pull never: by default a missing image is pulled, and tests reach no Docker Hub.)
+    let o = rbuild(root.path(), &["--pull", "never", "no/such:image", "true"]);
     assert_eq!(o.status.code(), Some(125));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -43,8 +43,8 @@ impl RegistryArgs {
     /// The options a registry command has when given no flags: what the environment
     /// (`RBUILD_INSECURE_REGISTRIES`, `RBUILD_AUTH_FILE`) and the defaults say. Parsed by the
     /// same clap definition, so a transfer the user did not start with flags (a build's `FROM`
-    /// or `--push`) behaves exactly as a flagless `rbuild pull`/`rbuild push`.
-    #[cfg(test)]
+    /// or `--push`, `run`'s pull of a missing image) behaves exactly as a flagless
+    /// `rbuild pull`/`rbuild push`.
     pub fn from_env() -> anyhow::Result<RegistryArgs> {
         use clap::Parser;
         EnvOnly::try_parse_from(["rbuild"])

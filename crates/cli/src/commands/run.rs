@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// under qemu-user-static
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
+    /// Pull the image first: always, missing (only when the store lacks it) or never
+    #[arg(long, value_name = "POLICY", default_value = "missing",
+          value_parser = ["always", "missing", "never"])]
+    pub pull: String,
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
@@ -360,6 +364,50 @@ fn options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
     })
 }
 
+/// `--pull`: pull `image` (for `platform`, else this machine's) when the policy says so, as
+/// `docker run` does: `missing` when the store has no such image (or not that platform's
+/// image of a multi-platform one), saying `Unable to find image 'REF' locally` first; the
+/// pull's progress goes to stderr. Registry settings come from the environment, as for a
+/// build's `FROM`. An image ID that is not found is left for the create to report.
+fn pull_if_needed(
+    args: &RunArgs,
+    globals: &Globals,
+    image: &str,
+    platform: Option<&Platform>,
+) -> anyhow::Result<()> {
+    use rbuild_store::StoreError;
+    if args.pull == "never" {
+        return Ok(());
+    }
+    let store = super::common::open_store(globals)?;
+    let found = match platform {
+        Some(p) => store.resolve_platform(image, p),
+        None => store.resolve(image),
+    };
+    let missing = match &found {
+        Err(StoreError::ImageNotFound(_)) => true,
+        Err(e @ StoreError::NoPlatform { .. }) => e.to_string().contains("(not pulled)"),
+        _ => false,
+    };
+    if !missing && args.pull != "always" {
+        return Ok(());
+    }
+    let is_id = image.len() == 64 && image.bytes().all(|b| b.is_ascii_hexdigit());
+    let Ok(reference) = image.parse::<rbuild_oci::Reference>() else {
+        return Ok(());
+    };
+    if is_id {
+        return Ok(());
+    }
+    if missing {
+        eprintln!("Unable to find image '{}' locally", reference.familiar());
+    }
+    let registry = super::registry_opts::RegistryArgs::from_env()?;
+    let platform = platform.cloned().unwrap_or_else(Platform::host);
+    crate::transfer::pull_image_blocking(&registry, &store, &reference, &platform, false)?;
+    Ok(())
+}
+
 /// docker's `--health-*` and `--no-healthcheck` as a healthcheck over the image's.
 fn healthcheck(args: &RunArgs) -> anyhow::Result<Option<HealthConfig>> {
     let duration = |flag: &str, v: &Option<String>| -> anyhow::Result<i64> {
@@ -401,6 +449,9 @@ fn healthcheck(args: &RunArgs) -> anyhow::Result<Option<HealthConfig>> {
 /// through the engine, printing its warnings; returns it and its memory limit.
 pub fn create(args: &RunArgs, globals: &Globals) -> anyhow::Result<(Container, Option<i64>)> {
     let opts = options(args)?;
+    if let (Some(image), None) = (&args.image, &args.rootfs) {
+        pull_if_needed(args, globals, image, opts.platform.as_ref())?;
+    }
     let created = super::common::engine(globals).create_container(&opts)?;
     for w in &created.warnings {
         match w {
