@@ -208,15 +208,8 @@ pub fn selection_files(
     let mut hasher = Hasher::new(Algorithm::Sha256);
     hasher.update(format!("dest_is_dir={}", selection.dest_is_dir).as_bytes());
     for e in &selection.entries {
-        let lstat;
-        let meta = match &e.meta {
-            Some(m) => m,
-            None => {
-                lstat = std::fs::symlink_metadata(&e.path)
-                    .map_err(|err| BuildError::io(&e.path, err))?;
-                &lstat
-            }
-        };
+        let meta = entry_lstat(e)?;
+        let meta = meta.as_ref();
         let mode = meta.permissions().mode() & 0o7777;
         // "MODE WHAT" is the file's line for explanations; the digest's line is
         // "DEST\tMODE\tWHAT". One string serves both.
@@ -256,22 +249,21 @@ pub fn selection_digests(
     let mut out = Vec::with_capacity(selection.entries.len());
     for e in &selection.entries {
         out.push(match e.kind {
-            EntryKind::File => {
-                let lstat;
-                let meta = match &e.meta {
-                    Some(m) => m,
-                    None => {
-                        lstat = std::fs::symlink_metadata(&e.path)
-                            .map_err(|err| BuildError::io(&e.path, err))?;
-                        &lstat
-                    }
-                };
-                Some(file_digest(e, meta, cache)?.0)
-            }
+            EntryKind::File => Some(file_digest(e, entry_lstat(e)?.as_ref(), cache)?.0),
             _ => None,
         });
     }
     Ok(out)
+}
+
+/// A selected entry's lstat: the one the context walk took, else one taken now.
+fn entry_lstat(e: &SourceEntry) -> Result<std::borrow::Cow<'_, std::fs::Metadata>, BuildError> {
+    match &e.meta {
+        Some(m) => Ok(std::borrow::Cow::Borrowed(m)),
+        None => std::fs::symlink_metadata(&e.path)
+            .map(std::borrow::Cow::Owned)
+            .map_err(|err| BuildError::io(&e.path, err)),
+    }
 }
 
 /// A selected regular file's content digest and size, given its `lstat`: a followed link's

@@ -13,6 +13,15 @@ use std::process::{Command, Output, Stdio};
 use common::{busybox_image, have_peer, rbuild, rbuild_ok};
 use support::{Auth, RegistryProcess};
 
+/// A registry and a store holding busybox as `bb:1`; `None` (the test skips) without the
+/// peers.
+fn registry_and_busybox(what: &str) -> Option<(RegistryProcess, tempfile::TempDir)> {
+    let reg = RegistryProcess::start(Auth::Open, what)?;
+    let root = tempfile::tempdir().unwrap();
+    busybox_image(root.path(), "bb:1")?;
+    Some((reg, root))
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -199,13 +208,9 @@ fn docker_pulls_what_rbuild_pushed_and_rbuild_pulls_what_docker_pushed() {
 
 #[test]
 fn copy_between_registry_layout_archive_and_store() {
-    let Some(reg) = RegistryProcess::start(Auth::Open, "cli copy") else {
+    let Some((reg, root)) = registry_and_busybox("cli copy") else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    if busybox_image(root.path(), "bb:1").is_none() {
-        return;
-    }
     let src = format!("{}/copy/src:1", reg.addr);
     let digest = pushed_digest(&rbuild_ok(root.path(), &["push", "bb:1", &src]));
 
@@ -267,13 +272,9 @@ fn copy_between_registry_layout_archive_and_store() {
 
 #[test]
 fn tags_catalog_and_manifest_commands() {
-    let Some(reg) = RegistryProcess::start(Auth::Open, "cli tags/catalog/manifest") else {
+    let Some((reg, root)) = registry_and_busybox("cli tags/catalog/manifest") else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    if busybox_image(root.path(), "bb:1").is_none() {
-        return;
-    }
     for t in ["1", "2"] {
         rbuild_ok(
             root.path(),
@@ -398,13 +399,9 @@ fn login_logout_and_a_clear_401() {
 
 #[test]
 fn tampered_blob_is_refused_by_the_store_and_nothing_is_kept() {
-    let Some(reg) = RegistryProcess::start(Auth::Open, "cli tampered pull") else {
+    let Some((reg, root)) = registry_and_busybox("cli tampered pull") else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    if busybox_image(root.path(), "bb:1").is_none() {
-        return;
-    }
     let dest = format!("{}/tamper/bb:1", reg.addr);
     rbuild_ok(root.path(), &["push", "-q", "bb:1", &dest]);
     let manifest: serde_json::Value =
@@ -607,13 +604,9 @@ fn pull_picks_a_platform_or_keeps_them_all() {
 #[test]
 fn insecure_registries_from_flag_env_and_config_file() {
     use std::net::ToSocketAddrs;
-    let Some(reg) = RegistryProcess::start(Auth::Open, "cli insecure registries") else {
+    let Some((reg, root)) = registry_and_busybox("cli insecure registries") else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    if busybox_image(root.path(), "bb:1").is_none() {
-        return;
-    }
     rbuild_ok(
         root.path(),
         &["push", "-q", "bb:1", &format!("{}/ins/bb:1", reg.addr)],
@@ -742,18 +735,15 @@ fn interrupted_pull_leaves_nothing_behind() {
 
 #[test]
 fn run_pulls_a_missing_image_as_docker_run_does() {
-    let Some(reg) = RegistryProcess::start(Auth::Open, "run pulls a missing image") else {
+    let Some((reg, src)) = registry_and_busybox("run pulls a missing image") else {
         return;
     };
-    let src = tempfile::tempdir().unwrap();
-    if busybox_image(src.path(), "bb:1").is_none() {
-        return;
-    }
     let name = format!("{}/run/bb:1", reg.addr);
     rbuild_ok(src.path(), &["tag", "bb:1", &name]);
     rbuild_ok(src.path(), &["push", "-q", &name]);
 
     let fresh = tempfile::tempdir().unwrap();
+    let said_pulling = |o: &Output| text(o).contains("Unable to find image");
     // --pull never: the store lacks it, nothing is fetched, docker's create status.
     let out = rbuild(
         fresh.path(),
@@ -765,11 +755,7 @@ fn run_pulls_a_missing_image_as_docker_run_does() {
         "{}",
         text(&out)
     );
-    assert!(
-        !text(&out).contains("Unable to find image"),
-        "{}",
-        text(&out)
-    );
+    assert!(!said_pulling(&out), "{}", text(&out));
     // The default (missing): said on stderr, pulled, run; stdout is the command's alone.
     let out = rbuild(
         fresh.path(),
@@ -791,11 +777,7 @@ fn run_pulls_a_missing_image_as_docker_run_does() {
     drop(reg);
     let out = rbuild(fresh.path(), &["run", "--rm", &name, "echo", "again"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        !text(&out).contains("Unable to find image"),
-        "{}",
-        text(&out)
-    );
+    assert!(!said_pulling(&out), "{}", text(&out));
     // --pull always must reach the registry, which is gone now.
     let out = rbuild(
         fresh.path(),
