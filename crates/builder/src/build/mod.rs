@@ -245,6 +245,9 @@ pub(crate) struct Shared<'a> {
     lazy: &'a Mutex<HashMap<Digest, LazyLayer>>,
 }
 
+/// Dirty bytes from which a RUN step's end starts the writeback ([`Shared::start_writeback`]).
+const EARLY_WRITEBACK_BYTES: u64 = 64 << 20;
+
 impl Shared<'_> {
     /// Write everything dirty on the store's filesystem to disk (`syncfs`): RUN steps mount
     /// their overlays `volatile`, so their layers are made durable here, once for a batch,
@@ -253,6 +256,36 @@ impl Shared<'_> {
         let root = self.store.root();
         let dir = std::fs::File::open(root).map_err(|e| BuildError::io(root, e))?;
         nix::unistd::syncfs(&dir).map_err(|e| BuildError::io(root, std::io::Error::from(e)))
+    }
+
+    /// Start writing a large RUN layer to disk now, on a thread of its own, when the machine
+    /// has at least [`EARLY_WRITEBACK_BYTES`] dirty: the writeback then overlaps the layer's
+    /// hashing and the steps after it, and [`Shared::sync_store`] before the records only
+    /// waits for what is left. Nothing depends on it finishing (the records still wait for
+    /// `sync_store`); small layers are left to that one sync, as a `syncfs` costs a disk
+    /// flush however little it writes.
+    pub(crate) fn start_writeback(&self) {
+        let dirty = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                let line = m.lines().find(|l| l.starts_with("Dirty:"))?;
+                let kb: u64 = line["Dirty:".len()..]
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .ok()?;
+                Some(kb * 1024)
+            })
+            .unwrap_or(0);
+        if dirty < EARLY_WRITEBACK_BYTES {
+            return;
+        }
+        if let Ok(dir) = std::fs::File::open(self.store.root()) {
+            let _ = std::thread::Builder::new()
+                .name("rbuild-writeback".into())
+                .spawn(move || nix::unistd::syncfs(&dir));
+        }
     }
 
     /// Make sure layer `diff_id` is in the store: an imported layer reused lazily is fetched

@@ -178,6 +178,9 @@ fn commit_layer(
     let created = shared_time(shared, None);
     let sde = shared.opts.source_date_epoch;
     let fill = fill.filter(|d| !d.is_empty());
+    if matches!(source, LayerSource::OverlayUpper(_)) {
+        shared.start_writeback();
+    }
     // With every lower known, a complete directory can serve the next steps before its
     // digest is known: hash it on another thread.
     if sde.is_none() && fill.is_none() && state.snapshots.len() == state.layers.len() {
