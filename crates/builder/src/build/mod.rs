@@ -97,6 +97,10 @@ pub struct BuildOptions {
     /// `--cache-to type=inline`: the records of the image's own layers go into its config
     /// (under [`INLINE_CACHE_KEY`]), so a push carries them.
     pub inline_cache: bool,
+    /// Fetches the layers the store holds only remotely (reused from a lazily imported cache
+    /// by an earlier build): with it, the store's records of such steps are hits, their
+    /// layers fetched when a later step needs the bytes; without it they are misses.
+    pub remote_layers: Option<Arc<dyn LayerFetcher>>,
 }
 
 /// The image config field holding an inline cache: `{"format": …, "records": [CacheEntry]}`,
@@ -528,16 +532,20 @@ fn build_or_explain(
     if !dry_run {
         for (platform, built) in targets.iter().zip(&results) {
             let last = &built.last;
-            // The image's layers must all be in the store.
+            // The image's layers must all be in the store, or known there by where they
+            // are (import is lazy: fetched when something needs their bytes).
             for d in &last.layers {
-                materialize(store, &common.lazy, d)?;
+                reuse_lazily(store, &common.lazy, d)?;
             }
             let mut config = last.config.clone();
             for (k, v) in &opts.labels {
                 config.set_label(k, v);
             }
             if opts.inline_cache {
-                config.set_top(INLINE_CACHE_KEY, inline_cache(&records, &last.layers));
+                config.set_top(
+                    INLINE_CACHE_KEY,
+                    inline_cache(store, &records, &last.layers),
+                );
             }
             let config_bytes = config.finish(&last.created);
             let names: &[Reference] = if single { &opts.tags } else { &[] };
@@ -595,7 +603,7 @@ fn build_or_explain(
 /// The inline cache of an image whose layers are `layers`: the records of its own layers
 /// (`mode=min`), without the per-file lists (they would bloat every config; a miss then says
 /// `COPY sources changed`).
-fn inline_cache(records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value {
+fn inline_cache(store: &Store, records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value {
     let entries: Vec<CacheEntry> = records
         .iter()
         .filter(|r| r.in_image && layers.contains(&r.diff_id))
@@ -603,6 +611,7 @@ fn inline_cache(records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value 
             key: r.key.clone(),
             diff_id: r.diff_id.clone(),
             layer: r.diff_id.clone(),
+            size: store.layer_size(&r.diff_id),
             created: r.created.clone(),
             inputs: r.inputs.clone().map(|i| KeyInputs {
                 files: BTreeMap::new(),
@@ -634,6 +643,35 @@ fn materialize(
             })?;
     }
     lazy.lock().expect("lazy layers").remove(diff_id);
+    Ok(())
+}
+
+/// Let the image hold layer `diff_id` without its bytes when it is an imported layer reused
+/// lazily whose source stays fetchable ([`LayerFetcher::remote`]): the store records where
+/// it is. Otherwise [`materialize`] it.
+fn reuse_lazily(
+    store: &Store,
+    lazy: &Mutex<HashMap<Digest, LazyLayer>>,
+    diff_id: &Digest,
+) -> Result<(), BuildError> {
+    let layer = lazy.lock().expect("lazy layers").get(diff_id).cloned();
+    let remote = layer
+        .as_ref()
+        .filter(|_| !store.has_blob(diff_id))
+        .and_then(|l| {
+            let remote = l.layers.remote(store, &l.entry)?;
+            Some((remote, l.entry.size.or(store.layer_size(diff_id))))
+        });
+    match remote {
+        Some((remote, size)) => store
+            .record_remote_layer(diff_id, &remote, size)
+            .map_err(store_err),
+        None => materialize(store, lazy, diff_id),
+    }?;
+    // The store's own record of the step from now on: the next build hits without the import.
+    if let Some(l) = layer {
+        Records::new(store).put(&l.entry.key, &l.entry.record())?;
+    }
     Ok(())
 }
 

@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 
 use rbuild_builder::build::{CacheEntry, LayerFetcher};
 use rbuild_oci::Digest;
-use rbuild_store::Store;
+use rbuild_store::{LayerLocation, RemoteLayer, Store};
 
 use crate::error::{EngineError, Result, ResultExt};
 use crate::files::write_atomic;
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+pub(super) fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
     dir.join("blobs")
         .join(digest.algorithm().as_str())
         .join(digest.hex())
@@ -136,21 +136,30 @@ pub(super) fn read_blob(dir: &Path, digest: &Digest, max: u64) -> Result<Vec<u8>
 pub(super) struct LocalLayers {
     /// The layout.
     pub dir: PathBuf,
+    /// Its layer blobs.
+    pub blobs: super::LayerBlobs,
 }
 
 impl LayerFetcher for LocalLayers {
     fn fetch(&self, store: &Store, entry: &CacheEntry) -> std::result::Result<(), String> {
         let copied = (|| -> Result<()> {
             if !store.blobs().contains(&entry.layer) {
-                let path = blob_path(&self.dir, &entry.layer);
-                let file = std::fs::File::open(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                store
-                    .blobs()
-                    .ingest(file, Some(&entry.layer), &path.display().to_string())?;
+                super::fetch::copy_from_layout(store, &self.dir, &entry.layer)?;
             }
-            super::store_layer(store, &entry.layer, &entry.diff_id)
+            super::fetch::store_layer(store, &entry.layer, &entry.diff_id)
         })();
         copied.map_err(|e| crate::build::chain_text(&e))
+    }
+
+    fn remote(&self, _store: &Store, entry: &CacheEntry) -> Option<RemoteLayer> {
+        let (size, media_type) = self.blobs.get(&entry.layer)?;
+        Some(RemoteLayer {
+            blob: entry.layer.clone(),
+            media_type: media_type.clone(),
+            size: *size,
+            location: LayerLocation::Layout {
+                dir: std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone()),
+            },
+        })
     }
 }

@@ -11,6 +11,7 @@
 //! (`LayerFetcher`), verified by its blob digest and then by its diffID before the store
 //! keeps it. Anything wrong with a cache source is a warning and the build goes on without it.
 
+mod fetch;
 mod layout;
 mod spec;
 
@@ -20,9 +21,11 @@ use std::sync::Arc;
 use rbuild_builder::build::{CacheEntry, CacheImport, LayerFetcher, MountEntry, UsedRecord};
 use rbuild_oci::{Compression, Digest};
 use rbuild_registry::{BlobSink, Client, PushOptions, Registry};
-use rbuild_store::Store;
+use rbuild_store::{LayerLocation, RemoteLayer, Store};
 use serde::{Deserialize, Serialize};
 
+pub(crate) use fetch::fetch_remote_layers;
+pub use fetch::{StoreRemoteLayers, materialize, materialize_list};
 pub use spec::{
     CacheExport, CacheLocation, CacheMode, CacheSource, parse_cache_from, parse_cache_to,
 };
@@ -163,6 +166,7 @@ fn make_artifact(
             key: r.key.clone(),
             diff_id: r.diff_id.clone(),
             layer: blob,
+            size: store.layer_size(&r.diff_id),
             created: r.created.clone(),
             inputs: r.inputs.clone(),
         });
@@ -294,7 +298,8 @@ pub fn import(client: &Client, from: &CacheSource) -> Result<CacheImport> {
                             .blob_bytes(reference.path(), &config, CONFIG_MAX)
                             .await?;
                         let entries = parse_inline(&bytes, &layers)?;
-                        return Ok((reg, layers.into_iter().collect(), (entries, Vec::new())));
+                        let layers = layers.into_iter().map(|(d, s, t)| (d, (s, t))).collect();
+                        return Ok((reg, layers, (entries, Vec::new())));
                     }
                 };
                 let bytes = reg
@@ -309,8 +314,9 @@ pub fn import(client: &Client, from: &CacheSource) -> Result<CacheImport> {
             let layers = Arc::new(RegistryLayers {
                 rt,
                 reg,
+                registry: reference.domain().to_string(),
                 repository: reference.path().to_string(),
-                sizes: manifest,
+                blobs: manifest,
             });
             Ok(CacheImport {
                 name,
@@ -334,7 +340,10 @@ pub fn import(client: &Client, from: &CacheSource) -> Result<CacheImport> {
                 name,
                 entries,
                 mounts,
-                layers: Arc::new(layout::LocalLayers { dir: dir.clone() }),
+                layers: Arc::new(layout::LocalLayers {
+                    dir: dir.clone(),
+                    blobs: sizes,
+                }),
             })
         }
     }
@@ -353,9 +362,12 @@ fn run_on<T: Send, F: std::future::Future<Output = Result<T>>>(
     })
 }
 
-/// A cache manifest's config descriptor and its layers' sizes; anything else (an image, an
-/// index, another tool's cache) is refused as foreign.
-fn parse_manifest(bytes: &[u8]) -> Result<((Digest, u64), HashMap<Digest, u64>)> {
+/// A cache artifact's layer blobs: size and media type by digest.
+pub(crate) type LayerBlobs = HashMap<Digest, (u64, String)>;
+
+/// A cache manifest's config descriptor and its layers; anything else (an image, an index,
+/// another tool's cache) is refused as foreign.
+fn parse_manifest(bytes: &[u8]) -> Result<((Digest, u64), LayerBlobs)> {
     #[derive(Deserialize)]
     struct Desc {
         #[serde(rename = "mediaType", default)]
@@ -379,18 +391,31 @@ fn parse_manifest(bytes: &[u8]) -> Result<((Digest, u64), HashMap<Digest, u64>)>
                 "not an rbuild build cache (its config is not {CONFIG_MEDIA_TYPE})"
             ))
         })?;
-    let sizes = doc.layers.into_iter().map(|l| (l.digest, l.size)).collect();
+    let sizes = doc
+        .layers
+        .into_iter()
+        .map(|l| (l.digest, (l.size, l.media_type)))
+        .collect();
     Ok(((config.digest, config.size), sizes))
 }
 
-/// An image manifest's config digest and its layers (digest, size), in order.
-fn image_manifest(bytes: &[u8]) -> Option<(Digest, Vec<(Digest, u64)>)> {
+/// An image manifest's layer: digest, size, media type.
+type ImageLayer = (Digest, u64, String);
+
+/// An image manifest's config digest and its layers, in order.
+fn image_manifest(bytes: &[u8]) -> Option<(Digest, Vec<ImageLayer>)> {
     let m = rbuild_oci::manifest::decode_manifest(bytes).ok()?;
     let config = rbuild_oci::manifest::descriptor_digest(m.config()).ok()?;
     let layers = m
         .layers()
         .iter()
-        .map(|l| Ok((rbuild_oci::manifest::descriptor_digest(l)?, l.size())))
+        .map(|l| {
+            Ok((
+                rbuild_oci::manifest::descriptor_digest(l)?,
+                l.size(),
+                l.media_type().to_string(),
+            ))
+        })
         .collect::<std::result::Result<Vec<_>, rbuild_oci::DigestError>>()
         .ok()?;
     Some((config, layers))
@@ -398,7 +423,7 @@ fn image_manifest(bytes: &[u8]) -> Option<(Digest, Vec<(Digest, u64)>)> {
 
 /// The inline cache of an image config: its records, each layer found by its diffID among
 /// the image's `layers` (the config's `rootfs.diff_ids` in the same order).
-fn parse_inline(config: &[u8], layers: &[(Digest, u64)]) -> Result<Vec<CacheEntry>> {
+fn parse_inline(config: &[u8], layers: &[ImageLayer]) -> Result<Vec<CacheEntry>> {
     let doc: serde_json::Value = serde_json::from_slice(config)
         .map_err(|e| EngineError::Failed(format!("corrupt image config: {e}")))?;
     let inline = doc
@@ -422,8 +447,10 @@ fn parse_inline(config: &[u8], layers: &[(Digest, u64)]) -> Result<Vec<CacheEntr
             layers.len()
         )));
     }
-    let blob_of: HashMap<&Digest, &Digest> =
-        diff_ids.iter().zip(layers.iter().map(|(d, _)| d)).collect();
+    let blob_of: HashMap<&Digest, &Digest> = diff_ids
+        .iter()
+        .zip(layers.iter().map(|(d, _, _)| d))
+        .collect();
     // Inline records name their layer by diffID: each must be one of the image's.
     let listed: HashMap<Digest, u64> = diff_ids.iter().map(|d| (d.clone(), 0)).collect();
     let mut entries = parse_config(&serde_json::to_vec(&inline)?, &listed)?;
@@ -440,7 +467,7 @@ fn parse_inline(config: &[u8], layers: &[(Digest, u64)]) -> Result<Vec<CacheEntr
 }
 
 /// The cache mounts of a cache config, each checked to name a layer the manifest lists.
-fn parse_mounts(bytes: &[u8], layers: &HashMap<Digest, u64>) -> Result<Vec<MountEntry>> {
+fn parse_mounts<V>(bytes: &[u8], layers: &HashMap<Digest, V>) -> Result<Vec<MountEntry>> {
     let config: CacheConfig = serde_json::from_slice(bytes)
         .map_err(|e| EngineError::Failed(format!("corrupt cache config: {e}")))?;
     if let Some(m) = config
@@ -457,7 +484,7 @@ fn parse_mounts(bytes: &[u8], layers: &HashMap<Digest, u64>) -> Result<Vec<Mount
 }
 
 /// The records of a cache config, each checked to name a layer the manifest lists.
-fn parse_config(bytes: &[u8], layers: &HashMap<Digest, u64>) -> Result<Vec<CacheEntry>> {
+fn parse_config<V>(bytes: &[u8], layers: &HashMap<Digest, V>) -> Result<Vec<CacheEntry>> {
     let config: CacheConfig = serde_json::from_slice(bytes)
         .map_err(|e| EngineError::Failed(format!("corrupt cache config: {e}")))?;
     if config.format != CACHE_FORMAT {
@@ -479,33 +506,14 @@ fn parse_config(bytes: &[u8], layers: &HashMap<Digest, u64>) -> Result<Vec<Cache
     Ok(good)
 }
 
-/// Make blob `layer` (gzip, in the store, verified) layer `diff_id` of the store: its
-/// uncompressed tar verified against the diffID, both forms recorded.
-fn store_layer(store: &Store, layer: &Digest, diff_id: &Digest) -> Result<()> {
-    let _hold = store.hold()?;
-    if layer == diff_id {
-        // An uncompressed layer: the verified blob is the layer.
-        let size = store.blobs().size(layer)?;
-        store.record_layer_blob(diff_id, Compression::None, diff_id, size, Some(size))?;
-        return Ok(());
-    }
-    let reader = store.blob_reader(layer)?;
-    let (compression, tar) =
-        rbuild_store::compress::decompress(reader).context("reading the layer")?;
-    let what = format!("layer {diff_id} (from blob {layer})");
-    let (_, size) = store.blobs().ingest(tar, Some(diff_id), &what)?;
-    let compressed = store.blobs().size(layer)?;
-    store.record_layer_blob(diff_id, compression, layer, compressed, Some(size))?;
-    store.record_layer_blob(diff_id, Compression::None, diff_id, size, Some(size))?;
-    Ok(())
-}
-
 /// Layers of a registry cache, fetched on hits.
 struct RegistryLayers {
     rt: Arc<tokio::runtime::Runtime>,
     reg: Arc<Registry>,
+    /// The registry as the reference names it (what a later fetch connects to).
+    registry: String,
     repository: String,
-    sizes: HashMap<Digest, u64>,
+    blobs: LayerBlobs,
 }
 
 impl std::fmt::Debug for RegistryLayers {
@@ -516,8 +524,8 @@ impl std::fmt::Debug for RegistryLayers {
 
 impl LayerFetcher for RegistryLayers {
     fn fetch(&self, store: &Store, entry: &CacheEntry) -> std::result::Result<(), String> {
-        let size = *self
-            .sizes
+        let (size, _) = *self
+            .blobs
             .get(&entry.layer)
             .ok_or_else(|| format!("blob {} is not in the cache manifest", entry.layer))?;
         let fetched = if store.blobs().contains(&entry.layer) {
@@ -540,8 +548,21 @@ impl LayerFetcher for RegistryLayers {
             })
         };
         fetched
-            .and_then(|()| store_layer(store, &entry.layer, &entry.diff_id))
+            .and_then(|()| fetch::store_layer(store, &entry.layer, &entry.diff_id))
             .map_err(|e| crate::build::chain_text(&e))
+    }
+
+    fn remote(&self, _store: &Store, entry: &CacheEntry) -> Option<RemoteLayer> {
+        let (size, media_type) = self.blobs.get(&entry.layer)?;
+        Some(RemoteLayer {
+            blob: entry.layer.clone(),
+            media_type: media_type.clone(),
+            size: *size,
+            location: LayerLocation::Registry {
+                registry: self.registry.clone(),
+                repository: self.repository.clone(),
+            },
+        })
     }
 }
 
@@ -555,7 +576,7 @@ mod tests {
         let err = parse_manifest(image).unwrap_err().to_string();
         assert!(err.contains("not an rbuild build cache"), "{err}");
         assert!(parse_manifest(b"{nonsense").is_err());
-        let layers = HashMap::new();
+        let layers: HashMap<Digest, u64> = HashMap::new();
         assert!(parse_config(b"[]", &layers).is_err());
         let other =
             serde_json::to_vec(&serde_json::json!({"format": "v0", "records": []})).unwrap();
