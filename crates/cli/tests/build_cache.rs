@@ -723,7 +723,11 @@ fn imported_layers_are_downloaded_only_when_their_bytes_are_needed() {
     let (log, id) = build(&b, &["-t", "app:lazy"], &ctx_b);
     assert_eq!((steps_cached(&log), &id), ((6, 3), &id_a), "{log}");
     assert!(!was_cached(&log, "RUN echo"), "{log}");
-    assert_eq!(blob_gets(&reg.log()[before..], &layers), 0, "a layer was downloaded");
+    assert_eq!(
+        blob_gets(&reg.log()[before..], &layers),
+        0,
+        "a layer was downloaded"
+    );
 
     // A push to the registry holding the layers downloads none (they are mounted from the
     // cache's repository), and the pushed image is whole: another store pulls and runs it.

@@ -178,10 +178,18 @@ impl Store {
         Ok(total)
     }
 
-    /// An image's size as docker reports it: the file content of its layers.
+    /// An image's size as docker reports it: the file content of its layers. A layer held
+    /// only remotely (not read yet) counts its uncompressed size.
     pub fn image_size(&self, image: &Image) -> u64 {
         let layers = image.diff_ids().unwrap_or_default();
-        let known: Option<u64> = layers.iter().map(|d| self.layer_content_size(d).ok()).sum();
+        let known: Option<u64> = layers
+            .iter()
+            .map(|d| {
+                self.layer_content_size(d)
+                    .ok()
+                    .or_else(|| self.remote_layer(d).ok().flatten().and(self.layer_size(d)))
+            })
+            .sum();
         known.unwrap_or_else(|| image.size())
     }
 
