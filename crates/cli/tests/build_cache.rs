@@ -746,6 +746,42 @@ fn imported_layers_are_downloaded_only_when_their_bytes_are_needed() {
         expected
     );
 
+    // CI's pattern, importing and exporting the same cache (and a copy in another repository
+    // of that registry): the layers stay where they are, nothing is downloaded, and the
+    // export imports whole.
+    let r = work.path().join("r");
+    let copy = format!("{}/cache/lazy-copy:max", reg.addr);
+    let before = reg.log().len();
+    let (log, _) = build(
+        &r,
+        &[
+            "--cache-from",
+            &cache,
+            "--cache-to",
+            &format!("type=registry,ref={cache},mode=max"),
+            "--cache-to",
+            &format!("type=registry,ref={copy},mode=max"),
+        ],
+        &ctx_b,
+    );
+    assert_eq!(
+        (exported(&log, &cache), exported(&log, &copy)),
+        (4, 4),
+        "{log}"
+    );
+    assert_eq!(
+        blob_gets(&reg.log()[before..], &layers),
+        0,
+        "the export downloaded a layer"
+    );
+    let r2 = work.path().join("r2");
+    let (log, id) = build(&r2, &["--cache-from", &copy], &ctx_b);
+    assert_eq!((steps_cached(&log), &id), ((6, 4), &id_a), "{log}");
+    assert_eq!(
+        rbuild_ok(&r2, &["run", "--rm", id.trim(), "cat", "/out"]),
+        expected
+    );
+
     // Running it needs the bytes: fetched (downloaded now), verified, then run.
     let before = reg.log().len();
     assert_eq!(

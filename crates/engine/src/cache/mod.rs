@@ -83,9 +83,9 @@ const TAR_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 /// (a push made it; the registry then holds it once), else the tar itself when its data does
 /// not compress (judged on a sample: no compressed copy to write on export, and an import
 /// stores what it downloads as is), else a new gzip form. (digest, size, media type)
-fn cache_blob(store: &Store, diff_id: &Digest) -> Result<(Digest, u64, &'static str)> {
+fn cache_blob(store: &Store, diff_id: &Digest) -> Result<Blob> {
     if let Some((d, size)) = store.layer_blob(diff_id, Compression::Gzip)? {
-        return Ok((d, size, GZIP_LAYER));
+        return Ok((d, size, GZIP_LAYER.into()));
     }
     if let Some((d, size)) = store.layer_blob(diff_id, Compression::None)? {
         let mut sample = Vec::with_capacity(SAMPLE);
@@ -95,11 +95,11 @@ fn cache_blob(store: &Store, diff_id: &Digest) -> Result<(Digest, u64, &'static 
         )
         .context("reading the layer")?;
         if !compresses(&sample) {
-            return Ok((d, size, TAR_LAYER));
+            return Ok((d, size, TAR_LAYER.into()));
         }
     }
     let (d, size) = gzip_layer(store, diff_id)?;
-    Ok((d, size, GZIP_LAYER))
+    Ok((d, size, GZIP_LAYER.into()))
 }
 
 /// Cache mounts as layers: their entries, their blobs (digest, size), and warnings about
@@ -107,7 +107,7 @@ fn cache_blob(store: &Store, diff_id: &Digest) -> Result<(Digest, u64, &'static 
 type MountLayers = (Vec<MountEntry>, Vec<Blob>, Vec<String>);
 
 /// A layer blob of a cache artifact: digest, size, media type.
-type Blob = (Digest, u64, &'static str);
+type Blob = (Digest, u64, String);
 
 /// Layers of the cache mounts `mounts` (each directory's content), those over `max` bytes
 /// left out with a warning.
@@ -143,11 +143,15 @@ fn mount_layers(
 
 /// Make the artifact of `records` and `mounts` in the store (each layer's gzip form, the
 /// config, the manifest); returns the manifest's digest and size and the number of layers.
+/// Layers in `placed` are listed as the remote blobs they are (not in the store); `sizes`
+/// gives uncompressed sizes the store does not know.
 fn make_artifact(
     store: &Store,
     records: &[&UsedRecord],
     mounts: Vec<MountEntry>,
     mount_blobs: Vec<Blob>,
+    placed: &HashMap<Digest, RemoteLayer>,
+    sizes: &HashMap<Digest, u64>,
 ) -> Result<(Digest, u64, usize)> {
     let mut entries = Vec::new();
     let mut layers: Vec<Blob> = Vec::new();
@@ -157,8 +161,11 @@ fn make_artifact(
         }
     }
     for r in records {
-        let (blob, size, media_type) = cache_blob(store, &r.diff_id)
-            .with_context(|| format!("compressing the layer of step {}", r.key))?;
+        let (blob, size, media_type) = match placed.get(&r.diff_id) {
+            Some(remote) => (remote.blob.clone(), remote.size, remote.media_type.clone()),
+            None => cache_blob(store, &r.diff_id)
+                .with_context(|| format!("compressing the layer of step {}", r.key))?,
+        };
         if !layers.iter().any(|(d, _, _)| *d == blob) {
             layers.push((blob.clone(), size, media_type));
         }
@@ -166,7 +173,9 @@ fn make_artifact(
             key: r.key.clone(),
             diff_id: r.diff_id.clone(),
             layer: blob,
-            size: store.layer_size(&r.diff_id),
+            size: store
+                .layer_size(&r.diff_id)
+                .or_else(|| sizes.get(&r.diff_id).copied()),
             created: r.created.clone(),
             inputs: r.inputs.clone(),
         });
@@ -216,20 +225,46 @@ pub fn export(
             warnings: Vec::new(),
         });
     }
-    // Layers the build reused from an imported cache without needing their bytes.
+    // Layers the build reused from an imported cache without needing their bytes: an export
+    // to the registry holding them lists them as they are there (found in the cache's
+    // repository or mounted into it), downloading nothing; any other is fetched.
+    let mut placed: HashMap<Digest, RemoteLayer> = HashMap::new();
+    let mut mount_from: Vec<String> = Vec::new();
     for r in &chosen {
         if store.has_blob(&r.diff_id) {
             continue;
         }
-        if let Some(lazy) = outcome
+        let lazy = outcome
             .unfetched
             .iter()
-            .find(|l| l.entry.diff_id == r.diff_id)
-        {
-            lazy.fetch(store).map_err(|e| {
-                EngineError::Failed(format!("fetching imported layer {}: {e}", r.diff_id))
+            .find(|l| l.entry.diff_id == r.diff_id);
+        let remote = lazy
+            .and_then(|l| l.layers.remote(store, &l.entry))
+            .or_else(|| store.remote_layer(&r.diff_id).ok().flatten());
+        if let (CacheLocation::Registry(reference), Some(remote)) = (&to.location, &remote) {
+            let found = crate::transfer::block_on(|| {
+                crate::transfer::place_remote_layer(client, remote, reference)
             })?;
+            if let Some(from) = found {
+                if let Some(f) = from.filter(|f| !mount_from.contains(f)) {
+                    mount_from.push(f);
+                }
+                placed.insert(r.diff_id.clone(), remote.clone());
+                continue;
+            }
         }
+        let fetched = match (lazy, remote) {
+            (Some(lazy), _) => lazy.fetch(store),
+            (None, Some(remote)) => {
+                let layers = [(r.diff_id.clone(), remote)];
+                crate::transfer::block_on(|| fetch::fetch_remote_layers(store, client, &layers))
+                    .map_err(|e| crate::build::chain_text(&e))
+            }
+            (None, None) => Ok(()),
+        };
+        fetched.map_err(|e| {
+            EngineError::Failed(format!("fetching imported layer {}: {e}", r.diff_id))
+        })?;
     }
     let (mounts, mount_blobs, warnings) = if to.cache_mounts {
         mount_layers(store, &outcome.cache_mounts, to.cache_mount_max_size)?
@@ -237,18 +272,25 @@ pub fn export(
         Default::default()
     };
     let mount_count = mounts.len();
-    let (digest, size, layers) = make_artifact(store, &chosen, mounts, mount_blobs)?;
+    let sizes: HashMap<Digest, u64> = outcome
+        .unfetched
+        .iter()
+        .filter_map(|l| Some((l.entry.diff_id.clone(), l.entry.size?)))
+        .collect();
+    let (digest, size, layers) =
+        make_artifact(store, &chosen, mounts, mount_blobs, &placed, &sizes)?;
     match &to.location {
         CacheLocation::Inline => unreachable!("returned above"),
         CacheLocation::Registry(reference) => {
             // Layers the image's own repositories on that registry hold are mounted, not sent.
-            let mount_from = outcome
-                .image
-                .names
-                .iter()
-                .filter(|n| n.domain() == reference.domain() && n.path() != reference.path())
-                .map(|n| n.path().to_string())
-                .collect();
+            mount_from.extend(
+                outcome
+                    .image
+                    .names
+                    .iter()
+                    .filter(|n| n.domain() == reference.domain() && n.path() != reference.path())
+                    .map(|n| n.path().to_string()),
+            );
             crate::transfer::block_on(|| async {
                 rbuild_registry::push(
                     client,

@@ -304,29 +304,49 @@ async fn place_remote_layers(
     let mut repositories: Vec<String> = Vec::new();
     for image in images {
         for (diff_id, remote) in store.remote_layers(image)? {
-            let placed = match &remote.location {
-                rbuild_store::LayerLocation::Registry {
-                    registry,
-                    repository,
-                } if registry == dest.domain() => {
-                    let reg = client.registry(dest.domain()).await?;
-                    let placed = reg.blob_size(dest.path(), &remote.blob).await?.is_some()
-                        || (repository != dest.path()
-                            && reg
-                                .mount_blob(dest.path(), &remote.blob, repository)
-                                .await?);
-                    if placed && repository != dest.path() && !repositories.contains(repository) {
-                        repositories.push(repository.clone());
+            match place_remote_layer(client, &remote, dest).await? {
+                Some(from) => {
+                    if let Some(r) = from.filter(|r| !repositories.contains(r)) {
+                        repositories.push(r);
                     }
-                    placed
                 }
-                _ => false,
-            };
-            if !placed {
-                fetch.push((diff_id, remote));
+                None => fetch.push((diff_id, remote)),
             }
         }
     }
     crate::cache::fetch_remote_layers(store, client, &fetch).await?;
     Ok(repositories)
+}
+
+/// Make the blob of a layer held only remotely (`remote`) present in `dest`'s repository
+/// without downloading it: `Some` when it is there already (`Some(None)`) or was mounted from
+/// its repository on the same registry (`Some(Some(repository))`); `None` when it has to be
+/// fetched and uploaded (another registry, an OCI layout, a refused mount).
+pub(crate) async fn place_remote_layer(
+    client: &Client,
+    remote: &rbuild_store::RemoteLayer,
+    dest: &Reference,
+) -> Result<Option<Option<String>>> {
+    let rbuild_store::LayerLocation::Registry {
+        registry,
+        repository,
+    } = &remote.location
+    else {
+        return Ok(None);
+    };
+    if registry != dest.domain() {
+        return Ok(None);
+    }
+    let reg = client.registry(dest.domain()).await?;
+    if reg.blob_size(dest.path(), &remote.blob).await?.is_some() {
+        return Ok(Some(None));
+    }
+    if repository != dest.path()
+        && reg
+            .mount_blob(dest.path(), &remote.blob, repository)
+            .await?
+    {
+        return Ok(Some(Some(repository.clone())));
+    }
+    Ok(None)
 }
