@@ -542,10 +542,7 @@ fn build_or_explain(
                 config.set_label(k, v);
             }
             if opts.inline_cache {
-                config.set_top(
-                    INLINE_CACHE_KEY,
-                    inline_cache(store, &records, &last.layers),
-                );
+                config.set_top(INLINE_CACHE_KEY, inline_cache(&records, &last.layers));
             }
             let config_bytes = config.finish(&last.created);
             let names: &[Reference] = if single { &opts.tags } else { &[] };
@@ -603,7 +600,7 @@ fn build_or_explain(
 /// The inline cache of an image whose layers are `layers`: the records of its own layers
 /// (`mode=min`), without the per-file lists (they would bloat every config; a miss then says
 /// `COPY sources changed`).
-fn inline_cache(store: &Store, records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value {
+fn inline_cache(records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value {
     let entries: Vec<CacheEntry> = records
         .iter()
         .filter(|r| r.in_image && layers.contains(&r.diff_id))
@@ -611,7 +608,9 @@ fn inline_cache(store: &Store, records: &[UsedRecord], layers: &[Digest]) -> ser
             key: r.key.clone(),
             diff_id: r.diff_id.clone(),
             layer: r.diff_id.clone(),
-            size: store.layer_size(&r.diff_id),
+            // Not kept: the config is the image's ID, which must not depend on what a store
+            // happens to know about a layer.
+            size: None,
             created: r.created.clone(),
             inputs: r.inputs.clone().map(|i| KeyInputs {
                 files: BTreeMap::new(),

@@ -102,6 +102,55 @@ fn cache_blob(store: &Store, diff_id: &Digest) -> Result<Blob> {
     Ok((d, size, GZIP_LAYER.into()))
 }
 
+/// [`cache_blob`] of each layer of `records` but those `placed`, several at a time: making a
+/// blob is a tar made again from a snapshot, compressed, written and synced, and the syncs of
+/// several overlap.
+fn cache_blobs(
+    store: &Store,
+    records: &[&UsedRecord],
+    placed: &HashMap<Digest, RemoteLayer>,
+) -> Result<HashMap<Digest, Blob>> {
+    let mut todo: Vec<(&Digest, &Digest)> = Vec::new();
+    for r in records {
+        if !placed.contains_key(&r.diff_id) && !todo.iter().any(|(d, _)| *d == &r.diff_id) {
+            todo.push((&r.diff_id, &r.key));
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = todo.len().clamp(1, 4);
+    let results: Vec<Result<(Digest, Blob)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some((diff_id, key)) = todo.get(i) else {
+                            return out;
+                        };
+                        out.push(
+                            cache_blob(store, diff_id)
+                                .with_context(|| format!("compressing the layer of step {key}"))
+                                .map(|b| ((*diff_id).clone(), b)),
+                        );
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![Err(EngineError::Failed(
+                        "a compressing thread panicked".into(),
+                    ))]
+                })
+            })
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
 /// Cache mounts as layers: their entries, their blobs (digest, size), and warnings about
 /// the ones left out.
 type MountLayers = (Vec<MountEntry>, Vec<Blob>, Vec<String>);
@@ -160,11 +209,11 @@ fn make_artifact(
             layers.push(b);
         }
     }
+    let made = cache_blobs(store, records, placed)?;
     for r in records {
         let (blob, size, media_type) = match placed.get(&r.diff_id) {
             Some(remote) => (remote.blob.clone(), remote.size, remote.media_type.clone()),
-            None => cache_blob(store, &r.diff_id)
-                .with_context(|| format!("compressing the layer of step {}", r.key))?,
+            None => made[&r.diff_id].clone(),
         };
         if !layers.iter().any(|(d, _, _)| *d == blob) {
             layers.push((blob.clone(), size, media_type));
