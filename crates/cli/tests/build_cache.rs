@@ -821,6 +821,35 @@ fn imported_layers_are_downloaded_only_when_their_bytes_are_needed() {
     let from_dir = format!("type=local,src={}", dir.display());
     let (log, id_h) = build(&h, &["--cache-from", &from_dir, "-t", "app:lazy"], &ctx_b);
     assert_eq!((steps_cached(&log), &id_h), ((6, 4), &id_a), "{log}");
+    // Exported on to another directory: the blobs go from one layout to the other, not
+    // through the store; that export imports whole.
+    let dir2 = work.path().join("dir-cache-2");
+    let (log, _) = build(
+        &h,
+        &[
+            "--cache-from",
+            &from_dir,
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", dir2.display()),
+        ],
+        &ctx_b,
+    );
+    assert_eq!(exported(&log, "dir-cache-2"), 4, "{log}");
+    for l in &layers {
+        let hex = l.strip_prefix("sha256:").unwrap();
+        assert!(
+            !h.join("blobs/sha256").join(hex).exists(),
+            "{l} went through the store"
+        );
+    }
+    let h2 = work.path().join("h2");
+    let from_dir2 = format!("type=local,src={}", dir2.display());
+    let (log, id) = build(&h2, &["--cache-from", &from_dir2], &ctx_b);
+    assert_eq!((steps_cached(&log), &id), ((6, 4), &id_a), "{log}");
+    assert_eq!(
+        rbuild_ok(&h2, &["run", "--rm", id.trim(), "cat", "/out"]),
+        expected
+    );
     let moved = work.path().join("dir-moved");
     std::fs::rename(&dir, &moved).unwrap();
     let out = rbuild(&h, &["run", "--rm", "app:lazy", "cat", "/out"]);

@@ -669,7 +669,10 @@ fn reuse_lazily(
     }?;
     // The store's own record of the step from now on: the next build hits without the import.
     if let Some(l) = layer {
-        Records::new(store).put(&l.entry.key, &l.entry.record())?;
+        let records = Records::new(store);
+        if records.find(&l.entry.key).is_none() {
+            records.put(&l.entry.key, &l.entry.record())?;
+        }
     }
     Ok(())
 }

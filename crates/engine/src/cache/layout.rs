@@ -22,7 +22,15 @@ pub(super) fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
 
 /// Write the artifact `manifest` (in the store, with its config and layers) into `dir`,
 /// blobs first and `index.json` last, so a reader never sees an index without its blobs.
-pub(super) fn write(store: &Store, dir: &Path, manifest: &Digest, size: u64) -> Result<()> {
+/// The blobs of `placed` layers are not in the store: they are copied from the OCI layout
+/// they are in, verified.
+pub(super) fn write(
+    store: &Store,
+    dir: &Path,
+    manifest: &Digest,
+    size: u64,
+    placed: &std::collections::HashMap<Digest, RemoteLayer>,
+) -> Result<()> {
     let bytes = store.blobs().read(manifest)?;
     let blobs = rbuild_registry_blobs(&bytes);
     for d in blobs.iter().chain(std::iter::once(manifest)) {
@@ -33,8 +41,25 @@ pub(super) fn write(store: &Store, dir: &Path, manifest: &Digest, size: u64) -> 
         let parent = dest.parent().unwrap_or(dir);
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
-        let mut src = store.blob_reader(d)?;
-        write_atomic(&dest, |f| std::io::copy(&mut src, f).map(|_| ()))?;
+        let elsewhere = placed.values().find_map(|r| match &r.location {
+            LayerLocation::Layout { dir } if r.blob == *d => Some(blob_path(dir, d)),
+            _ => None,
+        });
+        match elsewhere {
+            Some(path) => {
+                let file = std::fs::File::open(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut src = Verified::new(file, d);
+                write_atomic(&dest, |f| {
+                    std::io::copy(&mut src, f)?;
+                    src.check()
+                })?;
+            }
+            None => {
+                let mut src = store.blob_reader(d)?;
+                write_atomic(&dest, |f| std::io::copy(&mut src, f).map(|_| ()))?;
+            }
+        }
     }
     write_atomic(&dir.join("oci-layout"), |f| {
         std::io::Write::write_all(f, br#"{"imageLayoutVersion":"1.0.0"}"#)
@@ -161,5 +186,49 @@ impl LayerFetcher for LocalLayers {
                 dir: std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone()),
             },
         })
+    }
+}
+
+/// A reader hashing what passes, to check it against a digest at the end.
+struct Verified<R> {
+    inner: R,
+    hasher: rbuild_oci::Hasher,
+    expected: Digest,
+}
+
+impl<R: Read> Verified<R> {
+    fn new(inner: R, expected: &Digest) -> Self {
+        Verified {
+            inner,
+            hasher: rbuild_oci::Hasher::new(expected.algorithm()),
+            expected: expected.clone(),
+        }
+    }
+
+    /// Whether everything read hashed to the digest expected.
+    fn check(&mut self) -> std::io::Result<()> {
+        let hasher = std::mem::replace(
+            &mut self.hasher,
+            rbuild_oci::Hasher::new(self.expected.algorithm()),
+        );
+        let actual = hasher.finish();
+        if actual == self.expected {
+            return Ok(());
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "digest mismatch: expected {}, content hashes to {actual}",
+                self.expected
+            ),
+        ))
+    }
+}
+
+impl<R: Read> Read for Verified<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }

@@ -302,6 +302,14 @@ pub fn export(
                 continue;
             }
         }
+        // From one OCI layout to another: the blob file is copied (verified), not stored here.
+        if let (CacheLocation::Local(_), Some(remote)) = (&to.location, &remote)
+            && let LayerLocation::Layout { dir } = &remote.location
+            && layout::blob_path(dir, &remote.blob).is_file()
+        {
+            placed.insert(r.diff_id.clone(), remote.clone());
+            continue;
+        }
         let fetched = match (lazy, remote) {
             (Some(lazy), _) => lazy.fetch(store),
             (None, Some(remote)) => {
@@ -353,7 +361,7 @@ pub fn export(
                 .with_context(|| format!("exporting the build cache to {reference}"))
             })?;
         }
-        CacheLocation::Local(dir) => layout::write(store, dir, &digest, size)
+        CacheLocation::Local(dir) => layout::write(store, dir, &digest, size, &placed)
             .with_context(|| format!("exporting the build cache to {}", dir.display()))?,
     }
     Ok(Exported {
