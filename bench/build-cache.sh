@@ -189,7 +189,9 @@ out += ["", f"BuildKit {note}. Targets of #17: an imported fully cached build â‰
         "(registry) + run* is that build followed by `rbuild run --rm IMAGE true`, which fetches "
         "and verifies every layer of the image (by blob digest, then by diffID) and unpacks it: "
         "the cost the lazy build defers. A push of the image back to the cache's registry "
-        "downloads nothing (the blobs are found or mounted there).", "",
+        "downloads nothing (the blobs are found or mounted there). (b)'s imported build is "
+        "mostly the hashing of the 400 MB context for the COPY's cache key (a fresh store has "
+        "no digest cache of the context), which a build on any new machine does.", "",
         "Command lines (CTX is the workload's context, REG the registry):", "",
         "- `rbuild --root A build -q --no-cache --network none [--cache-to type=registry,ref=REG/cache/W:max,mode=max | --cache-to type=local,dest=DIR,mode=max] -t bench-W CTX`",
         "- `rbuild --root B build -q --network none --cache-from REG/cache/W:max | --cache-from type=local,src=DIR -t bench-W CTX`",
