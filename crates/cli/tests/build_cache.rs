@@ -350,35 +350,53 @@ fn registry_cache_round_trip_between_fresh_stores() {
         data[mid] ^= 0x55;
         std::fs::write(&file, data).unwrap();
     }
+    // Import is lazy: a fully cached build commits its image without downloading a layer,
+    // so it does not read the tampered blobs (any download would have been refused)...
     let g = work.path().join("g");
     let (log, id_g) = build(&g, &["--cache-from", &max], &ctx_b);
-    // Import is lazy: each tampered layer is found out when a step or the image needs its
-    // bytes; the build is then made again without that record (the steps that ran meanwhile
-    // are the store's own cache by then). Four records, each refused once.
+    assert_eq!(steps_cached(&log), (6, 4), "{log}");
+    assert_eq!(id_g, id_a);
+    assert!(!log.contains("WARNING"), "{log}");
+    // ...and whatever needs the bytes fetches them, and refuses them: nothing is stored.
+    let out = rbuild(&g, &["run", "--rm", id_g.trim(), "cat", "/out"]);
+    let err = text(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("fetching layer sha256:")
+            && err.contains(&format!("registry {}/cache/app", reg.addr))
+            && err.contains("digest"),
+        "{err}"
+    );
+    assert!(rbuild_ok(&g, &["images", "-q"]).lines().count() == 2);
+    let tmp_left = std::fs::read_dir(g.join("tmp")).unwrap().count();
+    assert_eq!(tmp_left, 0, "nothing half-written is left in the store");
+    // A build whose steps need the bytes (a changed COPY source under the tampered layers)
+    // finds out the same way; it is made again without the refused records.
+    let g2 = work.path().join("g2");
+    let (log, id_g2) = build(&g2, &["--cache-from", &max], &ctx_c);
     let refused: Vec<&str> = log
         .lines()
         .filter(|l| l.starts_with("WARNING: cache import: ignoring layer"))
         .collect();
-    assert_eq!(refused.len(), 4, "{log}");
+    assert!(!refused.is_empty(), "{log}");
     assert!(
         refused
             .iter()
             .all(|l| l.contains("digest mismatch") && l.ends_with("building again without it")),
         "{log}"
     );
-    assert_eq!(steps_cached(&log), (6, 3), "{log}");
     assert!(
         miss_reason(&log, "RUN echo")
             .is_some_and(|r| r.starts_with("the imported layer could not be used")),
         "{log}"
     );
-    let run = rbuild_ok(&g, &["run", "--rm", id_g.trim(), "cat", "/out"]);
-    assert_eq!(run, "print('v1')\nartifact 1\n");
+    let run = rbuild_ok(&g2, &["run", "--rm", id_g2.trim(), "cat", "/out"]);
+    assert_eq!(run, "print('v2')\nartifact 1\n");
     assert!(
         log.contains("cache mount \"deps\"") && log.contains("not restored"),
         "{log}"
     );
-    let seen = rbuild_ok(&g, &["run", "--rm", id_g.trim(), "cat", "/seen-before"]);
+    let seen = rbuild_ok(&g2, &["run", "--rm", id_g2.trim(), "cat", "/seen-before"]);
     assert_eq!(seen, "", "the tampered cache mount was not used");
 }
 
@@ -620,4 +638,254 @@ fn multi_platform_build_exports_and_imports_every_platforms_records() {
     );
     assert!(!out.status.success());
     assert!(text(&out).contains("not supported yet"), "{}", text(&out));
+}
+
+/// Blob GETs (downloads) of any of `blobs` in a registry's access log.
+fn blob_gets(log: &str, blobs: &[String]) -> usize {
+    log.lines()
+        .filter(|l| {
+            l.contains("\"GET /v2/") && blobs.iter().any(|b| l.contains(&format!("/blobs/{b} ")))
+        })
+        .count()
+}
+
+/// The layer blobs of the cache artifact `reference`.
+fn cache_layers(root: &Path, reference: &str) -> Vec<String> {
+    let manifest: serde_json::Value =
+        serde_json::from_str(&rbuild_ok(root, &["manifest", "inspect", reference])).unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn imported_layers_are_downloaded_only_when_their_bytes_are_needed() {
+    if !is_root("imported_layers_are_downloaded_only_when_their_bytes_are_needed") {
+        return;
+    }
+    let Some(reg) = RegistryProcess::start(Auth::Open, "lazy import") else {
+        return;
+    };
+    let Some(other) = RegistryProcess::start(Auth::Open, "lazy import") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let a = work.path().join("a");
+    if busybox_image(&a, "bb:1").is_none() {
+        return;
+    }
+    let base = format!("{}/base/bb:1", reg.addr);
+    rbuild_ok(&a, &["push", "-q", "bb:1", &base]);
+    let cache = format!("{}/cache/lazy:max", reg.addr);
+    let dir = work.path().join("dir-cache");
+    let ctx = context(&work.path().join("ctx-a"), &base, "print('v1')\n");
+    let (_, id_a) = build(
+        &a,
+        &[
+            "--cache-to",
+            &format!("type=registry,ref={cache},mode=max"),
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", dir.display()),
+        ],
+        &ctx,
+    );
+    let layers = cache_layers(&a, &cache);
+    assert_eq!(layers.len(), 4, "{layers:?}");
+    let expected = "print('v1')\nartifact 1\n";
+
+    // A fresh store: every step CACHED, the same image, and no layer blob downloaded.
+    let b = work.path().join("b");
+    let ctx_b = context(&work.path().join("elsewhere/ctx-b"), &base, "print('v1')\n");
+    let before = reg.log().len();
+    let (log, id_b) = build(&b, &["--cache-from", &cache, "-t", "app:lazy"], &ctx_b);
+    assert_eq!((steps_cached(&log), &id_b), ((6, 4), &id_a), "{log}");
+    assert_eq!(
+        blob_gets(&reg.log()[before..], &layers),
+        0,
+        "a layer was downloaded"
+    );
+    // Listed, with a size, and rebuilt from the store's own records.
+    let images = rbuild_ok(
+        &b,
+        &["images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}"],
+    );
+    assert!(
+        images
+            .lines()
+            .any(|l| l.starts_with("app:lazy ") && !l.ends_with(" 0B")),
+        "{images}"
+    );
+    // The image's steps hit; the builder stage's step, whose layer nothing needed, runs.
+    let before = reg.log().len();
+    let (log, id) = build(&b, &["-t", "app:lazy"], &ctx_b);
+    assert_eq!((steps_cached(&log), &id), ((6, 3), &id_a), "{log}");
+    assert!(!was_cached(&log, "RUN echo"), "{log}");
+    assert_eq!(
+        blob_gets(&reg.log()[before..], &layers),
+        0,
+        "a layer was downloaded"
+    );
+
+    // A push to the registry holding the layers downloads none (they are mounted from the
+    // cache's repository), and the pushed image is whole: another store pulls and runs it.
+    let pushed = format!("{}/app/lazy:1", reg.addr);
+    let before = reg.log().len();
+    rbuild_ok(&b, &["push", "-q", "app:lazy", &pushed]);
+    assert_eq!(
+        blob_gets(&reg.log()[before..], &layers),
+        0,
+        "the push downloaded a layer"
+    );
+    let c = work.path().join("c");
+    rbuild_ok(&c, &["pull", "-q", &pushed]);
+    assert_eq!(
+        rbuild_ok(&c, &["run", "--rm", &pushed, "cat", "/out"]),
+        expected
+    );
+
+    // CI's pattern, importing and exporting the same cache (and a copy in another repository
+    // of that registry): the layers stay where they are, nothing is downloaded, and the
+    // export imports whole.
+    let r = work.path().join("r");
+    let copy = format!("{}/cache/lazy-copy:max", reg.addr);
+    let before = reg.log().len();
+    let (log, _) = build(
+        &r,
+        &[
+            "--cache-from",
+            &cache,
+            "--cache-to",
+            &format!("type=registry,ref={cache},mode=max"),
+            "--cache-to",
+            &format!("type=registry,ref={copy},mode=max"),
+        ],
+        &ctx_b,
+    );
+    assert_eq!(
+        (exported(&log, &cache), exported(&log, &copy)),
+        (4, 4),
+        "{log}"
+    );
+    assert_eq!(
+        blob_gets(&reg.log()[before..], &layers),
+        0,
+        "the export downloaded a layer"
+    );
+    let r2 = work.path().join("r2");
+    let (log, id) = build(&r2, &["--cache-from", &copy], &ctx_b);
+    assert_eq!((steps_cached(&log), &id), ((6, 4), &id_a), "{log}");
+    assert_eq!(
+        rbuild_ok(&r2, &["run", "--rm", id.trim(), "cat", "/out"]),
+        expected
+    );
+
+    // Running it needs the bytes: fetched (downloaded now), verified, then run.
+    let before = reg.log().len();
+    assert_eq!(
+        rbuild_ok(&b, &["run", "--rm", "app:lazy", "cat", "/out"]),
+        expected
+    );
+    assert!(
+        blob_gets(&reg.log()[before..], &layers) > 0,
+        "nothing was downloaded to run"
+    );
+
+    // A push to another registry needs the bytes too; `save` writes a loadable archive.
+    let d = work.path().join("d");
+    build(&d, &["--cache-from", &cache, "-t", "app:lazy"], &ctx_b);
+    let elsewhere = format!("{}/app/lazy:1", other.addr);
+    rbuild_ok(&d, &["push", "-q", "app:lazy", &elsewhere]);
+    let e = work.path().join("e");
+    rbuild_ok(&e, &["pull", "-q", &elsewhere]);
+    assert_eq!(
+        rbuild_ok(&e, &["run", "--rm", &elsewhere, "cat", "/out"]),
+        expected
+    );
+    let s = work.path().join("s");
+    build(&s, &["--cache-from", &cache, "-t", "app:lazy"], &ctx_b);
+    let archive = work.path().join("lazy.tar");
+    rbuild_ok(&s, &["save", "-o", archive.to_str().unwrap(), "app:lazy"]);
+    let l = work.path().join("l");
+    rbuild_ok(&l, &["load", "-q", "-i", archive.to_str().unwrap()]);
+    assert_eq!(
+        rbuild_ok(&l, &["run", "--rm", "app:lazy", "cat", "/out"]),
+        expected
+    );
+
+    // A local cache is lazy too: the directory moved away, running fails naming it; back in
+    // place, it runs.
+    let h = work.path().join("h");
+    let from_dir = format!("type=local,src={}", dir.display());
+    let (log, id_h) = build(&h, &["--cache-from", &from_dir, "-t", "app:lazy"], &ctx_b);
+    assert_eq!((steps_cached(&log), &id_h), ((6, 4), &id_a), "{log}");
+    // Exported on to another directory: the blobs go from one layout to the other, not
+    // through the store; that export imports whole.
+    let dir2 = work.path().join("dir-cache-2");
+    let (log, _) = build(
+        &h,
+        &[
+            "--cache-from",
+            &from_dir,
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", dir2.display()),
+        ],
+        &ctx_b,
+    );
+    assert_eq!(exported(&log, "dir-cache-2"), 4, "{log}");
+    for l in &layers {
+        let hex = l.strip_prefix("sha256:").unwrap();
+        assert!(
+            !h.join("blobs/sha256").join(hex).exists(),
+            "{l} went through the store"
+        );
+    }
+    let h2 = work.path().join("h2");
+    let from_dir2 = format!("type=local,src={}", dir2.display());
+    let (log, id) = build(&h2, &["--cache-from", &from_dir2], &ctx_b);
+    assert_eq!((steps_cached(&log), &id), ((6, 4), &id_a), "{log}");
+    assert_eq!(
+        rbuild_ok(&h2, &["run", "--rm", id.trim(), "cat", "/out"]),
+        expected
+    );
+    let moved = work.path().join("dir-moved");
+    std::fs::rename(&dir, &moved).unwrap();
+    let out = rbuild(&h, &["run", "--rm", "app:lazy", "cat", "/out"]);
+    let err = text(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains(&format!("OCI layout {}", dir.display())),
+        "{err}"
+    );
+    std::fs::rename(&moved, &dir).unwrap();
+    assert_eq!(
+        rbuild_ok(&h, &["run", "--rm", "app:lazy", "cat", "/out"]),
+        expected
+    );
+
+    // The registry gone after the import: running fails with an error naming the layer and
+    // the registry; the store is intact (the image listed, nothing half-written), and
+    // removing the image works.
+    let f = work.path().join("f");
+    build(&f, &["--cache-from", &cache, "-t", "app:lazy"], &ctx_b);
+    let addr = reg.addr.clone();
+    drop(reg);
+    let out = rbuild(&f, &["run", "--rm", "app:lazy", "cat", "/out"]);
+    let err = text(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("fetching layer sha256:")
+            && err.contains(&format!("registry {addr}/cache/lazy")),
+        "{err}"
+    );
+    assert!(
+        rbuild_ok(&f, &["images"]).contains("app"),
+        "the image is still listed"
+    );
+    assert_eq!(std::fs::read_dir(f.join("tmp")).unwrap().count(), 0);
+    rbuild_ok(&f, &["rmi", "app:lazy"]);
+    rbuild_ok(&f, &["image", "prune", "-f"]);
+    assert!(!rbuild_ok(&f, &["images"]).contains("app"));
 }

@@ -26,6 +26,8 @@ pub struct BaseImages<'a> {
     pull: &'a PullFn<'a>,
     /// References already pulled by this build (`always_pull` pulls each once).
     pulled: Mutex<BTreeMap<String, Image>>,
+    /// How to reach the registries a stored image's layers held only remotely are in.
+    registry: crate::RegistrySettings,
 }
 
 impl<'a> BaseImages<'a> {
@@ -36,7 +38,26 @@ impl<'a> BaseImages<'a> {
             always_pull,
             pull,
             pulled: Mutex::new(BTreeMap::new()),
+            registry: crate::RegistrySettings::default(),
         }
+    }
+
+    /// These base images, fetching the layers a stored image holds only remotely (an image
+    /// built from a lazily imported cache) with `registry`'s settings.
+    pub fn with_registry(mut self, registry: crate::RegistrySettings) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// `img` with every layer in the store: those held only remotely are fetched.
+    fn whole(&self, reference: &str, img: Image) -> std::result::Result<Image, BuildError> {
+        crate::cache::materialize(self.store, &self.registry, &img).map_err(|e| {
+            BuildError::ImageNotFound {
+                reference: reference.to_string(),
+                reason: chain_text(&e),
+            }
+        })?;
+        Ok(img)
     }
 
     /// Whether the stored index `reference` names lists no image for `platform`.
@@ -78,7 +99,7 @@ impl ImageSource for BaseImages<'_> {
             match found {
                 Ok(img) => match (&wanted, image_platform(&img)) {
                     (Some(w), Some(has)) if !w.matches(&has) => other_platform = Some(has),
-                    _ => return Ok(img),
+                    _ => return self.whole(reference, img),
                 },
                 // A stored multi-platform image that does not list the platform: its
                 // registry's has none either (docker build's "no match for platform").
@@ -147,6 +168,7 @@ impl Engine {
         images: &dyn ImageSource,
         reporter: &dyn Reporter,
     ) -> Result<BuildOutcome> {
+        let opts = &self.with_remote_layers(opts);
         let outcome = rbuild_builder::build::build(self.store()?, opts, images, reporter)?;
         // A multi-platform build's tags name its index.
         let id = match &outcome.index {
@@ -171,7 +193,19 @@ impl Engine {
         opts: &BuildOptions,
         images: &dyn ImageSource,
     ) -> Result<Vec<rbuild_builder::build::ExplainedStep>> {
+        let opts = &self.with_remote_layers(opts);
         Ok(rbuild_builder::build::explain(self.store()?, opts, images)?)
+    }
+
+    /// `opts` with a fetcher of the layers the store holds only remotely, when it has none.
+    fn with_remote_layers(&self, opts: &BuildOptions) -> BuildOptions {
+        let mut opts = opts.clone();
+        if opts.remote_layers.is_none() {
+            opts.remote_layers = Some(std::sync::Arc::new(crate::cache::StoreRemoteLayers {
+                settings: self.registry().clone(),
+            }));
+        }
+        opts
     }
 
     /// Write `image`'s filesystem, every layer applied, into `dir` (created if missing): a
@@ -179,6 +213,7 @@ impl Engine {
     pub fn write_filesystem(&self, image: &Image, dir: &std::path::Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating output directory {}", dir.display()))?;
+        crate::cache::materialize(self.store()?, self.registry(), image)?;
         self.store()?
             .unpack(image, dir)
             .with_context(|| format!("writing the image's files to {}", dir.display()))

@@ -45,6 +45,19 @@ pub enum StoreError {
         /// Where it should have been, inside an archive.
         in_archive: Option<String>,
     },
+    /// A layer the store knows only remotely (a lazily imported build cache's) was read
+    /// before it was fetched.
+    #[error(
+        "layer {diff_id} is not in the store yet: its blob {blob} is at {location} and must be fetched first"
+    )]
+    LayerNotLocal {
+        /// The layer's diffID.
+        diff_id: Digest,
+        /// The blob holding it there.
+        blob: Digest,
+        /// Where it is (`registry HOST/REPO`, `OCI layout DIR`).
+        location: String,
+    },
     /// No image matches a name or ID.
     #[error("no such image: {0}")]
     ImageNotFound(String),

@@ -27,6 +27,9 @@
 //! - [`Store::compressed_layer`]: the gzip/zstd form of a layer for pushing, made once and
 //!   remembered; [`Store::layer_reader`]: the uncompressed tar of a layer;
 //! - [`Store::unpack`] / [`Store::apply`]: a flat rootfs (whiteouts deleting) in any directory;
+//! - [`Store::record_remote_layer`]: a layer known only by where it can be fetched (a lazily
+//!   imported build cache's); images may be committed with such layers, and reading one before
+//!   it is fetched is [`StoreError::LayerNotLocal`] ([`Store::remote_layer`] says what to fetch);
 //! - [`Store::name_image`], [`Store::tag`], [`Store::remove`], [`Store::prune`]: the index.
 //!
 //! Snapshots are created by whoever asks first and are shared afterwards; they are removed by
@@ -56,4 +59,4 @@ pub use image::{Image, ImageList};
 pub use index::{ImageEntry, ImageTable};
 pub use layer::{LayerInfo, LayerSource};
 pub use lock::Lock;
-pub use store::{RemoveOutcome, Store, default_root, hash_layer_dir};
+pub use store::{LayerLocation, RemoteLayer, RemoveOutcome, Store, default_root, hash_layer_dir};

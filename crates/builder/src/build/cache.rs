@@ -67,12 +67,18 @@ impl Records {
 
     /// The record for `key` when it exists and its layer is still in the store.
     pub fn get(&self, store: &Store, key: &Digest) -> Option<(Record, Digest)> {
+        let (record, diff_id) = self.find(key)?;
+        store.has_blob(&diff_id).then_some((record, diff_id))
+    }
+
+    /// The record for `key` and its layer's diffID, whether or not the store holds the layer.
+    pub(crate) fn find(&self, key: &Digest) -> Option<(Record, Digest)> {
         let bytes = std::fs::read(self.path(key)).ok()?;
         let record: Record = serde_json::from_slice(&bytes).ok()?;
         // A record without a diffID was written by versions that made no layer for a step
         // that changed nothing; every step makes one now, so it is a miss.
         let diff_id: Digest = record.diff_id.as_deref()?.parse().ok()?;
-        store.has_blob(&diff_id).then_some((record, diff_id))
+        Some((record, diff_id))
     }
 
     /// Remember what the step with `key` produced. A record with its inputs is also listed

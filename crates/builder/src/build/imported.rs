@@ -26,6 +26,10 @@ pub struct CacheEntry {
     pub diff_id: Digest,
     /// The blob (in the cache artifact) holding the layer, compressed.
     pub layer: Digest,
+    /// The layer's uncompressed size, when the exporter knew it: an image committed with the
+    /// layer not fetched lists it by diffID and size, as one built with its bytes does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
     /// When the step first ran, so an imported hit gives the same image.
     pub created: String,
     /// What the key was made of, for explanations.
@@ -38,6 +42,12 @@ pub trait LayerFetcher: Send + Sync + std::fmt::Debug {
     /// Fetch the layer of `entry` into `store`, verified against its blob digest and its
     /// diffID, so that `store.has_blob(&entry.diff_id)` holds afterwards; or say why not.
     fn fetch(&self, store: &Store, entry: &CacheEntry) -> Result<(), String>;
+
+    /// Where `entry`'s layer stays fetchable later, for an image committed without its bytes
+    /// ([`Store::record_remote_layer`]); `None` when it must be fetched now.
+    fn remote(&self, _store: &Store, _entry: &CacheEntry) -> Option<rbuild_store::RemoteLayer> {
+        None
+    }
 }
 
 /// The content of a `RUN --mount=type=cache` directory, exported as a layer.
@@ -58,6 +68,7 @@ impl MountEntry {
             key: Digest::sha256_of(format!("cache mount {}", self.id).as_bytes()),
             diff_id: self.diff_id.clone(),
             layer: self.layer.clone(),
+            size: None,
             created: String::new(),
             inputs: None,
         }
@@ -348,6 +359,7 @@ mod tests {
             key: Digest::sha256_of(b"imported"),
             diff_id: Digest::sha256_of(b"l"),
             layer: Digest::sha256_of(b"gz"),
+            size: None,
             created: "t".into(),
             inputs: Some(then),
         };

@@ -98,6 +98,10 @@ pub struct BuildOptions {
     /// `--cache-to type=inline`: the records of the image's own layers go into its config
     /// (under [`INLINE_CACHE_KEY`]), so a push carries them.
     pub inline_cache: bool,
+    /// Fetches the layers the store holds only remotely (reused from a lazily imported cache
+    /// by an earlier build): with it, the store's records of such steps are hits, their
+    /// layers fetched when a later step needs the bytes; without it they are misses.
+    pub remote_layers: Option<Arc<dyn LayerFetcher>>,
 }
 
 /// The image config field holding an inline cache: `{"format": …, "records": [CacheEntry]}`,
@@ -562,9 +566,10 @@ fn build_or_explain(
     if !dry_run {
         for (platform, built) in targets.iter().zip(&results) {
             let last = &built.last;
-            // The image's layers must all be in the store.
+            // The image's layers must all be in the store, or known there by where they
+            // are (import is lazy: fetched when something needs their bytes).
             for d in &last.layers {
-                materialize(store, &common.lazy, d)?;
+                reuse_lazily(store, &common.lazy, d)?;
             }
             let mut config = last.config.clone();
             for (k, v) in &opts.labels {
@@ -637,6 +642,9 @@ fn inline_cache(records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value 
             key: r.key.clone(),
             diff_id: r.diff_id.clone(),
             layer: r.diff_id.clone(),
+            // Not kept: the config is the image's ID, which must not depend on what a store
+            // happens to know about a layer.
+            size: None,
             created: r.created.clone(),
             inputs: r.inputs.clone().map(|i| KeyInputs {
                 files: BTreeMap::new(),
@@ -668,6 +676,38 @@ fn materialize(
             })?;
     }
     lazy.lock().expect("lazy layers").remove(diff_id);
+    Ok(())
+}
+
+/// Let the image hold layer `diff_id` without its bytes when it is an imported layer reused
+/// lazily whose source stays fetchable ([`LayerFetcher::remote`]): the store records where
+/// it is. Otherwise [`materialize`] it.
+fn reuse_lazily(
+    store: &Store,
+    lazy: &Mutex<HashMap<Digest, LazyLayer>>,
+    diff_id: &Digest,
+) -> Result<(), BuildError> {
+    let layer = lazy.lock().expect("lazy layers").get(diff_id).cloned();
+    let remote = layer
+        .as_ref()
+        .filter(|_| !store.has_blob(diff_id))
+        .and_then(|l| {
+            let remote = l.layers.remote(store, &l.entry)?;
+            Some((remote, l.entry.size.or(store.layer_size(diff_id))))
+        });
+    match remote {
+        Some((remote, size)) => store
+            .record_remote_layer(diff_id, &remote, size)
+            .map_err(store_err),
+        None => materialize(store, lazy, diff_id),
+    }?;
+    // The store's own record of the step from now on: the next build hits without the import.
+    if let Some(l) = layer {
+        let records = Records::new(store);
+        if records.find(&l.entry.key).is_none() {
+            records.put(&l.entry.key, &l.entry.record())?;
+        }
+    }
     Ok(())
 }
 

@@ -78,6 +78,7 @@ fn cache_hit(
         shared
             .records
             .get(shared.store, key)
+            .or_else(|| remote_record_hit(shared, key))
             .or_else(|| imported_hit(shared, key))
     };
     match found {
@@ -118,6 +119,42 @@ fn cache_hit(
             false
         }
     }
+}
+
+/// The store's record for `key` whose layer the store holds only remotely (an earlier build
+/// reused it from a lazily imported cache): a hit when the build can fetch such layers
+/// ([`super::BuildOptions::remote_layers`]); the layer is fetched when something needs it.
+fn remote_record_hit(shared: &Shared<'_>, key: &Digest) -> Option<(Record, Digest)> {
+    let fetcher = shared.opts.remote_layers.as_ref()?;
+    if shared
+        .fetch_failures
+        .lock()
+        .expect("fetch failures")
+        .contains_key(key)
+    {
+        return None;
+    }
+    let (record, diff_id) = shared.records.find(key)?;
+    let remote = shared.store.remote_layer(&diff_id).ok()??;
+    if !shared.dry_run {
+        let entry = super::CacheEntry {
+            key: key.clone(),
+            diff_id: diff_id.clone(),
+            layer: remote.blob.clone(),
+            size: shared.store.layer_size(&diff_id),
+            created: record.created.clone(),
+            inputs: record.inputs.clone(),
+        };
+        shared.lazy.lock().expect("lazy layers").insert(
+            diff_id.clone(),
+            super::LazyLayer {
+                entry,
+                layers: fetcher.clone(),
+                name: remote.location.to_string(),
+            },
+        );
+    }
+    Some((record, diff_id))
 }
 
 /// An imported record for `key`. Its layer is not fetched now (import is lazy): it is when a

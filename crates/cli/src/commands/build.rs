@@ -334,6 +334,11 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         inline_cache: cache_to
             .iter()
             .any(|c| c.location == rbuild_engine::cache::CacheLocation::Inline),
+        remote_layers: Some(std::sync::Arc::new(
+            rbuild_engine::cache::StoreRemoteLayers {
+                settings: args.registry.settings(),
+            },
+        )),
     };
     let store = engine.store()?;
     let mode = if args.quiet {
@@ -347,7 +352,7 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         pull_image_blocking(&args.registry, store, reference, platform, quiet)
             .map_err(|e| format!("{e:#}"))
     };
-    let images = BaseImages::new(store, args.pull, &pull);
+    let images = BaseImages::new(store, args.pull, &pull).with_registry(args.registry.settings());
     let client = if cache_to.is_empty() && cache_from.is_empty() {
         None
     } else {

@@ -128,12 +128,14 @@ impl Runtime<'_> {
             inline_cache: cache_to
                 .iter()
                 .any(|c| c.location == cache::CacheLocation::Inline),
+            remote_layers: None,
         };
         let store = self
             .engine
             .store()
             .map_err(engine_err("opening the store"))?;
-        let base = BaseImages::new(store, false, images.pull);
+        let base = BaseImages::new(store, false, images.pull)
+            .with_registry(self.engine.registry().clone());
         self.progress.event(Kind::Image, &tag, Status::Building);
         let outcome = self
             .engine

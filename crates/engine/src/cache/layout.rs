@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 
 use rbuild_builder::build::{CacheEntry, LayerFetcher};
 use rbuild_oci::Digest;
-use rbuild_store::Store;
+use rbuild_store::{LayerLocation, RemoteLayer, Store};
 
 use crate::error::{EngineError, Result, ResultExt};
 use crate::files::write_atomic;
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+pub(super) fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
     dir.join("blobs")
         .join(digest.algorithm().as_str())
         .join(digest.hex())
@@ -22,7 +22,15 @@ fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
 
 /// Write the artifact `manifest` (in the store, with its config and layers) into `dir`,
 /// blobs first and `index.json` last, so a reader never sees an index without its blobs.
-pub(super) fn write(store: &Store, dir: &Path, manifest: &Digest, size: u64) -> Result<()> {
+/// The blobs of `placed` layers are not in the store: they are copied from the OCI layout
+/// they are in, verified.
+pub(super) fn write(
+    store: &Store,
+    dir: &Path,
+    manifest: &Digest,
+    size: u64,
+    placed: &std::collections::HashMap<Digest, RemoteLayer>,
+) -> Result<()> {
     let bytes = store.blobs().read(manifest)?;
     let blobs = rbuild_registry_blobs(&bytes);
     for d in blobs.iter().chain(std::iter::once(manifest)) {
@@ -33,8 +41,25 @@ pub(super) fn write(store: &Store, dir: &Path, manifest: &Digest, size: u64) -> 
         let parent = dest.parent().unwrap_or(dir);
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
-        let mut src = store.blob_reader(d)?;
-        write_atomic(&dest, |f| std::io::copy(&mut src, f).map(|_| ()))?;
+        let elsewhere = placed.values().find_map(|r| match &r.location {
+            LayerLocation::Layout { dir } if r.blob == *d => Some(blob_path(dir, d)),
+            _ => None,
+        });
+        match elsewhere {
+            Some(path) => {
+                let file = std::fs::File::open(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut src = Verified::new(file, d);
+                write_atomic(&dest, |f| {
+                    std::io::copy(&mut src, f)?;
+                    src.check()
+                })?;
+            }
+            None => {
+                let mut src = store.blob_reader(d)?;
+                write_atomic(&dest, |f| std::io::copy(&mut src, f).map(|_| ()))?;
+            }
+        }
     }
     write_atomic(&dir.join("oci-layout"), |f| {
         std::io::Write::write_all(f, br#"{"imageLayoutVersion":"1.0.0"}"#)
@@ -136,21 +161,74 @@ pub(super) fn read_blob(dir: &Path, digest: &Digest, max: u64) -> Result<Vec<u8>
 pub(super) struct LocalLayers {
     /// The layout.
     pub dir: PathBuf,
+    /// Its layer blobs.
+    pub blobs: super::LayerBlobs,
 }
 
 impl LayerFetcher for LocalLayers {
     fn fetch(&self, store: &Store, entry: &CacheEntry) -> std::result::Result<(), String> {
         let copied = (|| -> Result<()> {
             if !store.blobs().contains(&entry.layer) {
-                let path = blob_path(&self.dir, &entry.layer);
-                let file = std::fs::File::open(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                store
-                    .blobs()
-                    .ingest(file, Some(&entry.layer), &path.display().to_string())?;
+                super::fetch::copy_from_layout(store, &self.dir, &entry.layer)?;
             }
-            super::store_layer(store, &entry.layer, &entry.diff_id)
+            super::fetch::store_layer(store, &entry.layer, &entry.diff_id)
         })();
         copied.map_err(|e| crate::build::chain_text(&e))
+    }
+
+    fn remote(&self, _store: &Store, entry: &CacheEntry) -> Option<RemoteLayer> {
+        let (size, media_type) = self.blobs.get(&entry.layer)?;
+        Some(RemoteLayer {
+            blob: entry.layer.clone(),
+            media_type: media_type.clone(),
+            size: *size,
+            location: LayerLocation::Layout {
+                dir: std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone()),
+            },
+        })
+    }
+}
+
+/// A reader hashing what passes, to check it against a digest at the end.
+struct Verified<R> {
+    inner: R,
+    hasher: rbuild_oci::Hasher,
+    expected: Digest,
+}
+
+impl<R: Read> Verified<R> {
+    fn new(inner: R, expected: &Digest) -> Self {
+        Verified {
+            inner,
+            hasher: rbuild_oci::Hasher::new(expected.algorithm()),
+            expected: expected.clone(),
+        }
+    }
+
+    /// Whether everything read hashed to the digest expected.
+    fn check(&mut self) -> std::io::Result<()> {
+        let hasher = std::mem::replace(
+            &mut self.hasher,
+            rbuild_oci::Hasher::new(self.expected.algorithm()),
+        );
+        let actual = hasher.finish();
+        if actual == self.expected {
+            return Ok(());
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "digest mismatch: expected {}, content hashes to {actual}",
+                self.expected
+            ),
+        ))
+    }
+}
+
+impl<R: Read> Read for Verified<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }

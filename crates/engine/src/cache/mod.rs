@@ -11,6 +11,7 @@
 //! (`LayerFetcher`), verified by its blob digest and then by its diffID before the store
 //! keeps it. Anything wrong with a cache source is a warning and the build goes on without it.
 
+mod fetch;
 mod layout;
 mod spec;
 
@@ -20,9 +21,11 @@ use std::sync::Arc;
 use rbuild_builder::build::{CacheEntry, CacheImport, LayerFetcher, MountEntry, UsedRecord};
 use rbuild_oci::{Compression, Digest};
 use rbuild_registry::{BlobSink, Client, PushOptions, Registry};
-use rbuild_store::Store;
+use rbuild_store::{LayerLocation, RemoteLayer, Store};
 use serde::{Deserialize, Serialize};
 
+pub(crate) use fetch::fetch_remote_layers;
+pub use fetch::{StoreRemoteLayers, materialize, materialize_list};
 pub use spec::{
     CacheExport, CacheLocation, CacheMode, CacheSource, parse_cache_from, parse_cache_to,
 };
@@ -80,9 +83,9 @@ const TAR_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 /// (a push made it; the registry then holds it once), else the tar itself when its data does
 /// not compress (judged on a sample: no compressed copy to write on export, and an import
 /// stores what it downloads as is), else a new gzip form. (digest, size, media type)
-fn cache_blob(store: &Store, diff_id: &Digest) -> Result<(Digest, u64, &'static str)> {
+fn cache_blob(store: &Store, diff_id: &Digest) -> Result<Blob> {
     if let Some((d, size)) = store.layer_blob(diff_id, Compression::Gzip)? {
-        return Ok((d, size, GZIP_LAYER));
+        return Ok((d, size, GZIP_LAYER.into()));
     }
     if let Some((d, size)) = store.layer_blob(diff_id, Compression::None)? {
         let mut sample = Vec::with_capacity(SAMPLE);
@@ -92,11 +95,60 @@ fn cache_blob(store: &Store, diff_id: &Digest) -> Result<(Digest, u64, &'static 
         )
         .context("reading the layer")?;
         if !compresses(&sample) {
-            return Ok((d, size, TAR_LAYER));
+            return Ok((d, size, TAR_LAYER.into()));
         }
     }
     let (d, size) = gzip_layer(store, diff_id)?;
-    Ok((d, size, GZIP_LAYER))
+    Ok((d, size, GZIP_LAYER.into()))
+}
+
+/// [`cache_blob`] of each layer of `records` but those `placed`, several at a time: making a
+/// blob is a tar made again from a snapshot, compressed, written and synced, and the syncs of
+/// several overlap.
+fn cache_blobs(
+    store: &Store,
+    records: &[&UsedRecord],
+    placed: &HashMap<Digest, RemoteLayer>,
+) -> Result<HashMap<Digest, Blob>> {
+    let mut todo: Vec<(&Digest, &Digest)> = Vec::new();
+    for r in records {
+        if !placed.contains_key(&r.diff_id) && !todo.iter().any(|(d, _)| *d == &r.diff_id) {
+            todo.push((&r.diff_id, &r.key));
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = todo.len().clamp(1, 4);
+    let results: Vec<Result<(Digest, Blob)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some((diff_id, key)) = todo.get(i) else {
+                            return out;
+                        };
+                        out.push(
+                            cache_blob(store, diff_id)
+                                .with_context(|| format!("compressing the layer of step {key}"))
+                                .map(|b| ((*diff_id).clone(), b)),
+                        );
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![Err(EngineError::Failed(
+                        "a compressing thread panicked".into(),
+                    ))]
+                })
+            })
+            .collect()
+    });
+    results.into_iter().collect()
 }
 
 /// Cache mounts as layers: their entries, their blobs (digest, size), and warnings about
@@ -104,7 +156,7 @@ fn cache_blob(store: &Store, diff_id: &Digest) -> Result<(Digest, u64, &'static 
 type MountLayers = (Vec<MountEntry>, Vec<Blob>, Vec<String>);
 
 /// A layer blob of a cache artifact: digest, size, media type.
-type Blob = (Digest, u64, &'static str);
+type Blob = (Digest, u64, String);
 
 /// Layers of the cache mounts `mounts` (each directory's content), those over `max` bytes
 /// left out with a warning.
@@ -140,11 +192,15 @@ fn mount_layers(
 
 /// Make the artifact of `records` and `mounts` in the store (each layer's gzip form, the
 /// config, the manifest); returns the manifest's digest and size and the number of layers.
+/// Layers in `placed` are listed as the remote blobs they are (not in the store); `sizes`
+/// gives uncompressed sizes the store does not know.
 fn make_artifact(
     store: &Store,
     records: &[&UsedRecord],
     mounts: Vec<MountEntry>,
     mount_blobs: Vec<Blob>,
+    placed: &HashMap<Digest, RemoteLayer>,
+    sizes: &HashMap<Digest, u64>,
 ) -> Result<(Digest, u64, usize)> {
     let mut entries = Vec::new();
     let mut layers: Vec<Blob> = Vec::new();
@@ -153,9 +209,12 @@ fn make_artifact(
             layers.push(b);
         }
     }
+    let made = cache_blobs(store, records, placed)?;
     for r in records {
-        let (blob, size, media_type) = cache_blob(store, &r.diff_id)
-            .with_context(|| format!("compressing the layer of step {}", r.key))?;
+        let (blob, size, media_type) = match placed.get(&r.diff_id) {
+            Some(remote) => (remote.blob.clone(), remote.size, remote.media_type.clone()),
+            None => made[&r.diff_id].clone(),
+        };
         if !layers.iter().any(|(d, _, _)| *d == blob) {
             layers.push((blob.clone(), size, media_type));
         }
@@ -163,6 +222,9 @@ fn make_artifact(
             key: r.key.clone(),
             diff_id: r.diff_id.clone(),
             layer: blob,
+            size: store
+                .layer_size(&r.diff_id)
+                .or_else(|| sizes.get(&r.diff_id).copied()),
             created: r.created.clone(),
             inputs: r.inputs.clone(),
         });
@@ -212,20 +274,54 @@ pub fn export(
             warnings: Vec::new(),
         });
     }
-    // Layers the build reused from an imported cache without needing their bytes.
+    // Layers the build reused from an imported cache without needing their bytes: an export
+    // to the registry holding them lists them as they are there (found in the cache's
+    // repository or mounted into it), downloading nothing; any other is fetched.
+    let mut placed: HashMap<Digest, RemoteLayer> = HashMap::new();
+    let mut mount_from: Vec<String> = Vec::new();
     for r in &chosen {
         if store.has_blob(&r.diff_id) {
             continue;
         }
-        if let Some(lazy) = outcome
+        let lazy = outcome
             .unfetched
             .iter()
-            .find(|l| l.entry.diff_id == r.diff_id)
-        {
-            lazy.fetch(store).map_err(|e| {
-                EngineError::Failed(format!("fetching imported layer {}: {e}", r.diff_id))
+            .find(|l| l.entry.diff_id == r.diff_id);
+        let remote = lazy
+            .and_then(|l| l.layers.remote(store, &l.entry))
+            .or_else(|| store.remote_layer(&r.diff_id).ok().flatten());
+        if let (CacheLocation::Registry(reference), Some(remote)) = (&to.location, &remote) {
+            let found = crate::transfer::block_on(|| {
+                crate::transfer::place_remote_layer(client, remote, reference)
             })?;
+            if let Some(from) = found {
+                if let Some(f) = from.filter(|f| !mount_from.contains(f)) {
+                    mount_from.push(f);
+                }
+                placed.insert(r.diff_id.clone(), remote.clone());
+                continue;
+            }
         }
+        // From one OCI layout to another: the blob file is copied (verified), not stored here.
+        if let (CacheLocation::Local(_), Some(remote)) = (&to.location, &remote)
+            && let LayerLocation::Layout { dir } = &remote.location
+            && layout::blob_path(dir, &remote.blob).is_file()
+        {
+            placed.insert(r.diff_id.clone(), remote.clone());
+            continue;
+        }
+        let fetched = match (lazy, remote) {
+            (Some(lazy), _) => lazy.fetch(store),
+            (None, Some(remote)) => {
+                let layers = [(r.diff_id.clone(), remote)];
+                crate::transfer::block_on(|| fetch::fetch_remote_layers(store, client, &layers))
+                    .map_err(|e| crate::build::chain_text(&e))
+            }
+            (None, None) => Ok(()),
+        };
+        fetched.map_err(|e| {
+            EngineError::Failed(format!("fetching imported layer {}: {e}", r.diff_id))
+        })?;
     }
     let (mounts, mount_blobs, warnings) = if to.cache_mounts {
         mount_layers(store, &outcome.cache_mounts, to.cache_mount_max_size)?
@@ -233,18 +329,25 @@ pub fn export(
         Default::default()
     };
     let mount_count = mounts.len();
-    let (digest, size, layers) = make_artifact(store, &chosen, mounts, mount_blobs)?;
+    let sizes: HashMap<Digest, u64> = outcome
+        .unfetched
+        .iter()
+        .filter_map(|l| Some((l.entry.diff_id.clone(), l.entry.size?)))
+        .collect();
+    let (digest, size, layers) =
+        make_artifact(store, &chosen, mounts, mount_blobs, &placed, &sizes)?;
     match &to.location {
         CacheLocation::Inline => unreachable!("returned above"),
         CacheLocation::Registry(reference) => {
             // Layers the image's own repositories on that registry hold are mounted, not sent.
-            let mount_from = outcome
-                .image
-                .names
-                .iter()
-                .filter(|n| n.domain() == reference.domain() && n.path() != reference.path())
-                .map(|n| n.path().to_string())
-                .collect();
+            mount_from.extend(
+                outcome
+                    .image
+                    .names
+                    .iter()
+                    .filter(|n| n.domain() == reference.domain() && n.path() != reference.path())
+                    .map(|n| n.path().to_string()),
+            );
             crate::transfer::block_on(|| async {
                 rbuild_registry::push(
                     client,
@@ -258,7 +361,7 @@ pub fn export(
                 .with_context(|| format!("exporting the build cache to {reference}"))
             })?;
         }
-        CacheLocation::Local(dir) => layout::write(store, dir, &digest, size)
+        CacheLocation::Local(dir) => layout::write(store, dir, &digest, size, &placed)
             .with_context(|| format!("exporting the build cache to {}", dir.display()))?,
     }
     Ok(Exported {
@@ -294,7 +397,8 @@ pub fn import(client: &Client, from: &CacheSource) -> Result<CacheImport> {
                             .blob_bytes(reference.path(), &config, CONFIG_MAX)
                             .await?;
                         let entries = parse_inline(&bytes, &layers)?;
-                        return Ok((reg, layers.into_iter().collect(), (entries, Vec::new())));
+                        let layers = layers.into_iter().map(|(d, s, t)| (d, (s, t))).collect();
+                        return Ok((reg, layers, (entries, Vec::new())));
                     }
                 };
                 let bytes = reg
@@ -309,8 +413,9 @@ pub fn import(client: &Client, from: &CacheSource) -> Result<CacheImport> {
             let layers = Arc::new(RegistryLayers {
                 rt,
                 reg,
+                registry: reference.domain().to_string(),
                 repository: reference.path().to_string(),
-                sizes: manifest,
+                blobs: manifest,
             });
             Ok(CacheImport {
                 name,
@@ -334,7 +439,10 @@ pub fn import(client: &Client, from: &CacheSource) -> Result<CacheImport> {
                 name,
                 entries,
                 mounts,
-                layers: Arc::new(layout::LocalLayers { dir: dir.clone() }),
+                layers: Arc::new(layout::LocalLayers {
+                    dir: dir.clone(),
+                    blobs: sizes,
+                }),
             })
         }
     }
@@ -353,9 +461,12 @@ fn run_on<T: Send, F: std::future::Future<Output = Result<T>>>(
     })
 }
 
-/// A cache manifest's config descriptor and its layers' sizes; anything else (an image, an
-/// index, another tool's cache) is refused as foreign.
-fn parse_manifest(bytes: &[u8]) -> Result<((Digest, u64), HashMap<Digest, u64>)> {
+/// A cache artifact's layer blobs: size and media type by digest.
+pub(crate) type LayerBlobs = HashMap<Digest, (u64, String)>;
+
+/// A cache manifest's config descriptor and its layers; anything else (an image, an index,
+/// another tool's cache) is refused as foreign.
+fn parse_manifest(bytes: &[u8]) -> Result<((Digest, u64), LayerBlobs)> {
     #[derive(Deserialize)]
     struct Desc {
         #[serde(rename = "mediaType", default)]
@@ -379,18 +490,31 @@ fn parse_manifest(bytes: &[u8]) -> Result<((Digest, u64), HashMap<Digest, u64>)>
                 "not an rbuild build cache (its config is not {CONFIG_MEDIA_TYPE})"
             ))
         })?;
-    let sizes = doc.layers.into_iter().map(|l| (l.digest, l.size)).collect();
+    let sizes = doc
+        .layers
+        .into_iter()
+        .map(|l| (l.digest, (l.size, l.media_type)))
+        .collect();
     Ok(((config.digest, config.size), sizes))
 }
 
-/// An image manifest's config digest and its layers (digest, size), in order.
-fn image_manifest(bytes: &[u8]) -> Option<(Digest, Vec<(Digest, u64)>)> {
+/// An image manifest's layer: digest, size, media type.
+type ImageLayer = (Digest, u64, String);
+
+/// An image manifest's config digest and its layers, in order.
+fn image_manifest(bytes: &[u8]) -> Option<(Digest, Vec<ImageLayer>)> {
     let m = rbuild_oci::manifest::decode_manifest(bytes).ok()?;
     let config = rbuild_oci::manifest::descriptor_digest(m.config()).ok()?;
     let layers = m
         .layers()
         .iter()
-        .map(|l| Ok((rbuild_oci::manifest::descriptor_digest(l)?, l.size())))
+        .map(|l| {
+            Ok((
+                rbuild_oci::manifest::descriptor_digest(l)?,
+                l.size(),
+                l.media_type().to_string(),
+            ))
+        })
         .collect::<std::result::Result<Vec<_>, rbuild_oci::DigestError>>()
         .ok()?;
     Some((config, layers))
@@ -398,7 +522,7 @@ fn image_manifest(bytes: &[u8]) -> Option<(Digest, Vec<(Digest, u64)>)> {
 
 /// The inline cache of an image config: its records, each layer found by its diffID among
 /// the image's `layers` (the config's `rootfs.diff_ids` in the same order).
-fn parse_inline(config: &[u8], layers: &[(Digest, u64)]) -> Result<Vec<CacheEntry>> {
+fn parse_inline(config: &[u8], layers: &[ImageLayer]) -> Result<Vec<CacheEntry>> {
     let doc: serde_json::Value = serde_json::from_slice(config)
         .map_err(|e| EngineError::Failed(format!("corrupt image config: {e}")))?;
     let inline = doc
@@ -422,8 +546,10 @@ fn parse_inline(config: &[u8], layers: &[(Digest, u64)]) -> Result<Vec<CacheEntr
             layers.len()
         )));
     }
-    let blob_of: HashMap<&Digest, &Digest> =
-        diff_ids.iter().zip(layers.iter().map(|(d, _)| d)).collect();
+    let blob_of: HashMap<&Digest, &Digest> = diff_ids
+        .iter()
+        .zip(layers.iter().map(|(d, _, _)| d))
+        .collect();
     // Inline records name their layer by diffID: each must be one of the image's.
     let listed: HashMap<Digest, u64> = diff_ids.iter().map(|d| (d.clone(), 0)).collect();
     let mut entries = parse_config(&serde_json::to_vec(&inline)?, &listed)?;
@@ -440,7 +566,7 @@ fn parse_inline(config: &[u8], layers: &[(Digest, u64)]) -> Result<Vec<CacheEntr
 }
 
 /// The cache mounts of a cache config, each checked to name a layer the manifest lists.
-fn parse_mounts(bytes: &[u8], layers: &HashMap<Digest, u64>) -> Result<Vec<MountEntry>> {
+fn parse_mounts<V>(bytes: &[u8], layers: &HashMap<Digest, V>) -> Result<Vec<MountEntry>> {
     let config: CacheConfig = serde_json::from_slice(bytes)
         .map_err(|e| EngineError::Failed(format!("corrupt cache config: {e}")))?;
     if let Some(m) = config
@@ -457,7 +583,7 @@ fn parse_mounts(bytes: &[u8], layers: &HashMap<Digest, u64>) -> Result<Vec<Mount
 }
 
 /// The records of a cache config, each checked to name a layer the manifest lists.
-fn parse_config(bytes: &[u8], layers: &HashMap<Digest, u64>) -> Result<Vec<CacheEntry>> {
+fn parse_config<V>(bytes: &[u8], layers: &HashMap<Digest, V>) -> Result<Vec<CacheEntry>> {
     let config: CacheConfig = serde_json::from_slice(bytes)
         .map_err(|e| EngineError::Failed(format!("corrupt cache config: {e}")))?;
     if config.format != CACHE_FORMAT {
@@ -479,33 +605,14 @@ fn parse_config(bytes: &[u8], layers: &HashMap<Digest, u64>) -> Result<Vec<Cache
     Ok(good)
 }
 
-/// Make blob `layer` (gzip, in the store, verified) layer `diff_id` of the store: its
-/// uncompressed tar verified against the diffID, both forms recorded.
-fn store_layer(store: &Store, layer: &Digest, diff_id: &Digest) -> Result<()> {
-    let _hold = store.hold()?;
-    if layer == diff_id {
-        // An uncompressed layer: the verified blob is the layer.
-        let size = store.blobs().size(layer)?;
-        store.record_layer_blob(diff_id, Compression::None, diff_id, size, Some(size))?;
-        return Ok(());
-    }
-    let reader = store.blob_reader(layer)?;
-    let (compression, tar) =
-        rbuild_store::compress::decompress(reader).context("reading the layer")?;
-    let what = format!("layer {diff_id} (from blob {layer})");
-    let (_, size) = store.blobs().ingest(tar, Some(diff_id), &what)?;
-    let compressed = store.blobs().size(layer)?;
-    store.record_layer_blob(diff_id, compression, layer, compressed, Some(size))?;
-    store.record_layer_blob(diff_id, Compression::None, diff_id, size, Some(size))?;
-    Ok(())
-}
-
 /// Layers of a registry cache, fetched on hits.
 struct RegistryLayers {
     rt: Arc<tokio::runtime::Runtime>,
     reg: Arc<Registry>,
+    /// The registry as the reference names it (what a later fetch connects to).
+    registry: String,
     repository: String,
-    sizes: HashMap<Digest, u64>,
+    blobs: LayerBlobs,
 }
 
 impl std::fmt::Debug for RegistryLayers {
@@ -516,8 +623,8 @@ impl std::fmt::Debug for RegistryLayers {
 
 impl LayerFetcher for RegistryLayers {
     fn fetch(&self, store: &Store, entry: &CacheEntry) -> std::result::Result<(), String> {
-        let size = *self
-            .sizes
+        let (size, _) = *self
+            .blobs
             .get(&entry.layer)
             .ok_or_else(|| format!("blob {} is not in the cache manifest", entry.layer))?;
         let fetched = if store.blobs().contains(&entry.layer) {
@@ -540,8 +647,21 @@ impl LayerFetcher for RegistryLayers {
             })
         };
         fetched
-            .and_then(|()| store_layer(store, &entry.layer, &entry.diff_id))
+            .and_then(|()| fetch::store_layer(store, &entry.layer, &entry.diff_id))
             .map_err(|e| crate::build::chain_text(&e))
+    }
+
+    fn remote(&self, _store: &Store, entry: &CacheEntry) -> Option<RemoteLayer> {
+        let (size, media_type) = self.blobs.get(&entry.layer)?;
+        Some(RemoteLayer {
+            blob: entry.layer.clone(),
+            media_type: media_type.clone(),
+            size: *size,
+            location: LayerLocation::Registry {
+                registry: self.registry.clone(),
+                repository: self.repository.clone(),
+            },
+        })
     }
 }
 
@@ -555,7 +675,7 @@ mod tests {
         let err = parse_manifest(image).unwrap_err().to_string();
         assert!(err.contains("not an rbuild build cache"), "{err}");
         assert!(parse_manifest(b"{nonsense").is_err());
-        let layers = HashMap::new();
+        let layers: HashMap<Digest, u64> = HashMap::new();
         assert!(parse_config(b"[]", &layers).is_err());
         let other =
             serde_json::to_vec(&serde_json::json!({"format": "v0", "records": []})).unwrap();

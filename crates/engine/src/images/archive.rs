@@ -72,7 +72,14 @@ impl Engine {
         images: &SaveList,
         out: impl Write,
     ) -> Result<()> {
-        archive::save_index(self.store()?, lists, images, out)?;
+        let store = self.store()?;
+        for (list, _) in lists {
+            crate::cache::materialize_list(store, self.registry(), list)?;
+        }
+        for (image, _) in images {
+            crate::cache::materialize(store, self.registry(), image)?;
+        }
+        archive::save_index(store, lists, images, out)?;
         for (l, _) in lists {
             self.emit(Event::now(
                 EventType::Image,
@@ -94,7 +101,11 @@ impl Engine {
 
     /// Write `images` as one archive in `format` to `out`. Sends a `save` event per image.
     pub fn save(&self, images: &SaveList, format: ArchiveFormat, out: impl Write) -> Result<()> {
-        archive::save(self.store()?, images, format, out)?;
+        let store = self.store()?;
+        for (image, _) in images {
+            crate::cache::materialize(store, self.registry(), image)?;
+        }
+        archive::save(store, images, format, out)?;
         for (img, _) in images {
             self.emit(Event::now(
                 EventType::Image,

@@ -238,7 +238,13 @@ impl Engine {
                 } else {
                     layer_iter
                         .next()
-                        .and_then(|d| store.layer_content_size(d).ok())
+                        .and_then(|d| {
+                            // A layer held only remotely: its uncompressed size.
+                            store
+                                .layer_content_size(d)
+                                .ok()
+                                .or_else(|| store.layer_size(d))
+                        })
                         .unwrap_or(0)
                 },
                 created: h

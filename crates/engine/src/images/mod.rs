@@ -92,6 +92,9 @@ impl Engine {
             }
             Err(e) => return Err(e).with_context(|| format!("image {image:?}")),
         };
+        // Layers of a lazily imported build cache are fetched now.
+        crate::cache::materialize(store, self.registry(), &img)
+            .with_context(|| format!("image {image:?}"))?;
         let mut layers = Vec::new();
         for diff_id in img.diff_ids()? {
             layers.push(

@@ -225,6 +225,14 @@ async fn send_list(
             base.with_tag(t).with_context(|| format!("tag {t:?}"))?,
         ])
     };
+    if !matches!(dst, Location::Docker(_) | Location::Store(_)) {
+        for (digest, _) in list.entries() {
+            if let Ok(image) = store.image(&digest) {
+                crate::cache::fetch_remote_layers(store, client, &store.remote_layers(&image)?)
+                    .await?;
+            }
+        }
+    }
     match dst {
         Location::Docker(r) => super::push_index_from_store(client, store, list, r, reporter).await,
         Location::Store(name) => {
@@ -450,6 +458,11 @@ pub async fn send(
     dst: &Location,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Digest> {
+    // A push places layers held only remotely itself (mounted where it can); the other ends
+    // need their bytes.
+    if !matches!(dst, Location::Docker(_) | Location::Store(_)) {
+        crate::cache::fetch_remote_layers(store, client, &store.remote_layers(image)?).await?;
+    }
     match dst {
         Location::Docker(r) => push_from_store(client, store, image, r, reporter).await,
         Location::Store(name) => {
@@ -558,6 +571,8 @@ fn tag_names(image: &Image, tag: Option<&str>) -> Result<Vec<Reference>> {
 }
 
 /// Save to `file` through a temporary file in the same directory, renamed when complete.
+/// Layers held only remotely (a lazily imported cache's) are fetched first, with the default
+/// registry settings.
 pub fn write_archive(
     store: &Store,
     image: &Image,
@@ -565,6 +580,7 @@ pub fn write_archive(
     format: ArchiveFormat,
     file: &Path,
 ) -> Result<()> {
+    crate::cache::materialize(store, &crate::RegistrySettings::default(), image)?;
     write_atomic(file, |f| {
         archive::save(store, &[(image.clone(), names)], format, &*f)
     })
@@ -578,6 +594,7 @@ pub fn write_index_archive(
     names: &[Reference],
     file: &Path,
 ) -> Result<()> {
+    crate::cache::materialize_list(store, &crate::RegistrySettings::default(), list)?;
     write_atomic(file, |f| {
         archive::save_index(store, &[(list.clone(), names.to_vec())], &[], &*f)
     })

@@ -20,13 +20,19 @@ pub fn pushable_manifest(store: &Store, image: &Image) -> Result<Digest> {
         return Ok(image.manifest_digest.clone());
     }
     let diff_ids = image.diff_ids()?;
+    // A layer held only remotely (a lazily imported cache's) is pushed as the blob it is there.
+    let mut remote = std::collections::HashMap::new();
+    for (d, r) in store.remote_layers(image)? {
+        remote.insert(d, r);
+    }
     // Compress the uncompressed layers on every core at once (each is one gzip stream).
     let todo: Vec<&Digest> = diff_ids
         .iter()
         .zip(layers)
-        .filter(|(_, l)| {
+        .filter(|(d, l)| {
             descriptor_media_type(l).and_then(MediaType::layer_compression)
                 == Some(Compression::None)
+                && !remote.contains_key(*d)
         })
         .map(|(d, _)| d)
         .collect();
@@ -65,6 +71,11 @@ pub fn pushable_manifest(store: &Store, image: &Image) -> Result<Digest> {
     let mut new_layers = Vec::new();
     for (diff_id, layer) in diff_ids.iter().zip(layers) {
         let kind = descriptor_media_type(layer);
+        if let Some(r) = remote.get(diff_id) {
+            let mt = r.media_type.parse().unwrap_or(MediaType::OciLayerGzip);
+            new_layers.push(manifest::descriptor(mt, &r.blob, r.size));
+            continue;
+        }
         match compressed.get(diff_id) {
             Some((digest, size))
                 if kind.and_then(MediaType::layer_compression) == Some(Compression::None) =>

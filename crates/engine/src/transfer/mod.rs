@@ -97,13 +97,19 @@ pub async fn push_index_from_store(
     reporter: Arc<dyn Reporter>,
 ) -> Result<Digest> {
     let _hold = store.hold().context("locking the store against pruning")?;
+    let images: Vec<Image> = list
+        .entries()
+        .iter()
+        .filter_map(|(d, _)| store.image(d).ok())
+        .collect();
+    let mount_from = place_remote_layers(client, store, &images, dest).await?;
     let index = pushable_index(store, list)?;
     rbuild_registry::push(
         client,
         dest,
         &index,
         Arc::new(StoreBlobs(store.clone())),
-        &PushOptions::default(),
+        &PushOptions { mount_from },
         reporter,
     )
     .await
@@ -262,14 +268,15 @@ pub async fn push_from_store(
     reporter: Arc<dyn Reporter>,
 ) -> Result<Digest> {
     let _hold = store.hold().context("locking the store against pruning")?;
+    let mut mount_from =
+        place_remote_layers(client, store, std::slice::from_ref(image), dest).await?;
     let manifest = pushable_manifest(store, image)?;
     // Repositories on the same registry this image is known under may lend their blobs.
-    let mount_from: Vec<String> = image
-        .names
-        .iter()
-        .filter(|n| n.domain() == dest.domain() && n.path() != dest.path())
-        .map(|n| n.path().to_string())
-        .collect();
+    for n in &image.names {
+        if n.domain() == dest.domain() && n.path() != dest.path() {
+            mount_from.push(n.path().to_string());
+        }
+    }
     rbuild_registry::push(
         client,
         dest,
@@ -280,4 +287,66 @@ pub async fn push_from_store(
     )
     .await
     .with_context(|| format!("pushing {dest}"))
+}
+
+/// Make the layers of `images` that the store holds only remotely (reused from a lazily
+/// imported build cache) ready for a push to `dest`: a layer whose blob is in a repository of
+/// `dest`'s registry is found in `dest`'s repository or mounted into it from there, so its
+/// bytes are never downloaded; any other is fetched into the store (verified) to be uploaded.
+/// Returns the repositories mounted from (for the config and the layers pushed after).
+async fn place_remote_layers(
+    client: &Client,
+    store: &Store,
+    images: &[Image],
+    dest: &Reference,
+) -> Result<Vec<String>> {
+    let mut fetch = Vec::new();
+    let mut repositories: Vec<String> = Vec::new();
+    for image in images {
+        for (diff_id, remote) in store.remote_layers(image)? {
+            match place_remote_layer(client, &remote, dest).await? {
+                Some(from) => {
+                    if let Some(r) = from.filter(|r| !repositories.contains(r)) {
+                        repositories.push(r);
+                    }
+                }
+                None => fetch.push((diff_id, remote)),
+            }
+        }
+    }
+    crate::cache::fetch_remote_layers(store, client, &fetch).await?;
+    Ok(repositories)
+}
+
+/// Make the blob of a layer held only remotely (`remote`) present in `dest`'s repository
+/// without downloading it: `Some` when it is there already (`Some(None)`) or was mounted from
+/// its repository on the same registry (`Some(Some(repository))`); `None` when it has to be
+/// fetched and uploaded (another registry, an OCI layout, a refused mount).
+pub(crate) async fn place_remote_layer(
+    client: &Client,
+    remote: &rbuild_store::RemoteLayer,
+    dest: &Reference,
+) -> Result<Option<Option<String>>> {
+    let rbuild_store::LayerLocation::Registry {
+        registry,
+        repository,
+    } = &remote.location
+    else {
+        return Ok(None);
+    };
+    if registry != dest.domain() {
+        return Ok(None);
+    }
+    let reg = client.registry(dest.domain()).await?;
+    if reg.blob_size(dest.path(), &remote.blob).await?.is_some() {
+        return Ok(Some(None));
+    }
+    if repository != dest.path()
+        && reg
+            .mount_blob(dest.path(), &remote.blob, repository)
+            .await?
+    {
+        return Ok(Some(Some(repository.clone())));
+    }
+    Ok(None)
 }

@@ -60,7 +60,7 @@ impl Store {
     }
 
     /// Change layer `diff_id`'s record under the index lock; `change` says whether to write it.
-    fn update_layer_record(
+    pub(super) fn update_layer_record(
         &self,
         diff_id: &Digest,
         change: impl FnOnce(&mut LayerRecord) -> bool,
@@ -116,9 +116,10 @@ impl Store {
             return Ok(Box::new(self.blobs.open(digest)?));
         }
         let rec = self.layer_record(digest)?;
-        match self.tree_source(digest, &rec) {
-            Some(source) => tree_reader(source, digest),
-            None => Err(StoreError::MissingBlob {
+        match (self.tree_source(digest, &rec), &rec.remote) {
+            (Some(source), _) => tree_reader(source, digest),
+            (None, Some(remote)) => Err(Store::not_local(digest, remote)),
+            (None, None) => Err(StoreError::MissingBlob {
                 digest: digest.clone(),
                 in_archive: None,
             }),
@@ -177,10 +178,18 @@ impl Store {
         Ok(total)
     }
 
-    /// An image's size as docker reports it: the file content of its layers.
+    /// An image's size as docker reports it: the file content of its layers. A layer held
+    /// only remotely (not read yet) counts its uncompressed size.
     pub fn image_size(&self, image: &Image) -> u64 {
         let layers = image.diff_ids().unwrap_or_default();
-        let known: Option<u64> = layers.iter().map(|d| self.layer_content_size(d).ok()).sum();
+        let known: Option<u64> = layers
+            .iter()
+            .map(|d| {
+                self.layer_content_size(d)
+                    .ok()
+                    .or_else(|| self.remote_layer(d).ok().flatten().and(self.layer_size(d)))
+            })
+            .sum();
         known.unwrap_or_else(|| image.size())
     }
 
@@ -220,6 +229,9 @@ impl Store {
         }
         if let Some(source) = self.tree_source(diff_id, &rec) {
             return tree_reader(source, diff_id).map(|r| r as Box<dyn Read>);
+        }
+        if let Some(remote) = &rec.remote {
+            return Err(Store::not_local(diff_id, remote));
         }
         Err(StoreError::MissingBlob {
             digest: diff_id.clone(),
@@ -326,7 +338,10 @@ impl Store {
     }
 
     /// Write `config` and a manifest of `layers` (uncompressed, in order) and name the image.
-    /// The config's `rootfs.diff_ids` must list the same layers.
+    /// The config's `rootfs.diff_ids` must list the same layers. A layer the store knows only
+    /// remotely ([`Store::record_remote_layer`]) is listed as well without being fetched: by
+    /// its diffID and size when the size is known (the manifest a build that has the bytes
+    /// writes), else by its remote blob.
     pub fn commit_image(&self, config: &[u8], names: &[Reference]) -> Result<Image> {
         let cfg = manifest::decode_config(config).map_err(|source| StoreError::Manifest {
             what: "new image config".into(),
@@ -338,6 +353,19 @@ impl Store {
         })?;
         let mut layers = Vec::new();
         for d in &diff_ids {
+            if self.layer_blob(d, Compression::None)?.is_none()
+                && let Some(remote) = self.remote_layer(d)?
+            {
+                layers.push(match self.layer_size(d) {
+                    Some(size) => manifest::descriptor(MediaType::OciLayer, d, size),
+                    None => {
+                        let media_type =
+                            remote.media_type.parse().unwrap_or(MediaType::OciLayerGzip);
+                        manifest::descriptor(media_type, &remote.blob, remote.size)
+                    }
+                });
+                continue;
+            }
             let (digest, size) = self.compressed_layer(d, Compression::None)?;
             layers.push(manifest::descriptor(MediaType::OciLayer, &digest, size));
         }

@@ -3,7 +3,9 @@
 mod gc;
 mod layers;
 mod lists;
+mod remote;
 pub use layers::hash_layer_dir;
+pub use remote::{LayerLocation, RemoteLayer};
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -57,6 +59,10 @@ pub(crate) struct LayerRecord {
     /// of source, when something needs the bytes (checked against the diffID as it goes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) tree: Option<TreeForm>,
+    /// Where the layer can be fetched from when the store holds none of its forms yet (a
+    /// layer of a lazily imported build cache): see [`Store::remote_layer`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) remote: Option<RemoteLayer>,
 }
 
 /// How a snapshot-backed layer's tar is made from its snapshot directory.
