@@ -202,6 +202,19 @@ pub fn selection_files(
     selection: &Selection,
     cache: &mut DigestCache,
 ) -> Result<(Digest, std::collections::BTreeMap<String, String>), BuildError> {
+    // Large files the cache lacks are hashed first, in parallel.
+    let mut large = Vec::new();
+    for e in &selection.entries {
+        if let (EntryKind::File, Some(m)) = (&e.kind, &e.meta)
+            && m.file_type().is_file()
+            && m.len() >= crate::checksum::PARALLEL_FILE_BYTES
+        {
+            large.push((e.path.as_path(), m));
+        }
+    }
+    if large.len() > 1 {
+        cache.prefetch(&large)?;
+    }
     let mut files = std::collections::BTreeMap::new();
     let explained = selection.entries.len() <= EXPLAINED_FILES;
     // The digest is of the entries' lines joined by newlines, hashed as they are made.

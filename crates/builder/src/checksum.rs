@@ -129,6 +129,66 @@ impl DigestCache {
         Ok(digest)
     }
 
+    /// Hash the large files among `files` (paths with the stat they will be asked with) that
+    /// the cache does not hold, on several threads, so that the [`DigestCache::digest`] calls
+    /// that follow find them: a fresh machine's first build hashes its context's large files
+    /// on every core instead of one (sha256 of one file cannot be split). Files under
+    /// [`PARALLEL_FILE_BYTES`], or fewer than two to hash, are left to `digest`.
+    pub fn prefetch(&mut self, files: &[(&Path, &std::fs::Metadata)]) -> Result<(), BuildError> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let mut todo: Vec<(&Path, StatKey)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (path, meta) in files {
+            if meta.len() < PARALLEL_FILE_BYTES {
+                continue;
+            }
+            let key = StatKey::of(meta);
+            let bytes = path.as_os_str().as_bytes();
+            let held = match self.fresh.get(bytes) {
+                Some((stat, _)) => *stat == key,
+                None => self.persisted(bytes, &key).is_some(),
+            };
+            if !held && seen.insert(bytes) {
+                todo.push((path, key));
+            }
+        }
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(todo.len());
+        if workers < 2 {
+            return Ok(());
+        }
+        let next = AtomicUsize::new(0);
+        let hashed: Vec<std::sync::Mutex<Option<Digest>>> =
+            todo.iter().map(|_| Default::default()).collect();
+        let work = || -> Result<(), BuildError> {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((path, _)) = todo.get(i) else {
+                    return Ok(());
+                };
+                *hashed[i].lock().expect("digest slot") = Some(hash_file(path)?);
+            }
+        };
+        std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..workers).map(|_| s.spawn(work)).collect();
+            let mine = work();
+            helpers
+                .into_iter()
+                .map(|h| h.join().expect("a hashing thread does not panic"))
+                .fold(mine, Result::and)
+        })?;
+        for ((path, key), digest) in todo.into_iter().zip(hashed) {
+            if let Some(digest) = digest.into_inner().expect("digest slot") {
+                self.hashed += 1;
+                self.fresh
+                    .insert(path.as_os_str().as_bytes().to_vec(), (key, digest));
+                self.dirty = true;
+            }
+        }
+        Ok(())
+    }
+
     /// The persisted digest of `path` if it was recorded with stat `key`.
     fn persisted(&mut self, path: &[u8], key: &StatKey) -> Option<Digest> {
         let path_at = |i: usize| record_path(&self.loaded, self.index[i]);
@@ -228,6 +288,9 @@ fn record_path(bytes: &[u8], at: usize) -> &[u8] {
     &bytes[at + FIXED..at + FIXED + len as usize]
 }
 
+/// Files from this size are hashed in parallel by [`DigestCache::prefetch`].
+pub const PARALLEL_FILE_BYTES: u64 = 4 << 20;
+
 /// sha256 of a file's content, streamed.
 pub fn hash_file(path: &Path) -> Result<Digest, BuildError> {
     let mut f = std::fs::File::open(path).map_err(|e| BuildError::io(path, e))?;
@@ -246,6 +309,45 @@ pub fn hash_file(path: &Path) -> Result<Digest, BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_files_are_hashed_ahead_in_parallel_and_only_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<_> = (0..3u8)
+            .map(|i| {
+                let p = dir.path().join(format!("f{i}"));
+                std::fs::write(&p, vec![i; PARALLEL_FILE_BYTES as usize + usize::from(i)]).unwrap();
+                p
+            })
+            .collect();
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"small").unwrap();
+        let metas: Vec<_> = paths
+            .iter()
+            .chain([&small])
+            .map(|p| std::fs::metadata(p).unwrap())
+            .collect();
+        let listed: Vec<(&Path, &std::fs::Metadata)> = paths
+            .iter()
+            .chain([&small])
+            .map(|p| p.as_path())
+            .zip(metas.iter())
+            .collect();
+        let mut cache = DigestCache::in_memory();
+        cache.prefetch(&listed).unwrap();
+        assert_eq!(
+            cache.files_hashed(),
+            3,
+            "the small file is left to digest()"
+        );
+        for (path, meta) in &listed {
+            assert_eq!(cache.digest(path, meta).unwrap(), hash_file(path).unwrap());
+        }
+        assert_eq!(cache.files_hashed(), 4);
+        // Held now: nothing is hashed again.
+        cache.prefetch(&listed).unwrap();
+        assert_eq!(cache.files_hashed(), 4);
+    }
 
     #[test]
     fn cached_until_stat_changes_and_persisted() {
