@@ -232,7 +232,19 @@ fn two_platform_build_pushes_an_index_that_skopeo_rbuild_and_docker_read() {
     rbuild_ok(&fresh, &["pull", "-q", &tag]);
     assert_eq!(rbuild_ok(&fresh, &["run", "--rm", &tag]).trim(), "x86_64");
     // The tag names the index (as containerd's store keeps it), with only amd64 pulled.
-    let refused = rbuild(&fresh, &["run", "--rm", "--platform", "linux/arm64", &tag]);
+    // (--pull never: by default `run` pulls the platform's image, as docker does; below.)
+    let refused = rbuild(
+        &fresh,
+        &[
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "--platform",
+            "linux/arm64",
+            &tag,
+        ],
+    );
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -297,6 +309,16 @@ fn two_platform_build_pushes_an_index_that_skopeo_rbuild_and_docker_read() {
     ))
     .unwrap();
     assert_eq!(config["architecture"], "amd64", "{config}");
+
+    // `run` of the platform not pulled pulls it first (--pull missing, the default).
+    let pulled = rbuild(&fresh, &["run", "--rm", "--platform", "linux/arm64", &tag]);
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&pulled.stdout).trim(), "aarch64");
+    assert!(String::from_utf8_lossy(&pulled.stderr).contains("Unable to find image"));
 
     // A base pulled for one platform's FROM, then for another's (one build, then a
     // two-platform build from it): both stay stored under the tag, the host's is the default.
