@@ -252,3 +252,31 @@ fn a_closed_stdout_ends_the_command_quietly_with_sigpipes_status() {
     assert_eq!(out.status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn save_into_a_device_writes_it_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let root = tempfile::tempdir().unwrap();
+    if busybox_image(root.path(), "bb:1").is_none() {
+        return;
+    }
+    // A private node of /dev/null's device stands for /dev/null itself: renaming an archive
+    // over it (as a save to a new file is written) would replace the device with a file.
+    let null = root.path().join("null");
+    nix::sys::stat::mknod(
+        &null,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    for format in ["docker", "oci"] {
+        let out = null.to_str().unwrap();
+        rbuild_ok(
+            root.path(),
+            &["save", "--format", format, "-o", out, "bb:1"],
+        );
+        let kind = std::fs::symlink_metadata(&null).unwrap().file_type();
+        assert!(kind.is_char_device(), "{format}: the device was replaced");
+    }
+}

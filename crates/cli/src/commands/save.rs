@@ -63,6 +63,15 @@ pub fn run(args: SaveArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         Ok(())
     };
     match &args.output {
+        // A device or pipe (`-o /dev/null`) is written in place, as docker does: renaming a
+        // file over it would replace it.
+        Some(path) if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            write(&mut f).with_context(|| format!("saving to {}", path.display()))?;
+        }
         Some(path) => {
             // Written beside the target and renamed: a failed save leaves no partial archive.
             let dir = path

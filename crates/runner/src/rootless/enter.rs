@@ -331,9 +331,13 @@ fn pause_main(ready: OwnedFd, go: OwnedFd, uid: u32, gid: u32, single: bool) -> 
         if errno != 0 || libc::read(go.as_raw_fd(), (&raw mut byte).cast(), 1) != 1 {
             libc::_exit(1);
         }
+        // Nothing of the starting command's is kept: its standard streams may be pipes a
+        // caller reads to their end. Without /dev/null they are closed instead.
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         for fd in 0..3 {
-            libc::dup2(null, fd);
+            if null < 0 || libc::dup2(null, fd) < 0 {
+                libc::close(fd);
+            }
         }
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
         libc::chdir(c"/".as_ptr());
