@@ -262,6 +262,16 @@ impl Shared<'_> {
         nix::unistd::syncfs(&dir).map_err(|e| BuildError::io(root, std::io::Error::from(e)))
     }
 
+    /// Why fetching the imported layer of the record for `key` failed earlier in this build,
+    /// if it did (that record is then not used again).
+    pub(crate) fn fetch_failure(&self, key: &Digest) -> Option<String> {
+        self.fetch_failures
+            .lock()
+            .expect("fetch failures")
+            .get(key)
+            .cloned()
+    }
+
     /// Start writing a large RUN layer to disk now, on a thread of its own, when the machine
     /// has at least [`EARLY_WRITEBACK_BYTES`] dirty: the writeback then overlaps the layer's
     /// hashing and the steps after it, and [`Shared::sync_store`] before the records only

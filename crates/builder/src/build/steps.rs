@@ -93,12 +93,7 @@ fn cache_hit(
             let reason = if shared.opts.no_cache {
                 "--no-cache".to_string()
             } else {
-                let failure = shared
-                    .fetch_failures
-                    .lock()
-                    .expect("fetch failures")
-                    .get(key)
-                    .cloned();
+                let failure = shared.fetch_failure(key);
                 let first = (state.key == state.base.0).then_some(state.base.1.as_str());
                 let miss = super::imported::Miss {
                     key,
@@ -126,12 +121,7 @@ fn cache_hit(
 /// ([`super::BuildOptions::remote_layers`]); the layer is fetched when something needs it.
 fn remote_record_hit(shared: &Shared<'_>, key: &Digest) -> Option<(Record, Digest)> {
     let fetcher = shared.opts.remote_layers.as_ref()?;
-    if shared
-        .fetch_failures
-        .lock()
-        .expect("fetch failures")
-        .contains_key(key)
-    {
+    if shared.fetch_failure(key).is_some() {
         return None;
     }
     let (record, diff_id) = shared.records.find(key)?;
@@ -160,12 +150,7 @@ fn remote_record_hit(shared: &Shared<'_>, key: &Digest) -> Option<(Record, Diges
 /// An imported record for `key`. Its layer is not fetched now (import is lazy): it is when a
 /// later step or the image needs the bytes ([`Shared::materialize`]).
 fn imported_hit(shared: &Shared<'_>, key: &Digest) -> Option<(Record, Digest)> {
-    if shared
-        .fetch_failures
-        .lock()
-        .expect("fetch failures")
-        .contains_key(key)
-    {
+    if shared.fetch_failure(key).is_some() {
         return None;
     }
     let (import, entry) = shared.imported.get(key)?;

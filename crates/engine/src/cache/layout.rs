@@ -177,15 +177,10 @@ impl LayerFetcher for LocalLayers {
     }
 
     fn remote(&self, _store: &Store, entry: &CacheEntry) -> Option<RemoteLayer> {
-        let (size, media_type) = self.blobs.get(&entry.layer)?;
-        Some(RemoteLayer {
-            blob: entry.layer.clone(),
-            media_type: media_type.clone(),
-            size: *size,
-            location: LayerLocation::Layout {
-                dir: std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone()),
-            },
-        })
+        let location = LayerLocation::Layout {
+            dir: std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone()),
+        };
+        super::remote_layer(&self.blobs, entry, location)
     }
 }
 

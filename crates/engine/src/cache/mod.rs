@@ -464,6 +464,21 @@ fn run_on<T: Send, F: std::future::Future<Output = Result<T>>>(
 /// A cache artifact's layer blobs: size and media type by digest.
 pub(crate) type LayerBlobs = HashMap<Digest, (u64, String)>;
 
+/// Where `entry`'s layer blob is, when `blobs` (its cache's) lists it.
+pub(crate) fn remote_layer(
+    blobs: &LayerBlobs,
+    entry: &CacheEntry,
+    location: LayerLocation,
+) -> Option<RemoteLayer> {
+    let (size, media_type) = blobs.get(&entry.layer)?;
+    Some(RemoteLayer {
+        blob: entry.layer.clone(),
+        media_type: media_type.clone(),
+        size: *size,
+        location,
+    })
+}
+
 /// A cache manifest's config descriptor and its layers; anything else (an image, an index,
 /// another tool's cache) is refused as foreign.
 fn parse_manifest(bytes: &[u8]) -> Result<((Digest, u64), LayerBlobs)> {
@@ -652,16 +667,11 @@ impl LayerFetcher for RegistryLayers {
     }
 
     fn remote(&self, _store: &Store, entry: &CacheEntry) -> Option<RemoteLayer> {
-        let (size, media_type) = self.blobs.get(&entry.layer)?;
-        Some(RemoteLayer {
-            blob: entry.layer.clone(),
-            media_type: media_type.clone(),
-            size: *size,
-            location: LayerLocation::Registry {
-                registry: self.registry.clone(),
-                repository: self.repository.clone(),
-            },
-        })
+        let location = LayerLocation::Registry {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+        };
+        remote_layer(&self.blobs, entry, location)
     }
 }
 
