@@ -32,35 +32,22 @@ pub(super) fn write(
     placed: &std::collections::HashMap<Digest, RemoteLayer>,
 ) -> Result<()> {
     let bytes = store.blobs().read(manifest)?;
-    let blobs = rbuild_registry_blobs(&bytes);
-    for d in blobs.iter().chain(std::iter::once(manifest)) {
-        let dest = blob_path(dir, d);
-        if dest.is_file() {
+    let mut todo = Vec::new();
+    for d in rbuild_registry_blobs(&bytes)
+        .into_iter()
+        .chain(std::iter::once(manifest.clone()))
+    {
+        let dest = blob_path(dir, &d);
+        if dest.is_file() || todo.iter().any(|(t, _)| *t == d) {
             continue;
         }
         let parent = dest.parent().unwrap_or(dir);
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
-        let elsewhere = placed.values().find_map(|r| match &r.location {
-            LayerLocation::Layout { dir } if r.blob == *d => Some(blob_path(dir, d)),
-            _ => None,
-        });
-        match elsewhere {
-            Some(path) => {
-                let file = std::fs::File::open(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let mut src = Verified::new(file, d);
-                write_atomic(&dest, |f| {
-                    std::io::copy(&mut src, f)?;
-                    src.check()
-                })?;
-            }
-            None => {
-                let mut src = store.blob_reader(d)?;
-                write_atomic(&dest, |f| std::io::copy(&mut src, f).map(|_| ()))?;
-            }
-        }
+        todo.push((d, dest));
     }
+    // Several blobs at a time: each is mostly the kernel copying file content.
+    crate::transfer::each_parallel(&todo, 4, |(d, dest)| write_blob(store, d, dest, placed))?;
     write_atomic(&dir.join("oci-layout"), |f| {
         std::io::Write::write_all(f, br#"{"imageLayoutVersion":"1.0.0"}"#)
     })?;
@@ -78,6 +65,33 @@ pub(super) fn write(
     write_atomic(&dir.join("index.json"), |f| {
         std::io::Write::write_all(f, &index)
     })
+}
+
+/// Write blob `d` at `dest`: from the OCI layout a `placed` layer is in (copied, verified),
+/// else from the store.
+fn write_blob(
+    store: &Store,
+    d: &Digest,
+    dest: &Path,
+    placed: &std::collections::HashMap<Digest, RemoteLayer>,
+) -> Result<()> {
+    let elsewhere = placed.values().find_map(|r| match &r.location {
+        LayerLocation::Layout { dir } if r.blob == *d => Some(blob_path(dir, d)),
+        _ => None,
+    });
+    match elsewhere {
+        Some(path) => {
+            let file = std::fs::File::open(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let mut src = Verified::new(file, d);
+            write_atomic(dest, |f| {
+                std::io::copy(&mut src, f)?;
+                src.check()
+            })
+        }
+        // Not hashed again: whoever reads the cache verifies each blob.
+        None => write_atomic(dest, |f| store.write_blob_file(d, f).map(|_| ())),
+    }
 }
 
 /// The digests a manifest's config and layers name.

@@ -116,39 +116,12 @@ fn cache_blobs(
             todo.push((&r.diff_id, &r.key));
         }
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let workers = todo.len().clamp(1, 4);
-    let results: Vec<Result<(Digest, Blob)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let Some((diff_id, key)) = todo.get(i) else {
-                            return out;
-                        };
-                        out.push(
-                            cache_blob(store, diff_id)
-                                .with_context(|| format!("compressing the layer of step {key}"))
-                                .map(|b| ((*diff_id).clone(), b)),
-                        );
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    vec![Err(EngineError::Failed(
-                        "a compressing thread panicked".into(),
-                    ))]
-                })
-            })
-            .collect()
-    });
-    results.into_iter().collect()
+    let made = crate::transfer::each_parallel(&todo, 4, |(diff_id, key)| {
+        cache_blob(store, diff_id)
+            .with_context(|| format!("compressing the layer of step {key}"))
+            .map(|b| ((*diff_id).clone(), b))
+    })?;
+    Ok(made.into_iter().collect())
 }
 
 /// Cache mounts as layers: their entries, their blobs (digest, size), and warnings about

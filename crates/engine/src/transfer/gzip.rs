@@ -36,36 +36,14 @@ pub fn pushable_manifest(store: &Store, image: &Image) -> Result<Digest> {
         })
         .map(|(d, _)| d)
         .collect();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(todo.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<(Digest, (Digest, u64))>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let Some(diff_id) = todo.get(i) else {
-                            return out;
-                        };
-                        let r = gzip_layer(store, diff_id)
-                            .with_context(|| format!("compressing layer {diff_id}"))
-                            .map(|c| ((*diff_id).clone(), c));
-                        out.push(r);
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let results = super::each_parallel(&todo, cores, |diff_id| {
+        gzip_layer(store, diff_id)
+            .with_context(|| format!("compressing layer {diff_id}"))
+            .map(|c| ((*diff_id).clone(), c))
+    })?;
     let mut compressed = std::collections::HashMap::new();
-    for r in results {
-        let (diff_id, c) = r?;
+    for (diff_id, c) in results {
         compressed.insert(diff_id, c);
     }
     let mut new_layers = Vec::new();

@@ -2,11 +2,13 @@
 
 mod apply;
 mod create;
+mod to_file;
 
 pub use apply::{ApplyOptions, Paths, Whiteouts, apply_layer, apply_layer_file, apply_stream};
 pub use create::{
     CreateOptions, FileContents, LayerSource, ReadFiles, is_opaque, write_layer, write_layer_with,
 };
+pub use to_file::write_layer_file;
 
 /// Prefix of a whiteout entry: `.wh.name` deletes `name`.
 pub const WHITEOUT_PREFIX: &str = ".wh.";

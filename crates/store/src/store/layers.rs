@@ -126,6 +126,44 @@ impl Store {
         }
     }
 
+    /// Write blob `digest` into `dest` (a new, empty file): the bytes [`Store::blob_reader`]
+    /// gives, copied by the kernel. A blob file is copied whole; a snapshot-backed layer's tar
+    /// is made again with each file's content copied from the snapshot
+    /// ([`layer::write_layer_file`]) and, unlike `blob_reader`'s, is not hashed, only checked
+    /// against the size the store recorded: this serves exports of a build cache, whose every
+    /// reader verifies each blob by its digest. Returns the size.
+    pub fn write_blob_file(&self, digest: &Digest, dest: &mut std::fs::File) -> Result<u64> {
+        let what = format!("blob {digest}");
+        if self.blobs.contains(digest) {
+            let mut src = self.blobs.open(digest)?;
+            return std::io::copy(&mut src, dest).at("copying", what);
+        }
+        let rec = self.layer_record(digest)?;
+        let Some(source) = self.tree_source(digest, &rec) else {
+            // Held only remotely, or missing: blob_reader says which.
+            return Err(self.blob_reader(digest).err().unwrap_or_else(|| {
+                StoreError::MissingBlob {
+                    digest: digest.clone(),
+                    in_archive: None,
+                }
+            }));
+        };
+        let n = layer::write_layer_file(&source, dest)?;
+        match rec.size {
+            Some(size) if size != n => Err(StoreError::Io {
+                op: "making the layer from its snapshot",
+                path: self.snapshot_dir(digest),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{n} bytes, the layer has {size}: the snapshot changed after the layer was built"
+                    ),
+                ),
+            }),
+            _ => Ok(n),
+        }
+    }
+
     /// The source a snapshot-backed layer's tar is made from, when `rec` says the layer is
     /// kept that way and its snapshot is there.
     fn tree_source(&self, diff_id: &Digest, rec: &LayerRecord) -> Option<LayerSource> {
