@@ -889,3 +889,94 @@ fn imported_layers_are_downloaded_only_when_their_bytes_are_needed() {
     rbuild_ok(&f, &["image", "prune", "-f"]);
     assert!(!rbuild_ok(&f, &["images"]).contains("app"));
 }
+
+/// A context at `dir` holding only `dockerfile`.
+fn dockerfile_context(dir: &Path, dockerfile: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    dir.to_path_buf()
+}
+
+#[test]
+fn a_build_from_a_lazily_held_image_downloads_its_layers_only_when_a_step_needs_them() {
+    let test = "a_build_from_a_lazily_held_image_downloads_its_layers_only_when_a_step_needs_them";
+    if !is_root(test) {
+        return;
+    }
+    let Some(reg) = RegistryProcess::start(Auth::Open, "lazy base") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let a = work.path().join("a");
+    if busybox_image(&a, "bb:1").is_none() {
+        return;
+    }
+    let base = format!("{}/base/bb:1", reg.addr);
+    rbuild_ok(&a, &["push", "-q", "bb:1", &base]);
+    // `app:1`, then images built FROM it: one whose steps store B will find cached (with a
+    // COPY --from of it), one whose RUN is new there.
+    let app = dockerfile_context(
+        &work.path().join("ctx-app"),
+        &format!("FROM {base}\nRUN echo one > /one\n"),
+    );
+    let on_app = dockerfile_context(
+        &work.path().join("ctx-on-app"),
+        "FROM app:1\nRUN cat /one > /two\nCOPY --from=app:1 /one /copied\n",
+    );
+    let new_run = dockerfile_context(
+        &work.path().join("ctx-new-run"),
+        "FROM app:1\nRUN cat /one /one > /three\n",
+    );
+    let app_cache = format!("{}/cache/app:max", reg.addr);
+    let on_app_cache = format!("{}/cache/on-app:max", reg.addr);
+    let (_, id_app) = build(
+        &a,
+        &[
+            "-t",
+            "app:1",
+            "--cache-to",
+            &format!("type=registry,ref={app_cache},mode=max"),
+        ],
+        &app,
+    );
+    let (_, id_on_app) = build(
+        &a,
+        &[
+            "--cache-to",
+            &format!("type=registry,ref={on_app_cache},mode=max"),
+        ],
+        &on_app,
+    );
+    let app_layers = cache_layers(&a, &app_cache);
+    assert_eq!(app_layers.len(), 1, "{app_layers:?}");
+
+    // Store B builds `app:1` from the cache without its RUN layer, then an image FROM it
+    // (and COPY --from it) whose steps all hit: the same image, and still nothing downloaded.
+    let b = work.path().join("b");
+    let before = reg.log().len();
+    let (log, id) = build(&b, &["--cache-from", &app_cache, "-t", "app:1"], &app);
+    assert_eq!((steps_cached(&log), &id), ((2, 1), &id_app), "{log}");
+    let (log, id) = build(&b, &["--cache-from", &on_app_cache], &on_app);
+    assert_eq!((steps_cached(&log), &id), ((3, 2), &id_on_app), "{log}");
+    // Again from store B's own records of those steps, without the import.
+    let (log, id) = build(&b, &[], &on_app);
+    assert_eq!((steps_cached(&log), &id), ((3, 2), &id_on_app), "{log}");
+    assert_eq!(
+        blob_gets(&reg.log()[before..], &app_layers),
+        0,
+        "a layer of the base was downloaded"
+    );
+
+    // A RUN that misses needs the base's files: its layers are fetched, and the step sees them.
+    let before = reg.log().len();
+    let (log, id) = build(&b, &[], &new_run);
+    assert_eq!(steps_cached(&log), (2, 0), "{log}");
+    assert!(
+        blob_gets(&reg.log()[before..], &app_layers) > 0,
+        "the base's layer was not downloaded for the RUN"
+    );
+    assert_eq!(
+        rbuild_ok(&b, &["run", "--rm", id.trim(), "cat", "/three"]),
+        "one\none\n"
+    );
+}

@@ -141,6 +141,7 @@ fn remote_record_hit(shared: &Shared<'_>, key: &Digest) -> Option<(Record, Diges
                 entry,
                 layers: fetcher.clone(),
                 name: remote.location.to_string(),
+                base: None,
             },
         );
     }
@@ -168,6 +169,7 @@ fn imported_hit(shared: &Shared<'_>, key: &Digest) -> Option<(Record, Digest)> {
                 entry: entry.clone(),
                 layers: import.layers.clone(),
                 name: import.name.clone(),
+                base: None,
             },
         );
     }
@@ -605,6 +607,7 @@ fn from_source(
     }
     let img = shared.images.image(name, &shared.platform)?;
     let layers = img.diff_ids().map_err(store_err)?;
+    shared.defer_remote_layers(name, &layers);
     Ok((layers, Vec::new(), img.id.clone()))
 }
 

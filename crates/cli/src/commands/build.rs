@@ -352,7 +352,7 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         pull_image_blocking(&args.registry, store, reference, platform, quiet)
             .map_err(|e| format!("{e:#}"))
     };
-    let images = BaseImages::new(store, args.pull, &pull).with_registry(args.registry.settings());
+    let images = BaseImages::new(store, args.pull, &pull);
     let client = if cache_to.is_empty() && cache_from.is_empty() {
         None
     } else {
