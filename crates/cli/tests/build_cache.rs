@@ -980,3 +980,103 @@ fn a_build_from_a_lazily_held_image_downloads_its_layers_only_when_a_step_needs_
         "one\none\n"
     );
 }
+
+#[test]
+fn lazily_held_layers_are_fetched_with_the_commands_registry_settings() {
+    let test = "lazily_held_layers_are_fetched_with_the_commands_registry_settings";
+    if !is_root(test) {
+        return;
+    }
+    const PASSWORD: &str = "lazy-pa55word";
+    let Some(reg) = RegistryProcess::start(
+        Auth::Htpasswd {
+            user: "dora".into(),
+            password: PASSWORD.into(),
+        },
+        "lazy settings",
+    ) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    // The registry answers only with the credentials of this file (`--authfile`).
+    let authfile = work.path().join("auth.json");
+    let token = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("dora:{PASSWORD}"))
+    };
+    std::fs::write(
+        &authfile,
+        format!(r#"{{"auths": {{"{}": {{"auth": "{token}"}}}}}}"#, reg.addr),
+    )
+    .unwrap();
+    let auth = authfile.to_str().unwrap();
+    let a = work.path().join("a");
+    if busybox_image(&a, "bb:1").is_none() {
+        return;
+    }
+    let base = format!("{}/base/bb:1", reg.addr);
+    rbuild_ok(&a, &["push", "-q", "--authfile", auth, "bb:1", &base]);
+    let ctx = dockerfile_context(
+        &work.path().join("ctx"),
+        &format!("FROM {base}\nRUN echo lazy > /out\n"),
+    );
+    let cache = format!("{}/cache/settings:max", reg.addr);
+    let to = format!("type=registry,ref={cache},mode=max");
+    build(&a, &["--authfile", auth, "--cache-to", &to], &ctx);
+
+    // Fresh stores import the cache lazily; what the output needs is fetched with the
+    // build's credentials.
+    for (store, output) in [("docker", "type=docker"), ("local", "type=local")] {
+        let root = work.path().join(store);
+        let dest = work.path().join(format!("out-{store}"));
+        let spec = format!("{output},dest={}", dest.display());
+        let (log, _) = build(
+            &root,
+            &[
+                "--authfile",
+                auth,
+                "--cache-from",
+                &cache,
+                "--output",
+                &spec,
+            ],
+            &ctx,
+        );
+        assert_eq!(steps_cached(&log), (2, 1), "{log}");
+        if store == "local" {
+            assert_eq!(std::fs::read_to_string(dest.join("out")).unwrap(), "lazy\n");
+        } else {
+            let l = work.path().join("loaded");
+            rbuild_ok(&l, &["load", "-q", "-i", dest.to_str().unwrap()]);
+            let id = rbuild_ok(&l, &["images", "-q"]);
+            assert_eq!(
+                rbuild_ok(&l, &["run", "--rm", id.trim(), "cat", "/out"]),
+                "lazy\n"
+            );
+        }
+    }
+
+    // A command without registry flags fetches with the environment's settings.
+    let r = work.path().join("run");
+    build(
+        &r,
+        &["--authfile", auth, "--cache-from", &cache, "-t", "app:1"],
+        &ctx,
+    );
+    let run = |env: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rbuild"));
+        cmd.arg("--root")
+            .arg(&r)
+            .args(["run", "--rm", "app:1", "cat", "/out"]);
+        if let Some(file) = env {
+            cmd.env("RBUILD_AUTH_FILE", file);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(None);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("401"), "{}", text(&out));
+    let out = run(Some(auth));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "lazy\n");
+}
