@@ -1080,3 +1080,77 @@ fn lazily_held_layers_are_fetched_with_the_commands_registry_settings() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "lazy\n");
 }
+
+/// The manifest digest the store gives image `name` (`inspect`'s `RepoDigests`).
+fn manifest_digest(root: &Path, name: &str) -> String {
+    let doc: serde_json::Value =
+        serde_json::from_str(&rbuild_ok(root, &["inspect", "--type", "image", name])).unwrap();
+    let digests = doc[0]["RepoDigests"].as_array().unwrap();
+    let d = digests[0].as_str().unwrap();
+    d[d.find('@').unwrap() + 1..].to_string()
+}
+
+#[test]
+fn an_inline_cache_imported_lazily_gives_the_same_manifest() {
+    if !is_root("an_inline_cache_imported_lazily_gives_the_same_manifest") {
+        return;
+    }
+    let Some(reg) = RegistryProcess::start(Auth::Open, "inline manifest") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let a = work.path().join("a");
+    if busybox_image(&a, "bb:1").is_none() {
+        return;
+    }
+    let base = format!("{}/base/bb:1", reg.addr);
+    rbuild_ok(&a, &["push", "-q", "bb:1", &base]);
+    let ctx = dockerfile_context(
+        &work.path().join("ctx"),
+        &format!("FROM {base}\nRUN echo inline > /out\nCOPY Dockerfile /df\n"),
+    );
+    let pushed = format!("{}/app/inline:1", reg.addr);
+    let (_, id_a) = build(
+        &a,
+        &["--cache-to", "type=inline", "-t", &pushed, "--push"],
+        &ctx,
+    );
+    // Another store imports the inline cache: every step hits, nothing of the image's own
+    // layers is fetched, and the image is the same, its manifest too.
+    let own_layers = cache_layers(&a, &pushed)[1..].to_vec();
+    let b = work.path().join("b");
+    let before = reg.log().len();
+    let (log, id_b) = build(
+        &b,
+        &[
+            "--cache-from",
+            &pushed,
+            "--cache-to",
+            "type=inline",
+            "-t",
+            &pushed,
+        ],
+        &ctx,
+    );
+    assert_eq!((steps_cached(&log), &id_b), ((3, 2), &id_a), "{log}");
+    assert_eq!(blob_gets(&reg.log()[before..], &own_layers), 0);
+    assert_eq!(manifest_digest(&b, &pushed), manifest_digest(&a, &pushed));
+    // And a third, from the second's re-export (sizes travel on).
+    let pushed_b = format!("{}/app/inline:2", reg.addr);
+    rbuild_ok(&b, &["push", "-q", &pushed, &pushed_b]);
+    let c = work.path().join("c");
+    let (log, id_c) = build(
+        &c,
+        &[
+            "--cache-from",
+            &pushed_b,
+            "--cache-to",
+            "type=inline",
+            "-t",
+            &pushed,
+        ],
+        &ctx,
+    );
+    assert_eq!((steps_cached(&log), &id_c), ((3, 2), &id_a), "{log}");
+    assert_eq!(manifest_digest(&c, &pushed), manifest_digest(&a, &pushed));
+}

@@ -626,7 +626,10 @@ fn build_or_explain(
                 config.set_label(k, v);
             }
             if opts.inline_cache {
-                config.set_top(INLINE_CACHE_KEY, inline_cache(&records, &last.layers));
+                config.set_top(
+                    INLINE_CACHE_KEY,
+                    inline_cache(store, &records, &last.layers),
+                );
             }
             let config_bytes = config.finish(&last.created);
             let names: &[Reference] = if single { &opts.tags } else { &[] };
@@ -684,7 +687,7 @@ fn build_or_explain(
 /// The inline cache of an image whose layers are `layers`: the records of its own layers
 /// (`mode=min`), without the per-file lists (they would bloat every config; a miss then says
 /// `COPY sources changed`).
-fn inline_cache(records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value {
+fn inline_cache(store: &Store, records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value {
     let entries: Vec<CacheEntry> = records
         .iter()
         .filter(|r| r.in_image && layers.contains(&r.diff_id))
@@ -692,9 +695,12 @@ fn inline_cache(records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value 
             key: r.key.clone(),
             diff_id: r.diff_id.clone(),
             layer: r.diff_id.clone(),
-            // Not kept: the config is the image's ID, which must not depend on what a store
-            // happens to know about a layer.
-            size: None,
+            // The layer's uncompressed size, as content-derived as its diffID (the length of
+            // the tar it digests): a store importing the cache commits the image without the
+            // layer's bytes with the same manifest (listing the layer by diffID and size)
+            // as the store that built it. Every store that built or fetched the layer knows
+            // it, and one that reused it lazily from an imported record knows it from that.
+            size: store.layer_size(&r.diff_id),
             created: r.created.clone(),
             inputs: r.inputs.clone().map(|i| KeyInputs {
                 files: BTreeMap::new(),
