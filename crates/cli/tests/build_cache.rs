@@ -921,7 +921,7 @@ fn a_build_from_a_lazily_held_image_downloads_its_layers_only_when_a_step_needs_
     );
     let on_app = dockerfile_context(
         &work.path().join("ctx-on-app"),
-        "FROM app:1\nRUN cat /one > /two\nCOPY --from=app:1 /one /copied\n",
+        "FROM app:1\nRUN cat /one > /two\nCOPY --from=app:1 /one /copied\nCOPY --link Dockerfile /linked\n",
     );
     let new_run = dockerfile_context(
         &work.path().join("ctx-new-run"),
@@ -957,10 +957,10 @@ fn a_build_from_a_lazily_held_image_downloads_its_layers_only_when_a_step_needs_
     let (log, id) = build(&b, &["--cache-from", &app_cache, "-t", "app:1"], &app);
     assert_eq!((steps_cached(&log), &id), ((2, 1), &id_app), "{log}");
     let (log, id) = build(&b, &["--cache-from", &on_app_cache], &on_app);
-    assert_eq!((steps_cached(&log), &id), ((3, 2), &id_on_app), "{log}");
+    assert_eq!((steps_cached(&log), &id), ((4, 3), &id_on_app), "{log}");
     // Again from store B's own records of those steps, without the import.
     let (log, id) = build(&b, &[], &on_app);
-    assert_eq!((steps_cached(&log), &id), ((3, 2), &id_on_app), "{log}");
+    assert_eq!((steps_cached(&log), &id), ((4, 3), &id_on_app), "{log}");
     assert_eq!(
         blob_gets(&reg.log()[before..], &app_layers),
         0,

@@ -822,10 +822,16 @@ impl CopyKeys {
                 linked: None,
             });
         }
-        // A dry run has no layers for the steps it did not run: names resolve against none.
-        let lowers = match state.lowers(shared) {
-            Err(_) if shared.dry_run => Vec::new(),
-            other => other?,
+        // Only `--chown` names are resolved against the stage's files: without one, a cached
+        // step needs no layer's bytes (nor are lazily held ones fetched for it). A dry run has
+        // no layers for the steps it did not run: names resolve against none.
+        let lowers = match chown
+            .filter(|c| !c.is_empty())
+            .map(|_| state.lowers(shared))
+        {
+            None => Vec::new(),
+            Some(Err(_)) if shared.dry_run => Vec::new(),
+            Some(other) => other?,
         };
         let ids = owner(chown, &lowers, line)?;
         let (record, chain) = super::stage::link_key_of(state, ins, content, inputs, ids);
