@@ -897,22 +897,28 @@ fn dockerfile_context(dir: &Path, dockerfile: &str) -> PathBuf {
     dir.to_path_buf()
 }
 
-#[test]
-fn a_build_from_a_lazily_held_image_downloads_its_layers_only_when_a_step_needs_them() {
-    let test = "a_build_from_a_lazily_held_image_downloads_its_layers_only_when_a_step_needs_them";
+/// For `test` (as root): an open registry, a work directory, and in it a store `a` holding
+/// busybox, pushed to the registry as the base image `base/bb:1`.
+fn registry_and_base(test: &str) -> Option<(RegistryProcess, tempfile::TempDir, PathBuf, String)> {
     if !is_root(test) {
-        return;
+        return None;
     }
-    let Some(reg) = RegistryProcess::start(Auth::Open, "lazy base") else {
-        return;
-    };
+    let reg = RegistryProcess::start(Auth::Open, test)?;
     let work = tempfile::tempdir().unwrap();
     let a = work.path().join("a");
-    if busybox_image(&a, "bb:1").is_none() {
-        return;
-    }
+    busybox_image(&a, "bb:1")?;
     let base = format!("{}/base/bb:1", reg.addr);
     rbuild_ok(&a, &["push", "-q", "bb:1", &base]);
+    Some((reg, work, a, base))
+}
+
+#[test]
+fn a_build_from_a_lazily_held_image_downloads_its_layers_only_when_a_step_needs_them() {
+    let Some((reg, work, a, base)) = registry_and_base(
+        "a_build_from_a_lazily_held_image_downloads_its_layers_only_when_a_step_needs_them",
+    ) else {
+        return;
+    };
     // `app:1`, then images built FROM it: one whose steps store B will find cached (with a
     // COPY --from of it), one whose RUN is new there.
     let app = dockerfile_context(
@@ -1092,19 +1098,11 @@ fn manifest_digest(root: &Path, name: &str) -> String {
 
 #[test]
 fn an_inline_cache_imported_lazily_gives_the_same_manifest() {
-    if !is_root("an_inline_cache_imported_lazily_gives_the_same_manifest") {
-        return;
-    }
-    let Some(reg) = RegistryProcess::start(Auth::Open, "inline manifest") else {
+    let Some((reg, work, a, base)) =
+        registry_and_base("an_inline_cache_imported_lazily_gives_the_same_manifest")
+    else {
         return;
     };
-    let work = tempfile::tempdir().unwrap();
-    let a = work.path().join("a");
-    if busybox_image(&a, "bb:1").is_none() {
-        return;
-    }
-    let base = format!("{}/base/bb:1", reg.addr);
-    rbuild_ok(&a, &["push", "-q", "bb:1", &base]);
     let ctx = dockerfile_context(
         &work.path().join("ctx"),
         &format!("FROM {base}\nRUN echo inline > /out\nCOPY Dockerfile /df\n"),
