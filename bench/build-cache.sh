@@ -79,17 +79,43 @@ docker images --format '{{.Repository}}:{{.Tag}}' | grep -v '^busybox:local$' | 
 docker builder prune -af >/dev/null 2>&1
 sync
 EOF
-# Before each cold run: the previous run's image and layers gone (the disk would otherwise fill
-# with 200 MB per run of (b) in each store, registry and directory), nothing dirty in the cache.
-cat >"$work/prune.sh" <<EOF
+# Between timed runs nothing is deleted: on this machine's journal-less ext4, for 60 s after
+# files are deleted every new inode in their block group is allocated by scanning past them
+# (`recently_deleted()` in fs/ext4/ialloc.c), so a build right after a prune pays for the files
+# the prune removed, the more the more runs came before (bench/build.sh says more). So each
+# cold run leaves its image and layers (`--no-cache` builds new ones), each local export goes
+# into a directory of its own, and what a group of runs made is removed after the group,
+# followed by a wait (BENCH_SETTLE seconds, 65 by default) before the next group.
+cat >"$work/export-local.sh" <<EOF
 #!/bin/sh
+# A cold build on store A exporting to a new directory each call: ARGS... (the context last).
+n=\$(cat $work/export-count 2>/dev/null || echo 0); echo \$((n + 1)) >$work/export-count
+exec $a build -q --no-cache --network none --cache-to type=local,dest=$work/cache-timed/\$n,mode=max "\$@"
+EOF
+cat >"$work/settle.sh" <<EOF
+#!/bin/sh
+# After a group of runs: their images, layers, build caches and export directories removed,
+# then time for ext4 to forget the deletions.
 $rbuild --root $work/a image prune -f >/dev/null 2>&1
 rm -rf $work/cache-timed
+docker images --format '{{.Repository}}:{{.Tag}}' | grep -v '^busybox:local\$' | grep -v '/bench-bk/' | xargs -r docker rmi -f >/dev/null 2>&1
 docker image prune -f >/dev/null 2>&1
 docker builder prune -af >/dev/null 2>&1
 sync
+sleep ${BENCH_SETTLE:-65}
 EOF
-chmod +x "$work/fresh-b.sh" "$work/fresh-docker.sh" "$work/prune.sh"
+# The registry's own cost of receiving the layers: the layer blobs of a cache export uploaded
+# with curl (POST, then a monolithic PUT streaming the file), all at once as rbuild sends them.
+cat >"$work/upload.sh" <<EOF
+#!/bin/sh
+# upload.sh BLOB...: each file pushed to the registry as the blob its name says.
+for f in "\$@"; do
+  (loc=\$(curl -sf -D - -o /dev/null -X POST http://$reg/v2/bench-raw/blobs/uploads/ | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+   curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -T "\$f" "\$loc&digest=sha256:\$(basename "\$f")") &
+done
+wait
+EOF
+chmod +x "$work/fresh-b.sh" "$work/fresh-docker.sh" "$work/export-local.sh" "$work/settle.sh" "$work/upload.sh"
 fresh_b=$work/fresh-b.sh
 fresh_docker=$work/fresh-docker.sh
 
@@ -98,18 +124,28 @@ mkdir -p "$results"
 bench_workload() {
   local w=$1 runs=$2 ctx=$work/$1
   local to_reg="type=registry,ref=$reg/cache/$w:max,mode=max" to_dir="type=local,dest=$work/cache-$w,mode=max"
-  local to_timed="type=local,dest=$work/cache-timed,mode=max"
   local bk_img=$reg/bench-bk/$w:inline
   # Warm-ups that leave the caches to import in the registry, the directory and dockerd's push.
   $a build -q --network none --cache-to "$to_reg" --cache-to "$to_dir" -t "bench-$w" "$ctx" >/dev/null
   DOCKER_BUILDKIT=1 docker build -q --network none --build-arg BUILDKIT_INLINE_CACHE=1 -t "$bk_img" "$ctx" >/dev/null
   docker push -q "$bk_img" >/dev/null
-  hyperfine -N --runs "$runs" --warmup 1 --prepare "$work/prune.sh" --export-json "$results/$w-cold.json" \
+  "$work/settle.sh"
+  hyperfine -N --runs "$runs" --warmup 1 --prepare sync --export-json "$results/$w-cold.json" \
     -n "rbuild cold" "$a build -q --no-cache --network none -t bench-$w $ctx" \
     -n "rbuild cold + export registry" "$a build -q --no-cache --network none --cache-to $to_reg -t bench-$w $ctx" \
-    -n "rbuild cold + export local" "$a build -q --no-cache --network none --cache-to $to_timed -t bench-$w $ctx" \
+    -n "rbuild cold + export local" "$work/export-local.sh -t bench-$w $ctx"
+  "$work/settle.sh"
+  hyperfine -N --runs "$runs" --warmup 1 --prepare sync --export-json "$results/$w-cold-bk.json" \
     -n "BuildKit cold" "env DOCKER_BUILDKIT=1 docker build -q --no-cache --network none -t bench-bk-$w $ctx" \
     -n "BuildKit cold + inline cache + push" "sh -c 'DOCKER_BUILDKIT=1 docker build -q --no-cache --network none --build-arg BUILDKIT_INLINE_CACHE=1 -t $bk_img $ctx >/dev/null && docker push -q $bk_img >/dev/null'"
+  "$work/settle.sh"
+  # The registry receiving the layer blobs of the directory export made above.
+  local manifest blobs
+  manifest=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"].split(":")[1])' "$work/cache-$w/index.json")
+  blobs=$(python3 -c 'import json,sys; print(" ".join(sys.argv[2] + "/" + l["digest"].split(":")[1] for l in json.load(open(sys.argv[1]))["layers"]))' \
+    "$work/cache-$w/blobs/sha256/$manifest" "$work/cache-$w/blobs/sha256")
+  hyperfine -N --runs "$runs" --warmup 1 --prepare sync --export-json "$results/$w-upload.json" \
+    -n "curl upload of the export's layers" "$work/upload.sh $blobs"
   hyperfine -N --runs "$runs" --warmup 1 --prepare "$fresh_b" --export-json "$results/$w-import-rbuild.json" \
     -n "rbuild fresh store, --cache-from registry" "$b build -q --network none --cache-from $reg/cache/$w:max -t bench-$w $ctx" \
     -n "rbuild fresh store, --cache-from local" "$b build -q --network none --cache-from type=local,src=$work/cache-$w -t bench-$w $ctx" \
@@ -152,26 +188,30 @@ out = ["## Build cache that travels: cold on store A vs cache-imported on a fres
        "other engineers' compiles).", "",
        "(a) 5 RUN steps, ENV/WORKDIR/LABEL/CMD and a COPY of 2,000 small files; "
        "(b) a COPY of 400 MB of incompressible files and a RUN writing 200 MB (bench/build.sh's). "
-       "Before each cold run the previous run's images are pruned (`rbuild image prune`, "
-       "`docker image prune`, `docker builder prune -af`) and the local export's directory "
-       "removed, so every export starts empty and the disk does not fill. "
+       "Nothing is deleted between timed runs (each cold run leaves its layers, each local "
+       "export gets a new directory); after each group of runs what it made is removed, "
+       "followed by a 65 s wait, since on this machine's journal-less ext4 every file created "
+       "within 60 s of deletions pays for them (bench/build.sh). "
        "All RUN steps `--network none`. *fresh store B*: a new `--root` holding only the base "
        "image (loaded before each run, not timed), importing A's `mode=max` cache from a "
        "docker-registry on loopback or from an OCI layout directory; the script checks that "
        "every step of the imported build is CACHED. BuildKit's *pruned* state: "
        "`docker builder prune -af` and the built images removed before each run (dockerd keeps "
        "the base image), importing the inline cache of the image pushed to the same registry.", "",
-       "| workload | rbuild cold | + export registry | + export local | imported (registry) | imported (local) | imported / cold | imported (registry) + run | BuildKit cold | + inline + push | BuildKit imported |",
-       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+       "| workload | rbuild cold | + export registry | + export local | registry receiving the layers (curl) | imported (registry) | imported (local) | imported / cold | imported (registry) + run | BuildKit cold | + inline + push | BuildKit imported |",
+       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for w, label in (("small", "(a) small files"), ("big", "(b) 600 MB")):
     c, ir, ib = med(f"{w}-cold"), med(f"{w}-import-rbuild"), med(f"{w}-import-bk")
+    c.update(med(f"{w}-cold-bk"))
+    upload = med(f"{w}-upload")["curl upload of the export's layers"]
     cold = c["rbuild cold"]
     reg_exp, loc_exp = c["rbuild cold + export registry"], c["rbuild cold + export local"]
     imp_reg = ir["rbuild fresh store, --cache-from registry"]
     imp_loc = ir["rbuild fresh store, --cache-from local"]
     imp_run = ir["rbuild fresh store, --cache-from registry, then run"]
     out.append(f"| {label} | {fmt(cold)} | {fmt(reg_exp)} (+{100 * (reg_exp / cold - 1):.0f}%) | "
-               f"{fmt(loc_exp)} (+{100 * (loc_exp / cold - 1):.0f}%) | {fmt(imp_reg)} | {fmt(imp_loc)} | "
+               f"{fmt(loc_exp)} (+{100 * (loc_exp / cold - 1):.0f}%) | {fmt(upload)} ({100 * upload / cold:.0f}%) | "
+               f"{fmt(imp_reg)} | {fmt(imp_loc)} | "
                f"{100 * imp_reg / cold:.0f}% | {fmt(imp_run)} | {fmt(c['BuildKit cold'])} | "
                f"{fmt(c['BuildKit cold + inline cache + push'])} | "
                f"{fmt(ib['BuildKit pruned, --cache-from inline image'])} |")
@@ -180,9 +220,15 @@ note = ("can export a local cache" if bk_local == "yes" else
         "so BuildKit is measured with its inline cache")
 out += ["", f"BuildKit {note}. Targets of #17: an imported fully cached build ≤ 10% of the cold "
         "build's time and ≤ 1 s for (a); export adds ≤ 10% to a cold build. An export sends a "
-        "layer's gzip form when a push made one, the tar itself when its data does not compress "
-        "(the tar is made again from the layer's directory and streamed: nothing is written), "
-        "else a new gzip form (level 1, several layers at a time), and uploads or copies it. "
+        "layer's gzip form when a push made one, the tar itself when its data does not compress, "
+        "else a new gzip form (level 1, several layers at a time). The tar of a layer kept as "
+        "its directory is made again: into a cache directory with the kernel copying each "
+        "file's content (`copy_file_range`) and several blobs at a time, to a registry streamed; "
+        "neither is hashed again on the way (the registry checks each blob's digest, an import "
+        "from a directory verifies every blob). *registry receiving the layers (curl)*: the "
+        "layer blobs of that export uploaded with curl (POST, then a PUT streaming the file), "
+        "all at once, with the percentage of rbuild's cold build: what docker-registry itself "
+        "takes to receive, hash and store those bytes, which bounds any export to it. "
         "Import is lazy: the imported build reads the cache's manifest and config and commits "
         "the image with layers the store knows only by where they are (registry repository or "
         "layout directory); nothing is downloaded until something needs the bytes. *imported "

@@ -51,9 +51,9 @@ impl StatKey {
 }
 
 /// The persisted file's first bytes; a file without them (another version's) is ignored.
-const MAGIC: &[u8] = b"rbuild digest cache v2\n";
+const MAGIC: &[u8] = b"rbuild digest cache v3\n";
 /// A record is the stat key ([`StatKey::to_bytes`]), the path's length (4 bytes,
-/// little-endian), the digest (`sha256:` and 64 hex digits) and the path. Records are
+/// little-endian), the digest (`blake3:` and 64 hex digits) and the path. Records are
 /// written sorted by path.
 const STAT_LEN: usize = 8 * 3 + 16 * 2;
 const DIGEST_LEN: usize = 7 + 64;
@@ -111,7 +111,8 @@ impl DigestCache {
         cache
     }
 
-    /// The sha256 of a regular file's content, from the cache when its stat is unchanged.
+    /// The content digest ([`CONTENT_ALGORITHM`]) of a regular file, from the cache when its
+    /// stat is unchanged.
     pub fn digest(&mut self, path: &Path, meta: &std::fs::Metadata) -> Result<Digest, BuildError> {
         let key = StatKey::of(meta);
         let bytes = path.as_os_str().as_bytes();
@@ -132,7 +133,7 @@ impl DigestCache {
     /// Hash the large files among `files` (paths with the stat they will be asked with) that
     /// the cache does not hold, on several threads, so that the [`DigestCache::digest`] calls
     /// that follow find them: a fresh machine's first build hashes its context's large files
-    /// on every core instead of one (sha256 of one file cannot be split). Files under
+    /// on every core instead of one (one file's digest is made on one core). Files under
     /// [`PARALLEL_FILE_BYTES`], or fewer than two to hash, are left to `digest`.
     pub fn prefetch(&mut self, files: &[(&Path, &std::fs::Metadata)]) -> Result<(), BuildError> {
         use std::sync::atomic::{AtomicUsize, Ordering};
@@ -255,8 +256,8 @@ impl DigestCache {
     }
 }
 
-/// One record as persisted; `None` for a digest of another length than sha256's (none is
-/// made here).
+/// One record as persisted; `None` for a digest of another length than
+/// [`CONTENT_ALGORITHM`]'s (none is made here).
 fn encode(path: &[u8], stat: &StatKey, digest: &Digest) -> Option<Vec<u8>> {
     let text = digest.to_string();
     if text.len() != DIGEST_LEN {
@@ -291,10 +292,17 @@ fn record_path(bytes: &[u8], at: usize) -> &[u8] {
 /// Files from this size are hashed in parallel by [`DigestCache::prefetch`].
 pub const PARALLEL_FILE_BYTES: u64 = 4 << 20;
 
-/// sha256 of a file's content, streamed.
+/// What context files are keyed by: BLAKE3, about three times as fast as SHA-256 with the
+/// CPU's SHA extensions here (5 against 1.4 GB/s a core), so a fresh machine's first build
+/// of a large context, the usual CI build, spends a third of the time hashing it. These
+/// digests only go into the builder's own cache keys, file lists and miss explanations; the
+/// layers and images a build makes are addressed by SHA-256 as OCI says.
+pub const CONTENT_ALGORITHM: Algorithm = Algorithm::Blake3;
+
+/// The [`CONTENT_ALGORITHM`] digest of a file's content, streamed.
 pub fn hash_file(path: &Path) -> Result<Digest, BuildError> {
     let mut f = std::fs::File::open(path).map_err(|e| BuildError::io(path, e))?;
-    let mut hasher = Hasher::new(Algorithm::Sha256);
+    let mut hasher = Hasher::new(CONTENT_ALGORITHM);
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = f.read(&mut buf).map_err(|e| BuildError::io(path, e))?;
@@ -309,6 +317,12 @@ pub fn hash_file(path: &Path) -> Result<Digest, BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn content_of(bytes: &[u8]) -> Digest {
+        let mut h = Hasher::new(CONTENT_ALGORITHM);
+        h.update(bytes);
+        h.finish()
+    }
 
     #[test]
     fn large_files_are_hashed_ahead_in_parallel_and_only_once() {
@@ -361,7 +375,7 @@ mod tests {
         let mut cache = DigestCache::load(&store);
         let meta = std::fs::metadata(&file).unwrap();
         let d1 = cache.digest(&file, &meta).unwrap();
-        assert_eq!(d1, Digest::sha256_of(b"hello"));
+        assert_eq!(d1, content_of(b"hello"));
         assert_eq!(cache.digest(&file, &meta).unwrap(), d1);
         assert_eq!(cache.files_hashed(), 1);
         cache.save().unwrap();
@@ -379,7 +393,7 @@ mod tests {
         let meta = std::fs::metadata(&file).unwrap();
         assert_eq!(
             reloaded.digest(&file, &meta).unwrap(),
-            Digest::sha256_of(b"changed")
+            content_of(b"changed")
         );
         assert_eq!(reloaded.files_hashed(), 1);
     }
@@ -406,7 +420,7 @@ mod tests {
         for n in names {
             assert_eq!(
                 third.digest(&dir.path().join(n), &meta(n)).unwrap(),
-                Digest::sha256_of(n.as_bytes())
+                content_of(n.as_bytes())
             );
         }
         assert_eq!(third.files_hashed(), 0);

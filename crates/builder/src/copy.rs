@@ -74,9 +74,13 @@ impl Donor {
             if rest.get(nul + 65) != Some(&b'\n') {
                 return None;
             }
-            let digest: Digest = format!("sha256:{}", std::str::from_utf8(hex).ok()?)
-                .parse()
-                .ok()?;
+            let digest: Digest = format!(
+                "{}:{}",
+                crate::checksum::CONTENT_ALGORITHM,
+                std::str::from_utf8(hex).ok()?
+            )
+            .parse()
+            .ok()?;
             files.insert(path.to_string(), digest);
             rest = &rest[nul + 66..];
         }
@@ -101,12 +105,12 @@ impl Donor {
 }
 
 /// Write the file list of a COPY's layer ([`Copied::files`]) to `path`, through a temporary
-/// file and a rename: each file as its image path, a NUL, its sha256 digest in hex and a
-/// newline.
+/// file and a rename: each file as its image path, a NUL, its content digest in hex (of
+/// [`crate::checksum::CONTENT_ALGORITHM`]) and a newline.
 pub fn write_file_list(path: &Path, files: &[(String, Digest)]) -> Result<(), BuildError> {
     let mut out = Vec::with_capacity(files.len() * 100);
     for (target, digest) in files {
-        if digest.algorithm().as_str() != "sha256" || target.contains('\0') {
+        if digest.algorithm() != crate::checksum::CONTENT_ALGORITHM || target.contains('\0') {
             continue;
         }
         out.extend_from_slice(target.as_bytes());

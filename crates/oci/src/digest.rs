@@ -1,4 +1,4 @@
-//! Content digests: `algorithm:hex`, sha256 or sha512, validated on parse.
+//! Content digests: `algorithm:hex`, sha256, sha512 or blake3, validated on parse.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,6 +12,10 @@ pub enum Algorithm {
     Sha256,
     /// SHA-512, 128 hex characters; accepted wherever content enters.
     Sha512,
+    /// BLAKE3 (256-bit output), 64 hex characters, as go-digest writes it: what the builder
+    /// keys context files by (several times faster than SHA-256); accepted wherever content
+    /// enters, as containerd does.
+    Blake3,
 }
 
 impl Algorithm {
@@ -20,6 +24,7 @@ impl Algorithm {
         match self {
             Algorithm::Sha256 => "sha256",
             Algorithm::Sha512 => "sha512",
+            Algorithm::Blake3 => "blake3",
         }
     }
 
@@ -28,6 +33,7 @@ impl Algorithm {
         match self {
             Algorithm::Sha256 => 64,
             Algorithm::Sha512 => 128,
+            Algorithm::Blake3 => 64,
         }
     }
 }
@@ -44,8 +50,10 @@ pub enum DigestError {
     /// No `:` separating algorithm and value.
     #[error("digest {0:?} has no algorithm (expected `sha256:<64 hex>`)")]
     MissingAlgorithm(String),
-    /// An algorithm other than sha256/sha512.
-    #[error("digest {digest:?} uses unsupported algorithm {algorithm:?} (sha256 and sha512 are)")]
+    /// An algorithm other than sha256/sha512/blake3.
+    #[error(
+        "digest {digest:?} uses unsupported algorithm {algorithm:?} (sha256, sha512 and blake3 are)"
+    )]
     UnsupportedAlgorithm {
         /// The whole digest string.
         digest: String,
@@ -127,6 +135,7 @@ impl FromStr for Digest {
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
+            "blake3" => Algorithm::Blake3,
             _ => {
                 return Err(DigestError::UnsupportedAlgorithm {
                     digest: s.to_string(),
@@ -194,6 +203,8 @@ pub enum Hasher {
     Sha256(sha2::Sha256),
     /// SHA-512 state.
     Sha512(sha2::Sha512),
+    /// BLAKE3 state.
+    Blake3(Box<blake3::Hasher>),
 }
 
 impl Hasher {
@@ -202,6 +213,7 @@ impl Hasher {
         match algorithm {
             Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
             Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+            Algorithm::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
         }
     }
 
@@ -210,6 +222,9 @@ impl Hasher {
         match self {
             Hasher::Sha256(h) => h.update(data),
             Hasher::Sha512(h) => h.update(data),
+            Hasher::Blake3(h) => {
+                h.update(data);
+            }
         }
     }
 
@@ -218,6 +233,7 @@ impl Hasher {
         let (algorithm, bytes): (Algorithm, Vec<u8>) = match self {
             Hasher::Sha256(h) => (Algorithm::Sha256, h.finalize().to_vec()),
             Hasher::Sha512(h) => (Algorithm::Sha512, h.finalize().to_vec()),
+            Hasher::Blake3(h) => (Algorithm::Blake3, h.finalize().as_bytes().to_vec()),
         };
         Digest {
             algorithm,
@@ -248,6 +264,24 @@ fn to_hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn blake3_digests_match_the_reference_and_round_trip() {
+        // BLAKE3's published digest of the empty input.
+        let empty = Hasher::new(Algorithm::Blake3).finish();
+        assert_eq!(
+            empty.to_string(),
+            "blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+        );
+        assert_eq!(empty.to_string().parse::<Digest>().unwrap(), empty);
+        let mut h = Hasher::new(Algorithm::Blake3);
+        h.update(b"a");
+        assert_ne!(h.finish(), empty);
+        assert!(matches!(
+            "blake3:abcd".parse::<Digest>(),
+            Err(DigestError::BadLength { .. })
+        ));
+    }
+
     use super::*;
 
     const EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";

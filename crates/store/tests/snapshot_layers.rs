@@ -136,6 +136,14 @@ fn a_changed_snapshot_is_an_error_never_other_bytes() {
         .compressed_layer(&info.diff_id, Compression::Gzip)
         .unwrap_err();
     assert!(err.to_string().contains("snapshot"), "{err}");
+    // The kernel-copied export checks the size the layer had (a change within the tar's
+    // 512-byte blocks gets through: whoever reads the export verifies its digest).
+    fs::write(snapshot.join("app/run.sh"), "x".repeat(2000)).unwrap();
+    let out = tempfile::tempfile().unwrap();
+    let err = store
+        .write_blob_file(&info.diff_id, &mut { out })
+        .unwrap_err();
+    assert!(err.to_string().contains("snapshot changed"), "{err}");
     // A snapshot gone altogether: the layer is missing, not empty.
     fs::remove_dir_all(&snapshot).unwrap();
     assert!(!store.has_blob(&info.diff_id));

@@ -63,8 +63,9 @@ impl BlobWriter for StoreWriter {
 impl BlobSource for StoreBlobs {
     fn open(&self, digest: &Digest, offset: u64) -> io::Result<Box<dyn Read + Send>> {
         if !self.0.blobs().contains(digest) {
-            // A layer kept as its snapshot: its tar is made again, so skip to `offset`.
-            let mut r = self.0.blob_reader(digest).map_err(io_error)?;
+            // A layer kept as its snapshot: its tar is made again, so skip to `offset`. Not
+            // hashed here: the registry checks the digest of what it receives.
+            let mut r = self.0.blob_reader_for_push(digest).map_err(io_error)?;
             io::copy(&mut (&mut r).take(offset), &mut io::sink())?;
             return Ok(r);
         }

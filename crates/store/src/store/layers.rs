@@ -112,12 +112,24 @@ impl Store {
     /// The bytes of blob `digest`: its file, or for a layer kept only as its snapshot the tar
     /// made again from the snapshot (verified against the digest at its end).
     pub fn blob_reader(&self, digest: &Digest) -> Result<Box<dyn Read + Send>> {
+        self.open_blob(digest, true)
+    }
+
+    /// [`Store::blob_reader`] without hashing a snapshot's tar on the way: for a receiver that
+    /// checks the digest itself, as a registry does before it keeps a pushed blob (a changed
+    /// snapshot is then refused there, never kept as the layer). Saves a sha256 pass over
+    /// every byte of the push.
+    pub fn blob_reader_for_push(&self, digest: &Digest) -> Result<Box<dyn Read + Send>> {
+        self.open_blob(digest, false)
+    }
+
+    fn open_blob(&self, digest: &Digest, verify: bool) -> Result<Box<dyn Read + Send>> {
         if self.blobs.contains(digest) {
             return Ok(Box::new(self.blobs.open(digest)?));
         }
         let rec = self.layer_record(digest)?;
         match (self.tree_source(digest, &rec), &rec.remote) {
-            (Some(source), _) => tree_reader(source, digest),
+            (Some(source), _) => tree_reader(source, digest, verify),
             (None, Some(remote)) => Err(Store::not_local(digest, remote)),
             (None, None) => Err(StoreError::MissingBlob {
                 digest: digest.clone(),
@@ -266,7 +278,7 @@ impl Store {
             return Ok(Box::new(self.blobs.open(diff_id)?));
         }
         if let Some(source) = self.tree_source(diff_id, &rec) {
-            return tree_reader(source, diff_id).map(|r| r as Box<dyn Read>);
+            return tree_reader(source, diff_id, true).map(|r| r as Box<dyn Read>);
         }
         if let Some(remote) = &rec.remote {
             return Err(Store::not_local(diff_id, remote));
@@ -625,9 +637,10 @@ impl Drop for ThreadedHash {
 }
 
 /// The tar of `source` made on a thread and read through a pipe, checked against `digest`
-/// when it ends: a snapshot changed since its layer was made is an error, never wrong bytes
-/// passed on as the layer.
-fn tree_reader(source: LayerSource, digest: &Digest) -> Result<Box<dyn Read + Send>> {
+/// when it ends (`verify`): a snapshot changed since its layer was made is an error, never
+/// wrong bytes passed on as the layer. Either way, a failure to make the tar is an error at
+/// its end.
+fn tree_reader(source: LayerSource, digest: &Digest, verify: bool) -> Result<Box<dyn Read + Send>> {
     let what = format!("layer {digest}");
     let (r, w) = std::io::pipe().at("creating a pipe for", what.clone())?;
     // A larger pipe means fewer switches between the two threads; a refusal costs only speed.
@@ -651,16 +664,19 @@ fn tree_reader(source: LayerSource, digest: &Digest) -> Result<Box<dyn Read + Se
     });
     Ok(Box::new(Verified {
         inner: r,
-        hasher: Some(rbuild_oci::Hasher::new(digest.algorithm())),
+        hasher: verify.then(|| rbuild_oci::Hasher::new(digest.algorithm())),
+        ended: false,
         expected: digest.clone(),
         failure,
     }))
 }
 
-/// A reader that hashes what passes and fails at the end unless it was `expected`.
+/// A reader that fails at the end if its maker did, and, with a `hasher`, hashes what passes
+/// and fails at the end unless it was `expected`.
 struct Verified<R> {
     inner: R,
     hasher: Option<rbuild_oci::Hasher>,
+    ended: bool,
     expected: Digest,
     failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
@@ -674,9 +690,10 @@ impl<R: Read> Read for Verified<R> {
             }
             return Ok(n);
         }
-        let Some(h) = self.hasher.take() else {
+        if self.ended {
             return Ok(0);
-        };
+        }
+        self.ended = true;
         let what = &self.expected;
         if let Some(e) = self
             .failure
@@ -688,6 +705,9 @@ impl<R: Read> Read for Verified<R> {
                 "making layer {what} from its snapshot: {e}"
             )));
         }
+        let Some(h) = self.hasher.take() else {
+            return Ok(0);
+        };
         let actual = h.finish();
         if actual != *what {
             return Err(std::io::Error::new(
