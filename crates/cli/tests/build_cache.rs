@@ -985,6 +985,34 @@ fn a_build_from_a_lazily_held_image_downloads_its_layers_only_when_a_step_needs_
         rbuild_ok(&b, &["run", "--rm", id.trim(), "cat", "/three"]),
         "one\none\n"
     );
+
+    // The registry gone: a fully cached build FROM a lazily held image still works (it needs
+    // no bytes); one whose RUN needs them fails naming the image and where its layer was, and
+    // records nothing for the step.
+    let c = work.path().join("c");
+    build(&c, &["--cache-from", &app_cache, "-t", "app:1"], &app);
+    build(&c, &["--cache-from", &on_app_cache], &on_app);
+    let addr = reg.addr.clone();
+    drop(reg);
+    let (log, id) = build(&c, &[], &on_app);
+    assert_eq!((steps_cached(&log), &id), ((4, 3), &id_on_app), "{log}");
+    let records = || {
+        std::fs::read_dir(c.join("buildcache/records"))
+            .unwrap()
+            .count()
+    };
+    let before = records();
+    let out = rbuild(
+        &c,
+        &["build", "--progress", "plain", new_run.to_str().unwrap()],
+    );
+    let err = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("image \"app:1\"") && err.contains(&format!("registry {addr}/cache/app")),
+        "{err}"
+    );
+    assert_eq!(records(), before, "{err}");
 }
 
 #[test]
