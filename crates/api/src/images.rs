@@ -602,8 +602,7 @@ pub async fn build(s: &Arc<Service>, mut c: Call) -> ApiResult {
             })
             .map_err(|e| rbuild_engine::build::chain_text(&e))
         };
-        let images =
-            BaseImages::new(store, always_pull, &pull).with_registry(engine.registry().clone());
+        let images = BaseImages::new(store, always_pull, &pull);
         let progress = StreamProgress { tx: tx.clone() };
         let silent = rbuild_builder::reporter::Silent;
         let reporter: &dyn rbuild_builder::reporter::Reporter =

@@ -889,3 +889,294 @@ fn imported_layers_are_downloaded_only_when_their_bytes_are_needed() {
     rbuild_ok(&f, &["image", "prune", "-f"]);
     assert!(!rbuild_ok(&f, &["images"]).contains("app"));
 }
+
+/// A context at `dir` holding only `dockerfile`.
+fn dockerfile_context(dir: &Path, dockerfile: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    dir.to_path_buf()
+}
+
+/// For `test` (as root): an open registry, a work directory, and in it a store `a` holding
+/// busybox, pushed to the registry as the base image `base/bb:1`.
+fn registry_and_base(test: &str) -> Option<(RegistryProcess, tempfile::TempDir, PathBuf, String)> {
+    if !is_root(test) {
+        return None;
+    }
+    let reg = RegistryProcess::start(Auth::Open, test)?;
+    let work = tempfile::tempdir().unwrap();
+    let a = work.path().join("a");
+    busybox_image(&a, "bb:1")?;
+    let base = format!("{}/base/bb:1", reg.addr);
+    rbuild_ok(&a, &["push", "-q", "bb:1", &base]);
+    Some((reg, work, a, base))
+}
+
+#[test]
+fn a_build_from_a_lazily_held_image_downloads_its_layers_only_when_a_step_needs_them() {
+    let Some((reg, work, a, base)) = registry_and_base(
+        "a_build_from_a_lazily_held_image_downloads_its_layers_only_when_a_step_needs_them",
+    ) else {
+        return;
+    };
+    // `app:1`, then images built FROM it: one whose steps store B will find cached (with a
+    // COPY --from of it), one whose RUN is new there.
+    let app = dockerfile_context(
+        &work.path().join("ctx-app"),
+        &format!("FROM {base}\nRUN echo one > /one\n"),
+    );
+    let on_app = dockerfile_context(
+        &work.path().join("ctx-on-app"),
+        "FROM app:1\nRUN cat /one > /two\nCOPY --from=app:1 /one /copied\nCOPY --link Dockerfile /linked\n",
+    );
+    let new_run = dockerfile_context(
+        &work.path().join("ctx-new-run"),
+        "FROM app:1\nRUN cat /one /one > /three\n",
+    );
+    let app_cache = format!("{}/cache/app:max", reg.addr);
+    let on_app_cache = format!("{}/cache/on-app:max", reg.addr);
+    let (_, id_app) = build(
+        &a,
+        &[
+            "-t",
+            "app:1",
+            "--cache-to",
+            &format!("type=registry,ref={app_cache},mode=max"),
+        ],
+        &app,
+    );
+    let (_, id_on_app) = build(
+        &a,
+        &[
+            "--cache-to",
+            &format!("type=registry,ref={on_app_cache},mode=max"),
+        ],
+        &on_app,
+    );
+    let app_layers = cache_layers(&a, &app_cache);
+    assert_eq!(app_layers.len(), 1, "{app_layers:?}");
+
+    // Store B builds `app:1` from the cache without its RUN layer, then an image FROM it
+    // (and COPY --from it) whose steps all hit: the same image, and still nothing downloaded.
+    let b = work.path().join("b");
+    let before = reg.log().len();
+    let (log, id) = build(&b, &["--cache-from", &app_cache, "-t", "app:1"], &app);
+    assert_eq!((steps_cached(&log), &id), ((2, 1), &id_app), "{log}");
+    let (log, id) = build(&b, &["--cache-from", &on_app_cache], &on_app);
+    assert_eq!((steps_cached(&log), &id), ((4, 3), &id_on_app), "{log}");
+    // Again from store B's own records of those steps, without the import.
+    let (log, id) = build(&b, &[], &on_app);
+    assert_eq!((steps_cached(&log), &id), ((4, 3), &id_on_app), "{log}");
+    assert_eq!(
+        blob_gets(&reg.log()[before..], &app_layers),
+        0,
+        "a layer of the base was downloaded"
+    );
+
+    // A RUN that misses needs the base's files: its layers are fetched, and the step sees them.
+    let before = reg.log().len();
+    let (log, id) = build(&b, &[], &new_run);
+    assert_eq!(steps_cached(&log), (2, 0), "{log}");
+    assert!(
+        blob_gets(&reg.log()[before..], &app_layers) > 0,
+        "the base's layer was not downloaded for the RUN"
+    );
+    assert_eq!(
+        rbuild_ok(&b, &["run", "--rm", id.trim(), "cat", "/three"]),
+        "one\none\n"
+    );
+
+    // The registry gone: a fully cached build FROM a lazily held image still works (it needs
+    // no bytes); one whose RUN needs them fails naming the image and where its layer was, and
+    // records nothing for the step.
+    let c = work.path().join("c");
+    build(&c, &["--cache-from", &app_cache, "-t", "app:1"], &app);
+    build(&c, &["--cache-from", &on_app_cache], &on_app);
+    let addr = reg.addr.clone();
+    drop(reg);
+    let (log, id) = build(&c, &[], &on_app);
+    assert_eq!((steps_cached(&log), &id), ((4, 3), &id_on_app), "{log}");
+    let records = || {
+        std::fs::read_dir(c.join("buildcache/records"))
+            .unwrap()
+            .count()
+    };
+    let before = records();
+    let out = rbuild(
+        &c,
+        &["build", "--progress", "plain", new_run.to_str().unwrap()],
+    );
+    let err = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("image \"app:1\"") && err.contains(&format!("registry {addr}/cache/app")),
+        "{err}"
+    );
+    assert_eq!(records(), before, "{err}");
+}
+
+#[test]
+fn lazily_held_layers_are_fetched_with_the_commands_registry_settings() {
+    let test = "lazily_held_layers_are_fetched_with_the_commands_registry_settings";
+    if !is_root(test) {
+        return;
+    }
+    const PASSWORD: &str = "lazy-pa55word";
+    let Some(reg) = RegistryProcess::start(
+        Auth::Htpasswd {
+            user: "dora".into(),
+            password: PASSWORD.into(),
+        },
+        "lazy settings",
+    ) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    // The registry answers only with the credentials of this file (`--authfile`).
+    let authfile = work.path().join("auth.json");
+    let token = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("dora:{PASSWORD}"))
+    };
+    std::fs::write(
+        &authfile,
+        format!(r#"{{"auths": {{"{}": {{"auth": "{token}"}}}}}}"#, reg.addr),
+    )
+    .unwrap();
+    let auth = authfile.to_str().unwrap();
+    let a = work.path().join("a");
+    if busybox_image(&a, "bb:1").is_none() {
+        return;
+    }
+    let base = format!("{}/base/bb:1", reg.addr);
+    rbuild_ok(&a, &["push", "-q", "--authfile", auth, "bb:1", &base]);
+    let ctx = dockerfile_context(
+        &work.path().join("ctx"),
+        &format!("FROM {base}\nRUN echo lazy > /out\n"),
+    );
+    let cache = format!("{}/cache/settings:max", reg.addr);
+    let to = format!("type=registry,ref={cache},mode=max");
+    build(&a, &["--authfile", auth, "--cache-to", &to], &ctx);
+
+    // Fresh stores import the cache lazily; what the output needs is fetched with the
+    // build's credentials.
+    for (store, output) in [("docker", "type=docker"), ("local", "type=local")] {
+        let root = work.path().join(store);
+        let dest = work.path().join(format!("out-{store}"));
+        let spec = format!("{output},dest={}", dest.display());
+        let (log, _) = build(
+            &root,
+            &[
+                "--authfile",
+                auth,
+                "--cache-from",
+                &cache,
+                "--output",
+                &spec,
+            ],
+            &ctx,
+        );
+        assert_eq!(steps_cached(&log), (2, 1), "{log}");
+        if store == "local" {
+            assert_eq!(std::fs::read_to_string(dest.join("out")).unwrap(), "lazy\n");
+        } else {
+            let l = work.path().join("loaded");
+            rbuild_ok(&l, &["load", "-q", "-i", dest.to_str().unwrap()]);
+            let id = rbuild_ok(&l, &["images", "-q"]);
+            assert_eq!(
+                rbuild_ok(&l, &["run", "--rm", id.trim(), "cat", "/out"]),
+                "lazy\n"
+            );
+        }
+    }
+
+    // A command without registry flags fetches with the environment's settings.
+    let r = work.path().join("run");
+    build(
+        &r,
+        &["--authfile", auth, "--cache-from", &cache, "-t", "app:1"],
+        &ctx,
+    );
+    let run = |env: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rbuild"));
+        cmd.arg("--root")
+            .arg(&r)
+            .args(["run", "--rm", "app:1", "cat", "/out"]);
+        if let Some(file) = env {
+            cmd.env("RBUILD_AUTH_FILE", file);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(None);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("401"), "{}", text(&out));
+    let out = run(Some(auth));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "lazy\n");
+}
+
+/// The manifest digest the store gives image `name` (`inspect`'s `RepoDigests`).
+fn manifest_digest(root: &Path, name: &str) -> String {
+    let doc: serde_json::Value =
+        serde_json::from_str(&rbuild_ok(root, &["inspect", "--type", "image", name])).unwrap();
+    let digests = doc[0]["RepoDigests"].as_array().unwrap();
+    let d = digests[0].as_str().unwrap();
+    d[d.find('@').unwrap() + 1..].to_string()
+}
+
+#[test]
+fn an_inline_cache_imported_lazily_gives_the_same_manifest() {
+    let Some((reg, work, a, base)) =
+        registry_and_base("an_inline_cache_imported_lazily_gives_the_same_manifest")
+    else {
+        return;
+    };
+    let ctx = dockerfile_context(
+        &work.path().join("ctx"),
+        &format!("FROM {base}\nRUN echo inline > /out\nCOPY Dockerfile /df\n"),
+    );
+    let pushed = format!("{}/app/inline:1", reg.addr);
+    let (_, id_a) = build(
+        &a,
+        &["--cache-to", "type=inline", "-t", &pushed, "--push"],
+        &ctx,
+    );
+    // Another store imports the inline cache: every step hits, nothing of the image's own
+    // layers is fetched, and the image is the same, its manifest too.
+    let own_layers = cache_layers(&a, &pushed)[1..].to_vec();
+    let b = work.path().join("b");
+    let before = reg.log().len();
+    let (log, id_b) = build(
+        &b,
+        &[
+            "--cache-from",
+            &pushed,
+            "--cache-to",
+            "type=inline",
+            "-t",
+            &pushed,
+        ],
+        &ctx,
+    );
+    assert_eq!((steps_cached(&log), &id_b), ((3, 2), &id_a), "{log}");
+    assert_eq!(blob_gets(&reg.log()[before..], &own_layers), 0);
+    assert_eq!(manifest_digest(&b, &pushed), manifest_digest(&a, &pushed));
+    // And a third, from the second's re-export (sizes travel on).
+    let pushed_b = format!("{}/app/inline:2", reg.addr);
+    rbuild_ok(&b, &["push", "-q", &pushed, &pushed_b]);
+    let c = work.path().join("c");
+    let (log, id_c) = build(
+        &c,
+        &[
+            "--cache-from",
+            &pushed_b,
+            "--cache-to",
+            "type=inline",
+            "-t",
+            &pushed,
+        ],
+        &ctx,
+    );
+    assert_eq!((steps_cached(&log), &id_c), ((3, 2), &id_a), "{log}");
+    assert_eq!(manifest_digest(&c, &pushed), manifest_digest(&a, &pushed));
+}

@@ -1,6 +1,9 @@
 //! Builds: the builder run over the engine's store, with base images from [`BaseImages`]:
 //! the store first (unless every base is to be pulled again), else pulled through the front
-//! end's pull (its progress, its interruption), each reference once per build.
+//! end's pull (its progress, its interruption), each reference once per build. A stored base
+//! whose layers the store holds only remotely (built from a lazily imported cache) is handed
+//! over as it is: the builder fetches those layers when a step needs the base's files
+//! ([`BuildOptions::remote_layers`]).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -26,8 +29,6 @@ pub struct BaseImages<'a> {
     pull: &'a PullFn<'a>,
     /// References already pulled by this build (`always_pull` pulls each once).
     pulled: Mutex<BTreeMap<String, Image>>,
-    /// How to reach the registries a stored image's layers held only remotely are in.
-    registry: crate::RegistrySettings,
 }
 
 impl<'a> BaseImages<'a> {
@@ -38,26 +39,7 @@ impl<'a> BaseImages<'a> {
             always_pull,
             pull,
             pulled: Mutex::new(BTreeMap::new()),
-            registry: crate::RegistrySettings::default(),
         }
-    }
-
-    /// These base images, fetching the layers a stored image holds only remotely (an image
-    /// built from a lazily imported cache) with `registry`'s settings.
-    pub fn with_registry(mut self, registry: crate::RegistrySettings) -> Self {
-        self.registry = registry;
-        self
-    }
-
-    /// `img` with every layer in the store: those held only remotely are fetched.
-    fn whole(&self, reference: &str, img: Image) -> std::result::Result<Image, BuildError> {
-        crate::cache::materialize(self.store, &self.registry, &img).map_err(|e| {
-            BuildError::ImageNotFound {
-                reference: reference.to_string(),
-                reason: chain_text(&e),
-            }
-        })?;
-        Ok(img)
     }
 
     /// Whether the stored index `reference` names lists no image for `platform`.
@@ -99,7 +81,7 @@ impl ImageSource for BaseImages<'_> {
             match found {
                 Ok(img) => match (&wanted, image_platform(&img)) {
                     (Some(w), Some(has)) if !w.matches(&has) => other_platform = Some(has),
-                    _ => return self.whole(reference, img),
+                    _ => return Ok(img),
                 },
                 // A stored multi-platform image that does not list the platform: its
                 // registry's has none either (docker build's "no match for platform").

@@ -175,12 +175,19 @@ pub struct LazyLayer {
     pub layers: Arc<dyn LayerFetcher>,
     /// The import's name, for messages.
     pub name: String,
+    /// `Some(reference)`: not a step's layer but one of base image `reference` (`FROM`,
+    /// `COPY --from`) that the store holds only remotely; fetching it records no step.
+    pub base: Option<String>,
 }
 
 impl LazyLayer {
-    /// Fetch the layer into `store` (verified) and record the step locally.
+    /// Fetch the layer into `store` (verified) and, for a step's layer, record the step
+    /// locally.
     pub fn fetch(&self, store: &Store) -> Result<(), String> {
         self.layers.fetch(store, &self.entry)?;
+        if self.base.is_some() {
+            return Ok(());
+        }
         Records::new(store)
             .put(&self.entry.key, &self.entry.record())
             .map_err(|e| e.to_string())
@@ -307,6 +314,39 @@ impl Shared<'_> {
     /// builds again without that record).
     pub(crate) fn materialize(&self, diff_id: &Digest) -> Result<(), BuildError> {
         materialize(self.store, self.lazy, diff_id)
+    }
+
+    /// Note the layers of base image `reference` (`FROM`, `COPY --from`) that the store holds
+    /// only remotely (an image built from a lazily imported cache): like an imported step's,
+    /// they are fetched only when a step needs the base's files ([`Shared::materialize`]),
+    /// so a build whose steps all hit downloads none of them. Without a fetcher
+    /// ([`BuildOptions::remote_layers`]) reading them fails, naming where they are.
+    pub(crate) fn defer_remote_layers(&self, reference: &str, layers: &[Digest]) {
+        let Some(fetcher) = self.opts.remote_layers.as_ref() else {
+            return;
+        };
+        if self.dry_run {
+            return;
+        }
+        for diff_id in layers {
+            let Some(remote) = self.store.remote_layer(diff_id).ok().flatten() else {
+                continue;
+            };
+            let mut lazy = self.lazy.lock().expect("lazy layers");
+            lazy.entry(diff_id.clone()).or_insert_with(|| LazyLayer {
+                entry: CacheEntry {
+                    key: diff_id.clone(),
+                    diff_id: diff_id.clone(),
+                    layer: remote.blob.clone(),
+                    size: self.store.layer_size(diff_id),
+                    created: String::new(),
+                    inputs: None,
+                },
+                layers: fetcher.clone(),
+                name: remote.location.to_string(),
+                base: Some(reference.to_string()),
+            });
+        }
     }
 
     /// Remember that stage `stage` used (or made) `record` for `key`, for `--cache-to`.
@@ -586,7 +626,10 @@ fn build_or_explain(
                 config.set_label(k, v);
             }
             if opts.inline_cache {
-                config.set_top(INLINE_CACHE_KEY, inline_cache(&records, &last.layers));
+                config.set_top(
+                    INLINE_CACHE_KEY,
+                    inline_cache(store, &records, &last.layers),
+                );
             }
             let config_bytes = config.finish(&last.created);
             let names: &[Reference] = if single { &opts.tags } else { &[] };
@@ -644,7 +687,7 @@ fn build_or_explain(
 /// The inline cache of an image whose layers are `layers`: the records of its own layers
 /// (`mode=min`), without the per-file lists (they would bloat every config; a miss then says
 /// `COPY sources changed`).
-fn inline_cache(records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value {
+fn inline_cache(store: &Store, records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value {
     let entries: Vec<CacheEntry> = records
         .iter()
         .filter(|r| r.in_image && layers.contains(&r.diff_id))
@@ -652,9 +695,12 @@ fn inline_cache(records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value 
             key: r.key.clone(),
             diff_id: r.diff_id.clone(),
             layer: r.diff_id.clone(),
-            // Not kept: the config is the image's ID, which must not depend on what a store
-            // happens to know about a layer.
-            size: None,
+            // The layer's uncompressed size, as content-derived as its diffID (the length of
+            // the tar it digests): a store importing the cache commits the image without the
+            // layer's bytes with the same manifest (listing the layer by diffID and size)
+            // as the store that built it. Every store that built or fetched the layer knows
+            // it, and one that reused it lazily from an imported record knows it from that.
+            size: store.layer_size(&r.diff_id),
             created: r.created.clone(),
             inputs: r.inputs.clone().map(|i| KeyInputs {
                 files: BTreeMap::new(),
@@ -667,7 +713,7 @@ fn inline_cache(records: &[UsedRecord], layers: &[Digest]) -> serde_json::Value 
 
 /// Make sure layer `diff_id` is in `store`: an imported layer reused lazily (in `lazy`) is
 /// fetched now. A failure is [`BuildError::ImportedLayer`] ([`build`] then builds again
-/// without that record).
+/// without that record), for a base image's layer [`BuildError::ImageNotFound`].
 fn materialize(
     store: &Store,
     lazy: &Mutex<HashMap<Digest, LazyLayer>>,
@@ -678,12 +724,20 @@ fn materialize(
         return Ok(());
     };
     if !store.has_blob(diff_id) {
-        layer
-            .fetch(store)
-            .map_err(|reason| BuildError::ImportedLayer {
-                key: layer.entry.key.clone(),
-                reason: format!("layer {} from {}: {reason}", layer.entry.layer, layer.name),
-            })?;
+        layer.fetch(store).map_err(|reason| {
+            let reason = format!("layer {} from {}: {reason}", layer.entry.layer, layer.name);
+            match &layer.base {
+                // A base image's layer is no cache record to build again without.
+                Some(reference) => BuildError::ImageNotFound {
+                    reference: reference.clone(),
+                    reason,
+                },
+                None => BuildError::ImportedLayer {
+                    key: layer.entry.key.clone(),
+                    reason,
+                },
+            }
+        })?;
     }
     lazy.lock().expect("lazy layers").remove(diff_id);
     Ok(())
@@ -712,7 +766,7 @@ fn reuse_lazily(
         None => materialize(store, lazy, diff_id),
     }?;
     // The store's own record of the step from now on: the next build hits without the import.
-    if let Some(l) = layer {
+    if let Some(l) = layer.filter(|l| l.base.is_none()) {
         let records = Records::new(store);
         if records.find(&l.entry.key).is_none() {
             records.put(&l.entry.key, &l.entry.record())?;

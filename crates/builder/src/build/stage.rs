@@ -434,6 +434,8 @@ fn base_state(
         Source::Image(_) => {
             let img = shared.images.image(image, platform)?;
             let layers = img.diff_ids().map_err(store_err)?;
+            // Fetched when a step needs the base's files, not now.
+            shared.defer_remote_layers(image, &layers);
             let config = ConfigBuilder::new(Some(&img.config_bytes), platform);
             let created = img
                 .config

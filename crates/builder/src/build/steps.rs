@@ -141,6 +141,7 @@ fn remote_record_hit(shared: &Shared<'_>, key: &Digest) -> Option<(Record, Diges
                 entry,
                 layers: fetcher.clone(),
                 name: remote.location.to_string(),
+                base: None,
             },
         );
     }
@@ -168,6 +169,7 @@ fn imported_hit(shared: &Shared<'_>, key: &Digest) -> Option<(Record, Digest)> {
                 entry: entry.clone(),
                 layers: import.layers.clone(),
                 name: import.name.clone(),
+                base: None,
             },
         );
     }
@@ -605,6 +607,7 @@ fn from_source(
     }
     let img = shared.images.image(name, &shared.platform)?;
     let layers = img.diff_ids().map_err(store_err)?;
+    shared.defer_remote_layers(name, &layers);
     Ok((layers, Vec::new(), img.id.clone()))
 }
 
@@ -819,10 +822,16 @@ impl CopyKeys {
                 linked: None,
             });
         }
-        // A dry run has no layers for the steps it did not run: names resolve against none.
-        let lowers = match state.lowers(shared) {
-            Err(_) if shared.dry_run => Vec::new(),
-            other => other?,
+        // Only `--chown` names are resolved against the stage's files: without one, a cached
+        // step needs no layer's bytes (nor are lazily held ones fetched for it). A dry run has
+        // no layers for the steps it did not run: names resolve against none.
+        let lowers = match chown
+            .filter(|c| !c.is_empty())
+            .map(|_| state.lowers(shared))
+        {
+            None => Vec::new(),
+            Some(Err(_)) if shared.dry_run => Vec::new(),
+            Some(other) => other?,
         };
         let ids = owner(chown, &lowers, line)?;
         let (record, chain) = super::stage::link_key_of(state, ins, content, inputs, ids);

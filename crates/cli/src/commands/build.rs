@@ -235,7 +235,9 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         .map(parse_output)
         .transpose()?
         .unwrap_or(Output::Image);
-    let engine = super::common::engine(globals);
+    // The build's registry settings for everything it fetches: base images, caches, and the
+    // layers an output needs that the store holds only remotely.
+    let engine = super::common::engine(globals).with_registry(args.registry.settings());
     let mut attached = None;
     isolation(args.isolation.as_deref(), &args.network)?;
     let network = match args.network.as_str() {
@@ -336,7 +338,7 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             .any(|c| c.location == rbuild_engine::cache::CacheLocation::Inline),
         remote_layers: Some(std::sync::Arc::new(
             rbuild_engine::cache::StoreRemoteLayers {
-                settings: args.registry.settings(),
+                settings: engine.registry().clone(),
             },
         )),
     };
@@ -352,7 +354,7 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         pull_image_blocking(&args.registry, store, reference, platform, quiet)
             .map_err(|e| format!("{e:#}"))
     };
-    let images = BaseImages::new(store, args.pull, &pull).with_registry(args.registry.settings());
+    let images = BaseImages::new(store, args.pull, &pull);
     let client = if cache_to.is_empty() && cache_from.is_empty() {
         None
     } else {
@@ -433,12 +435,19 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     match (&output, &outcome.index) {
         (Output::Image, _) => {}
         (Output::Archive(_, dest), Some(list)) => {
-            rbuild_engine::transfer::copy::write_index_archive(store, list, &tags, dest)?;
+            rbuild_engine::transfer::copy::write_index_archive(
+                store,
+                engine.registry(),
+                list,
+                &tags,
+                dest,
+            )?;
             progress.line(&format!("exported to {}", dest.display()));
         }
         (Output::Archive(format, dest), None) => {
             rbuild_engine::transfer::copy::write_archive(
                 store,
+                engine.registry(),
                 &outcome.image,
                 tags.clone(),
                 *format,

@@ -17,9 +17,18 @@ pub fn store_root(globals: &Globals) -> PathBuf {
     std::path::absolute(&root).unwrap_or(root)
 }
 
-/// The engine over the store root the command works on.
+/// The engine over the store root the command works on, with the registry settings the
+/// environment gives (`RBUILD_INSECURE_REGISTRIES`, `RBUILD_AUTH_FILE`): what it fetches on
+/// its own (the layers of an image built from a lazily imported cache, for `run` or `save`)
+/// goes as a flagless `rbuild pull` would. A command with registry flags replaces them
+/// (`Engine::with_registry`).
 pub fn engine(globals: &Globals) -> rbuild_engine::Engine {
-    rbuild_engine::Engine::new(store_root(globals))
+    let engine = rbuild_engine::Engine::new(store_root(globals));
+    match super::registry_opts::RegistryArgs::from_env() {
+        Ok(registry) => engine.with_registry(registry.settings()),
+        // Malformed settings are reported by the commands that reach a registry.
+        Err(_) => engine,
+    }
 }
 
 /// Open the store the command works on.

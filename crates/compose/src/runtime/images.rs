@@ -134,8 +134,7 @@ impl Runtime<'_> {
             .engine
             .store()
             .map_err(engine_err("opening the store"))?;
-        let base = BaseImages::new(store, false, images.pull)
-            .with_registry(self.engine.registry().clone());
+        let base = BaseImages::new(store, false, images.pull);
         self.progress.event(Kind::Image, &tag, Status::Building);
         let outcome = self
             .engine

@@ -246,7 +246,8 @@ async fn send_list(
         }
         Location::DockerArchive(file, _) => Err(no_index_in_docker_archive(file)),
         Location::OciArchive(file, tag) => {
-            write_index_archive(store, list, &tag_names(tag)?, file)?;
+            // The layers held only remotely were fetched above, with the copy's client.
+            save_index_archive(store, list, &tag_names(tag)?, file)?;
             Ok(list.digest.clone())
         }
         Location::Oci(dir, tag) => {
@@ -476,12 +477,12 @@ pub async fn send(
         }
         Location::DockerArchive(file, name) => {
             let names: Vec<Reference> = name.iter().cloned().collect();
-            write_archive(store, image, names, ArchiveFormat::Docker, file)?;
+            save_archive(store, image, names, ArchiveFormat::Docker, file)?;
             Ok(image.manifest_digest.clone())
         }
         Location::OciArchive(file, tag) => {
             let names = tag_names(image, tag.as_deref())?;
-            write_archive(store, image, names, ArchiveFormat::Oci, file)?;
+            save_archive(store, image, names, ArchiveFormat::Oci, file)?;
             Ok(image.manifest_digest.clone())
         }
         Location::Oci(dir, tag) => {
@@ -570,17 +571,29 @@ fn tag_names(image: &Image, tag: Option<&str>) -> Result<Vec<Reference>> {
     ])
 }
 
-/// Save to `file` through a temporary file in the same directory, renamed when complete.
-/// Layers held only remotely (a lazily imported cache's) are fetched first, with the default
-/// registry settings.
+/// Save to `file` through a temporary file in the same directory, renamed when complete
+/// (`build --output type=docker|oci`). Layers held only remotely (a lazily imported cache's)
+/// are fetched first, with `settings` (the command's: its TLS, insecure hosts, credentials).
 pub fn write_archive(
+    store: &Store,
+    settings: &crate::RegistrySettings,
+    image: &Image,
+    names: Vec<Reference>,
+    format: ArchiveFormat,
+    file: &Path,
+) -> Result<()> {
+    crate::cache::materialize(store, settings, image)?;
+    save_archive(store, image, names, format, file)
+}
+
+/// [`write_archive`] of an image whose layers are all in the store.
+fn save_archive(
     store: &Store,
     image: &Image,
     names: Vec<Reference>,
     format: ArchiveFormat,
     file: &Path,
 ) -> Result<()> {
-    crate::cache::materialize(store, &crate::RegistrySettings::default(), image)?;
     write_atomic(file, |f| {
         archive::save(store, &[(image.clone(), names)], format, &*f)
     })
@@ -588,13 +601,25 @@ pub fn write_archive(
 
 /// Write the multi-platform image `list` with `names` as an OCI archive `file` (replaced only
 /// once complete): `build --output type=oci` of several platforms, `save --all-platforms`.
+/// Layers held only remotely are fetched first, with `settings`.
 pub fn write_index_archive(
+    store: &Store,
+    settings: &crate::RegistrySettings,
+    list: &rbuild_store::ImageList,
+    names: &[Reference],
+    file: &Path,
+) -> Result<()> {
+    crate::cache::materialize_list(store, settings, list)?;
+    save_index_archive(store, list, names, file)
+}
+
+/// [`write_index_archive`] of images whose layers are all in the store.
+fn save_index_archive(
     store: &Store,
     list: &rbuild_store::ImageList,
     names: &[Reference],
     file: &Path,
 ) -> Result<()> {
-    crate::cache::materialize_list(store, &crate::RegistrySettings::default(), list)?;
     write_atomic(file, |f| {
         archive::save_index(store, &[(list.clone(), names.to_vec())], &[], &*f)
     })

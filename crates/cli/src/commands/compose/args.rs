@@ -82,6 +82,20 @@ pub enum ComposeCommand {
     Other(Vec<String>),
 }
 
+impl ComposeCommand {
+    /// The registry options of a verb that has them.
+    pub fn registry(&self) -> Option<&RegistryArgs> {
+        match self {
+            ComposeCommand::Up(a) => Some(&a.registry),
+            ComposeCommand::Run(a) => Some(&a.registry),
+            ComposeCommand::Create(a) => Some(&a.registry),
+            ComposeCommand::Build(a) => Some(&a.registry),
+            ComposeCommand::Pull(a) | ComposeCommand::Push(a) => Some(&a.registry),
+            _ => None,
+        }
+    }
+}
+
 /// Arguments of `rbuild compose config`.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {

@@ -88,7 +88,12 @@ pub fn run(args: ComposeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
         bail!("rbuild compose: unknown command {verb:?} (see `rbuild compose --help`)");
     }
-    let engine = super::common::engine(globals);
+    // A verb's registry options reach what the engine fetches on its own too (the layers of
+    // an image built from a lazily imported cache, for a build or a container).
+    let engine = match args.command.registry() {
+        Some(registry) => super::common::engine(globals).with_registry(registry.settings()),
+        None => super::common::engine(globals),
+    };
     if let ComposeCommand::Ls(a) = &args.command {
         return ls(&engine, a);
     }
