@@ -130,14 +130,14 @@ bench_workload() {
   DOCKER_BUILDKIT=1 docker build -q --network none --build-arg BUILDKIT_INLINE_CACHE=1 -t "$bk_img" "$ctx" >/dev/null
   docker push -q "$bk_img" >/dev/null
   "$work/settle.sh"
-  hyperfine -N --runs "$runs" --warmup 1 --prepare sync --export-json "$results/$w-cold.json" \
-    -n "rbuild cold" "$a build -q --no-cache --network none -t bench-$w $ctx" \
-    -n "rbuild cold + export registry" "$a build -q --no-cache --network none --cache-to $to_reg -t bench-$w $ctx" \
-    -n "rbuild cold + export local" "$work/export-local.sh -t bench-$w $ctx"
+  bench_interleaved "$results/$w-cold.json" "$runs" sync \
+    "rbuild cold" "$a build -q --no-cache --network none -t bench-$w $ctx" \
+    "rbuild cold + export registry" "$a build -q --no-cache --network none --cache-to $to_reg -t bench-$w $ctx" \
+    "rbuild cold + export local" "$work/export-local.sh -t bench-$w $ctx"
   "$work/settle.sh"
-  hyperfine -N --runs "$runs" --warmup 1 --prepare sync --export-json "$results/$w-cold-bk.json" \
-    -n "BuildKit cold" "env DOCKER_BUILDKIT=1 docker build -q --no-cache --network none -t bench-bk-$w $ctx" \
-    -n "BuildKit cold + inline cache + push" "sh -c 'DOCKER_BUILDKIT=1 docker build -q --no-cache --network none --build-arg BUILDKIT_INLINE_CACHE=1 -t $bk_img $ctx >/dev/null && docker push -q $bk_img >/dev/null'"
+  bench_interleaved "$results/$w-cold-bk.json" "$runs" sync \
+    "BuildKit cold" "env DOCKER_BUILDKIT=1 docker build -q --no-cache --network none -t bench-bk-$w $ctx" \
+    "BuildKit cold + inline cache + push" "sh -c 'DOCKER_BUILDKIT=1 docker build -q --no-cache --network none --build-arg BUILDKIT_INLINE_CACHE=1 -t $bk_img $ctx >/dev/null && docker push -q $bk_img >/dev/null'"
   "$work/settle.sh"
   # The registry receiving the layer blobs of the directory export made above.
   local manifest blobs
@@ -146,10 +146,10 @@ bench_workload() {
     "$work/cache-$w/blobs/sha256/$manifest" "$work/cache-$w/blobs/sha256")
   hyperfine -N --runs "$runs" --warmup 1 --prepare sync --export-json "$results/$w-upload.json" \
     -n "curl upload of the export's layers" "$work/upload.sh $blobs"
-  hyperfine -N --runs "$runs" --warmup 1 --prepare "$fresh_b" --export-json "$results/$w-import-rbuild.json" \
-    -n "rbuild fresh store, --cache-from registry" "$b build -q --network none --cache-from $reg/cache/$w:max -t bench-$w $ctx" \
-    -n "rbuild fresh store, --cache-from local" "$b build -q --network none --cache-from type=local,src=$work/cache-$w -t bench-$w $ctx" \
-    -n "rbuild fresh store, --cache-from registry, then run" "sh -c '$b build -q --network none --cache-from $reg/cache/$w:max -t bench-$w $ctx >/dev/null && $b run --rm --network none bench-$w true'"
+  bench_interleaved "$results/$w-import-rbuild.json" "$runs" "$fresh_b" \
+    "rbuild fresh store, --cache-from registry" "$b build -q --network none --cache-from $reg/cache/$w:max -t bench-$w $ctx" \
+    "rbuild fresh store, --cache-from local" "$b build -q --network none --cache-from type=local,src=$work/cache-$w -t bench-$w $ctx" \
+    "rbuild fresh store, --cache-from registry, then run" "sh -c '$b build -q --network none --cache-from $reg/cache/$w:max -t bench-$w $ctx >/dev/null && $b run --rm --network none bench-$w true'"
   hyperfine -N --runs "$runs" --warmup 1 --prepare "$fresh_docker" --export-json "$results/$w-import-bk.json" \
     -n "BuildKit pruned, --cache-from inline image" "env DOCKER_BUILDKIT=1 docker build -q --network none --cache-from $bk_img -t bench-bk-$w $ctx"
   # Every step of the imported builds must have been cached, and no layer downloaded (the
@@ -183,7 +183,10 @@ def med(name):
     return {r["command"]: r["median"] for r in data}
 fmt = lambda s: f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
 out = ["## Build cache that travels: cold on store A vs cache-imported on a fresh store B", "",
-       machine + f" hyperfine medians ({small_runs} runs for (a), {big_runs} for (b), one warm-up). "
+       machine + f" Medians of {small_runs} runs for (a), {big_runs} for (b), after one warm-up; the "
+       "commands of a group run in turn, one run each per round (`bench_interleaved` in "
+       "bench/lib.sh), so none of them meets a machine the others' runs left fuller; single "
+       "commands through hyperfine. "
        f"Load average {load_before} before, {load_after} after (a 2-core machine shared with "
        "other engineers' compiles).", "",
        "(a) 5 RUN steps, ENV/WORKDIR/LABEL/CMD and a COPY of 2,000 small files; "

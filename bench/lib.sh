@@ -32,3 +32,38 @@ else:
 open(doc, "w").write(text)
 PY
 }
+
+# bench_interleaved JSON RUNS PREPARE NAME CMD [NAME CMD ...]: time the commands in turn — one
+# warm-up of each, then RUNS rounds in which each runs once, PREPARE (a command, not timed)
+# before every run — and write their wall times and medians to JSON in hyperfine's
+# `--export-json` shape. Unlike hyperfine, which runs all of one command's runs before the
+# next command's, each command meets the machine in the same state: when runs leave files
+# behind (cold builds, exports) or the VM's speed drifts, the later command is not the one
+# that pays. Commands are split as a shell splits words and run without a shell.
+bench_interleaved() {
+  python3 - "$@" <<'PY'
+import json, shlex, statistics, subprocess, sys, time
+out, runs, prepare = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+pairs = list(zip(sys.argv[4::2], sys.argv[5::2]))
+times = {name: [] for name, _ in pairs}
+def run(cmd):
+    subprocess.run(shlex.split(prepare), check=True)
+    start = time.perf_counter()
+    done = subprocess.run(shlex.split(cmd), stdout=subprocess.DEVNULL)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"bench_interleaved: {cmd!r} exited {done.returncode}")
+    return took
+for _, cmd in pairs:
+    run(cmd)
+for i in range(runs):
+    for name, cmd in pairs:
+        times[name].append(run(cmd))
+for name, _ in pairs:
+    t = times[name]
+    print(f"{name}: median {statistics.median(t) * 1000:.0f} ms, min {min(t) * 1000:.0f}, max {max(t) * 1000:.0f} ({len(t)} runs)")
+json.dump({"results": [{"command": name, "median": statistics.median(times[name]),
+                        "mean": statistics.mean(times[name]), "times": times[name]}
+                       for name, _ in pairs]}, open(out, "w"), indent=1)
+PY
+}

@@ -202,18 +202,17 @@ pub fn selection_files(
     selection: &Selection,
     cache: &mut DigestCache,
 ) -> Result<(Digest, std::collections::BTreeMap<String, String>), BuildError> {
-    // Large files the cache lacks are hashed first, in parallel.
-    let mut large = Vec::new();
-    for e in &selection.entries {
-        if let (EntryKind::File, Some(m)) = (&e.kind, &e.meta)
-            && m.file_type().is_file()
-            && m.len() >= crate::checksum::PARALLEL_FILE_BYTES
-        {
-            large.push((e.path.as_path(), m));
-        }
-    }
-    if large.len() > 1 {
-        cache.prefetch(&large)?;
+    // The files the cache lacks are hashed first, in parallel (when worth it).
+    let regular: Vec<(&std::path::Path, &std::fs::Metadata)> = selection
+        .entries
+        .iter()
+        .filter_map(|e| match (&e.kind, &e.meta) {
+            (EntryKind::File, Some(m)) if m.file_type().is_file() => Some((e.path.as_path(), m)),
+            _ => None,
+        })
+        .collect();
+    if regular.len() > 1 {
+        cache.prefetch(&regular)?;
     }
     let mut files = std::collections::BTreeMap::new();
     let explained = selection.entries.len() <= EXPLAINED_FILES;

@@ -130,19 +130,18 @@ impl DigestCache {
         Ok(digest)
     }
 
-    /// Hash the large files among `files` (paths with the stat they will be asked with) that
-    /// the cache does not hold, on several threads, so that the [`DigestCache::digest`] calls
-    /// that follow find them: a fresh machine's first build hashes its context's large files
-    /// on every core instead of one (one file's digest is made on one core). Files under
-    /// [`PARALLEL_FILE_BYTES`], or fewer than two to hash, are left to `digest`.
+    /// Hash ahead, on several threads, the files among `files` (paths with the stat they will
+    /// be asked with) that the cache does not hold, so that the [`DigestCache::digest`] calls
+    /// that follow find them: a fresh machine's first build hashes its context on every core
+    /// instead of one (one file's digest is made on one core). Done for the large files
+    /// ([`PARALLEL_FILE_BYTES`] and more) when two or more are missing, and for all missing
+    /// ones when [`PARALLEL_FILES`] or more are (many small files: opening and reading them
+    /// is the cost); anything else is left to `digest`.
     pub fn prefetch(&mut self, files: &[(&Path, &std::fs::Metadata)]) -> Result<(), BuildError> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let mut todo: Vec<(&Path, StatKey)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (path, meta) in files {
-            if meta.len() < PARALLEL_FILE_BYTES {
-                continue;
-            }
             let key = StatKey::of(meta);
             let bytes = path.as_os_str().as_bytes();
             let held = match self.fresh.get(bytes) {
@@ -152,6 +151,9 @@ impl DigestCache {
             if !held && seen.insert(bytes) {
                 todo.push((path, key));
             }
+        }
+        if todo.len() < PARALLEL_FILES {
+            todo.retain(|(_, key)| key.size >= PARALLEL_FILE_BYTES);
         }
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -292,6 +294,9 @@ fn record_path(bytes: &[u8], at: usize) -> &[u8] {
 /// Files from this size are hashed in parallel by [`DigestCache::prefetch`].
 pub const PARALLEL_FILE_BYTES: u64 = 4 << 20;
 
+/// From this many files to hash, [`DigestCache::prefetch`] hashes small ones in parallel too.
+pub const PARALLEL_FILES: usize = 64;
+
 /// What context files are keyed by: BLAKE3, about three times as fast as SHA-256 with the
 /// CPU's SHA extensions here (5 against 1.4 GB/s a core), so a fresh machine's first build
 /// of a large context, the usual CI build, spends a third of the time hashing it. These
@@ -361,6 +366,37 @@ mod tests {
         // Held now: nothing is hashed again.
         cache.prefetch(&listed).unwrap();
         assert_eq!(cache.files_hashed(), 4);
+    }
+
+    #[test]
+    fn many_small_files_are_hashed_ahead_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<_> = (0..PARALLEL_FILES + 3)
+            .map(|i| {
+                let p = dir.path().join(format!("s{i}"));
+                std::fs::write(&p, format!("small {i}")).unwrap();
+                p
+            })
+            .collect();
+        let metas: Vec<_> = paths
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap())
+            .collect();
+        let listed: Vec<(&Path, &std::fs::Metadata)> = paths
+            .iter()
+            .map(|p| p.as_path())
+            .zip(metas.iter())
+            .collect();
+        let mut cache = DigestCache::in_memory();
+        // Too few to be worth threads: left to digest().
+        cache.prefetch(&listed[..PARALLEL_FILES - 1]).unwrap();
+        assert_eq!(cache.files_hashed(), 0);
+        cache.prefetch(&listed).unwrap();
+        assert_eq!(cache.files_hashed(), listed.len() as u64);
+        for (path, meta) in &listed {
+            assert_eq!(cache.digest(path, meta).unwrap(), hash_file(path).unwrap());
+        }
+        assert_eq!(cache.files_hashed(), listed.len() as u64);
     }
 
     #[test]
