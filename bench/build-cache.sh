@@ -67,10 +67,12 @@ for s in a b; do
 done
 a=$work/rbuild-a
 b=$work/rbuild-b
-# A fresh store B holding only the base image.
+# A fresh store B holding only the base image: a new directory each time (B is a link to it),
+# since deleting the last one would slow the next run's file creations (see below).
 cat >"$work/fresh-b.sh" <<EOF
 #!/bin/sh
-rm -rf $work/b && $b load -q -i $work/busybox.tar >/dev/null && sync
+n=\$(cat $work/b-count 2>/dev/null || echo 0); echo \$((n + 1)) >$work/b-count
+ln -sfn $work/b-\$n $work/b && $b load -q -i $work/busybox.tar >/dev/null && sync
 EOF
 # dockerd as a fresh machine with the base image: no build cache, no built images.
 cat >"$work/fresh-docker.sh" <<'EOF'
@@ -97,25 +99,55 @@ cat >"$work/settle.sh" <<EOF
 # After a group of runs: their images, layers, build caches and export directories removed,
 # then time for ext4 to forget the deletions.
 $rbuild --root $work/a image prune -f >/dev/null 2>&1
-rm -rf $work/cache-timed
+rm -rf $work/cache-timed $work/b-*
 docker images --format '{{.Repository}}:{{.Tag}}' | grep -v '^busybox:local\$' | grep -v '/bench-bk/' | xargs -r docker rmi -f >/dev/null 2>&1
 docker image prune -f >/dev/null 2>&1
 docker builder prune -af >/dev/null 2>&1
 sync
 sleep ${BENCH_SETTLE:-65}
 EOF
-# The registry's own cost of receiving the layers: the layer blobs of a cache export uploaded
-# with curl (POST, then a monolithic PUT streaming the file), all at once as rbuild sends them.
-cat >"$work/upload.sh" <<EOF
-#!/bin/sh
-# upload.sh BLOB...: each file pushed to the registry as the blob its name says.
-for f in "\$@"; do
-  (loc=\$(curl -sf -D - -o /dev/null -X POST http://$reg/v2/bench-raw/blobs/uploads/ | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-   curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -T "\$f" "\$loc&digest=sha256:\$(basename "\$f")") &
-done
-wait
+# The registry's own cost of receiving the layers: the layer blobs of a cache export pushed
+# by a minimal client (HEAD, POST, then a PUT streaming the file, per blob), all at once as
+# rbuild sends them, timed inside it (no process start counted).
+cat >"$work/upload.py" <<'EOF'
+# upload.py HOST REPO RUNS JSON BLOB...: one warm-up and RUNS timed rounds (medians to JSON,
+# in hyperfine's shape), each round pushing every BLOB (a file named by its sha256) at once.
+import http.client, json, os, statistics, subprocess, sys, threading, time, urllib.parse
+host, repo, runs, out, files = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+def push(path):
+    digest = "sha256:" + os.path.basename(path)
+    c = http.client.HTTPConnection(host)
+    c.request("HEAD", f"/v2/{repo}/blobs/{digest}")
+    c.getresponse().read()
+    c.request("POST", f"/v2/{repo}/blobs/uploads/")
+    r = c.getresponse()
+    r.read()
+    loc = urllib.parse.urlsplit(r.getheader("Location"))
+    sep = "&" if loc.query else ""
+    with open(path, "rb") as f:
+        c.request("PUT", f"{loc.path}?{loc.query}{sep}digest={digest}", body=f,
+                  headers={"Content-Type": "application/octet-stream",
+                           "Content-Length": str(os.path.getsize(path))})
+        r = c.getresponse()
+        r.read()
+    if r.status != 201:
+        raise SystemExit(f"PUT {digest}: {r.status}")
+def round_():
+    subprocess.run(["sync"], check=True)
+    start = time.perf_counter()
+    threads = [threading.Thread(target=push, args=(p,)) for p in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+round_()
+times = [round_() for _ in range(runs)]
+print(f"upload of the export's layers: median {statistics.median(times) * 1000:.0f} ms")
+json.dump({"results": [{"command": "upload of the export's layers",
+                        "median": statistics.median(times), "times": times}]}, open(out, "w"))
 EOF
-chmod +x "$work/fresh-b.sh" "$work/fresh-docker.sh" "$work/export-local.sh" "$work/settle.sh" "$work/upload.sh"
+chmod +x "$work/fresh-b.sh" "$work/fresh-docker.sh" "$work/export-local.sh" "$work/settle.sh"
 fresh_b=$work/fresh-b.sh
 fresh_docker=$work/fresh-docker.sh
 
@@ -144,8 +176,7 @@ bench_workload() {
   manifest=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"].split(":")[1])' "$work/cache-$w/index.json")
   blobs=$(python3 -c 'import json,sys; print(" ".join(sys.argv[2] + "/" + l["digest"].split(":")[1] for l in json.load(open(sys.argv[1]))["layers"]))' \
     "$work/cache-$w/blobs/sha256/$manifest" "$work/cache-$w/blobs/sha256")
-  hyperfine -N --runs "$runs" --warmup 1 --prepare sync --export-json "$results/$w-upload.json" \
-    -n "curl upload of the export's layers" "$work/upload.sh $blobs"
+  python3 "$work/upload.py" "$reg" bench-raw "$runs" "$results/$w-upload.json" $blobs
   bench_interleaved "$results/$w-import-rbuild.json" "$runs" "$fresh_b" \
     "rbuild fresh store, --cache-from registry" "$b build -q --network none --cache-from $reg/cache/$w:max -t bench-$w $ctx" \
     "rbuild fresh store, --cache-from local" "$b build -q --network none --cache-from type=local,src=$work/cache-$w -t bench-$w $ctx" \
@@ -192,7 +223,7 @@ out = ["## Build cache that travels: cold on store A vs cache-imported on a fres
        "(a) 5 RUN steps, ENV/WORKDIR/LABEL/CMD and a COPY of 2,000 small files; "
        "(b) a COPY of 400 MB of incompressible files and a RUN writing 200 MB (bench/build.sh's). "
        "Nothing is deleted between timed runs (each cold run leaves its layers, each local "
-       "export gets a new directory); after each group of runs what it made is removed, "
+       "export and each fresh store B gets a new directory); after each group of runs what it made is removed, "
        "followed by a 65 s wait, since on this machine's journal-less ext4 every file created "
        "within 60 s of deletions pays for them (bench/build.sh). "
        "All RUN steps `--network none`. *fresh store B*: a new `--root` holding only the base "
@@ -201,12 +232,12 @@ out = ["## Build cache that travels: cold on store A vs cache-imported on a fres
        "every step of the imported build is CACHED. BuildKit's *pruned* state: "
        "`docker builder prune -af` and the built images removed before each run (dockerd keeps "
        "the base image), importing the inline cache of the image pushed to the same registry.", "",
-       "| workload | rbuild cold | + export registry | + export local | registry receiving the layers (curl) | imported (registry) | imported (local) | imported / cold | imported (registry) + run | BuildKit cold | + inline + push | BuildKit imported |",
+       "| workload | rbuild cold | + export registry | + export local | registry receiving the layers | imported (registry) | imported (local) | imported / cold | imported (registry) + run | BuildKit cold | + inline + push | BuildKit imported |",
        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for w, label in (("small", "(a) small files"), ("big", "(b) 600 MB")):
     c, ir, ib = med(f"{w}-cold"), med(f"{w}-import-rbuild"), med(f"{w}-import-bk")
     c.update(med(f"{w}-cold-bk"))
-    upload = med(f"{w}-upload")["curl upload of the export's layers"]
+    upload = med(f"{w}-upload")["upload of the export's layers"]
     cold = c["rbuild cold"]
     reg_exp, loc_exp = c["rbuild cold + export registry"], c["rbuild cold + export local"]
     imp_reg = ir["rbuild fresh store, --cache-from registry"]
@@ -228,9 +259,10 @@ out += ["", f"BuildKit {note}. Targets of #17: an imported fully cached build â‰
         "its directory is made again: into a cache directory with the kernel copying each "
         "file's content (`copy_file_range`) and several blobs at a time, to a registry streamed; "
         "neither is hashed again on the way (the registry checks each blob's digest, an import "
-        "from a directory verifies every blob). *registry receiving the layers (curl)*: the "
-        "layer blobs of that export uploaded with curl (POST, then a PUT streaming the file), "
-        "all at once, with the percentage of rbuild's cold build: what docker-registry itself "
+        "from a directory verifies every blob). *registry receiving the layers*: the layer "
+        "blobs of that export pushed by a minimal client timed inside itself (bench/build-cache.sh's "
+        "upload.py: HEAD, POST, then a PUT streaming the file, per blob, all at once), with the percentage "
+        "of rbuild's cold build: what docker-registry itself "
         "takes to receive, hash and store those bytes, which bounds any export to it. "
         "Import is lazy: the imported build reads the cache's manifest and config and commits "
         "the image with layers the store knows only by where they are (registry repository or "
