@@ -72,7 +72,7 @@ b=$work/rbuild-b
 cat >"$work/fresh-b.sh" <<EOF
 #!/bin/sh
 n=\$(cat $work/b-count 2>/dev/null || echo 0); echo \$((n + 1)) >$work/b-count
-ln -sfn $work/b-\$n $work/b && $b load -q -i $work/busybox.tar >/dev/null && sync
+mkdir -p $work/b-\$n && ln -sfn $work/b-\$n $work/b && $b load -q -i $work/busybox.tar >/dev/null && sync
 EOF
 # dockerd as a fresh machine with the base image: no build cache, no built images.
 cat >"$work/fresh-docker.sh" <<'EOF'
