@@ -215,8 +215,9 @@ def med(name):
 fmt = lambda s: f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
 out = ["## Build cache that travels: cold on store A vs cache-imported on a fresh store B", "",
        machine + f" Medians of {small_runs} runs for (a), {big_runs} for (b), after one warm-up; the "
-       "commands of a group run in turn, one run each per round (`bench_interleaved` in "
-       "bench/lib.sh), so none of them meets a machine the others' runs left fuller; single "
+       "commands of a group run in turn, one run each per round, each round starting with the "
+       "next command (`bench_interleaved` in bench/lib.sh), so none of them meets a machine "
+       "the others' runs left fuller more often than the others; single "
        "commands through hyperfine. "
        f"Load average {load_before} before, {load_after} after (a 2-core machine shared with "
        "other engineers' compiles).", "",

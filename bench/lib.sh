@@ -34,8 +34,9 @@ PY
 }
 
 # bench_interleaved JSON RUNS PREPARE NAME CMD [NAME CMD ...]: time the commands in turn — one
-# warm-up of each, then RUNS rounds in which each runs once, PREPARE (a command, not timed)
-# before every run — and write their wall times and medians to JSON in hyperfine's
+# warm-up of each, then RUNS rounds in which each runs once, each round starting with the next
+# command (so each follows every other equally often), PREPARE (a command, not timed) before
+# every run — and write their wall times and medians to JSON in hyperfine's
 # `--export-json` shape. Unlike hyperfine, which runs all of one command's runs before the
 # next command's, each command meets the machine in the same state: when runs leave files
 # behind (cold builds, exports) or the VM's speed drifts, the later command is not the one
@@ -57,7 +58,8 @@ def run(cmd):
 for _, cmd in pairs:
     run(cmd)
 for i in range(runs):
-    for name, cmd in pairs:
+    # Each round starts with the next command, so each follows every other equally often.
+    for name, cmd in pairs[i % len(pairs):] + pairs[:i % len(pairs)]:
         times[name].append(run(cmd))
 for name, _ in pairs:
     t = times[name]
