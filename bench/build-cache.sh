@@ -244,8 +244,8 @@ for w, label in (("small", "(a) small files"), ("big", "(b) 600 MB")):
     imp_reg = ir["rbuild fresh store, --cache-from registry"]
     imp_loc = ir["rbuild fresh store, --cache-from local"]
     imp_run = ir["rbuild fresh store, --cache-from registry, then run"]
-    out.append(f"| {label} | {fmt(cold)} | {fmt(reg_exp)} (+{100 * (reg_exp / cold - 1):.0f}%) | "
-               f"{fmt(loc_exp)} (+{100 * (loc_exp / cold - 1):.0f}%) | {fmt(upload)} ({100 * upload / cold:.0f}%) | "
+    out.append(f"| {label} | {fmt(cold)} | {fmt(reg_exp)} ({100 * (reg_exp / cold - 1):+.0f}%) | "
+               f"{fmt(loc_exp)} ({100 * (loc_exp / cold - 1):+.0f}%) | {fmt(upload)} ({100 * upload / cold:.0f}%) | "
                f"{fmt(imp_reg)} | {fmt(imp_loc)} | "
                f"{100 * imp_reg / cold:.0f}% | {fmt(imp_run)} | {fmt(c['BuildKit cold'])} | "
                f"{fmt(c['BuildKit cold + inline cache + push'])} | "
