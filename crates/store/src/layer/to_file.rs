@@ -11,10 +11,11 @@
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::rc::Rc;
+
+use nix::errno::Errno;
 
 use super::create::{CreateOptions, FileContents, LayerSource, write_layer_with};
 use crate::error::{IoContext, Result};
@@ -153,29 +154,15 @@ fn copy_range(
 ) -> io::Result<usize> {
     let mut off_in = src_off as i64;
     let mut off_out = dest_off as i64;
-    // SAFETY: both descriptors are open files owned by the callers; the offsets are locals.
-    let n = unsafe {
-        nix::libc::copy_file_range(
-            src.as_raw_fd(),
-            &mut off_in,
-            dest.as_raw_fd(),
-            &mut off_out,
-            len,
-            0,
-        )
-    };
-    if n >= 0 {
-        return Ok(n as usize);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(nix::libc::EXDEV | nix::libc::EINVAL | nix::libc::ENOSYS | nix::libc::EOPNOTSUPP) => {
+    match nix::fcntl::copy_file_range(src, Some(&mut off_in), dest, Some(&mut off_out), len) {
+        Ok(n) => Ok(n),
+        Err(Errno::EXDEV | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
             let mut chunk = vec![0u8; len.min(1 << 20)];
             let n = src.read_at(&mut chunk, src_off)?;
             dest.write_all_at(&chunk[..n], dest_off)?;
             Ok(n)
         }
-        _ => Err(err),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -128,14 +128,7 @@ impl Store {
             return Ok(Box::new(self.blobs.open(digest)?));
         }
         let rec = self.layer_record(digest)?;
-        match (self.tree_source(digest, &rec), &rec.remote) {
-            (Some(source), _) => tree_reader(source, digest, verify),
-            (None, Some(remote)) => Err(Store::not_local(digest, remote)),
-            (None, None) => Err(StoreError::MissingBlob {
-                digest: digest.clone(),
-                in_archive: None,
-            }),
-        }
+        tree_reader(self.snapshot_source(digest, &rec)?, digest, verify)
     }
 
     /// Write blob `digest` into `dest` (a new, empty file): the bytes [`Store::blob_reader`]
@@ -145,22 +138,12 @@ impl Store {
     /// against the size the store recorded: this serves exports of a build cache, whose every
     /// reader verifies each blob by its digest. Returns the size.
     pub fn write_blob_file(&self, digest: &Digest, dest: &mut std::fs::File) -> Result<u64> {
-        let what = format!("blob {digest}");
         if self.blobs.contains(digest) {
             let mut src = self.blobs.open(digest)?;
-            return std::io::copy(&mut src, dest).at("copying", what);
+            return std::io::copy(&mut src, dest).at("copying", format!("blob {digest}"));
         }
         let rec = self.layer_record(digest)?;
-        let Some(source) = self.tree_source(digest, &rec) else {
-            // Held only remotely, or missing: blob_reader says which.
-            return Err(self.blob_reader(digest).err().unwrap_or_else(|| {
-                StoreError::MissingBlob {
-                    digest: digest.clone(),
-                    in_archive: None,
-                }
-            }));
-        };
-        let n = layer::write_layer_file(&source, dest)?;
+        let n = layer::write_layer_file(&self.snapshot_source(digest, &rec)?, dest)?;
         match rec.size {
             Some(size) if size != n => Err(StoreError::Io {
                 op: "making the layer from its snapshot",
@@ -173,6 +156,19 @@ impl Store {
                 ),
             }),
             _ => Ok(n),
+        }
+    }
+
+    /// The source layer `digest`'s tar is made from ([`Store::tree_source`]), or the error for
+    /// a layer held only remotely ([`StoreError::LayerNotLocal`]) or not at all.
+    fn snapshot_source(&self, digest: &Digest, rec: &LayerRecord) -> Result<LayerSource> {
+        match (self.tree_source(digest, rec), &rec.remote) {
+            (Some(source), _) => Ok(source),
+            (None, Some(remote)) => Err(Store::not_local(digest, remote)),
+            (None, None) => Err(StoreError::MissingBlob {
+                digest: digest.clone(),
+                in_archive: None,
+            }),
         }
     }
 
@@ -277,16 +273,8 @@ impl Store {
         if self.blobs.contains(diff_id) {
             return Ok(Box::new(self.blobs.open(diff_id)?));
         }
-        if let Some(source) = self.tree_source(diff_id, &rec) {
-            return tree_reader(source, diff_id, true).map(|r| r as Box<dyn Read>);
-        }
-        if let Some(remote) = &rec.remote {
-            return Err(Store::not_local(diff_id, remote));
-        }
-        Err(StoreError::MissingBlob {
-            digest: diff_id.clone(),
-            in_archive: None,
-        })
+        let source = self.snapshot_source(diff_id, &rec)?;
+        tree_reader(source, diff_id, true).map(|r| r as Box<dyn Read>)
     }
 
     /// The blob holding layer `diff_id` in `compression`, creating and remembering it if needed
