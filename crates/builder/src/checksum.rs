@@ -306,16 +306,22 @@ pub const CONTENT_ALGORITHM: Algorithm = Algorithm::Blake3;
 
 /// The [`CONTENT_ALGORITHM`] digest of a file's content, streamed.
 pub fn hash_file(path: &Path) -> Result<Digest, BuildError> {
+    // One read buffer per thread: a context of thousands of small files would otherwise
+    // allocate and zero 256 KiB for each (that memset was a third of a cached build's time).
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 256 * 1024]);
+    }
     let mut f = std::fs::File::open(path).map_err(|e| BuildError::io(path, e))?;
     let mut hasher = Hasher::new(CONTENT_ALGORITHM);
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| BuildError::io(path, e))?;
-        if n == 0 {
-            break;
+    BUF.with_borrow_mut(|buf| -> Result<(), BuildError> {
+        loop {
+            let n = f.read(buf).map_err(|e| BuildError::io(path, e))?;
+            if n == 0 {
+                return Ok(());
+            }
+            hasher.update(&buf[..n]);
         }
-        hasher.update(&buf[..n]);
-    }
+    })?;
     Ok(hasher.finish())
 }
 
