@@ -366,27 +366,15 @@ fn extra_certs(host: &str, opts: &ClientOptions) -> Vec<PathBuf> {
     out
 }
 
-/// An HTTP client trusting the system roots plus `certs`.
+/// An HTTP client trusting the system roots plus `certs` (read on the first HTTPS handshake:
+/// see [`crate::tls`]).
 fn http_client(certs: &[PathBuf]) -> Result<reqwest::Client> {
-    // rustls takes its cryptography from the process-wide provider: ring, installed once
-    // (an error only says one is installed already).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder()
+    reqwest::Client::builder()
         .user_agent(concat!("rbuild/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(120))
-        .pool_max_idle_per_host(32);
-    for path in certs {
-        let pem = std::fs::read(path).map_err(|source| RegistryError::File {
-            path: path.clone(),
-            source,
-        })?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-            RegistryError::Config(format!("{}: not a PEM certificate: {e}", path.display()))
-        })?;
-        builder = builder.add_root_certificate(cert);
-    }
-    builder
+        .pool_max_idle_per_host(32)
+        .use_preconfigured_tls(crate::tls::client_config(certs)?)
         .build()
         .map_err(|e| RegistryError::Config(format!("cannot set up HTTP client: {e}")))
 }

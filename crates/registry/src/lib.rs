@@ -30,6 +30,7 @@ mod push;
 mod retry;
 mod search;
 mod tasks;
+mod tls;
 mod transport;
 mod upload;
 
