@@ -9,6 +9,7 @@ mod history;
 mod imported;
 mod mounts;
 mod platforms;
+mod prefetch;
 mod stage;
 mod steps;
 mod view;
@@ -27,8 +28,8 @@ pub(crate) use cache::write_atomic;
 pub use cache::{KeyInputs, Record, Records};
 pub use imported::{CacheEntry, CacheImport, ExplainedStep, LayerFetcher, MountEntry, UsedRecord};
 use platforms::SharedStage;
+pub use prefetch::ContextPrefetch;
 
-use crate::checksum::DigestCache;
 use crate::config::ConfigBuilder;
 use crate::context::BuildContext;
 use crate::error::BuildError;
@@ -102,6 +103,10 @@ pub struct BuildOptions {
     /// by an earlier build): with it, the store's records of such steps are hits, their
     /// layers fetched when a later step needs the bytes; without it they are misses.
     pub remote_layers: Option<Arc<dyn LayerFetcher>>,
+    /// The context's files being hashed ahead ([`ContextPrefetch::start`]): the build takes
+    /// that digest cache when it first needs a digest. `None`: the build loads its digest
+    /// cache and hashes as its steps ask.
+    pub prefetch: Option<Arc<ContextPrefetch>>,
 }
 
 /// The image config field holding an inline cache: `{"format": …, "records": [CacheEntry]}`,
@@ -224,7 +229,7 @@ pub(crate) struct Shared<'a> {
     meta: &'a MetaScope,
     graph: &'a StageGraph,
     context: &'a BuildContext,
-    digests: &'a Mutex<DigestCache>,
+    digests: &'a prefetch::Digests<'a>,
     records: Records,
     work: &'a Path,
     /// The target platform (`TARGETPLATFORM`).
@@ -523,8 +528,10 @@ fn build_or_explain(
         .prefix("build-")
         .tempdir_in(&tmp)
         .map_err(|e| BuildError::io(&tmp, e))?;
-    let digest_file = digest_cache_file(store, context.root());
-    let digests = Mutex::new(DigestCache::load(&digest_file));
+    let digests = prefetch::Digests::new(
+        digest_cache_file(store.root(), context.root()),
+        opts.prefetch.as_deref(),
+    );
     let common = Common {
         store,
         opts,
@@ -651,11 +658,7 @@ fn build_or_explain(
                 .map_err(store_err)?,
         )
     };
-    let mut files_hashed = 0;
-    if let Ok(mut d) = digests.lock() {
-        files_hashed = d.files_hashed();
-        let _ = d.save();
-    }
+    let files_hashed = digests.finish();
     let mut explained = std::mem::take(&mut *common.explained.lock().expect("explained"));
     explained.sort_by_key(|e| e.id);
     Ok(Finished {
@@ -783,7 +786,7 @@ pub(crate) struct Common<'a> {
     reporter: &'a dyn Reporter,
     dockerfile: &'a rbuild_parser::instructions::Dockerfile,
     context: &'a BuildContext,
-    digests: &'a Mutex<DigestCache>,
+    digests: &'a prefetch::Digests<'a>,
     work: &'a Path,
     /// Several platforms: stage names in progress carry the platform.
     multi: bool,
@@ -897,11 +900,10 @@ fn build_platform(
     Ok(PlatformBuilt { last, in_image })
 }
 
-/// The stat-keyed digest cache of one context directory.
-fn digest_cache_file(store: &Store, context: &Path) -> PathBuf {
+/// The stat-keyed digest cache of one context directory, in the store at `store_root`.
+fn digest_cache_file(store_root: &Path, context: &Path) -> PathBuf {
     let id = Digest::sha256_of(context.as_os_str().as_encoded_bytes());
-    store
-        .root()
+    store_root
         .join("buildcache")
         .join("context")
         .join(format!("{}.digests", &id.hex()[..32]))

@@ -668,7 +668,7 @@ fn copy_like(
         None => {
             let sel = select_sources(shared.context, keyword, c, &dest, &dir)?;
             let (digest, files) = {
-                let mut cache = shared.digests.lock().expect("digest cache");
+                let mut cache = shared.digests.lock();
                 crate::cache_key::selection_files(&sel, &mut cache)?
             };
             state.step_files = files;
@@ -727,7 +727,7 @@ fn copy_like(
     let snapshotted = shared.opts.source_date_epoch.is_none();
     let digests = match (&c.from, snapshotted) {
         (None, true) => {
-            let mut cache = shared.digests.lock().expect("digest cache");
+            let mut cache = shared.digests.lock();
             Some(crate::cache_key::selection_digests(&selection, &mut cache)?)
         }
         _ => None,
@@ -965,7 +965,7 @@ fn add(
         }
     }
     let (content, files) = {
-        let mut cache = shared.digests.lock().expect("digest cache");
+        let mut cache = shared.digests.lock();
         crate::cache_key::selection_files(&selection, &mut cache)?
     };
     state.step_files = files;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use rbuild_builder::BuildError;
-use rbuild_builder::build::{BuildOptions, NetworkMode, Secret};
+use rbuild_builder::build::{BuildOptions, ContextPrefetch, NetworkMode, Secret};
 use rbuild_builder::reporter::Reporter;
 use rbuild_engine::EngineError;
 use rbuild_engine::build::BaseImages;
@@ -341,8 +341,13 @@ pub fn run(args: BuildArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 settings: engine.registry().clone(),
             },
         )),
+        prefetch: None,
     };
     let store = engine.store()?;
+    // The context's files are hashed on a thread of their own from now on, while the caches
+    // are imported and the build runs its first steps (a fresh machine's first COPY then
+    // finds its digests ready).
+    opts.prefetch = Some(std::sync::Arc::new(ContextPrefetch::start(store, &opts)));
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {

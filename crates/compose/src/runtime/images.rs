@@ -129,6 +129,7 @@ impl Runtime<'_> {
                 .iter()
                 .any(|c| c.location == cache::CacheLocation::Inline),
             remote_layers: None,
+            prefetch: None,
         };
         let store = self
             .engine
