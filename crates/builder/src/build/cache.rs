@@ -68,7 +68,12 @@ impl Records {
     /// The record for `key` when it exists and its layer is still in the store.
     pub fn get(&self, store: &Store, key: &Digest) -> Option<(Record, Digest)> {
         let (record, diff_id) = self.find(key)?;
-        store.has_blob(&diff_id).then_some((record, diff_id))
+        if !store.has_blob(&diff_id) {
+            return None;
+        }
+        // A hit is a use: `builder prune --filter until=` and `--keep-storage` go by it.
+        super::cache_usage::touch(&self.path(key));
+        Some((record, diff_id))
     }
 
     /// The record for `key` and its layer's diffID, whether or not the store holds the layer.

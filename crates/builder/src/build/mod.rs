@@ -5,6 +5,7 @@
 //! to the store, whose snapshots then serve as the next steps' lower directories.
 
 mod cache;
+mod cache_usage;
 mod history;
 mod imported;
 mod mounts;
@@ -25,6 +26,9 @@ use rbuild_store::{Image, ImageList, Store};
 
 pub(crate) use cache::write_atomic;
 pub use cache::{KeyInputs, Record, Records};
+pub use cache_usage::{
+    CacheKind, CacheObject, CachePruneOptions, CachePruneReport, CacheUsage, prune_build_cache,
+};
 pub use imported::{CacheEntry, CacheImport, ExplainedStep, LayerFetcher, MountEntry, UsedRecord};
 use platforms::SharedStage;
 
@@ -524,6 +528,8 @@ fn build_or_explain(
         .tempdir_in(&tmp)
         .map_err(|e| BuildError::io(&tmp, e))?;
     let digest_file = digest_cache_file(store, context.root());
+    // Its time is the context cache's last use, what `builder prune` reads.
+    cache_usage::touch(&digest_file);
     let digests = Mutex::new(DigestCache::load(&digest_file));
     let common = Common {
         store,

@@ -1,0 +1,595 @@
+//! What the build cache holds and how it is pruned (`rbuild builder prune`, `system df`'s
+//! Build Cache row): the objects under `<store root>/buildcache/`, as BuildKit lists its
+//! cache records —
+//!
+//! - `regular`: a step record (`records/<key hex>.json`, with its COPY file list
+//!   `copies/<key hex>`) and the layer it points at; *shared* when an image uses that layer;
+//! - `exec.cachemount`: a `RUN --mount=type=cache` directory (`mounts/<id hash>`);
+//! - `source.local`: a context's stat-keyed digest cache (`context/<id>.digests`).
+//!
+//! Pruning follows BuildKit's rules: without `all` only what no image shares goes (BuildKit's
+//! "dangling" cache: records whose layer is gone or is only the cache's, cache mounts, context
+//! digests); with `all` every object. `until` spares what was used more recently; a
+//! `keep_storage` budget removes the least recently used candidates only until the cache
+//! fits. A record's layer is freed when no image and no remaining record uses it, through the
+//! store's own collection, under its exclusive gc lock (builds hold it shared for their whole
+//! run, so none sees a half-removed record).
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rbuild_oci::Digest;
+use rbuild_store::Store;
+
+use super::cache::Record;
+use crate::error::BuildError;
+
+/// The kind of a build cache object, named as BuildKit names its record types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheKind {
+    /// A step's cache record and its layer.
+    Regular,
+    /// A `RUN --mount=type=cache` directory.
+    CacheMount,
+    /// A build context's content digest cache.
+    SourceLocal,
+}
+
+impl CacheKind {
+    /// BuildKit's name of the type (`docker system df -v`'s CACHE TYPE).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheKind::Regular => "regular",
+            CacheKind::CacheMount => "exec.cachemount",
+            CacheKind::SourceLocal => "source.local",
+        }
+    }
+}
+
+/// One object of the build cache.
+#[derive(Debug, Clone)]
+pub struct CacheObject {
+    /// Its ID: the first 25 hex digits of its record key, or of its directory or file name.
+    pub id: String,
+    /// What it is.
+    pub kind: CacheKind,
+    /// A short description (`RUN step`, `cache mount`, `local source for context`).
+    pub description: String,
+    /// Its bytes: its own files, plus its layer's for a record whose layer is stored here.
+    pub size: u64,
+    /// Whether an image uses its layer (then removing the record frees no layer).
+    pub shared: bool,
+    /// When it was made (nanoseconds since the epoch).
+    pub created: i64,
+    /// When a build last used it (nanoseconds since the epoch).
+    pub last_used: i64,
+    own: u64,
+    layer: Option<Digest>,
+    layer_size: u64,
+    paths: Vec<PathBuf>,
+}
+
+/// What `builder prune` removes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CachePruneOptions {
+    /// Every object, not only those no image shares (`-a`).
+    pub all: bool,
+    /// Only objects last used before this time (nanoseconds since the epoch; `--filter until=`).
+    pub until: Option<i64>,
+    /// Keep the most recently used objects up to this many bytes (`--keep-storage`).
+    pub keep_storage: Option<u64>,
+}
+
+/// What a prune removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CachePruneReport {
+    /// The removed objects' IDs.
+    pub deleted: Vec<String>,
+    /// The bytes freed: the objects' files and the layers no longer used.
+    pub reclaimed: u64,
+}
+
+/// The build cache of one store.
+#[derive(Debug, Clone, Default)]
+pub struct CacheUsage {
+    /// Every object, most recently used first.
+    pub objects: Vec<CacheObject>,
+}
+
+fn cache_root(store: &Store) -> PathBuf {
+    store.root().join("buildcache")
+}
+
+/// A file's or directory's modification and birth times (ns), falling back to each other.
+fn times(path: &Path) -> (i64, i64) {
+    let Ok(m) = fs::symlink_metadata(path) else {
+        return (0, 0);
+    };
+    let ns = |t: std::io::Result<std::time::SystemTime>| {
+        t.ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as i64)
+    };
+    let modified = ns(m.modified()).unwrap_or(0);
+    (ns(m.created()).unwrap_or(modified), modified)
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Mark `path` as used now (its modification time), what `until` and `keep_storage` read.
+pub(crate) fn touch(path: &Path) {
+    if let Ok(f) = fs::OpenOptions::new().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Where a cache mount's last use is remembered (beside its directory, not in it, so the
+/// mount's content is not changed).
+pub(crate) fn mount_marker(dir: &Path) -> PathBuf {
+    dir.with_extension("used")
+}
+
+/// What a step record's instruction was, from its key document (`RUN step`).
+fn describe(record: &Record) -> String {
+    let name = record
+        .inputs
+        .as_ref()
+        .and_then(|i| i.step.get("instruction"))
+        .and_then(|i| match i {
+            serde_json::Value::Object(m) => m.keys().next().cloned(),
+            serde_json::Value::String(s) => Some(s.clone()),
+            _ => None,
+        });
+    match name {
+        Some(n) => format!("{} step", n.to_ascii_uppercase()),
+        None => "build step".into(),
+    }
+}
+
+impl CacheUsage {
+    /// The build cache of `store` as it is now.
+    pub fn read(store: &Store) -> Result<CacheUsage, BuildError> {
+        let images = store.image_layers().map_err(super::store_err)?;
+        Ok(Self::read_with(store, &images))
+    }
+
+    fn read_with(store: &Store, image_layers: &HashSet<Digest>) -> CacheUsage {
+        let root = cache_root(store);
+        let mut objects = Vec::new();
+        for path in list(&root.join("records")) {
+            let Some(hex) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            let record: Option<Record> = fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let layer: Option<Digest> = record
+                .as_ref()
+                .and_then(|r| r.diff_id.as_deref())
+                .and_then(|d| d.parse().ok());
+            // A layer the store holds only remotely takes no local bytes but keeps the
+            // record useful; a layer it lacks altogether makes the record a miss.
+            let (layer, layer_size) = match layer {
+                Some(d) if store.has_blob(&d) || store.has_layer(&d) => {
+                    let size = store.layer_size(&d).unwrap_or(0);
+                    (Some(d), size)
+                }
+                Some(d) if store.remote_layer(&d).ok().flatten().is_some() => (Some(d), 0),
+                _ => (None, 0),
+            };
+            let mut paths = vec![path.clone()];
+            let list = root.join("copies").join(&hex);
+            if list.exists() {
+                paths.push(list);
+            }
+            let own = paths.iter().map(|p| file_len(p)).sum();
+            let (born, modified) = times(&path);
+            let created = record
+                .as_ref()
+                .and_then(|r| rbuild_oci::time::parse_rfc3339(&r.created))
+                .filter(|t| *t <= modified)
+                .unwrap_or(born);
+            objects.push(CacheObject {
+                id: hex.chars().take(25).collect(),
+                kind: CacheKind::Regular,
+                description: record.as_ref().map_or("broken record".into(), describe),
+                size: own + layer_size,
+                shared: layer.as_ref().is_some_and(|l| image_layers.contains(l)),
+                created,
+                last_used: modified,
+                own,
+                layer,
+                layer_size,
+                paths,
+            });
+        }
+        for dir in list(&root.join("mounts")) {
+            if !dir.is_dir() {
+                continue;
+            }
+            let name = dir.file_name().unwrap_or_default().to_string_lossy();
+            let (created, modified) = times(&dir);
+            let marker = mount_marker(&dir);
+            let last_used = if marker.exists() {
+                times(&marker).1
+            } else {
+                modified
+            };
+            let own = dir_size(&dir);
+            objects.push(CacheObject {
+                id: name.chars().take(25).collect(),
+                kind: CacheKind::CacheMount,
+                description: "cache mount".into(),
+                size: own,
+                shared: false,
+                created,
+                last_used,
+                own,
+                layer: None,
+                layer_size: 0,
+                paths: vec![dir.clone(), marker, dir.with_extension("lock")],
+            });
+        }
+        for file in list(&root.join("context")) {
+            let name = file.file_name().unwrap_or_default().to_string_lossy();
+            let Some(stem) = name.strip_suffix(".digests") else {
+                continue;
+            };
+            let (created, last_used) = times(&file);
+            let own = file_len(&file);
+            objects.push(CacheObject {
+                id: stem.chars().take(25).collect(),
+                kind: CacheKind::SourceLocal,
+                description: "local source for context".into(),
+                size: own,
+                shared: false,
+                created,
+                last_used,
+                own,
+                layer: None,
+                layer_size: 0,
+                paths: vec![file.clone()],
+            });
+        }
+        objects.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(a.id.cmp(&b.id)));
+        CacheUsage { objects }
+    }
+
+    /// The cache's bytes: the objects' own files and each stored layer once.
+    pub fn size(&self) -> u64 {
+        self.bytes(|_| true)
+    }
+
+    /// The bytes a prune of everything would free: what no image shares (each layer once).
+    pub fn reclaimable(&self) -> u64 {
+        self.bytes(|o| !o.shared)
+    }
+
+    fn bytes(&self, counted: impl Fn(&CacheObject) -> bool) -> u64 {
+        let mut layers = HashSet::new();
+        let mut total = 0;
+        for o in self.objects.iter().filter(|o| counted(o)) {
+            total += o.own;
+            if let Some(l) = &o.layer
+                && layers.insert(l)
+            {
+                total += o.layer_size;
+            }
+        }
+        total
+    }
+
+    /// The objects `opts` removes (indexes into `objects`), and the layers then freed.
+    fn select(&self, opts: &CachePruneOptions) -> (Vec<usize>, HashSet<Digest>) {
+        // How many records point at each layer: it is freed with the last of them.
+        let mut users: HashMap<&Digest, usize> = HashMap::new();
+        for o in &self.objects {
+            if let Some(l) = &o.layer {
+                *users.entry(l).or_default() += 1;
+            }
+        }
+        let mut candidates: Vec<usize> = (0..self.objects.len())
+            .filter(|&i| {
+                let o = &self.objects[i];
+                (opts.all || !o.shared) && opts.until.is_none_or(|t| o.last_used < t)
+            })
+            .collect();
+        // Least recently used first: a storage budget keeps the newest.
+        candidates.sort_by(|&a, &b| {
+            let (a, b) = (&self.objects[a], &self.objects[b]);
+            a.last_used.cmp(&b.last_used).then(a.id.cmp(&b.id))
+        });
+        let mut remaining = self.size();
+        let mut chosen = Vec::new();
+        let mut freed = HashSet::new();
+        for i in candidates {
+            if opts.keep_storage.is_some_and(|keep| remaining <= keep) {
+                break;
+            }
+            let o = &self.objects[i];
+            remaining = remaining.saturating_sub(o.own);
+            if let Some(l) = &o.layer {
+                let n = users.get_mut(l).expect("counted");
+                *n -= 1;
+                if *n == 0 {
+                    remaining = remaining.saturating_sub(o.layer_size);
+                    if !o.shared {
+                        freed.insert(l.clone());
+                    }
+                }
+            }
+            chosen.push(i);
+        }
+        (chosen, freed)
+    }
+}
+
+/// The entries of `dir`, sorted (none when it does not exist).
+fn list(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Remove what `opts` selects from `store`'s build cache (`rbuild builder prune`), then the
+/// layers only removed records used. Images are never touched: their layers stay.
+pub fn prune_build_cache(
+    store: &Store,
+    opts: &CachePruneOptions,
+) -> Result<CachePruneReport, BuildError> {
+    // Builds, pulls and commits hold the gc lock shared while they add content and records:
+    // holding it exclusively, nothing reads a record being removed or writes one meanwhile.
+    let gc = store.lock_gc().map_err(super::store_err)?;
+    let images = store.image_layers().map_err(super::store_err)?;
+    let usage = CacheUsage::read_with(store, &images);
+    let (chosen, freed) = usage.select(opts);
+    let mut report = CachePruneReport::default();
+    let tmp = store.tmp_dir();
+    for &i in &chosen {
+        let o = &usage.objects[i];
+        for p in &o.paths {
+            remove(p, &tmp)?;
+        }
+        report.deleted.push(o.id.clone());
+        report.reclaimed += o.own;
+    }
+    report.reclaimed += usage
+        .objects
+        .iter()
+        .filter_map(|o| {
+            o.layer
+                .as_ref()
+                .filter(|l| freed.contains(l))
+                .map(|l| (l, o))
+        })
+        .collect::<HashMap<_, _>>()
+        .values()
+        .map(|o| o.layer_size)
+        .sum::<u64>();
+    sweep_index(store);
+    if !chosen.is_empty() {
+        let keep: HashSet<Digest> = (0..usage.objects.len())
+            .filter(|i| !chosen.contains(i))
+            .filter_map(|i| usage.objects[i].layer.clone())
+            .collect();
+        store
+            .collect_garbage_locked(&gc, &keep)
+            .map_err(super::store_err)?;
+    }
+    Ok(report)
+}
+
+/// Remove a file, or a directory by first renaming it into the store's staging directory
+/// (one atomic step: a build never sees half of it).
+fn remove(path: &Path, tmp: &Path) -> Result<(), BuildError> {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.is_dir() {
+        return match fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BuildError::io(path, e)),
+            _ => Ok(()),
+        };
+    }
+    fs::create_dir_all(tmp).map_err(|e| BuildError::io(tmp, e))?;
+    let gone = tempfile::Builder::new()
+        .prefix("pruned-")
+        .tempdir_in(tmp)
+        .map_err(|e| BuildError::io(tmp, e))?;
+    let target = gone.path().join("dir");
+    fs::rename(path, &target).map_err(|e| BuildError::io(path, e))?;
+    // Dropping the temporary directory removes it with what was renamed into it.
+    gone.close().map_err(|e| BuildError::io(&target, e))
+}
+
+/// Remove index entries and COPY file lists whose record is gone.
+fn sweep_index(store: &Store) {
+    let root = cache_root(store);
+    let records = root.join("records");
+    let has_record = |hex: &str| records.join(format!("{hex}.json")).exists();
+    for file in list(&root.join("copies")) {
+        if let Some(hex) = file.file_name().and_then(|n| n.to_str())
+            && !has_record(hex)
+        {
+            let _ = fs::remove_file(&file);
+        }
+    }
+    for kind in ["parent", "step"] {
+        for dir in list(&root.join("index").join(kind)) {
+            for entry in list(&dir) {
+                if let Some(hex) = entry.file_name().and_then(|n| n.to_str())
+                    && !has_record(hex)
+                {
+                    let _ = fs::remove_file(&entry);
+                }
+            }
+            let _ = fs::remove_dir(&dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(
+        id: &str,
+        last_used: i64,
+        own: u64,
+        layer: Option<(&str, u64)>,
+        shared: bool,
+    ) -> CacheObject {
+        CacheObject {
+            id: id.into(),
+            kind: if layer.is_some() {
+                CacheKind::Regular
+            } else {
+                CacheKind::CacheMount
+            },
+            description: String::new(),
+            size: own + layer.map_or(0, |l| l.1),
+            shared,
+            created: 0,
+            last_used,
+            own,
+            layer: layer.map(|(l, _)| Digest::sha256_of(l.as_bytes())),
+            layer_size: layer.map_or(0, |l| l.1),
+            paths: Vec::new(),
+        }
+    }
+
+    fn ids(u: &CacheUsage, opts: &CachePruneOptions) -> Vec<String> {
+        let (chosen, _) = u.select(opts);
+        let mut ids: Vec<String> = chosen.iter().map(|&i| u.objects[i].id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    fn usage() -> CacheUsage {
+        CacheUsage {
+            objects: vec![
+                object("in-image", 50, 10, Some(("a", 1000)), true),
+                object("only-cache", 40, 10, Some(("b", 500)), false),
+                object("dangling", 10, 10, None, false),
+                object("mount", 30, 200, None, false),
+                object("same-layer-1", 20, 10, Some(("c", 300)), false),
+                object("same-layer-2", 60, 10, Some(("c", 300)), false),
+            ],
+        }
+    }
+
+    #[test]
+    fn without_all_only_what_no_image_shares_goes() {
+        let u = usage();
+        assert_eq!(
+            ids(&u, &CachePruneOptions::default()),
+            [
+                "dangling",
+                "mount",
+                "only-cache",
+                "same-layer-1",
+                "same-layer-2"
+            ]
+        );
+        let all = CachePruneOptions {
+            all: true,
+            ..Default::default()
+        };
+        assert_eq!(ids(&u, &all).len(), 6);
+        let (_, freed) = u.select(&all);
+        assert!(
+            !freed.contains(&Digest::sha256_of(b"a")),
+            "an image's layer is never freed"
+        );
+        assert_eq!(freed.len(), 2);
+    }
+
+    #[test]
+    fn prune_removes_records_and_frees_only_the_cache_s_layers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let records = super::super::Records::new(&store);
+        let layer = store.blobs().put(b"layer bytes", None).unwrap();
+        let record = |d: &Digest| Record {
+            diff_id: Some(d.to_string()),
+            created: "2024-01-01T00:00:00Z".into(),
+            inputs: None,
+        };
+        let live = Digest::sha256_of(b"live");
+        let dangling = Digest::sha256_of(b"dangling");
+        records.put(&live, &record(&layer)).unwrap();
+        records
+            .put(&dangling, &record(&Digest::sha256_of(b"gone")))
+            .unwrap();
+        let usage = CacheUsage::read(&store).unwrap();
+        assert_eq!(usage.objects.len(), 2);
+        assert!(usage.size() >= 11, "the layer's bytes count");
+        let report = prune_build_cache(&store, &CachePruneOptions::default()).unwrap();
+        assert_eq!(
+            report.deleted.len(),
+            2,
+            "nothing here is an image's: {report:?}"
+        );
+        assert!(report.reclaimed >= 11);
+        assert!(
+            !store.has_blob(&layer),
+            "the layer only the cache used is freed"
+        );
+        assert!(!records.exists(&live) && !records.exists(&dangling));
+        assert!(CacheUsage::read(&store).unwrap().objects.is_empty());
+    }
+
+    #[test]
+    fn until_spares_recent_use() {
+        let u = usage();
+        let opts = CachePruneOptions {
+            all: true,
+            until: Some(35),
+            keep_storage: None,
+        };
+        assert_eq!(ids(&u, &opts), ["dangling", "mount", "same-layer-1"]);
+        let (_, freed) = u.select(&opts);
+        assert!(freed.is_empty(), "layer c is still used by same-layer-2");
+    }
+
+    #[test]
+    fn keep_storage_removes_least_recently_used_until_it_fits() {
+        let u = usage();
+        // Sizes: own 6 * 10 + mount's 190 more = 250, layers a 1000 + b 500 + c 300 = 2050.
+        assert_eq!(u.size(), 2050);
+        assert_eq!(u.reclaimable(), 1040);
+        let opts = |keep| CachePruneOptions {
+            all: true,
+            until: None,
+            keep_storage: Some(keep),
+        };
+        assert!(ids(&u, &opts(5000)).is_empty());
+        // Oldest first: dangling (10) → 2040, same-layer-1 (10, c still used) → 2030,
+        // mount (200) → 1830, only-cache (510) → 1320, then 1320 <= 1500 stops.
+        assert_eq!(
+            ids(&u, &opts(1500)),
+            ["dangling", "mount", "only-cache", "same-layer-1"]
+        );
+        assert_eq!(ids(&u, &opts(1)).len(), 6);
+    }
+}
