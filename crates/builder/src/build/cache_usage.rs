@@ -56,7 +56,8 @@ pub struct CacheObject {
     pub kind: CacheKind,
     /// A short description (`RUN step`, `cache mount`, `local source for context`).
     pub description: String,
-    /// Its bytes: its own files, plus its layer's for a record whose layer is stored here.
+    /// Its bytes: its own files, plus its layer's for a record whose layer is stored here
+    /// (counted in one record only when several point at it).
     pub size: u64,
     /// Whether an image uses its layer (then removing the record frees no layer).
     pub shared: bool,
@@ -142,20 +143,27 @@ pub(crate) fn mount_marker(dir: &Path) -> PathBuf {
     dir.with_extension("used")
 }
 
-/// What a step record's instruction was, from its key document (`RUN step`).
+/// What a step record's instruction was, from its key document (`RUN echo hi`, `COPY`).
 fn describe(record: &Record) -> String {
-    let name = record
+    let ins = record
         .inputs
         .as_ref()
-        .and_then(|i| i.step.get("instruction"))
-        .and_then(|i| match i {
-            serde_json::Value::Object(m) => m.keys().next().cloned(),
-            serde_json::Value::String(s) => Some(s.clone()),
-            _ => None,
-        });
-    match name {
-        Some(n) => format!("{} step", n.to_ascii_uppercase()),
-        None => "build step".into(),
+        .and_then(|i| i.step.get("instruction"));
+    let Some(name) = ins
+        .and_then(|i| i.get("instruction"))
+        .and_then(|n| n.as_str())
+    else {
+        return "build step".into();
+    };
+    let command = ins.and_then(|i| i.get("command")).and_then(|c| {
+        c.get("shell")
+            .and_then(|s| s.as_str())
+            .map(str::to_owned)
+            .or_else(|| c.get("exec").and_then(|e| serde_json::to_string(e).ok()))
+    });
+    match command {
+        Some(c) => format!("{name} {c}"),
+        None => name.to_owned(),
     }
 }
 
@@ -270,6 +278,16 @@ impl CacheUsage {
             });
         }
         objects.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(a.id.cmp(&b.id)));
+        // A layer several records point at counts once, in the most recently used one's
+        // size, so the sizes add up to what the cache takes (docker's clients sum them).
+        let mut counted = HashSet::new();
+        for o in &mut objects {
+            if let Some(l) = &o.layer
+                && !counted.insert(l.clone())
+            {
+                o.size = o.own;
+            }
+        }
         CacheUsage { objects }
     }
 
