@@ -21,18 +21,6 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn is_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        !common::peers_required(),
-        "{test}: needs root under scripts/test"
-    );
-    eprintln!("skipping {test}: needs root");
-    false
-}
-
 /// A two-stage build: stage `b`'s layer is only the cache's (the final image copies one of
 /// its two files), the final stage's `RUN echo final` is an image layer, and a cache mount.
 fn context(dir: &Path) -> PathBuf {
@@ -162,7 +150,9 @@ fn prune_with_stdin(root: &Path, args: &[&str], stdin: &[u8]) -> Output {
 
 #[test]
 fn builder_prune_removes_unshared_then_all_cache_and_images_keep_working() {
-    if !is_root("builder_prune_removes_unshared_then_all_cache_and_images_keep_working") {
+    if !common::can_run_as_root(
+        "builder_prune_removes_unshared_then_all_cache_and_images_keep_working",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -299,7 +289,7 @@ fn builder_prune_refuses_bad_input_and_system_prune_names_the_cache() {
 
 #[test]
 fn docker_builder_prune_and_system_df_through_the_api() {
-    if !is_root("docker_builder_prune_and_system_df_through_the_api") {
+    if !common::can_run_as_root("docker_builder_prune_and_system_df_through_the_api") {
         return;
     }
     let Some(s) = api_support::Service::start() else {

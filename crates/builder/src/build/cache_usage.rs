@@ -71,6 +71,36 @@ pub struct CacheObject {
     paths: Vec<PathBuf>,
 }
 
+impl CacheObject {
+    /// An object without a layer (a cache mount, a context's digests) named `name`, of
+    /// `own` bytes, made and last used at `times`, removed by removing `paths`.
+    fn local(
+        name: &str,
+        kind: CacheKind,
+        own: u64,
+        times: (i64, i64),
+        paths: Vec<PathBuf>,
+    ) -> Self {
+        CacheObject {
+            id: name.chars().take(25).collect(),
+            kind,
+            description: match kind {
+                CacheKind::CacheMount => "cache mount",
+                _ => "local source for context",
+            }
+            .into(),
+            size: own,
+            shared: false,
+            created: times.0,
+            last_used: times.1,
+            own,
+            layer: None,
+            layer_size: 0,
+            paths,
+        }
+    }
+}
+
 /// What `builder prune` removes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CachePruneOptions {
@@ -241,41 +271,27 @@ impl CacheUsage {
             } else {
                 modified
             };
-            let own = dir_size(&dir);
-            objects.push(CacheObject {
-                id: name.chars().take(25).collect(),
-                kind: CacheKind::CacheMount,
-                description: "cache mount".into(),
-                size: own,
-                shared: false,
-                created,
-                last_used,
-                own,
-                layer: None,
-                layer_size: 0,
-                paths: vec![dir.clone(), marker, dir.with_extension("lock")],
-            });
+            let paths = vec![dir.clone(), marker, dir.with_extension("lock")];
+            objects.push(CacheObject::local(
+                &name,
+                CacheKind::CacheMount,
+                dir_size(&dir),
+                (created, last_used),
+                paths,
+            ));
         }
         for file in list(&root.join("context")) {
             let name = file.file_name().unwrap_or_default().to_string_lossy();
             let Some(stem) = name.strip_suffix(".digests") else {
                 continue;
             };
-            let (created, last_used) = times(&file);
-            let own = file_len(&file);
-            objects.push(CacheObject {
-                id: stem.chars().take(25).collect(),
-                kind: CacheKind::SourceLocal,
-                description: "local source for context".into(),
-                size: own,
-                shared: false,
-                created,
-                last_used,
-                own,
-                layer: None,
-                layer_size: 0,
-                paths: vec![file.clone()],
-            });
+            objects.push(CacheObject::local(
+                stem,
+                CacheKind::SourceLocal,
+                file_len(&file),
+                times(&file),
+                vec![file.clone()],
+            ));
         }
         objects.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(a.id.cmp(&b.id)));
         // A layer several records point at counts once, in the most recently used one's
