@@ -257,6 +257,16 @@ fn builder_prune_removes_unshared_then_all_cache_and_images_keep_working() {
     let log = build(&root, &ctx);
     assert!(!cached(&log, "RUN echo final"), "re-run after -a:\n{log}");
     assert!(!cached(&log, "[b 2/2] RUN"), "re-run after -a:\n{log}");
+
+    // system prune takes the unused build cache along, and with -a all of it.
+    let (total, _) = build_cache_row(&root);
+    let out = rbuild_ok(&root, &["system", "prune", "-f"]);
+    let shared = objects(&root).iter().filter(|o| o.2).count();
+    assert_eq!(deleted(&out).len(), total - shared, "{out}");
+    assert!(shared > 0, "the image's records stay");
+    let out = rbuild_ok(&root, &["system", "prune", "-af"]);
+    assert_eq!(deleted(&out).len(), shared, "{out}");
+    assert_eq!(build_cache_row(&root), (0, 0));
 }
 
 #[test]
@@ -322,4 +332,45 @@ fn docker_builder_prune_and_system_df_through_the_api() {
     assert!(objects(&s.root()).is_empty());
     let out = s.ok(&["run", "--rm", "app", "cat", "/artifact"]);
     assert_eq!(out, "built\n");
+}
+
+/// A prune started while a build runs waits for it (the store's gc lock), so it never removes
+/// a record half-way through the build nor misses the ones the build writes.
+#[test]
+fn builder_prune_waits_for_a_running_build() {
+    if !common::can_run_as_root("builder_prune_waits_for_a_running_build") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    if busybox_image(&root, "busybox").is_none() {
+        return;
+    }
+    let ctx = dir.path().join("slow");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN sleep 2 && echo slow > /slow\nRUN echo after > /after\n",
+    )
+    .unwrap();
+    let build = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(&root)
+        .args(["build", "-q", "-t", "slow"])
+        .arg(&ctx)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let out = rbuild_ok(&root, &["builder", "prune", "-af"]);
+    let built = build.wait_with_output().unwrap();
+    assert!(built.status.success(), "{}", text(&built));
+    // Had the prune not waited, the records the build wrote after it would remain.
+    assert_eq!(deleted(&out).len(), 2, "the two RUN steps' records: {out}");
+    assert_eq!(build_cache_row(&root), (0, 0));
+    assert_eq!(
+        rbuild_ok(&root, &["run", "--rm", "slow", "cat", "/after"]),
+        "after\n"
+    );
 }

@@ -27,7 +27,7 @@ enum BuilderCommand {
 /// Arguments of `rbuild builder prune`.
 #[derive(Debug, Args)]
 struct PruneArgs {
-    /// Remove all build cache, not just what no image shares
+    /// Remove all unused build cache, not just dangling ones (what no image shares)
     #[arg(short = 'a', long)]
     all: bool,
     /// Do not prompt for confirmation
