@@ -212,7 +212,7 @@ fn cache_json(o: &rbuild_builder::build::CacheObject) -> Value {
         "Size": o.size,
         "CreatedAt": time(o.created),
         "LastUsedAt": time(o.last_used),
-        "UsageCount": 0,
+        "UsageCount": o.usage_count,
     })
 }
 

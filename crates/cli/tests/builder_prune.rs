@@ -172,6 +172,21 @@ fn builder_prune_removes_unshared_then_all_cache_and_images_keep_working() {
     assert!(total >= 6, "records, the cache mount, the context: {total}");
     assert!(size >= 64 * 1024, "the cache mount's 64 KiB count: {size}");
     let before = objects(&root);
+    let usage = rbuild_ok(&root, &["system", "df", "-v"]);
+    let counts: Vec<u64> = usage
+        .lines()
+        .skip_while(|l| !l.starts_with("CACHE ID"))
+        .skip(1)
+        .filter(|l| l.contains("regular"))
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            c[c.len() - 2].parse().unwrap()
+        })
+        .collect();
+    assert!(
+        counts.iter().all(|&n| n == 2),
+        "each record made, then hit once: {usage}"
+    );
     let kinds: Vec<&str> = before.iter().map(|o| o.1.as_str()).collect();
     for k in ["regular", "exec.cachemount", "source.local"] {
         assert!(kinds.contains(&k), "{k} in {before:?}");

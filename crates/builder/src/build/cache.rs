@@ -72,7 +72,7 @@ impl Records {
             return None;
         }
         // A hit is a use: `builder prune --filter until=` and `--keep-storage` go by it.
-        super::cache_usage::touch(&self.path(key));
+        super::cache_usage::note_use(&self.path(key));
         Some((record, diff_id))
     }
 

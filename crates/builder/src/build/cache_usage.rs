@@ -65,6 +65,8 @@ pub struct CacheObject {
     pub created: i64,
     /// When a build last used it (nanoseconds since the epoch).
     pub last_used: i64,
+    /// How many times builds used it (its making included).
+    pub usage_count: u64,
     own: u64,
     layer: Option<Digest>,
     layer_size: u64,
@@ -73,12 +75,13 @@ pub struct CacheObject {
 
 impl CacheObject {
     /// An object without a layer (a cache mount, a context's digests) named `name`, of
-    /// `own` bytes, made and last used at `times`, removed by removing `paths`.
+    /// `own` bytes, made, last used and used so many times as `uses` says, removed by
+    /// removing `paths`.
     fn local(
         name: &str,
         kind: CacheKind,
         own: u64,
-        times: (i64, i64),
+        uses: (i64, i64, u64),
         paths: Vec<PathBuf>,
     ) -> Self {
         CacheObject {
@@ -91,8 +94,9 @@ impl CacheObject {
             .into(),
             size: own,
             shared: false,
-            created: times.0,
-            last_used: times.1,
+            created: uses.0,
+            last_used: uses.1,
+            usage_count: uses.2.max(1),
             own,
             layer: None,
             layer_size: 0,
@@ -160,17 +164,52 @@ fn dir_size(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Mark `path` as used now (its modification time), what `until` and `keep_storage` read.
-pub(crate) fn touch(path: &Path) {
-    if let Ok(f) = fs::OpenOptions::new().append(true).open(path) {
-        let _ = f.set_modified(std::time::SystemTime::now());
+/// The name under which an object's uses are counted (`buildcache/uses/<name>`) and the
+/// `buildcache` directory, from the object's path: `<key hex>` for `records/<key hex>.json`,
+/// `mount-<hash>` for `mounts/<hash>`, `context-<id>` for `context/<id>.digests`.
+fn use_name(path: &Path) -> Option<(PathBuf, String)> {
+    let dir = path.parent()?;
+    let root = dir.parent()?.to_path_buf();
+    let file = path.file_name()?.to_str()?;
+    let name = match dir.file_name()?.to_str()? {
+        "records" => file.strip_suffix(".json")?.to_owned(),
+        "mounts" => format!("mount-{file}"),
+        "context" => format!("context-{}", file.strip_suffix(".digests")?),
+        _ => return None,
+    };
+    Some((root, name))
+}
+
+/// Count a use of the object at `path` now: `buildcache/uses/<name>` holds how many times
+/// builds used it and its modification time is the last use, what `until` and
+/// `keep_storage` go by (the object itself is not written: a cache mount's content stays
+/// as the build left it). Concurrent builds may lose a count, never the time.
+pub(crate) fn note_use(path: &Path) {
+    let Some((root, name)) = use_name(path) else {
+        return;
+    };
+    let dir = root.join("uses");
+    let file = dir.join(&name);
+    let count = uses(&file).0 + 1;
+    let _ = fs::create_dir_all(&dir)
+        .map_err(|e| BuildError::io(&dir, e))
+        .and_then(|()| super::cache::write_atomic(&file, count.to_string().as_bytes()));
+}
+
+/// The count and time (ns) of a uses file; (0, None) when there is none.
+fn uses(file: &Path) -> (u64, Option<i64>) {
+    match fs::read_to_string(file) {
+        Ok(text) => (text.trim().parse().unwrap_or(0), Some(times(file).1)),
+        Err(_) => (0, None),
     }
 }
 
-/// Where a cache mount's last use is remembered (beside its directory, not in it, so the
-/// mount's content is not changed).
-pub(crate) fn mount_marker(dir: &Path) -> PathBuf {
-    dir.with_extension("used")
+/// The uses file of the object at `path`, with its count and time.
+fn uses_of(path: &Path) -> Option<(PathBuf, u64, Option<i64>)> {
+    let (root, name) = use_name(path)?;
+    let file = root.join("uses").join(name);
+    let (count, time) = uses(&file);
+    Some((file, count, time))
 }
 
 /// What a step record's instruction was, from its key document (`RUN echo hi`, `COPY`).
@@ -239,12 +278,10 @@ impl CacheUsage {
                 paths.push(list);
             }
             let own = paths.iter().map(|p| file_len(p)).sum();
-            let (born, modified) = times(&path);
-            let created = record
-                .as_ref()
-                .and_then(|r| rbuild_oci::time::parse_rfc3339(&r.created))
-                .filter(|t| *t <= modified)
-                .unwrap_or(born);
+            let (created, modified) = times(&path);
+            // Its making is its first use; hits are counted apart.
+            let (uses, count, last) = uses_of(&path).unwrap_or_default();
+            paths.push(uses);
             objects.push(CacheObject {
                 id: hex.chars().take(25).collect(),
                 kind: CacheKind::Regular,
@@ -252,7 +289,8 @@ impl CacheUsage {
                 size: own + layer_size,
                 shared: layer.as_ref().is_some_and(|l| image_layers.contains(l)),
                 created,
-                last_used: modified,
+                last_used: last.unwrap_or(modified).max(modified),
+                usage_count: 1 + count,
                 own,
                 layer,
                 layer_size,
@@ -265,18 +303,13 @@ impl CacheUsage {
             }
             let name = dir.file_name().unwrap_or_default().to_string_lossy();
             let (created, modified) = times(&dir);
-            let marker = mount_marker(&dir);
-            let last_used = if marker.exists() {
-                times(&marker).1
-            } else {
-                modified
-            };
-            let paths = vec![dir.clone(), marker, dir.with_extension("lock")];
+            let (uses, count, last) = uses_of(&dir).unwrap_or_default();
+            let paths = vec![dir.clone(), uses, dir.with_extension("lock")];
             objects.push(CacheObject::local(
                 &name,
                 CacheKind::CacheMount,
                 dir_size(&dir),
-                (created, last_used),
+                (created, last.unwrap_or(modified), count),
                 paths,
             ));
         }
@@ -285,12 +318,14 @@ impl CacheUsage {
             let Some(stem) = name.strip_suffix(".digests") else {
                 continue;
             };
+            let (created, modified) = times(&file);
+            let (uses, count, last) = uses_of(&file).unwrap_or_default();
             objects.push(CacheObject::local(
                 stem,
                 CacheKind::SourceLocal,
                 file_len(&file),
-                times(&file),
-                vec![file.clone()],
+                (created, last.unwrap_or(modified).max(modified), count),
+                vec![file.clone(), uses],
             ));
         }
         objects.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(a.id.cmp(&b.id)));
@@ -456,7 +491,7 @@ fn remove(path: &Path, tmp: &Path) -> Result<(), BuildError> {
     gone.close().map_err(|e| BuildError::io(&target, e))
 }
 
-/// Remove index entries and COPY file lists whose record is gone.
+/// Remove index entries, COPY file lists and use counts whose object is gone.
 fn sweep_index(store: &Store) {
     let root = cache_root(store);
     let records = root.join("records");
@@ -465,6 +500,21 @@ fn sweep_index(store: &Store) {
         if let Some(hex) = file.file_name().and_then(|n| n.to_str())
             && !has_record(hex)
         {
+            let _ = fs::remove_file(&file);
+        }
+    }
+    for file in list(&root.join("uses")) {
+        let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let target = if let Some(hash) = name.strip_prefix("mount-") {
+            root.join("mounts").join(hash)
+        } else if let Some(id) = name.strip_prefix("context-") {
+            root.join("context").join(format!("{id}.digests"))
+        } else {
+            records.join(format!("{name}.json"))
+        };
+        if !target.exists() {
             let _ = fs::remove_file(&file);
         }
     }
@@ -505,6 +555,7 @@ mod tests {
             shared,
             created: 0,
             last_used,
+            usage_count: 1,
             own,
             layer: layer.map(|(l, _)| Digest::sha256_of(l.as_bytes())),
             layer_size: layer.map_or(0, |l| l.1),
@@ -575,8 +626,26 @@ mod tests {
         records
             .put(&dangling, &record(&Digest::sha256_of(b"gone")))
             .unwrap();
+        assert!(records.get(&store, &live).is_some());
+        assert!(records.get(&store, &live).is_some());
+        assert!(records.get(&store, &dangling).is_none(), "a miss is no use");
         let usage = CacheUsage::read(&store).unwrap();
         assert_eq!(usage.objects.len(), 2);
+        let count = |hex: &str| {
+            usage
+                .objects
+                .iter()
+                .find(|o| hex.starts_with(&o.id))
+                .unwrap()
+                .usage_count
+        };
+        assert_eq!(count(live.hex()), 3, "made, then two hits");
+        assert_eq!(count(dangling.hex()), 1);
+        assert_eq!(
+            usage.objects[0].id,
+            live.hex()[..25],
+            "most recently used first"
+        );
         assert!(usage.size() >= 11, "the layer's bytes count");
         let report = prune_build_cache(&store, &CachePruneOptions::default()).unwrap();
         assert_eq!(
@@ -591,6 +660,12 @@ mod tests {
         );
         assert!(!records.exists(&live) && !records.exists(&dangling));
         assert!(CacheUsage::read(&store).unwrap().objects.is_empty());
+        let uses = tmp.path().join("buildcache/uses");
+        assert_eq!(
+            std::fs::read_dir(&uses).unwrap().count(),
+            0,
+            "use counts go too"
+        );
     }
 
     #[test]

@@ -528,8 +528,8 @@ fn build_or_explain(
         .tempdir_in(&tmp)
         .map_err(|e| BuildError::io(&tmp, e))?;
     let digest_file = digest_cache_file(store, context.root());
-    // Its time is the context cache's last use, what `builder prune` reads.
-    cache_usage::touch(&digest_file);
+    // The context's digest cache is used (`builder prune` goes by its last use).
+    cache_usage::note_use(&digest_file);
     let digests = Mutex::new(DigestCache::load(&digest_file));
     let common = Common {
         store,

@@ -121,9 +121,7 @@ pub(crate) fn prepare(
                 if !host.is_dir() {
                     restore_or_create(shared, &id, &host, m.mode.unwrap_or(0o755), m.uid, m.gid)?;
                 }
-                // Its last use, for `builder prune`: a marker beside it, not in it.
-                let used = super::cache_usage::mount_marker(&host);
-                std::fs::write(&used, b"").map_err(|e| BuildError::io(&used, e))?;
+                super::cache_usage::note_use(&host);
                 shared
                     .cache_mounts
                     .lock()

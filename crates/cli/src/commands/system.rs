@@ -271,6 +271,7 @@ fn df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 "SIZE",
                 "CREATED",
                 "LAST USED",
+                "USAGE",
                 "SHARED",
             ]
             .map(String::from)
@@ -284,6 +285,7 @@ fn df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 human_size(o.size),
                 since(secs(o.created)),
                 since(secs(o.last_used)),
+                o.usage_count.to_string(),
                 o.shared.to_string(),
             ]);
         }
