@@ -68,12 +68,7 @@ impl Records {
     /// The record for `key` when it exists and its layer is still in the store.
     pub fn get(&self, store: &Store, key: &Digest) -> Option<(Record, Digest)> {
         let (record, diff_id) = self.find(key)?;
-        if !store.has_blob(&diff_id) {
-            return None;
-        }
-        // A hit is a use: `builder prune --filter until=` and `--keep-storage` go by it.
-        super::cache_usage::note_use(&self.path(key));
-        Some((record, diff_id))
+        store.has_blob(&diff_id).then_some((record, diff_id))
     }
 
     /// The record for `key` and its layer's diffID, whether or not the store holds the layer.
@@ -149,6 +144,12 @@ impl Records {
             .into_iter()
             .filter(|(_, r)| r.inputs.as_ref().is_some_and(|i| &i.step == step))
             .collect()
+    }
+
+    /// Count a hit of the record for `key` (`builder prune --filter until=` and
+    /// `--keep-storage` go by the last use).
+    pub(crate) fn note_use(&self, key: &Digest) {
+        super::cache_usage::note_use(&self.path(key));
     }
 
     /// Whether a record for `key` exists (whether or not its layer is still there).

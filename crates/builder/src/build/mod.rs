@@ -528,8 +528,10 @@ fn build_or_explain(
         .tempdir_in(&tmp)
         .map_err(|e| BuildError::io(&tmp, e))?;
     let digest_file = digest_cache_file(store, context.root());
-    // The context's digest cache is used (`builder prune` goes by its last use).
-    cache_usage::note_use(&digest_file);
+    if !dry_run {
+        // The context's digest cache is used (`builder prune` goes by its last use).
+        cache_usage::note_use(&digest_file);
+    }
     let digests = Mutex::new(DigestCache::load(&digest_file));
     let common = Common {
         store,
