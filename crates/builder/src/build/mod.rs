@@ -5,6 +5,7 @@
 //! to the store, whose snapshots then serve as the next steps' lower directories.
 
 mod cache;
+mod cache_prune;
 mod cache_usage;
 mod history;
 mod imported;
@@ -26,9 +27,8 @@ use rbuild_store::{Image, ImageList, Store};
 
 pub(crate) use cache::write_atomic;
 pub use cache::{KeyInputs, Record, Records};
-pub use cache_usage::{
-    CacheKind, CacheObject, CachePruneOptions, CachePruneReport, CacheUsage, prune_build_cache,
-};
+pub use cache_prune::{CachePruneOptions, CachePruneReport, prune_build_cache};
+pub use cache_usage::{CacheKind, CacheObject, CacheUsage};
 pub use imported::{CacheEntry, CacheImport, ExplainedStep, LayerFetcher, MountEntry, UsedRecord};
 use platforms::SharedStage;
 
