@@ -107,7 +107,7 @@ async fn route(s: Arc<Service>, c: Call) -> ApiResult<Reply> {
         (&M::POST, ["session"] | ["grpc"]) => Err(ApiError::not_supported(
             "BuildKit (the /session and /grpc endpoints; build with DOCKER_BUILDKIT=0, the classic builder)",
         )),
-        (&M::POST, ["build", "prune"]) => Err(ApiError::not_supported("build cache prune")),
+        (&M::POST, ["build", "prune"]) => system::build_prune(&s, &c).await,
         (_, ["images", name @ .., action]) if !name.is_empty() => {
             let name = name.join("/");
             match (&m, *action) {

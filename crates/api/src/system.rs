@@ -1,4 +1,5 @@
-//! `/_ping`, `/version`, `/info`, `/events` (the store's journal, followed), `/system/df`.
+//! `/_ping`, `/version`, `/info`, `/events` (the store's journal, followed), `/system/df`,
+//! `/build/prune`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -197,7 +198,52 @@ pub async fn events(s: &Arc<Service>, c: &Call) -> ApiResult {
     Ok(reply)
 }
 
-/// `GET /system/df`: images, containers and volumes with their sizes.
+/// A build cache object as the API's `BuildCache` list shows it.
+fn cache_json(o: &rbuild_builder::build::CacheObject) -> Value {
+    let time = |ns: i64| rbuild_oci::time::rfc3339_nano(ns);
+    json!({
+        "ID": o.id,
+        "Parent": "",
+        "Parents": [],
+        "Type": o.kind.as_str(),
+        "Description": o.description,
+        "InUse": false,
+        "Shared": o.shared,
+        "Size": o.size,
+        "CreatedAt": time(o.created),
+        "LastUsedAt": time(o.last_used),
+        "UsageCount": o.usage_count,
+    })
+}
+
+/// `POST /build/prune?all&keep-storage&filters`: remove build cache as `docker builder
+/// prune` asks (`reserved-space`/`max-used-space`, newer names of the budget, too).
+pub async fn build_prune(s: &Arc<Service>, c: &Call) -> ApiResult {
+    let all = matches!(c.q("all"), Some("1" | "true" | "True"));
+    let filters = c.filters()?;
+    if c.q("min-free-space")
+        .is_some_and(|v| !v.is_empty() && v != "0")
+    {
+        return Err(ApiError::not_supported("build prune with min-free-space"));
+    }
+    let budget = ["keep-storage", "reserved-space", "max-used-space"]
+        .into_iter()
+        .filter_map(|k| c.q(k))
+        .find(|v| !v.is_empty() && *v != "0")
+        .map(str::to_owned);
+    let engine = s.engine.clone();
+    let report = blocking(move || {
+        let opts = rbuild_engine::build_prune_options(all, &filters, budget.as_deref())?;
+        Ok(engine.prune_build_cache(&opts)?)
+    })
+    .await?;
+    Ok(json(&json!({
+        "CachesDeleted": report.deleted,
+        "SpaceReclaimed": report.reclaimed,
+    })))
+}
+
+/// `GET /system/df`: images, containers, volumes and build cache with their sizes.
 pub async fn df(s: &Arc<Service>) -> ApiResult {
     let engine = s.engine.clone();
     let v = blocking(move || {
@@ -236,7 +282,7 @@ pub async fn df(s: &Arc<Service>) -> ApiResult {
             "Images": images,
             "Containers": containers,
             "Volumes": volumes,
-            "BuildCache": [],
+            "BuildCache": usage.build_cache.objects.iter().map(cache_json).collect::<Vec<_>>(),
         }))
     })
     .await?;

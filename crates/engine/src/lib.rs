@@ -70,4 +70,7 @@ pub use inspect::{ContainerJson, ImageInspect, NetworkJson, VolumeJson};
 pub use networks::{BuildNetwork, EndpointRequest, NetworkCreate};
 pub use options::CreateOptions;
 pub use registry::RegistrySettings;
-pub use usage::{ContainerUsage, DiskUsage, ImageUsage, SystemPrune, SystemPruned, VolumeUsage};
+pub use usage::{
+    ContainerUsage, DiskUsage, ImageUsage, SystemPrune, SystemPruned, VolumeUsage,
+    build_prune_options,
+};

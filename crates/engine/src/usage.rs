@@ -1,11 +1,13 @@
-//! Disk usage (`docker system df`, the Engine API's `/system/df`): what images, containers and
-//! volumes take, and what of it is in use, measured once for every front end.
+//! Disk usage (`docker system df`, the Engine API's `/system/df`): what images, containers,
+//! volumes and the build cache take, and what of it is in use, measured once for every front
+//! end; `system prune` and `builder prune` (`/build/prune`).
 
 use std::path::Path;
 
+use rbuild_builder::build::{CachePruneOptions, CachePruneReport, CacheUsage};
 use rbuild_runner::lifecycle::Volume;
 
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::{ContainerSummary, Engine, ImageSummary, ListOptions};
 
 /// An image and the containers made from it.
@@ -46,6 +48,8 @@ pub struct DiskUsage {
     pub containers: Vec<ContainerUsage>,
     /// Every volume.
     pub volumes: Vec<VolumeUsage>,
+    /// The build cache's objects.
+    pub build_cache: CacheUsage,
 }
 
 impl DiskUsage {
@@ -141,8 +145,55 @@ impl Engine {
             images,
             containers,
             volumes,
+            build_cache: CacheUsage::read(self.store()?)?,
         })
     }
+
+    /// `docker builder prune`: remove build cache objects as `opts` says, and the layers
+    /// only they used (never an image's).
+    pub fn prune_build_cache(&self, opts: &CachePruneOptions) -> Result<CachePruneReport> {
+        Ok(rbuild_builder::build::prune_build_cache(
+            self.store()?,
+            opts,
+        )?)
+    }
+}
+
+/// `builder prune`'s options from docker's flags or query: `all`, the `--filter`s
+/// (`until=DURATION`, also an RFC 3339 or Unix time) and `--keep-storage SIZE` (`10GB`,
+/// `512m`; `0` is no budget), each refused with a message naming it when malformed.
+pub fn build_prune_options(
+    all: bool,
+    filters: &[(String, String)],
+    keep_storage: Option<&str>,
+) -> Result<CachePruneOptions> {
+    let mut until = None;
+    for (k, v) in filters {
+        match k.as_str() {
+            "until" | "unused-for" => {
+                let t = crate::options::parse_when(v).map_err(|e| {
+                    EngineError::InvalidParameter(format!("invalid filter 'until={v}': {e}"))
+                })?;
+                until = Some(until.map_or(t, |u: i64| u.min(t)));
+            }
+            _ => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid filter '{k}': build cache prune supports until"
+                )));
+            }
+        }
+    }
+    let keep_storage = match keep_storage.map(str::trim) {
+        None | Some("" | "0") => None,
+        Some(s) => Some(crate::options::parse_size(s).map_err(|e| {
+            EngineError::InvalidParameter(format!("invalid keep-storage {s:?}: {e}"))
+        })? as u64),
+    };
+    Ok(CachePruneOptions {
+        all,
+        until,
+        keep_storage,
+    })
 }
 
 /// What `system prune` removes besides stopped containers, unused networks and dangling
@@ -166,13 +217,16 @@ pub struct SystemPruned {
     pub volumes: Vec<String>,
     /// The images untagged and deleted, in removal order.
     pub images: Vec<crate::ImageDeleted>,
+    /// The removed build cache objects' IDs (unused ones; every one with `all_images`).
+    pub build_cache: Vec<String>,
     /// The bytes the store root shrank by.
     pub reclaimed: u64,
 }
 
 impl Engine {
     /// `docker system prune`: stopped containers, networks no container uses, dangling images
-    /// (every unused one with `all_images`) and, with `volumes`, unused anonymous volumes.
+    /// (every unused one with `all_images`), the build cache no image shares (all of it with
+    /// `all_images`) and, with `volumes`, unused anonymous volumes.
     pub fn system_prune(&self, opts: &SystemPrune) -> Result<SystemPruned> {
         let before = dir_size(self.root(), u64::MAX);
         let containers = self.prune_containers()?;
@@ -203,12 +257,19 @@ impl Engine {
                 .into_iter()
                 .map(crate::ImageDeleted::Deleted),
         );
+        let build_cache = self
+            .prune_build_cache(&CachePruneOptions {
+                all: opts.all_images,
+                ..CachePruneOptions::default()
+            })?
+            .deleted;
         let after = dir_size(self.root(), u64::MAX);
         Ok(SystemPruned {
             containers,
             networks,
             volumes,
             images,
+            build_cache,
             reclaimed: before.saturating_sub(after),
         })
     }
@@ -231,5 +292,25 @@ mod tests {
             sums([(5, true), (7, false), (1, true)].into_iter()),
             (13, 6)
         );
+    }
+
+    #[test]
+    fn build_prune_options_are_checked() {
+        let f = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let o = build_prune_options(true, &f("until", "24h"), Some("1GB")).unwrap();
+        assert!(o.all);
+        assert_eq!(o.keep_storage, Some(1 << 30));
+        let day_ago = rbuild_runner::lifecycle::time::now_ns() - 86_400_000_000_000;
+        assert!((o.until.unwrap() - day_ago).abs() < 5_000_000_000);
+        assert_eq!(
+            build_prune_options(false, &[], Some("0")).unwrap(),
+            CachePruneOptions::default()
+        );
+        let e = build_prune_options(false, &f("until", "soon"), None).unwrap_err();
+        assert!(e.to_string().contains("until=soon"), "{e}");
+        let e = build_prune_options(false, &f("label", "x"), None).unwrap_err();
+        assert!(e.to_string().contains("invalid filter 'label'"), "{e}");
+        let e = build_prune_options(false, &[], Some("lots")).unwrap_err();
+        assert!(e.to_string().contains("keep-storage \"lots\""), "{e}");
     }
 }

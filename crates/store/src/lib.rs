@@ -59,4 +59,6 @@ pub use image::{Image, ImageList};
 pub use index::{ImageEntry, ImageTable};
 pub use layer::{LayerInfo, LayerSource};
 pub use lock::Lock;
-pub use store::{LayerLocation, RemoteLayer, RemoveOutcome, Store, default_root, hash_layer_dir};
+pub use store::{
+    GcLock, LayerLocation, RemoteLayer, RemoveOutcome, Store, default_root, hash_layer_dir,
+};

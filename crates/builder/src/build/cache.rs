@@ -146,6 +146,12 @@ impl Records {
             .collect()
     }
 
+    /// Count a hit of the record for `key` (`builder prune --filter until=` and
+    /// `--keep-storage` go by the last use).
+    pub(crate) fn note_use(&self, key: &Digest) {
+        super::cache_usage::note_use(&self.path(key));
+    }
+
     /// Whether a record for `key` exists (whether or not its layer is still there).
     pub fn exists(&self, key: &Digest) -> bool {
         self.path(key).is_file()

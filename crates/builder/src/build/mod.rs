@@ -5,6 +5,8 @@
 //! to the store, whose snapshots then serve as the next steps' lower directories.
 
 mod cache;
+mod cache_prune;
+mod cache_usage;
 mod history;
 mod imported;
 mod mounts;
@@ -26,6 +28,8 @@ use rbuild_store::{Image, ImageList, Store};
 
 pub(crate) use cache::write_atomic;
 pub use cache::{KeyInputs, Record, Records};
+pub use cache_prune::{CachePruneOptions, CachePruneReport, prune_build_cache};
+pub use cache_usage::{CacheKind, CacheObject, CacheUsage};
 pub use imported::{CacheEntry, CacheImport, ExplainedStep, LayerFetcher, MountEntry, UsedRecord};
 use platforms::SharedStage;
 pub use prefetch::ContextPrefetch;
@@ -528,10 +532,12 @@ fn build_or_explain(
         .prefix("build-")
         .tempdir_in(&tmp)
         .map_err(|e| BuildError::io(&tmp, e))?;
-    let digests = prefetch::Digests::new(
-        digest_cache_file(store.root(), context.root()),
-        opts.prefetch.as_deref(),
-    );
+    let digest_file = digest_cache_file(store.root(), context.root());
+    if !dry_run {
+        // The context's digest cache is used (`builder prune` goes by its last use).
+        cache_usage::note_use(&digest_file);
+    }
+    let digests = prefetch::Digests::new(digest_file, opts.prefetch.as_deref());
     let common = Common {
         store,
         opts,

@@ -121,6 +121,7 @@ pub(crate) fn prepare(
                 if !host.is_dir() {
                     restore_or_create(shared, &id, &host, m.mode.unwrap_or(0o755), m.uid, m.gid)?;
                 }
+                super::cache_usage::note_use(&host);
                 shared
                     .cache_mounts
                     .lock()

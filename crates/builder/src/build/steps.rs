@@ -75,11 +75,14 @@ fn cache_hit(
     let found = if shared.opts.no_cache {
         None
     } else {
-        shared
+        let local = shared
             .records
             .get(shared.store, key)
-            .or_else(|| remote_record_hit(shared, key))
-            .or_else(|| imported_hit(shared, key))
+            .or_else(|| remote_record_hit(shared, key));
+        if local.is_some() && !shared.dry_run {
+            shared.records.note_use(key);
+        }
+        local.or_else(|| imported_hit(shared, key))
     };
     match found {
         Some((record, diff_id)) => {

@@ -49,6 +49,21 @@ pub fn human_size(bytes: u64) -> String {
     format!("{}{}", format_g3(size), UNITS[i])
 }
 
+/// Ask `prompt` on stderr and read the answer from stdin, as docker's prune commands do:
+/// only `y`/`yes` goes on; an empty answer or a closed stdin is no.
+pub fn confirm(prompt: &str) -> std::io::Result<bool> {
+    use std::io::{BufRead, Write};
+    let mut err = std::io::stderr().lock();
+    write!(err, "{prompt} [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 /// `%.3g` as Go formats it (no trailing zeros, no exponent for these magnitudes).
 fn format_g3(v: f64) -> String {
     let digits = if v >= 100.0 {

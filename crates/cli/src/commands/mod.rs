@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 mod attach;
 mod build;
+mod builder;
 mod commit;
 pub mod common;
 mod compose;
@@ -72,6 +73,8 @@ pub struct Globals {
 pub enum Command {
     /// Build an image from a Dockerfile
     Build(Box<build::BuildArgs>),
+    /// Manage the build cache
+    Builder(builder::BuilderArgs),
     /// Parse a Dockerfile and print its parse tree or typed instructions
     Parse(parse::ParseArgs),
     /// List images
@@ -189,6 +192,7 @@ impl Command {
             Command::Load(args) => load::run(args, globals),
             Command::Import(args) => import::run(args, globals),
             Command::Image(args) => image::run(args, globals),
+            Command::Builder(args) => builder::run(args, globals),
             Command::Run(args) => run::run(*args, globals),
             Command::Create(args) => create::run(*args, globals),
             Command::Ps(args) => ps::run(args, globals),

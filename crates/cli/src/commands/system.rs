@@ -5,14 +5,14 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::Globals;
-use super::common::{human_size, table};
+use super::common::{human_size, since, table};
 
 /// Arguments of `rbuild system`.
 #[derive(Debug, Args)]
@@ -27,9 +27,9 @@ pub struct SystemArgs {
 pub enum SystemCommand {
     /// Serve the Docker Engine API on a unix socket (or loopback TCP)
     Service(ServiceArgs),
-    /// Show disk usage by images, containers and volumes
+    /// Show disk usage by images, containers, volumes and the build cache
     Df(DfArgs),
-    /// Remove stopped containers, dangling images (and with --volumes, unused anonymous volumes)
+    /// Remove stopped containers, unused networks, dangling images, unused build cache (and with --volumes, unused anonymous volumes)
     Prune(PruneArgs),
 }
 
@@ -44,7 +44,7 @@ pub struct DfArgs {
 /// Arguments of `rbuild system prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Remove every image no container uses, not just dangling ones
+    /// Remove every image no container uses, not just dangling ones, and all build cache
     #[arg(short = 'a', long)]
     pub all: bool,
     /// Also remove anonymous volumes no container uses
@@ -195,6 +195,14 @@ fn df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             human_size(v_total),
             reclaimable(v_unused, v_total),
         ],
+        // No object is in use outside a running build, which `df` does not wait for.
+        vec![
+            "Build Cache".into(),
+            usage.build_cache.objects.len().to_string(),
+            "0".into(),
+            human_size(usage.build_cache.size()),
+            human_size(usage.build_cache.reclaimable()),
+        ],
     ];
     write!(out, "{}", table(&rows))?;
     if args.verbose {
@@ -256,6 +264,37 @@ fn df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             ]);
         }
         write!(out, "\nLocal Volumes space usage:\n\n{}", table(&rows))?;
+        let mut rows = vec![
+            [
+                "CACHE ID",
+                "CACHE TYPE",
+                "SIZE",
+                "CREATED",
+                "LAST USED",
+                "USAGE",
+                "SHARED",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        let secs = |ns: i64| ns / 1_000_000_000;
+        for o in &usage.build_cache.objects {
+            rows.push(vec![
+                o.id.clone(),
+                o.kind.as_str().to_owned(),
+                human_size(o.size),
+                since(secs(o.created)),
+                since(secs(o.last_used)),
+                o.usage_count.to_string(),
+                o.shared.to_string(),
+            ]);
+        }
+        write!(
+            out,
+            "\nBuild cache usage: {}\n\n{}",
+            human_size(usage.build_cache.size()),
+            table(&rows)
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -274,16 +313,16 @@ fn prune(args: PruneArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         } else {
             "  - all dangling images"
         });
-        let mut err = std::io::stderr().lock();
-        write!(
-            err,
-            "WARNING! This will remove:\n{}\n\nAre you sure you want to continue? [y/N] ",
+        what.push(if args.all {
+            "  - all build cache"
+        } else {
+            "  - unused build cache"
+        });
+        let prompt = format!(
+            "WARNING! This will remove:\n{}\n\nAre you sure you want to continue?",
             what.join("\n")
-        )?;
-        err.flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        );
+        if !super::common::confirm(&prompt)? {
             return Ok(ExitCode::SUCCESS);
         }
     }
@@ -305,6 +344,7 @@ fn prune(args: PruneArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         ("Deleted Networks:", &pruned.networks),
         ("Deleted Volumes:", &pruned.volumes),
         ("Deleted Images:", &images),
+        ("Deleted build cache objects:", &pruned.build_cache),
     ] {
         if !items.is_empty() {
             writeln!(out, "{title}")?;

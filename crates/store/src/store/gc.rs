@@ -9,7 +9,13 @@ use rbuild_oci::manifest;
 
 use super::{Store, remove_path};
 use crate::error::Result;
+use crate::index::ImageTable;
 use crate::lock::Lock;
+
+/// The store's garbage-collection lock held exclusively ([`Store::lock_gc`]): no writer adds
+/// content and no other pruner runs while it is held.
+#[derive(Debug)]
+pub struct GcLock(#[allow(dead_code)] Lock);
 
 impl Store {
     /// `rbuild image prune`: delete dangling (unnamed) images but those whose image ID is in
@@ -48,8 +54,38 @@ impl Store {
     /// Delete blobs, layer records and snapshots no image refers to. Waits for writers
     /// holding [`Store::hold`].
     pub fn collect_garbage(&self) -> Result<()> {
-        let _gc = Lock::exclusive(&self.root.join("locks/gc"))?;
+        let gc = self.lock_gc()?;
+        self.collect_garbage_locked(&gc, &HashSet::new())
+    }
+
+    /// Keep every writer ([`Store::hold`]) and every other collection away until the returned
+    /// lock is dropped: what a pruner holds while it decides what goes and removes it.
+    pub fn lock_gc(&self) -> Result<GcLock> {
+        Lock::exclusive(&self.root.join("locks/gc")).map(GcLock)
+    }
+
+    /// The diffIDs of the layers the stored images use (what a collection always keeps).
+    pub fn image_layers(&self) -> Result<HashSet<Digest>> {
+        Ok(self.referenced(&self.table()?).1)
+    }
+
+    /// [`Store::collect_garbage`] under a lock the caller holds, also keeping the layers
+    /// `keep_layers` lists (those a build cache still records) in every form the store has.
+    pub fn collect_garbage_locked(
+        &self,
+        _gc: &GcLock,
+        keep_layers: &HashSet<Digest>,
+    ) -> Result<()> {
         let table = self.table()?;
+        let (mut keep_blobs, mut layers) = self.referenced(&table);
+        // A layer kept for another owner may be stored as its uncompressed blob.
+        keep_blobs.extend(keep_layers.iter().cloned());
+        layers.extend(keep_layers.iter().cloned());
+        self.sweep(keep_blobs, layers)
+    }
+
+    /// The blobs and layers (diffIDs) the image index refers to.
+    fn referenced(&self, table: &ImageTable) -> (HashSet<Digest>, HashSet<Digest>) {
         let mut keep_blobs: HashSet<Digest> = HashSet::new();
         let mut keep_layers: HashSet<Digest> = HashSet::new();
         keep_blobs.extend(table.indexes.keys().cloned());
@@ -75,6 +111,11 @@ impl Store {
                 keep_layers.extend(manifest::diff_ids(&cfg).unwrap_or_default());
             }
         }
+        (keep_blobs, keep_layers)
+    }
+
+    /// Delete every blob, layer record and snapshot not kept, and stale staging files.
+    fn sweep(&self, mut keep_blobs: HashSet<Digest>, keep_layers: HashSet<Digest>) -> Result<()> {
         // Every remembered form of a kept layer stays (a later push or save reuses it).
         for l in &keep_layers {
             if let Ok(rec) = self.layer_record(l) {

@@ -4,6 +4,7 @@ mod gc;
 mod layers;
 mod lists;
 mod remote;
+pub use gc::GcLock;
 pub use layers::hash_layer_dir;
 pub use remote::{LayerLocation, RemoteLayer};
 
