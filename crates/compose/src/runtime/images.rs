@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use compose_spec::ShortOrLong;
 use compose_spec::service::Build;
 use compose_spec::service::build::Dockerfile;
-use rbuild_builder::build::{BuildOptions, NetworkMode};
+use rbuild_builder::build::{BuildOptions, ContextPrefetch, NetworkMode};
 use rbuild_engine::build::BaseImages;
 use rbuild_engine::cache;
 use rbuild_oci::{Platform, Reference};
@@ -98,20 +98,7 @@ impl Runtime<'_> {
                     .map_err(engine_err("making the registry client"))?,
             )
         };
-        let mut imports = Vec::new();
-        for from in &cache_from {
-            let client = client.as_ref().expect("made for caches");
-            // As BuildKit: a cache that cannot be imported is a warning; the build goes on.
-            match cache::import(client, from) {
-                Ok(import) => imports.push(import),
-                Err(e) => self.progress.warning(&format!(
-                    "service {name:?}: cache import from {} failed, building without it: {}",
-                    from.location,
-                    rbuild_engine::build::chain_text(&e)
-                )),
-            }
-        }
-        let opts = BuildOptions {
+        let mut opts = BuildOptions {
             context,
             dockerfile,
             dockerfile_path,
@@ -124,7 +111,7 @@ impl Runtime<'_> {
             secrets: BTreeMap::new(),
             source_date_epoch: None,
             tags: vec![reference],
-            cache_from: imports,
+            cache_from: Vec::new(),
             inline_cache: cache_to
                 .iter()
                 .any(|c| c.location == cache::CacheLocation::Inline),
@@ -135,6 +122,21 @@ impl Runtime<'_> {
             .engine
             .store()
             .map_err(engine_err("opening the store"))?;
+        // The context's files are hashed on a thread of their own while the caches are
+        // imported and the first steps run (as `rbuild build` does).
+        opts.prefetch = Some(std::sync::Arc::new(ContextPrefetch::start(store, &opts)));
+        for from in &cache_from {
+            let client = client.as_ref().expect("made for caches");
+            // As BuildKit: a cache that cannot be imported is a warning; the build goes on.
+            match cache::import(client, from) {
+                Ok(import) => opts.cache_from.push(import),
+                Err(e) => self.progress.warning(&format!(
+                    "service {name:?}: cache import from {} failed, building without it: {}",
+                    from.location,
+                    rbuild_engine::build::chain_text(&e)
+                )),
+            }
+        }
         let base = BaseImages::new(store, false, images.pull);
         self.progress.event(Kind::Image, &tag, Status::Building);
         let outcome = self
