@@ -135,3 +135,48 @@ fn without_its_size_a_remote_layer_is_listed_by_its_blob() {
     let err = b.layer_reader(&diff_id).err().unwrap().to_string();
     assert!(err.contains("OCI layout /srv/cache"), "{err}");
 }
+
+#[test]
+fn several_remote_layers_are_recorded_in_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let ids: Vec<Digest> = (0..3u8).map(|i| Digest::sha256_of(&[i])).collect();
+    let remotes: Vec<RemoteLayer> = (0..3u8)
+        .map(|i| RemoteLayer {
+            blob: Digest::sha256_of(&[i, i]),
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            size: 100 + u64::from(i),
+            location: LayerLocation::Registry {
+                registry: "127.0.0.1:5000".into(),
+                repository: format!("cache/app{i}"),
+            },
+        })
+        .collect();
+    let batch: Vec<_> = ids
+        .iter()
+        .zip(&remotes)
+        .enumerate()
+        .map(|(i, (d, r))| (d, r, (i != 1).then_some(1000 + i as u64)))
+        .collect();
+    store.record_remote_layers(&batch).unwrap();
+    // A new handle reads what was written: every layer's location, and the sizes given.
+    let again = Store::open(dir.path()).unwrap();
+    for (i, (d, r)) in ids.iter().zip(&remotes).enumerate() {
+        assert_eq!(again.remote_layer(d).unwrap().as_ref(), Some(r), "layer {i}");
+        assert_eq!(again.layer_origin(d).as_ref(), Some(r));
+    }
+    assert_eq!(again.layer_size(&ids[0]), Some(1000));
+    assert_eq!(again.layer_size(&ids[1]), None);
+    assert_eq!(again.layer_size(&ids[2]), Some(1002));
+    // Recording the same again changes nothing, and nothing is left in the staging dir.
+    let record = std::fs::read_dir(dir.path().join("layers/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains(&ids[0].hex()[..16]))
+        .unwrap();
+    let before = std::fs::metadata(&record).unwrap().modified().unwrap();
+    store.record_remote_layers(&batch[..1]).unwrap();
+    assert_eq!(std::fs::metadata(&record).unwrap().modified().unwrap(), before);
+    let staged = std::fs::read_dir(store.tmp_dir()).map_or(0, |d| d.count());
+    assert_eq!(staged, 0, "temporary record files left behind");
+}

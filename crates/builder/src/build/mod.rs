@@ -631,9 +631,7 @@ fn build_or_explain(
             let last = &built.last;
             // The image's layers must all be in the store, or known there by where they
             // are (import is lazy: fetched when something needs their bytes).
-            for d in &last.layers {
-                reuse_lazily(store, &common.lazy, d)?;
-            }
+            reuse_lazily(store, &common.lazy, &last.layers)?;
             let mut config = last.config.clone();
             for (k, v) in &opts.labels {
                 config.set_label(k, v);
@@ -752,31 +750,41 @@ fn materialize(
     Ok(())
 }
 
-/// Let the image hold layer `diff_id` without its bytes when it is an imported layer reused
-/// lazily whose source stays fetchable ([`LayerFetcher::remote`]): the store records where
-/// it is. Otherwise [`materialize`] it.
+/// Let the image hold layers `diff_ids` without their bytes when they are imported layers
+/// reused lazily whose source stays fetchable ([`LayerFetcher::remote`]): the store records
+/// where they are, all in one batch (one sync of the records' directory). Any other is
+/// [`materialize`]d.
 fn reuse_lazily(
     store: &Store,
     lazy: &Mutex<HashMap<Digest, LazyLayer>>,
-    diff_id: &Digest,
+    diff_ids: &[Digest],
 ) -> Result<(), BuildError> {
-    let layer = lazy.lock().expect("lazy layers").get(diff_id).cloned();
-    let remote = layer
-        .as_ref()
-        .filter(|_| !store.has_blob(diff_id))
-        .and_then(|l| {
-            let remote = l.layers.remote(store, &l.entry)?;
-            Some((remote, l.entry.size.or(store.layer_size(diff_id))))
-        });
-    match remote {
-        Some((remote, size)) => store
-            .record_remote_layer(diff_id, &remote, size)
-            .map_err(store_err),
-        None => materialize(store, lazy, diff_id),
-    }?;
-    // The store's own record of the step from now on: the next build hits without the import.
-    if let Some(l) = layer.filter(|l| l.base.is_none()) {
-        let records = Records::new(store);
+    let mut remote = Vec::new();
+    let mut reused = Vec::new();
+    for (i, diff_id) in diff_ids.iter().enumerate() {
+        if diff_ids[..i].contains(diff_id) {
+            continue;
+        }
+        let layer = lazy.lock().expect("lazy layers").get(diff_id).cloned();
+        let found = layer
+            .as_ref()
+            .filter(|_| !store.has_blob(diff_id))
+            .and_then(|l| {
+                let remote = l.layers.remote(store, &l.entry)?;
+                Some((remote, l.entry.size.or(store.layer_size(diff_id))))
+            });
+        match found {
+            Some((at, size)) => remote.push((diff_id, at, size)),
+            None => materialize(store, lazy, diff_id)?,
+        }
+        reused.extend(layer);
+    }
+    let batch: Vec<_> = remote.iter().map(|(d, at, size)| (*d, at, *size)).collect();
+    store.record_remote_layers(&batch).map_err(store_err)?;
+    // The store's own records of the steps from now on: the next build hits without the
+    // import.
+    let records = Records::new(store);
+    for l in reused.iter().filter(|l| l.base.is_none()) {
         if records.find(&l.entry.key).is_none() {
             records.put(&l.entry.key, &l.entry.record())?;
         }

@@ -17,7 +17,7 @@ use crate::layer::{self, ApplyOptions, CreateOptions, LayerInfo, LayerSource, Wh
 use crate::lock::Lock;
 
 impl Store {
-    fn layer_record_path(&self, diff_id: &Digest) -> PathBuf {
+    pub(super) fn layer_record_path(&self, diff_id: &Digest) -> PathBuf {
         self.root
             .join("layers")
             .join(diff_id.algorithm().as_str())

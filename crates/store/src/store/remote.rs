@@ -4,14 +4,17 @@
 //! first (the engine does, verified, and records it as usual); reading it before that is
 //! [`StoreError::LayerNotLocal`], never wrong bytes.
 
+use std::fs;
+use std::io::Write;
 use std::path::PathBuf;
 
 use rbuild_oci::Digest;
 use serde::{Deserialize, Serialize};
 
 use super::Store;
-use crate::error::{Result, StoreError};
+use crate::error::{IoContext, Result, StoreError};
 use crate::image::Image;
+use crate::lock::Lock;
 
 /// Where a layer's blob can be fetched from, and what it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,16 +69,58 @@ impl Store {
         remote: &RemoteLayer,
         size: Option<u64>,
     ) -> Result<()> {
-        self.update_layer_record(diff_id, |rec| {
-            if rec.remote.as_ref() == Some(remote) && (size.is_none() || rec.size.is_some()) {
-                return false;
+        self.record_remote_layers(&[(diff_id, remote, size)])
+    }
+
+    /// [`Store::record_remote_layer`] for several layers at once, as a build committing an
+    /// image of imported layers does: each record is written and synced, then renamed into
+    /// place, and their directory synced once (not once a record).
+    pub fn record_remote_layers(
+        &self,
+        layers: &[(&Digest, &RemoteLayer, Option<u64>)],
+    ) -> Result<()> {
+        let _lock = Lock::exclusive(&self.root.join("locks/index"))?;
+        let tmp_dir = self.tmp_dir();
+        let mut staged: Vec<(tempfile::TempPath, PathBuf)> = Vec::new();
+        for (diff_id, remote, size) in layers {
+            let mut rec = self.layer_record(diff_id)?;
+            if rec.remote.as_ref() == Some(*remote) && (size.is_none() || rec.size.is_some()) {
+                continue;
             }
-            rec.remote = Some(remote.clone());
+            rec.remote = Some((*remote).clone());
             if rec.size.is_none() {
-                rec.size = size;
+                rec.size = *size;
             }
-            true
-        })
+            let bytes = serde_json::to_vec(&rec).expect("a layer record serializes");
+            let mut f = tempfile::NamedTempFile::new_in(&tmp_dir)
+                .at("creating temporary file in", &tmp_dir)?;
+            f.write_all(&bytes).at("writing", f.path().to_path_buf())?;
+            f.as_file()
+                .sync_all()
+                .at("syncing", f.path().to_path_buf())?;
+            staged.push((f.into_temp_path(), self.layer_record_path(diff_id)));
+        }
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (tmp, dest) in staged {
+            let parent = dest
+                .parent()
+                .expect("a record path has a parent")
+                .to_path_buf();
+            if !dirs.contains(&parent) {
+                fs::create_dir_all(&parent).at("creating", &parent)?;
+                dirs.push(parent);
+            }
+            // Renamed, the temporary path has nothing left to remove.
+            tmp.persist(&dest)
+                .map_err(|e| e.error)
+                .at("renaming into", &dest)?;
+        }
+        for dir in dirs {
+            fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .at("syncing", &dir)?;
+        }
+        Ok(())
     }
 
     /// Where to fetch layer `diff_id` from, when the store holds none of its forms but knows
