@@ -147,6 +147,35 @@ print(f"upload of the export's layers: median {statistics.median(times) * 1000:.
 json.dump({"results": [{"command": "upload of the export's layers",
                         "median": statistics.median(times), "times": times}]}, open(out, "w"))
 EOF
+# The registry's own cost of serving an import: what an imported build asks it (GET /v2/,
+# the cache's manifest by tag, its config blob), over one new connection per round, timed
+# inside a minimal client.
+cat >"$work/serve.py" <<'EOF'
+# serve.py HOST REPO TAG RUNS JSON: one warm-up and RUNS timed rounds (medians to JSON, in
+# hyperfine's shape), each round asking for what an import reads.
+import http.client, json, statistics, sys, time
+host, repo, tag, runs, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+def round_():
+    start = time.perf_counter()
+    c = http.client.HTTPConnection(host)
+    c.request("GET", "/v2/")
+    c.getresponse().read()
+    c.request("GET", f"/v2/{repo}/manifests/{tag}",
+              headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    manifest = json.loads(c.getresponse().read())
+    c.request("GET", f"/v2/{repo}/blobs/{manifest['config']['digest']}")
+    r = c.getresponse()
+    r.read()
+    if r.status != 200:
+        raise SystemExit(f"GET config: {r.status}")
+    c.close()
+    return time.perf_counter() - start
+round_()
+times = [round_() for _ in range(runs)]
+print(f"registry serving the import: median {statistics.median(times) * 1000:.1f} ms")
+json.dump({"results": [{"command": "registry serving the import",
+                        "median": statistics.median(times), "times": times}]}, open(out, "w"))
+EOF
 chmod +x "$work/fresh-b.sh" "$work/fresh-docker.sh" "$work/export-local.sh" "$work/settle.sh"
 fresh_b=$work/fresh-b.sh
 fresh_docker=$work/fresh-docker.sh
@@ -177,6 +206,7 @@ bench_workload() {
   blobs=$(python3 -c 'import json,sys; print(" ".join(sys.argv[2] + "/" + l["digest"].split(":")[1] for l in json.load(open(sys.argv[1]))["layers"]))' \
     "$work/cache-$w/blobs/sha256/$manifest" "$work/cache-$w/blobs/sha256")
   python3 "$work/upload.py" "$reg" bench-raw "$runs" "$results/$w-upload.json" $blobs
+  python3 "$work/serve.py" "$reg" "cache/$w" max "$runs" "$results/$w-serve.json"
   bench_interleaved "$results/$w-import-rbuild.json" "$runs" "$fresh_b" \
     "rbuild fresh store, --cache-from registry" "$b build -q --network none --cache-from $reg/cache/$w:max -t bench-$w $ctx" \
     "rbuild fresh store, --cache-from local" "$b build -q --network none --cache-from type=local,src=$work/cache-$w -t bench-$w $ctx" \
@@ -233,12 +263,13 @@ out = ["## Build cache that travels: cold on store A vs cache-imported on a fres
        "every step of the imported build is CACHED. BuildKit's *pruned* state: "
        "`docker builder prune -af` and the built images removed before each run (dockerd keeps "
        "the base image), importing the inline cache of the image pushed to the same registry.", "",
-       "| workload | rbuild cold | + export registry | + export local | registry receiving the layers | imported (registry) | imported (local) | imported / cold | imported (registry) + run | BuildKit cold | + inline + push | BuildKit imported |",
-       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+       "| workload | rbuild cold | + export registry | + export local | registry receiving the layers | imported (registry) | registry serving the import | imported (local) | imported / cold (registry, local) | imported (registry) + run | BuildKit cold | + inline + push | BuildKit imported |",
+       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for w, label in (("small", "(a) small files"), ("big", "(b) 600 MB")):
     c, ir, ib = med(f"{w}-cold"), med(f"{w}-import-rbuild"), med(f"{w}-import-bk")
     c.update(med(f"{w}-cold-bk"))
     upload = med(f"{w}-upload")["upload of the export's layers"]
+    serve = med(f"{w}-serve")["registry serving the import"]
     cold = c["rbuild cold"]
     reg_exp, loc_exp = c["rbuild cold + export registry"], c["rbuild cold + export local"]
     imp_reg = ir["rbuild fresh store, --cache-from registry"]
@@ -246,8 +277,8 @@ for w, label in (("small", "(a) small files"), ("big", "(b) 600 MB")):
     imp_run = ir["rbuild fresh store, --cache-from registry, then run"]
     out.append(f"| {label} | {fmt(cold)} | {fmt(reg_exp)} ({100 * (reg_exp / cold - 1):+.0f}%) | "
                f"{fmt(loc_exp)} ({100 * (loc_exp / cold - 1):+.0f}%) | {fmt(upload)} ({100 * upload / cold:.0f}%) | "
-               f"{fmt(imp_reg)} | {fmt(imp_loc)} | "
-               f"{100 * imp_reg / cold:.0f}% | {fmt(imp_run)} | {fmt(c['BuildKit cold'])} | "
+               f"{fmt(imp_reg)} | {serve * 1000:.1f} ms ({100 * serve / cold:.0f}%) | {fmt(imp_loc)} | "
+               f"{100 * imp_reg / cold:.0f}%, {100 * imp_loc / cold:.0f}% | {fmt(imp_run)} | {fmt(c['BuildKit cold'])} | "
                f"{fmt(c['BuildKit cold + inline cache + push'])} | "
                f"{fmt(ib['BuildKit pruned, --cache-from inline image'])} |")
 note = ("can export a local cache" if bk_local == "yes" else
@@ -265,6 +296,9 @@ out += ["", f"BuildKit {note}. Targets of #17: an imported fully cached build â‰
         "upload.py: HEAD, POST, then a PUT streaming the file, per blob, all at once), with the percentage "
         "of rbuild's cold build: what docker-registry itself "
         "takes to receive, hash and store those bytes, which bounds any export to it. "
+        "*registry serving the import*: what an imported build asks the registry (`GET /v2/`, "
+        "the cache's manifest by tag, its config blob) over a new connection, timed inside a "
+        "minimal client (bench/build-cache.sh's serve.py): the registry's share of an import. "
         "Import is lazy: the imported build reads the cache's manifest and config and commits "
         "the image with layers the store knows only by where they are (registry repository or "
         "layout directory); nothing is downloaded until something needs the bytes. *imported "
