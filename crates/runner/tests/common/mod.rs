@@ -25,15 +25,41 @@ pub fn can_run(test: &str) -> bool {
     false
 }
 
+/// Remove `dir` when the test binary exits (the harness returns from `main`, which runs the C
+/// library's exit handlers), unless something is still mounted under it: a directory kept
+/// for the whole binary in a `static` is otherwise never removed.
+fn removed_at_exit(dir: PathBuf) -> PathBuf {
+    static DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    extern "C" fn remove_all() {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let dirs = DIRS.lock().map(|d| d.clone()).unwrap_or_default();
+        for d in dirs {
+            if !mounts.contains(d.to_string_lossy().as_ref()) {
+                let _ = std::fs::remove_dir_all(&d);
+            }
+        }
+    }
+    let mut dirs = DIRS.lock().unwrap();
+    if dirs.is_empty() {
+        // SAFETY: registers a function without arguments that only touches the file system
+        // and this module's own static.
+        unsafe { nix::libc::atexit(remove_all) };
+    }
+    dirs.push(dir.clone());
+    dir
+}
+
 /// A busybox root filesystem made once per test binary by `scripts/busybox-rootfs`.
 pub fn busybox() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("rbuild-busybox-")
-            .tempdir()
-            .unwrap()
-            .keep();
+        let dir = removed_at_exit(
+            tempfile::Builder::new()
+                .prefix("rbuild-busybox-")
+                .tempdir()
+                .unwrap()
+                .keep(),
+        );
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs");
         let status = std::process::Command::new(script)
             .arg(&dir)
@@ -65,11 +91,13 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 pub fn container_dir() -> PathBuf {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     let root = ROOT.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("rbuild-ctr-")
-            .tempdir()
-            .unwrap()
-            .keep()
+        removed_at_exit(
+            tempfile::Builder::new()
+                .prefix("rbuild-ctr-")
+                .tempdir()
+                .unwrap()
+                .keep(),
+        )
     });
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     root.join(format!("c{}-{n}", std::process::id()))
