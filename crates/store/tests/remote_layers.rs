@@ -162,7 +162,11 @@ fn several_remote_layers_are_recorded_in_one_batch() {
     // A new handle reads what was written: every layer's location, and the sizes given.
     let again = Store::open(dir.path()).unwrap();
     for (i, (d, r)) in ids.iter().zip(&remotes).enumerate() {
-        assert_eq!(again.remote_layer(d).unwrap().as_ref(), Some(r), "layer {i}");
+        assert_eq!(
+            again.remote_layer(d).unwrap().as_ref(),
+            Some(r),
+            "layer {i}"
+        );
         assert_eq!(again.layer_origin(d).as_ref(), Some(r));
     }
     assert_eq!(again.layer_size(&ids[0]), Some(1000));
@@ -176,7 +180,10 @@ fn several_remote_layers_are_recorded_in_one_batch() {
         .unwrap();
     let before = std::fs::metadata(&record).unwrap().modified().unwrap();
     store.record_remote_layers(&batch[..1]).unwrap();
-    assert_eq!(std::fs::metadata(&record).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&record).unwrap().modified().unwrap(),
+        before
+    );
     let staged = std::fs::read_dir(store.tmp_dir()).map_or(0, |d| d.count());
     assert_eq!(staged, 0, "temporary record files left behind");
 }
