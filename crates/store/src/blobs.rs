@@ -301,12 +301,23 @@ impl BlobWriter {
 
 /// Rename `from` to `to` (creating the parent) and fsync the directory.
 pub(crate) fn publish(from: &Path, to: &Path) -> Result<()> {
+    rename_into(from, to)?;
+    sync_dir(to.parent().expect("blob path has a parent"))
+}
+
+/// Rename `from` to `to`, creating `to`'s parent: [`publish`] without the directory's sync,
+/// for a caller renaming several files into one directory and syncing it once.
+pub(crate) fn rename_into(from: &Path, to: &Path) -> Result<()> {
     let parent = to.parent().expect("blob path has a parent");
     fs::create_dir_all(parent).at("creating", parent)?;
-    fs::rename(from, to).at("renaming into", to)?;
-    File::open(parent)
+    fs::rename(from, to).at("renaming into", to)
+}
+
+/// fsync directory `dir` (its entries' renames reach the disk).
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
         .and_then(|d| d.sync_all())
-        .at("syncing", parent)
+        .at("syncing", dir)
 }
 
 /// `io::copy` with a large buffer (fewer syscalls on multi-hundred-MB layers).

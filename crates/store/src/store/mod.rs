@@ -371,16 +371,24 @@ pub(crate) fn manifest_for(
 
 /// Replace `dest` with `bytes` atomically (temp file, fsync, rename, fsync dir).
 pub(crate) fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = write_synced_temp(tmp_dir, bytes)?;
+    // On failure the temporary path removes its file.
+    publish(&tmp, dest)?;
+    // Renamed: nothing is left to remove.
+    let _ = tmp.keep();
+    Ok(())
+}
+
+/// `bytes` in a new temporary file in `tmp_dir`, synced: the first half of [`write_atomic`]
+/// (removed when dropped unless renamed and kept).
+pub(crate) fn write_synced_temp(tmp_dir: &Path, bytes: &[u8]) -> Result<tempfile::TempPath> {
     let mut f =
         tempfile::NamedTempFile::new_in(tmp_dir).at("creating temporary file in", tmp_dir)?;
     f.write_all(bytes).at("writing", f.path().to_path_buf())?;
     f.as_file()
         .sync_all()
         .at("syncing", f.path().to_path_buf())?;
-    let (_, path) = f.keep().map_err(|e| e.error).at("keeping", tmp_dir)?;
-    publish(&path, dest).inspect_err(|_| {
-        let _ = fs::remove_file(&path);
-    })
+    Ok(f.into_temp_path())
 }
 
 pub(crate) fn remove_path(p: &Path) -> Result<()> {

@@ -4,15 +4,13 @@
 //! first (the engine does, verified, and records it as usual); reading it before that is
 //! [`StoreError::LayerNotLocal`], never wrong bytes.
 
-use std::fs;
-use std::io::Write;
 use std::path::PathBuf;
 
 use rbuild_oci::Digest;
 use serde::{Deserialize, Serialize};
 
 use super::Store;
-use crate::error::{IoContext, Result, StoreError};
+use crate::error::{Result, StoreError};
 use crate::image::Image;
 use crate::lock::Lock;
 
@@ -92,33 +90,23 @@ impl Store {
                 rec.size = *size;
             }
             let bytes = serde_json::to_vec(&rec).expect("a layer record serializes");
-            let mut f = tempfile::NamedTempFile::new_in(&tmp_dir)
-                .at("creating temporary file in", &tmp_dir)?;
-            f.write_all(&bytes).at("writing", f.path().to_path_buf())?;
-            f.as_file()
-                .sync_all()
-                .at("syncing", f.path().to_path_buf())?;
-            staged.push((f.into_temp_path(), self.layer_record_path(diff_id)));
+            staged.push((
+                super::write_synced_temp(&tmp_dir, &bytes)?,
+                self.layer_record_path(diff_id),
+            ));
         }
         let mut dirs: Vec<PathBuf> = Vec::new();
         for (tmp, dest) in staged {
-            let parent = dest
-                .parent()
-                .expect("a record path has a parent")
-                .to_path_buf();
-            if !dirs.contains(&parent) {
-                fs::create_dir_all(&parent).at("creating", &parent)?;
-                dirs.push(parent);
+            crate::blobs::rename_into(&tmp, &dest)?;
+            // Renamed: nothing is left to remove.
+            let _ = tmp.keep();
+            let dir = dest.parent().expect("a record path has a parent");
+            if !dirs.iter().any(|d| d == dir) {
+                dirs.push(dir.to_path_buf());
             }
-            // Renamed, the temporary path has nothing left to remove.
-            tmp.persist(&dest)
-                .map_err(|e| e.error)
-                .at("renaming into", &dest)?;
         }
         for dir in dirs {
-            fs::File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .at("syncing", &dir)?;
+            crate::blobs::sync_dir(&dir)?;
         }
         Ok(())
     }
