@@ -192,17 +192,12 @@ pub fn selection_digest(
     Ok(selection_files(selection, cache)?.0)
 }
 
-/// Most files a cache record lists by name (to explain a miss); a larger selection is
-/// recorded by its digest only.
-pub const EXPLAINED_FILES: usize = 2000;
-
-/// [`selection_digest`], and each entry's line (mode and content) by its path in the
-/// context, for explanations (empty beyond [`EXPLAINED_FILES`] entries).
-pub fn selection_files(
+/// Hash the selection's regular files the cache lacks first, in parallel when worth it
+/// ([`DigestCache::prefetch`]), so the digests asked for one by one next are found.
+pub(crate) fn prefetch_selection(
     selection: &Selection,
     cache: &mut DigestCache,
-) -> Result<(Digest, std::collections::BTreeMap<String, String>), BuildError> {
-    // The files the cache lacks are hashed first, in parallel (when worth it).
+) -> Result<(), BuildError> {
     let regular: Vec<(&std::path::Path, &std::fs::Metadata)> = selection
         .entries
         .iter()
@@ -214,6 +209,20 @@ pub fn selection_files(
     if regular.len() > 1 {
         cache.prefetch(&regular)?;
     }
+    Ok(())
+}
+
+/// Most files a cache record lists by name (to explain a miss); a larger selection is
+/// recorded by its digest only.
+pub const EXPLAINED_FILES: usize = 2000;
+
+/// [`selection_digest`], and each entry's line (mode and content) by its path in the
+/// context, for explanations (empty beyond [`EXPLAINED_FILES`] entries).
+pub fn selection_files(
+    selection: &Selection,
+    cache: &mut DigestCache,
+) -> Result<(Digest, std::collections::BTreeMap<String, String>), BuildError> {
+    prefetch_selection(selection, cache)?;
     let mut files = std::collections::BTreeMap::new();
     let explained = selection.entries.len() <= EXPLAINED_FILES;
     // The digest is of the entries' lines joined by newlines, hashed as they are made.

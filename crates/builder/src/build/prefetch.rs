@@ -23,7 +23,7 @@ use rbuild_parser::instructions::{Instruction, parse_dockerfile};
 use rbuild_store::Store;
 
 use crate::checksum::DigestCache;
-use crate::context::{BuildContext, EntryKind};
+use crate::context::BuildContext;
 
 use super::BuildOptions;
 
@@ -122,22 +122,9 @@ fn hash_ahead(
                 ) else {
                     continue;
                 };
-                let files: Vec<(&Path, &std::fs::Metadata)> = selection
-                    .entries
-                    .iter()
-                    .filter_map(|e| match (&e.kind, &e.meta) {
-                        (EntryKind::File, Some(m)) if m.file_type().is_file() => {
-                            Some((e.path.as_path(), m))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                if cache.prefetch(&files).is_err() {
-                    continue;
-                }
-                for (path, meta) in files {
-                    // A file that cannot be read now is the step's error to report.
-                    let _ = cache.digest(path, meta);
+                // What cannot be read now is the step's error to report.
+                if crate::cache_key::prefetch_selection(&selection, &mut cache).is_ok() {
+                    let _ = crate::cache_key::selection_digests(&selection, &mut cache);
                 }
             }
         }
