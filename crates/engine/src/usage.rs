@@ -2,8 +2,6 @@
 //! volumes and the build cache take, and what of it is in use, measured once for every front
 //! end; `system prune` and `builder prune` (`/build/prune`).
 
-use std::path::Path;
-
 use rbuild_builder::build::{CachePruneOptions, CachePruneReport, CacheUsage};
 use rbuild_runner::lifecycle::Volume;
 
@@ -84,22 +82,7 @@ fn sums(items: impl Iterator<Item = (u64, bool)>) -> (u64, u64) {
     })
 }
 
-/// The bytes of the regular files under `dir`, not following symlinks; the count stops early
-/// once it passes `limit`.
-pub(crate) fn dir_size(dir: &Path, limit: u64) -> u64 {
-    let mut total = 0;
-    for e in walkdir::WalkDir::new(dir).into_iter().flatten() {
-        if let Ok(m) = e.metadata()
-            && m.is_file()
-        {
-            total += m.len();
-            if total > limit {
-                break;
-            }
-        }
-    }
-    total
-}
+pub(crate) use rbuild_store::dir_size;
 
 impl Engine {
     /// The disk usage of the store root's images, containers and volumes.

@@ -60,5 +60,6 @@ pub use index::{ImageEntry, ImageTable};
 pub use layer::{LayerInfo, LayerSource};
 pub use lock::Lock;
 pub use store::{
-    GcLock, LayerLocation, RemoteLayer, RemoveOutcome, Store, default_root, hash_layer_dir,
+    GcLock, LayerLocation, RemoteLayer, RemoveOutcome, Store, default_root, dir_size,
+    hash_layer_dir,
 };

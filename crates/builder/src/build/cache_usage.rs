@@ -135,16 +135,6 @@ fn file_len(path: &Path) -> u64 {
     fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-fn dir_size(dir: &Path) -> u64 {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
-}
-
 /// The name under which an object's uses are counted (`buildcache/uses/<name>`) and the
 /// `buildcache` directory, from the object's path: `<key hex>` for `records/<key hex>.json`,
 /// `mount-<hash>` for `mounts/<hash>`, `context-<id>` for `context/<id>.digests`.
@@ -289,7 +279,7 @@ impl CacheUsage {
             objects.push(CacheObject::local(
                 &name,
                 CacheKind::CacheMount,
-                dir_size(&dir),
+                rbuild_store::dir_size(&dir, u64::MAX),
                 (created, last.unwrap_or(modified), count),
                 paths,
             ));

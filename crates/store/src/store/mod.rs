@@ -22,6 +22,23 @@ use crate::image::Image;
 use crate::index::ImageTable;
 use crate::lock::Lock;
 
+/// The bytes of the regular files under `dir`, not following symlinks; the count stops early
+/// once it passes `limit`.
+pub fn dir_size(dir: &Path, limit: u64) -> u64 {
+    let mut total = 0;
+    for e in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        if let Ok(m) = e.metadata()
+            && m.is_file()
+        {
+            total += m.len();
+            if total > limit {
+                break;
+            }
+        }
+    }
+    total
+}
+
 /// The default store root: `/var/lib/rbuild` for root, `$XDG_DATA_HOME/rbuild`
 /// (`~/.local/share/rbuild`) otherwise, also in rootless mode's user namespace.
 pub fn default_root() -> PathBuf {
